@@ -1,0 +1,253 @@
+//! The imperative shell: observes each release, calls the pure `decide`, applies at most one
+//! action, writes the status, and schedules the next pass.
+
+mod pass;
+mod queue;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+pub use pass::{PassError, PassReport, reconcile_once};
+pub use queue::WorkQueue;
+
+use crate::clock::Clock;
+use crate::ports::{AwsProvider, ReleaseStore};
+
+/// How the controller loop behaves.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Every release is looked at again at least this often (virtual time).
+    pub resync_period: Duration,
+    /// At most this many passes run at once.
+    pub concurrency: usize,
+    /// On shutdown, in-flight passes get this long (real time) before they are cancelled.
+    pub drain_timeout: Duration,
+    /// The first delay after a failed pass; doubles per consecutive failure (with jitter).
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Seed for the backoff jitter; fixed in tests so runs repeat exactly.
+    pub jitter_seed: Option<u64>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            resync_period: Duration::from_secs(60),
+            concurrency: 8,
+            drain_timeout: Duration::from_secs(10),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            jitter_seed: None,
+        }
+    }
+}
+
+/// Everything a pass needs, injected.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Arc<dyn ReleaseStore>,
+    pub aws: Arc<dyn AwsProvider>,
+    pub clock: Clock,
+    pub config: ControllerConfig,
+}
+
+/// How a run of the loop ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub passes: u64,
+    pub failed_passes: u64,
+    /// Passes still running when the drain limit passed, cancelled.
+    pub cancelled_passes: usize,
+}
+
+/// The delay before retrying a release after `failures` consecutive failed passes.
+/// Throttling doubles it again: AWS asked us to slow down.
+pub fn backoff_delay(
+    config: &ControllerConfig,
+    failures: u32,
+    throttled: bool,
+    seed: u64,
+) -> Duration {
+    let builder = ExponentialBuilder::default()
+        .with_min_delay(config.backoff_min)
+        .with_max_delay(config.backoff_max)
+        .with_factor(2.0)
+        .with_jitter()
+        .with_jitter_seed(seed)
+        .without_max_times();
+    let delay = builder
+        .build()
+        .nth(failures.saturating_sub(1) as usize)
+        .unwrap_or(config.backoff_max);
+    let delay = if throttled { delay * 2 } else { delay };
+    delay.min(config.backoff_max)
+}
+
+/// Displays an error followed by each of its causes, `: `-separated.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// Messages from spawned tasks back to the loop.
+enum Event {
+    Resynced(Result<Vec<String>, crate::ports::StoreError>),
+}
+
+/// Runs the controller until `shutdown` completes, then drains within the configured limit.
+pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary {
+    let mut summary = RunSummary::default();
+    let mut queue = WorkQueue::new();
+    let mut failures: HashMap<String, u32> = HashMap::new();
+    let mut known: std::collections::HashSet<String> = Default::default();
+    let mut passes: JoinSet<(String, Result<PassReport, PassError>)> = JoinSet::new();
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let mut changes = ctx.store.changes();
+    let mut resync_due = Instant::now();
+    let mut resync_running = false;
+    let mut jitter_counter: u64 = ctx.config.jitter_seed.unwrap_or(0);
+    tokio::pin!(shutdown);
+
+    loop {
+        // Start due passes while there is capacity.
+        while passes.len() < ctx.config.concurrency {
+            let Some(name) = queue.pop_due(Instant::now()) else {
+                break;
+            };
+            let ctx = ctx.clone();
+            passes.spawn(async move {
+                let result = reconcile_once(&ctx, &name).await;
+                (name, result)
+            });
+        }
+        if !resync_running && Instant::now() >= resync_due {
+            resync_running = true;
+            let store = ctx.store.clone();
+            let tx = events_tx.clone();
+            tokio::spawn(async move {
+                let listed = store
+                    .list()
+                    .await
+                    .map(|r| r.into_iter().map(|r| r.name).collect());
+                let _ = tx.send(Event::Resynced(listed));
+            });
+        }
+        let next_wake = match (queue.next_due(), resync_running) {
+            (Some(due), false) => due.min(resync_due),
+            (Some(due), true) => due,
+            (None, false) => resync_due,
+            (None, true) => Instant::now() + Duration::from_secs(3600),
+        };
+        let capacity = passes.len() < ctx.config.concurrency;
+
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(joined) = passes.join_next(), if !passes.is_empty() => {
+                let Ok((name, result)) = joined else { continue };
+                summary.passes += 1;
+                queue.finish(&name);
+                match result {
+                    Ok(report) => {
+                        failures.remove(&name);
+                        if report.deleted {
+                            known.remove(&name);
+                            queue.forget(&name);
+                        } else if let Some(after) = report.requeue_after {
+                            queue.enqueue(&name, ctx.clock.deadline_after(after));
+                        }
+                    }
+                    Err(error) => {
+                        summary.failed_passes += 1;
+                        let count = failures.entry(name.clone()).or_insert(0);
+                        *count += 1;
+                        jitter_counter = jitter_counter.wrapping_add(1);
+                        let delay = backoff_delay(&ctx.config, *count, error.is_throttling(), jitter_counter);
+                        warn!(release = %name, cause = %ErrorChain(&error), failures = *count, retry_in = ?delay, "reconcile pass failed");
+                        queue.enqueue(&name, ctx.clock.deadline_after(delay));
+                    }
+                }
+            }
+            Some(event) = events_rx.recv() => match event {
+                Event::Resynced(Ok(names)) => {
+                    resync_running = false;
+                    resync_due = ctx.clock.deadline_after(ctx.config.resync_period);
+                    let listed: std::collections::HashSet<String> = names.iter().cloned().collect();
+                    for gone in known.difference(&listed) {
+                        debug!(release = %gone, "release deleted; management stops");
+                        queue.forget(gone);
+                        failures.remove(gone);
+                    }
+                    for name in &names {
+                        queue.enqueue(name, Instant::now());
+                    }
+                    known = listed;
+                }
+                Event::Resynced(Err(error)) => {
+                    resync_running = false;
+                    resync_due = ctx.clock.deadline_after(ctx.config.backoff_min.max(Duration::from_secs(5)));
+                    warn!(cause = %error, "listing releases failed; resync retries soon");
+                }
+            },
+            Some(name) = next_change(&mut changes) => {
+                known.insert(name.clone());
+                queue.enqueue(&name, Instant::now());
+            }
+            _ = tokio::time::sleep_until(next_wake), if capacity => {}
+        }
+    }
+
+    info!(
+        in_flight = passes.len(),
+        "shutting down: draining in-flight passes"
+    );
+    let drained = tokio::time::timeout(ctx.config.drain_timeout, async {
+        while passes.join_next().await.is_some() {
+            summary.passes += 1;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        summary.cancelled_passes = passes.len();
+        warn!(
+            cancelled = passes.len(),
+            "drain limit reached; cancelling in-flight passes"
+        );
+        passes.abort_all();
+        while passes.join_next().await.is_some() {}
+    }
+    summary
+}
+
+/// The next name from the store's change feed, or never if it has none (or it ended).
+async fn next_change(
+    changes: &mut Option<futures::stream::BoxStream<'static, String>>,
+) -> Option<String> {
+    match changes {
+        Some(stream) => match stream.next().await {
+            Some(name) => Some(name),
+            None => {
+                *changes = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}

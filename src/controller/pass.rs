@@ -1,0 +1,299 @@
+//! One reconcile pass for one release: read, observe per the plan, decide, write the status,
+//! act, record the outcome.
+
+use std::time::Duration;
+
+use tracing::{Instrument, debug, info, info_span};
+
+use super::Context;
+use crate::model::parse::parse_spec_value;
+use crate::ports::{AwsError, AwsPorts, DeploymentFilter, StoreError, StoredRelease};
+use crate::reconcile::{
+    Action, ActionResult, DesiredRelease, Lookup, Observed, decide, plan_observation,
+    record_outcome,
+};
+
+/// Why a pass failed; the loop retries it with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// Reading or writing the release store failed.
+    #[error("release store")]
+    Store(#[source] StoreError),
+    /// An AWS call failed in a way worth retrying.
+    #[error("AWS call")]
+    Aws(#[source] AwsError),
+}
+
+impl PassError {
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            PassError::Store(e) => e.is_throttling(),
+            PassError::Aws(e) => e.is_throttling(),
+        }
+    }
+}
+
+impl From<StoreError> for PassError {
+    fn from(e: StoreError) -> Self {
+        PassError::Store(e)
+    }
+}
+
+impl From<AwsError> for PassError {
+    fn from(e: AwsError) -> Self {
+        PassError::Aws(e)
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassReport {
+    /// The release no longer exists.
+    pub deleted: bool,
+    /// The action taken, if any.
+    pub action: Option<&'static str>,
+    /// Whether the status was written.
+    pub status_written: bool,
+    pub requeue_after: Option<Duration>,
+}
+
+/// Runs one pass for `name`.
+pub async fn reconcile_once(ctx: &Context, name: &str) -> Result<PassReport, PassError> {
+    let Some(record) = ctx.store.get(name).await? else {
+        debug!(release = %name, "release not found; nothing to manage");
+        return Ok(PassReport {
+            deleted: true,
+            ..PassReport::default()
+        });
+    };
+    let span = info_span!("reconcile", release = %name, generation = record.generation);
+    reconcile_record(ctx, record).instrument(span).await
+}
+
+async fn reconcile_record(ctx: &Context, record: StoredRelease) -> Result<PassReport, PassError> {
+    let desired = DesiredRelease {
+        name: record.name.clone(),
+        generation: record.generation,
+        spec: parse_spec_value(&record.spec),
+        requests: record.requests.clone(),
+    };
+    let observed = observe(ctx, &desired, &record).await?;
+    let decision = decide(&desired, &observed, ctx.clock.now());
+
+    let mut report = PassReport {
+        requeue_after: decision.requeue_after,
+        ..PassReport::default()
+    };
+    let mut version = record.status_version;
+    // The status is written before any action, even unchanged: the write's condition (same
+    // status version, same generation) proves the spec did not change since it was read,
+    // and an intent becomes durable before the call it announces.
+    if record.status.as_ref() != Some(&decision.status) || decision.action.is_some() {
+        version = ctx
+            .store
+            .write_status(&record.name, &decision.status, version)
+            .await?;
+        report.status_written = true;
+        if record.status.as_ref().map(|s| s.phase) != Some(decision.status.phase) {
+            info!(phase = %decision.status.phase, message = %decision.status.message, "phase changed");
+        }
+    }
+    let Some(action) = decision.action else {
+        return Ok(report);
+    };
+    report.action = Some(action.as_str());
+    let ports = ports_for(ctx, &desired);
+    info!(action = action.as_str(), "acting");
+    let result = apply(&ports, &action).await;
+    let recorded = record_outcome(decision.status.clone(), &action, &result, ctx.clock.now());
+    if recorded != decision.status {
+        ctx.store
+            .write_status(&record.name, &recorded, version)
+            .await?;
+    }
+    match result {
+        Err(error) if error.is_retryable() => Err(PassError::Aws(error)),
+        _ => Ok(report),
+    }
+}
+
+fn ports_for(ctx: &Context, desired: &DesiredRelease) -> AwsPorts {
+    let region = desired
+        .spec
+        .as_ref()
+        .ok()
+        .and_then(|s| s.service.region.as_deref());
+    ctx.aws.ports_for(region)
+}
+
+/// Performs the action. Never retried here: CreateDeployment has no idempotency token, and
+/// every action is decided afresh on the next pass from what is then observed.
+async fn apply(ports: &AwsPorts, action: &Action) -> Result<ActionResult, AwsError> {
+    match action {
+        Action::RegisterTaskDefinition { base, containers } => ports
+            .ecs
+            .register_task_definition(base, containers)
+            .await
+            .map(ActionResult::Registered),
+        Action::CreateDeployment(request) => ports
+            .codedeploy
+            .create_deployment(request)
+            .await
+            .map(|deployment_id| ActionResult::Created { deployment_id }),
+        Action::ContinueDeployment { deployment_id } => ports
+            .codedeploy
+            .continue_deployment(deployment_id)
+            .await
+            .map(|()| ActionResult::Done),
+        Action::StopDeployment { deployment_id } => ports
+            .codedeploy
+            .stop_deployment(deployment_id, true)
+            .await
+            .map(|()| ActionResult::Done),
+    }
+}
+
+/// Maps a `NotFound` error to `Missing`; other errors fail the pass.
+fn lookup<T>(result: Result<T, AwsError>) -> Result<Lookup<T>, AwsError> {
+    match result {
+        Ok(value) => Ok(Lookup::Found(value)),
+        Err(error) if error.is_not_found() => Ok(Lookup::Missing),
+        Err(error) => Err(error),
+    }
+}
+
+/// Looks up what `decide` needs, following the pure observation plan.
+async fn observe(
+    ctx: &Context,
+    desired: &DesiredRelease,
+    record: &StoredRelease,
+) -> Result<Observed, PassError> {
+    let mut observed = Observed {
+        status: record.status.clone(),
+        ..Observed::default()
+    };
+    let Ok(spec) = &desired.spec else {
+        return Ok(observed);
+    };
+    let ports = ports_for(ctx, desired);
+    let services = ports
+        .ecs
+        .describe_services(
+            &spec.service.cluster,
+            std::slice::from_ref(&spec.service.name),
+        )
+        .await?;
+    let Some(service) = services.into_iter().find(|s| s.name == spec.service.name) else {
+        observed.service = Lookup::Missing;
+        return Ok(observed);
+    };
+    let plan = plan_observation(desired, record.status.as_ref(), &service);
+    observed.service = Lookup::Found(service.clone());
+
+    if let Some(lookups) = &plan.task_definitions {
+        observed.base = lookup(ports.ecs.describe_task_definition(&lookups.base).await)?;
+        if !lookups.family.is_empty() {
+            observed.family_latest = if lookups.family == lookups.base {
+                observed.base.clone()
+            } else {
+                lookup(ports.ecs.describe_task_definition(&lookups.family).await)?
+            };
+        }
+        if let Some(live) = &lookups.live {
+            let already = [observed.base.found(), observed.family_latest.found()]
+                .into_iter()
+                .flatten()
+                .find(|t| &t.arn == live)
+                .cloned();
+            observed.live = match already {
+                Some(t) => Lookup::Found(t),
+                None => lookup(ports.ecs.describe_task_definition(live).await)?,
+            };
+        }
+    }
+
+    if !plan.codedeploy {
+        return Ok(observed);
+    }
+    let Some(strategy) = spec.code_deploy() else {
+        return Ok(observed);
+    };
+    observed.deployment_group = lookup(
+        ports
+            .codedeploy
+            .get_deployment_group(&strategy.application, &strategy.deployment_group)
+            .await,
+    )?;
+    let Some(group) = observed.deployment_group.found().cloned() else {
+        return Ok(observed);
+    };
+
+    let mut ids = ports
+        .codedeploy
+        .list_deployments(&group.application, &group.name, DeploymentFilter::Active)
+        .await?;
+    ids.extend(plan.deployment_ids.iter().cloned());
+    if let Some(since) = plan.search_since {
+        ids.extend(
+            ports
+                .codedeploy
+                .list_deployments(
+                    &group.application,
+                    &group.name,
+                    DeploymentFilter::CreatedSince(since),
+                )
+                .await?,
+        );
+    }
+    let mut index = 0;
+    while index < ids.len() {
+        let id = ids[index].clone();
+        index += 1;
+        if observed.deployments.iter().any(|d| d.id == id) {
+            continue;
+        }
+        if let Lookup::Found(deployment) = lookup(ports.codedeploy.get_deployment(&id).await)? {
+            // Follow a rollback of a deployment we look at, so its end is seen.
+            if let Some(rollback_id) = deployment
+                .rollback
+                .as_ref()
+                .and_then(|r| r.rollback_deployment_id.clone())
+            {
+                if !ids.contains(&rollback_id) {
+                    ids.push(rollback_id);
+                }
+            }
+            observed.deployments.push(deployment);
+        }
+    }
+
+    if let Some(active) = observed
+        .deployments
+        .iter()
+        .find(|d| !d.status.is_terminal())
+        .cloned()
+    {
+        let target_id = format!("{}:{}", spec.service.cluster, spec.service.name);
+        observed.target = match ports
+            .codedeploy
+            .get_deployment_target(&active.id, &target_id)
+            .await
+        {
+            Ok(target) => Some(target),
+            // A deployment that has not reached Install has no target yet.
+            Err(error) if error.is_not_found() => None,
+            Err(error) => return Err(error.into()),
+        };
+        if let Some(listener_arn) = group.production_listener_arns.first() {
+            observed.listener =
+                match lookup(ports.load_balancer.describe_listener(listener_arn).await)? {
+                    Lookup::Found(listener) => Some(listener),
+                    _ => None,
+                };
+        }
+        if !spec.rollback_alarms().is_empty() {
+            observed.alarms = ports.alarms.alarm_states(spec.rollback_alarms()).await?;
+        }
+    }
+    Ok(observed)
+}

@@ -1,0 +1,13 @@
+//! switchyard: a reconciling release controller for blue/green releases of Amazon ECS services.
+//!
+//! See `ARCHITECTURE.md` for the map. In short: [`reconcile`] is the pure core, [`controller`]
+//! the imperative shell around it, [`ports`] the traits for the outside world, [`sim`] a
+//! simulated AWS implementing them, and [`demo`] the whole thing in one command.
+
+pub mod clock;
+pub mod controller;
+pub mod demo;
+pub mod model;
+pub mod ports;
+pub mod reconcile;
+pub mod sim;

@@ -1,0 +1,159 @@
+//! The release document (`apiVersion: switchyard.dev/v1`, `kind: Release`): the desired state
+//! a user writes, in YAML in git, as input of `apply`, and as the stored spec.
+//!
+//! Unknown fields are errors everywhere (`deny_unknown_fields`), so a typo never silently
+//! changes what gets deployed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const API_VERSION: &str = "switchyard.dev/v1";
+pub const KIND: &str = "Release";
+
+/// A whole release document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseDocument {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ReleaseSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// The release's key: lower-case letters, digits and '-', at most 63 characters.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The desired state of one release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseSpec {
+    pub service: ServiceRef,
+    pub task_definition: TaskDefinitionSpec,
+    pub strategy: Strategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSpec>,
+    /// True: start nothing new.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
+    #[serde(default, skip_serializing_if = "OnDrift::is_default")]
+    pub on_drift: OnDrift,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The ECS service a release manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceRef {
+    pub cluster: String,
+    pub name: String,
+    /// The controller's region when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// Which task definition to deploy: a base revision and the changes applied to a copy of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskDefinitionSpec {
+    /// A family (its latest ACTIVE revision, resolved once per generation) or a full ARN.
+    pub from: String,
+    /// Changes to apply to the copy, by container name.
+    pub containers: BTreeMap<String, ContainerChange>,
+}
+
+/// The changes to one container of the copied task definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Merged over the copy's environment: listed keys are set, others kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+}
+
+/// How to roll out. Exactly one strategy is set; only `codeDeploy` exists today.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Strategy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_deploy: Option<CodeDeployStrategy>,
+}
+
+/// Blue/green through AWS CodeDeploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CodeDeployStrategy {
+    pub application: String,
+    pub deployment_group: String,
+    /// The group's own config when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_config: Option<String>,
+    #[serde(default, skip_serializing_if = "Promotion::is_default")]
+    pub promotion: Promotion,
+}
+
+/// Whether a `Ready` deployment shifts production traffic by itself or waits for `promote`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Promotion {
+    #[default]
+    Auto,
+    Manual,
+}
+
+impl Promotion {
+    fn is_default(&self) -> bool {
+        *self == Self::Auto
+    }
+}
+
+/// When to roll back beyond CodeDeploy's own failure handling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackSpec {
+    /// CloudWatch alarms; any in ALARM during a deployment aborts it and rolls back.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+/// What to do when the live task definition is not the one the controller deployed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnDrift {
+    /// Say so in the status; change nothing.
+    #[default]
+    Report,
+    /// Deploy the desired version again.
+    Converge,
+}
+
+impl OnDrift {
+    fn is_default(&self) -> bool {
+        *self == Self::Report
+    }
+}
+
+impl ReleaseSpec {
+    /// The CodeDeploy strategy; validation guarantees it is present in a valid spec.
+    pub fn code_deploy(&self) -> Option<&CodeDeployStrategy> {
+        self.strategy.code_deploy.as_ref()
+    }
+
+    pub fn rollback_alarms(&self) -> &[String] {
+        self.rollback
+            .as_ref()
+            .map(|r| r.alarms.as_slice())
+            .unwrap_or(&[])
+    }
+}

@@ -1,0 +1,208 @@
+//! The ECS port: services with their task sets, and task definitions.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::AwsError;
+
+/// Which deployment controller a service uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentControllerType {
+    Ecs,
+    CodeDeploy,
+    External,
+}
+
+impl DeploymentControllerType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Ecs => "ECS",
+            Self::CodeDeploy => "CODE_DEPLOY",
+            Self::External => "EXTERNAL",
+        }
+    }
+}
+
+/// A task set's role in its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskSetStatus {
+    Primary,
+    Active,
+    Draining,
+}
+
+/// Whether a task set has reached its desired state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StabilityStatus {
+    SteadyState,
+    Stabilizing,
+}
+
+/// One task set of a service, as `DescribeServices` returns it inline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSet {
+    pub id: String,
+    pub arn: String,
+    pub status: TaskSetStatus,
+    pub task_definition: String,
+    /// The CodeDeploy deployment id when CodeDeploy created the task set.
+    pub external_id: Option<String>,
+    pub started_by: Option<String>,
+    pub scale_percent: f64,
+    pub computed_desired_count: u32,
+    pub pending_count: u32,
+    pub running_count: u32,
+    pub stability: StabilityStatus,
+    pub target_group_arns: Vec<String>,
+}
+
+/// A service's load balancer entry: which container and port receive traffic.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerBinding {
+    pub target_group_arn: String,
+    pub container_name: String,
+    pub container_port: u16,
+}
+
+/// The awsvpc network configuration of a service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkConfiguration {
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub assign_public_ip: bool,
+}
+
+/// One entry of a capacity provider strategy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityProviderItem {
+    pub capacity_provider: String,
+    pub base: u32,
+    pub weight: u32,
+}
+
+/// A live ECS service as the controller needs to see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    pub cluster: String,
+    pub name: String,
+    pub arn: String,
+    /// `ACTIVE`, `DRAINING` or `INACTIVE`.
+    pub status: String,
+    pub deployment_controller: DeploymentControllerType,
+    /// The service-level task definition (for `CODE_DEPLOY` services: the primary task set's).
+    pub task_definition: Option<String>,
+    pub desired_count: u32,
+    pub task_sets: Vec<TaskSet>,
+    pub load_balancers: Vec<LoadBalancerBinding>,
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
+    pub platform_version: Option<String>,
+}
+
+impl Service {
+    /// The task set serving production now, if the service has task sets.
+    pub fn primary_task_set(&self) -> Option<&TaskSet> {
+        self.task_sets
+            .iter()
+            .find(|t| t.status == TaskSetStatus::Primary)
+    }
+
+    /// The task definition serving production: the primary task set's, else the service's.
+    pub fn live_task_definition(&self) -> Option<&str> {
+        self.primary_task_set()
+            .map(|t| t.task_definition.as_str())
+            .or(self.task_definition.as_deref())
+    }
+}
+
+/// A container of a task definition: the fields a release can change, the port mappings the
+/// AppSpec needs, and a digest of everything else.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDefinition {
+    pub name: String,
+    pub image: String,
+    pub environment: BTreeMap<String, String>,
+    pub container_ports: Vec<u16>,
+    /// A digest of every other field of the container definition, computed by the adapter:
+    /// equal digests mean equal content.
+    pub other_fields_digest: String,
+}
+
+/// A registered task definition revision.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDefinition {
+    /// The full ARN, `arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY:REVISION`.
+    pub arn: String,
+    pub family: String,
+    pub revision: u32,
+    /// `ACTIVE` or `INACTIVE`.
+    pub status: String,
+    pub containers: Vec<ContainerDefinition>,
+    /// A digest of every registrable task-level field not modelled here (roles, volumes,
+    /// cpu, memory, network mode, ...), computed by the adapter.
+    pub other_fields_digest: String,
+}
+
+impl TaskDefinition {
+    pub fn container(&self, name: &str) -> Option<&ContainerDefinition> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// Whether `self` registers exactly the same content as `other` (ARNs aside).
+    pub fn has_same_content(&self, other: &TaskDefinition) -> bool {
+        self.family == other.family
+            && self.other_fields_digest == other.other_fields_digest
+            && self.containers == other.containers
+    }
+
+    /// `family:revision`, the short name people use.
+    pub fn short_name(&self) -> String {
+        format!("{}:{}", self.family, self.revision)
+    }
+}
+
+/// The short `family:revision` form of a task definition ARN (or the input if it is not one).
+pub fn task_definition_short_name(arn: &str) -> &str {
+    arn.rsplit_once("task-definition/")
+        .map(|(_, tail)| tail)
+        .unwrap_or(arn)
+}
+
+/// ECS as the controller uses it.
+#[async_trait]
+pub trait Ecs: Send + Sync {
+    /// Describes up to 10 services of one cluster (AWS's limit). Services that do not exist
+    /// are absent from the result.
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        names: &[String],
+    ) -> Result<Vec<Service>, AwsError>;
+
+    /// Describes a task definition by family (its latest ACTIVE revision), `family:revision`
+    /// or full ARN. A missing one is an error of kind `NotFound`.
+    async fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> Result<TaskDefinition, AwsError>;
+
+    /// Registers a new revision of `base`'s family: a copy of every registrable field of
+    /// `base`, with each container of `containers` (matched by name) taking its image and
+    /// environment from there. Returns the new revision.
+    async fn register_task_definition(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+    ) -> Result<TaskDefinition, AwsError>;
+}

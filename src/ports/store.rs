@@ -1,0 +1,136 @@
+//! The release store port: desired-release documents, operator requests and status.
+//!
+//! Spec and status are separate parts of one record, written by different parties: users
+//! write the spec (which bumps `generation` under a condition), the controller writes the
+//! status (under a condition on `status_version`). Neither write touches the other's part.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use jiff::Timestamp;
+
+use crate::model::{OperatorRequest, ReleaseStatus, RequestKind, Requests};
+
+/// One stored release as the store returns it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRelease {
+    pub name: String,
+    /// Bumped by every spec write; never by requests or status.
+    pub generation: u64,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The spec exactly as stored. The controller validates it: a store can hold a document
+    /// written by hand, and such a document must surface as `Invalid`, never reach AWS.
+    pub spec: serde_json::Value,
+    #[serde(default)]
+    pub requests: Requests,
+    #[serde(default)]
+    pub status: Option<ReleaseStatus>,
+    /// Bumped by every status write; status writes are conditional on it.
+    #[serde(default)]
+    pub status_version: u64,
+    /// Who wrote the current spec, and when (the audit trail of spec changes).
+    #[serde(default)]
+    pub spec_updated_by: Option<String>,
+    #[serde(default)]
+    pub spec_updated_at: Option<Timestamp>,
+}
+
+/// The condition of a spec write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecPrecondition {
+    /// The release must not exist yet.
+    Absent,
+    /// The release must exist at exactly this generation.
+    Generation(u64),
+    /// Create or replace, whatever is there.
+    Any,
+}
+
+/// A spec write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecWrite {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub spec: serde_json::Value,
+    pub precondition: SpecPrecondition,
+    pub written_by: String,
+    pub written_at: Timestamp,
+}
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the record in another state (someone else wrote first).
+    #[error("the release {name} changed concurrently; read it again and retry")]
+    ConditionFailed { name: String },
+    /// The release does not exist.
+    #[error("release {name} not found")]
+    NotFound { name: String },
+    /// The store is throttling or briefly unreachable; try again later.
+    #[error("the release store is unavailable: {message}")]
+    Unavailable { message: String, throttled: bool },
+    /// A stored record cannot be decoded.
+    #[error("the stored record of {name} cannot be decoded: {message}")]
+    Corrupt { name: String, message: String },
+    /// Any other failure.
+    #[error("release store error: {message}")]
+    Other { message: String },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable {
+                throttled: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Where desired releases live.
+#[async_trait]
+pub trait ReleaseStore: Send + Sync {
+    /// Every release. Records that cannot be decoded at all are reported as `Corrupt` by
+    /// `get`, and skipped (with a log line) by `list`.
+    async fn list(&self) -> Result<Vec<StoredRelease>, StoreError>;
+
+    async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError>;
+
+    /// Writes a spec under its precondition and returns the new generation.
+    async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError>;
+
+    /// Records an operator request beside the spec; never bumps the generation.
+    async fn put_request(
+        &self,
+        name: &str,
+        kind: RequestKind,
+        request: OperatorRequest,
+    ) -> Result<(), StoreError>;
+
+    /// Writes the status if `status_version` is still `expected_version` and the release is
+    /// still at `status.observed_generation` (a status, and the action it precedes, never
+    /// applies to a spec that has since changed); returns the new version. Either condition
+    /// failing is `ConditionFailed`.
+    async fn write_status(
+        &self,
+        name: &str,
+        status: &ReleaseStatus,
+        expected_version: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes a release (stops its management). Deleting a missing release is not an error.
+    async fn delete(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Names of releases as they change, as a wake-up signal (best effort: the controller
+    /// also resyncs periodically). `None` when the store offers no change feed.
+    fn changes(&self) -> Option<BoxStream<'static, String>>;
+}

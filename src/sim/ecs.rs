@@ -1,0 +1,299 @@
+//! Simulated ECS: `CODE_DEPLOY` services with their task sets, and task definition revisions.
+
+use async_trait::async_trait;
+
+use crate::ports::{
+    AwsError, AwsErrorKind, CapacityProviderItem, ContainerDefinition, DeploymentControllerType,
+    Ecs, LoadBalancerBinding, NetworkConfiguration, Service, StabilityStatus, TaskDefinition,
+    TaskSet, TaskSetStatus,
+};
+
+use super::SimAws;
+use super::world::{World, task_definition_arn};
+
+const SERVICE: &str = "ecs";
+
+/// AWS's limit on names per `DescribeServices` call.
+pub const DESCRIBE_SERVICES_LIMIT: usize = 10;
+
+/// The settings a task set runs with that CodeDeploy takes from the AppSpec (and silently
+/// resets when the AppSpec omits them). The service reports its primary task set's.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LaunchSettings {
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
+    pub platform_version: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SimTaskSet {
+    pub id: String,
+    pub arn: String,
+    pub status: TaskSetStatus,
+    pub task_definition: String,
+    pub external_id: Option<String>,
+    pub started_by: Option<String>,
+    pub running_count: u32,
+    pub target_group_arn: String,
+    /// Percent of production traffic (reported by `GetDeploymentTarget`).
+    pub traffic_weight: f64,
+    pub settings: LaunchSettings,
+}
+
+impl SimTaskSet {
+    fn view(&self, desired_count: u32) -> TaskSet {
+        TaskSet {
+            id: self.id.clone(),
+            arn: self.arn.clone(),
+            status: self.status,
+            task_definition: self.task_definition.clone(),
+            external_id: self.external_id.clone(),
+            started_by: self.started_by.clone(),
+            scale_percent: 100.0,
+            computed_desired_count: desired_count,
+            pending_count: desired_count.saturating_sub(self.running_count),
+            running_count: self.running_count,
+            stability: if self.running_count >= desired_count {
+                StabilityStatus::SteadyState
+            } else {
+                StabilityStatus::Stabilizing
+            },
+            target_group_arns: vec![self.target_group_arn.clone()],
+        }
+    }
+}
+
+/// One blue/green service and the load balancer wiring CodeDeploy uses for it.
+#[derive(Debug, Clone)]
+pub(crate) struct SimService {
+    pub cluster: String,
+    pub name: String,
+    pub arn: String,
+    pub desired_count: u32,
+    /// The service's load balancer entry as created (ECS keeps target group A there).
+    pub binding: LoadBalancerBinding,
+    /// Used only if the service has no primary task set.
+    pub base_settings: LaunchSettings,
+    pub task_sets: Vec<SimTaskSet>,
+    /// The two target groups of the deployment group, in a fixed order (A, B).
+    pub target_group_arns: [String; 2],
+    pub production_listener: String,
+    pub test_listener: String,
+}
+
+impl SimService {
+    pub fn primary(&self) -> Option<&SimTaskSet> {
+        self.task_sets
+            .iter()
+            .find(|t| t.status == TaskSetStatus::Primary)
+    }
+
+    pub fn task_set(&self, id: &str) -> Option<&SimTaskSet> {
+        self.task_sets.iter().find(|t| t.id == id)
+    }
+
+    pub fn task_set_mut(&mut self, id: &str) -> Option<&mut SimTaskSet> {
+        self.task_sets.iter_mut().find(|t| t.id == id)
+    }
+
+    pub fn remove_task_set(&mut self, id: &str) {
+        self.task_sets.retain(|t| t.id != id);
+    }
+
+    /// The service as `DescribeServices` shows it: the service-level task definition and
+    /// launch settings are the primary task set's.
+    pub fn view(&self) -> Service {
+        let primary = self.primary();
+        let settings = primary.map_or(&self.base_settings, |p| &p.settings);
+        Service {
+            cluster: self.cluster.clone(),
+            name: self.name.clone(),
+            arn: self.arn.clone(),
+            status: "ACTIVE".to_string(),
+            deployment_controller: DeploymentControllerType::CodeDeploy,
+            task_definition: primary.map(|p| p.task_definition.clone()),
+            desired_count: self.desired_count,
+            task_sets: self
+                .task_sets
+                .iter()
+                .map(|t| t.view(self.desired_count))
+                .collect(),
+            load_balancers: vec![self.binding.clone()],
+            network_configuration: settings.network_configuration.clone(),
+            capacity_provider_strategy: settings.capacity_provider_strategy.clone(),
+            platform_version: settings.platform_version.clone(),
+        }
+    }
+}
+
+impl World {
+    /// Registers the next revision of `family`.
+    pub fn register_revision(
+        &mut self,
+        family: &str,
+        containers: Vec<ContainerDefinition>,
+        other_fields_digest: &str,
+    ) -> TaskDefinition {
+        let revisions = self.task_definitions.entry(family.to_string()).or_default();
+        let revision = u32::try_from(revisions.len() + 1).expect("fewer than 2^32 revisions");
+        let definition = TaskDefinition {
+            arn: task_definition_arn(family, revision),
+            family: family.to_string(),
+            revision,
+            status: "ACTIVE".to_string(),
+            containers,
+            other_fields_digest: other_fields_digest.to_string(),
+        };
+        revisions.push(definition.clone());
+        definition
+    }
+
+    /// Looks a task definition up by family (latest ACTIVE revision), `family:revision` or
+    /// full ARN (which must be exactly the registered one).
+    pub fn find_task_definition(&self, key: &str) -> Option<&TaskDefinition> {
+        if key.starts_with("arn:") {
+            let (_, tail) = key.split_once(":task-definition/")?;
+            let found = self.find_task_definition(tail)?;
+            return (found.arn == key && tail.contains(':')).then_some(found);
+        }
+        match key.split_once(':') {
+            Some((family, revision)) => {
+                let revision: usize = revision.parse().ok()?;
+                self.task_definitions
+                    .get(family)?
+                    .get(revision.checked_sub(1)?)
+            }
+            None => self
+                .task_definitions
+                .get(key)?
+                .iter()
+                .rev()
+                .find(|t| t.status == "ACTIVE"),
+        }
+    }
+
+    pub fn service_mut(&mut self, cluster: &str, name: &str) -> Option<&mut SimService> {
+        self.services
+            .get_mut(&(cluster.to_string(), name.to_string()))
+    }
+
+    pub fn service(&self, cluster: &str, name: &str) -> Option<&SimService> {
+        self.services.get(&(cluster.to_string(), name.to_string()))
+    }
+}
+
+fn error(operation: &'static str, kind: AwsErrorKind, code: &str, message: String) -> AwsError {
+    AwsError::new(SERVICE, operation, kind, message).with_code(code)
+}
+
+#[async_trait]
+impl Ecs for SimAws {
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        names: &[String],
+    ) -> Result<Vec<Service>, AwsError> {
+        const OP: &str = "DescribeServices";
+        self.call(SERVICE, OP, |world, _| {
+            if names.len() > DESCRIBE_SERVICES_LIMIT {
+                return Err(error(
+                    OP,
+                    AwsErrorKind::InvalidRequest,
+                    "InvalidParameterException",
+                    format!(
+                        "services can contain at most {DESCRIBE_SERVICES_LIMIT} items, got {}",
+                        names.len()
+                    ),
+                ));
+            }
+            if !world.services.keys().any(|(c, _)| c == cluster) {
+                return Err(error(
+                    OP,
+                    AwsErrorKind::NotFound,
+                    "ClusterNotFoundException",
+                    "Cluster not found.".to_string(),
+                ));
+            }
+            Ok(names
+                .iter()
+                .filter_map(|name| world.service(cluster, name))
+                .map(SimService::view)
+                .collect())
+        })
+        .await
+    }
+
+    async fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> Result<TaskDefinition, AwsError> {
+        const OP: &str = "DescribeTaskDefinition";
+        self.call(SERVICE, OP, |world, _| {
+            world
+                .find_task_definition(task_definition)
+                .cloned()
+                .ok_or_else(|| {
+                    error(
+                        OP,
+                        AwsErrorKind::NotFound,
+                        "ClientException",
+                        "Unable to describe task definition.".to_string(),
+                    )
+                })
+        })
+        .await
+    }
+
+    async fn register_task_definition(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+    ) -> Result<TaskDefinition, AwsError> {
+        const OP: &str = "RegisterTaskDefinition";
+        self.call(SERVICE, OP, |world, _| {
+            // Copy the stored record, not the caller's struct: the real adapter re-reads the
+            // base, and the digests stand for fields the port does not model.
+            let stored = world
+                .find_task_definition(&base.arn)
+                .cloned()
+                .ok_or_else(|| {
+                    error(
+                        OP,
+                        AwsErrorKind::NotFound,
+                        "ClientException",
+                        format!("Unable to describe the base task definition {}.", base.arn),
+                    )
+                })?;
+            let mut copy = stored.containers.clone();
+            for change in containers {
+                let Some(target) = copy.iter_mut().find(|c| c.name == change.name) else {
+                    return Err(error(
+                        OP,
+                        AwsErrorKind::InvalidRequest,
+                        "ClientException",
+                        format!(
+                            "Container '{}' is not defined in task definition {}.",
+                            change.name,
+                            stored.short_name()
+                        ),
+                    ));
+                };
+                if change.image.trim().is_empty() {
+                    return Err(error(
+                        OP,
+                        AwsErrorKind::InvalidRequest,
+                        "ClientException",
+                        format!(
+                            "Container.image should not be null or empty (container '{}').",
+                            change.name
+                        ),
+                    ));
+                }
+                target.image = change.image.clone();
+                target.environment = change.environment.clone();
+            }
+            Ok(world.register_revision(&stored.family, copy, &stored.other_fields_digest))
+        })
+        .await
+    }
+}

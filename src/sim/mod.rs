@@ -1,0 +1,471 @@
+//! A simulated AWS (ECS, CodeDeploy, ELBv2, CloudWatch) and release store, in process,
+//! strict where AWS is strict and deterministic under paused tokio time.
+//!
+//! State lives behind one lock and is never held across an `.await`. Time comes only from
+//! the [`Clock`] given at construction: deployments progress lazily, every call first
+//! advancing the world to `clock.now()` (see `World::advance`), so there are no background
+//! tasks and a call twenty virtual minutes later sees the deployment finished.
+
+mod appspec;
+mod codedeploy;
+mod ecs;
+mod elb;
+mod faults;
+mod store;
+mod world;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use jiff::Timestamp;
+
+use crate::clock::Clock;
+use crate::ports::{
+    AlarmState, AwsError, AwsErrorKind, AwsPorts, AwsProvider, CapacityProviderItem,
+    ContainerDefinition, Deployment, Listener, LoadBalancerBinding, NetworkConfiguration,
+    ReadyAction, Service, TaskDefinition, TaskSetStatus, WeightedTargetGroup,
+};
+
+pub use codedeploy::{
+    ALLOW_TEST_TRAFFIC, CREATED_TO_IN_PROGRESS, HOOK_EVENT, INSTALL_TIMEOUT, LIFECYCLE_EVENTS,
+    ROLLBACK_DURATION, TASK_START_INTERVAL, TrafficRouting,
+};
+pub use ecs::DESCRIBE_SERVICES_LIMIT;
+pub use elb::DESCRIBE_ALARMS_LIMIT;
+pub use faults::{Fault, FaultRule};
+pub use store::SimStore;
+
+use codedeploy::SimGroup;
+use ecs::{LaunchSettings, SimService, SimTaskSet};
+use faults::FaultInjector;
+use world::World;
+
+/// Locks a mutex, ignoring poisoning: a panicking test must not cascade into every other
+/// user of a shared simulation.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Inner {
+    clock: Clock,
+    world: Mutex<World>,
+    faults: FaultInjector,
+}
+
+/// The simulated AWS account: implements [`crate::ports::Ecs`], [`crate::ports::CodeDeploy`],
+/// [`crate::ports::LoadBalancer`], [`crate::ports::Alarms`] and [`AwsProvider`] (the same
+/// account for every region). Cheap to clone; clones share the same world.
+#[derive(Clone)]
+pub struct SimAws {
+    inner: Arc<Inner>,
+}
+
+/// Everything needed to set up one blue/green service with its CodeDeploy application,
+/// deployment group, two target groups and production/test listeners.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlueGreenSetup {
+    /// The ECS cluster name.
+    pub cluster: String,
+    /// The ECS service name.
+    pub service: String,
+    /// The task definition family.
+    pub family: String,
+    /// The container that receives load balancer traffic (the only container).
+    pub container_name: String,
+    /// Its port, in its port mappings and in the service's load balancer entry.
+    pub container_port: u16,
+    /// The container image of the first revision.
+    pub image: String,
+    /// The container environment of the first revision.
+    pub environment: BTreeMap<String, String>,
+    /// The service's desired task count (each task set's computed desired count).
+    pub desired_count: u32,
+    /// The CodeDeploy application.
+    pub application: String,
+    /// The CodeDeploy deployment group (one per service).
+    pub deployment_group: String,
+    /// The group's default deployment config, e.g. `CodeDeployDefault.ECSAllAtOnce`.
+    pub deployment_config: String,
+    /// The group's `deploymentReadyOption`.
+    pub ready_action: ReadyAction,
+    /// Minutes between the traffic shift and the removal of the original task set.
+    pub termination_wait_minutes: u32,
+    /// The service's (and first task set's) awsvpc configuration.
+    pub network_configuration: Option<NetworkConfiguration>,
+    /// The service's capacity provider strategy.
+    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
+    /// The service's Fargate platform version.
+    pub platform_version: Option<String>,
+}
+
+impl BlueGreenSetup {
+    /// Sane defaults: family, container and application named after the service, port 8080,
+    /// image `111122223333.dkr.ecr.us-east-1.amazonaws.com/<service>:1.0.0`, 2 tasks, group
+    /// `<service>-prod`, `CodeDeployDefault.ECSAllAtOnce`, continue when ready, no
+    /// termination wait, an awsvpc network configuration, Fargate platform `LATEST`.
+    pub fn new(cluster: &str, service: &str) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            service: service.to_string(),
+            family: service.to_string(),
+            container_name: service.to_string(),
+            container_port: 8080,
+            image: format!("111122223333.dkr.ecr.us-east-1.amazonaws.com/{service}:1.0.0"),
+            environment: BTreeMap::new(),
+            desired_count: 2,
+            application: service.to_string(),
+            deployment_group: format!("{service}-prod"),
+            deployment_config: "CodeDeployDefault.ECSAllAtOnce".to_string(),
+            ready_action: ReadyAction::ContinueDeployment,
+            termination_wait_minutes: 0,
+            network_configuration: Some(NetworkConfiguration {
+                subnets: vec![
+                    "subnet-0a1b2c3d4e5f60001".to_string(),
+                    "subnet-0a1b2c3d4e5f60002".to_string(),
+                ],
+                security_groups: vec!["sg-0a1b2c3d4e5f60001".to_string()],
+                assign_public_ip: false,
+            }),
+            capacity_provider_strategy: Vec::new(),
+            platform_version: Some("LATEST".to_string()),
+        }
+    }
+}
+
+/// What `add_bluegreen_service` created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlueGreenHandles {
+    /// `arn:aws:ecs:us-east-1:111122223333:service/<cluster>/<service>`.
+    pub service_arn: String,
+    /// The first registered revision, running in the initial PRIMARY task set.
+    pub task_definition: TaskDefinition,
+    /// Target groups A (`<service>-tg-a`, live at first) and B (`<service>-tg-b`).
+    pub target_group_arns: [String; 2],
+    /// The production listener (port 80), forwarding to target group A at first.
+    pub production_listener_arn: String,
+    /// The test listener (port 8080), forwarding to target group A at first.
+    pub test_listener_arn: String,
+}
+
+/// The digest given to the container of a service's first task definition.
+const SETUP_CONTAINER_DIGEST: &str = "sim-container-defaults";
+/// The task-level digest of a service's first task definition.
+const SETUP_TASK_DIGEST: &str = "sim-task-defaults";
+const PRODUCTION_PORT: u16 = 80;
+const TEST_PORT: u16 = 8080;
+
+impl SimAws {
+    /// An empty account whose time is `clock`'s.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                clock,
+                world: Mutex::new(World::default()),
+                faults: FaultInjector::new(),
+            }),
+        }
+    }
+
+    /// Reseeds the random source of probabilistic fault rules.
+    pub fn with_seed(self, seed: u64) -> Self {
+        self.inner.faults.reseed(seed);
+        self
+    }
+
+    /// The four AWS ports, all backed by this simulation.
+    pub fn ports(&self) -> AwsPorts {
+        AwsPorts {
+            ecs: Arc::new(self.clone()),
+            codedeploy: Arc::new(self.clone()),
+            load_balancer: Arc::new(self.clone()),
+            alarms: Arc::new(self.clone()),
+        }
+    }
+
+    /// The clock the simulation runs on.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Runs `f` on the world advanced to now (no call counted, no faults).
+    fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        let now = self.inner.clock.now();
+        let mut world = lock(&self.inner.world);
+        world.advance(now);
+        f(&mut world)
+    }
+
+    /// Runs one AWS call: counts it as `<service>:<operation>`, applies injected faults
+    /// (latency slept first, then throttling or server errors instead of the call, or a lost
+    /// response after it), advances the world to now and runs `body` under the lock.
+    async fn call<T>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        body: impl FnOnce(&mut World, Timestamp) -> Result<T, AwsError>,
+    ) -> Result<T, AwsError> {
+        let decision = self.inner.faults.on_call(&format!("{service}:{operation}"));
+        if !decision.latency.is_zero() {
+            self.inner.clock.sleep(decision.latency).await;
+        }
+        let injected = |kind: AwsErrorKind, code: &str, message: &str| {
+            Err(
+                AwsError::new(service, operation, kind, format!("{message} (injected)"))
+                    .with_code(code),
+            )
+        };
+        match decision.failure {
+            Some(Fault::Throttle) => {
+                return injected(
+                    AwsErrorKind::Throttling,
+                    "ThrottlingException",
+                    "Rate exceeded",
+                );
+            }
+            Some(Fault::ServerError) => {
+                return injected(
+                    AwsErrorKind::Transient,
+                    "InternalFailure",
+                    "The request processing has failed because of an unknown error",
+                );
+            }
+            _ => {}
+        }
+        let now = self.inner.clock.now();
+        let result = {
+            let mut world = lock(&self.inner.world);
+            world.advance(now);
+            body(&mut world, now)
+        };
+        if decision.failure == Some(Fault::LostResponse) {
+            return injected(
+                AwsErrorKind::Ambiguous,
+                "RequestTimeout",
+                "The response was lost; the call may have taken effect",
+            );
+        }
+        result
+    }
+
+    /// Creates a `CODE_DEPLOY` service with one PRIMARY task set (all tasks running) on target
+    /// group A, its first task definition revision, two target groups, production and test
+    /// listeners forwarding to A, and a CodeDeploy application with one deployment group.
+    ///
+    /// Panics if the service or the deployment group already exists (a test setup mistake).
+    pub fn add_bluegreen_service(&self, setup: BlueGreenSetup) -> BlueGreenHandles {
+        self.with_world(|world| {
+            let key = (setup.cluster.clone(), setup.service.clone());
+            assert!(
+                !world.services.contains_key(&key),
+                "service {}/{} already exists",
+                setup.cluster,
+                setup.service
+            );
+            assert!(
+                world
+                    .applications
+                    .get(&setup.application)
+                    .is_none_or(|groups| !groups.contains_key(&setup.deployment_group)),
+                "deployment group {}/{} already exists",
+                setup.application,
+                setup.deployment_group
+            );
+            let task_definition = world.register_revision(
+                &setup.family,
+                vec![ContainerDefinition {
+                    name: setup.container_name.clone(),
+                    image: setup.image.clone(),
+                    environment: setup.environment.clone(),
+                    container_ports: vec![setup.container_port],
+                    other_fields_digest: SETUP_CONTAINER_DIGEST.to_string(),
+                }],
+                SETUP_TASK_DIGEST,
+            );
+            let target_group_arns = [
+                world::target_group_arn(&format!("{}-tg-a", setup.service), &world.next_hex()),
+                world::target_group_arn(&format!("{}-tg-b", setup.service), &world.next_hex()),
+            ];
+            let lb_name = format!("{}-alb", setup.service);
+            let lb_hex = world.next_hex();
+            let production_listener_arn = world::listener_arn(&lb_name, &lb_hex, &world.next_hex());
+            let test_listener_arn = world::listener_arn(&lb_name, &lb_hex, &world.next_hex());
+            for (arn, port) in [
+                (&production_listener_arn, PRODUCTION_PORT),
+                (&test_listener_arn, TEST_PORT),
+            ] {
+                world.listeners.insert(
+                    arn.clone(),
+                    Listener {
+                        arn: arn.clone(),
+                        port,
+                        forward: vec![WeightedTargetGroup {
+                            target_group_arn: target_group_arns[0].clone(),
+                            weight: 1,
+                        }],
+                    },
+                );
+            }
+            let settings = LaunchSettings {
+                network_configuration: setup.network_configuration.clone(),
+                capacity_provider_strategy: setup.capacity_provider_strategy.clone(),
+                platform_version: setup.platform_version.clone(),
+            };
+            let task_set_id = world.next_task_set_id();
+            let service_arn = world::service_arn(&setup.cluster, &setup.service);
+            world.services.insert(
+                key,
+                SimService {
+                    cluster: setup.cluster.clone(),
+                    name: setup.service.clone(),
+                    arn: service_arn.clone(),
+                    desired_count: setup.desired_count,
+                    binding: LoadBalancerBinding {
+                        target_group_arn: target_group_arns[0].clone(),
+                        container_name: setup.container_name.clone(),
+                        container_port: setup.container_port,
+                    },
+                    base_settings: settings.clone(),
+                    task_sets: vec![SimTaskSet {
+                        arn: world::task_set_arn(&setup.cluster, &setup.service, &task_set_id),
+                        id: task_set_id,
+                        status: TaskSetStatus::Primary,
+                        task_definition: task_definition.arn.clone(),
+                        external_id: None,
+                        started_by: None,
+                        running_count: setup.desired_count,
+                        target_group_arn: target_group_arns[0].clone(),
+                        traffic_weight: 100.0,
+                        settings,
+                    }],
+                    target_group_arns: target_group_arns.clone(),
+                    production_listener: production_listener_arn.clone(),
+                    test_listener: test_listener_arn.clone(),
+                },
+            );
+            world
+                .applications
+                .entry(setup.application.clone())
+                .or_default()
+                .insert(
+                    setup.deployment_group.clone(),
+                    SimGroup {
+                        application: setup.application.clone(),
+                        name: setup.deployment_group.clone(),
+                        cluster: setup.cluster.clone(),
+                        service: setup.service.clone(),
+                        deployment_config: setup.deployment_config.clone(),
+                        ready_action: setup.ready_action,
+                        termination_wait_minutes: setup.termination_wait_minutes,
+                    },
+                );
+            BlueGreenHandles {
+                service_arn,
+                task_definition,
+                target_group_arns,
+                production_listener_arn,
+                test_listener_arn,
+            }
+        })
+    }
+
+    /// Registers the next revision of `family` (ACTIVE) with these containers and task-level
+    /// digest, as someone outside the controller would.
+    pub fn add_task_definition(
+        &self,
+        family: &str,
+        containers: Vec<ContainerDefinition>,
+        other_fields_digest: &str,
+    ) -> TaskDefinition {
+        self.with_world(|world| world.register_revision(family, containers, other_fields_digest))
+    }
+
+    /// Registers a custom deployment config usable by name in `CreateDeployment`.
+    pub fn add_custom_deployment_config(&self, name: &str, routing: TrafficRouting) {
+        self.with_world(|world| {
+            world.custom_configs.insert(name.to_string(), routing);
+        });
+    }
+
+    /// Sets an alarm's state, creating the alarm if missing.
+    pub fn set_alarm(&self, name: &str, state: AlarmState) {
+        self.with_world(|world| {
+            world.alarms.insert(name.to_string(), state);
+        });
+    }
+
+    /// From now on, replacement task sets whose task definition has a container image
+    /// containing `image_substring` never become healthy: their `Install` fails after
+    /// [`INSTALL_TIMEOUT`].
+    pub fn fail_install_for_image(&self, image_substring: &str) {
+        self.with_world(|world| world.failing_images.push(image_substring.to_string()));
+    }
+
+    /// Forgets every `fail_install_for_image` substring: later installs succeed again
+    /// (a replacement already timing out keeps failing).
+    pub fn clear_failing_images(&self) {
+        self.with_world(|world| world.failing_images.clear());
+    }
+
+    /// Adds a fault rule for AWS calls (`"<service>:<Operation>"` or `"*"`).
+    pub fn inject(&self, rule: FaultRule) {
+        self.inner.faults.inject(rule);
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.inner.faults.clear();
+    }
+
+    /// Calls per `"<service>:<Operation>"`, including calls failed by injected faults.
+    pub fn call_counts(&self) -> BTreeMap<String, u64> {
+        self.inner.faults.counts()
+    }
+
+    /// Every deployment ever created (rollback deployments included), oldest first.
+    pub fn all_deployments(&self) -> Vec<Deployment> {
+        self.with_world(|world| world.deployments.iter().map(|d| d.view()).collect())
+    }
+
+    /// The AppSpec text a deployment was created with (`None` for unknown ids and rollbacks).
+    pub fn appspec_of(&self, deployment_id: &str) -> Option<String> {
+        self.with_world(|world| {
+            world
+                .deployments
+                .iter()
+                .find(|d| d.id == deployment_id)?
+                .appspec_content
+                .clone()
+        })
+    }
+
+    /// The service as `DescribeServices` would show it now (not counted as a call).
+    pub fn service(&self, cluster: &str, name: &str) -> Option<Service> {
+        self.with_world(|world| world.service(cluster, name).map(SimService::view))
+    }
+
+    /// A listener as `DescribeListeners` would show it now (not counted as a call).
+    pub fn listener(&self, arn: &str) -> Option<Listener> {
+        self.with_world(|world| world.listeners.get(arn).cloned())
+    }
+
+    /// Every revision of a family, oldest first.
+    pub fn task_definitions(&self, family: &str) -> Vec<TaskDefinition> {
+        self.with_world(|world| {
+            world
+                .task_definitions
+                .get(family)
+                .cloned()
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl AwsProvider for SimAws {
+    /// The same simulated account serves every region.
+    fn ports_for(&self, _region: Option<&str>) -> AwsPorts {
+        self.ports()
+    }
+}

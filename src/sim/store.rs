@@ -1,0 +1,317 @@
+//! Simulated release store: DynamoDB-like conditional writes and a change feed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::sync::broadcast;
+
+use crate::clock::Clock;
+use crate::model::{OperatorRequest, ReleaseStatus, RequestKind, Requests};
+use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease};
+
+use super::faults::{Fault, FaultInjector, FaultRule};
+use super::lock;
+
+/// How many change notifications a slow reader may fall behind before it skips some.
+const CHANGE_FEED_CAPACITY: usize = 1024;
+
+/// A stored item: a decodable release, or a record a test marked undecodable.
+#[derive(Debug, Clone)]
+enum Item {
+    Release(Box<StoredRelease>),
+    Corrupt { message: String },
+}
+
+struct Inner {
+    clock: Clock,
+    items: Mutex<BTreeMap<String, Item>>,
+    faults: FaultInjector,
+    changes: broadcast::Sender<String>,
+}
+
+/// An in-process [`ReleaseStore`] with DynamoDB's conditional-write semantics, call counting
+/// (`dynamodb:Scan`, `GetItem`, `UpdateItem`, `DeleteItem`) and fault injection. Cheap to
+/// clone; clones share the same data.
+#[derive(Clone)]
+pub struct SimStore {
+    inner: Arc<Inner>,
+}
+
+impl SimStore {
+    /// An empty store whose injected latency passes on `clock`.
+    pub fn new(clock: Clock) -> Self {
+        let (changes, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
+        Self {
+            inner: Arc::new(Inner {
+                clock,
+                items: Mutex::new(BTreeMap::new()),
+                faults: FaultInjector::new(),
+                changes,
+            }),
+        }
+    }
+
+    /// Reseeds the random source of probabilistic fault rules.
+    pub fn with_seed(self, seed: u64) -> Self {
+        self.inner.faults.reseed(seed);
+        self
+    }
+
+    /// Adds a fault rule (operations `dynamodb:Scan`, `dynamodb:GetItem`,
+    /// `dynamodb:UpdateItem`, `dynamodb:DeleteItem`, or `*`).
+    pub fn inject(&self, rule: FaultRule) {
+        self.inner.faults.inject(rule);
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.inner.faults.clear();
+    }
+
+    /// Calls per operation, including calls failed by injected faults.
+    pub fn call_counts(&self) -> BTreeMap<String, u64> {
+        self.inner.faults.counts()
+    }
+
+    /// The stored release, read without counting a call or meeting faults (for tests).
+    pub fn peek(&self, name: &str) -> Option<StoredRelease> {
+        match lock(&self.inner.items).get(name)? {
+            Item::Release(r) => Some((**r).clone()),
+            Item::Corrupt { .. } => None,
+        }
+    }
+
+    /// Every decodable release, sorted by name, without counting a call or injecting a fault:
+    /// for observers (the demo's progress, tests) that are not the controller.
+    pub fn peek_all(&self) -> Vec<StoredRelease> {
+        lock(&self.inner.items)
+            .values()
+            .filter_map(|item| match item {
+                Item::Release(r) => Some((**r).clone()),
+                Item::Corrupt { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Replaces `name` with a record that cannot be decoded (as a hand-edited item could be):
+    /// `get` reports it as `Corrupt`, `list` skips it.
+    pub fn insert_corrupt(&self, name: &str, message: &str) {
+        lock(&self.inner.items).insert(
+            name.to_string(),
+            Item::Corrupt {
+                message: message.to_string(),
+            },
+        );
+        self.notify(name);
+    }
+
+    fn notify(&self, name: &str) {
+        // No receivers is fine: the feed is a best-effort wake-up signal.
+        let _ = self.inner.changes.send(name.to_string());
+    }
+
+    /// Runs one store call: counts it, applies injected faults (latency first, then failures;
+    /// a lost response still performs the call), then `body` under the lock. `body` pushes
+    /// the names it changed; they are announced on the change feed once the lock is released,
+    /// even when the response is then lost (the write happened).
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        body: impl FnOnce(&mut BTreeMap<String, Item>, &mut Vec<String>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let decision = self.inner.faults.on_call(operation);
+        if !decision.latency.is_zero() {
+            self.inner.clock.sleep(decision.latency).await;
+        }
+        match decision.failure {
+            Some(Fault::Throttle) => {
+                return Err(StoreError::Unavailable {
+                    message: format!(
+                        "{operation}: ProvisionedThroughputExceededException (injected)"
+                    ),
+                    throttled: true,
+                });
+            }
+            Some(Fault::ServerError) => {
+                return Err(StoreError::Unavailable {
+                    message: format!("{operation}: InternalServerError (injected)"),
+                    throttled: false,
+                });
+            }
+            _ => {}
+        }
+        let mut changed = Vec::new();
+        let result = body(&mut lock(&self.inner.items), &mut changed);
+        for name in &changed {
+            self.notify(name);
+        }
+        if decision.failure == Some(Fault::LostResponse) {
+            return Err(StoreError::Unavailable {
+                message: format!(
+                    "{operation}: the response was lost (injected); the call may have taken effect"
+                ),
+                throttled: false,
+            });
+        }
+        result
+    }
+}
+
+fn decoded<'a>(name: &str, item: &'a mut Item) -> Result<&'a mut StoredRelease, StoreError> {
+    match item {
+        Item::Release(r) => Ok(r),
+        Item::Corrupt { message } => Err(StoreError::Corrupt {
+            name: name.to_string(),
+            message: message.clone(),
+        }),
+    }
+}
+
+#[async_trait]
+impl ReleaseStore for SimStore {
+    async fn list(&self) -> Result<Vec<StoredRelease>, StoreError> {
+        // A BTreeMap iterates in key order: releases come sorted by name.
+        self.call("dynamodb:Scan", |items, _| {
+            Ok(items
+                .values()
+                .filter_map(|item| match item {
+                    Item::Release(r) => Some((**r).clone()),
+                    Item::Corrupt { .. } => None,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
+        self.call("dynamodb:GetItem", |items, _| match items.get_mut(name) {
+            None => Ok(None),
+            Some(item) => decoded(name, item).map(|r| Some(r.clone())),
+        })
+        .await
+    }
+
+    async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError> {
+        self.call("dynamodb:UpdateItem", |items, changed| {
+            let condition_failed = || StoreError::ConditionFailed {
+                name: write.name.clone(),
+            };
+            let current = items.get(&write.name);
+            let current_generation = match current {
+                Some(Item::Release(r)) => Some(r.generation),
+                // An undecodable item still exists and has no readable generation.
+                Some(Item::Corrupt { .. }) => None,
+                None => None,
+            };
+            match write.precondition {
+                SpecPrecondition::Absent if current.is_some() => return Err(condition_failed()),
+                SpecPrecondition::Generation(g) if current_generation != Some(g) => {
+                    return Err(condition_failed());
+                }
+                _ => {}
+            }
+            let generation = current_generation.unwrap_or(0) + 1;
+            let release = match items.remove(&write.name) {
+                // Only the spec part is written; requests and status are kept.
+                Some(Item::Release(mut r)) => {
+                    r.generation = generation;
+                    r.labels = write.labels;
+                    r.spec = write.spec;
+                    r.spec_updated_by = Some(write.written_by);
+                    r.spec_updated_at = Some(write.written_at);
+                    r
+                }
+                Some(Item::Corrupt { .. }) | None => Box::new(StoredRelease {
+                    name: write.name.clone(),
+                    generation,
+                    labels: write.labels,
+                    spec: write.spec,
+                    requests: Requests::default(),
+                    status: None,
+                    status_version: 0,
+                    spec_updated_by: Some(write.written_by),
+                    spec_updated_at: Some(write.written_at),
+                }),
+            };
+            changed.push(write.name.clone());
+            items.insert(write.name, Item::Release(release));
+            Ok(generation)
+        })
+        .await
+    }
+
+    async fn put_request(
+        &self,
+        name: &str,
+        kind: RequestKind,
+        request: OperatorRequest,
+    ) -> Result<(), StoreError> {
+        self.call("dynamodb:UpdateItem", |items, changed| {
+            let item = items.get_mut(name).ok_or_else(|| StoreError::NotFound {
+                name: name.to_string(),
+            })?;
+            decoded(name, item)?.requests.set(kind, request);
+            changed.push(name.to_string());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn write_status(
+        &self,
+        name: &str,
+        status: &ReleaseStatus,
+        expected_version: u64,
+    ) -> Result<u64, StoreError> {
+        // No change notification: these are the controller's own writes.
+        self.call("dynamodb:UpdateItem", |items, _| {
+            let item = items.get_mut(name).ok_or_else(|| StoreError::NotFound {
+                name: name.to_string(),
+            })?;
+            let release = decoded(name, item)?;
+            // Both conditions of the port: the controller's own version, and a spec that has
+            // not moved on since the status was decided.
+            if release.status_version != expected_version
+                || release.generation != status.observed_generation
+            {
+                return Err(StoreError::ConditionFailed {
+                    name: name.to_string(),
+                });
+            }
+            release.status = Some(status.clone());
+            release.status_version += 1;
+            Ok(release.status_version)
+        })
+        .await
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.call("dynamodb:DeleteItem", |items, changed| {
+            // Like a DynamoDB stream: deleting a missing item is no change.
+            if items.remove(name).is_some() {
+                changed.push(name.to_string());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    fn changes(&self) -> Option<BoxStream<'static, String>> {
+        let receiver = self.inner.changes.subscribe();
+        Some(
+            stream::unfold(receiver, |mut receiver| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(name) => return Some((name, receiver)),
+                        // Missed notifications are fine: the controller resyncs anyway.
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            })
+            .boxed(),
+        )
+    }
+}

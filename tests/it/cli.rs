@@ -1,0 +1,108 @@
+//! End-to-end runs of the `switchyard` binary, as a user runs it.
+
+use std::process::Command;
+
+fn switchyard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+#[test]
+fn the_demo_settles_all_four_releases_as_described() {
+    let output = switchyard()
+        .args([
+            "demo",
+            "--exit-when-settled",
+            "--output",
+            "json",
+            "--speed",
+            "600",
+        ])
+        .output()
+        .expect("switchyard runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "demo failed: {stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is exactly one JSON object");
+    let phase_of = |name: &str| {
+        report["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {report}"))
+            .clone()
+    };
+    assert_eq!(phase_of("checkout")["phase"], "Healthy", "{stderr}");
+    assert_eq!(phase_of("search")["phase"], "RolledBack", "{stderr}");
+    assert_eq!(phase_of("payments")["phase"], "Healthy", "{stderr}");
+    let inventory = phase_of("inventory");
+    assert_eq!(inventory["phase"], "Invalid");
+    assert!(
+        inventory["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.strategy.codeDeploy.deploymentConfig")
+    );
+    assert_eq!(inventory["deploymentId"], serde_json::Value::Null);
+    for field in [
+        "observedGeneration",
+        "liveTaskDefinition",
+        "desiredTaskDefinition",
+        "deploymentId",
+        "message",
+    ] {
+        assert!(phase_of("checkout").get(field).is_some(), "{field} missing");
+    }
+    let calls = report["apiCalls"].as_object().unwrap();
+    assert_eq!(
+        calls["codedeploy:CreateDeployment"], 3,
+        "one per valid release"
+    );
+    assert_eq!(calls["codedeploy:StopDeployment"], 1, "search rolls back");
+    assert_eq!(
+        calls["codedeploy:ContinueDeployment"], 1,
+        "payments is promoted"
+    );
+    // Progress went to stderr.
+    assert!(stderr.contains("AwaitingPromotion"), "{stderr}");
+}
+
+#[test]
+fn validate_accepts_good_documents_and_names_the_field_of_bad_ones() {
+    let dir = std::env::temp_dir().join(format!("switchyard-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.yaml");
+    std::fs::write(
+        &good,
+        switchyard::demo::DEMO_RELEASES
+            .split("\n---\n")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let ok = switchyard()
+        .args(["validate", "-f"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, switchyard::demo::DEMO_RELEASES).unwrap();
+    let failed = switchyard()
+        .args(["validate", "-f"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("bad.yaml: document 3: spec.strategy.codeDeploy.deploymentConfig"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,507 @@
+//! The whole controller loop against the simulated AWS, in paused time: the calls it makes
+//! and the invariants it keeps.
+
+use std::time::Duration;
+
+use switchyard::model::{ConditionType, Outcome, Phase, RequestKind};
+use switchyard::ports::{AlarmState, CreateDeploymentRequest, ReadyAction};
+use switchyard::sim::{Fault, FaultRule};
+
+use crate::harness::{Harness, REGISTRY, ReleaseOptions, minutes};
+
+#[tokio::test(start_paused = true)]
+async fn converges_to_healthy_with_exactly_one_deployment() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    let original = h.live_task_definition("web");
+    h.apply("web", &ReleaseOptions::default()).await;
+
+    h.run_for(minutes(10)).await;
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(status.observed_generation, 1);
+    let live = h.live_task_definition("web");
+    assert_ne!(live, original);
+    assert_eq!(status.live_task_definition.as_deref(), Some(live.as_str()));
+    assert_eq!(
+        status.desired_task_definition.as_deref(),
+        Some(live.as_str())
+    );
+    assert_eq!(h.image_of(&live, "web"), format!("{REGISTRY}/web:2.0.0"));
+    assert_eq!(h.calls("codedeploy:CreateDeployment"), 1);
+    assert_eq!(h.calls("ecs:RegisterTaskDefinition"), 1);
+    assert_eq!(status.history[0].outcome, Outcome::Succeeded);
+    assert_eq!(
+        status.condition(ConditionType::Ready).map(|c| c.status),
+        Some(switchyard::model::ConditionStatus::True)
+    );
+    h.assert_one_deployment_per_attempt();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_walks_through_ten_percent_before_all_traffic() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.deployment_config = "CodeDeployDefault.ECSCanary10Percent5Minutes".into();
+    });
+    h.apply("web", &ReleaseOptions::default()).await;
+
+    h.run_for(minutes(3)).await;
+    let mid = h.status("web").await;
+    assert_eq!(mid.phase, Phase::Progressing, "{}", mid.message);
+    assert_eq!(mid.traffic_weights.map(|t| t.candidate.round()), Some(10.0));
+    assert_eq!(mid.lifecycle_event.as_deref(), Some("AllowTraffic"));
+
+    h.run_for(minutes(10)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    assert_eq!(h.calls("codedeploy:CreateDeployment"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_mid_shift_rolls_back_and_leaves_the_previous_version_live() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.deployment_config = "CodeDeployDefault.ECSCanary10Percent5Minutes".into();
+    });
+    h.aws.set_alarm("web-5xx", AlarmState::Ok);
+    let original = h.live_task_definition("web");
+    h.apply(
+        "web",
+        &ReleaseOptions {
+            alarms: vec!["web-5xx".into()],
+            ..ReleaseOptions::default()
+        },
+    )
+    .await;
+
+    h.run_for(minutes(2)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Progressing);
+    h.aws.set_alarm("web-5xx", AlarmState::Alarm);
+    h.run_for(minutes(5)).await;
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::RolledBack, "{}", status.message);
+    assert!(
+        status.message.contains("alarm web-5xx is in ALARM"),
+        "{}",
+        status.message
+    );
+    assert_eq!(h.live_task_definition("web"), original);
+    assert_eq!(h.calls("codedeploy:StopDeployment"), 1);
+    assert_eq!(h.calls("codedeploy:CreateDeployment"), 1);
+    assert_eq!(status.history[0].outcome, Outcome::RolledBack);
+
+    // It stays rolled back: no second attempt without a retry request.
+    h.run_for(minutes(10)).await;
+    assert_eq!(h.status("web").await.phase, Phase::RolledBack);
+    assert_eq!(h.calls("codedeploy:CreateDeployment"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_request_deploys_the_rolled_back_generation_again() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    h.aws.fail_install_for_image("web:2.0.0");
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.run_for(minutes(15)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::RolledBack, "{}", status.message);
+    assert!(
+        status.message.contains("ECS_UPDATE_ERROR"),
+        "{}",
+        status.message
+    );
+
+    h.aws.clear_failing_images();
+    h.request("web", RequestKind::Retry).await;
+    h.run_for(minutes(10)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(status.attempt, 2);
+    assert_eq!(h.deployments_of("web").len(), 2);
+    h.assert_one_deployment_per_attempt();
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_promotion_waits_for_a_promote_request() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.ready_action = ReadyAction::StopDeployment { wait_minutes: 60 };
+    });
+    h.apply(
+        "web",
+        &ReleaseOptions {
+            manual: true,
+            ..ReleaseOptions::default()
+        },
+    )
+    .await;
+
+    h.run_for(minutes(10)).await;
+    let waiting = h.status("web").await;
+    assert_eq!(
+        waiting.phase,
+        Phase::AwaitingPromotion,
+        "{}",
+        waiting.message
+    );
+    assert_eq!(h.calls("codedeploy:ContinueDeployment"), 0);
+
+    h.request("web", RequestKind::Promote).await;
+    h.run_for(minutes(5)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(h.calls("codedeploy:ContinueDeployment"), 1);
+    assert!(
+        status
+            .history
+            .iter()
+            .any(|e| e.outcome == Outcome::Promoted)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn automatic_promotion_continues_a_deployment_that_waits_in_ready() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.ready_action = ReadyAction::StopDeployment { wait_minutes: 60 };
+    });
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.run_for(minutes(10)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    assert_eq!(h.calls("codedeploy:ContinueDeployment"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_generation_mid_deployment_stops_the_older_and_deploys_the_newest() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.deployment_config = "CodeDeployDefault.ECSCanary10Percent15Minutes".into();
+    });
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.run_for(minutes(2)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Progressing);
+
+    // Two more versions in quick succession: only the newest is deployed.
+    h.apply(
+        "web",
+        &ReleaseOptions {
+            image_tag: "3.0.0".into(),
+            ..ReleaseOptions::default()
+        },
+    )
+    .await;
+    h.apply(
+        "web",
+        &ReleaseOptions {
+            image_tag: "4.0.0".into(),
+            ..ReleaseOptions::default()
+        },
+    )
+    .await;
+    h.run_for(minutes(30)).await;
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(status.observed_generation, 3);
+    let live = h.live_task_definition("web");
+    assert_eq!(h.image_of(&live, "web"), format!("{REGISTRY}/web:4.0.0"));
+    let generations: Vec<u64> = h
+        .deployments_of("web")
+        .iter()
+        .filter_map(|d| {
+            switchyard::reconcile::parse_deployment_description(d.description.as_deref()?)
+        })
+        .map(|(_, g, _)| g)
+        .collect();
+    assert_eq!(generations, vec![1, 3], "generation 2 is never deployed");
+    assert_eq!(h.calls("codedeploy:StopDeployment"), 1);
+    assert!(
+        status
+            .history
+            .iter()
+            .any(|e| e.outcome == Outcome::Superseded && e.generation == 1)
+    );
+    h.assert_one_deployment_per_attempt();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_controller_adopts_the_deployment_in_flight() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.deployment_config = "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into();
+    });
+    h.apply("web", &ReleaseOptions::default()).await;
+    for _ in 0..6 {
+        // Six controller lifetimes of two minutes each, like a crash-looping pod.
+        h.run_for(minutes(2)).await;
+    }
+    h.run_for(minutes(10)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    assert_eq!(h.calls("codedeploy:CreateDeployment"), 1);
+    h.assert_one_deployment_per_attempt();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_create_deployment_reply_is_adopted_not_repeated() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    // The deployment is created, but the reply never arrives.
+    h.aws.inject(FaultRule::times(
+        "codedeploy:CreateDeployment",
+        Fault::LostResponse,
+        1,
+    ));
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.run_for(minutes(10)).await;
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(h.deployments_of("web").len(), 1);
+    assert_eq!(h.calls("codedeploy:CreateDeployment"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_and_server_errors_slow_the_controller_down_but_never_duplicate() {
+    let h = Harness::new();
+    for name in ["web", "api", "worker"] {
+        h.add_service(name, |s| {
+            s.deployment_config = "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into();
+        });
+        h.apply(name, &ReleaseOptions::default()).await;
+    }
+    h.aws
+        .inject(FaultRule::always("*", Fault::Throttle).with_probability(0.3));
+    h.aws
+        .inject(FaultRule::always("*", Fault::ServerError).with_probability(0.1));
+    let faulty = h.run_for(minutes(20)).await;
+    assert!(
+        faulty.failed_passes > 10,
+        "faults were injected: {faulty:?}"
+    );
+    h.aws.clear_faults();
+    h.run_for(minutes(20)).await;
+
+    for name in ["web", "api", "worker"] {
+        let status = h.status(name).await;
+        assert_eq!(status.phase, Phase::Healthy, "{name}: {}", status.message);
+        assert_eq!(h.deployments_of(name).len(), 1, "{name}");
+    }
+    h.assert_one_deployment_per_attempt();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_switchyard_did_not_start_is_waited_for_not_fought() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.deployment_config = "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into();
+    });
+    // Someone deploys from the console first.
+    let live = h.live_task_definition("web");
+    let ports = h.aws.ports();
+    let console_td = ports.ecs.describe_task_definition(&live).await.unwrap();
+    let appspec = format!(
+        r#"{{"version":0.0,"Resources":[{{"TargetService":{{"Type":"AWS::ECS::Service","Properties":{{"TaskDefinition":"{}","LoadBalancerInfo":{{"ContainerName":"web","ContainerPort":8080}}}}}}}}]}}"#,
+        console_td.arn
+    );
+    let foreign = ports
+        .codedeploy
+        .create_deployment(&CreateDeploymentRequest {
+            application: "web".into(),
+            deployment_group: "web-prod".into(),
+            appspec_content: appspec,
+            description: "hotfix from the console".into(),
+            deployment_config: None,
+        })
+        .await
+        .unwrap();
+
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.run_for(minutes(3)).await;
+    let waiting = h.status("web").await;
+    assert_eq!(waiting.phase, Phase::Pending, "{}", waiting.message);
+    assert!(waiting.message.contains(&foreign), "{}", waiting.message);
+    assert_eq!(
+        h.calls("codedeploy:CreateDeployment"),
+        1,
+        "only the console's"
+    );
+    assert_eq!(h.calls("codedeploy:StopDeployment"), 0, "never fights it");
+
+    h.run_for(minutes(30)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(h.deployments_of("web").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_stored_document_is_invalid_and_reaches_no_aws_api() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    let mut spec: serde_json::Value = serde_json::to_value(
+        &switchyard::model::parse::parse_documents(&crate::harness::release_yaml(
+            "web",
+            &ReleaseOptions::default(),
+        ))
+        .unwrap()[0]
+            .spec,
+    )
+    .unwrap();
+    spec["taskDefinition"]["containers"]["web"]["image"] = serde_json::json!("");
+    h.put_raw_spec("web", spec).await;
+    let before = h.aws.call_counts();
+
+    h.run_for(minutes(5)).await;
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Invalid);
+    assert!(
+        status
+            .message
+            .starts_with("spec.taskDefinition.containers.web.image"),
+        "{}",
+        status.message
+    );
+    assert_eq!(
+        h.aws.call_counts(),
+        before,
+        "no AWS call for an invalid document"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_release_is_not_deployed_until_resumed() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    h.apply(
+        "web",
+        &ReleaseOptions {
+            paused: true,
+            ..ReleaseOptions::default()
+        },
+    )
+    .await;
+    h.run_for(minutes(5)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Paused);
+    assert_eq!(h.calls("ecs:RegisterTaskDefinition"), 0);
+    assert_eq!(h.calls("codedeploy:CreateDeployment"), 0);
+
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.run_for(minutes(10)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_release_costs_one_describe_services_per_resync_and_no_status_writes() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.run_for(minutes(10)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+
+    let before_aws = h.aws.call_counts();
+    let before_store = h.store.call_counts();
+    h.run_for(minutes(10)).await;
+    let after_aws = h.aws.call_counts();
+    let after_store = h.store.call_counts();
+
+    let delta = |after: &std::collections::BTreeMap<String, u64>,
+                 before: &std::collections::BTreeMap<String, u64>,
+                 op: &str| {
+        after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0)
+    };
+    let describes = delta(&after_aws, &before_aws, "ecs:DescribeServices");
+    assert!(
+        (10..=12).contains(&describes),
+        "one per 60 s resync, got {describes}"
+    );
+    let other: u64 = after_aws
+        .iter()
+        .filter(|(op, _)| op.as_str() != "ecs:DescribeServices")
+        .map(|(op, n)| n - before_aws.get(op).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(other, 0, "no CodeDeploy, ELB or CloudWatch calls at rest");
+    assert_eq!(
+        delta(&after_store, &before_store, "dynamodb:UpdateItem"),
+        0,
+        "status is written only when it changes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn drift_is_reported_and_converged_only_when_asked() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    h.add_service("api", |_| {});
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.apply(
+        "api",
+        &ReleaseOptions {
+            converge_drift: true,
+            ..ReleaseOptions::default()
+        },
+    )
+    .await;
+    h.run_for(minutes(10)).await;
+
+    // Someone rolls both back by hand to revision 1 from the console.
+    for name in ["web", "api"] {
+        let ports = h.aws.ports();
+        let first = ports
+            .ecs
+            .describe_task_definition(&format!("{name}:1"))
+            .await
+            .unwrap();
+        let appspec = format!(
+            r#"{{"version":0.0,"Resources":[{{"TargetService":{{"Type":"AWS::ECS::Service","Properties":{{"TaskDefinition":"{}","LoadBalancerInfo":{{"ContainerName":"{name}","ContainerPort":8080}}}}}}}}]}}"#,
+            first.arn
+        );
+        ports
+            .codedeploy
+            .create_deployment(&CreateDeploymentRequest {
+                application: name.into(),
+                deployment_group: format!("{name}-prod"),
+                appspec_content: appspec,
+                description: "emergency rollback".into(),
+                deployment_config: None,
+            })
+            .await
+            .unwrap();
+    }
+    h.run_for(minutes(15)).await;
+
+    let web = h.status("web").await;
+    assert_eq!(web.phase, Phase::Failed, "{}", web.message);
+    assert!(web.message.contains("drift"), "{}", web.message);
+    assert_eq!(h.deployments_of("web").len(), 1, "report only");
+
+    let api = h.status("api").await;
+    assert_eq!(api.phase, Phase::Healthy, "{}", api.message);
+    assert_eq!(
+        h.deployments_of("api").len(),
+        2,
+        "converged with a second attempt"
+    );
+    assert_eq!(api.attempt, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_within_its_limit_even_while_aws_hangs() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    h.apply("web", &ReleaseOptions::default()).await;
+    // Every AWS call now takes an hour.
+    h.aws.inject(FaultRule::always(
+        "*",
+        Fault::Latency(Duration::from_secs(3600)),
+    ));
+    let started = tokio::time::Instant::now();
+    let summary = h.run_for(Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(
+        took <= Duration::from_secs(5) + h.config.drain_timeout + Duration::from_millis(100),
+        "took {took:?}"
+    );
+    assert_eq!(summary.cancelled_passes, 1);
+}
