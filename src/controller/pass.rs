@@ -7,7 +7,9 @@ use tracing::{Instrument, debug, info, info_span};
 
 use super::Context;
 use crate::model::parse::parse_spec_value;
-use crate::ports::{AwsError, AwsPorts, DeploymentFilter, StoreError, StoredRelease};
+use crate::ports::{
+    AwsError, AwsPorts, DeploymentFilter, DeploymentStatus, StoreError, StoredRelease,
+};
 use crate::reconcile::{
     Action, ActionResult, DesiredRelease, Lookup, Observed, decide, plan_observation,
     record_outcome,
@@ -258,10 +260,9 @@ async fn observe(
                 .rollback
                 .as_ref()
                 .and_then(|r| r.rollback_deployment_id.clone())
+                && !ids.contains(&rollback_id)
             {
-                if !ids.contains(&rollback_id) {
-                    ids.push(rollback_id);
-                }
+                ids.push(rollback_id);
             }
             observed.deployments.push(deployment);
         }
@@ -273,17 +274,23 @@ async fn observe(
         .find(|d| !d.status.is_terminal())
         .cloned()
     {
-        let target_id = format!("{}:{}", spec.service.cluster, spec.service.name);
-        observed.target = match ports
-            .codedeploy
-            .get_deployment_target(&active.id, &target_id)
-            .await
-        {
-            Ok(target) => Some(target),
-            // A deployment that has not reached Install has no target yet.
-            Err(error) if error.is_not_found() => None,
-            Err(error) => return Err(error.into()),
-        };
+        // A deployment that has not started (Created, Queued) has no target yet.
+        let started = !matches!(
+            active.status,
+            DeploymentStatus::Created | DeploymentStatus::Queued
+        );
+        if started {
+            let target_id = format!("{}:{}", spec.service.cluster, spec.service.name);
+            observed.target = match ports
+                .codedeploy
+                .get_deployment_target(&active.id, &target_id)
+                .await
+            {
+                Ok(target) => Some(target),
+                Err(error) if error.is_not_found() => None,
+                Err(error) => return Err(error.into()),
+            };
+        }
         if let Some(listener_arn) = group.production_listener_arns.first() {
             observed.listener =
                 match lookup(ports.load_balancer.describe_listener(listener_arn).await)? {

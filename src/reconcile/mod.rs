@@ -372,10 +372,10 @@ impl<'a> Pass<'a> {
         }
 
         // 2. Our deployment for this attempt exists and has ended.
-        if let Some(finished) = self.current_deployment().cloned() {
-            if finished.status.is_terminal() {
-                self.record_finished(&finished);
-            }
+        if let Some(finished) = self.current_deployment().cloned()
+            && finished.status.is_terminal()
+        {
+            self.record_finished(&finished);
         }
 
         // 3. This attempt already ended (recorded in the history): stay, unless a retry or

@@ -107,19 +107,17 @@ pub fn plan_observation(
 
     let mut deployment_ids = Vec::new();
     let mut search_since = None;
-    if codedeploy {
-        if let Some(status) = status {
-            if let Some(id) = &status.deployment_id {
-                deployment_ids.push(id.clone());
-            }
-            if let Some(stop) = &status.stop_requested {
-                if !deployment_ids.contains(&stop.deployment_id) {
-                    deployment_ids.push(stop.deployment_id.clone());
-                }
-            }
-            if let Some(intent) = &status.intent {
-                search_since = Some(intent.recorded_at - INTENT_SEARCH_SLACK);
-            }
+    if codedeploy && let Some(status) = status {
+        if let Some(id) = &status.deployment_id {
+            deployment_ids.push(id.clone());
+        }
+        if let Some(stop) = &status.stop_requested
+            && !deployment_ids.contains(&stop.deployment_id)
+        {
+            deployment_ids.push(stop.deployment_id.clone());
+        }
+        if let Some(intent) = &status.intent {
+            search_since = Some(intent.recorded_at - INTENT_SEARCH_SLACK);
         }
     }
     ObservationPlan {

@@ -101,7 +101,7 @@ fn validate_accepts_good_documents_and_names_the_field_of_bad_ones() {
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(
-        stderr.contains("bad.yaml: document 3: spec.strategy.codeDeploy.deploymentConfig"),
+        stderr.contains("bad.yaml: document 4: spec.strategy.codeDeploy.deploymentConfig"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).ok();

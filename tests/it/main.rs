@@ -1,6 +1,10 @@
 //! The one integration-test binary: scenario tests of the controller loop against the
-//! simulated AWS, and end-to-end runs of the `switchyard` binary.
+//! simulated AWS, adapter tests against moto server, and end-to-end runs of the binary.
 
+mod aws_adapters;
+mod aws_store;
 mod cli;
+mod daemon;
 mod harness;
+mod moto;
 mod scenarios;

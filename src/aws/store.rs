@@ -1,0 +1,741 @@
+//! The release store on DynamoDB: conditional writes of spec, requests and status.
+//!
+//! # Table layout
+//!
+//! This layout is the contract shared with the Terraform in `deploy/` and with operators who
+//! read or edit the table by hand.
+//!
+//! - One table, partition key `pk` (String), no sort key, billing on demand, stream
+//!   `NEW_AND_OLD_IMAGES`.
+//! - A release is the item `pk = "release#<name>"` with attributes: `kind = "release"`, `name`
+//!   (S), `generation` (N, bumped by every spec write), `labels` (M), `spec` (M: the spec
+//!   exactly as written, converted with serde_dynamo from the `serde_json::Value`),
+//!   `specUpdatedBy` (S), `specUpdatedAt` (S, RFC 3339), `requestPromote` / `requestAbort` /
+//!   `requestRetry` (M, an `OperatorRequest`; separate top-level attributes so a request write
+//!   never needs a parent map to exist), `status` (M, the `ReleaseStatus` via serde_dynamo),
+//!   `statusVersion` (N, starts at 0 on creation, bumped by every status write).
+//! - Users write spec/labels/generation/requests; the controller writes only
+//!   status/statusVersion; each write is an UpdateItem that SETs only its own attributes, so
+//!   the two never overwrite each other.
+//! - Other item kinds (leases, later) will use other `pk` prefixes (`lease#...`); list only
+//!   returns `release#` items.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TableDescription, TableStatus,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::stream::BoxStream;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, from_item, to_attribute_value};
+
+use crate::model::{OperatorRequest, ReleaseStatus, RequestKind, Requests};
+use crate::ports::{
+    AwsErrorKind, ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
+};
+
+use super::error::{CodeMap, classify};
+use super::streams::stream_changes;
+
+/// Every IAM action the store and its stream consumer call (the `switchyard run` policy).
+pub const STORE_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Scan",
+    // The stream consumer finds the table's stream through DescribeTable.
+    "dynamodb:DescribeTable",
+    "dynamodb:DescribeStream",
+    "dynamodb:GetShardIterator",
+    "dynamodb:GetRecords",
+];
+
+/// The IAM actions of `switchyard table create` only: the controller never creates tables.
+pub const TABLE_ADMIN_ACTIONS: &[&str] = &["dynamodb:CreateTable", "dynamodb:DescribeTable"];
+
+/// The partition key attribute of every item.
+const PARTITION_KEY: &str = "pk";
+/// The `pk` prefix of release items; other kinds of item use other prefixes.
+const RELEASE_PREFIX: &str = "release#";
+/// The `kind` attribute of release items, which `list` filters on.
+const RELEASE_KIND: &str = "release";
+
+/// How long `create_table` waits for a new table to become ACTIVE, and how often it looks.
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+const TABLE_ACTIVE_POLL: Duration = Duration::from_secs(1);
+
+/// The DynamoDB item of a release, decoded by serde_dynamo. Unknown attributes are ignored so
+/// that later versions can add attributes without breaking older controllers.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReleaseItem {
+    name: String,
+    generation: u64,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    spec: serde_json::Value,
+    #[serde(default)]
+    spec_updated_by: Option<String>,
+    #[serde(default)]
+    spec_updated_at: Option<Timestamp>,
+    #[serde(default)]
+    request_promote: Option<OperatorRequest>,
+    #[serde(default)]
+    request_abort: Option<OperatorRequest>,
+    #[serde(default)]
+    request_retry: Option<OperatorRequest>,
+    #[serde(default)]
+    status: Option<ReleaseStatus>,
+    #[serde(default)]
+    status_version: u64,
+}
+
+impl From<ReleaseItem> for StoredRelease {
+    fn from(item: ReleaseItem) -> Self {
+        StoredRelease {
+            name: item.name,
+            generation: item.generation,
+            labels: item.labels,
+            spec: item.spec,
+            requests: Requests {
+                promote: item.request_promote,
+                abort: item.request_abort,
+                retry: item.request_retry,
+            },
+            status: item.status,
+            status_version: item.status_version,
+            spec_updated_by: item.spec_updated_by,
+            spec_updated_at: item.spec_updated_at,
+        }
+    }
+}
+
+/// The attribute that holds one kind of request.
+fn request_attribute(kind: RequestKind) -> &'static str {
+    match kind {
+        RequestKind::Promote => "requestPromote",
+        RequestKind::Abort => "requestAbort",
+        RequestKind::Retry => "requestRetry",
+    }
+}
+
+fn release_key(name: &str) -> AttributeValue {
+    AttributeValue::S(format!("{RELEASE_PREFIX}{name}"))
+}
+
+fn number(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Decodes a release item; `name` is the release the caller asked for (or found in `pk`).
+fn decode_release(
+    name: &str,
+    item: HashMap<String, AttributeValue>,
+) -> Result<StoredRelease, StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        name: name.to_string(),
+        message,
+    };
+    let item: ReleaseItem = from_item(item).map_err(|e| corrupt(e.to_string()))?;
+    // The key and the name attribute are written together; a mismatch means a hand edit.
+    if item.name != name {
+        return Err(corrupt(format!(
+            "its name attribute is {:?} but its key names {name:?}",
+            item.name
+        )));
+    }
+    Ok(item.into())
+}
+
+/// The release name in an item's `pk`, for log lines about items that do not decode.
+fn name_in_key(item: &HashMap<String, AttributeValue>) -> Option<&str> {
+    match item.get(PARTITION_KEY) {
+        Some(AttributeValue::S(pk)) => pk.strip_prefix(RELEASE_PREFIX),
+        _ => None,
+    }
+}
+
+/// Maps an SDK error to a store error. Conditional-check failures are handled by each caller
+/// before this, since only the caller knows what the condition meant.
+fn store_error<E>(
+    table: &str,
+    operation: &'static str,
+    error: SdkError<E, HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let error = classify("dynamodb", operation, error, CodeMap::default());
+    match error.kind {
+        AwsErrorKind::Throttling => StoreError::Unavailable {
+            message: error.to_string(),
+            throttled: true,
+        },
+        // A timed-out write may or may not have happened: the caller reads again and
+        // retries, and the conditions make a repeated write fail rather than apply twice.
+        AwsErrorKind::Transient | AwsErrorKind::Ambiguous => StoreError::Unavailable {
+            message: error.to_string(),
+            throttled: false,
+        },
+        AwsErrorKind::NotFound if error.code.as_deref() == Some("ResourceNotFoundException") => {
+            StoreError::Other {
+                message: missing_table_message(table, &error.to_string()),
+            }
+        }
+        _ => StoreError::Other {
+            message: error.to_string(),
+        },
+    }
+}
+
+fn missing_table_message(table: &str, cause: &str) -> String {
+    format!(
+        "the DynamoDB table {table} does not exist or is not ACTIVE; create it with \
+         `switchyard table create` or the Terraform in deploy/ ({cause})"
+    )
+}
+
+/// The condition of a status write. An item written by hand may lack `statusVersion`, which
+/// reads as version 0 (see `ReleaseItem`), so version 0 also accepts a missing attribute;
+/// otherwise the controller could never write that release's first status.
+fn status_condition(expected_version: u64) -> String {
+    let version = if expected_version == 0 {
+        "(attribute_not_exists(#statusVersion) OR #statusVersion = :expected)"
+    } else {
+        "#statusVersion = :expected"
+    };
+    format!("attribute_exists({PARTITION_KEY}) AND {version} AND #generation = :generation")
+}
+
+/// A [`ReleaseStore`] on one DynamoDB table (see the module documentation for its layout),
+/// with its stream as the change feed. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+    table: String,
+    scan_page_limit: Option<i32>,
+}
+
+impl DynamoStore {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+        table: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            streams,
+            table: table.into(),
+            scan_page_limit: None,
+        }
+    }
+
+    /// Limits how many items one Scan page evaluates, so tests can make `list` follow many
+    /// pages without writing a megabyte of items. Production leaves DynamoDB's 1 MB pages.
+    pub fn with_scan_page_limit(mut self, limit: i32) -> Self {
+        self.scan_page_limit = Some(limit);
+        self
+    }
+
+    /// The table this store reads and writes.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+#[async_trait]
+impl ReleaseStore for DynamoStore {
+    async fn list(&self) -> Result<Vec<StoredRelease>, StoreError> {
+        let mut releases = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("#kind = :release")
+                .expression_attribute_names("#kind", "kind")
+                .expression_attribute_values(":release", AttributeValue::S(RELEASE_KIND.into()))
+                .set_limit(self.scan_page_limit)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| store_error(&self.table, "Scan", e))?;
+            let next_start_key = page.last_evaluated_key;
+            for item in page.items.unwrap_or_default() {
+                let Some(name) = name_in_key(&item).map(str::to_string) else {
+                    tracing::warn!(table = %self.table, "skipping a release item without a release# key");
+                    continue;
+                };
+                match decode_release(&name, item) {
+                    Ok(release) => releases.push(release),
+                    Err(error) => {
+                        tracing::warn!(table = %self.table, release = %name, cause = %error, "skipping a release that cannot be decoded");
+                    }
+                }
+            }
+            // A filtered page can be empty and still not be the last: only the key says.
+            match next_start_key {
+                Some(key) => start_key = Some(key),
+                None => break,
+            }
+        }
+        releases.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(releases)
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(name))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&self.table, "GetItem", e))?;
+        match output.item {
+            None => Ok(None),
+            Some(item) => decode_release(name, item).map(Some),
+        }
+    }
+
+    async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError> {
+        let encode = |what: &str, e: serde_dynamo::Error| StoreError::Other {
+            message: format!("the {what} of {} cannot be encoded: {e}", write.name),
+        };
+        let spec = to_attribute_value(&write.spec).map_err(|e| encode("spec", e))?;
+        let labels = to_attribute_value(&write.labels).map_err(|e| encode("labels", e))?;
+        let written_at =
+            to_attribute_value(write.written_at).map_err(|e| encode("write time", e))?;
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(&write.name))
+            .update_expression(
+                "SET #spec = :spec, #labels = :labels, #name = :name, #kind = :kind, \
+                 #specUpdatedBy = :by, #specUpdatedAt = :at, \
+                 #generation = if_not_exists(#generation, :zero) + :one, \
+                 #statusVersion = if_not_exists(#statusVersion, :zero)",
+            )
+            .expression_attribute_names("#spec", "spec")
+            .expression_attribute_names("#labels", "labels")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#specUpdatedBy", "specUpdatedBy")
+            .expression_attribute_names("#specUpdatedAt", "specUpdatedAt")
+            .expression_attribute_names("#generation", "generation")
+            .expression_attribute_names("#statusVersion", "statusVersion")
+            .expression_attribute_values(":spec", spec)
+            .expression_attribute_values(":labels", labels)
+            .expression_attribute_values(":name", AttributeValue::S(write.name.clone()))
+            .expression_attribute_values(":kind", AttributeValue::S(RELEASE_KIND.into()))
+            .expression_attribute_values(":by", AttributeValue::S(write.written_by.clone()))
+            .expression_attribute_values(":at", written_at)
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(":one", number(1))
+            .return_values(ReturnValue::UpdatedNew);
+        // DynamoDB rejects expression values that no expression uses, so each precondition
+        // adds exactly the values it needs.
+        request = match write.precondition {
+            SpecPrecondition::Absent => {
+                request.condition_expression(format!("attribute_not_exists({PARTITION_KEY})"))
+            }
+            SpecPrecondition::Generation(generation) => request
+                .condition_expression("#generation = :expectedGeneration")
+                .expression_attribute_values(":expectedGeneration", number(generation)),
+            SpecPrecondition::Any => request,
+        };
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                return Err(StoreError::ConditionFailed { name: write.name });
+            }
+            Err(error) => return Err(store_error(&self.table, "UpdateItem", error)),
+        };
+        let generation = output
+            .attributes()
+            .and_then(|attributes| attributes.get("generation"))
+            .cloned()
+            .ok_or_else(|| StoreError::Other {
+                message: format!("the spec write of {} returned no generation", write.name),
+            })?;
+        from_attribute_value::<u64>(generation).map_err(|e| StoreError::Corrupt {
+            name: write.name.clone(),
+            message: format!("its new generation cannot be decoded: {e}"),
+        })
+    }
+
+    async fn put_request(
+        &self,
+        name: &str,
+        kind: RequestKind,
+        request: OperatorRequest,
+    ) -> Result<(), StoreError> {
+        let value = to_attribute_value(&request).map_err(|e| StoreError::Other {
+            message: format!(
+                "the {} request of {name} cannot be encoded: {e}",
+                kind.as_str()
+            ),
+        })?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(name))
+            .update_expression("SET #request = :request")
+            .condition_expression(format!("attribute_exists({PARTITION_KEY})"))
+            .expression_attribute_names("#request", request_attribute(kind))
+            .expression_attribute_values(":request", value)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The only condition is that the item exists.
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Err(StoreError::NotFound {
+                    name: name.to_string(),
+                })
+            }
+            Err(error) => Err(store_error(&self.table, "UpdateItem", error)),
+        }
+    }
+
+    async fn write_status(
+        &self,
+        name: &str,
+        status: &ReleaseStatus,
+        expected_version: u64,
+    ) -> Result<u64, StoreError> {
+        let value = to_attribute_value(status).map_err(|e| StoreError::Other {
+            message: format!("the status of {name} cannot be encoded: {e}"),
+        })?;
+        let next_version = expected_version + 1;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(name))
+            .update_expression("SET #status = :status, #statusVersion = :next")
+            // Both conditions of the port: the controller's own version, and a spec that has
+            // not moved on since the status was decided.
+            .condition_expression(status_condition(expected_version))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#statusVersion", "statusVersion")
+            .expression_attribute_names("#generation", "generation")
+            .expression_attribute_values(":status", value)
+            .expression_attribute_values(":next", number(next_version))
+            .expression_attribute_values(":expected", number(expected_version))
+            .expression_attribute_values(":generation", number(status.observed_generation))
+            // The old item tells a missing release from a moved one without a second read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(next_version),
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                let UpdateItemError::ConditionalCheckFailedException(failed) = context.into_err()
+                else {
+                    unreachable!("matched above");
+                };
+                Err(match failed.item {
+                    None => StoreError::NotFound {
+                        name: name.to_string(),
+                    },
+                    // Like the simulated store: an undecodable record is reported as such,
+                    // not as a concurrent change that a retry could resolve.
+                    Some(item) => match decode_release(name, item) {
+                        Err(corrupt) => corrupt,
+                        Ok(_) => StoreError::ConditionFailed {
+                            name: name.to_string(),
+                        },
+                    },
+                })
+            }
+            Err(error) => Err(store_error(&self.table, "UpdateItem", error)),
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        // DeleteItem of a missing item succeeds: deleting is idempotent, as the port asks.
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(name))
+            .send()
+            .await
+            .map_err(|e| store_error(&self.table, "DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// Each call starts its own stream consumer: one more reader of every shard, where
+    /// DynamoDB advises at most two per shard. Call it once per process.
+    fn changes(&self) -> Option<BoxStream<'static, String>> {
+        Some(stream_changes(
+            self.client.clone(),
+            self.streams.clone(),
+            self.table.clone(),
+        ))
+    }
+}
+
+/// What `create_table` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableCreated {
+    /// The table was created and is ACTIVE.
+    Created,
+    /// A table of that name already existed, with the key and stream switchyard needs.
+    AlreadyExists,
+}
+
+impl std::fmt::Display for TableCreated {
+    /// Reads as the end of "table releases: ...".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TableCreated::Created => "created (ACTIVE, stream NEW_AND_OLD_IMAGES)",
+            TableCreated::AlreadyExists => "already exists with the expected layout",
+        })
+    }
+}
+
+/// Creates the release table with the layout in the module documentation and waits until it
+/// is ACTIVE. Idempotent: an existing table is checked (key `pk`, a stream with both images)
+/// and reported as [`TableCreated::AlreadyExists`].
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<TableCreated, StoreError> {
+    let build_error = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Other {
+        message: format!("the CreateTable request cannot be built: {e}"),
+    };
+    let result = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(PARTITION_KEY)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build_error)?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(PARTITION_KEY)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(build_error)?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(build_error)?,
+        )
+        .send()
+        .await;
+    let outcome = match result {
+        Ok(_) => TableCreated::Created,
+        Err(error) if error.code() == Some("ResourceInUseException") => TableCreated::AlreadyExists,
+        Err(error) => return Err(store_error(table, "CreateTable", error)),
+    };
+    let description = wait_until_active(client, table).await?;
+    if outcome == TableCreated::AlreadyExists {
+        check_layout(table, &description)?;
+    }
+    Ok(outcome)
+}
+
+/// Polls DescribeTable until the table is ACTIVE, for at most `TABLE_ACTIVE_TIMEOUT`.
+async fn wait_until_active(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<TableDescription, StoreError> {
+    let attempts = TABLE_ACTIVE_TIMEOUT.as_millis() / TABLE_ACTIVE_POLL.as_millis();
+    let mut last_status = None;
+    for _ in 0..attempts {
+        let output = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| store_error(table, "DescribeTable", e))?;
+        if let Some(description) = output.table {
+            if description.table_status() == Some(&TableStatus::Active) {
+                return Ok(description);
+            }
+            last_status = description.table_status().cloned();
+        }
+        tokio::time::sleep(TABLE_ACTIVE_POLL).await;
+    }
+    Err(StoreError::Other {
+        message: format!(
+            "the DynamoDB table {table} did not become ACTIVE within {} s (last status: {})",
+            TABLE_ACTIVE_TIMEOUT.as_secs(),
+            last_status.as_ref().map_or("unknown", |s| s.as_str())
+        ),
+    })
+}
+
+/// Checks that an existing table has the layout switchyard needs, and says what differs.
+fn check_layout(table: &str, description: &TableDescription) -> Result<(), StoreError> {
+    let mut problems = Vec::new();
+    let key: Vec<(&str, &KeyType)> = description
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type()))
+        .collect();
+    if key != [(PARTITION_KEY, &KeyType::Hash)] {
+        let found: Vec<String> = key
+            .iter()
+            .map(|(name, kind)| format!("{name} ({})", kind.as_str()))
+            .collect();
+        problems.push(format!(
+            "its key must be the partition key `{PARTITION_KEY}` alone, but is {}",
+            found.join(", ")
+        ));
+    }
+    let stream = description.stream_specification();
+    match stream {
+        Some(stream) if stream.stream_enabled() => {
+            if stream.stream_view_type() != Some(&StreamViewType::NewAndOldImages) {
+                problems.push(format!(
+                    "its stream must have the view type NEW_AND_OLD_IMAGES, but has {}",
+                    stream.stream_view_type().map_or("none", |v| v.as_str())
+                ));
+            }
+        }
+        _ => problems
+            .push("it has no stream; enable one with the view type NEW_AND_OLD_IMAGES".to_string()),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Other {
+            message: format!(
+                "the DynamoDB table {table} already exists but does not fit switchyard: {}",
+                problems.join("; ")
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(entries: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn minimal_item(name: &str) -> HashMap<String, AttributeValue> {
+        item(&[
+            ("pk", AttributeValue::S(format!("release#{name}"))),
+            ("kind", AttributeValue::S("release".into())),
+            ("name", AttributeValue::S(name.into())),
+            ("generation", number(3)),
+            ("spec", AttributeValue::M(HashMap::new())),
+            ("statusVersion", number(0)),
+        ])
+    }
+
+    #[test]
+    fn decodes_a_minimal_item_with_defaults() {
+        let release = decode_release("web", minimal_item("web")).unwrap();
+        assert_eq!(release.name, "web");
+        assert_eq!(release.generation, 3);
+        assert_eq!(release.requests, Requests::default());
+        assert_eq!(release.status, None);
+        assert_eq!(release.spec, serde_json::json!({}));
+    }
+
+    #[test]
+    fn decodes_requests_from_their_own_attributes() {
+        let request = OperatorRequest {
+            generation: 3,
+            requested_by: "alice".into(),
+            requested_at: "2025-01-02T03:04:05Z".parse().unwrap(),
+        };
+        let mut item = minimal_item("web");
+        item.insert(
+            request_attribute(RequestKind::Abort).into(),
+            to_attribute_value(&request).unwrap(),
+        );
+        let release = decode_release("web", item).unwrap();
+        assert_eq!(release.requests.abort, Some(request));
+        assert_eq!(release.requests.promote, None);
+    }
+
+    #[test]
+    fn a_generation_stored_as_a_string_is_corrupt() {
+        let mut item = minimal_item("web");
+        item.insert("generation".into(), AttributeValue::S("one".into()));
+        let error = decode_release("web", item).unwrap_err();
+        assert!(
+            matches!(error, StoreError::Corrupt { ref name, .. } if name == "web"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_name_that_differs_from_the_key_is_corrupt() {
+        let error = decode_release("api", minimal_item("web")).unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn the_release_name_comes_from_the_key() {
+        assert_eq!(name_in_key(&minimal_item("web")), Some("web"));
+        let lease = item(&[("pk", AttributeValue::S("lease#web".into()))]);
+        assert_eq!(name_in_key(&lease), None);
+    }
+
+    #[test]
+    fn an_existing_table_without_a_stream_or_with_another_key_is_refused() {
+        let description = TableDescription::builder()
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let Err(StoreError::Other { message }) = check_layout("releases", &description) else {
+            panic!("a table with another key and no stream must be refused");
+        };
+        assert!(message.contains("`pk`"), "{message}");
+        assert!(message.contains("no stream"), "{message}");
+    }
+}

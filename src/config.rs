@@ -1,0 +1,392 @@
+//! The controller's configuration: defaults, overlaid by an optional YAML file, overlaid by
+//! `SWITCHYARD_<KEY>` environment variables, overlaid by command-line flags.
+//!
+//! Parsing takes the environment as a map, so tests need no process environment. Invalid
+//! configuration is an error that names the key and its source, before anything starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The default table name.
+pub const DEFAULT_TABLE: &str = "switchyard-releases";
+/// The default listen address of the HTTP server: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The complete, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The DynamoDB table holding the releases.
+    pub table: String,
+    /// The controller's region; `None` takes the standard AWS chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// How often every release is looked at even without a change.
+    pub resync_period: Duration,
+    /// How many releases are reconciled at once.
+    pub concurrency: usize,
+    /// How long in-flight passes may run after SIGTERM before they are cancelled.
+    pub drain_timeout: Duration,
+    /// Where the HTTP server listens (health, metrics, status API).
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// A `tracing` filter (`info`, `switchyard=debug,warn`, ...).
+    pub log_level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            table: DEFAULT_TABLE.into(),
+            region: None,
+            resync_period: Duration::from_secs(60),
+            concurrency: 8,
+            drain_timeout: Duration::from_secs(10),
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// The configuration file: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FileSettings {
+    table: Option<String>,
+    region: Option<String>,
+    resync_period: Option<String>,
+    concurrency: Option<usize>,
+    drain_timeout: Option<String>,
+    listen: Option<String>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+}
+
+/// What is wrong with the configuration.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Unreadable { path: String, message: String },
+    /// The file is not valid configuration.
+    #[error("{path}: {message}")]
+    InvalidFile { path: String, message: String },
+    /// One key has a bad value.
+    #[error("{key} (from {source_name}): {message}")]
+    InvalidValue {
+        key: &'static str,
+        source_name: String,
+        message: String,
+    },
+}
+
+/// The environment variable for a key: `resyncPeriod` is `SWITCHYARD_RESYNC_PERIOD`.
+pub fn env_var_for(key: &str) -> String {
+    let mut name = String::from("SWITCHYARD_");
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// The `SWITCHYARD_*` variables of the process environment.
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("SWITCHYARD_"))
+        .collect()
+}
+
+/// Loads the configuration: defaults, then `file` (if any), then `env`.
+pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+    let from_file = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            if text.trim().is_empty() {
+                FileSettings::default()
+            } else {
+                serde_saphyr::from_str::<FileSettings>(&text).map_err(|e| {
+                    ConfigError::InvalidFile {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    }
+                })?
+            }
+        }
+        None => FileSettings::default(),
+    };
+    let file_name = file.map(|p| p.display().to_string()).unwrap_or_default();
+    let mut settings = Settings::default();
+
+    // Each key: the environment wins over the file.
+    let pick = |key: &'static str, from_file: Option<String>| -> Option<(String, String)> {
+        let var = env_var_for(key);
+        match env.get(&var) {
+            Some(value) => Some((value.clone(), var)),
+            None => from_file.map(|v| (v, file_name.clone())),
+        }
+    };
+
+    if let Some((value, source)) = pick("table", from_file.table) {
+        settings.table = parse_table(&value).map_err(|m| invalid("table", &source, m))?;
+    }
+    if let Some((value, source)) = pick("region", from_file.region) {
+        settings.region = Some(parse_region(&value).map_err(|m| invalid("region", &source, m))?);
+    }
+    if let Some((value, source)) = pick("resyncPeriod", from_file.resync_period) {
+        let period = parse_duration(&value).map_err(|m| invalid("resyncPeriod", &source, m))?;
+        if period < Duration::from_secs(1) {
+            return Err(invalid(
+                "resyncPeriod",
+                &source,
+                "must be at least 1s".into(),
+            ));
+        }
+        settings.resync_period = period;
+    }
+    if let Some((value, source)) = pick("concurrency", from_file.concurrency.map(|c| c.to_string()))
+    {
+        let concurrency: usize = value.trim().parse().map_err(|_| {
+            invalid(
+                "concurrency",
+                &source,
+                format!("`{value}` is not a whole number"),
+            )
+        })?;
+        if !(1..=256).contains(&concurrency) {
+            return Err(invalid(
+                "concurrency",
+                &source,
+                "must be between 1 and 256".into(),
+            ));
+        }
+        settings.concurrency = concurrency;
+    }
+    if let Some((value, source)) = pick("drainTimeout", from_file.drain_timeout) {
+        settings.drain_timeout =
+            parse_duration(&value).map_err(|m| invalid("drainTimeout", &source, m))?;
+    }
+    if let Some((value, source)) = pick("listen", from_file.listen) {
+        settings.listen = value.trim().parse().map_err(|_| {
+            invalid(
+                "listen",
+                &source,
+                format!("`{value}` is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+    }
+    if let Some((value, source)) = pick(
+        "logFormat",
+        from_file.log_format.map(|f| match f {
+            LogFormat::Text => "text".to_string(),
+            LogFormat::Json => "json".to_string(),
+        }),
+    ) {
+        settings.log_format = match value.trim() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "logFormat",
+                    &source,
+                    format!("`{other}` is not text or json"),
+                ));
+            }
+        };
+    }
+    if let Some((value, source)) = pick("logLevel", from_file.log_level) {
+        if tracing_subscriber::EnvFilter::try_new(&value).is_err() {
+            return Err(invalid(
+                "logLevel",
+                &source,
+                format!("`{value}` is not a log filter"),
+            ));
+        }
+        settings.log_level = value;
+    }
+    Ok(settings)
+}
+
+fn invalid(key: &'static str, source: &str, message: String) -> ConfigError {
+    ConfigError::InvalidValue {
+        key,
+        source_name: if source.is_empty() {
+            "defaults".into()
+        } else {
+            source.into()
+        },
+        message,
+    }
+}
+
+/// A duration like `60s`, `5m`, `1h 30m` or ISO 8601 `PT1M`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let parsed: jiff::SignedDuration = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration like 30s, 5m or 1h 30m"))?;
+    if parsed.is_negative() {
+        return Err(format!("`{value}` is negative"));
+    }
+    Ok(parsed.unsigned_abs())
+}
+
+/// DynamoDB table names: 3 to 255 of letters, digits, '_', '-', '.'.
+pub fn parse_table(value: &str) -> Result<String, String> {
+    let ok = (3..=255).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not a DynamoDB table name (3 to 255 letters, digits, '_', '-', '.')"
+        ))
+    }
+}
+
+fn parse_region(value: &str) -> Result<String, String> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!("`{value}` is not an AWS region like us-east-1"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write(text: &str) -> tempfile_path::TempFile {
+        tempfile_path::TempFile::new(text)
+    }
+
+    /// A file in the temp dir, removed on drop (no extra crate for one test helper).
+    mod tempfile_path {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let path = std::env::temp_dir().join(format!(
+                    "switchyard-config-{}-{}.yaml",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::write(&path, text).unwrap();
+                Self(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_need_no_file_and_no_environment() {
+        assert_eq!(load(None, &BTreeMap::new()).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn environment_overrides_the_file_key_by_key() {
+        let file = write("table: from-file\nconcurrency: 4\nresyncPeriod: 2m\n");
+        let settings = load(
+            Some(&file.0),
+            &env(&[
+                ("SWITCHYARD_TABLE", "from-env"),
+                ("SWITCHYARD_DRAIN_TIMEOUT", "3s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.table, "from-env");
+        assert_eq!(settings.concurrency, 4);
+        assert_eq!(settings.resync_period, Duration::from_secs(120));
+        assert_eq!(settings.drain_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn every_key_has_an_environment_variable() {
+        assert_eq!(env_var_for("table"), "SWITCHYARD_TABLE");
+        assert_eq!(env_var_for("resyncPeriod"), "SWITCHYARD_RESYNC_PERIOD");
+        assert_eq!(env_var_for("logFormat"), "SWITCHYARD_LOG_FORMAT");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        let file = write("tabel: x\n");
+        let error = load(Some(&file.0), &BTreeMap::new()).unwrap_err();
+        assert!(error.to_string().contains("tabel"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_where_they_came_from() {
+        let error = load(None, &env(&[("SWITCHYARD_CONCURRENCY", "zero")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "concurrency (from SWITCHYARD_CONCURRENCY): `zero` is not a whole number"
+        );
+        let error = load(None, &env(&[("SWITCHYARD_RESYNC_PERIOD", "10")])).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("resyncPeriod (from SWITCHYARD_RESYNC_PERIOD)")
+        );
+        let error = load(None, &env(&[("SWITCHYARD_LISTEN", "everywhere")])).unwrap_err();
+        assert!(error.to_string().starts_with("listen"));
+        let error = load(None, &env(&[("SWITCHYARD_REGION", "moon")])).unwrap_err();
+        assert!(error.to_string().starts_with("region"));
+        let error = load(None, &env(&[("SWITCHYARD_TABLE", "a b")])).unwrap_err();
+        assert!(error.to_string().starts_with("table"));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it() {
+        let error = load(
+            Some(Path::new("/nonexistent/controller.yaml")),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read /nonexistent/controller.yaml")
+        );
+    }
+}

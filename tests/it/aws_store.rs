@@ -1,0 +1,706 @@
+//! The DynamoDB release store and its stream against moto, with the behavioural checks shared
+//! with the simulated store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use jiff::Timestamp;
+use switchyard::aws::{DynamoStore, TableCreated, create_table};
+use switchyard::clock::Clock;
+use switchyard::model::parse::parse_documents;
+use switchyard::model::{
+    Condition, ConditionStatus, ConditionType, HistoryEntry, OperatorRequest, Outcome, Phase,
+    Reason, ReleaseStatus, RequestKind, TrafficWeights,
+};
+use switchyard::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError};
+use switchyard::sim::SimStore;
+
+use crate::harness::{ReleaseOptions, release_yaml};
+use crate::moto::Moto;
+
+const TABLE: &str = "switchyard-releases";
+
+/// How long a write may take to arrive on the change feed.
+const CHANGE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A DynamoDB store on a fresh moto server with the table created, plus a raw client for
+/// writing items the store never would.
+struct DynamoFixture {
+    store: DynamoStore,
+    raw: aws_sdk_dynamodb::Client,
+    _moto: Moto,
+}
+
+async fn dynamo() -> DynamoFixture {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let raw = aws_sdk_dynamodb::Client::new(&config);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    create_table(&raw, TABLE)
+        .await
+        .expect("the table is created");
+    DynamoFixture {
+        store: DynamoStore::new(raw.clone(), streams, TABLE),
+        raw,
+        _moto: moto,
+    }
+}
+
+fn sim() -> SimStore {
+    SimStore::new(Clock::system())
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().expect("a valid timestamp")
+}
+
+/// A realistic spec: the document `apply` would store, parsed and validated first.
+fn spec_of(name: &str, tag: &str) -> serde_json::Value {
+    let options = ReleaseOptions {
+        image_tag: tag.into(),
+        manual: true,
+        alarms: vec![format!("{name}-5xx")],
+        ..ReleaseOptions::default()
+    };
+    let documents = parse_documents(&release_yaml(name, &options)).expect("a valid document");
+    serde_json::to_value(&documents[0].spec).expect("the spec serializes")
+}
+
+fn write(name: &str, tag: &str, precondition: SpecPrecondition) -> SpecWrite {
+    SpecWrite {
+        name: name.into(),
+        labels: BTreeMap::from([("team".to_string(), "storefront".to_string())]),
+        spec: spec_of(name, tag),
+        precondition,
+        written_by: "arn:aws:iam::111122223333:user/alice".into(),
+        written_at: at("2025-03-04T05:06:07.123Z"),
+    }
+}
+
+fn request(generation: u64) -> OperatorRequest {
+    OperatorRequest {
+        generation,
+        requested_by: "arn:aws:iam::111122223333:user/bob".into(),
+        requested_at: at("2025-03-04T06:00:00Z"),
+    }
+}
+
+/// A status with every part filled in, so a round trip loses nothing unnoticed.
+fn status(observed_generation: u64, message: &str) -> ReleaseStatus {
+    ReleaseStatus {
+        observed_generation,
+        phase: Phase::Progressing,
+        message: message.into(),
+        conditions: vec![Condition {
+            kind: ConditionType::Progressing,
+            status: ConditionStatus::True,
+            reason: Reason::DeploymentInProgress,
+            message: "deployment d-1 is shifting traffic".into(),
+            last_transition_time: at("2025-03-04T05:10:00Z"),
+        }],
+        live_task_definition: Some(
+            "arn:aws:ecs:us-east-1:111122223333:task-definition/web:7".into(),
+        ),
+        deployment_id: Some("d-1".into()),
+        traffic_weights: Some(TrafficWeights {
+            live: 90.0,
+            candidate: 10.5,
+        }),
+        history: vec![HistoryEntry {
+            generation: observed_generation,
+            attempt: 1,
+            outcome: Outcome::RolledBack,
+            task_definition: None,
+            deployment_id: Some("d-0".into()),
+            started_at: None,
+            finished_at: at("2025-03-04T05:00:00Z"),
+            message: "alarm web-5xx fired".into(),
+        }],
+        attempt: 2,
+        ..ReleaseStatus::default()
+    }
+}
+
+fn assert_condition_failed(result: Result<u64, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::ConditionFailed { .. }) => {}
+        other => panic!("{what}: expected ConditionFailed, got {other:?}"),
+    }
+}
+
+// Behaviour shared by every store: each check runs against the simulation and against
+// DynamoDB (moto), so the two cannot drift apart.
+
+async fn check_spec_preconditions(store: &dyn ReleaseStore) {
+    assert_eq!(
+        store
+            .put_spec(write("web", "1", SpecPrecondition::Absent))
+            .await,
+        Ok(1)
+    );
+    assert_condition_failed(
+        store
+            .put_spec(write("web", "1", SpecPrecondition::Absent))
+            .await,
+        "Absent on an existing release",
+    );
+    assert_eq!(
+        store
+            .put_spec(write("web", "2", SpecPrecondition::Generation(1)))
+            .await,
+        Ok(2)
+    );
+    assert_condition_failed(
+        store
+            .put_spec(write("web", "3", SpecPrecondition::Generation(1)))
+            .await,
+        "a stale generation",
+    );
+    assert_eq!(
+        store
+            .put_spec(write("web", "3", SpecPrecondition::Any))
+            .await,
+        Ok(3)
+    );
+    assert_condition_failed(
+        store
+            .put_spec(write("api", "1", SpecPrecondition::Generation(1)))
+            .await,
+        "a generation of a missing release",
+    );
+    assert_eq!(
+        store
+            .put_spec(write("api", "1", SpecPrecondition::Any))
+            .await,
+        Ok(1)
+    );
+
+    let web = store.get("web").await.unwrap().expect("web exists");
+    let expected = write("web", "3", SpecPrecondition::Any);
+    assert_eq!(web.name, "web");
+    assert_eq!(web.generation, 3);
+    assert_eq!(
+        web.spec, expected.spec,
+        "the spec comes back exactly as written"
+    );
+    assert_eq!(web.labels, expected.labels);
+    assert_eq!(
+        web.spec_updated_by.as_deref(),
+        Some(expected.written_by.as_str())
+    );
+    assert_eq!(web.spec_updated_at, Some(expected.written_at));
+    assert_eq!(web.status, None);
+    assert_eq!(web.status_version, 0);
+    assert_eq!(store.get("nope").await, Ok(None));
+}
+
+async fn check_requests(store: &dyn ReleaseStore) {
+    store
+        .put_spec(write("web", "1", SpecPrecondition::Absent))
+        .await
+        .unwrap();
+    store
+        .put_request("web", RequestKind::Promote, request(1))
+        .await
+        .unwrap();
+    store
+        .put_request("web", RequestKind::Retry, request(1))
+        .await
+        .unwrap();
+    let web = store.get("web").await.unwrap().unwrap();
+    assert_eq!(web.generation, 1, "a request never bumps the generation");
+    assert_eq!(web.requests.promote, Some(request(1)));
+    assert_eq!(web.requests.retry, Some(request(1)));
+    assert_eq!(web.requests.abort, None);
+
+    // A spec write keeps the requests (they name the generation they apply to).
+    store
+        .put_spec(write("web", "2", SpecPrecondition::Generation(1)))
+        .await
+        .unwrap();
+    let web = store.get("web").await.unwrap().unwrap();
+    assert_eq!(web.requests.promote, Some(request(1)));
+
+    assert_eq!(
+        store
+            .put_request("missing", RequestKind::Abort, request(1))
+            .await,
+        Err(StoreError::NotFound {
+            name: "missing".into()
+        })
+    );
+    assert_eq!(
+        store.get("missing").await,
+        Ok(None),
+        "a request creates nothing"
+    );
+}
+
+async fn check_status_conditions(store: &dyn ReleaseStore) {
+    store
+        .put_spec(write("web", "1", SpecPrecondition::Absent))
+        .await
+        .unwrap();
+    let first = status(1, "first");
+    assert_eq!(store.write_status("web", &first, 0).await, Ok(1));
+    assert_condition_failed(
+        store.write_status("web", &status(1, "again"), 0).await,
+        "a stale status version",
+    );
+    let web = store.get("web").await.unwrap().unwrap();
+    assert_eq!(
+        web.status.as_ref(),
+        Some(&first),
+        "the status comes back exactly"
+    );
+    assert_eq!(web.status_version, 1);
+    assert_eq!(
+        web.spec,
+        spec_of("web", "1"),
+        "a status write never touches the spec"
+    );
+    assert_eq!(web.generation, 1);
+
+    // The spec moves on: a status decided for generation 1 no longer applies.
+    store
+        .put_spec(write("web", "2", SpecPrecondition::Generation(1)))
+        .await
+        .unwrap();
+    assert_condition_failed(
+        store.write_status("web", &status(1, "late"), 1).await,
+        "a status for an old generation",
+    );
+    let web = store.get("web").await.unwrap().unwrap();
+    assert_eq!(
+        web.status.as_ref(),
+        Some(&first),
+        "a spec write never touches the status"
+    );
+    assert_eq!(web.status_version, 1);
+
+    assert_eq!(
+        store.write_status("web", &status(2, "second"), 1).await,
+        Ok(2)
+    );
+    assert_eq!(
+        store.write_status("missing", &status(1, "x"), 0).await,
+        Err(StoreError::NotFound {
+            name: "missing".into()
+        })
+    );
+}
+
+async fn check_list_and_delete(store: &dyn ReleaseStore) {
+    for name in ["orders", "api", "web"] {
+        store
+            .put_spec(write(name, "1", SpecPrecondition::Absent))
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["api", "orders", "web"], "sorted by name");
+
+    store.delete("orders").await.unwrap();
+    assert_eq!(store.get("orders").await, Ok(None));
+    store
+        .delete("orders")
+        .await
+        .expect("deleting a missing release is no error");
+    let names: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["api", "web"]);
+
+    // A deleted release starts again at generation 1.
+    assert_eq!(
+        store
+            .put_spec(write("orders", "2", SpecPrecondition::Absent))
+            .await,
+        Ok(1)
+    );
+}
+
+#[tokio::test]
+async fn spec_writes_follow_their_preconditions_in_the_simulation() {
+    check_spec_preconditions(&sim()).await;
+}
+
+#[tokio::test]
+async fn spec_writes_follow_their_preconditions_in_dynamodb() {
+    check_spec_preconditions(&dynamo().await.store).await;
+}
+
+#[tokio::test]
+async fn requests_never_bump_the_generation_in_the_simulation() {
+    check_requests(&sim()).await;
+}
+
+#[tokio::test]
+async fn requests_never_bump_the_generation_in_dynamodb() {
+    check_requests(&dynamo().await.store).await;
+}
+
+#[tokio::test]
+async fn status_writes_are_conditional_on_version_and_generation_in_the_simulation() {
+    check_status_conditions(&sim()).await;
+}
+
+#[tokio::test]
+async fn status_writes_are_conditional_on_version_and_generation_in_dynamodb() {
+    check_status_conditions(&dynamo().await.store).await;
+}
+
+#[tokio::test]
+async fn list_is_sorted_and_delete_is_idempotent_in_the_simulation() {
+    check_list_and_delete(&sim()).await;
+}
+
+#[tokio::test]
+async fn list_is_sorted_and_delete_is_idempotent_in_dynamodb() {
+    check_list_and_delete(&dynamo().await.store).await;
+}
+
+// DynamoDB only.
+
+#[tokio::test]
+async fn table_create_is_idempotent() {
+    let fixture = dynamo().await;
+    assert_eq!(
+        create_table(&fixture.raw, TABLE).await,
+        Ok(TableCreated::AlreadyExists)
+    );
+    assert_eq!(
+        create_table(&fixture.raw, "another").await,
+        Ok(TableCreated::Created)
+    );
+}
+
+#[tokio::test]
+async fn table_create_refuses_an_existing_table_with_another_layout() {
+    let fixture = dynamo().await;
+    fixture
+        .raw
+        .create_table()
+        .table_name("foreign")
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    match create_table(&fixture.raw, "foreign").await {
+        Err(StoreError::Other { message }) => {
+            assert!(message.contains("foreign"), "{message}");
+            assert!(message.contains("`pk`"), "{message}");
+            assert!(message.contains("no stream"), "{message}");
+        }
+        other => panic!("expected a clear refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_table_names_the_command_that_creates_it() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_dynamodbstreams::Client::new(&config),
+        "nowhere",
+    );
+    match store.get("web").await {
+        Err(StoreError::Other { message }) => {
+            assert!(message.contains("nowhere"), "{message}");
+            assert!(message.contains("switchyard table create"), "{message}");
+        }
+        other => panic!("expected an error naming the table, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn list_pages_through_more_items_than_one_page_holds() {
+    let fixture = dynamo().await;
+    let store = fixture.store.clone().with_scan_page_limit(2);
+    let mut expected = Vec::new();
+    for index in 0..9 {
+        let name = format!("svc-{index}");
+        store
+            .put_spec(write(&name, "1", SpecPrecondition::Absent))
+            .await
+            .unwrap();
+        expected.push(name);
+    }
+    // Items of other kinds share the table and are never listed.
+    fixture
+        .raw
+        .put_item()
+        .table_name(TABLE)
+        .item("pk", AttributeValue::S("lease#svc-0".into()))
+        .item("kind", AttributeValue::S("lease".into()))
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, expected);
+}
+
+#[tokio::test]
+async fn a_corrupt_item_is_skipped_by_list_and_reported_by_get() {
+    let fixture = dynamo().await;
+    let store = &fixture.store;
+    store
+        .put_spec(write("web", "1", SpecPrecondition::Absent))
+        .await
+        .unwrap();
+    let item: HashMap<String, AttributeValue> = HashMap::from([
+        ("pk".to_string(), AttributeValue::S("release#broken".into())),
+        ("kind".to_string(), AttributeValue::S("release".into())),
+        ("name".to_string(), AttributeValue::S("broken".into())),
+        // Written by hand as a string: no generation can be read from it.
+        ("generation".to_string(), AttributeValue::S("one".into())),
+        ("spec".to_string(), AttributeValue::M(HashMap::new())),
+    ]);
+    fixture
+        .raw
+        .put_item()
+        .table_name(TABLE)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+
+    match store.get("broken").await {
+        Err(StoreError::Corrupt { name, message }) => {
+            assert_eq!(name, "broken");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let names: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["web"]);
+    // The controller's status write reports the record as corrupt, as the simulation does.
+    assert!(matches!(
+        store.write_status("broken", &status(1, "x"), 0).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    // Deleting it is how an operator gets rid of it.
+    store.delete("broken").await.unwrap();
+    assert_eq!(store.get("broken").await, Ok(None));
+}
+
+#[tokio::test]
+async fn a_hand_written_item_without_a_status_version_takes_its_first_status() {
+    let fixture = dynamo().await;
+    let store = &fixture.store;
+    let item: HashMap<String, AttributeValue> = HashMap::from([
+        ("pk".to_string(), AttributeValue::S("release#web".into())),
+        ("kind".to_string(), AttributeValue::S("release".into())),
+        ("name".to_string(), AttributeValue::S("web".into())),
+        ("generation".to_string(), AttributeValue::N("1".into())),
+        ("spec".to_string(), AttributeValue::M(HashMap::new())),
+    ]);
+    fixture
+        .raw
+        .put_item()
+        .table_name(TABLE)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    let web = store.get("web").await.unwrap().expect("the item decodes");
+    assert_eq!(web.status_version, 0);
+    assert_eq!(
+        store.write_status("web", &status(1, "first"), 0).await,
+        Ok(1)
+    );
+    assert_condition_failed(
+        store.write_status("web", &status(1, "again"), 0).await,
+        "version 0 once a status exists",
+    );
+}
+
+/// Waits for `name` on the feed for at most `limit`; returns every name seen until then.
+async fn wait_for(
+    changes: &mut BoxStream<'static, String>,
+    name: &str,
+    limit: Duration,
+) -> Result<Vec<String>, Vec<String>> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, changes.next()).await {
+            Ok(Some(next)) => {
+                let found = next == name;
+                seen.push(next);
+                if found {
+                    return Ok(seen);
+                }
+            }
+            Ok(None) => panic!("the change feed ended"),
+            Err(_) => return Err(seen),
+        }
+    }
+}
+
+/// The feed reads from LATEST once it has found the stream, so a test first writes until
+/// the feed shows a write: from then on, every write must arrive.
+async fn wait_until_the_feed_is_live(
+    store: &DynamoStore,
+    changes: &mut BoxStream<'static, String>,
+) {
+    for _ in 0..20 {
+        store
+            .put_spec(write("warmup", "1", SpecPrecondition::Any))
+            .await
+            .unwrap();
+        if wait_for(changes, "warmup", Duration::from_millis(500))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    panic!("the change feed showed no write within 10 s");
+}
+
+#[tokio::test]
+async fn spec_request_and_delete_writes_arrive_on_the_change_feed() {
+    let fixture = dynamo().await;
+    let store = &fixture.store;
+    let mut changes = store.changes().expect("DynamoDB has a change feed");
+    wait_until_the_feed_is_live(store, &mut changes).await;
+
+    store
+        .put_spec(write("web", "1", SpecPrecondition::Absent))
+        .await
+        .unwrap();
+    wait_for(&mut changes, "web", CHANGE_DEADLINE)
+        .await
+        .expect("a spec write arrives within 2 s");
+
+    store
+        .put_request("web", RequestKind::Promote, request(1))
+        .await
+        .unwrap();
+    wait_for(&mut changes, "web", CHANGE_DEADLINE)
+        .await
+        .expect("a request arrives within 2 s");
+
+    store.delete("web").await.unwrap();
+    wait_for(&mut changes, "web", CHANGE_DEADLINE)
+        .await
+        .expect("a delete arrives within 2 s");
+}
+
+#[tokio::test]
+async fn a_status_only_write_does_not_arrive_on_the_change_feed() {
+    let fixture = dynamo().await;
+    let store = &fixture.store;
+    store
+        .put_spec(write("web", "1", SpecPrecondition::Absent))
+        .await
+        .unwrap();
+    store
+        .put_spec(write("marker", "1", SpecPrecondition::Absent))
+        .await
+        .unwrap();
+    let mut changes = store.changes().expect("DynamoDB has a change feed");
+    wait_until_the_feed_is_live(store, &mut changes).await;
+
+    store
+        .write_status("web", &status(1, "first"), 0)
+        .await
+        .unwrap();
+    store
+        .write_status("web", &status(1, "second"), 1)
+        .await
+        .unwrap();
+    // One stream shard keeps records in order: once the marker's request arrives, any
+    // record of the status writes before it has been read too.
+    store
+        .put_request("marker", RequestKind::Abort, request(1))
+        .await
+        .unwrap();
+    let seen = wait_for(&mut changes, "marker", CHANGE_DEADLINE)
+        .await
+        .expect("the marker arrives within 2 s");
+    assert!(
+        !seen.iter().any(|name| name == "web"),
+        "status-only writes woke their release: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_change_feed_survives_its_table_being_deleted_and_created_again() {
+    let fixture = dynamo().await;
+    let store = &fixture.store;
+    let mut changes = store.changes().expect("DynamoDB has a change feed");
+    wait_until_the_feed_is_live(store, &mut changes).await;
+
+    fixture
+        .raw
+        .delete_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        create_table(&fixture.raw, TABLE).await,
+        Ok(TableCreated::Created)
+    );
+
+    // The new table has a new stream; the consumer finds it on its next look at the table
+    // (at most every 10 s) and reads it from then on. The feed itself never ends.
+    for _ in 0..60 {
+        store
+            .put_spec(write("web", "1", SpecPrecondition::Any))
+            .await
+            .unwrap();
+        if wait_for(&mut changes, "web", Duration::from_millis(500))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    panic!("no write to the new table arrived within 30 s");
+}
