@@ -18,6 +18,7 @@ use crate::ports::{
     task_definition_short_name,
 };
 use crate::sim::{BlueGreenSetup, SimAws, SimStore};
+use crate::state::ControllerState;
 
 /// The demo's documents, as a user would keep them in git.
 pub const DEMO_RELEASES: &str = include_str!("demo_releases.yaml");
@@ -38,6 +39,8 @@ pub struct DemoOptions {
     pub speed: f64,
     pub exit_when_settled: bool,
     pub json: bool,
+    /// Where the dashboard and API listen; `None`: 127.0.0.1:8080, or a free port if taken.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// One release in the demo's final report.
@@ -127,16 +130,23 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let clock = Clock::system_at_speed(options.speed);
     let world = build_world(clock.clone()).await?;
     let store: Arc<dyn ReleaseStore> = Arc::new(world.store.clone());
-    let ctx = Context {
-        store: store.clone(),
-        aws: Arc::new(world.aws.clone()),
-        clock: clock.clone(),
-        config: ControllerConfig {
+    let state = ControllerState::new();
+    let ctx = Context::new(
+        store.clone(),
+        Arc::new(world.aws.clone()),
+        clock.clone(),
+        ControllerConfig {
             resync_period: Duration::from_secs(30),
             concurrency: 4,
             ..ControllerConfig::default()
         },
-    };
+        state.clone(),
+    );
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = start_server(state.clone(), options.listen, async move {
+        let _ = server_stopped.await;
+    })
+    .await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(controller::run(ctx, async move {
         let _ = stop_rx.await;
@@ -146,6 +156,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
         "switchyard demo: 4 releases against a simulated AWS, time x{} (Ctrl-C to stop)",
         options.speed
     );
+    eprintln!("dashboard: http://{}/", server.local_addr);
     let started = clock.now();
     let mut printer = ProgressPrinter::new(started);
     let mut operator = ScriptedOperator::default();
@@ -174,6 +185,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     };
     let _ = stop_tx.send(());
     let _ = controller.await;
+    let _ = stop_server.send(());
+    let _ = server.handle.await;
     let releases = outcome?;
 
     let mut api_calls = world.aws.call_counts();
@@ -186,6 +199,40 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
         print_table(&report);
     }
     Ok(report)
+}
+
+/// Starts the HTTP server on `listen`, or on 127.0.0.1:8080 and, if that is taken, a free
+/// port (a newcomer's demo must not fail because something else uses 8080).
+async fn start_server(
+    state: ControllerState,
+    listen: Option<std::net::SocketAddr>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<crate::http::Server, DemoError> {
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = shutdown_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    match listen {
+        Some(addr) => crate::http::serve(state, addr, stopped(shutdown_rx))
+            .await
+            .map_err(|e| DemoError::Setup(e.to_string())),
+        None => {
+            let default: std::net::SocketAddr =
+                crate::config::DEFAULT_LISTEN.parse().expect("valid");
+            match crate::http::serve(state.clone(), default, stopped(shutdown_rx.clone())).await {
+                Ok(server) => Ok(server),
+                Err(_) => {
+                    crate::http::serve(state, ([127, 0, 0, 1], 0).into(), stopped(shutdown_rx))
+                        .await
+                        .map_err(|e| DemoError::Setup(e.to_string()))
+                }
+            }
+        }
+    }
 }
 
 /// Settled: the status describes the current generation and its phase is a resting one.

@@ -14,6 +14,7 @@ use switchyard::clock::Clock;
 use switchyard::config::{self, LogFormat, Settings};
 use switchyard::controller::{self, Context, ControllerConfig};
 use switchyard::demo::{self, DemoOptions};
+use switchyard::state::ControllerState;
 
 /// A reconciling release controller for blue/green and canary releases of Amazon ECS services.
 ///
@@ -39,6 +40,16 @@ enum Command {
         /// `json` prints one JSON object on stdout at the end; progress goes to stderr.
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Where the dashboard and API listen [default: 127.0.0.1:8080, or a free port if
+        /// that is taken].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Check that a running controller answers /healthz (for container health checks).
+    Healthcheck {
+        /// The URL to check [default: http://<SWITCHYARD_LISTEN or 127.0.0.1:8080>/healthz].
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Run the controller against AWS (the standard AWS environment picks credentials,
     /// region and endpoints).
@@ -130,15 +141,18 @@ fn main() -> ExitCode {
                 speed,
                 exit_when_settled,
                 output,
+                listen,
             } => {
                 init_telemetry("warn", LogFormat::Text);
                 run_demo(DemoOptions {
                     speed,
                     exit_when_settled,
                     json: output == Output::Json,
+                    listen,
                 })
                 .await
             }
+            Command::Healthcheck { url } => healthcheck(url).await,
             Command::Run { config, listen } => run_controller(config, listen).await,
             Command::Validate { files } => validate(&files),
             Command::Apply { files, table } => {
@@ -223,13 +237,25 @@ async fn run_controller(
         aws_sdk_dynamodbstreams::Client::new(&sdk),
         settings.table.clone(),
     );
-    let ctx = Context {
-        store: Arc::new(store),
-        aws: Arc::new(AwsAdapters::new(sdk, aws::build_ports)),
-        clock: Clock::system(),
-        config: controller_config(&settings),
-    };
+    let ctx = Context::new(
+        Arc::new(store),
+        Arc::new(AwsAdapters::new(sdk, aws::build_ports)),
+        Clock::system(),
+        controller_config(&settings),
+        ControllerState::new(),
+    );
+    let state = ctx.state.clone();
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = switchyard::http::serve(state, settings.listen, async move {
+        let _ = server_stopped.await;
+    })
+    .await
+    .map_err(|e| CliError::Invalid(e.to_string()))?;
+    tracing::info!(listen = %server.local_addr, "serving /healthz, /readyz, /metrics, /api/v1 and the dashboard");
     let summary = controller::run(ctx, shutdown_signal()).await;
+    // The server answers until the drain is over, then stops.
+    let _ = stop_server.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server.handle).await;
     tracing::info!(
         passes = summary.passes,
         failed = summary.failed_passes,
@@ -279,6 +305,23 @@ async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+async fn healthcheck(url: Option<String>) -> Result<(), CliError> {
+    let url = url.unwrap_or_else(|| {
+        let listen =
+            std::env::var("SWITCHYARD_LISTEN").unwrap_or_else(|_| config::DEFAULT_LISTEN.into());
+        // A wildcard listen address is reached on loopback.
+        let listen = listen
+            .replace("0.0.0.0", "127.0.0.1")
+            .replace("[::]", "[::1]");
+        format!("http://{listen}/healthz")
+    });
+    switchyard::http::healthcheck(&url)
+        .await
+        .map_err(CliError::Aws)?;
+    println!("healthy");
+    Ok(())
 }
 
 async fn store_for(table: &str) -> Result<DynamoStore, CliError> {

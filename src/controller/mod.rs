@@ -1,6 +1,7 @@
 //! The imperative shell: observes each release, calls the pure `decide`, applies at most one
 //! action, writes the status, and schedules the next pass.
 
+mod metered;
 mod pass;
 mod queue;
 
@@ -15,11 +16,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+pub use metered::{MeteredProvider, MeteredStore};
 pub use pass::{PassError, PassReport, reconcile_once};
 pub use queue::WorkQueue;
 
 use crate::clock::Clock;
-use crate::ports::{AwsProvider, ReleaseStore};
+use crate::ports::{AwsProvider, ReleaseStore, StoredRelease};
+use crate::state::ControllerState;
 
 /// How the controller loop behaves.
 #[derive(Debug, Clone)]
@@ -57,6 +60,33 @@ pub struct Context {
     pub aws: Arc<dyn AwsProvider>,
     pub clock: Clock,
     pub config: ControllerConfig,
+    /// What the controller shares with the HTTP server and the demo.
+    pub state: ControllerState,
+}
+
+impl Context {
+    /// A context whose store and AWS ports are metered into `state`.
+    pub fn new(
+        store: Arc<dyn ReleaseStore>,
+        aws: Arc<dyn AwsProvider>,
+        clock: Clock,
+        config: ControllerConfig,
+        state: ControllerState,
+    ) -> Self {
+        Self {
+            store: Arc::new(MeteredStore {
+                inner: store,
+                state: state.clone(),
+            }),
+            aws: Arc::new(MeteredProvider {
+                inner: aws,
+                state: state.clone(),
+            }),
+            clock,
+            config,
+            state,
+        }
+    }
 }
 
 /// How a run of the loop ended.
@@ -108,7 +138,7 @@ impl std::fmt::Display for ErrorChain<'_> {
 
 /// Messages from spawned tasks back to the loop.
 enum Event {
-    Resynced(Result<Vec<String>, crate::ports::StoreError>),
+    Resynced(Result<Vec<StoredRelease>, crate::ports::StoreError>),
 }
 
 /// Runs the controller until `shutdown` completes, then drains within the configured limit.
@@ -133,7 +163,11 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             };
             let ctx = ctx.clone();
             passes.spawn(async move {
+                let started = tokio::time::Instant::now();
                 let result = reconcile_once(&ctx, &name).await;
+                ctx.state
+                    .metrics()
+                    .record_pass(started.elapsed(), result.is_ok());
                 (name, result)
             });
         }
@@ -142,10 +176,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             let store = ctx.store.clone();
             let tx = events_tx.clone();
             tokio::spawn(async move {
-                let listed = store
-                    .list()
-                    .await
-                    .map(|r| r.into_iter().map(|r| r.name).collect());
+                let listed = store.list().await;
                 let _ = tx.send(Event::Resynced(listed));
             });
         }
@@ -156,6 +187,11 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             (None, true) => Instant::now() + Duration::from_secs(3600),
         };
         let capacity = passes.len() < ctx.config.concurrency;
+        ctx.state.metrics().queue_depth.set(queue.len() as i64);
+        ctx.state
+            .metrics()
+            .passes_in_flight
+            .set(passes.len() as i64);
 
         tokio::select! {
             biased;
@@ -167,9 +203,14 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 match result {
                     Ok(report) => {
                         failures.remove(&name);
+                        if let Some(release) = report.release {
+                            ctx.state.update_release(release);
+                        }
+                        ctx.state.metrics().record_outcomes(report.new_outcomes.iter().copied());
                         if report.deleted {
                             known.remove(&name);
                             queue.forget(&name);
+                            ctx.state.remove_release(&name);
                         } else if let Some(after) = report.requeue_after {
                             queue.enqueue(&name, ctx.clock.deadline_after(after));
                         }
@@ -186,9 +227,12 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 }
             }
             Some(event) = events_rx.recv() => match event {
-                Event::Resynced(Ok(names)) => {
+                Event::Resynced(Ok(releases)) => {
                     resync_running = false;
                     resync_due = ctx.clock.deadline_after(ctx.config.resync_period);
+                    let names: Vec<String> = releases.iter().map(|r| r.name.clone()).collect();
+                    ctx.state.replace_releases(releases);
+                    ctx.state.mark_synced();
                     let listed: std::collections::HashSet<String> = names.iter().cloned().collect();
                     for gone in known.difference(&listed) {
                         debug!(release = %gone, "release deleted; management stops");

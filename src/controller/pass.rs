@@ -52,6 +52,10 @@ impl From<AwsError> for PassError {
 pub struct PassReport {
     /// The release no longer exists.
     pub deleted: bool,
+    /// The release as the pass left it (its record with the status written).
+    pub release: Option<StoredRelease>,
+    /// Outcomes of history entries this pass added (for the deployment metrics).
+    pub new_outcomes: Vec<crate::model::Outcome>,
     /// The action taken, if any.
     pub action: Option<&'static str>,
     /// Whether the status was written.
@@ -101,6 +105,7 @@ async fn reconcile_record(ctx: &Context, record: StoredRelease) -> Result<PassRe
         }
     }
     let Some(action) = decision.action else {
+        report.finish(&record, decision.status, version);
         return Ok(report);
     };
     report.action = Some(action.as_str());
@@ -109,13 +114,43 @@ async fn reconcile_record(ctx: &Context, record: StoredRelease) -> Result<PassRe
     let result = apply(&ports, &action).await;
     let recorded = record_outcome(decision.status.clone(), &action, &result, ctx.clock.now());
     if recorded != decision.status {
-        ctx.store
+        version = ctx
+            .store
             .write_status(&record.name, &recorded, version)
             .await?;
     }
     match result {
         Err(error) if error.is_retryable() => Err(PassError::Aws(error)),
-        _ => Ok(report),
+        _ => {
+            report.finish(&record, recorded, version);
+            Ok(report)
+        }
+    }
+}
+
+impl PassReport {
+    /// Records the release as the pass left it, and the history entries it added.
+    fn finish(
+        &mut self,
+        record: &StoredRelease,
+        status: crate::model::ReleaseStatus,
+        version: u64,
+    ) {
+        let old_history = record
+            .status
+            .as_ref()
+            .map(|s| s.history.as_slice())
+            .unwrap_or(&[]);
+        self.new_outcomes = status
+            .history
+            .iter()
+            .take_while(|entry| !old_history.contains(entry))
+            .map(|entry| entry.outcome)
+            .collect();
+        let mut release = record.clone();
+        release.status = Some(status);
+        release.status_version = version;
+        self.release = Some(release);
     }
 }
 

@@ -95,12 +95,13 @@ impl Harness {
     }
 
     pub fn context(&self) -> Context {
-        Context {
-            store: Arc::new(self.store.clone()),
-            aws: Arc::new(self.aws.clone()),
-            clock: self.clock.clone(),
-            config: self.config.clone(),
-        }
+        Context::new(
+            Arc::new(self.store.clone()),
+            Arc::new(self.aws.clone()),
+            self.clock.clone(),
+            self.config.clone(),
+            switchyard::state::ControllerState::new(),
+        )
     }
 
     /// Writes a release as `apply` would (validated first); returns its generation.

@@ -1,0 +1,349 @@
+//! Decorators that count every call of every port in the metrics (service, operation,
+//! outcome), so adapters stay free of metrics and every implementation is measured alike.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
+use crate::ports::{
+    AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
+    CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
+    Listener, LoadBalancer, ReleaseStore, Service, SpecWrite, StoreError, StoredRelease,
+    TaskDefinition,
+};
+use crate::state::ControllerState;
+
+fn outcome<T>(result: &Result<T, AwsError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(error) => error.kind.as_str(),
+    }
+}
+
+fn store_outcome<T>(result: &Result<T, StoreError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(StoreError::Unavailable {
+            throttled: true, ..
+        }) => "throttling",
+        Err(StoreError::Unavailable { .. }) => "transient",
+        Err(StoreError::ConditionFailed { .. }) => "conflict",
+        Err(StoreError::NotFound { .. }) => "not_found",
+        Err(StoreError::Corrupt { .. }) => "corrupt",
+        Err(StoreError::Other { .. }) => "other",
+    }
+}
+
+/// Counts one call's outcome and passes its result through.
+macro_rules! metered {
+    ($state:expr, $service:literal, $operation:literal, $call:expr, $outcome:path) => {{
+        let result = $call.await;
+        $state
+            .metrics()
+            .record_call($service, $operation, $outcome(&result));
+        result
+    }};
+}
+
+/// Hands out metered ports for every region.
+pub struct MeteredProvider {
+    pub inner: Arc<dyn AwsProvider>,
+    pub state: ControllerState,
+}
+
+impl AwsProvider for MeteredProvider {
+    fn ports_for(&self, region: Option<&str>) -> AwsPorts {
+        let ports = self.inner.ports_for(region);
+        let inner = Arc::new(MeteredPorts {
+            ports,
+            state: self.state.clone(),
+        });
+        AwsPorts {
+            ecs: inner.clone(),
+            codedeploy: inner.clone(),
+            load_balancer: inner.clone(),
+            alarms: inner,
+        }
+    }
+}
+
+struct MeteredPorts {
+    ports: AwsPorts,
+    state: ControllerState,
+}
+
+#[async_trait]
+impl Ecs for MeteredPorts {
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        names: &[String],
+    ) -> Result<Vec<Service>, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "DescribeServices",
+            self.ports.ecs.describe_services(cluster, names),
+            outcome
+        )
+    }
+
+    async fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> Result<TaskDefinition, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "DescribeTaskDefinition",
+            self.ports.ecs.describe_task_definition(task_definition),
+            outcome
+        )
+    }
+
+    async fn register_task_definition(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+    ) -> Result<TaskDefinition, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "RegisterTaskDefinition",
+            self.ports.ecs.register_task_definition(base, containers),
+            outcome
+        )
+    }
+}
+
+#[async_trait]
+impl CodeDeploy for MeteredPorts {
+    async fn get_deployment_group(
+        &self,
+        application: &str,
+        group: &str,
+    ) -> Result<DeploymentGroup, AwsError> {
+        metered!(
+            self.state,
+            "codedeploy",
+            "GetDeploymentGroup",
+            self.ports
+                .codedeploy
+                .get_deployment_group(application, group),
+            outcome
+        )
+    }
+
+    async fn list_deployments(
+        &self,
+        application: &str,
+        group: &str,
+        filter: DeploymentFilter,
+    ) -> Result<Vec<String>, AwsError> {
+        metered!(
+            self.state,
+            "codedeploy",
+            "ListDeployments",
+            self.ports
+                .codedeploy
+                .list_deployments(application, group, filter),
+            outcome
+        )
+    }
+
+    async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment, AwsError> {
+        metered!(
+            self.state,
+            "codedeploy",
+            "GetDeployment",
+            self.ports.codedeploy.get_deployment(deployment_id),
+            outcome
+        )
+    }
+
+    async fn get_deployment_target(
+        &self,
+        deployment_id: &str,
+        target_id: &str,
+    ) -> Result<DeploymentTarget, AwsError> {
+        metered!(
+            self.state,
+            "codedeploy",
+            "GetDeploymentTarget",
+            self.ports
+                .codedeploy
+                .get_deployment_target(deployment_id, target_id),
+            outcome
+        )
+    }
+
+    async fn create_deployment(
+        &self,
+        request: &CreateDeploymentRequest,
+    ) -> Result<String, AwsError> {
+        let result = metered!(
+            self.state,
+            "codedeploy",
+            "CreateDeployment",
+            self.ports.codedeploy.create_deployment(request),
+            outcome
+        );
+        if result.is_ok() {
+            self.state.metrics().record_deployment("started");
+        }
+        result
+    }
+
+    async fn continue_deployment(&self, deployment_id: &str) -> Result<(), AwsError> {
+        metered!(
+            self.state,
+            "codedeploy",
+            "ContinueDeployment",
+            self.ports.codedeploy.continue_deployment(deployment_id),
+            outcome
+        )
+    }
+
+    async fn stop_deployment(&self, deployment_id: &str, rollback: bool) -> Result<(), AwsError> {
+        metered!(
+            self.state,
+            "codedeploy",
+            "StopDeployment",
+            self.ports
+                .codedeploy
+                .stop_deployment(deployment_id, rollback),
+            outcome
+        )
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for MeteredPorts {
+    async fn describe_listener(&self, listener_arn: &str) -> Result<Listener, AwsError> {
+        metered!(
+            self.state,
+            "elasticloadbalancing",
+            "DescribeListeners",
+            self.ports.load_balancer.describe_listener(listener_arn),
+            outcome
+        )
+    }
+}
+
+#[async_trait]
+impl Alarms for MeteredPorts {
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
+        metered!(
+            self.state,
+            "cloudwatch",
+            "DescribeAlarms",
+            self.ports.alarms.alarm_states(names),
+            outcome
+        )
+    }
+}
+
+/// Counts every store call, and tracks whether the store is reachable (for `/readyz`).
+pub struct MeteredStore {
+    pub inner: Arc<dyn ReleaseStore>,
+    pub state: ControllerState,
+}
+
+impl MeteredStore {
+    fn track<T>(&self, result: &Result<T, StoreError>) {
+        let reachable = !matches!(
+            result,
+            Err(StoreError::Unavailable { .. } | StoreError::Other { .. })
+        );
+        self.state.set_store_reachable(reachable);
+    }
+}
+
+#[async_trait]
+impl ReleaseStore for MeteredStore {
+    async fn list(&self) -> Result<Vec<StoredRelease>, StoreError> {
+        let result = metered!(
+            self.state,
+            "dynamodb",
+            "Scan",
+            self.inner.list(),
+            store_outcome
+        );
+        self.track(&result);
+        result
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
+        let result = metered!(
+            self.state,
+            "dynamodb",
+            "GetItem",
+            self.inner.get(name),
+            store_outcome
+        );
+        self.track(&result);
+        result
+    }
+
+    async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError> {
+        metered!(
+            self.state,
+            "dynamodb",
+            "UpdateItem",
+            self.inner.put_spec(write),
+            store_outcome
+        )
+    }
+
+    async fn put_request(
+        &self,
+        name: &str,
+        kind: RequestKind,
+        request: OperatorRequest,
+    ) -> Result<(), StoreError> {
+        metered!(
+            self.state,
+            "dynamodb",
+            "UpdateItem",
+            self.inner.put_request(name, kind, request),
+            store_outcome
+        )
+    }
+
+    async fn write_status(
+        &self,
+        name: &str,
+        status: &ReleaseStatus,
+        expected_version: u64,
+    ) -> Result<u64, StoreError> {
+        let result = metered!(
+            self.state,
+            "dynamodb",
+            "UpdateItem",
+            self.inner.write_status(name, status, expected_version),
+            store_outcome
+        );
+        self.track(&result);
+        result
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        metered!(
+            self.state,
+            "dynamodb",
+            "DeleteItem",
+            self.inner.delete(name),
+            store_outcome
+        )
+    }
+
+    fn changes(&self) -> Option<BoxStream<'static, String>> {
+        self.inner.changes()
+    }
+}

@@ -1,0 +1,152 @@
+//! The read-only HTTP server of `switchyard run` and `switchyard demo`: health, readiness,
+//! Prometheus metrics, the status API and the dashboard. Handlers read the controller's
+//! shared state only; none calls the store or AWS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::cli::ReleaseView;
+use crate::state::ControllerState;
+
+/// The dashboard: one self-contained page (no CDN, no remote fonts) that polls the API.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// The router, for `serve` and for tests.
+pub fn router(state: ControllerState) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/releases", get(list_releases))
+        .route("/api/v1/releases/{name}", get(get_release))
+        .with_state(state)
+}
+
+/// Binds `addr` (an error names it if taken) and serves until `shutdown` completes.
+pub async fn serve(
+    state: ControllerState,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<Server> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let local_addr = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+    });
+    Ok(Server { local_addr, handle })
+}
+
+/// A running server.
+pub struct Server {
+    /// The bound address (useful with port 0).
+    pub local_addr: SocketAddr,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<ControllerState>) -> Response {
+    if state.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: waiting for the first sync, or the release store is unreachable\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<ControllerState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().encode(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct ReleaseList {
+    releases: Vec<ReleaseView>,
+}
+
+async fn list_releases(State(state): State<ControllerState>) -> Json<ReleaseList> {
+    Json(ReleaseList {
+        releases: state
+            .releases()
+            .into_iter()
+            .map(ReleaseView::from)
+            .collect(),
+    })
+}
+
+async fn get_release(State(state): State<ControllerState>, Path(name): Path<String>) -> Response {
+    match state.release(&name) {
+        Some(release) => Json(ReleaseView::from(release)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": format!("release {name} not found")})),
+        )
+            .into_response(),
+    }
+}
+
+/// `switchyard healthcheck`: GETs `url` and succeeds on HTTP 200. The runtime image has no
+/// shell or curl, and one plain HTTP/1.1 request does not justify an HTTP client crate.
+pub async fn healthcheck(url: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let request = async {
+        let mut stream = tokio::net::TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .map_err(|e| format!("cannot send the request: {e}"))?;
+        let mut response = Vec::new();
+        stream
+            .take(64 * 1024)
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| format!("cannot read the response: {e}"))?;
+        let text = String::from_utf8_lossy(&response);
+        let status_line = text.lines().next().unwrap_or_default().to_string();
+        if status_line.split_whitespace().nth(1) == Some("200") {
+            Ok(())
+        } else {
+            Err(format!("{url} answered `{status_line}`"))
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), request)
+        .await
+        .map_err(|_| format!("{url} did not answer within 5 s"))?
+}
