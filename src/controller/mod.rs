@@ -1,11 +1,14 @@
 //! The imperative shell: observes each release, calls the pure `decide`, applies at most one
 //! action, writes the status, and schedules the next pass.
 
+mod alarms;
+mod caches;
 mod metered;
 mod pass;
 mod queue;
+mod resync;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +19,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
 pub use metered::{MeteredProvider, MeteredStore};
 pub use pass::{PassError, PassReport, reconcile_once};
 pub use queue::WorkQueue;
+pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};
 
 use crate::clock::Clock;
-use crate::ports::{AwsProvider, ReleaseStore, StoredRelease};
+use crate::ports::{AwsProvider, ReleaseStore};
 use crate::state::ControllerState;
 
 /// How the controller loop behaves.
@@ -62,6 +67,8 @@ pub struct Context {
     pub config: ControllerConfig,
     /// What the controller shares with the HTTP server and the demo.
     pub state: ControllerState,
+    /// Deployment groups and alarm states shared by the passes.
+    pub caches: Arc<Caches>,
 }
 
 impl Context {
@@ -85,6 +92,7 @@ impl Context {
             clock,
             config,
             state,
+            caches: Arc::new(Caches::default()),
         }
     }
 }
@@ -138,21 +146,31 @@ impl std::fmt::Display for ErrorChain<'_> {
 
 /// Messages from spawned tasks back to the loop.
 enum Event {
-    Resynced(Result<Vec<StoredRelease>, crate::ports::StoreError>),
+    /// A full resync finished.
+    Resynced(Result<Vec<Snapshot>, crate::ports::StoreError>),
+    /// The alarm watcher saw a watched alarm in ALARM: look at these releases now.
+    AlarmFired(Vec<String>),
 }
 
 /// Runs the controller until `shutdown` completes, then drains within the configured limit.
+///
+/// Passes are woken by the store's change feed (at once), by the periodic resync (from a
+/// snapshot: no per-release reads), by the alarm watcher, and by each pass's own requeue.
 pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary {
     let mut summary = RunSummary::default();
     let mut queue = WorkQueue::new();
-    let mut failures: HashMap<String, u32> = HashMap::new();
-    let mut known: std::collections::HashSet<String> = Default::default();
+    let mut failures: BTreeMap<String, u32> = BTreeMap::new();
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    // Snapshots from the last resync, used by the next pass of each release unless something
+    // newer (a change, a finished pass) made them stale.
+    let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
     let mut passes: JoinSet<(String, Result<PassReport, PassError>)> = JoinSet::new();
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let mut changes = ctx.store.changes();
     let mut resync_due = Instant::now();
     let mut resync_running = false;
     let mut jitter_counter: u64 = ctx.config.jitter_seed.unwrap_or(0);
+    let watcher = tokio::spawn(alarms::watch_alarms(ctx.clone(), events_tx.clone()));
     tokio::pin!(shutdown);
 
     loop {
@@ -161,10 +179,11 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             let Some(name) = queue.pop_due(Instant::now()) else {
                 break;
             };
+            let snapshot = snapshots.remove(&name);
             let ctx = ctx.clone();
             passes.spawn(async move {
                 let started = tokio::time::Instant::now();
-                let result = reconcile_once(&ctx, &name).await;
+                let result = reconcile_once(&ctx, &name, snapshot).await;
                 ctx.state
                     .metrics()
                     .record_pass(started.elapsed(), result.is_ok());
@@ -173,11 +192,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         }
         if !resync_running && Instant::now() >= resync_due {
             resync_running = true;
-            let store = ctx.store.clone();
+            let ctx = ctx.clone();
             let tx = events_tx.clone();
             tokio::spawn(async move {
-                let listed = store.list().await;
-                let _ = tx.send(Event::Resynced(listed));
+                let _ = tx.send(Event::Resynced(take_snapshot(&ctx).await));
             });
         }
         let next_wake = match (queue.next_due(), resync_running) {
@@ -204,12 +222,24 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                     Ok(report) => {
                         failures.remove(&name);
                         if let Some(release) = report.release {
+                            // With a change feed, any write by someone else wakes the
+                            // release and drops this record; until then it is the latest
+                            // (and status writes are conditional anyway), so the next pass
+                            // need not read it again.
+                            if changes.is_some() && !report.deleted {
+                                snapshots.insert(name.clone(), Snapshot {
+                                    spec: crate::model::parse::parse_spec_value(&release.spec),
+                                    record: release.clone(),
+                                    service: crate::reconcile::Lookup::NotLookedUp,
+                                });
+                            }
                             ctx.state.update_release(release);
                         }
                         ctx.state.metrics().record_outcomes(report.new_outcomes.iter().copied());
                         if report.deleted {
                             known.remove(&name);
                             queue.forget(&name);
+                            snapshots.remove(&name);
                             ctx.state.remove_release(&name);
                         } else if let Some(after) = report.requeue_after {
                             queue.enqueue(&name, ctx.clock.deadline_after(after));
@@ -227,37 +257,50 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 }
             }
             Some(event) = events_rx.recv() => match event {
-                Event::Resynced(Ok(releases)) => {
+                Event::Resynced(Ok(listed)) => {
                     resync_running = false;
                     resync_due = ctx.clock.deadline_after(ctx.config.resync_period);
-                    let names: Vec<String> = releases.iter().map(|r| r.name.clone()).collect();
-                    ctx.state.replace_releases(releases);
-                    ctx.state.mark_synced();
-                    let listed: std::collections::HashSet<String> = names.iter().cloned().collect();
-                    for gone in known.difference(&listed) {
+                    let names: BTreeSet<String> = listed.iter().map(|s| s.record.name.clone()).collect();
+                    for gone in known.difference(&names) {
                         debug!(release = %gone, "release deleted; management stops");
                         queue.forget(gone);
                         failures.remove(gone);
                     }
-                    for name in &names {
-                        queue.enqueue(name, Instant::now());
+                    ctx.state.replace_releases(listed.iter().map(|s| s.record.clone()).collect());
+                    ctx.state.mark_synced();
+                    snapshots.clear();
+                    for snapshot in listed {
+                        let name = snapshot.record.name.clone();
+                        // A release in backoff keeps its backoff; a running one gets a fresh read.
+                        if !failures.contains_key(&name) && !queue.is_running(&name) {
+                            snapshots.insert(name.clone(), snapshot);
+                            queue.enqueue(&name, Instant::now());
+                        }
                     }
-                    known = listed;
+                    known = names;
                 }
                 Event::Resynced(Err(error)) => {
                     resync_running = false;
                     resync_due = ctx.clock.deadline_after(ctx.config.backoff_min.max(Duration::from_secs(5)));
                     warn!(cause = %error, "listing releases failed; resync retries soon");
                 }
+                Event::AlarmFired(names) => {
+                    for name in names {
+                        snapshots.remove(&name);
+                        queue.enqueue(&name, Instant::now());
+                    }
+                }
             },
             Some(name) = next_change(&mut changes) => {
                 known.insert(name.clone());
+                snapshots.remove(&name);
                 queue.enqueue(&name, Instant::now());
             }
             _ = tokio::time::sleep_until(next_wake), if capacity => {}
         }
     }
 
+    watcher.abort();
     info!(
         in_flight = passes.len(),
         "shutting down: draining in-flight passes"

@@ -6,9 +6,10 @@ use std::time::Duration;
 use tracing::{Instrument, debug, info, info_span};
 
 use super::Context;
+use super::resync::Snapshot;
 use crate::model::parse::parse_spec_value;
 use crate::ports::{
-    AwsError, AwsPorts, DeploymentFilter, DeploymentStatus, StoreError, StoredRelease,
+    AwsError, AwsPorts, DeploymentFilter, DeploymentStatus, Service, StoreError, StoredRelease,
 };
 use crate::reconcile::{
     Action, ActionResult, DesiredRelease, Lookup, Observed, decide, plan_observation,
@@ -63,8 +64,29 @@ pub struct PassReport {
     pub requeue_after: Option<Duration>,
 }
 
-/// Runs one pass for `name`.
-pub async fn reconcile_once(ctx: &Context, name: &str) -> Result<PassReport, PassError> {
+/// Runs one pass for `name`, from a resync snapshot when one is given (no store read, no
+/// describe) or from a fresh read. A conditional write that finds the record changed since
+/// it was read (someone wrote the spec, the snapshot was stale) retries once from a fresh
+/// read at once: the controller converges on the latest spec without a backoff.
+pub async fn reconcile_once(
+    ctx: &Context,
+    name: &str,
+    snapshot: Option<Snapshot>,
+) -> Result<PassReport, PassError> {
+    let first = match snapshot {
+        Some(snapshot) => run_pass(ctx, snapshot).await,
+        None => fresh_pass(ctx, name).await,
+    };
+    match first {
+        Err(PassError::Store(StoreError::ConditionFailed { .. })) => {
+            debug!(release = %name, "the release changed during the pass; reading it again");
+            fresh_pass(ctx, name).await
+        }
+        other => other,
+    }
+}
+
+async fn fresh_pass(ctx: &Context, name: &str) -> Result<PassReport, PassError> {
     let Some(record) = ctx.store.get(name).await? else {
         debug!(release = %name, "release not found; nothing to manage");
         return Ok(PassReport {
@@ -72,18 +94,40 @@ pub async fn reconcile_once(ctx: &Context, name: &str) -> Result<PassReport, Pas
             ..PassReport::default()
         });
     };
-    let span = info_span!("reconcile", release = %name, generation = record.generation);
-    reconcile_record(ctx, record).instrument(span).await
+    let spec = parse_spec_value(&record.spec);
+    run_pass(
+        ctx,
+        Snapshot {
+            record,
+            spec,
+            service: Lookup::NotLookedUp,
+        },
+    )
+    .await
 }
 
-async fn reconcile_record(ctx: &Context, record: StoredRelease) -> Result<PassReport, PassError> {
+async fn run_pass(ctx: &Context, snapshot: Snapshot) -> Result<PassReport, PassError> {
+    let span = info_span!(
+        "reconcile",
+        release = %snapshot.record.name,
+        generation = snapshot.record.generation
+    );
+    reconcile_record(ctx, snapshot).instrument(span).await
+}
+
+async fn reconcile_record(ctx: &Context, snapshot: Snapshot) -> Result<PassReport, PassError> {
+    let Snapshot {
+        record,
+        spec,
+        service,
+    } = snapshot;
     let desired = DesiredRelease {
         name: record.name.clone(),
         generation: record.generation,
-        spec: parse_spec_value(&record.spec),
+        spec,
         requests: record.requests.clone(),
     };
-    let observed = observe(ctx, &desired, &record).await?;
+    let observed = observe(ctx, &desired, &record, service).await?;
     let decision = decide(&desired, &observed, ctx.clock.now());
 
     let mut report = PassReport {
@@ -199,11 +243,15 @@ fn lookup<T>(result: Result<T, AwsError>) -> Result<Lookup<T>, AwsError> {
     }
 }
 
-/// Looks up what `decide` needs, following the pure observation plan.
+/// Looks up what `decide` needs, following the pure observation plan, spending as few calls
+/// as it can: the service may come from the resync's batch, the deployment group from a
+/// short cache, the active deployment from the one the status tracks, traffic from the
+/// deployment target, and alarm states from the alarm watcher's batch.
 async fn observe(
     ctx: &Context,
     desired: &DesiredRelease,
     record: &StoredRelease,
+    service: Lookup<Service>,
 ) -> Result<Observed, PassError> {
     let mut observed = Observed {
         status: record.status.clone(),
@@ -212,17 +260,39 @@ async fn observe(
     let Ok(spec) = &desired.spec else {
         return Ok(observed);
     };
+    let region = spec.service.region.as_deref();
     let ports = ports_for(ctx, desired);
-    let services = ports
-        .ecs
-        .describe_services(
-            &spec.service.cluster,
-            std::slice::from_ref(&spec.service.name),
-        )
-        .await?;
-    let Some(service) = services.into_iter().find(|s| s.name == spec.service.name) else {
-        observed.service = Lookup::Missing;
-        return Ok(observed);
+    let service = match service {
+        Lookup::Found(service) => service,
+        Lookup::Missing => {
+            observed.service = Lookup::Missing;
+            return Ok(observed);
+        }
+        Lookup::NotLookedUp => {
+            // A missing cluster is NotFound (ClusterNotFoundException): the service is missing.
+            let described = lookup(
+                ports
+                    .ecs
+                    .describe_services(
+                        &spec.service.cluster,
+                        std::slice::from_ref(&spec.service.name),
+                    )
+                    .await,
+            )?;
+            let found = described.found().and_then(|services| {
+                services
+                    .iter()
+                    .find(|s| s.name == spec.service.name)
+                    .cloned()
+            });
+            match found {
+                Some(service) => service,
+                None => {
+                    observed.service = Lookup::Missing;
+                    return Ok(observed);
+                }
+            }
+        }
     };
     let plan = plan_observation(desired, record.status.as_ref(), &service);
     observed.service = Lookup::Found(service.clone());
@@ -255,33 +325,110 @@ async fn observe(
     let Some(strategy) = spec.code_deploy() else {
         return Ok(observed);
     };
-    observed.deployment_group = lookup(
-        ports
-            .codedeploy
-            .get_deployment_group(&strategy.application, &strategy.deployment_group)
-            .await,
-    )?;
-    let Some(group) = observed.deployment_group.found().cloned() else {
-        return Ok(observed);
-    };
-
-    let mut ids = ports
-        .codedeploy
-        .list_deployments(&group.application, &group.name, DeploymentFilter::Active)
-        .await?;
-    ids.extend(plan.deployment_ids.iter().cloned());
-    if let Some(since) = plan.search_since {
-        ids.extend(
+    let group = match ctx
+        .caches
+        .group(region, &strategy.application, &strategy.deployment_group)
+    {
+        Some(group) => group,
+        None => match lookup(
             ports
                 .codedeploy
-                .list_deployments(
-                    &group.application,
-                    &group.name,
-                    DeploymentFilter::CreatedSince(since),
-                )
-                .await?,
-        );
+                .get_deployment_group(&strategy.application, &strategy.deployment_group)
+                .await,
+        )? {
+            Lookup::Found(group) => {
+                ctx.caches.put_group(&ctx.clock, region, &group);
+                group
+            }
+            _ => {
+                observed.deployment_group = Lookup::Missing;
+                return Ok(observed);
+            }
+        },
+    };
+    observed.deployment_group = Lookup::Found(group.clone());
+
+    // The deployments the status tracks first: if one of them is still active, it is the
+    // group's only active deployment (CodeDeploy allows one), and listing is not needed.
+    let mut ids: Vec<String> = plan.deployment_ids.clone();
+    fetch_deployments(&ports, &mut ids, &mut observed).await?;
+    let tracked_active = observed.deployments.iter().any(|d| !d.status.is_terminal());
+    if !tracked_active {
+        let active = ports
+            .codedeploy
+            .list_deployments(&group.application, &group.name, DeploymentFilter::Active)
+            .await?;
+        ids.extend(active);
+        if let Some(since) = plan.search_since {
+            ids.extend(
+                ports
+                    .codedeploy
+                    .list_deployments(
+                        &group.application,
+                        &group.name,
+                        DeploymentFilter::CreatedSince(since),
+                    )
+                    .await?,
+            );
+        }
+        fetch_deployments(&ports, &mut ids, &mut observed).await?;
     }
+
+    let Some(active) = observed
+        .deployments
+        .iter()
+        .find(|d| !d.status.is_terminal())
+        .cloned()
+    else {
+        return Ok(observed);
+    };
+    // A deployment that has not started (Created, Queued) has no target yet.
+    if !matches!(
+        active.status,
+        DeploymentStatus::Created | DeploymentStatus::Queued
+    ) {
+        let target_id = format!("{}:{}", spec.service.cluster, spec.service.name);
+        observed.target = match ports
+            .codedeploy
+            .get_deployment_target(&active.id, &target_id)
+            .await
+        {
+            Ok(target) => Some(target),
+            Err(error) if error.is_not_found() => None,
+            Err(error) => return Err(error.into()),
+        };
+    }
+    // The target carries the traffic weights; the listener is read only without them.
+    let has_weights = observed.target.as_ref().is_some_and(|t| {
+        t.task_sets
+            .iter()
+            .any(|ts| ts.label.as_deref() == Some("Green"))
+    });
+    if !has_weights && let Some(listener_arn) = group.production_listener_arns.first() {
+        observed.listener = lookup(ports.load_balancer.describe_listener(listener_arn).await)?
+            .found()
+            .cloned();
+    }
+    let alarms = spec.rollback_alarms();
+    if !alarms.is_empty() {
+        observed.alarms = match ctx.caches.alarms(region, alarms) {
+            Some(states) => states,
+            None => {
+                let states = ports.alarms.alarm_states(alarms).await?;
+                ctx.caches.put_alarms(&ctx.clock, region, &states);
+                states
+            }
+        };
+    }
+    Ok(observed)
+}
+
+/// Gets each id not yet observed, following the rollback deployment of any it gets.
+async fn fetch_deployments(
+    ports: &AwsPorts,
+    ids: &mut Vec<String>,
+    observed: &mut Observed,
+) -> Result<(), PassError> {
     let mut index = 0;
     while index < ids.len() {
         let id = ids[index].clone();
@@ -290,7 +437,6 @@ async fn observe(
             continue;
         }
         if let Lookup::Found(deployment) = lookup(ports.codedeploy.get_deployment(&id).await)? {
-            // Follow a rollback of a deployment we look at, so its end is seen.
             if let Some(rollback_id) = deployment
                 .rollback
                 .as_ref()
@@ -302,40 +448,5 @@ async fn observe(
             observed.deployments.push(deployment);
         }
     }
-
-    if let Some(active) = observed
-        .deployments
-        .iter()
-        .find(|d| !d.status.is_terminal())
-        .cloned()
-    {
-        // A deployment that has not started (Created, Queued) has no target yet.
-        let started = !matches!(
-            active.status,
-            DeploymentStatus::Created | DeploymentStatus::Queued
-        );
-        if started {
-            let target_id = format!("{}:{}", spec.service.cluster, spec.service.name);
-            observed.target = match ports
-                .codedeploy
-                .get_deployment_target(&active.id, &target_id)
-                .await
-            {
-                Ok(target) => Some(target),
-                Err(error) if error.is_not_found() => None,
-                Err(error) => return Err(error.into()),
-            };
-        }
-        if let Some(listener_arn) = group.production_listener_arns.first() {
-            observed.listener =
-                match lookup(ports.load_balancer.describe_listener(listener_arn).await)? {
-                    Lookup::Found(listener) => Some(listener),
-                    _ => None,
-                };
-        }
-        if !spec.rollback_alarms().is_empty() {
-            observed.alarms = ports.alarms.alarm_states(spec.rollback_alarms()).await?;
-        }
-    }
-    Ok(observed)
+    Ok(())
 }

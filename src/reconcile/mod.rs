@@ -168,14 +168,17 @@ pub enum ActionResult {
 
 /// How soon to look again after a mutation: the world just changed.
 pub const AFTER_ACTION: Duration = Duration::from_secs(1);
-/// Polling while a deployment can change at any moment (install, test traffic, rollback).
-pub const POLL_ACTIVE: Duration = Duration::from_secs(5);
-/// Polling while traffic shifts and rollback alarms must be watched.
-pub const POLL_ALARMS: Duration = Duration::from_secs(10);
-/// Polling while waiting for someone else: a promotion, a foreign deployment.
+/// Polling while a deployment can change at any moment (install, test traffic, ready,
+/// rollback): at most this much latency is added at each gate.
+pub const POLL_ACTIVE: Duration = Duration::from_secs(2);
+/// Polling while waiting for someone else: a promotion (requests also wake the release
+/// through the change feed), a foreign deployment.
 pub const POLL_WAITING: Duration = Duration::from_secs(15);
-/// Polling at most this far apart during a long canary or termination wait.
+/// Polling at most this far apart during a long canary bake or termination wait (rollback
+/// alarms are watched separately, in one batch for all releases).
 pub const POLL_SLOW: Duration = Duration::from_secs(60);
+/// Slack after a predicted traffic step, so the step has happened when the pass looks.
+pub const STEP_SLACK: Duration = Duration::from_secs(1);
 /// Re-checking a release that failed for an environmental reason (a missing service).
 pub const POLL_FAILED: Duration = Duration::from_secs(60);
 
@@ -613,7 +616,7 @@ impl<'a> Pass<'a> {
             })
             .unwrap_or_default();
         let message = format!("deployment {id}: {event}{traffic}");
-        let poll = self.poll_interval(spec, active);
+        let poll = self.poll_interval(active);
         Step::new(Phase::Progressing, Reason::DeploymentInProgress, message).requeue(poll)
     }
 
@@ -1108,7 +1111,9 @@ impl<'a> Pass<'a> {
                     base.short_name()
                 ),
             )
-            .act(Action::RegisterTaskDefinition { base, containers }),
+            .act(Action::RegisterTaskDefinition { base, containers })
+            // The next step (creating the deployment) is ours: no reason to wait.
+            .requeue(Duration::ZERO),
         ))
     }
 
@@ -1142,22 +1147,38 @@ impl<'a> Pass<'a> {
     }
 
     /// How soon to look again at an in-flight deployment of ours: often while anything can
-    /// change or alarms must be watched, rarely during a long wait with nothing to watch.
-    fn poll_interval(&self, spec: &ReleaseSpec, active: &Deployment) -> Duration {
-        let shifting = self.next.traffic_weights.is_some_and(|t| t.candidate > 0.0);
-        if shifting && !spec.rollback_alarms().is_empty() {
-            return POLL_ALARMS;
+    /// change at any moment; during a canary or linear bake, right after the next traffic
+    /// step; during the termination wait, when it ends. Rollback alarms need no polling here:
+    /// the alarm watcher wakes the release.
+    fn poll_interval(&self, active: &Deployment) -> Duration {
+        let Some(target) = &self.observed.target else {
+            return POLL_ACTIVE;
+        };
+        let event = |name: &str| target.lifecycle_events.iter().find(|e| e.name == name);
+        let now = self.now;
+        let until = |at: Timestamp| crate::clock::elapsed_between(now, at);
+        if let Some(allow) =
+            event("AllowTraffic").filter(|e| e.status == LifecycleEventStatus::InProgress)
+        {
+            let step = traffic_step_interval(&active.deployment_config);
+            let Some(started) = allow.start_time.filter(|_| !step.is_zero()) else {
+                return POLL_ACTIVE;
+            };
+            let elapsed = crate::clock::elapsed_between(started, now);
+            let into_step = Duration::from_nanos((elapsed.as_nanos() % step.as_nanos()) as u64);
+            return (step - into_step + STEP_SLACK).clamp(POLL_ACTIVE, POLL_SLOW);
         }
-        let event = self.next.lifecycle_event.as_deref();
-        match (event, &active.status) {
-            (Some("AllowTraffic"), _) => {
-                // Between canary or linear steps nothing changes until the next step.
-                let interval = traffic_step_interval(&active.deployment_config);
-                interval.clamp(POLL_ACTIVE, POLL_SLOW) / 2
+        let after =
+            event("AfterAllowTraffic").filter(|e| e.status == LifecycleEventStatus::Succeeded);
+        if let (Some(after), Some(group)) = (after, self.observed.deployment_group.found()) {
+            let wait = Duration::from_secs(u64::from(group.termination_wait_minutes) * 60);
+            if let Some(ended) = after.end_time {
+                let ends =
+                    ended + jiff::SignedDuration::try_from(wait + STEP_SLACK).unwrap_or_default();
+                return until(ends).clamp(POLL_ACTIVE, POLL_SLOW);
             }
-            (Some("AfterAllowTraffic"), _) if shifting => POLL_SLOW,
-            _ => POLL_ACTIVE,
         }
+        POLL_ACTIVE
     }
 
     fn set_condition(

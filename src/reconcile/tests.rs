@@ -857,7 +857,11 @@ fn alarms_in_ok_or_insufficient_data_do_not_stop() {
     ]);
     let decision = check(&world);
     assert_eq!(decision.action, None);
-    assert_eq!(decision.requeue_after, Some(POLL_ALARMS));
+    assert_eq!(
+        decision.requeue_after,
+        Some(POLL_ACTIVE),
+        "alarms are watched in one batch, not by polling the release"
+    );
 }
 
 #[test]

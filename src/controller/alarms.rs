@@ -1,0 +1,72 @@
+//! The alarm watcher: every `ALARM_POLL`, one batched DescribeAlarms per region for the
+//! rollback alarms of every release with a deployment in flight; a release whose alarm is in
+//! ALARM is woken at once. Passes read the states from the cache instead of asking again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::debug;
+
+use super::caches::ALARM_POLL;
+use super::{Context, Event};
+use crate::model::Phase;
+use crate::model::parse::parse_spec_value;
+use crate::ports::AlarmState;
+
+/// Phases in which a deployment of the release may be in flight.
+fn is_in_flight(phase: Phase) -> bool {
+    matches!(phase, Phase::Progressing | Phase::AwaitingPromotion)
+}
+
+pub(super) async fn watch_alarms(ctx: Context, events: UnboundedSender<Event>) {
+    loop {
+        ctx.clock.sleep(ALARM_POLL).await;
+        // region -> alarm -> releases watching it
+        let mut watched: BTreeMap<Option<String>, BTreeMap<String, BTreeSet<String>>> =
+            BTreeMap::new();
+        for release in ctx.state.releases() {
+            let Some(status) = &release.status else {
+                continue;
+            };
+            if !is_in_flight(status.phase) {
+                continue;
+            }
+            let Ok(spec) = parse_spec_value(&release.spec) else {
+                continue;
+            };
+            for alarm in spec.rollback_alarms() {
+                watched
+                    .entry(spec.service.region.clone())
+                    .or_default()
+                    .entry(alarm.clone())
+                    .or_default()
+                    .insert(release.name.clone());
+            }
+        }
+        for (region, alarms) in watched {
+            let names: Vec<String> = alarms.keys().cloned().collect();
+            let ports = ctx.aws.ports_for(region.as_deref());
+            match ports.alarms.alarm_states(&names).await {
+                Ok(states) => {
+                    ctx.caches
+                        .put_alarms(&ctx.clock, region.as_deref(), &states);
+                    let firing: BTreeSet<String> = states
+                        .iter()
+                        .filter(|(_, state)| **state == AlarmState::Alarm)
+                        .flat_map(|(alarm, _)| alarms[alarm].iter().cloned())
+                        .collect();
+                    if !firing.is_empty()
+                        && events
+                            .send(Event::AlarmFired(firing.into_iter().collect()))
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    debug!(cause = %error, "alarm watcher: DescribeAlarms failed; passes will ask themselves")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The periodic full resync: one listing of the store, then the services of every release
+//! described in batches of ten per cluster, so a steady fleet costs the floor: the store's
+//! pages plus ceil(n/10) DescribeServices per cluster.
+
+use std::collections::BTreeMap;
+
+use tracing::debug;
+
+use super::Context;
+use crate::model::ReleaseSpec;
+use crate::model::parse::parse_spec_value;
+use crate::model::validate::FieldError;
+use crate::ports::{Service, StoreError, StoredRelease};
+use crate::reconcile::Lookup;
+
+/// AWS's limit of services per DescribeServices call.
+pub const DESCRIBE_SERVICES_BATCH: usize = 10;
+
+/// One release as the resync saw it: its record, its parsed spec, and its service.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub record: StoredRelease,
+    pub spec: Result<ReleaseSpec, Vec<FieldError>>,
+    /// `NotLookedUp` when the spec is invalid or the batch describing it failed.
+    pub service: Lookup<Service>,
+}
+
+/// Lists every release and describes their services in batches.
+pub async fn take_snapshot(ctx: &Context) -> Result<Vec<Snapshot>, StoreError> {
+    let releases = ctx.store.list().await?;
+    let mut snapshots: Vec<Snapshot> = releases
+        .into_iter()
+        .map(|record| Snapshot {
+            spec: parse_spec_value(&record.spec),
+            record,
+            service: Lookup::NotLookedUp,
+        })
+        .collect();
+
+    // Group the services to describe by (region, cluster), each name once.
+    let mut by_cluster: BTreeMap<(Option<String>, String), BTreeMap<String, Vec<usize>>> =
+        BTreeMap::new();
+    for (index, snapshot) in snapshots.iter().enumerate() {
+        if let Ok(spec) = &snapshot.spec {
+            by_cluster
+                .entry((spec.service.region.clone(), spec.service.cluster.clone()))
+                .or_default()
+                .entry(spec.service.name.clone())
+                .or_default()
+                .push(index);
+        }
+    }
+    for ((region, cluster), services) in by_cluster {
+        let ports = ctx.aws.ports_for(region.as_deref());
+        let names: Vec<String> = services.keys().cloned().collect();
+        for batch in names.chunks(DESCRIBE_SERVICES_BATCH) {
+            let described = match ports.ecs.describe_services(&cluster, batch).await {
+                Ok(described) => described,
+                // A missing cluster: every service of the batch is missing.
+                Err(error) if error.is_not_found() => Vec::new(),
+                Err(error) => {
+                    // The passes describe their services themselves.
+                    debug!(cluster = %cluster, cause = %error, "batched DescribeServices failed");
+                    continue;
+                }
+            };
+            for name in batch {
+                let lookup = match described.iter().find(|s| &s.name == name) {
+                    Some(service) => Lookup::Found(service.clone()),
+                    None => Lookup::Missing,
+                };
+                for &index in &services[name] {
+                    snapshots[index].service = lookup.clone();
+                }
+            }
+        }
+    }
+    Ok(snapshots)
+}
