@@ -8,3 +8,4 @@ mod daemon;
 mod harness;
 mod moto;
 mod scenarios;
+mod terraform;

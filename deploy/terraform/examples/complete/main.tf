@@ -1,0 +1,128 @@
+# One web service released by switchyard through CodeDeploy blue/green, and the controller
+# that releases it. Walk-through: README.md.
+
+resource "aws_ecs_cluster" "this" {
+  name = var.cluster_name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+# ----- the load balancer (shared by services; the bluegreen module adds listeners) ----------
+
+resource "aws_security_group" "alb" {
+  name_prefix = "web-alb-"
+  description = "web load balancer"
+  vpc_id      = var.vpc_id
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_production" {
+  for_each = toset(var.ingress_cidr_blocks)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "production traffic"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_test" {
+  for_each = toset(var.test_traffic_cidr_blocks)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "test traffic to the candidate version"
+  ip_protocol       = "tcp"
+  from_port         = 8080
+  to_port           = 8080
+  cidr_ipv4         = each.value
+}
+
+resource "aws_lb" "this" {
+  name               = "web"
+  load_balancer_type = "application"
+  internal           = false
+  subnets            = var.public_subnet_ids
+  security_groups    = [aws_security_group.alb.id]
+
+  drop_invalid_header_fields = true
+}
+
+# ----- the application's roles ----------------------------------------------------------------
+
+data "aws_iam_policy_document" "ecs_tasks_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "web_execution" {
+  name               = "web-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+}
+
+resource "aws_iam_role_policy_attachment" "web_execution" {
+  role       = aws_iam_role.web_execution.name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+resource "aws_iam_role" "web_task" {
+  name               = "web-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+}
+
+# ----- the service ------------------------------------------------------------------------------
+
+module "web" {
+  source = "../../modules/bluegreen-service"
+
+  name         = "web"
+  cluster_name = aws_ecs_cluster.this.name
+
+  container_image    = var.app_image
+  container_port     = 80
+  execution_role_arn = aws_iam_role.web_execution.arn
+  task_role_arn      = aws_iam_role.web_task.arn
+
+  vpc_id     = var.vpc_id
+  subnet_ids = var.private_subnet_ids
+
+  load_balancer_arn               = aws_lb.this.arn
+  load_balancer_security_group_id = aws_security_group.alb.id
+  production_listener_port        = 80
+  test_listener_port              = 8080
+
+  deployment_group_name  = "web-prod"
+  deployment_config_name = "CodeDeployDefault.ECSCanary10Percent5Minutes"
+}
+
+# ----- the controller ---------------------------------------------------------------------------
+
+module "switchyard" {
+  source = "../../modules/controller"
+
+  image                = var.switchyard_image
+  image_repository_arn = var.switchyard_image_repository_arn
+
+  cluster_arn                 = aws_ecs_cluster.this.arn
+  vpc_id                      = var.vpc_id
+  subnet_ids                  = var.private_subnet_ids
+  metrics_ingress_cidr_blocks = var.metrics_cidr_blocks
+
+  # What it may release: exactly the web service (add every service's outputs here).
+  ecs_services                 = ["${module.web.cluster}/${module.web.service_name}"]
+  task_definition_families     = [module.web.task_definition_family]
+  codedeploy_deployment_groups = ["${module.web.codedeploy_application}/${module.web.codedeploy_deployment_group}"]
+  alarm_names                  = module.web.alarm_names
+  passable_role_arns           = [aws_iam_role.web_execution.arn, aws_iam_role.web_task.arn]
+}

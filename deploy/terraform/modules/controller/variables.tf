@@ -1,0 +1,269 @@
+# ----- naming ---------------------------------------------------------------------------
+
+variable "name" {
+  description = "Prefix of every resource this module names (roles, service, log group, security group)."
+  type        = string
+  default     = "switchyard"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,30}$", var.name))
+    error_message = "name must start with a letter and have at most 31 letters, digits and '-' (it prefixes IAM role names)."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource that takes tags."
+  type        = map(string)
+  default     = {}
+}
+
+# ----- the release table ----------------------------------------------------------------
+
+variable "table_name" {
+  description = "The DynamoDB table of the release documents and their status (the controller's `table` setting)."
+  type        = string
+  default     = "switchyard-releases"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.table_name))
+    error_message = "table_name must be 3 to 255 letters, digits, '_', '-' or '.'."
+  }
+}
+
+variable "table_kms_key_arn" {
+  description = "A customer managed KMS key to encrypt the table and its stream with. null (the default) uses the AWS owned key. With a key, the controller's role also gets the KMS permissions DynamoDB needs on its behalf, and the key policy must allow them."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.table_kms_key_arn == null || can(regex("^arn:[^:]+:kms:", var.table_kms_key_arn))
+    error_message = "table_kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)."
+  }
+}
+
+variable "table_deletion_protection" {
+  description = "Refuse to delete the table (it holds every release's desired state and history). Set to false, apply, then destroy, to remove it on purpose."
+  type        = bool
+  default     = true
+}
+
+# ----- what the controller manages (its IAM scope) --------------------------------------
+
+variable "ecs_services" {
+  description = "The ECS services the controller may observe, as \"CLUSTER/SERVICE\" in this account and region, or full service ARNs (for another region)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.ecs_services) > 0 && alltrue([for s in var.ecs_services : can(regex("^(arn:[^:]+:ecs:[^:]+:[0-9]{12}:service/[^/]+/[^/]+|[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+)$", s))])
+    error_message = "ecs_services must be a non-empty list of \"CLUSTER/SERVICE\" names or service ARNs (arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/SERVICE)."
+  }
+}
+
+variable "task_definition_families" {
+  description = "The task definition families the controller may register new revisions in: the families that the managed releases' `spec.taskDefinition.from` name (or whose ARNs they name)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.task_definition_families) > 0 && alltrue([for f in var.task_definition_families : can(regex("^[a-zA-Z0-9_-]{1,255}$", f))])
+    error_message = "task_definition_families must be a non-empty list of family names (letters, digits, '_', '-')."
+  }
+}
+
+variable "codedeploy_deployment_groups" {
+  description = "The CodeDeploy deployment groups the controller may deploy with, as \"APPLICATION/GROUP\" in this account and region, or full deployment group ARNs."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.codedeploy_deployment_groups) > 0 && alltrue([for g in var.codedeploy_deployment_groups : can(regex("^(arn:[^:]+:codedeploy:[^:]+:[0-9]{12}:deploymentgroup:[^/]+/.+|[^/:]+/[^/:]+)$", g))])
+    error_message = "codedeploy_deployment_groups must be a non-empty list of \"APPLICATION/GROUP\" or deployment group ARNs."
+  }
+}
+
+variable "codedeploy_applications" {
+  description = "Further CodeDeploy applications (names or ARNs) the controller may use. The applications of codedeploy_deployment_groups are always included."
+  type        = list(string)
+  default     = []
+}
+
+variable "codedeploy_deployment_configs" {
+  description = "The CodeDeploy deployment configs (names or ARNs) the managed deployment groups and releases (`strategy.codeDeploy.deploymentConfig`) may use. Add custom configs here."
+  type        = list(string)
+  default = [
+    "CodeDeployDefault.ECSAllAtOnce",
+    "CodeDeployDefault.ECSCanary10Percent5Minutes",
+    "CodeDeployDefault.ECSCanary10Percent15Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+  ]
+
+  validation {
+    condition     = length(var.codedeploy_deployment_configs) > 0
+    error_message = "codedeploy_deployment_configs must name at least one deployment config."
+  }
+}
+
+variable "alarm_names" {
+  description = "The CloudWatch alarms (names in this account and region, or alarm ARNs) that the managed releases name under `spec.rollback.alarms`. The controller may describe only these; an empty list grants no cloudwatch:DescribeAlarms at all."
+  type        = list(string)
+  default     = []
+}
+
+variable "passable_role_arns" {
+  description = "The task and execution role ARNs of the managed services' task definitions. Registering a copy of a task definition passes its roles to ECS, so the controller needs iam:PassRole on exactly these (and only to ecs-tasks.amazonaws.com)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.passable_role_arns) > 0 && alltrue([for r in var.passable_role_arns : can(regex("^arn:[^:]+:iam::[0-9]{12}:role/.+$", r))])
+    error_message = "passable_role_arns must be a non-empty list of IAM role ARNs."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "An IAM permissions boundary for the roles this module creates, where the organisation requires one."
+  type        = string
+  default     = null
+}
+
+# ----- the controller's task --------------------------------------------------------------
+
+variable "image" {
+  description = "The switchyard container image, pinned by tag or digest (for example 111122223333.dkr.ecr.us-east-1.amazonaws.com/switchyard:0.1.0)."
+  type        = string
+}
+
+variable "image_repository_arn" {
+  description = "The ECR repository ARN of var.image, if it is in ECR: the execution role may then pull from this repository only. null for a public registry."
+  type        = string
+  default     = null
+}
+
+variable "cpu" {
+  description = "Fargate task CPU units."
+  type        = number
+  default     = 256
+}
+
+variable "memory" {
+  description = "Fargate task memory (MiB)."
+  type        = number
+  default     = 512
+}
+
+variable "cpu_architecture" {
+  description = "X86_64 or ARM64; must match the image."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "cpu_architecture must be X86_64 or ARM64."
+  }
+}
+
+variable "log_level" {
+  description = "The controller's log filter (SWITCHYARD_LOG_LEVEL): info, debug, or per module such as \"switchyard=debug,warn\"."
+  type        = string
+  default     = "info"
+}
+
+variable "extra_environment" {
+  description = "Further SWITCHYARD_* settings for the controller (for example SWITCHYARD_RESYNC_PERIOD = \"30s\"); see config/controller.yaml. The table, region, listen address and log format are set by this module."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for k in keys(var.extra_environment) :
+      startswith(k, "SWITCHYARD_") && !contains(["SWITCHYARD_TABLE", "SWITCHYARD_REGION", "SWITCHYARD_LISTEN", "SWITCHYARD_LOG_FORMAT"], k)
+    ])
+    error_message = "extra_environment keys must start with SWITCHYARD_ and must not be SWITCHYARD_TABLE, SWITCHYARD_REGION, SWITCHYARD_LISTEN or SWITCHYARD_LOG_FORMAT (set by the module)."
+  }
+}
+
+variable "log_retention_in_days" {
+  description = "How long CloudWatch Logs keeps the controller's logs."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be one of the values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...)."
+  }
+}
+
+variable "log_kms_key_arn" {
+  description = "A KMS key for the log group (its key policy must allow CloudWatch Logs). null: CloudWatch Logs' own encryption."
+  type        = string
+  default     = null
+}
+
+# ----- the controller's service -----------------------------------------------------------
+
+variable "cluster_arn" {
+  description = "The ECS cluster the controller runs in."
+  type        = string
+}
+
+variable "desired_count" {
+  description = <<-EOT
+    How many controller tasks run. 1 (the default) or 0 (stopped).
+
+    More than one replica is safe only once leader leases (the high-availability issue) have
+    landed: until then two controllers would reconcile the same releases at once. For the same
+    reason the service stops the old task before starting a new one during a deployment
+    (minimum healthy 0%, maximum 100%): a short gap is harmless, the controller is
+    level-triggered and resumes from the table.
+  EOT
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([0, 1], var.desired_count)
+    error_message = "desired_count must be 0 or 1: more than one replica is safe only once leader leases (the high-availability issue) have landed."
+  }
+}
+
+variable "vpc_id" {
+  description = "The VPC of the controller's security group."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets for the controller's task. They need a route to the AWS APIs on 443 (a NAT gateway, or VPC interface endpoints for DynamoDB/Streams, ECS, CodeDeploy, ELB, CloudWatch, Logs, ECR and STS)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0
+    error_message = "subnet_ids must name at least one subnet."
+  }
+}
+
+variable "assign_public_ip" {
+  description = "Give the task a public IP (only for public subnets without NAT; not recommended)."
+  type        = bool
+  default     = false
+}
+
+variable "egress_cidr_blocks" {
+  description = "Where the controller may connect on 443 (the AWS APIs). 0.0.0.0/0 through a NAT gateway by default; narrow it to the VPC CIDR when every API is reached through interface endpoints."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "egress_prefix_list_ids" {
+  description = "Prefix lists the controller may connect to on 443 (for example the S3 gateway endpoint's, which ECR image layers come from)."
+  type        = list(string)
+  default     = []
+}
+
+variable "metrics_ingress_cidr_blocks" {
+  description = "CIDR blocks that may scrape the controller's metrics and API on 8080. Empty: none."
+  type        = list(string)
+  default     = []
+}
+
+variable "metrics_ingress_security_group_ids" {
+  description = "Security groups (for example the Prometheus scraper's) that may reach the controller on 8080. Empty: none."
+  type        = list(string)
+  default     = []
+}

@@ -1,0 +1,1140 @@
+//! The Terraform in `deploy/terraform`, checked with the real Terraform CLI, offline: the AWS
+//! provider comes from the filesystem mirror in `/opt/tf-plugins`, and the AWS APIs are a
+//! moto server. Formatting, validation of every module and the example, a plan of the example
+//! (CodeDeploy resources can be planned but not applied against moto), an apply of the
+//! controller module whose table the `switchyard` binary then uses, and the controller's IAM
+//! policy compared with the actions the code calls.
+//!
+//! Terraform is not installable from the package registries: without it (or without the
+//! provider mirror) these tests say so loudly and skip. Every test works on its own copy of
+//! `deploy/terraform` in a temporary directory, so no `.terraform` directory, lock file or
+//! state ever lands in the repository; inits share one plugin cache.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchyard::aws::STORE_ACTIONS;
+use switchyard::aws::actions::CONTROLLER_AWS_ACTIONS;
+
+use crate::moto::Moto;
+
+/// The provider mirror (test-world.md, section 3); `SWITCHYARD_TF_PLUGIN_MIRROR` overrides it.
+const DEFAULT_MIRROR: &str = "/opt/tf-plugins";
+
+/// Any single Terraform command gets this long before the test fails.
+const COMMAND_LIMIT: Duration = Duration::from_secs(240);
+
+/// Actions that the IAM Service Authorization Reference lists without a resource type: they
+/// take `"Resource": "*"` or nothing. A statement with `"*"` may hold only these.
+const UNSCOPABLE_ACTIONS: &[&str] = &[
+    "ecs:DescribeTaskDefinition",
+    "codedeploy:ContinueDeployment",
+    "codedeploy:GetDeploymentTarget",
+    "codedeploy:StopDeployment",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "cloudwatch:GetMetricData",
+    "dynamodb:ListStreams",
+    "ecr:GetAuthorizationToken",
+];
+
+/// Inits share the plugin cache, which Terraform does not promise to keep consistent under
+/// concurrent inits: one at a time.
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Says loudly that a test is skipped: written to the process's stderr directly, because the
+/// test harness swallows `eprintln!` of passing tests.
+fn skip(reason: &str) {
+    use std::io::Write;
+    let message = format!(
+        "\n==================================================================\n\
+         {reason}: Terraform tests SKIPPED; it is not installable from the package registries\n\
+         ==================================================================\n"
+    );
+    let _ = std::io::stderr().lock().write_all(message.as_bytes());
+}
+
+/// A private copy of `deploy/terraform` with a CLI configuration that installs the AWS
+/// provider from the mirror only; removed on drop.
+struct Terraform {
+    binary: PathBuf,
+    root: PathBuf,
+    cli_config: PathBuf,
+}
+
+impl Terraform {
+    /// `None` (after a loud message) when Terraform or the provider mirror is missing.
+    fn new() -> Option<Terraform> {
+        let Some(binary) = which("terraform") else {
+            skip("terraform not installed");
+            return None;
+        };
+        let mirror = std::env::var("SWITCHYARD_TF_PLUGIN_MIRROR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(DEFAULT_MIRROR));
+        if !mirror.is_dir() {
+            skip(&format!(
+                "terraform provider mirror {} missing (set SWITCHYARD_TF_PLUGIN_MIRROR)",
+                mirror.display()
+            ));
+            return None;
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "switchyard-terraform-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        copy_tree(&repo().join("deploy/terraform"), &root.join("terraform"));
+        // One cache for every test run of this user: the provider is installed once.
+        let cache = std::env::temp_dir().join("switchyard-terraform-plugin-cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        let cli_config = root.join("terraform.rc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "disable_checkpoint = true\n\
+                 plugin_cache_dir = {cache:?}\n\
+                 provider_installation {{\n\
+                 \x20 filesystem_mirror {{\n\
+                 \x20   path    = {mirror:?}\n\
+                 \x20   include = [\"registry.terraform.io/*/*\"]\n\
+                 \x20 }}\n\
+                 \x20 direct {{\n\
+                 \x20   exclude = [\"registry.terraform.io/*/*\"]\n\
+                 \x20 }}\n\
+                 }}\n",
+                cache = cache.display().to_string(),
+                mirror = mirror.display().to_string(),
+            ),
+        )
+        .unwrap();
+        Some(Terraform {
+            binary,
+            root,
+            cli_config,
+        })
+    }
+
+    /// A directory of the copy, relative to `deploy/terraform`.
+    fn dir(&self, relative: &str) -> PathBuf {
+        self.root.join("terraform").join(relative)
+    }
+
+    fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .current_dir(dir)
+            .args(args)
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env_remove("TF_DATA_DIR")
+            .env_remove("TF_WORKSPACE")
+            .env_remove("TF_LOG");
+        // Never real credentials or endpoints: the provider gets test ones explicitly.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AWS_") || key.starts_with("TF_VAR_") {
+                command.env_remove(key);
+            }
+        }
+        command
+    }
+
+    /// Runs `terraform ARGS` in `dir`, panicking with its output unless it succeeds.
+    fn run(&self, dir: &Path, args: &[&str]) -> String {
+        let output = run_with_limit(self.command(dir, args), COMMAND_LIMIT);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "terraform {} in {} failed ({}):\n{}\n{}",
+            args.join(" "),
+            dir.display(),
+            output.status,
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    fn init(&self, dir: &Path) {
+        let _one_at_a_time = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        self.run(
+            dir,
+            &["init", "-backend=false", "-input=false", "-no-color"],
+        );
+    }
+
+    /// Plans with `vars` and returns `terraform show -json` of the plan.
+    fn plan_json(&self, dir: &Path, vars: &[String]) -> Value {
+        let mut args = vec!["plan", "-input=false", "-no-color", "-out=test.tfplan"];
+        args.extend(vars.iter().map(String::as_str));
+        self.run(dir, &args);
+        let json = self.run(dir, &["show", "-json", "-no-color", "test.tfplan"]);
+        serde_json::from_str(&json).expect("terraform show -json prints JSON")
+    }
+}
+
+impl Drop for Terraform {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // Leftovers of a manual run in the repository are not part of the configuration.
+        if name == ".terraform" || name == ".terraform.lock.hcl" || name.ends_with(".tfstate") {
+            continue;
+        }
+        let target = to.join(&*name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Runs a command to completion, reading its output as it comes; kills it after `limit`.
+fn run_with_limit(mut command: Command, limit: Duration) -> Output {
+    let description = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{description} starts: {e}"));
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{description} did not finish within {limit:?}:\n{}\n{}",
+                String::from_utf8_lossy(&stdout.join().unwrap()),
+                String::from_utf8_lossy(&stderr.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buffer = Vec::new();
+        let _ = pipe.read_to_end(&mut buffer);
+        buffer
+    })
+}
+
+/// A provider configuration pointing every AWS service the configurations use at moto.
+fn moto_provider(moto: &Moto, region: bool) -> String {
+    let endpoint = &moto.endpoint;
+    let services = [
+        "cloudwatch",
+        "codedeploy",
+        "dynamodb",
+        "ec2",
+        "ecs",
+        "elbv2",
+        "iam",
+        "kms",
+        "logs",
+        "sts",
+    ];
+    let endpoints: String = services
+        .iter()
+        .map(|s| format!("    {s} = \"{endpoint}\"\n"))
+        .collect();
+    format!(
+        "provider \"aws\" {{\n\
+         {region}\
+         \x20 access_key                  = \"test\"\n\
+         \x20 secret_key                  = \"test\"\n\
+         \x20 skip_credentials_validation = true\n\
+         \x20 skip_metadata_api_check     = true\n\
+         \x20 skip_requesting_account_id  = true\n\
+         \x20 endpoints {{\n{endpoints}  }}\n\
+         }}\n",
+        region = if region {
+            "  region = \"us-east-1\"\n"
+        } else {
+            ""
+        },
+    )
+}
+
+/// A root configuration that instantiates the controller module against moto's default VPC.
+fn controller_root(moto: &Moto, extra_inputs: &str) -> String {
+    format!(
+        r#"{provider}
+data "aws_vpc" "default" {{
+  default = true
+}}
+
+data "aws_subnets" "default" {{
+  filter {{
+    name   = "vpc-id"
+    values = [data.aws_vpc.default.id]
+  }}
+}}
+
+resource "aws_ecs_cluster" "test" {{
+  name = "switchyard-test"
+}}
+
+module "controller" {{
+  source = "../modules/controller"
+
+  table_name                   = "switchyard-terraform-test"
+  table_deletion_protection    = false
+  image                        = "registry.example.com/switchyard:test"
+  cluster_arn                  = aws_ecs_cluster.test.arn
+  vpc_id                       = data.aws_vpc.default.id
+  subnet_ids                   = data.aws_subnets.default.ids
+  ecs_services                 = ["prod/web", "prod/search"]
+  task_definition_families     = ["web", "search"]
+  codedeploy_deployment_groups = ["web/web-prod", "search/search-prod"]
+  alarm_names                  = ["web-5xx", "search-5xx"]
+  passable_role_arns           = ["arn:aws:iam::123456789012:role/web-task", "arn:aws:iam::123456789012:role/web-execution"]
+  metrics_ingress_cidr_blocks  = ["10.0.0.0/8"]
+{extra_inputs}}}
+
+output "table_name" {{
+  value = module.controller.table_name
+}}
+"#,
+        provider = moto_provider(moto, true),
+    )
+}
+
+/// Full-line comments and trailing blank lines removed: the document as YAML sees it.
+fn without_comments(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .collect();
+    let mut text = lines.join("\n");
+    text.truncate(text.trim_end().len());
+    text
+}
+
+#[test]
+fn the_terraform_is_formatted() {
+    let Some(tf) = Terraform::new() else { return };
+    let dir = repo().join("deploy/terraform");
+    let output = run_with_limit(
+        tf.command(&dir, &["fmt", "-check", "-recursive", "-diff", "-no-color"]),
+        COMMAND_LIMIT,
+    );
+    assert!(
+        output.status.success(),
+        "run `terraform fmt -recursive deploy/terraform`:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_module_and_the_example_validate_without_warnings() {
+    let Some(tf) = Terraform::new() else { return };
+    for relative in [
+        "modules/controller",
+        "modules/bluegreen-service",
+        "examples/complete",
+    ] {
+        let dir = tf.dir(relative);
+        tf.init(&dir);
+        let json = tf.run(&dir, &["validate", "-json", "-no-color"]);
+        let result: Value = serde_json::from_str(&json).expect("validate -json prints JSON");
+        assert_eq!(result["valid"], true, "{relative}: {result:#}");
+        assert_eq!(result["warning_count"], 0, "{relative}: {result:#}");
+    }
+}
+
+/// Every resource of a plan's planned values, by address.
+fn planned_resources(plan: &Value) -> BTreeMap<String, Value> {
+    fn walk(module: &Value, into: &mut BTreeMap<String, Value>) {
+        for resource in module["resources"].as_array().into_iter().flatten() {
+            into.insert(
+                resource["address"].as_str().unwrap().to_string(),
+                resource.clone(),
+            );
+        }
+        for child in module["child_modules"].as_array().into_iter().flatten() {
+            walk(child, into);
+        }
+    }
+    let mut resources = BTreeMap::new();
+    walk(&plan["planned_values"]["root_module"], &mut resources);
+    resources
+}
+
+fn values<'a>(resources: &'a BTreeMap<String, Value>, address: &str) -> &'a Value {
+    &resources.get(address).unwrap_or_else(|| {
+        panic!(
+            "{address} is not planned; planned: {:?}",
+            resources.keys().collect::<Vec<_>>()
+        )
+    })["values"]
+}
+
+#[test]
+fn the_example_plans_against_moto_and_renders_its_release_yaml() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("examples/complete");
+    // An override file merges into the example's provider block (region from the example).
+    std::fs::write(dir.join("moto_override.tf"), moto_provider(&moto, false)).unwrap();
+    tf.init(&dir);
+    let plan = tf.plan_json(
+        &dir,
+        &[
+            "-var=vpc_id=vpc-0123456789abcdef0".into(),
+            r#"-var=public_subnet_ids=["subnet-0aaaaaaaaaaaaaaa1","subnet-0aaaaaaaaaaaaaaa2"]"#
+                .into(),
+            r#"-var=private_subnet_ids=["subnet-0bbbbbbbbbbbbbbb1","subnet-0bbbbbbbbbbbbbbb2"]"#
+                .into(),
+            "-var=switchyard_image=registry.example.com/switchyard:test".into(),
+        ],
+    );
+    let resources = planned_resources(&plan);
+
+    // The rendered release document is the example's release.yaml, and it is valid.
+    let rendered = plan["planned_values"]["outputs"]["release_yaml"]["value"]
+        .as_str()
+        .expect("release_yaml is known at plan time")
+        .to_string();
+    let file =
+        std::fs::read_to_string(repo().join("deploy/terraform/examples/complete/release.yaml"))
+            .unwrap();
+    assert_eq!(
+        without_comments(&file),
+        without_comments(&rendered),
+        "examples/complete/release.yaml differs from `terraform output -raw release_yaml`"
+    );
+    let rendered_path = tf.root.join("rendered-release.yaml");
+    std::fs::write(&rendered_path, &rendered).unwrap();
+    let validated = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["validate", "-f"])
+        .arg(&rendered_path)
+        .output()
+        .unwrap();
+    assert!(
+        validated.status.success(),
+        "the rendered release is invalid: {}",
+        String::from_utf8_lossy(&validated.stderr)
+    );
+
+    // The service is CodeDeploy's, and Terraform leaves what CodeDeploy changes alone
+    // (lifecycle blocks are not in the plan; their effect is checked on the configuration).
+    let service = values(&resources, "module.web.aws_ecs_service.this[0]");
+    assert_eq!(service["deployment_controller"][0]["type"], "CODE_DEPLOY");
+    assert_eq!(service["launch_type"], "FARGATE");
+    assert!(!resources.contains_key("module.web.aws_ecs_service.autoscaled[0]"));
+    let source = std::fs::read_to_string(tf.dir("modules/bluegreen-service/main.tf")).unwrap();
+    assert!(source.contains("ignore_changes = [task_definition, load_balancer]\n"));
+    assert!(source.contains("ignore_changes = [task_definition, load_balancer, desired_count]\n"));
+    assert_eq!(
+        source
+            .matches("ignore_changes = [default_action]\n")
+            .count(),
+        2
+    );
+
+    for color in ["blue", "green"] {
+        let group = values(
+            &resources,
+            &format!("module.web.aws_lb_target_group.this[\"{color}\"]"),
+        );
+        assert_eq!(group["target_type"], "ip", "{color}");
+        assert_eq!(group["name"], format!("web-{color}"));
+    }
+    assert_eq!(
+        values(&resources, "module.web.aws_lb_listener.production")["port"],
+        80
+    );
+    assert_eq!(
+        values(&resources, "module.web.aws_lb_listener.test")["port"],
+        8080
+    );
+
+    assert_eq!(
+        values(&resources, "module.web.aws_codedeploy_app.this")["compute_platform"],
+        "ECS"
+    );
+    let group = values(
+        &resources,
+        "module.web.aws_codedeploy_deployment_group.this",
+    );
+    assert_eq!(group["deployment_group_name"], "web-prod");
+    assert_eq!(
+        group["deployment_style"][0]["deployment_type"],
+        "BLUE_GREEN"
+    );
+    assert_eq!(
+        group["deployment_style"][0]["deployment_option"],
+        "WITH_TRAFFIC_CONTROL"
+    );
+    let blue_green = &group["blue_green_deployment_config"][0];
+    assert_eq!(
+        blue_green["deployment_ready_option"][0]["action_on_timeout"],
+        "STOP_DEPLOYMENT"
+    );
+    assert_eq!(
+        blue_green["deployment_ready_option"][0]["wait_time_in_minutes"],
+        60
+    );
+    assert_eq!(
+        blue_green["terminate_blue_instances_on_deployment_success"][0]["action"],
+        "TERMINATE"
+    );
+    let rollback = &group["auto_rollback_configuration"][0];
+    assert_eq!(rollback["enabled"], true);
+    let events: BTreeSet<&str> = rollback["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        BTreeSet::from(["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"])
+    );
+    assert_eq!(group["alarm_configuration"][0]["enabled"], true);
+    assert_eq!(
+        group["alarm_configuration"][0]["alarms"],
+        serde_json::json!(["web-5xx"])
+    );
+    let pair = &group["load_balancer_info"][0]["target_group_pair_info"][0];
+    assert_eq!(pair["target_group"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        values(
+            &resources,
+            "module.web.aws_iam_role_policy_attachment.codedeploy"
+        )["policy_arn"],
+        "arn:aws:iam::aws:policy/AWSCodeDeployRoleForECS"
+    );
+    let alarm = values(
+        &resources,
+        "module.web.aws_cloudwatch_metric_alarm.target_5xx[0]",
+    );
+    assert_eq!(alarm["alarm_name"], "web-5xx");
+    let metrics: BTreeSet<&str> = alarm["metric_query"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["metric"][0]["metric_name"].as_str())
+        .collect();
+    assert_eq!(metrics, BTreeSet::from(["HTTPCode_Target_5XX_Count"]));
+
+    // The controller runs next to it, on the table the CLI uses by default. (Its policy
+    // names the application roles, unknown until they exist: the policy test plans the
+    // controller module alone.)
+    let controller = values(
+        &resources,
+        "module.switchyard.aws_ecs_task_definition.controller",
+    );
+    let controller_env = container_environment(controller);
+    assert_eq!(controller_env["SWITCHYARD_TABLE"], "switchyard-releases");
+    assert_eq!(controller_env["SWITCHYARD_REGION"], "us-east-1");
+    assert_eq!(
+        values(&resources, "module.switchyard.aws_ecs_service.controller")["desired_count"],
+        1
+    );
+}
+
+/// The environment of the only container of a planned task definition.
+fn container_environment(task_definition: &Value) -> BTreeMap<String, String> {
+    let containers: Value =
+        serde_json::from_str(task_definition["container_definitions"].as_str().unwrap()).unwrap();
+    containers[0]["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            (
+                kv["name"].as_str().unwrap().to_string(),
+                kv["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The policy document of a planned `aws_iam_role_policy`.
+fn policy_of(role_policy: &Value) -> Value {
+    serde_json::from_str(
+        role_policy["policy"]
+            .as_str()
+            .expect("the policy is known at plan time"),
+    )
+    .expect("the policy is JSON")
+}
+
+/// A string-or-list policy element as a list.
+fn strings(element: &Value) -> Vec<String> {
+    match element {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap().to_string())
+            .collect(),
+        Value::Null => vec![],
+        other => panic!("not a string or a list of strings: {other}"),
+    }
+}
+
+fn statements(policy: &Value) -> &Vec<Value> {
+    policy["Statement"].as_array().expect("Statement is a list")
+}
+
+fn statement<'a>(policy: &'a Value, sid: &str) -> &'a Value {
+    statements(policy)
+        .iter()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("no statement {sid} in {policy:#}"))
+}
+
+fn resources_of(policy: &Value, sid: &str) -> Vec<String> {
+    strings(&statement(policy, sid)["Resource"])
+}
+
+/// The comment line directly above each `statement` block of a Terraform file, by the block's
+/// sid.
+fn statement_comments(source: &str) -> BTreeMap<String, String> {
+    let mut comments = BTreeMap::new();
+    let mut last_comment: Option<String> = None;
+    let mut pending: Option<Option<String>> = None;
+    for line in source.lines() {
+        let trimmed = line.trim();
+        if trimmed == "statement {" || trimmed == "dynamic \"statement\" {" {
+            pending = Some(last_comment.take());
+            continue;
+        }
+        if let Some(comment) = trimmed.strip_prefix('#') {
+            last_comment = Some(comment.trim().to_string());
+            continue;
+        }
+        last_comment = None;
+        if let Some(rest) = trimmed.strip_prefix("sid")
+            && let Some(sid) = rest.split('"').nth(1)
+            && let Some(comment) = pending.take()
+        {
+            comments.insert(
+                sid.to_string(),
+                comment.unwrap_or_else(|| panic!("statement {sid} has no comment above it")),
+            );
+        }
+    }
+    comments
+}
+
+/// Checks every statement of `policy`: no action wildcard, no Not* elements, and a Resource
+/// wildcard only where the comment above the statement says why (and `"*"` only for actions
+/// that accept no resource-level scoping).
+fn check_statements(name: &str, policy: &Value, comments: &BTreeMap<String, String>) {
+    for statement in statements(policy) {
+        let sid = statement["Sid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: every statement has a Sid: {statement}"));
+        assert_eq!(statement["Effect"], "Allow", "{name}/{sid}");
+        for element in ["NotAction", "NotResource", "NotPrincipal"] {
+            assert!(statement.get(element).is_none(), "{name}/{sid}: {element}");
+        }
+        let actions = strings(&statement["Action"]);
+        for action in &actions {
+            assert!(
+                !action.contains('*') && !action.contains('?'),
+                "{name}/{sid}: wildcard action {action}"
+            );
+        }
+        let comment = comments
+            .get(sid)
+            .unwrap_or_else(|| panic!("{name}/{sid}: no comment found above the statement"));
+        let resources = strings(&statement["Resource"]);
+        assert!(!resources.is_empty(), "{name}/{sid}: no Resource");
+        if resources.iter().any(|r| r == "*") {
+            assert_eq!(resources, ["*"], "{name}/{sid}");
+            assert!(
+                comment.starts_with("Resource \"*\":"),
+                "{name}/{sid}: Resource \"*\" without a comment saying why: {comment}"
+            );
+            for action in &actions {
+                assert!(
+                    UNSCOPABLE_ACTIONS.contains(&action.as_str()),
+                    "{name}/{sid}: {action} accepts resource-level scoping; do not grant it on \"*\""
+                );
+            }
+        } else if resources.iter().any(|r| r.contains('*')) {
+            assert!(
+                comment.starts_with("Resource wildcard:"),
+                "{name}/{sid}: a wildcard in {resources:?} without a comment saying why: {comment}"
+            );
+        } else {
+            assert!(
+                comment.starts_with("Resource:"),
+                "{name}/{sid}: the comment must start with `Resource:`: {comment}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("moto-root");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        controller_root(
+            &moto,
+            "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n",
+        ),
+    )
+    .unwrap();
+    tf.init(&dir);
+    let plan = tf.plan_json(&dir, &[]);
+    let resources = planned_resources(&plan);
+    let comments =
+        statement_comments(&std::fs::read_to_string(tf.dir("modules/controller/iam.tf")).unwrap());
+
+    // The task role's policy: exactly what the code calls.
+    let policy = policy_of(values(
+        &resources,
+        "module.controller.aws_iam_role_policy.controller",
+    ));
+    let granted: BTreeSet<String> = statements(&policy)
+        .iter()
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    let called: BTreeSet<String> = CONTROLLER_AWS_ACTIONS
+        .iter()
+        .chain(STORE_ACTIONS)
+        .filter(|a| **a != "dynamodb:CreateTable")
+        .map(|a| a.to_string())
+        .collect();
+    let missing: Vec<_> = called.difference(&granted).collect();
+    let extra: Vec<_> = granted.difference(&called).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "the controller policy must grant exactly CONTROLLER_AWS_ACTIONS ∪ STORE_ACTIONS\n\
+         called by the code but not granted: {missing:?}\n\
+         granted but not called by the code: {extra:?}"
+    );
+    check_statements("controller", &policy, &comments);
+
+    // iam:PassRole: the application roles only, to ECS tasks only.
+    let pass_role = statement(&policy, "PassApplicationRoles");
+    assert_eq!(strings(&pass_role["Action"]), ["iam:PassRole"]);
+    assert_eq!(
+        pass_role["Condition"]["StringEquals"]["iam:PassedToService"], "ecs-tasks.amazonaws.com",
+        "{pass_role:#}"
+    );
+    assert_eq!(
+        strings(&pass_role["Resource"]),
+        [
+            "arn:aws:iam::123456789012:role/web-task",
+            "arn:aws:iam::123456789012:role/web-execution"
+        ]
+    );
+    let tag = statement(&policy, "TagNewRevisionsOnRegister");
+    assert_eq!(
+        tag["Condition"]["StringEquals"]["ecs:CreateAction"],
+        "RegisterTaskDefinition"
+    );
+    assert_eq!(
+        resources_of(&policy, "ReleaseTable"),
+        ["arn:aws:dynamodb:us-east-1:123456789012:table/switchyard-terraform-test"]
+    );
+    assert_eq!(
+        resources_of(&policy, "ReleaseTableStream"),
+        ["arn:aws:dynamodb:us-east-1:123456789012:table/switchyard-terraform-test/stream/*"]
+    );
+    assert_eq!(
+        resources_of(&policy, "RegisterManagedFamilies"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/web:*",
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/search:*"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "RollbackAlarms"),
+        [
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-5xx",
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:search-5xx"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "ManagedApplications"),
+        [
+            "arn:aws:codedeploy:us-east-1:123456789012:application:web",
+            "arn:aws:codedeploy:us-east-1:123456789012:application:search"
+        ]
+    );
+
+    // The table's KMS key, through DynamoDB only; the execution role's pull and logs.
+    let kms = policy_of(values(
+        &resources,
+        "module.controller.aws_iam_role_policy.table_kms[0]",
+    ));
+    check_statements("table_kms", &kms, &comments);
+    for s in statements(&kms) {
+        assert_eq!(
+            s["Condition"]["StringEquals"]["kms:ViaService"],
+            "dynamodb.us-east-1.amazonaws.com"
+        );
+    }
+    let execution = policy_of(values(
+        &resources,
+        "module.controller.aws_iam_role_policy.execution",
+    ));
+    check_statements("execution", &execution, &comments);
+    assert_eq!(
+        resources_of(&execution, "PullControllerImage"),
+        ["arn:aws:ecr:us-east-1:123456789012:repository/switchyard"]
+    );
+
+    // The controller runs one replica, never two at once.
+    let service = values(&resources, "module.controller.aws_ecs_service.controller");
+    assert_eq!(service["desired_count"], 1);
+    assert_eq!(service["deployment_maximum_percent"], 100);
+    assert_eq!(service["deployment_minimum_healthy_percent"], 0);
+    let task_definition = values(
+        &resources,
+        "module.controller.aws_ecs_task_definition.controller",
+    );
+    let containers: Value =
+        serde_json::from_str(task_definition["container_definitions"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        containers[0]["healthCheck"]["command"],
+        serde_json::json!(["CMD", "/usr/local/bin/switchyard", "healthcheck"])
+    );
+    assert_eq!(containers[0]["logConfiguration"]["logDriver"], "awslogs");
+    let env = container_environment(task_definition);
+    assert_eq!(env["SWITCHYARD_TABLE"], "switchyard-terraform-test");
+    assert_eq!(env["SWITCHYARD_REGION"], "us-east-1");
+    assert_eq!(env["SWITCHYARD_LISTEN"], "0.0.0.0:8080");
+    assert_eq!(env["SWITCHYARD_LOG_FORMAT"], "json");
+}
+
+#[test]
+fn more_than_one_controller_replica_is_refused_until_leases_land() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("moto-root");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        controller_root(&moto, "  desired_count = 2\n"),
+    )
+    .unwrap();
+    tf.init(&dir);
+    let plan = run_with_limit(
+        tf.command(&dir, &["plan", "-input=false", "-no-color"]),
+        COMMAND_LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert!(
+        !plan.status.success(),
+        "a plan with desired_count = 2 must fail"
+    );
+    let words: Vec<&str> = stderr.split_whitespace().collect();
+    assert!(
+        words.join(" ").contains("safe only once leader leases"),
+        "{stderr}"
+    );
+}
+
+/// Runs the `switchyard` binary against moto with `table`.
+fn switchyard(moto: &Moto, table: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command
+        .env("SWITCHYARD_TABLE", table)
+        .env_remove("RUST_LOG")
+        .env_remove("AWS_PROFILE");
+    for (key, value) in moto.env() {
+        command.env(key, value);
+    }
+    command
+}
+
+fn stop(mut daemon: Child, limit: Duration) -> (std::process::ExitStatus, String) {
+    let pid = daemon.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stderr = drain(daemon.stderr.take().unwrap());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = daemon.kill();
+            panic!("switchyard run did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (
+        status,
+        String::from_utf8_lossy(&stderr.join().unwrap()).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_module_applies_against_moto_and_the_binary_uses_its_table() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("moto-root");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.tf"), controller_root(&moto, "")).unwrap();
+    tf.init(&dir);
+    tf.run(
+        &dir,
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    );
+    let outputs: Value =
+        serde_json::from_str(&tf.run(&dir, &["output", "-json", "-no-color"])).unwrap();
+    let table = outputs["table_name"]["value"].as_str().unwrap().to_string();
+    assert_eq!(table, "switchyard-terraform-test");
+
+    // The table is the one src/aws/store.rs documents.
+    let sdk = moto.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let described = dynamodb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let description = described.table().unwrap();
+    let keys: Vec<(String, String)> = description
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_string(),
+                k.key_type().as_str().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [("pk".to_string(), "HASH".to_string())]);
+    let attributes: Vec<(String, String)> = description
+        .attribute_definitions()
+        .iter()
+        .map(|a| {
+            (
+                a.attribute_name().to_string(),
+                a.attribute_type().as_str().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(attributes, [("pk".to_string(), "S".to_string())]);
+    assert_eq!(
+        description
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    let stream = description.stream_specification().expect("a stream");
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type().map(|v| v.as_str()),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    let backups = dynamodb
+        .describe_continuous_backups()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let recovery = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_string());
+    assert_eq!(recovery.as_deref(), Some("ENABLED"));
+
+    // The CLI writes and reads releases in it.
+    let release = repo().join("deploy/terraform/examples/complete/release.yaml");
+    let applied = switchyard(&moto, &table)
+        .arg("apply")
+        .arg("-f")
+        .arg(&release)
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let got = switchyard(&moto, &table)
+        .args(["get", "web", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success(),
+        "get: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let view: Value = serde_json::from_slice(&got.stdout).unwrap();
+    assert_eq!(view["metadata"]["generation"], 1);
+    let missing = switchyard(&moto, &table)
+        .args(["get", "missing"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        missing.status.code(),
+        Some(3),
+        "a missing release is exit code 3: {}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // The daemon runs on it and stops cleanly.
+    let daemon = switchyard(&moto, &table)
+        .arg("run")
+        .env("SWITCHYARD_LISTEN", "127.0.0.1:0")
+        .env("SWITCHYARD_LOG_FORMAT", "json")
+        .env("SWITCHYARD_RESYNC_PERIOD", "1s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, log) = stop(daemon, Duration::from_secs(20));
+    assert!(
+        status.success(),
+        "switchyard run exited with {status}:\n{log}"
+    );
+    for line in log.lines() {
+        let lower = line.to_ascii_lowercase();
+        let complaint =
+            lower.contains("\"level\":\"error\"") || lower.contains("\"level\":\"warn\"");
+        let about_the_table = lower.contains("dynamodb")
+            || lower.contains(&table)
+            || lower.contains("resourcenotfound")
+            || lower.contains("stream");
+        assert!(
+            !(complaint && about_the_table),
+            "the controller complained about its table: {line}\n{log}"
+        );
+        assert!(
+            !lower.contains("\"level\":\"error\""),
+            "error logged: {line}\n{log}"
+        );
+    }
+}
+
+#[test]
+fn the_image_runs_the_binary_where_the_task_definition_health_check_expects_it() {
+    // No Docker engine here: the Dockerfile is checked as text against the Terraform and the
+    // binary, which is what keeps them from drifting apart.
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let instructions: Vec<String> = dockerfile
+        .replace("\\\n", " ")
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let has = |line: &str| instructions.iter().any(|i| i == line);
+    assert!(
+        has("COPY --from=build /out/switchyard /usr/local/bin/switchyard"),
+        "{instructions:#?}"
+    );
+    assert!(has(
+        "COPY config/controller.yaml /etc/switchyard/controller.yaml"
+    ));
+    assert!(has("ENTRYPOINT [\"switchyard\"]"));
+    assert!(has(
+        "CMD [\"run\", \"--config\", \"/etc/switchyard/controller.yaml\"]"
+    ));
+    assert!(has("EXPOSE 8080"));
+    assert!(
+        instructions.iter().any(|i| i.starts_with("HEALTHCHECK ")
+            && i.ends_with("CMD [\"switchyard\", \"healthcheck\"]")),
+        "{instructions:#?}"
+    );
+    let user = instructions
+        .iter()
+        .rfind(|i| i.starts_with("USER "))
+        .expect("a USER");
+    assert!(!user.contains("root") && !user.contains(" 0"), "{user}");
+    let rust = instructions
+        .iter()
+        .find(|i| i.starts_with("ARG RUST_VERSION="))
+        .expect("the Rust version is an ARG");
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let rust_version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .expect("Cargo.toml has a rust-version")
+        .trim_matches('"');
+    assert_eq!(rust, &format!("ARG RUST_VERSION={rust_version}"));
+
+    let task_definition =
+        std::fs::read_to_string(repo().join("deploy/terraform/modules/controller/ecs.tf")).unwrap();
+    assert!(
+        task_definition
+            .contains(r#"command     = ["CMD", "/usr/local/bin/switchyard", "healthcheck"]"#)
+    );
+
+    // The file the image runs with is valid configuration with the image's environment, and
+    // the binary has the command both health checks run.
+    assert!(has("ENV SWITCHYARD_LISTEN=0.0.0.0:8080"));
+    let image_env = BTreeMap::from([("SWITCHYARD_LISTEN".to_string(), "0.0.0.0:8080".to_string())]);
+    let settings =
+        switchyard::config::load(Some(&repo().join("config/controller.yaml")), &image_env)
+            .expect("config/controller.yaml is valid");
+    assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
+    let healthcheck = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["healthcheck", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        healthcheck.status.success(),
+        "switchyard healthcheck: {}",
+        String::from_utf8_lossy(&healthcheck.stderr)
+    );
+}
