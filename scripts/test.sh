@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a fresh clone, installing what the tests need first:
-# moto server (PyPI) in .venv-moto for the AWS adapter and end-to-end tests.
+# moto server (PyPI) in .venv-moto for the AWS adapter and end-to-end tests, and headless
+# Chromium and promtool (Debian) for the dashboard and metrics tests.
 # Used by the README's quick start and by CI (.ci/run). Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,37 @@ if ! .venv-moto/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$
   rm -rf .venv-moto
   python3 -m venv .venv-moto
   .venv-moto/bin/python -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
+# Headless Chromium (the dashboard tests) and promtool (the /metrics tests), both Debian
+# packages; promtool comes with `prometheus`. Installed only when missing, as root or through
+# passwordless sudo; otherwise the script says how and goes on (those tests then fail with
+# the same hint).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  hint="apt-get install -y --no-install-recommends chromium prometheus"
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+  else
+    as_root=(none)
+  fi
+  if ! command -v apt-get >/dev/null 2>&1 || [ "${as_root[*]}" = none ]; then
+    say "warning: chromium or promtool is missing and cannot be installed from here; run: $hint"
+  else
+    say "installing chromium and prometheus (for promtool) with apt-get"
+    if "${as_root[@]}" apt-get update -qq \
+      && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends chromium prometheus >/dev/null; then
+      # Only promtool is wanted: on a host with systemd the package starts a Prometheus
+      # server, which the tests do not need.
+      if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+        "${as_root[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+      fi
+    else
+      say "warning: installing chromium and prometheus failed; run: $hint"
+    fi
+  fi
 fi
 
 # cargo-nextest runs the suite faster and reports clearly; fall back to cargo test.

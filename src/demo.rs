@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::controller::{self, Context, ControllerConfig};
-use crate::model::{OperatorRequest, Phase, ReleaseStatus, RequestKind};
+use crate::model::{AuditAction, OperatorRequest, Phase, ReleaseStatus, RequestKind};
 use crate::ports::{
     AlarmState, ReadyAction, ReleaseStore, SpecPrecondition, SpecWrite, StoredRelease,
     task_definition_short_name,
@@ -113,11 +113,14 @@ pub async fn build_world(clock: Clock) -> Result<DemoWorld, DemoError> {
         store
             .put_spec(SpecWrite {
                 name,
-                labels: BTreeMap::from([("app".to_string(), "shop".to_string())]),
+                labels: serde_json::from_value(document["metadata"]["labels"].clone())
+                    .unwrap_or_default(),
                 spec: document["spec"].clone(),
                 precondition: SpecPrecondition::Absent,
                 written_by: "switchyard-demo".into(),
                 written_at: clock.now(),
+                action: AuditAction::Apply,
+                detail: "the demo's built-in release".into(),
             })
             .await
             .map_err(|e| DemoError::Setup(e.to_string()))?;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod http;
+pub mod lease;
 pub mod model;
 pub mod ports;
 pub mod reconcile;

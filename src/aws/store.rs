@@ -13,10 +13,29 @@
 //!   `specUpdatedBy` (S), `specUpdatedAt` (S, RFC 3339), `requestPromote` / `requestAbort` /
 //!   `requestRetry` (M, an `OperatorRequest`; separate top-level attributes so a request write
 //!   never needs a parent map to exist), `status` (M, the `ReleaseStatus` via serde_dynamo),
-//!   `statusVersion` (N, starts at 0 on creation, bumped by every status write).
-//! - Users write spec/labels/generation/requests; the controller writes only
+//!   `statusVersion` (N, starts at 0 on creation, bumped by every status write), `audit` (L of
+//!   M: the audit trail, oldest first, each entry an `AuditEntry`: `at` (S, RFC 3339), `by`
+//!   (S, the writer's AWS ARN), `action` (S: `apply`, `release set`, `pause`, `resume`,
+//!   `promote`, `abort`, `retry`), `generation` (N), `detail` (S)).
+//! - Users write spec/labels/generation/requests/audit; the controller writes only
 //!   status/statusVersion; each write is an UpdateItem that SETs only its own attributes, so
 //!   the two never overwrite each other.
+//! - Every spec write and every request appends its audit entry in the same UpdateItem, with
+//!   `SET audit = list_append(if_not_exists(audit, :empty), :entry)`, so the entry exists if
+//!   and only if the write happened. A spec write sets `generation` to an explicit value (the
+//!   one its condition read, plus one), so the entry names the generation it created; a write
+//!   without a precondition reads the generation first and writes under a condition on it,
+//!   retrying a few times if it moves.
+//! - The audit keeps about the newest `AUDIT_LIMIT` (50) entries: when a write returns a list
+//!   longer than that, a second UpdateItem removes the oldest entries (`REMOVE audit[0],
+//!   audit[1], ...`) under the condition `size(audit) = <the length the write returned>`. A
+//!   concurrent append makes that condition fail and the trim is skipped (the next write trims
+//!   again, everything over the bound), so the bound is approximate under concurrent writers:
+//!   briefly over it, never below it. A failed trim never fails the write. An `audit`
+//!   attribute that does not decode is read as an empty trail (entries that do not decode are
+//!   skipped): the audit is informational and must never make a release `Corrupt`. (An
+//!   `audit` that is not a list does make later user writes fail, as `list_append` refuses
+//!   it: remove the attribute to repair it.)
 //! - Other item kinds (leases, later) will use other `pk` prefixes (`lease#...`); list only
 //!   returns `release#` items.
 
@@ -38,7 +57,9 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, from_item, to_attribute_value};
 
-use crate::model::{OperatorRequest, ReleaseStatus, RequestKind, Requests};
+use crate::model::{
+    AUDIT_LIMIT, AuditEntry, OperatorRequest, ReleaseStatus, RequestKind, Requests, bounded_detail,
+};
 use crate::ports::{
     AwsErrorKind, ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
 };
@@ -69,6 +90,10 @@ const RELEASE_PREFIX: &str = "release#";
 /// The `kind` attribute of release items, which `list` filters on.
 const RELEASE_KIND: &str = "release";
 
+/// How many times a spec write without a precondition reads the generation and writes under
+/// a condition on it before giving up (each failure means another writer got in between).
+const UNCONDITIONAL_WRITE_ATTEMPTS: u32 = 8;
+
 /// How long `create_table` waits for a new table to become ACTIVE, and how often it looks.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 const TABLE_ACTIVE_POLL: Duration = Duration::from_secs(1);
@@ -97,6 +122,24 @@ struct ReleaseItem {
     status: Option<ReleaseStatus>,
     #[serde(default)]
     status_version: u64,
+    #[serde(default, deserialize_with = "lenient_audit")]
+    audit: Vec<AuditEntry>,
+}
+
+/// The audit trail, skipping entries that do not decode and reading anything but a list as
+/// empty: a hand-edited audit must never make the release undecodable.
+fn lenient_audit<'de, D>(deserializer: D) -> Result<Vec<AuditEntry>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(match value {
+        serde_json::Value::Array(entries) => entries
+            .into_iter()
+            .filter_map(|entry| serde_json::from_value(entry).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 impl From<ReleaseItem> for StoredRelease {
@@ -115,6 +158,7 @@ impl From<ReleaseItem> for StoredRelease {
             status_version: item.status_version,
             spec_updated_by: item.spec_updated_by,
             spec_updated_at: item.spec_updated_at,
+            audit: item.audit,
         }
     }
 }
@@ -253,6 +297,183 @@ impl DynamoStore {
     }
 }
 
+/// What a spec write expects to find, and so the generation it creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    /// No item: the write creates generation 1.
+    Absent,
+    /// The item at this generation: the write creates the next one.
+    Generation(u64),
+    /// An item whose generation cannot be read (a hand edit): the write replaces it as
+    /// generation 1, as the simulated store does.
+    Unreadable,
+}
+
+/// The attribute of the audit trail.
+const AUDIT_ATTRIBUTE: &str = "audit";
+
+fn audit_entry_value(entry: &AuditEntry) -> Result<AttributeValue, serde_dynamo::Error> {
+    Ok(AttributeValue::L(vec![to_attribute_value(entry)?]))
+}
+
+/// The length of the audit list in the attributes an UpdateItem returned.
+fn audit_length(attributes: Option<&HashMap<String, AttributeValue>>) -> usize {
+    match attributes.and_then(|a| a.get(AUDIT_ATTRIBUTE)) {
+        Some(AttributeValue::L(entries)) => entries.len(),
+        _ => 0,
+    }
+}
+
+impl DynamoStore {
+    /// The generation of `name` as a condition to write under: one strongly consistent
+    /// GetItem of that attribute alone.
+    async fn read_generation(&self, name: &str) -> Result<Expected, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(name))
+            .projection_expression("#pk, #generation")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#generation", "generation")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&self.table, "GetItem", e))?;
+        Ok(match output.item {
+            None => Expected::Absent,
+            Some(item) => match item
+                .get("generation")
+                .and_then(|g| from_attribute_value::<u64>(g.clone()).ok())
+            {
+                Some(generation) => Expected::Generation(generation),
+                None => Expected::Unreadable,
+            },
+        })
+    }
+
+    /// One conditional spec write with its audit entry; returns the new generation.
+    async fn write_spec(&self, write: &SpecWrite, expected: Expected) -> Result<u64, StoreError> {
+        let encode = |what: &str, e: serde_dynamo::Error| StoreError::Other {
+            message: format!("the {what} of {} cannot be encoded: {e}", write.name),
+        };
+        let generation = match expected {
+            Expected::Absent | Expected::Unreadable => 1,
+            Expected::Generation(current) => current + 1,
+        };
+        let spec = to_attribute_value(&write.spec).map_err(|e| encode("spec", e))?;
+        let labels = to_attribute_value(&write.labels).map_err(|e| encode("labels", e))?;
+        let written_at =
+            to_attribute_value(write.written_at).map_err(|e| encode("write time", e))?;
+        let entry = audit_entry_value(&AuditEntry {
+            at: write.written_at,
+            by: write.written_by.clone(),
+            action: write.action.as_str().to_string(),
+            generation,
+            detail: bounded_detail(&write.detail),
+        })
+        .map_err(|e| encode("audit entry", e))?;
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(&write.name))
+            .update_expression(
+                "SET #spec = :spec, #labels = :labels, #name = :name, #kind = :kind, \
+                 #specUpdatedBy = :by, #specUpdatedAt = :at, #generation = :generation, \
+                 #statusVersion = if_not_exists(#statusVersion, :zero), \
+                 #audit = list_append(if_not_exists(#audit, :empty), :entry)",
+            )
+            .expression_attribute_names("#spec", "spec")
+            .expression_attribute_names("#labels", "labels")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#specUpdatedBy", "specUpdatedBy")
+            .expression_attribute_names("#specUpdatedAt", "specUpdatedAt")
+            .expression_attribute_names("#generation", "generation")
+            .expression_attribute_names("#statusVersion", "statusVersion")
+            .expression_attribute_names("#audit", AUDIT_ATTRIBUTE)
+            .expression_attribute_values(":spec", spec)
+            .expression_attribute_values(":labels", labels)
+            .expression_attribute_values(":name", AttributeValue::S(write.name.clone()))
+            .expression_attribute_values(":kind", AttributeValue::S(RELEASE_KIND.into()))
+            .expression_attribute_values(":by", AttributeValue::S(write.written_by.clone()))
+            .expression_attribute_values(":at", written_at)
+            .expression_attribute_values(":generation", number(generation))
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":entry", entry)
+            .return_values(ReturnValue::UpdatedNew);
+        // DynamoDB rejects expression values that no expression uses, so each precondition
+        // adds exactly the values it needs.
+        request = match expected {
+            Expected::Absent => {
+                request.condition_expression(format!("attribute_not_exists({PARTITION_KEY})"))
+            }
+            Expected::Generation(current) => request
+                .condition_expression("#generation = :expectedGeneration")
+                .expression_attribute_values(":expectedGeneration", number(current)),
+            Expected::Unreadable => {
+                request.condition_expression(format!("attribute_exists({PARTITION_KEY})"))
+            }
+        };
+        match request.send().await {
+            Ok(output) => {
+                self.trim_audit(&write.name, audit_length(output.attributes()))
+                    .await;
+                Ok(generation)
+            }
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Err(StoreError::ConditionFailed {
+                    name: write.name.clone(),
+                })
+            }
+            Err(error) => Err(store_error(&self.table, "UpdateItem", error)),
+        }
+    }
+
+    /// Removes the oldest audit entries beyond `AUDIT_LIMIT` when a write returned a list of
+    /// `length` entries, on the condition that nobody appended since (see the module
+    /// documentation). Best effort: the write it follows has happened whatever this does.
+    async fn trim_audit(&self, name: &str, length: usize) {
+        if length <= AUDIT_LIMIT {
+            return;
+        }
+        let removals: Vec<String> = (0..length - AUDIT_LIMIT)
+            .map(|i| format!("#audit[{i}]"))
+            .collect();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(name))
+            .update_expression(format!("REMOVE {}", removals.join(", ")))
+            .condition_expression("size(#audit) = :length")
+            .expression_attribute_names("#audit", AUDIT_ATTRIBUTE)
+            .expression_attribute_values(":length", number(length as u64))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            // Someone appended (or deleted the release) since: the next write trims.
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) => {}
+            Err(error) => {
+                let error = store_error(&self.table, "UpdateItem", error);
+                tracing::warn!(table = %self.table, release = %name, cause = %error, "could not trim the audit trail; the next write tries again");
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ReleaseStore for DynamoStore {
     async fn list(&self) -> Result<Vec<StoredRelease>, StoreError> {
@@ -312,75 +533,25 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError> {
-        let encode = |what: &str, e: serde_dynamo::Error| StoreError::Other {
-            message: format!("the {what} of {} cannot be encoded: {e}", write.name),
-        };
-        let spec = to_attribute_value(&write.spec).map_err(|e| encode("spec", e))?;
-        let labels = to_attribute_value(&write.labels).map_err(|e| encode("labels", e))?;
-        let written_at =
-            to_attribute_value(write.written_at).map_err(|e| encode("write time", e))?;
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, release_key(&write.name))
-            .update_expression(
-                "SET #spec = :spec, #labels = :labels, #name = :name, #kind = :kind, \
-                 #specUpdatedBy = :by, #specUpdatedAt = :at, \
-                 #generation = if_not_exists(#generation, :zero) + :one, \
-                 #statusVersion = if_not_exists(#statusVersion, :zero)",
-            )
-            .expression_attribute_names("#spec", "spec")
-            .expression_attribute_names("#labels", "labels")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_names("#kind", "kind")
-            .expression_attribute_names("#specUpdatedBy", "specUpdatedBy")
-            .expression_attribute_names("#specUpdatedAt", "specUpdatedAt")
-            .expression_attribute_names("#generation", "generation")
-            .expression_attribute_names("#statusVersion", "statusVersion")
-            .expression_attribute_values(":spec", spec)
-            .expression_attribute_values(":labels", labels)
-            .expression_attribute_values(":name", AttributeValue::S(write.name.clone()))
-            .expression_attribute_values(":kind", AttributeValue::S(RELEASE_KIND.into()))
-            .expression_attribute_values(":by", AttributeValue::S(write.written_by.clone()))
-            .expression_attribute_values(":at", written_at)
-            .expression_attribute_values(":zero", number(0))
-            .expression_attribute_values(":one", number(1))
-            .return_values(ReturnValue::UpdatedNew);
-        // DynamoDB rejects expression values that no expression uses, so each precondition
-        // adds exactly the values it needs.
-        request = match write.precondition {
-            SpecPrecondition::Absent => {
-                request.condition_expression(format!("attribute_not_exists({PARTITION_KEY})"))
+        match write.precondition {
+            SpecPrecondition::Absent => self.write_spec(&write, Expected::Absent).await,
+            SpecPrecondition::Generation(generation) => {
+                self.write_spec(&write, Expected::Generation(generation))
+                    .await
             }
-            SpecPrecondition::Generation(generation) => request
-                .condition_expression("#generation = :expectedGeneration")
-                .expression_attribute_values(":expectedGeneration", number(generation)),
-            SpecPrecondition::Any => request,
-        };
-        let output = match request.send().await {
-            Ok(output) => output,
-            Err(SdkError::ServiceError(context))
-                if matches!(
-                    context.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                return Err(StoreError::ConditionFailed { name: write.name });
+            // Read the generation and write under a condition on it, so the audit entry names
+            // the generation this write creates.
+            SpecPrecondition::Any => {
+                for _ in 0..UNCONDITIONAL_WRITE_ATTEMPTS {
+                    let expected = self.read_generation(&write.name).await?;
+                    match self.write_spec(&write, expected).await {
+                        Err(StoreError::ConditionFailed { .. }) => continue,
+                        other => return other,
+                    }
+                }
+                Err(StoreError::ConditionFailed { name: write.name })
             }
-            Err(error) => return Err(store_error(&self.table, "UpdateItem", error)),
-        };
-        let generation = output
-            .attributes()
-            .and_then(|attributes| attributes.get("generation"))
-            .cloned()
-            .ok_or_else(|| StoreError::Other {
-                message: format!("the spec write of {} returned no generation", write.name),
-            })?;
-        from_attribute_value::<u64>(generation).map_err(|e| StoreError::Corrupt {
-            name: write.name.clone(),
-            message: format!("its new generation cannot be decoded: {e}"),
-        })
+        }
     }
 
     async fn put_request(
@@ -389,25 +560,44 @@ impl ReleaseStore for DynamoStore {
         kind: RequestKind,
         request: OperatorRequest,
     ) -> Result<(), StoreError> {
-        let value = to_attribute_value(&request).map_err(|e| StoreError::Other {
+        let encode = |what: &str, e: serde_dynamo::Error| StoreError::Other {
             message: format!(
-                "the {} request of {name} cannot be encoded: {e}",
+                "the {what} of the {} request of {name} cannot be encoded: {e}",
                 kind.as_str()
             ),
-        })?;
+        };
+        let entry = audit_entry_value(&AuditEntry {
+            at: request.requested_at,
+            by: request.requested_by.clone(),
+            action: kind.as_str().to_string(),
+            generation: request.generation,
+            detail: String::new(),
+        })
+        .map_err(|e| encode("audit entry", e))?;
+        let value = to_attribute_value(&request).map_err(|e| encode("value", e))?;
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PARTITION_KEY, release_key(name))
-            .update_expression("SET #request = :request")
+            .update_expression(
+                "SET #request = :request, #audit = list_append(if_not_exists(#audit, :empty), :entry)",
+            )
             .condition_expression(format!("attribute_exists({PARTITION_KEY})"))
             .expression_attribute_names("#request", request_attribute(kind))
+            .expression_attribute_names("#audit", AUDIT_ATTRIBUTE)
             .expression_attribute_values(":request", value)
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":entry", entry)
+            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(output) => {
+                self.trim_audit(name, audit_length(output.attributes()))
+                    .await;
+                Ok(())
+            }
             // The only condition is that the item exists.
             Err(SdkError::ServiceError(context))
                 if matches!(

@@ -3,6 +3,7 @@
 
 mod alarms;
 mod caches;
+mod leases;
 mod metered;
 mod pass;
 mod queue;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
+pub use leases::{Leases, RoundOutcome};
 pub use metered::{MeteredProvider, MeteredStore};
 pub use pass::{PassError, PassReport, reconcile_once};
 pub use queue::WorkQueue;
@@ -169,6 +171,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     let mut changes = ctx.store.changes();
     let mut resync_due = Instant::now();
     let mut resync_running = false;
+    let mut resync_task: Option<tokio::task::JoinHandle<()>> = None;
     let mut jitter_counter: u64 = ctx.config.jitter_seed.unwrap_or(0);
     let watcher = tokio::spawn(alarms::watch_alarms(ctx.clone(), events_tx.clone()));
     tokio::pin!(shutdown);
@@ -194,9 +197,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             resync_running = true;
             let ctx = ctx.clone();
             let tx = events_tx.clone();
-            tokio::spawn(async move {
+            resync_task = Some(tokio::spawn(async move {
                 let _ = tx.send(Event::Resynced(take_snapshot(&ctx).await));
-            });
+            }));
         }
         let next_wake = match (queue.next_due(), resync_running) {
             (Some(due), false) => due.min(resync_due),
@@ -300,7 +303,12 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         }
     }
 
+    // Background work never outlives the loop: a resync or alarm poll stuck on a hanging AWS
+    // call is cancelled, not waited for.
     watcher.abort();
+    if let Some(task) = resync_task {
+        task.abort();
+    }
     info!(
         in_flight = passes.len(),
         "shutting down: draining in-flight passes"

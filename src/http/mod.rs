@@ -75,15 +75,75 @@ async fn readyz(State(state): State<ControllerState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<ControllerState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics().encode(),
-    )
-        .into_response()
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the classic Prometheus text
+/// format for everyone else (promtool, curl, older agents).
+async fn metrics(State(state): State<ControllerState>, headers: axum::http::HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = state.metrics().encode();
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            openmetrics_to_prometheus_text(&text),
+        )
+            .into_response()
+    }
+}
+
+/// Converts an OpenMetrics exposition to the classic Prometheus text format: counter
+/// families are named with their `_total` suffix in HELP and TYPE (as their samples are),
+/// and the OpenMetrics-only `# UNIT` and `# EOF` lines are dropped.
+pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_get_their_total_suffix_and_openmetrics_only_lines_go() {
+        let openmetrics = "# HELP x_calls Calls.\n# TYPE x_calls counter\nx_calls_total{a=\"b\"} 1\n# HELP x_seconds Time.\n# TYPE x_seconds histogram\n# UNIT x_seconds seconds\nx_seconds_count 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(openmetrics),
+            "# HELP x_calls_total Calls.\n# TYPE x_calls_total counter\nx_calls_total{a=\"b\"} 1\n# HELP x_seconds Time.\n# TYPE x_seconds histogram\nx_seconds_count 1\n"
+        );
+    }
 }
 
 #[derive(Serialize)]

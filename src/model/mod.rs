@@ -1,14 +1,16 @@
 //! The release model: the document users write, its validation, and the status the
 //! controller writes.
 
+mod audit;
 mod document;
 pub mod parse;
 mod status;
 pub mod validate;
 
+pub use audit::*;
 pub use document::*;
 pub use parse::{
     DocumentError, document_to_json, document_to_yaml, parse_document_value, parse_documents,
-    parse_spec_value,
+    parse_documents_indexed, parse_spec_value,
 };
 pub use status::*;

@@ -6,6 +6,7 @@ mod codedeploy;
 mod ecs;
 mod elb;
 mod error;
+mod lease;
 mod store;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub use codedeploy::*;
 pub use ecs::*;
 pub use elb::*;
 pub use error::*;
+pub use lease::*;
 pub use store::*;
 
 /// The AWS ports of one region.

@@ -3,6 +3,11 @@
 //! Spec and status are separate parts of one record, written by different parties: users
 //! write the spec (which bumps `generation` under a condition), the controller writes the
 //! status (under a condition on `status_version`). Neither write touches the other's part.
+//!
+//! Every user write (a spec write or an operator request) also appends an [`AuditEntry`] to
+//! the release's audit trail, which keeps the newest [`AUDIT_LIMIT`](crate::model::AUDIT_LIMIT) entries (approximately,
+//! in DynamoDB, under concurrent writers). Status writes are not audited: the status has its
+//! own history.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +15,9 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use jiff::Timestamp;
 
-use crate::model::{OperatorRequest, ReleaseStatus, RequestKind, Requests};
+use crate::model::{
+    AuditAction, AuditEntry, OperatorRequest, ReleaseStatus, RequestKind, Requests,
+};
 
 /// One stored release as the store returns it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,6 +43,10 @@ pub struct StoredRelease {
     pub spec_updated_by: Option<String>,
     #[serde(default)]
     pub spec_updated_at: Option<Timestamp>,
+    /// Who changed the spec or asked for something, when and how, oldest first; at most
+    /// [`AUDIT_LIMIT`](crate::model::AUDIT_LIMIT) entries (see the module documentation).
+    #[serde(default)]
+    pub audit: Vec<AuditEntry>,
 }
 
 /// The condition of a spec write.
@@ -58,6 +69,10 @@ pub struct SpecWrite {
     pub precondition: SpecPrecondition,
     pub written_by: String,
     pub written_at: Timestamp,
+    /// What the write does, for the audit entry it appends.
+    pub action: AuditAction,
+    /// What changed, for the audit entry (cut to `AUDIT_DETAIL_MAX_CHARS`).
+    pub detail: String,
 }
 
 /// Why a store call failed.
@@ -105,10 +120,13 @@ pub trait ReleaseStore: Send + Sync {
 
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError>;
 
-    /// Writes a spec under its precondition and returns the new generation.
+    /// Writes a spec under its precondition and returns the new generation. Appends an
+    /// [`AuditEntry`] (`written_at`, `written_by`, `action`, the new generation, `detail`).
     async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError>;
 
-    /// Records an operator request beside the spec; never bumps the generation.
+    /// Records an operator request beside the spec; never bumps the generation. Appends an
+    /// [`AuditEntry`] (`requested_at`, `requested_by`, the kind as action, the request's
+    /// generation, no detail).
     async fn put_request(
         &self,
         name: &str,

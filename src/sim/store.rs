@@ -8,7 +8,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
-use crate::model::{OperatorRequest, ReleaseStatus, RequestKind, Requests};
+use crate::model::{
+    AuditEntry, OperatorRequest, ReleaseStatus, RequestKind, Requests, append_audit, bounded_detail,
+};
 use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease};
 
 use super::faults::{Fault, FaultInjector, FaultRule};
@@ -213,8 +215,15 @@ impl ReleaseStore for SimStore {
                 _ => {}
             }
             let generation = current_generation.unwrap_or(0) + 1;
-            let release = match items.remove(&write.name) {
-                // Only the spec part is written; requests and status are kept.
+            let entry = AuditEntry {
+                at: write.written_at,
+                by: write.written_by.clone(),
+                action: write.action.as_str().to_string(),
+                generation,
+                detail: bounded_detail(&write.detail),
+            };
+            let mut release = match items.remove(&write.name) {
+                // Only the spec part is written; requests, status and audit are kept.
                 Some(Item::Release(mut r)) => {
                     r.generation = generation;
                     r.labels = write.labels;
@@ -233,8 +242,10 @@ impl ReleaseStore for SimStore {
                     status_version: 0,
                     spec_updated_by: Some(write.written_by),
                     spec_updated_at: Some(write.written_at),
+                    audit: Vec::new(),
                 }),
             };
+            append_audit(&mut release.audit, entry);
             changed.push(write.name.clone());
             items.insert(write.name, Item::Release(release));
             Ok(generation)
@@ -252,7 +263,16 @@ impl ReleaseStore for SimStore {
             let item = items.get_mut(name).ok_or_else(|| StoreError::NotFound {
                 name: name.to_string(),
             })?;
-            decoded(name, item)?.requests.set(kind, request);
+            let release = decoded(name, item)?;
+            let entry = AuditEntry {
+                at: request.requested_at,
+                by: request.requested_by.clone(),
+                action: kind.as_str().to_string(),
+                generation: request.generation,
+                detail: String::new(),
+            };
+            release.requests.set(kind, request);
+            append_audit(&mut release.audit, entry);
             changed.push(name.to_string());
             Ok(())
         })

@@ -7,7 +7,7 @@ use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
 
 use super::*;
-use crate::model::{OperatorRequest, Phase, ReleaseStatus, RequestKind};
+use crate::model::{AuditAction, OperatorRequest, Phase, ReleaseStatus, RequestKind};
 use crate::ports::{
     AwsErrorKind, CodeDeploy, CreateDeploymentRequest, DeploymentCreator, DeploymentFilter,
     DeploymentStatus, Ecs, LifecycleEventStatus, ReleaseStore, SpecPrecondition, SpecWrite,
@@ -921,6 +921,8 @@ fn spec_write(name: &str, precondition: SpecPrecondition) -> SpecWrite {
         precondition,
         written_by: "alice".to_string(),
         written_at: Timestamp::from_second(1_767_225_600).unwrap(),
+        action: AuditAction::Apply,
+        detail: String::new(),
     }
 }
 

@@ -15,8 +15,9 @@ use switchyard::aws::{DynamoStore, TableCreated, create_table};
 use switchyard::clock::Clock;
 use switchyard::model::parse::parse_documents;
 use switchyard::model::{
-    Condition, ConditionStatus, ConditionType, HistoryEntry, OperatorRequest, Outcome, Phase,
-    Reason, ReleaseStatus, RequestKind, TrafficWeights,
+    AUDIT_DETAIL_MAX_CHARS, AUDIT_LIMIT, AuditAction, AuditEntry, Condition, ConditionStatus,
+    ConditionType, HistoryEntry, OperatorRequest, Outcome, Phase, Reason, ReleaseStatus,
+    RequestKind, TrafficWeights,
 };
 use switchyard::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError};
 use switchyard::sim::SimStore;
@@ -80,6 +81,8 @@ fn write(name: &str, tag: &str, precondition: SpecPrecondition) -> SpecWrite {
         precondition,
         written_by: "arn:aws:iam::111122223333:user/alice".into(),
         written_at: at("2025-03-04T05:06:07.123Z"),
+        action: AuditAction::Apply,
+        detail: "test".into(),
     }
 }
 
@@ -374,6 +377,130 @@ async fn list_is_sorted_and_delete_is_idempotent_in_the_simulation() {
 #[tokio::test]
 async fn list_is_sorted_and_delete_is_idempotent_in_dynamodb() {
     check_list_and_delete(&dynamo().await.store).await;
+}
+
+async fn check_audit(store: &dyn ReleaseStore) {
+    let carol = "arn:aws:sts::111122223333:assumed-role/deployer/carol";
+    let mut created = write("web", "1", SpecPrecondition::Absent);
+    created.detail = "created".into();
+    assert_eq!(store.put_spec(created.clone()).await, Ok(1));
+    store
+        .put_request("web", RequestKind::Promote, request(1))
+        .await
+        .unwrap();
+    let mut set = write("web", "2", SpecPrecondition::Generation(1));
+    set.action = AuditAction::ReleaseSet;
+    set.written_by = carol.into();
+    set.written_at = at("2025-03-04T07:00:00Z");
+    set.detail = "x".repeat(2 * AUDIT_DETAIL_MAX_CHARS);
+    assert_eq!(store.put_spec(set).await, Ok(2));
+    // A write that fails its condition leaves no entry.
+    assert_condition_failed(
+        store
+            .put_spec(write("web", "9", SpecPrecondition::Generation(1)))
+            .await,
+        "a stale generation",
+    );
+    let web = store.get("web").await.unwrap().expect("web exists");
+    assert_eq!(
+        web.audit,
+        vec![
+            AuditEntry {
+                at: created.written_at,
+                by: created.written_by.clone(),
+                action: "apply".into(),
+                generation: 1,
+                detail: "created".into(),
+            },
+            AuditEntry {
+                at: request(1).requested_at,
+                by: request(1).requested_by,
+                action: "promote".into(),
+                generation: 1,
+                detail: String::new(),
+            },
+            AuditEntry {
+                at: at("2025-03-04T07:00:00Z"),
+                by: carol.into(),
+                action: "release set".into(),
+                generation: 2,
+                detail: format!("{}...", "x".repeat(AUDIT_DETAIL_MAX_CHARS - 3)),
+            },
+        ]
+    );
+    // A write without a precondition names the generation it created too.
+    assert_eq!(
+        store
+            .put_spec(write("web", "3", SpecPrecondition::Any))
+            .await,
+        Ok(3)
+    );
+    assert_eq!(
+        store.get("web").await.unwrap().unwrap().audit[3].generation,
+        3
+    );
+
+    // The newest AUDIT_LIMIT entries are kept.
+    for i in 0..AUDIT_LIMIT as u64 {
+        store
+            .put_spec(write(
+                "web",
+                &format!("4.{i}"),
+                SpecPrecondition::Generation(3 + i),
+            ))
+            .await
+            .unwrap();
+    }
+    let web = store.get("web").await.unwrap().unwrap();
+    assert_eq!(web.generation, 3 + AUDIT_LIMIT as u64);
+    assert_eq!(web.audit.len(), AUDIT_LIMIT);
+    let generations: Vec<u64> = web.audit.iter().map(|e| e.generation).collect();
+    let expected: Vec<u64> = (4..=3 + AUDIT_LIMIT as u64).collect();
+    assert_eq!(
+        generations, expected,
+        "oldest first, the four oldest dropped"
+    );
+}
+
+#[tokio::test]
+async fn every_user_write_appends_to_a_bounded_audit_trail_in_the_simulation() {
+    check_audit(&sim()).await;
+}
+
+#[tokio::test]
+async fn every_user_write_appends_to_a_bounded_audit_trail_in_dynamodb() {
+    let fixture = dynamo().await;
+    check_audit(&fixture.store).await;
+
+    // An audit attribute edited by hand into something else never makes the release corrupt.
+    fixture
+        .raw
+        .update_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S("release#web".into()))
+        .update_expression("SET audit = :broken")
+        .expression_attribute_values(":broken", AttributeValue::S("oops".into()))
+        .send()
+        .await
+        .unwrap();
+    let web = fixture
+        .store
+        .get("web")
+        .await
+        .unwrap()
+        .expect("still decodes");
+    assert!(web.audit.is_empty());
+    assert_eq!(
+        fixture
+            .store
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["web"]
+    );
 }
 
 // DynamoDB only.

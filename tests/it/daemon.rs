@@ -245,7 +245,10 @@ async fn the_daemon_deploys_a_release_through_moto_exactly_once_across_a_restart
         .send()
         .await
         .unwrap();
-    assert_eq!(deployments.deployments(), std::slice::from_ref(&deployment_id));
+    assert_eq!(
+        deployments.deployments(),
+        std::slice::from_ref(&deployment_id)
+    );
     let info = codedeploy
         .get_deployment()
         .deployment_id(&deployment_id)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use switchyard::clock::Clock;
 use switchyard::controller::{self, Context, ControllerConfig, RunSummary};
 use switchyard::model::parse::parse_documents;
-use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
+use switchyard::model::{AuditAction, OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{Deployment, ReleaseStore, SpecPrecondition, SpecWrite};
 use switchyard::reconcile::parse_deployment_description;
 use switchyard::sim::{BlueGreenSetup, SimAws, SimStore};
@@ -117,6 +117,8 @@ impl Harness {
                 precondition: SpecPrecondition::Any,
                 written_by: "test".into(),
                 written_at: self.clock.now(),
+                action: AuditAction::Apply,
+                detail: String::new(),
             })
             .await
             .expect("spec written")
@@ -132,6 +134,8 @@ impl Harness {
                 precondition: SpecPrecondition::Any,
                 written_by: "test".into(),
                 written_at: self.clock.now(),
+                action: AuditAction::Apply,
+                detail: String::new(),
             })
             .await
             .expect("spec written")

@@ -4,8 +4,14 @@
 mod aws_adapters;
 mod aws_store;
 mod cli;
+mod cli_apply;
+mod cli_files;
+mod cli_get_watch;
+mod cli_release;
+mod cli_support;
 mod daemon;
 mod harness;
+mod http;
 mod moto;
 mod scenarios;
 mod terraform;

@@ -44,7 +44,33 @@ fn which(name: &str) -> Result<PathBuf, ()> {
 impl Moto {
     /// Starts a fresh moto server on a free port and waits until it answers.
     pub fn start() -> Moto {
-        let mut child = Command::new(moto_server_binary())
+        Self::start_command(Command::new(moto_server_binary()))
+    }
+
+    /// Like [`Moto::start`], but the server handles one request at a time
+    /// (`tests/fixtures/moto_serialized.py`), so that its conditional writes are atomic as
+    /// DynamoDB's are: for tests that run concurrent writers.
+    pub fn start_serialized() -> Moto {
+        let python = std::env::var("SWITCHYARD_MOTO_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-moto/bin/python");
+                // The interpreter next to the moto_server script has moto installed.
+                if venv.exists() {
+                    venv
+                } else {
+                    moto_server_binary().with_file_name("python")
+                }
+            });
+        let mut command = Command::new(python);
+        command.arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/moto_serialized.py"),
+        );
+        Self::start_command(command)
+    }
+
+    fn start_command(mut command: Command) -> Moto {
+        let mut child = command
             .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,464 @@
+//! `apply` (write documents as desired states, with `--dry-run` and `--prune`) and `delete`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::validate::key_path;
+use crate::model::{AuditAction, Phase, ReleaseDocument};
+use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease};
+
+use super::{Author, CliError};
+
+/// How many times `apply` re-reads and writes one release again when another writer got in
+/// between its read and its write.
+const APPLY_ATTEMPTS: u32 = 5;
+
+/// Which releases `--prune` may delete: those that carry every label of the selector, or all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PruneScope {
+    All,
+    Selector(BTreeMap<String, String>),
+}
+
+impl PruneScope {
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            PruneScope::All => true,
+            PruneScope::Selector(selector) => selector
+                .iter()
+                .all(|(key, value)| labels.get(key) == Some(value)),
+        }
+    }
+}
+
+/// A `--selector` value: `KEY=VALUE`.
+pub fn parse_selector(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((key, label)) if !key.is_empty() => Ok((key.to_string(), label.to_string())),
+        _ => Err(format!("`{value}` is not KEY=VALUE")),
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Write nothing; say what would change.
+    pub dry_run: bool,
+    /// Delete the releases in scope that none of the documents names.
+    pub prune: Option<PruneScope>,
+}
+
+/// What `apply` did (or would do) to one release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    pub name: String,
+    pub change: Change,
+    /// The generation after the write (the current one when unchanged; the one a write
+    /// would create in a dry run).
+    pub generation: u64,
+    /// The fields that differ (`path: old -> new`), for a configured release.
+    pub diff: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Change {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl Change {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Configured => "configured",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// A release that `--prune` or `delete` removed (or would remove).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pruned {
+    pub name: String,
+    /// Its phase when it was deleted, if the controller had written a status.
+    pub phase: Option<Phase>,
+    pub deployment_id: Option<String>,
+    /// True when the phase was not settled: a deployment may still be running, now unfollowed.
+    pub in_flight: bool,
+}
+
+impl Pruned {
+    fn of(release: &StoredRelease) -> Self {
+        let status = release.status.as_ref();
+        Pruned {
+            name: release.name.clone(),
+            phase: status.map(|s| s.phase),
+            deployment_id: status.and_then(|s| s.deployment_id.clone()),
+            in_flight: status.is_some_and(|s| !s.phase.is_settled()),
+        }
+    }
+
+    /// The warning for a release deleted while something was in flight.
+    pub fn warning(&self) -> Option<String> {
+        if !self.in_flight {
+            return None;
+        }
+        let phase = self.phase.map_or("unknown", |p| p.as_str());
+        let deployment = match &self.deployment_id {
+            Some(id) => format!("its deployment {id}"),
+            None => "a deployment it may have started".to_string(),
+        };
+        Some(format!(
+            "warning: release/{} was {phase}: {deployment} keeps running under CodeDeploy but \
+             switchyard no longer follows it (no promotion, no rollback on alarm); the ECS \
+             service is untouched",
+            self.name
+        ))
+    }
+}
+
+/// Everything `apply` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    pub dry_run: bool,
+    pub applied: Vec<Applied>,
+    pub pruned: Vec<Pruned>,
+}
+
+impl ApplyReport {
+    fn count(&self, change: Change) -> usize {
+        self.applied.iter().filter(|a| a.change == change).count()
+    }
+
+    /// `2 created, 1 configured, 3 unchanged, 1 pruned`.
+    pub fn summary(&self) -> String {
+        let mut summary = format!(
+            "{} created, {} configured, {} unchanged",
+            self.count(Change::Created),
+            self.count(Change::Configured),
+            self.count(Change::Unchanged)
+        );
+        if !self.pruned.is_empty() {
+            summary.push_str(&format!(", {} pruned", self.pruned.len()));
+        }
+        if self.dry_run {
+            summary.push_str(" (dry run: nothing was written)");
+        }
+        summary
+    }
+}
+
+/// Writes each (already validated) document as the desired state of its release, then
+/// prunes. Each write is conditional on the generation that was read, so a concurrent writer
+/// is never silently overwritten: a conflict re-reads and writes again (the document wins, as
+/// `apply` sets the whole spec). Unchanged documents are not written. Prints one line per
+/// release to `out` as it goes (so a failure halfway still shows what was done).
+pub async fn apply(
+    store: &dyn ReleaseStore,
+    documents: &[ReleaseDocument],
+    options: &ApplyOptions,
+    author: &Author,
+    out: &mut dyn Write,
+) -> Result<ApplyReport, CliError> {
+    let mut report = ApplyReport {
+        dry_run: options.dry_run,
+        ..ApplyReport::default()
+    };
+    let suffix = if options.dry_run { " (dry run)" } else { "" };
+    for document in documents {
+        let applied = apply_one(store, document, options.dry_run, author).await?;
+        if options.dry_run {
+            writeln!(
+                out,
+                "release/{} {}{suffix}",
+                applied.name,
+                applied.change.as_str()
+            )?;
+        } else {
+            writeln!(
+                out,
+                "release/{} {} (generation {})",
+                applied.name,
+                applied.change.as_str(),
+                applied.generation
+            )?;
+        }
+        if options.dry_run {
+            for line in &applied.diff {
+                writeln!(out, "  {line}")?;
+            }
+        }
+        report.applied.push(applied);
+    }
+
+    if let Some(scope) = &options.prune {
+        let keep: BTreeSet<&str> = documents.iter().map(|d| d.metadata.name.as_str()).collect();
+        for release in store.list().await? {
+            if keep.contains(release.name.as_str()) || !scope.matches(&release.labels) {
+                continue;
+            }
+            if !options.dry_run {
+                store.delete(&release.name).await?;
+            }
+            let pruned = Pruned::of(&release);
+            writeln!(out, "release/{} pruned{suffix}", pruned.name)?;
+            if let Some(warning) = pruned.warning() {
+                writeln!(out, "  {warning}")?;
+            }
+            report.pruned.push(pruned);
+        }
+    }
+    writeln!(out, "{}", report.summary())?;
+    Ok(report)
+}
+
+async fn apply_one(
+    store: &dyn ReleaseStore,
+    document: &ReleaseDocument,
+    dry_run: bool,
+    author: &Author,
+) -> Result<Applied, CliError> {
+    let name = &document.metadata.name;
+    let spec = serde_json::to_value(&document.spec)
+        .map_err(|e| CliError::Invalid(format!("{name}: cannot encode the spec: {e}")))?;
+    for _ in 0..APPLY_ATTEMPTS {
+        let existing = store.get(name).await?;
+        let (change, precondition, diff, generation) = match &existing {
+            None => (Change::Created, SpecPrecondition::Absent, Vec::new(), 1),
+            Some(current) => {
+                let diff = document_diff(current, &document.metadata.labels, &spec);
+                if diff.is_empty() {
+                    return Ok(Applied {
+                        name: name.clone(),
+                        change: Change::Unchanged,
+                        generation: current.generation,
+                        diff,
+                    });
+                }
+                (
+                    Change::Configured,
+                    SpecPrecondition::Generation(current.generation),
+                    diff,
+                    current.generation + 1,
+                )
+            }
+        };
+        if dry_run {
+            return Ok(Applied {
+                name: name.clone(),
+                change,
+                generation,
+                diff,
+            });
+        }
+        let detail = match change {
+            Change::Created => "created".to_string(),
+            _ => format!("configured: {}", changed_paths(&diff)),
+        };
+        let write = SpecWrite {
+            name: name.clone(),
+            labels: document.metadata.labels.clone(),
+            spec: spec.clone(),
+            precondition,
+            written_by: author.by.clone(),
+            written_at: author.at,
+            action: AuditAction::Apply,
+            detail,
+        };
+        match store.put_spec(write).await {
+            Ok(generation) => {
+                return Ok(Applied {
+                    name: name.clone(),
+                    change,
+                    generation,
+                    diff,
+                });
+            }
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(CliError::ConflictOrNotFound(format!(
+        "release/{name}: changed by someone else {APPLY_ATTEMPTS} times while applying; nothing \
+         was written for it, run apply again"
+    )))
+}
+
+/// The paths of a diff, without values: `spec.a, metadata.labels.b`.
+fn changed_paths(diff: &[String]) -> String {
+    diff.iter()
+        .map(|line| {
+            line.split_once(": ")
+                .map_or(line.as_str(), |(path, _)| path)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The differences between a stored release and a document: labels and spec, one line per
+/// differing leaf, `path: old -> new` (`(none)` for a missing side). Environment values are
+/// never shown (they often carry secrets): only that they changed.
+pub fn document_diff(
+    current: &StoredRelease,
+    labels: &BTreeMap<String, String>,
+    spec: &Value,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let old_labels = serde_json::to_value(&current.labels).unwrap_or(Value::Null);
+    let new_labels = serde_json::to_value(labels).unwrap_or(Value::Null);
+    diff_values("metadata.labels", &old_labels, &new_labels, &mut lines);
+    diff_values("spec", &current.spec, spec, &mut lines);
+    lines
+}
+
+/// One line per leaf that differs between two JSON values.
+pub(crate) fn diff_values(base: &str, old: &Value, new: &Value, lines: &mut Vec<String>) {
+    let mut old_leaves = BTreeMap::new();
+    let mut new_leaves = BTreeMap::new();
+    flatten(base, &[], old, &mut old_leaves);
+    flatten(base, &[], new, &mut new_leaves);
+    let paths: BTreeSet<&String> = old_leaves.keys().chain(new_leaves.keys()).collect();
+    for path in paths {
+        let (old, new) = (old_leaves.get(path), new_leaves.get(path));
+        if old.map(|l| &l.value) == new.map(|l| &l.value) {
+            continue;
+        }
+        let secret = old.or(new).is_some_and(|l| l.secret);
+        let show = |leaf: Option<&Leaf>| match leaf {
+            None => "(none)".to_string(),
+            Some(_) if secret => "(hidden)".to_string(),
+            Some(leaf) => short_json(&leaf.value),
+        };
+        lines.push(format!("{path}: {} -> {}", show(old), show(new)));
+    }
+}
+
+struct Leaf {
+    value: Value,
+    /// An environment variable's value.
+    secret: bool,
+}
+
+fn flatten(path: &str, segments: &[&str], value: &Value, leaves: &mut BTreeMap<String, Leaf>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                let mut child_segments = segments.to_vec();
+                child_segments.push(key);
+                flatten(&key_path(path, key), &child_segments, child, leaves);
+            }
+        }
+        // An empty map is no leaf: `labels: {}` and no labels are the same.
+        Value::Object(_) => {}
+        _ => {
+            // spec: taskDefinition.containers.<name>.environment.<key>
+            let secret = segments.len() == 5
+                && segments[..2] == ["taskDefinition", "containers"]
+                && segments[3] == "environment";
+            leaves.insert(
+                path.to_string(),
+                Leaf {
+                    value: value.clone(),
+                    secret,
+                },
+            );
+        }
+    }
+}
+
+fn short_json(value: &Value) -> String {
+    const MAX: usize = 100;
+    let text = value.to_string();
+    if text.chars().count() <= MAX {
+        text
+    } else {
+        let head: String = text.chars().take(MAX).collect();
+        format!("{head}...")
+    }
+}
+
+/// Deletes one release: stops its management; the ECS service and any deployment in flight
+/// are untouched. Prints `release/NAME deleted` and, when something was in flight, a warning.
+pub async fn delete(
+    store: &dyn ReleaseStore,
+    name: &str,
+    ignore_not_found: bool,
+    out: &mut dyn Write,
+) -> Result<Option<Pruned>, CliError> {
+    let Some(release) = store.get(name).await? else {
+        if ignore_not_found {
+            return Ok(None);
+        }
+        return Err(CliError::not_found(name));
+    };
+    store.delete(name).await?;
+    let pruned = Pruned::of(&release);
+    writeln!(out, "release/{name} deleted")?;
+    if let Some(warning) = pruned.warning() {
+        writeln!(out, "  {warning}")?;
+    }
+    Ok(Some(pruned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_diff_names_each_leaf_and_hides_environment_values() {
+        let mut lines = Vec::new();
+        diff_values(
+            "spec",
+            &json!({"taskDefinition": {"containers": {"web": {"image": "a:1", "environment": {"K": "secret1"}}}}, "paused": true}),
+            &json!({"taskDefinition": {"containers": {"web": {"image": "a:2", "environment": {"K": "secret2", "N": "x"}}}}}),
+            &mut lines,
+        );
+        assert_eq!(
+            lines,
+            [
+                "spec.paused: true -> (none)",
+                "spec.taskDefinition.containers.web.environment.K: (hidden) -> (hidden)",
+                "spec.taskDefinition.containers.web.environment.N: (none) -> (hidden)",
+                "spec.taskDefinition.containers.web.image: \"a:1\" -> \"a:2\"",
+            ]
+        );
+        assert_eq!(
+            changed_paths(&lines),
+            "spec.paused, spec.taskDefinition.containers.web.environment.K, \
+             spec.taskDefinition.containers.web.environment.N, \
+             spec.taskDefinition.containers.web.image"
+        );
+    }
+
+    #[test]
+    fn a_selector_needs_every_label() {
+        let labels = BTreeMap::from([
+            ("team".to_string(), "a".to_string()),
+            ("env".to_string(), "prod".to_string()),
+        ]);
+        let selector = |pairs: &[(&str, &str)]| {
+            PruneScope::Selector(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        assert!(selector(&[("team", "a")]).matches(&labels));
+        assert!(selector(&[("team", "a"), ("env", "prod")]).matches(&labels));
+        assert!(!selector(&[("team", "a"), ("env", "dev")]).matches(&labels));
+        assert!(!selector(&[("owner", "")]).matches(&labels));
+        assert!(PruneScope::All.matches(&BTreeMap::new()));
+        assert_eq!(parse_selector("team=a"), Ok(("team".into(), "a".into())));
+        assert!(parse_selector("team").is_err());
+        assert!(parse_selector("=a").is_err());
+    }
+}

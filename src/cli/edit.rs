@@ -1,0 +1,387 @@
+//! Conditional spec edits (`release set`, `pause`, `resume`) and operator requests (`promote`,
+//! `abort`, `retry`).
+//!
+//! A spec edit reads the release, changes the stored spec, validates the result (nothing is
+//! written if it is invalid), and writes it on the condition that the generation is still the
+//! one it read. When another writer got in between, it reads again and applies its change to
+//! the new spec, a bounded number of times: concurrent edits of different fields all land,
+//! each bumping the generation once.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::{AuditAction, OperatorRequest, Phase, RequestKind, parse_spec_value};
+use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError};
+
+use super::apply::diff_values;
+use super::{Author, CliError, get_release};
+
+/// How many times a spec edit reads and writes again after losing a race.
+const EDIT_ATTEMPTS: u32 = 25;
+
+/// `--image CONTAINER=IMAGE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageArg {
+    pub container: String,
+    pub image: String,
+}
+
+/// `--env CONTAINER:KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvArg {
+    pub container: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// Parses `CONTAINER=IMAGE` (the image may itself hold '=' or ':').
+pub fn parse_image_arg(value: &str) -> Result<ImageArg, String> {
+    match value.split_once('=') {
+        Some((container, image)) if !container.is_empty() => Ok(ImageArg {
+            container: container.to_string(),
+            image: image.to_string(),
+        }),
+        _ => Err(format!(
+            "`{value}` is not CONTAINER=IMAGE (for example web=registry/web:1.4.2)"
+        )),
+    }
+}
+
+/// Parses `CONTAINER:KEY=VALUE` (the value may hold ':' and '=').
+pub fn parse_env_arg(value: &str) -> Result<EnvArg, String> {
+    let parsed = value.split_once(':').and_then(|(container, assignment)| {
+        let (key, env_value) = assignment.split_once('=')?;
+        (!container.is_empty() && !key.is_empty()).then(|| EnvArg {
+            container: container.to_string(),
+            key: key.to_string(),
+            value: env_value.to_string(),
+        })
+    });
+    parsed.ok_or_else(|| {
+        format!("`{value}` is not CONTAINER:KEY=VALUE (for example web:FEATURE_X=on)")
+    })
+}
+
+/// The changes of one `release set`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetArgs {
+    pub images: Vec<ImageArg>,
+    pub env: Vec<EnvArg>,
+}
+
+/// What a spec edit did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditOutcome {
+    pub name: String,
+    /// The new generation, or the current one when nothing changed.
+    pub generation: u64,
+    /// False when the spec already was as asked (nothing was written).
+    pub changed: bool,
+    /// The fields that changed (`path: old -> new`, environment values hidden).
+    pub diff: Vec<String>,
+    /// How many writes lost a race before this one won.
+    pub conflicts: u32,
+}
+
+/// `release set`: changes the named containers' image and environment in the stored spec of
+/// an existing release (a container the spec does not list yet is added). Prints
+/// `release/NAME generation N`.
+pub async fn release_set(
+    store: &dyn ReleaseStore,
+    name: &str,
+    args: &SetArgs,
+    author: &Author,
+    out: &mut dyn Write,
+) -> Result<EditOutcome, CliError> {
+    if args.images.is_empty() && args.env.is_empty() {
+        return Err(CliError::Invalid(
+            "nothing to set: give --image CONTAINER=IMAGE or --env CONTAINER:KEY=VALUE".into(),
+        ));
+    }
+    let outcome = edit_spec(store, name, AuditAction::ReleaseSet, author, |spec| {
+        for arg in &args.images {
+            let container = container_at(spec, &arg.container)?;
+            container.insert("image".into(), Value::String(arg.image.clone()));
+        }
+        for arg in &args.env {
+            let container = container_at(spec, &arg.container)?;
+            let environment = object_in(container, "environment", &arg.container)?;
+            environment.insert(arg.key.clone(), Value::String(arg.value.clone()));
+        }
+        Ok(())
+    })
+    .await?;
+    if outcome.changed {
+        writeln!(out, "release/{name} generation {}", outcome.generation)?;
+    } else {
+        writeln!(
+            out,
+            "release/{name} unchanged (generation {}): the spec already says so",
+            outcome.generation
+        )?;
+    }
+    Ok(outcome)
+}
+
+/// `pause` (`paused: true`) and `resume` (`paused: false`): a spec edit of `spec.paused`.
+pub async fn set_paused(
+    store: &dyn ReleaseStore,
+    name: &str,
+    paused: bool,
+    author: &Author,
+    out: &mut dyn Write,
+) -> Result<EditOutcome, CliError> {
+    let action = if paused {
+        AuditAction::Pause
+    } else {
+        AuditAction::Resume
+    };
+    let outcome = edit_spec(store, name, action, author, |spec| {
+        let spec = spec
+            .as_object_mut()
+            .ok_or_else(|| CliError::Invalid(format!("release/{name}: spec: is not a map")))?;
+        spec.insert("paused".into(), Value::Bool(paused));
+        Ok(())
+    })
+    .await?;
+    let generation = outcome.generation;
+    match (paused, outcome.changed) {
+        (true, true) => {
+            writeln!(out, "release/{name} paused (generation {generation})")?;
+            writeln!(
+                out,
+                "  the controller starts nothing new for it (no deployment, no automatic \
+                 promotion); a deployment in flight is still followed and rolled back if an \
+                 alarm fires. Resume with `switchyard resume {name}`."
+            )?;
+        }
+        (true, false) => writeln!(
+            out,
+            "release/{name} already paused (generation {generation})"
+        )?,
+        (false, true) => {
+            writeln!(out, "release/{name} resumed (generation {generation})")?;
+            writeln!(
+                out,
+                "  the controller converges on the desired version again."
+            )?;
+        }
+        (false, false) => writeln!(
+            out,
+            "release/{name} is not paused (generation {generation}); nothing to resume"
+        )?,
+    }
+    Ok(outcome)
+}
+
+/// Reads, edits, validates and conditionally writes the spec, again after each lost race.
+async fn edit_spec(
+    store: &dyn ReleaseStore,
+    name: &str,
+    action: AuditAction,
+    author: &Author,
+    edit: impl Fn(&mut Value) -> Result<(), CliError>,
+) -> Result<EditOutcome, CliError> {
+    let mut conflicts = 0;
+    for attempt in 0..EDIT_ATTEMPTS {
+        let current = get_release(store, name).await?;
+        let mut edited = current.spec.clone();
+        edit(&mut edited)?;
+        let spec = parse_spec_value(&edited).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+            CliError::Invalid(format!(
+                "release/{name}: the resulting spec is invalid; nothing was written:\n{}",
+                lines.join("\n")
+            ))
+        })?;
+        // Stored as `apply` stores it, so an `apply` of the same document finds it unchanged.
+        let spec = serde_json::to_value(&spec)
+            .map_err(|e| CliError::Invalid(format!("release/{name}: cannot encode: {e}")))?;
+        let mut diff = Vec::new();
+        diff_values("spec", &current.spec, &spec, &mut diff);
+        if diff.is_empty() {
+            return Ok(EditOutcome {
+                name: name.to_string(),
+                generation: current.generation,
+                changed: false,
+                diff,
+                conflicts,
+            });
+        }
+        let write = SpecWrite {
+            name: name.to_string(),
+            labels: current.labels.clone(),
+            spec,
+            precondition: SpecPrecondition::Generation(current.generation),
+            written_by: author.by.clone(),
+            written_at: author.at,
+            action,
+            detail: diff.join("; "),
+        };
+        match store.put_spec(write).await {
+            Ok(generation) => {
+                return Ok(EditOutcome {
+                    name: name.to_string(),
+                    generation,
+                    changed: true,
+                    diff,
+                    conflicts,
+                });
+            }
+            Err(StoreError::ConditionFailed { .. }) => {
+                conflicts += 1;
+                tracing::debug!(release = %name, read_generation = current.generation, conflicts, "the release changed since it was read; reading it again");
+                // Spread the retries of concurrent writers apart.
+                let ceiling = 20 * u64::from(attempt.min(10) + 1);
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=ceiling))).await;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(CliError::ConflictOrNotFound(format!(
+        "release/{name}: other writers changed it {EDIT_ATTEMPTS} times while this command \
+         tried to; nothing was written, run it again"
+    )))
+}
+
+/// `spec.taskDefinition.containers.<container>`, created when missing.
+fn container_at<'a>(
+    spec: &'a mut Value,
+    container: &str,
+) -> Result<&'a mut Map<String, Value>, CliError> {
+    let spec = spec
+        .as_object_mut()
+        .ok_or_else(|| CliError::Invalid("spec: is not a map".into()))?;
+    let task_definition = object_in(spec, "taskDefinition", "spec")?;
+    let containers = object_in(task_definition, "containers", "spec.taskDefinition")?;
+    object_in(containers, container, "spec.taskDefinition.containers")
+}
+
+/// The map under `key` of `parent`, created when missing or null.
+fn object_in<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+    parent_path: &str,
+) -> Result<&'a mut Map<String, Value>, CliError> {
+    let entry = parent
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if entry.is_null() {
+        *entry = Value::Object(Map::new());
+    }
+    entry.as_object_mut().ok_or_else(|| {
+        CliError::Invalid(format!(
+            "{parent_path}.{key}: the stored value is not a map; fix it with apply"
+        ))
+    })
+}
+
+/// What `promote`, `abort` or `retry` recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestOutcome {
+    pub name: String,
+    pub kind: RequestKind,
+    /// The generation the request applies to (the current one).
+    pub generation: u64,
+    pub requested_by: String,
+    /// The release's phase when the request was recorded, if it has a status.
+    pub phase: Option<Phase>,
+}
+
+impl RequestOutcome {
+    /// What the controller will do with the request.
+    pub fn explanation(&self) -> String {
+        let generation = self.generation;
+        match self.kind {
+            RequestKind::Promote => format!(
+                "the controller shifts production traffic to generation {generation}'s \
+                 deployment (ContinueDeployment) once it is ready and waiting for promotion; \
+                 the request is used once and only for generation {generation}"
+            ),
+            RequestKind::Abort => format!(
+                "the controller stops generation {generation}'s deployment in flight and rolls \
+                 back to the previous version; with nothing in flight the request is ignored"
+            ),
+            RequestKind::Retry => format!(
+                "if generation {generation} rolled back or failed, the controller deploys it \
+                 again as a new attempt; otherwise the request is ignored"
+            ),
+        }
+    }
+}
+
+/// Records an operator request for the release's current generation. Never bumps the
+/// generation and never calls AWS: the controller acts on it.
+pub async fn request(
+    store: &dyn ReleaseStore,
+    name: &str,
+    kind: RequestKind,
+    author: &Author,
+    out: &mut dyn Write,
+) -> Result<RequestOutcome, CliError> {
+    let current = get_release(store, name).await?;
+    let request = OperatorRequest {
+        generation: current.generation,
+        requested_by: author.by.clone(),
+        requested_at: author.at,
+    };
+    store.put_request(name, kind, request).await?;
+    let outcome = RequestOutcome {
+        name: name.to_string(),
+        kind,
+        generation: current.generation,
+        requested_by: author.by.clone(),
+        phase: current.status.as_ref().map(|s| s.phase),
+    };
+    let phase = match (&current.status, outcome.phase) {
+        (Some(status), Some(phase)) => format!(
+            " (now {phase}, status of generation {})",
+            status.observed_generation
+        ),
+        _ => " (no status yet)".to_string(),
+    };
+    writeln!(
+        out,
+        "release/{name} {} requested for generation {} by {}{phase}",
+        kind.as_str(),
+        outcome.generation,
+        outcome.requested_by
+    )?;
+    writeln!(out, "  {}", outcome.explanation())?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_and_env_arguments_parse() {
+        assert_eq!(
+            parse_image_arg("web=registry:5000/web:1.2=x"),
+            Ok(ImageArg {
+                container: "web".into(),
+                image: "registry:5000/web:1.2=x".into()
+            })
+        );
+        assert!(parse_image_arg("web").is_err());
+        assert!(parse_image_arg("=img").is_err());
+        assert_eq!(
+            parse_env_arg("web:URL=http://a:1/?q=2"),
+            Ok(EnvArg {
+                container: "web".into(),
+                key: "URL".into(),
+                value: "http://a:1/?q=2".into()
+            })
+        );
+        assert!(parse_env_arg("web:URL").is_err());
+        assert!(parse_env_arg("URL=x").is_err());
+        assert!(parse_env_arg(":URL=x").is_err());
+        assert!(parse_env_arg("web:=x").is_err());
+    }
+}

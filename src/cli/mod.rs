@@ -1,0 +1,201 @@
+//! The CLI's commands against a release store, independent of the argument parser, so they
+//! run the same against DynamoDB and against the simulated store in tests.
+//!
+//! - `files.rs`: the document files named on the command line, read and validated.
+//! - `apply.rs`: `apply` (with `--dry-run`, `--prune`) and `delete`.
+//! - `edit.rs`: conditional spec edits (`release set`, `pause`, `resume`) retried on conflict,
+//!   and operator requests (`promote`, `abort`, `retry`).
+//! - `view.rs`: `get` and `history` as tables, JSON and YAML.
+//! - `watch.rs`: `watch`, until the release settles.
+//!
+//! Commands write what they did to the `out` they are given (stdout in the binary) and
+//! return a [`CliError`] whose [`CliError::exit_code`] is the process's exit code.
+
+mod apply;
+mod edit;
+mod files;
+mod view;
+mod watch;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::model::{AuditEntry, ReleaseStatus};
+use crate::ports::{ReleaseStore, StoreError, StoredRelease};
+
+pub use apply::{
+    Applied, ApplyOptions, ApplyReport, Change, PruneScope, Pruned, apply, delete, parse_selector,
+};
+pub use edit::{
+    EditOutcome, EnvArg, ImageArg, RequestOutcome, SetArgs, parse_env_arg, parse_image_arg,
+    release_set, request, set_paused,
+};
+pub use files::{SourceDocument, collect_files, read_documents};
+pub use view::{
+    Format, HistoryItem, ListView, format_age, history_items, render_history, render_list, to_json,
+    to_yaml,
+};
+pub use watch::{WatchOptions, watch};
+
+/// Exit codes shared by every command. clap itself exits with 2 on a usage error.
+pub mod exit_code {
+    pub const OK: u8 = 0;
+    /// Invalid input: a bad document, flag value or configuration. Nothing was written.
+    pub const INVALID: u8 = 1;
+    /// A usage error (unknown flag, missing argument), reported by the argument parser.
+    pub const USAGE: u8 = 2;
+    /// A conflict (someone else kept writing first) or something not found.
+    pub const CONFLICT_OR_NOT_FOUND: u8 = 3;
+    /// AWS or the network failed, including when the caller's identity cannot be
+    /// determined (STS GetCallerIdentity).
+    pub const AWS: u8 = 4;
+    /// `watch`: the release settled without becoming Healthy (RolledBack, Failed, Invalid,
+    /// or Paused).
+    pub const NOT_HEALTHY: u8 = 5;
+    /// `watch`: the timeout passed before the release settled.
+    pub const TIMEOUT: u8 = 6;
+}
+
+/// Why a command failed, and so its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The input is invalid (documents, files, flag values, configuration).
+    #[error("{0}")]
+    Invalid(String),
+    /// A concurrent write won (more often than the command retries), or the release does
+    /// not exist.
+    #[error("{0}")]
+    ConflictOrNotFound(String),
+    /// The store or AWS failed.
+    #[error("{0}")]
+    Aws(String),
+    /// `watch`: the release settled in a phase other than Healthy.
+    #[error("{0}")]
+    NotHealthy(String),
+    /// `watch`: the timeout passed first.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Invalid(_) => exit_code::INVALID,
+            CliError::ConflictOrNotFound(_) => exit_code::CONFLICT_OR_NOT_FOUND,
+            CliError::Aws(_) => exit_code::AWS,
+            CliError::NotHealthy(_) => exit_code::NOT_HEALTHY,
+            CliError::Timeout(_) => exit_code::TIMEOUT,
+        }
+    }
+
+    fn not_found(name: &str) -> Self {
+        CliError::ConflictOrNotFound(format!("release {name} not found"))
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::ConditionFailed { .. } | StoreError::NotFound { .. } => {
+                CliError::ConflictOrNotFound(error.to_string())
+            }
+            other => CliError::Aws(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    /// Writing the output failed (a closed pipe, a full disk).
+    fn from(error: std::io::Error) -> Self {
+        CliError::Invalid(format!("cannot write the output: {error}"))
+    }
+}
+
+/// Who writes, and when: every write's audit entry names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// The caller's AWS identity (STS GetCallerIdentity's ARN).
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// One release as `get -o json` and the status API show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseView {
+    pub metadata: ReleaseMetadataView,
+    pub spec: serde_json::Value,
+    pub status: Option<ReleaseStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseMetadataView {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub generation: u64,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl From<StoredRelease> for ReleaseView {
+    fn from(release: StoredRelease) -> Self {
+        Self {
+            metadata: ReleaseMetadataView {
+                name: release.name,
+                labels: release.labels,
+                generation: release.generation,
+                updated_by: release.spec_updated_by,
+                updated_at: release.spec_updated_at,
+            },
+            spec: canonical_spec(release.spec),
+            status: release.status,
+        }
+    }
+}
+
+/// The spec in a stable order whatever order the store returned its maps in: as `apply`
+/// writes it when it is valid, with every map's keys sorted otherwise.
+fn canonical_spec(spec: serde_json::Value) -> serde_json::Value {
+    match crate::model::parse_spec_value(&spec) {
+        Ok(typed) => serde_json::to_value(typed).unwrap_or_else(|_| sorted(spec)),
+        Err(_) => sorted(spec),
+    }
+}
+
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(key, value)| (key, sorted(value)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
+}
+
+/// One release's spec and status.
+pub async fn get(store: &dyn ReleaseStore, name: &str) -> Result<ReleaseView, CliError> {
+    Ok(ReleaseView::from(get_release(store, name).await?))
+}
+
+/// One stored release, or `ConflictOrNotFound` naming it.
+pub async fn get_release(store: &dyn ReleaseStore, name: &str) -> Result<StoredRelease, CliError> {
+    store
+        .get(name)
+        .await?
+        .ok_or_else(|| CliError::not_found(name))
+}
+
+/// The audit trail of a release, newest first.
+pub fn audit_newest_first(release: &StoredRelease) -> Vec<AuditEntry> {
+    release.audit.iter().rev().cloned().collect()
+}

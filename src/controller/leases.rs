@@ -1,0 +1,197 @@
+//! The lease manager: renews this replica's shard leases, takes free and expired ones up to a
+//! fair share (the pure `lease::plan` decides), releases them on shutdown, and tells the loop
+//! which releases it may act on: only those whose shard lease it holds and can still be sure
+//! of (renewed within the lease duration minus the safety margin).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::clock::Clock;
+use crate::lease::{Fence, Held, LeaseAction, LeaseTiming, Seen, is_safe, plan, shard_of};
+use crate::ports::{LeaseStore, StoreError};
+
+/// This replica's leases.
+#[derive(Clone)]
+pub struct Leases {
+    store: Arc<dyn LeaseStore>,
+    /// This replica's identity (unique per process).
+    pub me: String,
+    pub shards: u32,
+    /// Lease timing in tokio time (already scaled by the clock's speed).
+    timing: LeaseTiming,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    held: BTreeMap<u32, Held>,
+    seen: BTreeMap<u32, Seen>,
+}
+
+/// What one round changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoundOutcome {
+    /// Shards this replica took in this round: their releases need a pass now.
+    pub taken: Vec<u32>,
+    /// Shards it lost (someone else's renew or take won).
+    pub lost: Vec<u32>,
+}
+
+impl Leases {
+    /// `timing` is in virtual time; it is converted with the clock's speed.
+    pub fn new(
+        store: Arc<dyn LeaseStore>,
+        me: impl Into<String>,
+        shards: u32,
+        timing: LeaseTiming,
+        clock: &Clock,
+    ) -> Self {
+        let timing = LeaseTiming {
+            duration: clock.to_tokio(timing.duration),
+            renew_period: clock.to_tokio(timing.renew_period),
+            safety_margin: clock.to_tokio(timing.safety_margin),
+        };
+        Self {
+            store,
+            me: me.into(),
+            shards: shards.max(1),
+            timing,
+            inner: Arc::new(Mutex::new(Inner::default())),
+        }
+    }
+
+    /// The renew period in tokio time.
+    pub fn renew_period(&self) -> std::time::Duration {
+        self.timing.renew_period
+    }
+
+    pub fn shard_of(&self, release: &str) -> u32 {
+        shard_of(release, self.shards)
+    }
+
+    /// The fence for writes about `release`, if this replica holds its shard's lease and can
+    /// still be sure of it.
+    pub fn fence_for(&self, release: &str) -> Option<Fence> {
+        let shard = self.shard_of(release);
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .held
+            .get(&shard)
+            .filter(|held| is_safe(held, Instant::now(), self.timing))
+            .map(|held| Fence {
+                shard,
+                owner: self.me.clone(),
+                term: held.term,
+            })
+    }
+
+    /// The shards held now (safe or not).
+    pub fn held(&self) -> Vec<u32> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.held.keys().copied().collect()
+    }
+
+    /// One round: read every lease, renew ours, take or steal up to a fair share.
+    pub async fn round(&self) -> Result<RoundOutcome, StoreError> {
+        let records = self.store.leases(self.shards).await?;
+        let now = Instant::now();
+        let actions = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let Inner { held, seen } = &mut *inner;
+            plan(&self.me, now, self.timing, &records, held, seen)
+        };
+        let mut outcome = RoundOutcome::default();
+        for action in actions {
+            let sent_at = Instant::now();
+            match action {
+                LeaseAction::Renew {
+                    shard,
+                    expected_counter,
+                } => {
+                    match self
+                        .store
+                        .renew_lease(shard, &self.me, expected_counter)
+                        .await
+                    {
+                        Ok(record) => self.hold(shard, record.counter, record.term, sent_at),
+                        Err(StoreError::ConditionFailed { .. }) => {
+                            warn!(shard, "lease lost: another replica took it");
+                            self.drop_lease(shard);
+                            outcome.lost.push(shard);
+                        }
+                        // Unknown outcome: keep the lease; `fence_for` stops acting on it
+                        // once it is no longer safe.
+                        Err(error) => debug!(shard, cause = %error, "lease renewal failed"),
+                    }
+                }
+                LeaseAction::Take {
+                    shard,
+                    expected_counter,
+                }
+                | LeaseAction::Steal {
+                    shard,
+                    expected_counter,
+                    ..
+                } => {
+                    match self
+                        .store
+                        .take_lease(shard, &self.me, expected_counter)
+                        .await
+                    {
+                        Ok(record) => {
+                            info!(shard, term = record.term, "lease taken");
+                            self.hold(shard, record.counter, record.term, sent_at);
+                            outcome.taken.push(shard);
+                        }
+                        Err(StoreError::ConditionFailed { .. }) => {
+                            debug!(shard, "lease taken by someone else first");
+                        }
+                        Err(error) => debug!(shard, cause = %error, "taking a lease failed"),
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn hold(&self, shard: u32, counter: u64, term: u64, renewed_at: Instant) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.seen.remove(&shard);
+        inner.held.insert(
+            shard,
+            Held {
+                counter,
+                term,
+                renewed_at,
+            },
+        );
+    }
+
+    fn drop_lease(&self, shard: u32) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.held.remove(&shard);
+    }
+
+    /// Releases every held lease (on graceful shutdown), so the next owner need not wait for
+    /// them to expire. Best effort: a lease that fails to release simply expires.
+    pub async fn release_all(&self) {
+        let held: Vec<(u32, u64)> = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut inner.held)
+                .into_iter()
+                .map(|(shard, held)| (shard, held.counter))
+                .collect()
+        };
+        for (shard, counter) in held {
+            match self.store.release_lease(shard, &self.me, counter).await {
+                Ok(()) => info!(shard, "lease released"),
+                Err(error) => {
+                    warn!(shard, cause = %error, "releasing a lease failed; it will expire")
+                }
+            }
+        }
+    }
+}
