@@ -37,6 +37,13 @@ pub struct Settings {
     pub concurrency: usize,
     /// How long in-flight passes may run after SIGTERM before they are cancelled.
     pub drain_timeout: Duration,
+    /// How many shards the releases are spread over; each shard has one lease, so this bounds
+    /// how many replicas can share the work. Every replica must use the same value.
+    pub shards: u32,
+    /// A lease whose counter has not moved for this long is free for another replica.
+    pub lease_duration: Duration,
+    /// How often a replica renews its leases.
+    pub lease_renew_period: Duration,
     /// Where the HTTP server listens (health, metrics, status API).
     pub listen: SocketAddr,
     pub log_format: LogFormat,
@@ -52,9 +59,24 @@ impl Default for Settings {
             resync_period: Duration::from_secs(60),
             concurrency: 8,
             drain_timeout: Duration::from_secs(10),
+            shards: 16,
+            lease_duration: Duration::from_secs(20),
+            lease_renew_period: Duration::from_secs(5),
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             log_format: LogFormat::Text,
             log_level: "info".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// The lease timing: the safety margin is one renew period (the owner stops acting once
+    /// it has failed to renew for the lease duration minus one renew period).
+    pub fn lease_timing(&self) -> crate::lease::LeaseTiming {
+        crate::lease::LeaseTiming {
+            duration: self.lease_duration,
+            renew_period: self.lease_renew_period,
+            safety_margin: self.lease_renew_period,
         }
     }
 }
@@ -68,6 +90,9 @@ struct FileSettings {
     resync_period: Option<String>,
     concurrency: Option<usize>,
     drain_timeout: Option<String>,
+    shards: Option<u32>,
+    lease_duration: Option<String>,
+    lease_renew_period: Option<String>,
     listen: Option<String>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
@@ -182,6 +207,39 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Setti
         settings.drain_timeout =
             parse_duration(&value).map_err(|m| invalid("drainTimeout", &source, m))?;
     }
+    if let Some((value, source)) = pick("shards", from_file.shards.map(|s| s.to_string())) {
+        let shards: u32 = value.trim().parse().map_err(|_| {
+            invalid(
+                "shards",
+                &source,
+                format!("`{value}` is not a whole number"),
+            )
+        })?;
+        if !(1..=1024).contains(&shards) {
+            return Err(invalid(
+                "shards",
+                &source,
+                "must be between 1 and 1024".into(),
+            ));
+        }
+        settings.shards = shards;
+    }
+    if let Some((value, source)) = pick("leaseDuration", from_file.lease_duration) {
+        settings.lease_duration =
+            parse_duration(&value).map_err(|m| invalid("leaseDuration", &source, m))?;
+    }
+    if let Some((value, source)) = pick("leaseRenewPeriod", from_file.lease_renew_period) {
+        settings.lease_renew_period =
+            parse_duration(&value).map_err(|m| invalid("leaseRenewPeriod", &source, m))?;
+    }
+    settings
+        .lease_timing()
+        .validate()
+        .map_err(|message| ConfigError::InvalidValue {
+            key: "leaseDuration",
+            source_name: "leaseDuration and leaseRenewPeriod".into(),
+            message,
+        })?;
     if let Some((value, source)) = pick("listen", from_file.listen) {
         settings.listen = value.trim().parse().map_err(|_| {
             invalid(
@@ -374,6 +432,35 @@ mod tests {
         assert!(error.to_string().starts_with("region"));
         let error = load(None, &env(&[("SWITCHYARD_TABLE", "a b")])).unwrap_err();
         assert!(error.to_string().starts_with("table"));
+    }
+
+    #[test]
+    fn the_example_configuration_files_load_with_their_documented_defaults() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = load(Some(&root.join("config/controller.yaml")), &BTreeMap::new()).unwrap();
+        assert_eq!(
+            example,
+            Settings::default(),
+            "config/controller.yaml documents the defaults"
+        );
+        load(Some(&root.join("config/local.yaml")), &BTreeMap::new()).unwrap();
+    }
+
+    #[test]
+    fn lease_timing_is_validated_before_anything_starts() {
+        let error = load(
+            None,
+            &env(&[
+                ("SWITCHYARD_LEASE_DURATION", "6s"),
+                ("SWITCHYARD_LEASE_RENEW_PERIOD", "5s"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("at least three times"),
+            "{error}"
+        );
+        assert!(load(None, &env(&[("SWITCHYARD_SHARDS", "0")])).is_err());
     }
 
     #[test]

@@ -534,13 +534,26 @@ async fn run_controller(
         aws_sdk_dynamodbstreams::Client::new(&sdk),
         settings.table.clone(),
     );
+    let store = Arc::new(store);
+    let clock = Clock::system();
+    // Replicas share the releases through shard leases; one replica simply takes them all.
+    let replica = replica_id();
+    tracing::info!(replica = %replica, shards = settings.shards, "taking part in lease assignment");
+    let leases = switchyard::controller::Leases::new(
+        store.clone(),
+        replica,
+        settings.shards,
+        settings.lease_timing(),
+        &clock,
+    );
     let ctx = Context::new(
-        Arc::new(store),
+        store,
         Arc::new(AwsAdapters::new(sdk, aws::build_ports)),
-        Clock::system(),
+        clock,
         controller_config(&settings),
         ControllerState::new(),
-    );
+    )
+    .with_leases(leases);
     let state = ctx.state.clone();
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = switchyard::http::serve(state, settings.listen, async move {
@@ -560,6 +573,13 @@ async fn run_controller(
         "controller stopped"
     );
     Ok(())
+}
+
+/// A replica's identity in the lease table: the host (the ECS task), the process, and a
+/// random part so that a restarted process never reuses its predecessor's identity.
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "replica".into());
+    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
 }
 
 fn controller_config(settings: &Settings) -> ControllerConfig {

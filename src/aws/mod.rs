@@ -7,6 +7,7 @@ mod codedeploy;
 mod ecs;
 mod elb;
 mod error;
+mod lease;
 mod ports;
 mod store;
 mod streams;
@@ -26,7 +27,9 @@ pub use codedeploy::CodeDeployAdapter;
 pub use ecs::EcsAdapter;
 pub use elb::ElbAdapter;
 pub use ports::build_ports;
-pub use store::{DynamoStore, STORE_ACTIONS, TABLE_ADMIN_ACTIONS, TableCreated, create_table};
+pub use store::{
+    DynamoStore, STORE_ACTIONS, TABLE_ADMIN_ACTIONS, TableCreated, create_table, decode_item,
+};
 pub use streams::stream_changes;
 
 use crate::ports::{AwsPorts, AwsProvider};

@@ -44,11 +44,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TableDescription, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, KeySchemaElement, KeyType,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TableDescription, TableStatus, TransactWriteItem, Update,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -61,7 +62,7 @@ use crate::model::{
     AUDIT_LIMIT, AuditEntry, OperatorRequest, ReleaseStatus, RequestKind, Requests, bounded_detail,
 };
 use crate::ports::{
-    AwsErrorKind, ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
+    AwsErrorKind, Fence, ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
 };
 
 use super::error::{CodeMap, classify};
@@ -73,6 +74,10 @@ pub const STORE_ACTIONS: &[&str] = &[
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:Scan",
+    // Shard leases: read in one batch; fenced status writes are transactions of a lease
+    // condition check and an update (authorized as ConditionCheckItem and UpdateItem).
+    "dynamodb:BatchGetItem",
+    "dynamodb:ConditionCheckItem",
     // The stream consumer finds the table's stream through DescribeTable.
     "dynamodb:DescribeTable",
     "dynamodb:DescribeStream",
@@ -84,7 +89,7 @@ pub const STORE_ACTIONS: &[&str] = &[
 pub const TABLE_ADMIN_ACTIONS: &[&str] = &["dynamodb:CreateTable", "dynamodb:DescribeTable"];
 
 /// The partition key attribute of every item.
-const PARTITION_KEY: &str = "pk";
+pub(super) const PARTITION_KEY: &str = "pk";
 /// The `pk` prefix of release items; other kinds of item use other prefixes.
 const RELEASE_PREFIX: &str = "release#";
 /// The `kind` attribute of release items, which `list` filters on.
@@ -176,7 +181,7 @@ fn release_key(name: &str) -> AttributeValue {
     AttributeValue::S(format!("{RELEASE_PREFIX}{name}"))
 }
 
-fn number(value: u64) -> AttributeValue {
+pub(super) fn number(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -200,6 +205,18 @@ fn decode_release(
     Ok(item.into())
 }
 
+/// Decodes one release item as read from the table (the name comes from its key). Public for
+/// fuzzing and tests: no input may panic, every rejection is a `Corrupt` error naming why.
+pub fn decode_item(item: HashMap<String, AttributeValue>) -> Result<StoredRelease, StoreError> {
+    let Some(name) = name_in_key(&item).map(str::to_string) else {
+        return Err(StoreError::Corrupt {
+            name: String::new(),
+            message: format!("its key is not a {RELEASE_PREFIX}<name> string"),
+        });
+    };
+    decode_release(&name, item)
+}
+
 /// The release name in an item's `pk`, for log lines about items that do not decode.
 fn name_in_key(item: &HashMap<String, AttributeValue>) -> Option<&str> {
     match item.get(PARTITION_KEY) {
@@ -210,7 +227,7 @@ fn name_in_key(item: &HashMap<String, AttributeValue>) -> Option<&str> {
 
 /// Maps an SDK error to a store error. Conditional-check failures are handled by each caller
 /// before this, since only the caller knows what the condition meant.
-fn store_error<E>(
+pub(super) fn store_error<E>(
     table: &str,
     operation: &'static str,
     error: SdkError<E, HttpResponse>,
@@ -294,6 +311,79 @@ impl DynamoStore {
     /// The table this store reads and writes.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// The status write of a replica holding a shard lease: one transaction of a condition
+    /// check on the lease item (same owner, same term) and the conditional status update, so
+    /// a replica that lost the lease cannot write, however late its request arrives.
+    async fn write_status_fenced(
+        &self,
+        name: &str,
+        status: &ReleaseStatus,
+        value: AttributeValue,
+        expected_version: u64,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
+        let lease_check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, super::lease::lease_key(fence.shard))
+            .condition_expression("#owner = :owner AND #term = :term")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#term", "term")
+            .expression_attribute_values(":owner", AttributeValue::S(fence.owner.clone()))
+            .expression_attribute_values(":term", number(fence.term))
+            .build()
+            .map_err(|e| StoreError::Other {
+                message: format!("cannot build the lease check: {e}"),
+            })?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, release_key(name))
+            .update_expression("SET #status = :status, #statusVersion = :next")
+            .condition_expression(status_condition(expected_version))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#statusVersion", "statusVersion")
+            .expression_attribute_names("#generation", "generation")
+            .expression_attribute_values(":status", value)
+            .expression_attribute_values(":next", number(expected_version + 1))
+            .expression_attribute_values(":expected", number(expected_version))
+            .expression_attribute_values(":generation", number(status.observed_generation))
+            .build()
+            .map_err(|e| StoreError::Other {
+                message: format!("cannot build the status update: {e}"),
+            })?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(lease_check)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                // A failed condition on either item: the lease moved on, or the release
+                // changed (or was deleted) since it was read. Either way: not this write.
+                Err(StoreError::ConditionFailed {
+                    name: name.to_string(),
+                })
+            }
+            Err(error) => Err(store_error(&self.table, "TransactWriteItems", error)),
+        }
+    }
+
+    /// The DynamoDB client (for the lease adapter, which shares the table).
+    pub(super) fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
     }
 }
 
@@ -618,11 +708,18 @@ impl ReleaseStore for DynamoStore {
         name: &str,
         status: &ReleaseStatus,
         expected_version: u64,
+        fence: Option<&Fence>,
     ) -> Result<u64, StoreError> {
         let value = to_attribute_value(status).map_err(|e| StoreError::Other {
             message: format!("the status of {name} cannot be encoded: {e}"),
         })?;
         let next_version = expected_version + 1;
+        if let Some(fence) = fence {
+            return self
+                .write_status_fenced(name, status, value, expected_version, fence)
+                .await
+                .map(|()| next_version);
+        }
         let result = self
             .client
             .update_item()

@@ -290,7 +290,10 @@ mod tests {
             message: format!("{phase} message"),
             ..ReleaseStatus::default()
         };
-        store.write_status("web", &status, version).await.unwrap();
+        store
+            .write_status("web", &status, version, None)
+            .await
+            .unwrap();
     }
 
     fn options(timeout: u64) -> WatchOptions {

@@ -11,7 +11,7 @@ use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use crate::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
     CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
-    Listener, LoadBalancer, ReleaseStore, Service, SpecWrite, StoreError, StoredRelease,
+    Fence, Listener, LoadBalancer, ReleaseStore, Service, SpecWrite, StoreError, StoredRelease,
     TaskDefinition,
 };
 use crate::state::ControllerState;
@@ -321,14 +321,20 @@ impl ReleaseStore for MeteredStore {
         name: &str,
         status: &ReleaseStatus,
         expected_version: u64,
+        fence: Option<&Fence>,
     ) -> Result<u64, StoreError> {
-        let result = metered!(
-            self.state,
-            "dynamodb",
-            "UpdateItem",
-            self.inner.write_status(name, status, expected_version),
-            store_outcome
-        );
+        let operation = if fence.is_some() {
+            "TransactWriteItems"
+        } else {
+            "UpdateItem"
+        };
+        let result = self
+            .inner
+            .write_status(name, status, expected_version, fence)
+            .await;
+        self.state
+            .metrics()
+            .record_call("dynamodb", operation, store_outcome(&result));
         self.track(&result);
         result
     }

@@ -71,6 +71,9 @@ pub struct Context {
     pub state: ControllerState,
     /// Deployment groups and alarm states shared by the passes.
     pub caches: Arc<Caches>,
+    /// This replica's shard leases; `None`: this controller is alone and acts on every
+    /// release (the demo, single-process tests).
+    pub leases: Option<Leases>,
 }
 
 impl Context {
@@ -95,6 +98,21 @@ impl Context {
             config,
             state,
             caches: Arc::new(Caches::default()),
+            leases: None,
+        }
+    }
+
+    /// Shares the releases with other replicas through `leases`.
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// Whether this replica may act on `release` now, and with which fence.
+    pub(crate) fn may_act(&self, release: &str) -> Result<Option<crate::lease::Fence>, ()> {
+        match &self.leases {
+            None => Ok(None),
+            Some(leases) => leases.fence_for(release).map(Some).ok_or(()),
         }
     }
 }
@@ -152,6 +170,9 @@ enum Event {
     Resynced(Result<Vec<Snapshot>, crate::ports::StoreError>),
     /// The alarm watcher saw a watched alarm in ALARM: look at these releases now.
     AlarmFired(Vec<String>),
+    /// This replica took these shards' leases: their releases need a pass now (a new owner
+    /// reconciles recorded intents first, which every pass does).
+    LeasesTaken(Vec<u32>),
 }
 
 /// Runs the controller until `shutdown` completes, then drains within the configured limit.
@@ -171,9 +192,31 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     let mut changes = ctx.store.changes();
     let mut resync_due = Instant::now();
     let mut resync_running = false;
-    let mut resync_task: Option<tokio::task::JoinHandle<()>> = None;
+    let mut resync_task: Option<AbortOnDrop> = None;
     let mut jitter_counter: u64 = ctx.config.jitter_seed.unwrap_or(0);
-    let watcher = tokio::spawn(alarms::watch_alarms(ctx.clone(), events_tx.clone()));
+    // Background tasks belong to this loop: dropping it (a cancelled run, a crash in a test)
+    // aborts them, exactly as a dying process would.
+    let _watcher = AbortOnDrop(tokio::spawn(alarms::watch_alarms(
+        ctx.clone(),
+        events_tx.clone(),
+    )));
+    let lease_keeper = ctx.leases.clone().map(|leases| {
+        let tx = events_tx.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                match leases.round().await {
+                    Ok(outcome) if !outcome.taken.is_empty() => {
+                        if tx.send(Event::LeasesTaken(outcome.taken)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => warn!(cause = %error, "reading the leases failed"),
+                }
+                tokio::time::sleep(leases.renew_period()).await;
+            }
+        }))
+    });
     tokio::pin!(shutdown);
 
     loop {
@@ -183,10 +226,15 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 break;
             };
             let snapshot = snapshots.remove(&name);
+            let Ok(fence) = ctx.may_act(&name) else {
+                // Another replica owns it (or this one cannot be sure it still does).
+                queue.finish(&name);
+                continue;
+            };
             let ctx = ctx.clone();
             passes.spawn(async move {
                 let started = tokio::time::Instant::now();
-                let result = reconcile_once(&ctx, &name, snapshot).await;
+                let result = reconcile_once(&ctx, &name, snapshot, fence).await;
                 ctx.state
                     .metrics()
                     .record_pass(started.elapsed(), result.is_ok());
@@ -197,9 +245,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             resync_running = true;
             let ctx = ctx.clone();
             let tx = events_tx.clone();
-            resync_task = Some(tokio::spawn(async move {
+            resync_task = Some(AbortOnDrop(tokio::spawn(async move {
                 let _ = tx.send(Event::Resynced(take_snapshot(&ctx).await));
-            }));
+            })));
         }
         let next_wake = match (queue.next_due(), resync_running) {
             (Some(due), false) => due.min(resync_due),
@@ -287,6 +335,14 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                     resync_due = ctx.clock.deadline_after(ctx.config.backoff_min.max(Duration::from_secs(5)));
                     warn!(cause = %error, "listing releases failed; resync retries soon");
                 }
+                Event::LeasesTaken(shards) => {
+                    if let Some(leases) = &ctx.leases {
+                        for name in known.iter().filter(|n| shards.contains(&leases.shard_of(n))) {
+                            snapshots.remove(name);
+                            queue.enqueue(name, Instant::now());
+                        }
+                    }
+                }
                 Event::AlarmFired(names) => {
                     for name in names {
                         snapshots.remove(&name);
@@ -304,11 +360,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     }
 
     // Background work never outlives the loop: a resync or alarm poll stuck on a hanging AWS
-    // call is cancelled, not waited for.
-    watcher.abort();
-    if let Some(task) = resync_task {
-        task.abort();
-    }
+    // call is cancelled, not waited for; the lease keeper stops renewing before the release.
+    drop(_watcher);
+    drop(resync_task);
+    drop(lease_keeper);
     info!(
         in_flight = passes.len(),
         "shutting down: draining in-flight passes"
@@ -328,7 +383,20 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         passes.abort_all();
         while passes.join_next().await.is_some() {}
     }
+    // Hand the shards over at once rather than making the next owner wait for expiry.
+    if let Some(leases) = &ctx.leases {
+        leases.release_all().await;
+    }
     summary
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The next name from the store's change feed, or never if it has none (or it ended).

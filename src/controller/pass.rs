@@ -7,6 +7,7 @@ use tracing::{Instrument, debug, info, info_span};
 
 use super::Context;
 use super::resync::Snapshot;
+use crate::lease::Fence;
 use crate::model::parse::parse_spec_value;
 use crate::ports::{
     AwsError, AwsPorts, DeploymentFilter, DeploymentStatus, Service, StoreError, StoredRelease,
@@ -68,25 +69,34 @@ pub struct PassReport {
 /// describe) or from a fresh read. A conditional write that finds the record changed since
 /// it was read (someone wrote the spec, the snapshot was stale) retries once from a fresh
 /// read at once: the controller converges on the latest spec without a backoff.
+///
+/// With a `fence` (this replica's lease on the release's shard), every status write is
+/// conditioned on it: a replica that lost the lease cannot write, and so cannot act.
 pub async fn reconcile_once(
     ctx: &Context,
     name: &str,
     snapshot: Option<Snapshot>,
+    fence: Option<Fence>,
 ) -> Result<PassReport, PassError> {
+    let fence = fence.as_ref();
     let first = match snapshot {
-        Some(snapshot) => run_pass(ctx, snapshot).await,
-        None => fresh_pass(ctx, name).await,
+        Some(snapshot) => run_pass(ctx, snapshot, fence).await,
+        None => fresh_pass(ctx, name, fence).await,
     };
     match first {
         Err(PassError::Store(StoreError::ConditionFailed { .. })) => {
-            debug!(release = %name, "the release changed during the pass; reading it again");
-            fresh_pass(ctx, name).await
+            debug!(release = %name, "the release (or its lease) changed during the pass; reading it again");
+            fresh_pass(ctx, name, fence).await
         }
         other => other,
     }
 }
 
-async fn fresh_pass(ctx: &Context, name: &str) -> Result<PassReport, PassError> {
+async fn fresh_pass(
+    ctx: &Context,
+    name: &str,
+    fence: Option<&Fence>,
+) -> Result<PassReport, PassError> {
     let Some(record) = ctx.store.get(name).await? else {
         debug!(release = %name, "release not found; nothing to manage");
         return Ok(PassReport {
@@ -102,20 +112,31 @@ async fn fresh_pass(ctx: &Context, name: &str) -> Result<PassReport, PassError> 
             spec,
             service: Lookup::NotLookedUp,
         },
+        fence,
     )
     .await
 }
 
-async fn run_pass(ctx: &Context, snapshot: Snapshot) -> Result<PassReport, PassError> {
+async fn run_pass(
+    ctx: &Context,
+    snapshot: Snapshot,
+    fence: Option<&Fence>,
+) -> Result<PassReport, PassError> {
     let span = info_span!(
         "reconcile",
         release = %snapshot.record.name,
         generation = snapshot.record.generation
     );
-    reconcile_record(ctx, snapshot).instrument(span).await
+    reconcile_record(ctx, snapshot, fence)
+        .instrument(span)
+        .await
 }
 
-async fn reconcile_record(ctx: &Context, snapshot: Snapshot) -> Result<PassReport, PassError> {
+async fn reconcile_record(
+    ctx: &Context,
+    snapshot: Snapshot,
+    fence: Option<&Fence>,
+) -> Result<PassReport, PassError> {
     let Snapshot {
         record,
         spec,
@@ -141,7 +162,7 @@ async fn reconcile_record(ctx: &Context, snapshot: Snapshot) -> Result<PassRepor
     if record.status.as_ref() != Some(&decision.status) || decision.action.is_some() {
         version = ctx
             .store
-            .write_status(&record.name, &decision.status, version)
+            .write_status(&record.name, &decision.status, version, fence)
             .await?;
         report.status_written = true;
         if record.status.as_ref().map(|s| s.phase) != Some(decision.status.phase) {
@@ -160,7 +181,7 @@ async fn reconcile_record(ctx: &Context, snapshot: Snapshot) -> Result<PassRepor
     if recorded != decision.status {
         version = ctx
             .store
-            .write_status(&record.name, &recorded, version)
+            .write_status(&record.name, &recorded, version, fence)
             .await?;
     }
     match result {

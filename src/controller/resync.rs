@@ -41,6 +41,10 @@ pub async fn take_snapshot(ctx: &Context) -> Result<Vec<Snapshot>, StoreError> {
     let mut by_cluster: BTreeMap<(Option<String>, String), BTreeMap<String, Vec<usize>>> =
         BTreeMap::new();
     for (index, snapshot) in snapshots.iter().enumerate() {
+        // With leases, only this replica's releases: the others' services are their owners'.
+        if ctx.may_act(&snapshot.record.name).is_err() {
+            continue;
+        }
         if let Ok(spec) = &snapshot.spec {
             by_cluster
                 .entry((spec.service.region.clone(), spec.service.cluster.clone()))

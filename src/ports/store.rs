@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use jiff::Timestamp;
 
+use crate::lease::Fence;
 use crate::model::{
     AuditAction, AuditEntry, OperatorRequest, ReleaseStatus, RequestKind, Requests,
 };
@@ -136,13 +137,16 @@ pub trait ReleaseStore: Send + Sync {
 
     /// Writes the status if `status_version` is still `expected_version` and the release is
     /// still at `status.observed_generation` (a status, and the action it precedes, never
-    /// applies to a spec that has since changed); returns the new version. Either condition
-    /// failing is `ConditionFailed`.
+    /// applies to a spec that has since changed); returns the new version. With a `fence`,
+    /// the write also requires the fence's shard lease to be held by `fence.owner` in term
+    /// `fence.term`, atomically with the write, so a replica that lost the lease cannot
+    /// overwrite the new owner. Any condition failing is `ConditionFailed`.
     async fn write_status(
         &self,
         name: &str,
         status: &ReleaseStatus,
         expected_version: u64,
+        fence: Option<&Fence>,
     ) -> Result<u64, StoreError>;
 
     /// Deletes a release (stops its management). Deleting a missing release is not an error.

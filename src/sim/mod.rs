@@ -36,7 +36,7 @@ pub use codedeploy::{
 pub use ecs::DESCRIBE_SERVICES_LIMIT;
 pub use elb::DESCRIBE_ALARMS_LIMIT;
 pub use faults::{Fault, FaultRule};
-pub use store::SimStore;
+pub use store::{CommittedStatusWrite, SimStore};
 
 use codedeploy::SimGroup;
 use ecs::{LaunchSettings, SimService, SimTaskSet};

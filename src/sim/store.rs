@@ -11,9 +11,12 @@ use crate::clock::Clock;
 use crate::model::{
     AuditEntry, OperatorRequest, ReleaseStatus, RequestKind, Requests, append_audit, bounded_detail,
 };
-use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease};
+use crate::ports::{
+    Fence, LeaseRecord, LeaseStore, ReleaseStore, SpecPrecondition, SpecWrite, StoreError,
+    StoredRelease,
+};
 
-use super::faults::{Fault, FaultInjector, FaultRule};
+use super::faults::{Decision as FaultDecision, Fault, FaultInjector, FaultRule};
 use super::lock;
 
 /// How many change notifications a slow reader may fall behind before it skips some.
@@ -29,9 +32,27 @@ enum Item {
 struct Inner {
     clock: Clock,
     items: Mutex<BTreeMap<String, Item>>,
+    /// Shard leases (the `lease#<n>` items of the table). Locked after `items` when both are
+    /// needed (a fenced status write), never before.
+    leases: Mutex<BTreeMap<u32, LeaseRecord>>,
     faults: FaultInjector,
     changes: broadcast::Sender<String>,
+    /// Told about every committed status write (see `observe_status_writes`).
+    status_observer: Mutex<Option<StatusObserver>>,
 }
+
+/// A status write the store committed, as `observe_status_writes` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedStatusWrite {
+    pub release: String,
+    /// The fence the write was conditioned on (held, since the write committed).
+    pub fence: Option<Fence>,
+    /// The status version the write produced.
+    pub status_version: u64,
+    pub status: ReleaseStatus,
+}
+
+type StatusObserver = Arc<dyn Fn(&CommittedStatusWrite) + Send + Sync>;
 
 /// An in-process [`ReleaseStore`] with DynamoDB's conditional-write semantics, call counting
 /// (`dynamodb:Scan`, `GetItem`, `UpdateItem`, `DeleteItem`) and fault injection. Cheap to
@@ -49,8 +70,10 @@ impl SimStore {
             inner: Arc::new(Inner {
                 clock,
                 items: Mutex::new(BTreeMap::new()),
+                leases: Mutex::new(BTreeMap::new()),
                 faults: FaultInjector::new(),
                 changes,
+                status_observer: Mutex::new(None),
             }),
         }
     }
@@ -70,6 +93,17 @@ impl SimStore {
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
         self.inner.faults.clear();
+    }
+
+    /// Calls `observer` with every status write the store commits, in commit order, at the
+    /// moment it commits (under the store's lock: the observer must not call the store). A
+    /// write whose response is then lost is reported too: it took effect. For the
+    /// simulation's invariant checks; replaces any earlier observer.
+    pub fn observe_status_writes(
+        &self,
+        observer: impl Fn(&CommittedStatusWrite) + Send + Sync + 'static,
+    ) {
+        *lock(&self.inner.status_observer) = Some(Arc::new(observer));
     }
 
     /// Calls per operation, including calls failed by injected faults.
@@ -123,32 +157,49 @@ impl SimStore {
         operation: &'static str,
         body: impl FnOnce(&mut BTreeMap<String, Item>, &mut Vec<String>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let decision = self.inner.faults.on_call(operation);
-        if !decision.latency.is_zero() {
-            self.inner.clock.sleep(decision.latency).await;
-        }
-        match decision.failure {
-            Some(Fault::Throttle) => {
-                return Err(StoreError::Unavailable {
-                    message: format!(
-                        "{operation}: ProvisionedThroughputExceededException (injected)"
-                    ),
-                    throttled: true,
-                });
-            }
-            Some(Fault::ServerError) => {
-                return Err(StoreError::Unavailable {
-                    message: format!("{operation}: InternalServerError (injected)"),
-                    throttled: false,
-                });
-            }
-            _ => {}
-        }
+        let decision = self.before(operation).await?;
         let mut changed = Vec::new();
         let result = body(&mut lock(&self.inner.items), &mut changed);
         for name in &changed {
             self.notify(name);
         }
+        Self::after(operation, &decision)?;
+        result
+    }
+
+    /// Runs one lease call with the same counting and faults as any other store call.
+    async fn call_leases<T>(
+        &self,
+        operation: &'static str,
+        body: impl FnOnce(&mut BTreeMap<u32, LeaseRecord>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let decision = self.before(operation).await?;
+        let result = body(&mut lock(&self.inner.leases));
+        Self::after(operation, &decision)?;
+        result
+    }
+
+    /// Counts the call and applies injected latency and failures that happen before it.
+    async fn before(&self, operation: &'static str) -> Result<FaultDecision, StoreError> {
+        let decision = self.inner.faults.on_call(operation);
+        if !decision.latency.is_zero() {
+            self.inner.clock.sleep(decision.latency).await;
+        }
+        match decision.failure {
+            Some(Fault::Throttle) => Err(StoreError::Unavailable {
+                message: format!("{operation}: ProvisionedThroughputExceededException (injected)"),
+                throttled: true,
+            }),
+            Some(Fault::ServerError) => Err(StoreError::Unavailable {
+                message: format!("{operation}: InternalServerError (injected)"),
+                throttled: false,
+            }),
+            _ => Ok(decision),
+        }
+    }
+
+    /// A lost response: the call took effect, but the caller hears a failure.
+    fn after(operation: &'static str, decision: &FaultDecision) -> Result<(), StoreError> {
         if decision.failure == Some(Fault::LostResponse) {
             return Err(StoreError::Unavailable {
                 message: format!(
@@ -157,7 +208,7 @@ impl SimStore {
                 throttled: false,
             });
         }
-        result
+        Ok(())
     }
 }
 
@@ -284,9 +335,29 @@ impl ReleaseStore for SimStore {
         name: &str,
         status: &ReleaseStatus,
         expected_version: u64,
+        fence: Option<&Fence>,
     ) -> Result<u64, StoreError> {
+        // A fenced write is one transaction (lease check + update), as in DynamoDB.
+        let operation = if fence.is_some() {
+            "dynamodb:TransactWriteItems"
+        } else {
+            "dynamodb:UpdateItem"
+        };
+        let leases = &self.inner.leases;
+        let observer = lock(&self.inner.status_observer).clone();
         // No change notification: these are the controller's own writes.
-        self.call("dynamodb:UpdateItem", |items, _| {
+        self.call(operation, |items, _| {
+            if let Some(fence) = fence {
+                let leases = lock(leases);
+                let held = leases.get(&fence.shard).is_some_and(|lease| {
+                    lease.owner.as_deref() == Some(fence.owner.as_str()) && lease.term == fence.term
+                });
+                if !held {
+                    return Err(StoreError::ConditionFailed {
+                        name: name.to_string(),
+                    });
+                }
+            }
             let item = items.get_mut(name).ok_or_else(|| StoreError::NotFound {
                 name: name.to_string(),
             })?;
@@ -302,6 +373,14 @@ impl ReleaseStore for SimStore {
             }
             release.status = Some(status.clone());
             release.status_version += 1;
+            if let Some(observer) = &observer {
+                observer(&CommittedStatusWrite {
+                    release: name.to_string(),
+                    fence: fence.cloned(),
+                    status_version: release.status_version,
+                    status: status.clone(),
+                });
+            }
             Ok(release.status_version)
         })
         .await
@@ -333,5 +412,89 @@ impl ReleaseStore for SimStore {
             })
             .boxed(),
         )
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SimStore {
+    async fn leases(&self, shards: u32) -> Result<Vec<LeaseRecord>, StoreError> {
+        self.call_leases("dynamodb:BatchGetItem", |leases| {
+            Ok((0..shards)
+                .map(|shard| {
+                    leases.get(&shard).cloned().unwrap_or(LeaseRecord {
+                        shard,
+                        owner: None,
+                        counter: 0,
+                        term: 0,
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<LeaseRecord, StoreError> {
+        self.call_leases("dynamodb:UpdateItem", |leases| {
+            let lease = leases
+                .get_mut(&shard)
+                .filter(|l| l.owner.as_deref() == Some(owner) && l.counter == expected_counter)
+                .ok_or_else(|| lease_conflict(shard))?;
+            lease.counter += 1;
+            Ok(lease.clone())
+        })
+        .await
+    }
+
+    async fn take_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<LeaseRecord, StoreError> {
+        self.call_leases("dynamodb:UpdateItem", |leases| {
+            let lease = leases.entry(shard).or_insert(LeaseRecord {
+                shard,
+                owner: None,
+                counter: 0,
+                term: 0,
+            });
+            if lease.counter != expected_counter {
+                return Err(lease_conflict(shard));
+            }
+            lease.counter += 1;
+            lease.term = lease.counter;
+            lease.owner = Some(owner.to_string());
+            Ok(lease.clone())
+        })
+        .await
+    }
+
+    async fn release_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<(), StoreError> {
+        self.call_leases("dynamodb:UpdateItem", |leases| {
+            let lease = leases
+                .get_mut(&shard)
+                .filter(|l| l.owner.as_deref() == Some(owner) && l.counter == expected_counter)
+                .ok_or_else(|| lease_conflict(shard))?;
+            lease.counter += 1;
+            lease.owner = None;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn lease_conflict(shard: u32) -> StoreError {
+    StoreError::ConditionFailed {
+        name: format!("lease#{shard}"),
     }
 }

@@ -939,7 +939,7 @@ fn status(message: &str) -> ReleaseStatus {
 async fn store_status_write_is_conditional_on_version() {
     let store = SimStore::new(Clock::fixed_epoch());
     assert!(matches!(
-        store.write_status("web", &status("x"), 0).await,
+        store.write_status("web", &status("x"), 0, None).await,
         Err(StoreError::NotFound { .. })
     ));
     store
@@ -949,18 +949,18 @@ async fn store_status_write_is_conditional_on_version() {
 
     assert_eq!(
         store
-            .write_status("web", &status("first"), 0)
+            .write_status("web", &status("first"), 0, None)
             .await
             .unwrap(),
         1
     );
     assert!(matches!(
-        store.write_status("web", &status("stale"), 0).await,
+        store.write_status("web", &status("stale"), 0, None).await,
         Err(StoreError::ConditionFailed { .. })
     ));
     assert_eq!(
         store
-            .write_status("web", &status("second"), 1)
+            .write_status("web", &status("second"), 1, None)
             .await
             .unwrap(),
         2
@@ -995,7 +995,10 @@ async fn store_spec_writes_check_their_precondition_and_keep_the_status() {
             .await,
         Err(StoreError::ConditionFailed { .. })
     ));
-    store.write_status("web", &status("kept"), 0).await.unwrap();
+    store
+        .write_status("web", &status("kept"), 0, None)
+        .await
+        .unwrap();
     assert_eq!(
         store
             .put_spec(spec_write("web", SpecPrecondition::Generation(1)))
@@ -1062,7 +1065,10 @@ async fn store_change_feed_skips_status_writes() {
         .unwrap();
     assert_eq!(changes.next().now_or_never(), Some(Some("web".to_string())));
 
-    store.write_status("web", &status("mine"), 0).await.unwrap();
+    store
+        .write_status("web", &status("mine"), 0, None)
+        .await
+        .unwrap();
     assert_eq!(changes.next().now_or_never(), None);
 
     let request = OperatorRequest {

@@ -251,9 +251,11 @@ async fn check_status_conditions(store: &dyn ReleaseStore) {
         .await
         .unwrap();
     let first = status(1, "first");
-    assert_eq!(store.write_status("web", &first, 0).await, Ok(1));
+    assert_eq!(store.write_status("web", &first, 0, None).await, Ok(1));
     assert_condition_failed(
-        store.write_status("web", &status(1, "again"), 0).await,
+        store
+            .write_status("web", &status(1, "again"), 0, None)
+            .await,
         "a stale status version",
     );
     let web = store.get("web").await.unwrap().unwrap();
@@ -276,7 +278,7 @@ async fn check_status_conditions(store: &dyn ReleaseStore) {
         .await
         .unwrap();
     assert_condition_failed(
-        store.write_status("web", &status(1, "late"), 1).await,
+        store.write_status("web", &status(1, "late"), 1, None).await,
         "a status for an old generation",
     );
     let web = store.get("web").await.unwrap().unwrap();
@@ -288,11 +290,15 @@ async fn check_status_conditions(store: &dyn ReleaseStore) {
     assert_eq!(web.status_version, 1);
 
     assert_eq!(
-        store.write_status("web", &status(2, "second"), 1).await,
+        store
+            .write_status("web", &status(2, "second"), 1, None)
+            .await,
         Ok(2)
     );
     assert_eq!(
-        store.write_status("missing", &status(1, "x"), 0).await,
+        store
+            .write_status("missing", &status(1, "x"), 0, None)
+            .await,
         Err(StoreError::NotFound {
             name: "missing".into()
         })
@@ -646,7 +652,7 @@ async fn a_corrupt_item_is_skipped_by_list_and_reported_by_get() {
     assert_eq!(names, ["web"]);
     // The controller's status write reports the record as corrupt, as the simulation does.
     assert!(matches!(
-        store.write_status("broken", &status(1, "x"), 0).await,
+        store.write_status("broken", &status(1, "x"), 0, None).await,
         Err(StoreError::Corrupt { .. })
     ));
     // Deleting it is how an operator gets rid of it.
@@ -676,11 +682,15 @@ async fn a_hand_written_item_without_a_status_version_takes_its_first_status() {
     let web = store.get("web").await.unwrap().expect("the item decodes");
     assert_eq!(web.status_version, 0);
     assert_eq!(
-        store.write_status("web", &status(1, "first"), 0).await,
+        store
+            .write_status("web", &status(1, "first"), 0, None)
+            .await,
         Ok(1)
     );
     assert_condition_failed(
-        store.write_status("web", &status(1, "again"), 0).await,
+        store
+            .write_status("web", &status(1, "again"), 0, None)
+            .await,
         "version 0 once a status exists",
     );
 }
@@ -774,11 +784,11 @@ async fn a_status_only_write_does_not_arrive_on_the_change_feed() {
     wait_until_the_feed_is_live(store, &mut changes).await;
 
     store
-        .write_status("web", &status(1, "first"), 0)
+        .write_status("web", &status(1, "first"), 0, None)
         .await
         .unwrap();
     store
-        .write_status("web", &status(1, "second"), 1)
+        .write_status("web", &status(1, "second"), 1, None)
         .await
         .unwrap();
     // One stream shard keeps records in order: once the marker's request arrives, any

@@ -10,7 +10,10 @@ use crate::cli_support::{Cli, MOTO_IDENTITY, assert_exit, labels, path_arg, rele
 async fn write_status(cli: &Cli, name: &str, status: ReleaseStatus) {
     let store = cli.store().await;
     let version = store.get(name).await.unwrap().unwrap().status_version;
-    store.write_status(name, &status, version).await.unwrap();
+    store
+        .write_status(name, &status, version, None)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

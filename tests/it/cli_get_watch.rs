@@ -25,7 +25,10 @@ fn status(observed_generation: u64, phase: Phase, message: &str) -> ReleaseStatu
 /// Writes a status for the release's current state, as the controller would.
 async fn write_status(store: &DynamoStore, name: &str, status: ReleaseStatus) {
     let version = store.get(name).await.unwrap().unwrap().status_version;
-    store.write_status(name, &status, version).await.unwrap();
+    store
+        .write_status(name, &status, version, None)
+        .await
+        .unwrap();
 }
 
 fn progressing(candidate: f64) -> ReleaseStatus {

@@ -28,7 +28,7 @@ fn command(moto: &Moto, args: &[&str]) -> Command {
 }
 
 /// Creates the service world in moto with boto3 (installed with moto) and returns its JSON.
-fn create_world(moto: &Moto, names: &[&str]) -> serde_json::Value {
+pub(crate) fn create_world(moto: &Moto, names: &[&str]) -> serde_json::Value {
     let python = std::env::var("SWITCHYARD_MOTO_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
@@ -54,7 +54,7 @@ fn create_world(moto: &Moto, names: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("moto_world.py prints JSON")
 }
 
-fn write_release(dir: &std::path::Path, name: &str, tag: &str) -> PathBuf {
+pub(crate) fn write_release(dir: &std::path::Path, name: &str, tag: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &path,
@@ -315,5 +315,18 @@ fn an_invalid_configuration_exits_1_before_anything_starts() {
     assert!(
         String::from_utf8_lossy(&output.stderr)
             .contains("concurrency (from SWITCHYARD_CONCURRENCY): `lots` is not a whole number")
+    );
+}
+
+/// `switchyard apply -f PATH` against moto with `table`; panics unless it succeeds.
+pub(crate) fn apply(moto: &Moto, table: &str, path: &std::path::Path) {
+    let output = command(moto, &["apply", "-f", path.to_str().unwrap()])
+        .env("SWITCHYARD_TABLE", table)
+        .output()
+        .expect("switchyard runs");
+    assert!(
+        output.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -12,6 +12,7 @@ mod cli_support;
 mod daemon;
 mod harness;
 mod http;
+mod leases;
 mod moto;
 mod scenarios;
 mod terraform;

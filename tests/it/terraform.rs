@@ -574,9 +574,10 @@ fn the_example_plans_against_moto_and_renders_its_release_yaml() {
     let controller_env = container_environment(controller);
     assert_eq!(controller_env["SWITCHYARD_TABLE"], "switchyard-releases");
     assert_eq!(controller_env["SWITCHYARD_REGION"], "us-east-1");
+    // Two replicas by default: they share the releases through leases.
     assert_eq!(
         values(&resources, "module.switchyard.aws_ecs_service.controller")["desired_count"],
-        1
+        2
     );
 }
 
@@ -831,11 +832,11 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
         ["arn:aws:ecr:us-east-1:123456789012:repository/switchyard"]
     );
 
-    // The controller runs one replica, never two at once.
+    // Two replicas share the releases through leases; deployments overlap old and new tasks.
     let service = values(&resources, "module.controller.aws_ecs_service.controller");
-    assert_eq!(service["desired_count"], 1);
-    assert_eq!(service["deployment_maximum_percent"], 100);
-    assert_eq!(service["deployment_minimum_healthy_percent"], 0);
+    assert_eq!(service["desired_count"], 2);
+    assert_eq!(service["deployment_maximum_percent"], 200);
+    assert_eq!(service["deployment_minimum_healthy_percent"], 100);
     let task_definition = values(
         &resources,
         "module.controller.aws_ecs_task_definition.controller",
@@ -855,14 +856,14 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
 }
 
 #[test]
-fn more_than_one_controller_replica_is_refused_until_leases_land() {
+fn more_controller_replicas_than_lease_shards_are_refused() {
     let Some(tf) = Terraform::new() else { return };
     let moto = Moto::start();
     let dir = tf.dir("moto-root");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("main.tf"),
-        controller_root(&moto, "  desired_count = 2\n"),
+        controller_root(&moto, "  desired_count = 17\n"),
     )
     .unwrap();
     tf.init(&dir);
@@ -873,11 +874,13 @@ fn more_than_one_controller_replica_is_refused_until_leases_land() {
     let stderr = String::from_utf8_lossy(&plan.stderr);
     assert!(
         !plan.status.success(),
-        "a plan with desired_count = 2 must fail"
+        "a plan with desired_count = 17 must fail"
     );
     let words: Vec<&str> = stderr.split_whitespace().collect();
     assert!(
-        words.join(" ").contains("safe only once leader leases"),
+        words
+            .join(" ")
+            .contains("more replicas than shards would idle"),
         "{stderr}"
     );
 }

@@ -67,10 +67,11 @@ resource "aws_ecs_service" "controller" {
   launch_type      = "FARGATE"
   platform_version = "LATEST"
 
-  # Never two controllers at once (see var.desired_count): stop the old task, then start
-  # the new one. The circuit breaker rolls back a controller version that cannot start.
-  deployment_minimum_healthy_percent = 0
-  deployment_maximum_percent         = 100
+  # Replicas share the work through fenced shard leases, so old and new tasks may overlap
+  # during a deployment: start the new ones before stopping the old, and never drop below
+  # the desired count. The circuit breaker rolls back a controller version that cannot start.
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
   deployment_circuit_breaker {
     enable   = true
     rollback = true

@@ -48,10 +48,12 @@ resource "aws_iam_role" "task" {
 }
 
 data "aws_iam_policy_document" "controller" {
-  # Resource: item reads/writes, Scan and DescribeTable are authorized on the table ARN; this table only.
+  # Resource: item reads/writes (leases read with BatchGetItem, fenced status writes as transactions of ConditionCheckItem + UpdateItem), Scan and DescribeTable are authorized on the table ARN; this table only.
   statement {
     sid = "ReleaseTable"
     actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:ConditionCheckItem",
       "dynamodb:DeleteItem",
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",

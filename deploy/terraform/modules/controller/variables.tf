@@ -206,20 +206,18 @@ variable "cluster_arn" {
 
 variable "desired_count" {
   description = <<-EOT
-    How many controller tasks run. 1 (the default) or 0 (stopped).
-
-    More than one replica is safe only once leader leases (the high-availability issue) have
-    landed: until then two controllers would reconcile the same releases at once. For the same
-    reason the service stops the old task before starting a new one during a deployment
-    (minimum healthy 0%, maximum 100%): a short gap is harmless, the controller is
-    level-triggered and resumes from the table.
+    How many controller tasks run (0 stops the controller). Replicas share the releases
+    through shard leases in the table (16 shards by default, SWITCHYARD_SHARDS), fenced so that
+    a replica that lost a lease cannot write; a replica that dies hands its shards over within
+    the lease duration (20 s) plus one renew period (5 s). Two replicas (the default) survive
+    the loss of one; more than the shard count would idle.
   EOT
   type        = number
-  default     = 1
+  default     = 2
 
   validation {
-    condition     = contains([0, 1], var.desired_count)
-    error_message = "desired_count must be 0 or 1: more than one replica is safe only once leader leases (the high-availability issue) have landed."
+    condition     = var.desired_count >= 0 && var.desired_count <= 16 && floor(var.desired_count) == var.desired_count
+    error_message = "desired_count must be a whole number from 0 to 16 (the number of lease shards): more replicas than shards would idle."
   }
 }
 
