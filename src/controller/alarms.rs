@@ -28,7 +28,8 @@ pub(super) async fn watch_alarms(ctx: Context, events: UnboundedSender<Event>) {
             let Some(status) = &release.status else {
                 continue;
             };
-            if !is_in_flight(status.phase) {
+            // Only releases this replica acts on: the others' owners watch theirs.
+            if !is_in_flight(status.phase) || ctx.may_act(&release.name).is_err() {
                 continue;
             }
             let Ok(spec) = parse_spec_value(&release.spec) else {
