@@ -137,13 +137,29 @@ fn lenient_audit<'de, D>(deserializer: D) -> Result<Vec<AuditEntry>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    let value = serde_json::Value::deserialize(deserializer)?;
-    Ok(match value {
-        serde_json::Value::Array(entries) => entries
+    // Untagged fallbacks to `IgnoredAny` accept every DynamoDB value, binary included (a
+    // `serde_json::Value` cannot hold bytes, and would make such an item undecodable).
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum MaybeEntry {
+        Entry(AuditEntry),
+        Other(serde::de::IgnoredAny),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum MaybeList {
+        List(Vec<MaybeEntry>),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match MaybeList::deserialize(deserializer)? {
+        MaybeList::List(entries) => entries
             .into_iter()
-            .filter_map(|entry| serde_json::from_value(entry).ok())
+            .filter_map(|entry| match entry {
+                MaybeEntry::Entry(entry) => Some(entry),
+                MaybeEntry::Other(_) => None,
+            })
             .collect(),
-        _ => Vec::new(),
+        MaybeList::Other(_) => Vec::new(),
     })
 }
 
