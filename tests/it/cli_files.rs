@@ -253,8 +253,9 @@ fn validate_never_panics_or_hangs_on_random_input() {
             std::fs::read(path).unwrap()
         );
     }
+    // A hang guard, not a speed claim (speed belongs in benchmarks; CI machines are shared).
     assert!(
-        started.elapsed() < Duration::from_secs(30),
+        started.elapsed() < Duration::from_secs(120),
         "took {:?}",
         started.elapsed()
     );
