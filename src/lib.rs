@@ -2,7 +2,8 @@
 //!
 //! See `ARCHITECTURE.md` for the map. In short: [`reconcile`] is the pure core, [`controller`]
 //! the imperative shell around it, [`ports`] the traits for the outside world, [`sim`] a
-//! simulated AWS implementing them, and [`demo`] the whole thing in one command.
+//! simulated AWS implementing them, [`simulation`] many replicas against it under seeded
+//! faults, and [`demo`] the whole thing in one command.
 
 pub mod aws;
 pub mod cli;
@@ -16,4 +17,5 @@ pub mod model;
 pub mod ports;
 pub mod reconcile;
 pub mod sim;
+pub mod simulation;
 pub mod state;

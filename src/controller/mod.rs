@@ -227,8 +227,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             };
             let snapshot = snapshots.remove(&name);
             let Ok(fence) = ctx.may_act(&name) else {
-                // Another replica owns it (or this one cannot be sure it still does).
+                // Another replica owns it (or this one cannot be sure it still does). Forget
+                // its backoff too, so the next resync (or lease take) schedules it again.
                 queue.finish(&name);
+                failures.remove(&name);
                 continue;
             };
             let ctx = ctx.clone();

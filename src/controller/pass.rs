@@ -174,6 +174,16 @@ async fn reconcile_record(
         return Ok(report);
     };
     report.action = Some(action.as_str());
+    // The fenced write proved the lease when it committed; a replica paused since then may
+    // have lost it. Check again right before the call (fencing cannot reach AWS itself).
+    if let Some(fence) = fence
+        && ctx.may_act(&record.name).ok().flatten().as_ref() != Some(fence)
+    {
+        return Err(PassError::Store(StoreError::Unavailable {
+            message: "the lease is no longer safe to act on".into(),
+            throttled: false,
+        }));
+    }
     let ports = ports_for(ctx, &desired);
     info!(action = action.as_str(), "acting");
     let result = apply(&ports, &action).await;

@@ -539,12 +539,15 @@ impl<'a> Pass<'a> {
         self.next.traffic_weights = self.traffic_weights(service);
 
         if self.stop_pending_for(&id) {
+            // The stop was decided (and recorded) but the deployment is still active: the
+            // call may have failed or never been sent. Send it again; once CodeDeploy has
+            // stopped it, this branch is no longer reached.
             return Step::new(
                 Phase::Progressing,
                 Reason::RollingBack,
                 format!("stopping {id} and rolling back"),
             )
-            .requeue(POLL_ACTIVE);
+            .act(Action::StopDeployment { deployment_id: id });
         }
         if let Some(request) = self.pending_request(RequestKind::Abort) {
             let by = request.requested_by.clone();
@@ -664,7 +667,9 @@ impl<'a> Pass<'a> {
             self.generation()
         );
         if self.stop_pending_for(&id) {
-            return Step::new(Phase::Pending, Reason::Superseded, message).requeue(POLL_ACTIVE);
+            // Still active after the recorded stop: send it again (see `follow`).
+            return Step::new(Phase::Pending, Reason::Superseded, message)
+                .act(Action::StopDeployment { deployment_id: id });
         }
         self.push_history(HistoryEntry {
             generation,

@@ -604,7 +604,7 @@ fn another_releases_deployment_in_the_same_group_is_foreign() {
 }
 
 #[test]
-fn a_newer_generation_stops_the_superseded_deployment_once() {
+fn a_newer_generation_stops_the_superseded_deployment_until_it_stops() {
     let world = World::new()
         .deploying(1, Some("d-G1"))
         .with_deployment(deployment("d-G1", DeploymentStatus::InProgress, 1, 1));
@@ -621,11 +621,17 @@ fn a_newer_generation_stops_the_superseded_deployment_once() {
     assert_eq!(decision.status.history[0].outcome, Outcome::Superseded);
     assert_eq!(decision.status.history[0].generation, 1);
 
-    // The next pass, with the deployment still stopping, does not ask again.
+    // The next pass, with the deployment still active, sends the stop again (the first call
+    // may have failed or never been sent) but records the superseding once.
     let mut again = world.clone();
     again.observed.status = Some(decision.status.clone());
     let second = check(&again);
-    assert_eq!(second.action, None);
+    assert_eq!(
+        second.action,
+        Some(Action::StopDeployment {
+            deployment_id: "d-G1".into()
+        })
+    );
     assert_eq!(second.status.history.len(), 1, "superseded recorded once");
 }
 
@@ -838,10 +844,16 @@ fn a_rollback_alarm_in_alarm_stops_the_deployment_with_rollback() {
         Some("d-1")
     );
 
-    // While CodeDeploy stops it, the controller does not ask again.
+    // Still active on the next pass: the stop is sent again (a lost StopDeployment must
+    // never leave a deployment running after its alarm fired).
     let mut again = world.clone();
     again.observed.status = Some(decision.status.clone());
-    assert_eq!(check(&again).action, None);
+    assert_eq!(
+        check(&again).action,
+        Some(Action::StopDeployment {
+            deployment_id: "d-1".into()
+        })
+    );
 }
 
 #[test]

@@ -16,4 +16,5 @@ mod http;
 mod leases;
 mod moto;
 mod scenarios;
+mod simulation;
 mod terraform;

@@ -1,0 +1,485 @@
+//! One replica's ports onto the shared simulated world: decorators of `SimStore` and `SimAws`
+//! that can freeze the replica (a long pause: its calls and their replies are held, so its
+//! leases expire under it), kill it (a crash: nothing it sends reaches the world any more,
+//! and nothing returns to it), and record what the invariants need: the fence of every status
+//! write it heard succeed, and every mutating AWS call with the fence it acted under.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::log::{Event, EventLog};
+use crate::lease::Fence;
+use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
+use crate::ports::{
+    AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
+    CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
+    LeaseRecord, LeaseStore, Listener, LoadBalancer, ReleaseStore, Service, SpecWrite, StoreError,
+    StoredRelease, TaskDefinition,
+};
+use crate::reconcile::parse_deployment_description;
+use crate::sim::{SimAws, SimStore, lock};
+
+/// Controls one replica's access to the world.
+pub(super) struct Gate {
+    frozen_until: Mutex<Option<Instant>>,
+    dead: watch::Sender<bool>,
+    crash_after_create: AtomicBool,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            frozen_until: Mutex::new(None),
+            dead: watch::Sender::new(false),
+            crash_after_create: AtomicBool::new(false),
+        })
+    }
+
+    /// Holds every call (and every reply) until `until`.
+    pub fn freeze_until(&self, until: Instant) {
+        let mut frozen = lock(&self.frozen_until);
+        *frozen = Some(frozen.map_or(until, |f| f.max(until)));
+    }
+
+    /// From now on nothing this replica sends reaches the world, and nothing returns.
+    pub fn kill(&self) {
+        self.dead.send_replace(true);
+    }
+
+    pub fn is_dead(&self) -> bool {
+        *self.dead.borrow()
+    }
+
+    /// The replica crashes right after its next successful CreateDeployment, before it can
+    /// record the deployment id.
+    pub fn arm_crash_after_create(&self, armed: bool) {
+        self.crash_after_create.store(armed, Ordering::SeqCst);
+    }
+
+    /// Waits while frozen; never returns once dead.
+    async fn open(&self) {
+        loop {
+            if self.is_dead() {
+                std::future::pending::<()>().await;
+            }
+            let until = *lock(&self.frozen_until);
+            match until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                _ => return,
+            }
+        }
+    }
+
+    async fn died(&self) {
+        let mut receiver = self.dead.subscribe();
+        if receiver.wait_for(|dead| *dead).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Runs one call of this replica: sent once it is not frozen, abandoned if it dies while
+    /// the call is on its way (a call the world has not performed yet never will be), and
+    /// its reply held while it is frozen.
+    async fn call<F: Future>(&self, call: F) -> F::Output {
+        self.open().await;
+        let output = tokio::select! {
+            biased;
+            () = self.died() => std::future::pending().await,
+            output = call => output,
+        };
+        self.open().await;
+        output
+    }
+}
+
+/// The fence of the last status write a replica heard succeed, per release.
+type AckedFences = Arc<Mutex<BTreeMap<String, Option<Fence>>>>;
+
+/// One replica's release store and lease store.
+#[derive(Clone)]
+pub(super) struct ReplicaStore {
+    pub replica: String,
+    inner: SimStore,
+    gate: Arc<Gate>,
+    log: EventLog,
+    acked: AckedFences,
+}
+
+/// One replica's AWS.
+#[derive(Clone)]
+pub(super) struct ReplicaAws {
+    replica: String,
+    inner: SimAws,
+    gate: Arc<Gate>,
+    log: EventLog,
+    acked: AckedFences,
+    /// Tells the driver that this replica crashed itself (after a CreateDeployment).
+    crashed: mpsc::UnboundedSender<String>,
+}
+
+/// Builds one replica's two decorators over the shared world.
+pub(super) fn replica_ports(
+    replica: &str,
+    store: &SimStore,
+    aws: &SimAws,
+    gate: &Arc<Gate>,
+    log: &EventLog,
+    crashed: &mpsc::UnboundedSender<String>,
+) -> (ReplicaStore, ReplicaAws) {
+    let acked = AckedFences::default();
+    (
+        ReplicaStore {
+            replica: replica.to_string(),
+            inner: store.clone(),
+            gate: gate.clone(),
+            log: log.clone(),
+            acked: acked.clone(),
+        },
+        ReplicaAws {
+            replica: replica.to_string(),
+            inner: aws.clone(),
+            gate: gate.clone(),
+            log: log.clone(),
+            acked,
+            crashed: crashed.clone(),
+        },
+    )
+}
+
+#[async_trait]
+impl ReleaseStore for ReplicaStore {
+    async fn list(&self) -> Result<Vec<StoredRelease>, StoreError> {
+        self.gate.call(self.inner.list()).await
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
+        self.gate.call(self.inner.get(name)).await
+    }
+
+    async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError> {
+        self.gate.call(self.inner.put_spec(write)).await
+    }
+
+    async fn put_request(
+        &self,
+        name: &str,
+        kind: RequestKind,
+        request: OperatorRequest,
+    ) -> Result<(), StoreError> {
+        self.gate
+            .call(self.inner.put_request(name, kind, request))
+            .await
+    }
+
+    async fn write_status(
+        &self,
+        name: &str,
+        status: &ReleaseStatus,
+        expected_version: u64,
+        fence: Option<&Fence>,
+    ) -> Result<u64, StoreError> {
+        self.gate
+            .call(async {
+                let result = self
+                    .inner
+                    .write_status(name, status, expected_version, fence)
+                    .await;
+                if let Ok(version) = result {
+                    lock(&self.acked).insert(name.to_string(), fence.cloned());
+                    self.log.push(Event::StatusAcknowledged {
+                        replica: self.replica.clone(),
+                        release: name.to_string(),
+                        fence: fence.cloned(),
+                        version,
+                    });
+                }
+                result
+            })
+            .await
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.gate.call(self.inner.delete(name)).await
+    }
+
+    fn changes(&self) -> Option<BoxStream<'static, String>> {
+        self.inner.changes()
+    }
+}
+
+#[async_trait]
+impl LeaseStore for ReplicaStore {
+    async fn leases(&self, shards: u32) -> Result<Vec<LeaseRecord>, StoreError> {
+        self.gate.call(self.inner.leases(shards)).await
+    }
+
+    async fn renew_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<LeaseRecord, StoreError> {
+        self.gate
+            .call(self.inner.renew_lease(shard, owner, expected_counter))
+            .await
+    }
+
+    async fn take_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<LeaseRecord, StoreError> {
+        self.gate
+            .call(async {
+                let result = self.inner.take_lease(shard, owner, expected_counter).await;
+                if let Ok(record) = &result {
+                    self.log.push(Event::LeaseTaken {
+                        replica: self.replica.clone(),
+                        shard,
+                        term: record.term,
+                    });
+                }
+                result
+            })
+            .await
+    }
+
+    async fn release_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<(), StoreError> {
+        self.gate
+            .call(async {
+                let result = self
+                    .inner
+                    .release_lease(shard, owner, expected_counter)
+                    .await;
+                if result.is_ok() {
+                    self.log.push(Event::LeaseReleased {
+                        replica: self.replica.clone(),
+                        shard,
+                    });
+                }
+                result
+            })
+            .await
+    }
+}
+
+impl ReplicaAws {
+    /// The release a deployment belongs to: from its description when it is ours, else its
+    /// application (each simulated release has its own).
+    fn release_of_deployment(&self, deployment_id: &str) -> String {
+        self.inner
+            .all_deployments()
+            .into_iter()
+            .find(|d| d.id == deployment_id)
+            .map(|d| {
+                d.description
+                    .as_deref()
+                    .and_then(parse_deployment_description)
+                    .map(|(release, _, _)| release)
+                    .unwrap_or(d.application)
+            })
+            .unwrap_or_else(|| format!("<unknown deployment {deployment_id}>"))
+    }
+
+    /// Runs one mutating call, logged when it is sent (with the fence of the replica's last
+    /// acknowledged status write for the release) and when it returns.
+    async fn mutation<T>(
+        &self,
+        operation: &'static str,
+        release: String,
+        detail: String,
+        call: impl Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, AwsError> {
+        self.gate
+            .call(async {
+                let fence = lock(&self.acked).get(&release).cloned().flatten();
+                self.log.push(Event::MutationIssued {
+                    replica: self.replica.clone(),
+                    release: release.clone(),
+                    operation,
+                    detail: detail.clone(),
+                    fence,
+                });
+                let result = call.await;
+                self.log.push(Event::MutationReturned {
+                    replica: self.replica.clone(),
+                    release,
+                    operation,
+                    detail,
+                    outcome: match &result {
+                        Ok(_) => "ok".to_string(),
+                        Err(error) => error.kind.as_str().to_string(),
+                    },
+                });
+                result
+            })
+            .await
+    }
+}
+
+impl AwsProvider for ReplicaAws {
+    fn ports_for(&self, _region: Option<&str>) -> AwsPorts {
+        AwsPorts {
+            ecs: Arc::new(self.clone()),
+            codedeploy: Arc::new(self.clone()),
+            load_balancer: Arc::new(self.clone()),
+            alarms: Arc::new(self.clone()),
+        }
+    }
+}
+
+#[async_trait]
+impl Ecs for ReplicaAws {
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        names: &[String],
+    ) -> Result<Vec<Service>, AwsError> {
+        self.gate
+            .call(self.inner.describe_services(cluster, names))
+            .await
+    }
+
+    async fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> Result<TaskDefinition, AwsError> {
+        self.gate
+            .call(self.inner.describe_task_definition(task_definition))
+            .await
+    }
+
+    async fn register_task_definition(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+    ) -> Result<TaskDefinition, AwsError> {
+        self.mutation(
+            "ecs:RegisterTaskDefinition",
+            base.family.clone(),
+            base.short_name(),
+            self.inner.register_task_definition(base, containers),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl CodeDeploy for ReplicaAws {
+    async fn get_deployment_group(
+        &self,
+        application: &str,
+        group: &str,
+    ) -> Result<DeploymentGroup, AwsError> {
+        self.gate
+            .call(self.inner.get_deployment_group(application, group))
+            .await
+    }
+
+    async fn list_deployments(
+        &self,
+        application: &str,
+        group: &str,
+        filter: DeploymentFilter,
+    ) -> Result<Vec<String>, AwsError> {
+        self.gate
+            .call(self.inner.list_deployments(application, group, filter))
+            .await
+    }
+
+    async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment, AwsError> {
+        self.gate
+            .call(self.inner.get_deployment(deployment_id))
+            .await
+    }
+
+    async fn get_deployment_target(
+        &self,
+        deployment_id: &str,
+        target_id: &str,
+    ) -> Result<DeploymentTarget, AwsError> {
+        self.gate
+            .call(self.inner.get_deployment_target(deployment_id, target_id))
+            .await
+    }
+
+    async fn create_deployment(
+        &self,
+        request: &CreateDeploymentRequest,
+    ) -> Result<String, AwsError> {
+        let release = parse_deployment_description(&request.description)
+            .map(|(release, _, _)| release)
+            .unwrap_or_else(|| request.application.clone());
+        let result = self
+            .mutation(
+                "codedeploy:CreateDeployment",
+                release,
+                request.description.clone(),
+                self.inner.create_deployment(request),
+            )
+            .await;
+        if result.is_ok() && self.gate.crash_after_create.swap(false, Ordering::SeqCst) {
+            // Crash between CreateDeployment and recording its id: the reply dies with us.
+            self.gate.kill();
+            self.log.push(Event::ReplicaCrashed {
+                replica: self.replica.clone(),
+                point: "right after CreateDeployment returned",
+            });
+            let _ = self.crashed.send(self.replica.clone());
+            std::future::pending::<()>().await;
+        }
+        result
+    }
+
+    async fn continue_deployment(&self, deployment_id: &str) -> Result<(), AwsError> {
+        self.mutation(
+            "codedeploy:ContinueDeployment",
+            self.release_of_deployment(deployment_id),
+            deployment_id.to_string(),
+            self.inner.continue_deployment(deployment_id),
+        )
+        .await
+    }
+
+    async fn stop_deployment(&self, deployment_id: &str, rollback: bool) -> Result<(), AwsError> {
+        self.mutation(
+            "codedeploy:StopDeployment",
+            self.release_of_deployment(deployment_id),
+            deployment_id.to_string(),
+            self.inner.stop_deployment(deployment_id, rollback),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for ReplicaAws {
+    async fn describe_listener(&self, listener_arn: &str) -> Result<Listener, AwsError> {
+        self.gate
+            .call(self.inner.describe_listener(listener_arn))
+            .await
+    }
+}
+
+#[async_trait]
+impl Alarms for ReplicaAws {
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
+        self.gate.call(self.inner.alarm_states(names)).await
+    }
+}

@@ -1,0 +1,259 @@
+//! The deterministic multi-replica simulation (`switchyard::simulation`) inside the suite: a
+//! bounded number of small seeds by default, as many as `SWITCHYARD_SIM_SEEDS` says otherwise
+//! (`cargo run --release --example simulate` runs the larger default configuration).
+//!
+//! Violations of a kind listed in `KNOWN_OPEN` come from controller bugs that are reported
+//! and not fixed yet: they are printed, counted, and tolerated unless
+//! `SWITCHYARD_SIM_STRICT=1`. Each has an ignored test below, pinned to a seed that shows
+//! it; when the bug is fixed, that test passes and its kind leaves the list.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use switchyard::simulation::{self, SeedReport, SimulationConfig, ViolationKind};
+
+/// Seeds run by default: about 0.3 s of CPU each in a debug build, on up to four threads.
+const DEFAULT_SEEDS: u64 = 150;
+
+/// Violation kinds of open controller bugs (see the module documentation).
+const KNOWN_OPEN: &[ViolationKind] = &[
+    // A stop written to the status is never sent again once the StopDeployment call failed,
+    // or the status write's reply was lost, or the replica died in between
+    // (`stop_pending_for` in reconcile/mod.rs).
+    ViolationKind::StopNeverSent,
+    ViolationKind::StuckOnUnsentStop,
+    // A release in backoff whose retry comes due while this replica's lease is not safe is
+    // dropped from the queue, and the resync skips releases in backoff: nobody looks again
+    // (controller/mod.rs, `may_act` failing in the dispatch loop).
+    ViolationKind::StaleStatus,
+    // A pass does not check its lease again between the fenced status write and the AWS
+    // call: a replica paused right after the write acts after another took over.
+    ViolationKind::MutationAfterNewerTerm,
+];
+
+/// The small configuration the suite runs.
+fn suite_config(seed: u64) -> SimulationConfig {
+    SimulationConfig {
+        seed,
+        replicas: 3,
+        releases: 3,
+        minutes: 8,
+        settle_minutes: 45,
+        ..SimulationConfig::default()
+    }
+}
+
+/// One seed on its own current-thread runtime with paused time.
+fn run_seed(config: &SimulationConfig) -> SeedReport {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a tokio runtime")
+        .block_on(simulation::run(config))
+}
+
+/// Written straight to the process's stderr, past the test harness's capture, so that it is
+/// seen even when the test passes.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Runs `seeds` seeds of `config` on a few threads; reports in seed order.
+fn run_many(first: u64, seeds: u64, config: fn(u64) -> SimulationConfig) -> Vec<SeedReport> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4) as u64;
+    let next = AtomicU64::new(first);
+    let reports = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(seeds.max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::SeqCst);
+                    if seed >= first + seeds {
+                        return;
+                    }
+                    let mut report = run_seed(&config(seed));
+                    report.log = Vec::new();
+                    reports.lock().unwrap().push(report);
+                }
+            });
+        }
+    });
+    let mut reports = reports.into_inner().unwrap();
+    reports.sort_by_key(|r| r.config.seed);
+    reports
+}
+
+#[test]
+fn every_seed_keeps_the_invariants() {
+    let seeds = match std::env::var("SWITCHYARD_SIM_SEEDS") {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .expect("SWITCHYARD_SIM_SEEDS is a number of seeds"),
+        Err(_) => {
+            say(&format!(
+                "\n*** simulation: SWITCHYARD_SIM_SEEDS is not set: running {DEFAULT_SEEDS} small seeds. \
+                 Set SWITCHYARD_SIM_SEEDS=2000 for a longer run, or use \
+                 `cargo run --release --example simulate -- --seeds 1000`. ***\n"
+            ));
+            DEFAULT_SEEDS
+        }
+    };
+    let strict = env_flag("SWITCHYARD_SIM_STRICT");
+    let reports = run_many(1, seeds, suite_config);
+
+    let mut failures = Vec::new();
+    let mut known = std::collections::BTreeMap::<ViolationKind, usize>::new();
+    let mut first_known: Vec<String> = Vec::new();
+    for report in &reports {
+        let (open, new): (Vec<_>, Vec<_>) = report
+            .violations
+            .iter()
+            .partition(|v| !strict && KNOWN_OPEN.contains(&v.kind));
+        for violation in &open {
+            *known.entry(violation.kind).or_default() += 1;
+            if first_known.len() < 3 {
+                first_known.push(format!(
+                    "seed {}: {violation}\n  reproduce: {}",
+                    report.config.seed,
+                    report.config.command()
+                ));
+            }
+        }
+        if !new.is_empty() {
+            let lines: Vec<String> = new.iter().map(|v| format!("  {v}")).collect();
+            failures.push(format!(
+                "seed {}:\n{}\n  reproduce: {}",
+                report.config.seed,
+                lines.join("\n"),
+                report.config.command()
+            ));
+        }
+    }
+    let total: usize = reports.iter().map(|r| r.violations.len()).sum();
+    say(&format!(
+        "simulation: {} seeds, {total} violations",
+        reports.len()
+    ));
+    if !known.is_empty() {
+        say(&format!(
+            "*** simulation: {} violations of known open bugs tolerated ({known:?}); \
+             SWITCHYARD_SIM_STRICT=1 fails on them. First ones:\n{}",
+            known.values().sum::<usize>(),
+            first_known.join("\n")
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} seeds violated an invariant:\n{}",
+        failures.len(),
+        reports.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    for seed in [3, 17] {
+        let first = run_seed(&suite_config(seed));
+        let second = run_seed(&suite_config(seed));
+        assert_eq!(
+            first.digest, second.digest,
+            "seed {seed} ran differently twice"
+        );
+        assert_eq!(first.log, second.log);
+        assert!(
+            first.log.len() > 100,
+            "seed {seed} did too little to compare: {} events",
+            first.log.len()
+        );
+    }
+    let other = run_seed(&suite_config(4));
+    assert_ne!(
+        run_seed(&suite_config(3)).digest,
+        other.digest,
+        "different seeds should give different runs"
+    );
+}
+
+/// Runs one seed and asserts it shows no violation of `kinds`.
+fn assert_seed_free_of(config: SimulationConfig, kinds: &[ViolationKind]) {
+    let report = run_seed(&config);
+    let hits: Vec<String> = report
+        .violations
+        .iter()
+        .filter(|v| kinds.contains(&v.kind))
+        .map(|v| format!("  {v}"))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "seed {}:\n{}\n  reproduce: {}",
+        config.seed,
+        hits.join("\n"),
+        config.command()
+    );
+}
+
+// The seeds below show each open bug with the code as of the report; a change of the
+// controller changes every run, so after a fix, check the kind is gone over many seeds
+// (`SWITCHYARD_SIM_STRICT=1 SWITCHYARD_SIM_SEEDS=1000`), not only here.
+
+/// Seed 1: the status of app-1 records a stop of the generation-1 deployment (superseded by
+/// generation 2), the StopDeployment call fails with a 5xx, and it is never sent again: the
+/// superseded deployment runs to its end.
+#[test]
+#[ignore = "open bug: a recorded stop is never retried (reconcile `stop_pending_for`)"]
+fn a_stop_recorded_in_the_status_is_sent_even_when_the_first_call_fails() {
+    assert_seed_free_of(
+        suite_config(1),
+        &[
+            ViolationKind::StopNeverSent,
+            ViolationKind::StuckOnUnsentStop,
+        ],
+    );
+}
+
+/// Seed 3: a pass of app-1 fails (GetDeploymentTarget 5xx), its retry comes due while the
+/// lease is briefly not safe, it is dropped from the queue, and the resync skips it because
+/// it is in backoff: its status stays at "Install" for the rest of the run.
+#[test]
+#[ignore = "open bug: a release in backoff is dropped when its lease is briefly unsafe"]
+fn a_release_whose_retry_finds_its_lease_unsafe_is_looked_at_again() {
+    assert_seed_free_of(suite_config(3), &[ViolationKind::StaleStatus]);
+}
+
+/// Seed 47: replica-3's status write commits while it is paused, the reply reaches it after
+/// replica-2 took the shard over in a newer term and wrote, and replica-3 then registers a
+/// task definition for app-0 anyway.
+#[test]
+#[ignore = "open bug: no lease check between the fenced status write and the AWS call"]
+fn a_replica_paused_after_its_status_write_does_not_act_once_its_lease_moved() {
+    assert_seed_free_of(suite_config(47), &[ViolationKind::MutationAfterNewerTerm]);
+}
+
+/// Seed 13 (the example's default configuration): replica-11 is paused just as its intent
+/// to create generation 6's deployment of app-1 commits; replica-17 takes the shard over and
+/// deploys generation 6, which succeeds; replica-11 wakes up and sends its CreateDeployment:
+/// a second deployment for (app-1, generation 6, attempt 1).
+#[test]
+#[ignore = "open bug: no lease check between the fenced status write and the AWS call"]
+fn a_paused_replica_never_creates_a_second_deployment_for_one_attempt() {
+    assert_seed_free_of(
+        SimulationConfig {
+            seed: 13,
+            ..SimulationConfig::default()
+        },
+        &[
+            ViolationKind::DuplicateDeployment,
+            ViolationKind::MutationAfterNewerTerm,
+        ],
+    );
+}
