@@ -8,13 +8,16 @@
 //! Terraform is not installable from the package registries: without it (or without the
 //! provider mirror) these tests say so loudly and skip. Every test works on its own copy of
 //! `deploy/terraform` in a temporary directory, so no `.terraform` directory, lock file or
-//! state ever lands in the repository; inits share one plugin cache.
+//! state ever lands in the repository. There is no shared plugin cache: nextest runs every
+//! test in its own process, and concurrent inits through one cache raced (a plan found its
+//! provider missing while another init rewrote the cache entry). The mirror is in the unpacked
+//! layout, so each init just symlinks the provider from it: nothing is copied, nothing shared
+//! is written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -45,10 +48,6 @@ const UNSCOPABLE_ACTIONS: &[&str] = &[
     "dynamodb:ListStreams",
     "ecr:GetAuthorizationToken",
 ];
-
-/// Inits share the plugin cache, which Terraform does not promise to keep consistent under
-/// concurrent inits: one at a time.
-static INIT_LOCK: Mutex<()> = Mutex::new(());
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -106,15 +105,11 @@ impl Terraform {
         ));
         let _ = std::fs::remove_dir_all(&root);
         copy_tree(&repo().join("deploy/terraform"), &root.join("terraform"));
-        // One cache for every test run of this user: the provider is installed once.
-        let cache = std::env::temp_dir().join("switchyard-terraform-plugin-cache");
-        std::fs::create_dir_all(&cache).unwrap();
         let cli_config = root.join("terraform.rc");
         std::fs::write(
             &cli_config,
             format!(
                 "disable_checkpoint = true\n\
-                 plugin_cache_dir = {cache:?}\n\
                  provider_installation {{\n\
                  \x20 filesystem_mirror {{\n\
                  \x20   path    = {mirror:?}\n\
@@ -124,7 +119,6 @@ impl Terraform {
                  \x20   exclude = [\"registry.terraform.io/*/*\"]\n\
                  \x20 }}\n\
                  }}\n",
-                cache = cache.display().to_string(),
                 mirror = mirror.display().to_string(),
             ),
         )
@@ -179,7 +173,6 @@ impl Terraform {
     }
 
     fn init(&self, dir: &Path) {
-        let _one_at_a_time = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         self.run(
             dir,
             &["init", "-backend=false", "-input=false", "-no-color"],
