@@ -31,8 +31,90 @@ struct Inner {
     synced: AtomicBool,
     /// The last store call succeeded.
     store_reachable: AtomicBool,
-    releases: RwLock<BTreeMap<String, StoredRelease>>,
+    releases: RwLock<Releases>,
     metrics: Metrics,
+}
+
+/// The latest record of every release, and what is derived from them incrementally as they
+/// change (never by scanning the fleet): the count per phase, and the releases in flight
+/// with the alarms that can roll them back.
+#[derive(Default)]
+struct Releases {
+    by_name: BTreeMap<String, Arc<StoredRelease>>,
+    phases: [i64; Phase::ALL.len()],
+    in_flight: BTreeMap<String, Watched>,
+}
+
+/// A release with a deployment possibly in flight, as the alarm watcher needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    /// `spec.service.region`; `None`: the controller's region.
+    pub region: Option<String>,
+    /// `spec.strategy.codeDeploy.rollback.alarms`.
+    pub alarms: Vec<String>,
+}
+
+/// Phases in which a deployment of the release may be in flight.
+pub fn is_in_flight(phase: Phase) -> bool {
+    matches!(phase, Phase::Progressing | Phase::AwaitingPromotion)
+}
+
+fn phase_of(release: &StoredRelease) -> Phase {
+    // A release the controller has not looked at yet is Pending.
+    release.status.as_ref().map(|s| s.phase).unwrap_or_default()
+}
+
+fn phase_index(phase: Phase) -> usize {
+    Phase::ALL.iter().position(|p| *p == phase).unwrap_or(0)
+}
+
+impl Releases {
+    /// Inserts or replaces one release; returns the phases whose counts changed.
+    fn put(&mut self, release: Arc<StoredRelease>) -> [Option<Phase>; 2] {
+        let phase = phase_of(&release);
+        let name = release.name.clone();
+        let watched = watched(&release);
+        let old = self.by_name.insert(name.clone(), release);
+        let old_phase = old.as_deref().map(phase_of);
+        match watched {
+            Some(w) => {
+                self.in_flight.insert(name, w);
+            }
+            None => {
+                self.in_flight.remove(&name);
+            }
+        }
+        if old_phase == Some(phase) {
+            return [None, None];
+        }
+        self.phases[phase_index(phase)] += 1;
+        if let Some(old_phase) = old_phase {
+            self.phases[phase_index(old_phase)] -= 1;
+        }
+        [Some(phase), old_phase]
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Phase> {
+        let old = self.by_name.remove(name)?;
+        self.in_flight.remove(name);
+        let phase = phase_of(&old);
+        self.phases[phase_index(phase)] -= 1;
+        Some(phase)
+    }
+}
+
+/// What the alarm watcher needs of a release in flight; `None` when none is in flight or it
+/// watches no alarm. Parses the spec, which is done only for releases in flight.
+fn watched(release: &StoredRelease) -> Option<Watched> {
+    if !is_in_flight(phase_of(release)) {
+        return None;
+    }
+    let spec = crate::model::parse::parse_spec_value(&release.spec).ok()?;
+    let alarms = spec.rollback_alarms();
+    (!alarms.is_empty()).then(|| Watched {
+        region: spec.service.region.clone(),
+        alarms: alarms.to_vec(),
+    })
 }
 
 impl ControllerState {
@@ -56,76 +138,107 @@ impl ControllerState {
             .store(reachable, Ordering::Relaxed);
     }
 
-    /// Records the latest known record of a release (after a pass or a resync).
-    pub fn update_release(&self, release: StoredRelease) {
-        let mut releases = self
-            .inner
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Releases> {
+        self.inner
             .releases
             .write()
-            .unwrap_or_else(|e| e.into_inner());
-        releases.insert(release.name.clone(), release);
-        self.refresh_phase_gauge(&releases);
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Releases> {
+        self.inner
+            .releases
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the latest known record of a release (after a pass or a resync). Passing the
+    /// `Arc` already held (a pass that changed nothing) costs nothing.
+    pub fn update_release(&self, release: impl Into<Arc<StoredRelease>>) {
+        let release = release.into();
+        let mut releases = self.write();
+        if releases
+            .by_name
+            .get(&release.name)
+            .is_some_and(|held| Arc::ptr_eq(held, &release))
+        {
+            return;
+        }
+        let changed = releases.put(release);
+        self.set_phase_gauges(&releases, changed.into_iter().flatten());
     }
 
     /// Replaces the whole view after a full resync (releases deleted since are dropped).
-    pub fn replace_releases(&self, listed: Vec<StoredRelease>) {
-        let mut releases = self
-            .inner
-            .releases
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        *releases = listed.into_iter().map(|r| (r.name.clone(), r)).collect();
-        self.refresh_phase_gauge(&releases);
+    pub fn replace_releases(&self, listed: Vec<Arc<StoredRelease>>) {
+        let mut releases = self.write();
+        let mut fresh = Releases::default();
+        for release in listed {
+            fresh.put(release);
+        }
+        *releases = fresh;
+        self.set_phase_gauges(&releases, Phase::ALL);
     }
 
     pub fn remove_release(&self, name: &str) {
-        let mut releases = self
-            .inner
-            .releases
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        releases.remove(name);
-        self.refresh_phase_gauge(&releases);
+        let mut releases = self.write();
+        if let Some(phase) = releases.remove(name) {
+            self.set_phase_gauges(&releases, [phase]);
+        }
     }
 
     /// Every release, sorted by name.
     pub fn releases(&self) -> Vec<StoredRelease> {
-        let releases = self
-            .inner
-            .releases
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        releases.values().cloned().collect()
+        self.read()
+            .by_name
+            .values()
+            .map(|r| StoredRelease::clone(r))
+            .collect()
     }
 
     pub fn release(&self, name: &str) -> Option<StoredRelease> {
-        let releases = self
-            .inner
-            .releases
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        releases.get(name).cloned()
+        self.read()
+            .by_name
+            .get(name)
+            .map(|r| StoredRelease::clone(r))
+    }
+
+    /// The latest record of a release, shared (no copy).
+    pub fn release_shared(&self, name: &str) -> Option<Arc<StoredRelease>> {
+        self.read().by_name.get(name).cloned()
+    }
+
+    /// The releases with a deployment possibly in flight that watch rollback alarms, by
+    /// name. Kept up to date as releases change: reading it never scans the fleet.
+    pub fn in_flight(&self) -> Vec<(String, Watched)> {
+        self.read()
+            .in_flight
+            .iter()
+            .map(|(name, watched)| (name.clone(), watched.clone()))
+            .collect()
+    }
+
+    /// How many releases are in each phase.
+    pub fn phase_counts(&self) -> BTreeMap<Phase, i64> {
+        let releases = self.read();
+        Phase::ALL
+            .iter()
+            .map(|p| (*p, releases.phases[phase_index(*p)]))
+            .collect()
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
-    fn refresh_phase_gauge(&self, releases: &BTreeMap<String, StoredRelease>) {
-        let mut counts: BTreeMap<Phase, i64> = Phase::ALL.iter().map(|p| (*p, 0)).collect();
-        for release in releases.values() {
-            // A release the controller has not looked at yet is Pending.
-            let phase = release.status.as_ref().map(|s| s.phase).unwrap_or_default();
-            *counts.entry(phase).or_default() += 1;
-        }
-        for (phase, count) in counts {
+    fn set_phase_gauges(&self, releases: &Releases, phases: impl IntoIterator<Item = Phase>) {
+        for phase in phases {
             self.inner
                 .metrics
                 .releases
                 .get_or_create(&PhaseLabels {
                     phase: PhaseLabel(phase),
                 })
-                .set(count);
+                .set(releases.phases[phase_index(phase)]);
         }
     }
 }
@@ -199,6 +312,13 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("switchyard");
         let releases = Family::<PhaseLabels, Gauge>::default();
+        for phase in Phase::ALL {
+            releases
+                .get_or_create(&PhaseLabels {
+                    phase: PhaseLabel(phase),
+                })
+                .set(0);
+        }
         registry.register("releases", "Releases by phase", releases.clone());
         let reconcile_duration = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([

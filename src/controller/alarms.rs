@@ -9,39 +9,23 @@ use tracing::debug;
 
 use super::caches::ALARM_POLL;
 use super::{Context, Event};
-use crate::model::Phase;
-use crate::model::parse::parse_spec_value;
 use crate::ports::AlarmState;
-
-/// Phases in which a deployment of the release may be in flight.
-fn is_in_flight(phase: Phase) -> bool {
-    matches!(phase, Phase::Progressing | Phase::AwaitingPromotion)
-}
 
 pub(super) async fn watch_alarms(ctx: Context, events: UnboundedSender<Event>) {
     loop {
         ctx.clock.sleep(ALARM_POLL).await;
-        // region -> alarm -> releases watching it
+        // region -> alarm -> releases watching it. The state keeps the releases in flight up
+        // to date as passes report: nothing here scans the fleet.
         let mut watched: BTreeMap<Option<String>, BTreeMap<String, BTreeSet<String>>> =
             BTreeMap::new();
-        for release in ctx.state.releases() {
-            let Some(status) = &release.status else {
-                continue;
-            };
+        for (name, release) in ctx.state.in_flight() {
             // Only releases this replica acts on: the others' owners watch theirs.
-            if !is_in_flight(status.phase) || ctx.may_act(&release.name).is_err() {
+            if ctx.may_act(&name).is_err() {
                 continue;
             }
-            let Ok(spec) = parse_spec_value(&release.spec) else {
-                continue;
-            };
-            for alarm in spec.rollback_alarms() {
-                watched
-                    .entry(spec.service.region.clone())
-                    .or_default()
-                    .entry(alarm.clone())
-                    .or_default()
-                    .insert(release.name.clone());
+            let by_alarm = watched.entry(release.region).or_default();
+            for alarm in release.alarms {
+                by_alarm.entry(alarm).or_default().insert(name.clone());
             }
         }
         for (region, alarms) in watched {

@@ -1,5 +1,6 @@
-//! Short-lived caches shared by the passes: deployment groups (they change rarely) and
-//! alarm states (refreshed in one batch for every release by the alarm watcher).
+//! Short-lived caches shared by the passes: deployment groups (they change rarely), alarm
+//! states (refreshed in one batch for every release by the alarm watcher), and the service
+//! of each release while the controller follows its deployment.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -8,13 +9,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::ports::{AlarmState, DeploymentGroup};
+use crate::ports::{AlarmState, DeploymentGroup, Service, TaskDefinition};
 
 /// How long a deployment group is trusted (virtual time).
 pub const GROUP_TTL: Duration = Duration::from_secs(300);
 /// How often the alarm watcher polls CloudWatch for all watched alarms (virtual time); also
 /// how stale an alarm state may be when a pass uses it.
 pub const ALARM_POLL: Duration = Duration::from_secs(2);
+
+/// At most this many task definitions are cached.
+const TASK_DEFINITIONS_CACHED: usize = 256;
 
 type GroupKey = (Option<String>, String, String);
 type AlarmKey = (Option<String>, String);
@@ -24,6 +28,11 @@ type AlarmKey = (Option<String>, String);
 pub struct Caches {
     groups: Mutex<BTreeMap<GroupKey, (Instant, DeploymentGroup)>>,
     alarms: Mutex<BTreeMap<AlarmKey, (Instant, AlarmState)>>,
+    /// Task definitions by full ARN (a revision's content never changes), as registered or
+    /// described, for a short while: the creation pass needs the candidate just registered.
+    task_definitions: Mutex<BTreeMap<String, (Instant, TaskDefinition)>>,
+    /// release -> (the deployment of ours being followed, the service seen when it started).
+    following: Mutex<BTreeMap<String, (String, Service)>>,
 }
 
 impl Caches {
@@ -44,6 +53,23 @@ impl Caches {
             .get(&key)
             .filter(|(expires, _)| *expires > Instant::now())
             .map(|(_, g)| g.clone())
+    }
+
+    /// A cached deployment group, however old: good enough while following a deployment,
+    /// which needs the group only for its termination wait and listener.
+    pub fn group_any_age(
+        &self,
+        region: Option<&str>,
+        application: &str,
+        group: &str,
+    ) -> Option<DeploymentGroup> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (
+            region.map(str::to_string),
+            application.to_string(),
+            group.to_string(),
+        );
+        groups.get(&key).map(|(_, g)| g.clone())
     }
 
     pub fn put_group(&self, clock: &Clock, region: Option<&str>, group: &DeploymentGroup) {
@@ -93,5 +119,63 @@ impl Caches {
                 (expires, *state),
             );
         }
+    }
+
+    /// The service seen when `deployment` of `release` started, if that is the deployment
+    /// being followed.
+    pub fn following(&self, release: &str, deployment: &str) -> Option<Service> {
+        let following = self.following.lock().unwrap_or_else(|e| e.into_inner());
+        following
+            .get(release)
+            .filter(|(id, _)| id == deployment)
+            .map(|(_, service)| service.clone())
+    }
+
+    /// Remembers the service while `deployment` of `release` is followed: until it ends, a
+    /// look at the deployment needs no DescribeServices (the deployment target carries the
+    /// task sets and their weights; what `decide` reads of the service, its deployment
+    /// controller and the live revision, does not change before the deployment ends).
+    pub fn follow(&self, release: &str, deployment: &str, service: &Service) {
+        let mut following = self.following.lock().unwrap_or_else(|e| e.into_inner());
+        following.insert(
+            release.to_string(),
+            (deployment.to_string(), service.clone()),
+        );
+    }
+
+    /// Forgets the followed deployment of `release` (it ended, or the release is gone).
+    pub fn unfollow(&self, release: &str) {
+        let mut following = self.following.lock().unwrap_or_else(|e| e.into_inner());
+        following.remove(release);
+    }
+
+    /// A task definition known by its full ARN, if cached and fresh.
+    pub fn task_definition(&self, arn: &str) -> Option<TaskDefinition> {
+        let cached = self
+            .task_definitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cached
+            .get(arn)
+            .filter(|(expires, _)| *expires > Instant::now())
+            .map(|(_, t)| t.clone())
+    }
+
+    pub fn put_task_definition(&self, clock: &Clock, task_definition: &TaskDefinition) {
+        let mut cached = self
+            .task_definitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if cached.len() >= TASK_DEFINITIONS_CACHED {
+            cached.retain(|_, (expires, _)| *expires > now);
+        }
+        if cached.len() >= TASK_DEFINITIONS_CACHED {
+            cached.pop_first();
+        }
+        cached.insert(
+            task_definition.arn.clone(),
+            (clock.deadline_after(GROUP_TTL), task_definition.clone()),
+        );
     }
 }

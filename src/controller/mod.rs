@@ -187,7 +187,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     // Snapshots from the last resync, used by the next pass of each release unless something
     // newer (a change, a finished pass) made them stale.
     let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
-    let mut passes: JoinSet<(String, Result<PassReport, PassError>)> = JoinSet::new();
+    let mut passes: JoinSet<(String, Instant, Result<PassReport, PassError>)> = JoinSet::new();
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let mut changes = ctx.store.changes();
     let mut resync_due = Instant::now();
@@ -235,20 +235,23 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             };
             let ctx = ctx.clone();
             passes.spawn(async move {
-                let started = tokio::time::Instant::now();
+                let started = Instant::now();
                 let result = reconcile_once(&ctx, &name, snapshot, fence).await;
                 ctx.state
                     .metrics()
                     .record_pass(started.elapsed(), result.is_ok());
-                (name, result)
+                (name, started, result)
             });
         }
         if !resync_running && Instant::now() >= resync_due {
             resync_running = true;
             let ctx = ctx.clone();
             let tx = events_tx.clone();
+            // Releases with a look of their own scheduled (deployments being followed, failed
+            // releases) are not described by the resync: their passes look for themselves.
+            let scheduled = queue.waiting();
             resync_task = Some(AbortOnDrop(tokio::spawn(async move {
-                let _ = tx.send(Event::Resynced(take_snapshot(&ctx).await));
+                let _ = tx.send(Event::Resynced(take_snapshot(&ctx, &scheduled).await));
             })));
         }
         let next_wake = match (queue.next_due(), resync_running) {
@@ -268,22 +271,36 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             biased;
             _ = &mut shutdown => break,
             Some(joined) = passes.join_next(), if !passes.is_empty() => {
-                let Ok((name, result)) = joined else { continue };
+                let Ok((name, started, result)) = joined else { continue };
                 summary.passes += 1;
                 queue.finish(&name);
                 match result {
                     Ok(report) => {
                         failures.remove(&name);
+                        let next = report.requeue_after.map(|after| {
+                            // Looks are spaced from the start of the pass: polling every 2 s
+                            // means a look every 2 s, however long the look took.
+                            (started + ctx.clock.to_tokio(after)).max(Instant::now())
+                        });
                         if let Some(release) = report.release {
                             // With a change feed, any write by someone else wakes the
                             // release and drops this record; until then it is the latest
                             // (and status writes are conditional anyway), so the next pass
-                            // need not read it again.
-                            if changes.is_some() && !report.deleted {
+                            // need not read it again. Kept only when a pass is scheduled:
+                            // a settled release's next look comes with the next resync.
+                            if changes.is_some()
+                                && !report.deleted
+                                && next.is_some()
+                                && let Some(spec) = report.spec
+                            {
+                                let service = match report.service {
+                                    Some(service) => crate::reconcile::Lookup::Found(service),
+                                    None => crate::reconcile::Lookup::NotLookedUp,
+                                };
                                 snapshots.insert(name.clone(), Snapshot {
-                                    spec: crate::model::parse::parse_spec_value(&release.spec),
+                                    spec,
                                     record: release.clone(),
-                                    service: crate::reconcile::Lookup::NotLookedUp,
+                                    service,
                                 });
                             }
                             ctx.state.update_release(release);
@@ -293,9 +310,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                             known.remove(&name);
                             queue.forget(&name);
                             snapshots.remove(&name);
+                            ctx.caches.unfollow(&name);
                             ctx.state.remove_release(&name);
-                        } else if let Some(after) = report.requeue_after {
-                            queue.enqueue(&name, ctx.clock.deadline_after(after));
+                        } else if let Some(due) = next {
+                            queue.enqueue(&name, due);
                         }
                     }
                     Err(error) => {
@@ -318,17 +336,41 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                         debug!(release = %gone, "release deleted; management stops");
                         queue.forget(gone);
                         failures.remove(gone);
+                        ctx.caches.unfollow(gone);
                     }
-                    ctx.state.replace_releases(listed.iter().map(|s| s.record.clone()).collect());
-                    ctx.state.mark_synced();
-                    snapshots.clear();
+                    // A release with a look of its own scheduled keeps it when the store holds
+                    // nothing new for it (same spec, same requests, no status write by anyone
+                    // else): the resync would only add a look, and its service was not
+                    // described. Its record from its last pass is at least as new.
+                    let mut previous = std::mem::take(&mut snapshots);
+                    let mut records = Vec::with_capacity(listed.len());
+                    let mut fresh = Vec::with_capacity(listed.len());
                     for snapshot in listed {
                         let name = snapshot.record.name.clone();
-                        // A release in backoff keeps its backoff; a running one gets a fresh read.
-                        if !failures.contains_key(&name) && !queue.is_running(&name) {
-                            snapshots.insert(name.clone(), snapshot);
-                            queue.enqueue(&name, Instant::now());
+                        let kept = queue
+                            .due(&name)
+                            .and_then(|_| ctx.state.release_shared(&name))
+                            .filter(|known| nothing_new(&snapshot.record, known));
+                        if let Some(known) = kept {
+                            records.push(known);
+                            if let Some(old) = previous.remove(&name) {
+                                snapshots.insert(name, old);
+                            }
+                            continue;
                         }
+                        records.push(snapshot.record.clone());
+                        fresh.push(snapshot);
+                    }
+                    ctx.state.replace_releases(records);
+                    ctx.state.mark_synced();
+                    for snapshot in fresh {
+                        let name = snapshot.record.name.clone();
+                        // A release in backoff keeps its backoff; a running one gets a fresh read.
+                        if failures.contains_key(&name) || queue.is_running(&name) {
+                            continue;
+                        }
+                        snapshots.insert(name.clone(), snapshot);
+                        queue.enqueue(&name, Instant::now());
                     }
                     known = names;
                 }
@@ -390,6 +432,15 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         leases.release_all().await;
     }
     summary
+}
+
+/// Whether a listed record brings nothing the controller has not seen in `known`, its record
+/// as its last pass left it: the same spec and requests, and no status written by anyone else
+/// (a listing taken while a pass was writing may be older).
+fn nothing_new(listed: &crate::ports::StoredRelease, known: &crate::ports::StoredRelease) -> bool {
+    listed.generation == known.generation
+        && listed.requests == known.requests
+        && listed.status_version <= known.status_version
 }
 
 /// Aborts its task when dropped.

@@ -1,6 +1,7 @@
 //! One reconcile pass for one release: read, observe per the plan, decide, write the status,
 //! act, record the outcome.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{Instrument, debug, info, info_span};
@@ -54,8 +55,15 @@ impl From<AwsError> for PassError {
 pub struct PassReport {
     /// The release no longer exists.
     pub deleted: bool,
-    /// The release as the pass left it (its record with the status written).
-    pub release: Option<StoredRelease>,
+    /// The release as the pass left it (its record with the status written); the record it
+    /// read, shared, when the pass changed nothing.
+    pub release: Option<Arc<StoredRelease>>,
+    /// The service as this pass saw it, when the next pass may use it instead of describing
+    /// it again: after registering a task definition (which does not touch the service),
+    /// the creation follows at once.
+    pub service: Option<Service>,
+    /// The spec as parsed for this pass, for the next one.
+    pub spec: Option<Result<crate::model::ReleaseSpec, Vec<crate::model::validate::FieldError>>>,
     /// Outcomes of history entries this pass added (for the deployment metrics).
     pub new_outcomes: Vec<crate::model::Outcome>,
     /// The action taken, if any.
@@ -108,7 +116,7 @@ async fn fresh_pass(
     run_pass(
         ctx,
         Snapshot {
-            record,
+            record: Arc::new(record),
             spec,
             service: Lookup::NotLookedUp,
         },
@@ -171,9 +179,13 @@ async fn reconcile_record(
     }
     let Some(action) = decision.action else {
         report.finish(&record, decision.status, version);
+        report.spec = Some(desired.spec);
         return Ok(report);
     };
     report.action = Some(action.as_str());
+    if matches!(action, Action::RegisterTaskDefinition { .. }) {
+        report.service = observed.service.found().cloned();
+    }
     // The fenced write proved the lease when it committed; a replica paused since then may
     // have lost it. Check again right before the call (fencing cannot reach AWS itself).
     if let Some(fence) = fence
@@ -187,6 +199,15 @@ async fn reconcile_record(
     let ports = ports_for(ctx, &desired);
     info!(action = action.as_str(), "acting");
     let result = apply(&ports, &action).await;
+    match (&result, &observed.service) {
+        (Ok(ActionResult::Created { deployment_id }), Lookup::Found(service)) => {
+            ctx.caches.follow(&record.name, deployment_id, service);
+        }
+        (Ok(ActionResult::Registered(registered)), _) => {
+            ctx.caches.put_task_definition(&ctx.clock, registered);
+        }
+        _ => {}
+    }
     let recorded = record_outcome(decision.status.clone(), &action, &result, ctx.clock.now());
     if recorded != decision.status {
         version = ctx
@@ -198,6 +219,7 @@ async fn reconcile_record(
         Err(error) if error.is_retryable() => Err(PassError::Aws(error)),
         _ => {
             report.finish(&record, recorded, version);
+            report.spec = Some(desired.spec);
             Ok(report)
         }
     }
@@ -207,10 +229,14 @@ impl PassReport {
     /// Records the release as the pass left it, and the history entries it added.
     fn finish(
         &mut self,
-        record: &StoredRelease,
+        record: &Arc<StoredRelease>,
         status: crate::model::ReleaseStatus,
         version: u64,
     ) {
+        if version == record.status_version && record.status.as_ref() == Some(&status) {
+            self.release = Some(Arc::clone(record));
+            return;
+        }
         let old_history = record
             .status
             .as_ref()
@@ -222,10 +248,10 @@ impl PassReport {
             .take_while(|entry| !old_history.contains(entry))
             .map(|entry| entry.outcome)
             .collect();
-        let mut release = record.clone();
+        let mut release = StoredRelease::clone(record);
         release.status = Some(status);
         release.status_version = version;
-        self.release = Some(release);
+        self.release = Some(Arc::new(release));
     }
 }
 
@@ -293,13 +319,32 @@ async fn observe(
     };
     let region = spec.service.region.as_deref();
     let ports = ports_for(ctx, desired);
-    let service = match service {
-        Lookup::Found(service) => service,
-        Lookup::Missing => {
+    // Following a deployment of ours: the service seen when it started serves until it ends,
+    // so look at the deployment first, and describe the service only if it has ended.
+    let following = match (&service, followed_deployment(desired, record)) {
+        (Lookup::NotLookedUp, Some(id)) => match ctx.caches.following(&record.name, id) {
+            Some(service) => {
+                let mut ids = vec![id.to_string()];
+                fetch_deployments(&ports, &mut ids, &mut observed).await?;
+                let active = observed
+                    .deployments
+                    .iter()
+                    .any(|d| d.id == id && !d.status.is_terminal());
+                active.then_some(service)
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let still_following = following.is_some();
+    let service = match (following, service) {
+        (Some(service), _) => service,
+        (None, Lookup::Found(service)) => service,
+        (None, Lookup::Missing) => {
             observed.service = Lookup::Missing;
             return Ok(observed);
         }
-        Lookup::NotLookedUp => {
+        (None, Lookup::NotLookedUp) => {
             // A missing cluster is NotFound (ClusterNotFoundException): the service is missing.
             let described = lookup(
                 ports
@@ -329,12 +374,12 @@ async fn observe(
     observed.service = Lookup::Found(service.clone());
 
     if let Some(lookups) = &plan.task_definitions {
-        observed.base = lookup(ports.ecs.describe_task_definition(&lookups.base).await)?;
+        observed.base = describe_task_definition(ctx, &ports, &lookups.base).await?;
         if !lookups.family.is_empty() {
             observed.family_latest = if lookups.family == lookups.base {
                 observed.base.clone()
             } else {
-                lookup(ports.ecs.describe_task_definition(&lookups.family).await)?
+                describe_task_definition(ctx, &ports, &lookups.family).await?
             };
         }
         if let Some(live) = &lookups.live {
@@ -345,7 +390,7 @@ async fn observe(
                 .cloned();
             observed.live = match already {
                 Some(t) => Lookup::Found(t),
-                None => lookup(ports.ecs.describe_task_definition(live).await)?,
+                None => describe_task_definition(ctx, &ports, live).await?,
             };
         }
     }
@@ -356,10 +401,14 @@ async fn observe(
     let Some(strategy) = spec.code_deploy() else {
         return Ok(observed);
     };
-    let group = match ctx
-        .caches
-        .group(region, &strategy.application, &strategy.deployment_group)
-    {
+    let cached = if still_following {
+        ctx.caches
+            .group_any_age(region, &strategy.application, &strategy.deployment_group)
+    } else {
+        ctx.caches
+            .group(region, &strategy.application, &strategy.deployment_group)
+    };
+    let group = match cached {
         Some(group) => group,
         None => match lookup(
             ports
@@ -405,12 +454,20 @@ async fn observe(
         fetch_deployments(&ports, &mut ids, &mut observed).await?;
     }
 
-    let Some(active) = observed
+    let active = observed
         .deployments
         .iter()
         .find(|d| !d.status.is_terminal())
-        .cloned()
-    else {
+        .cloned();
+    match (&active, followed_deployment(desired, record)) {
+        (Some(active), Some(id)) if active.id == id => {
+            if !still_following && let Lookup::Found(service) = &observed.service {
+                ctx.caches.follow(&record.name, id, service);
+            }
+        }
+        _ => ctx.caches.unfollow(&record.name),
+    }
+    let Some(active) = active else {
         return Ok(observed);
     };
     // A deployment that has not started (Created, Queued) has no target yet.
@@ -429,13 +486,21 @@ async fn observe(
             Err(error) => return Err(error.into()),
         };
     }
-    // The target carries the traffic weights; the listener is read only without them.
+    // The target carries the traffic weights; the listener is read only without them, and
+    // not before the deployment starts (nothing has moved yet).
+    let started = !matches!(
+        active.status,
+        DeploymentStatus::Created | DeploymentStatus::Queued
+    );
     let has_weights = observed.target.as_ref().is_some_and(|t| {
         t.task_sets
             .iter()
             .any(|ts| ts.label.as_deref() == Some("Green"))
     });
-    if !has_weights && let Some(listener_arn) = group.production_listener_arns.first() {
+    if started
+        && !has_weights
+        && let Some(listener_arn) = group.production_listener_arns.first()
+    {
         observed.listener = lookup(ports.load_balancer.describe_listener(listener_arn).await)?
             .found()
             .cloned();
@@ -452,6 +517,32 @@ async fn observe(
         };
     }
     Ok(observed)
+}
+
+/// Describes a task definition, from the cache when `reference` is a full ARN (a revision
+/// never changes); a family name asks for its latest revision, which only ECS knows.
+async fn describe_task_definition(
+    ctx: &Context,
+    ports: &AwsPorts,
+    reference: &str,
+) -> Result<Lookup<crate::ports::TaskDefinition>, AwsError> {
+    if let Some(cached) = ctx.caches.task_definition(reference) {
+        return Ok(Lookup::Found(cached));
+    }
+    let described = lookup(ports.ecs.describe_task_definition(reference).await)?;
+    if let Lookup::Found(task_definition) = &described {
+        ctx.caches.put_task_definition(&ctx.clock, task_definition);
+    }
+    Ok(described)
+}
+
+/// The deployment of this generation the status tracks, if any: the one a pass follows.
+fn followed_deployment<'a>(desired: &DesiredRelease, record: &'a StoredRelease) -> Option<&'a str> {
+    record
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation == desired.generation)
+        .and_then(|s| s.deployment_id.as_deref())
 }
 
 /// Gets each id not yet observed, following the rollback deployment of any it gets.

@@ -53,6 +53,16 @@ impl WorkQueue {
         Some(name)
     }
 
+    /// When `name` is due, if it is waiting (not running).
+    pub fn due(&self, name: &str) -> Option<Instant> {
+        self.due_of.get(name).copied()
+    }
+
+    /// The releases waiting for a scheduled pass (not running).
+    pub fn waiting(&self) -> HashSet<String> {
+        self.due_of.keys().cloned().collect()
+    }
+
     /// The earliest due time of a release that is not running.
     pub fn next_due(&self) -> Option<Instant> {
         self.by_due.first().map(|(at, _)| *at)

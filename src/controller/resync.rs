@@ -2,7 +2,8 @@
 //! described in batches of ten per cluster, so a steady fleet costs the floor: the store's
 //! pages plus ceil(n/10) DescribeServices per cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use tracing::debug;
 
@@ -19,20 +20,26 @@ pub const DESCRIBE_SERVICES_BATCH: usize = 10;
 /// One release as the resync saw it: its record, its parsed spec, and its service.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    pub record: StoredRelease,
+    /// Shared with the controller's state: a resync does not copy the fleet.
+    pub record: Arc<StoredRelease>,
     pub spec: Result<ReleaseSpec, Vec<FieldError>>,
     /// `NotLookedUp` when the spec is invalid or the batch describing it failed.
     pub service: Lookup<Service>,
 }
 
-/// Lists every release and describes their services in batches.
-pub async fn take_snapshot(ctx: &Context) -> Result<Vec<Snapshot>, StoreError> {
+/// Lists every release and describes their services in batches, except those of `skip`
+/// (releases with a look of their own due before the next resync: their passes describe
+/// the service, or follow a deployment that does not need it).
+pub async fn take_snapshot(
+    ctx: &Context,
+    skip: &HashSet<String>,
+) -> Result<Vec<Snapshot>, StoreError> {
     let releases = ctx.store.list().await?;
     let mut snapshots: Vec<Snapshot> = releases
         .into_iter()
         .map(|record| Snapshot {
             spec: parse_spec_value(&record.spec),
-            record,
+            record: Arc::new(record),
             service: Lookup::NotLookedUp,
         })
         .collect();
@@ -42,7 +49,7 @@ pub async fn take_snapshot(ctx: &Context) -> Result<Vec<Snapshot>, StoreError> {
         BTreeMap::new();
     for (index, snapshot) in snapshots.iter().enumerate() {
         // With leases, only this replica's releases: the others' services are their owners'.
-        if ctx.may_act(&snapshot.record.name).is_err() {
+        if ctx.may_act(&snapshot.record.name).is_err() || skip.contains(&snapshot.record.name) {
             continue;
         }
         if let Ok(spec) = &snapshot.spec {

@@ -61,7 +61,7 @@ use crate::model::{
 use crate::ports::{
     AlarmState, AwsError, AwsErrorKind, ContainerDefinition, CreateDeploymentRequest, Deployment,
     DeploymentControllerType, DeploymentCreator, DeploymentGroup, DeploymentStatus,
-    DeploymentTarget, LifecycleEventStatus, Listener, Service, TaskDefinition,
+    DeploymentTarget, LifecycleEventStatus, Listener, ReadyAction, Service, TaskDefinition,
     task_definition_short_name,
 };
 
@@ -169,14 +169,23 @@ pub enum ActionResult {
 /// How soon to look again after a mutation: the world just changed.
 pub const AFTER_ACTION: Duration = Duration::from_secs(1);
 /// Polling while a deployment can change at any moment (install, test traffic, ready,
-/// rollback): at most this much latency is added at each gate.
-pub const POLL_ACTIVE: Duration = Duration::from_secs(2);
+/// rollback). Looks are spaced from the start of each pass, so a change waits at most this
+/// long to be seen, and the calls of the look that acts come on top: 1.5 s keeps the
+/// controller's added latency at a gate within 2 s with calls of up to 100 ms.
+pub const POLL_ACTIVE: Duration = Duration::from_millis(1500);
+/// Polling while the lifecycle hooks run and nothing waits for the controller (the group
+/// shifts traffic as soon as the replacement is ready, and rollback alarms are watched
+/// separately): only the status's lifecycle event lags, by at most this much.
+pub const POLL_PASSIVE: Duration = Duration::from_secs(5);
 /// Polling while waiting for someone else: a promotion (requests also wake the release
 /// through the change feed), a foreign deployment.
 pub const POLL_WAITING: Duration = Duration::from_secs(15);
-/// Polling at most this far apart during a long canary bake or termination wait (rollback
-/// alarms are watched separately, in one batch for all releases).
-pub const POLL_SLOW: Duration = Duration::from_secs(60);
+/// Polling at most this far apart during a long canary bake or termination wait. Nothing
+/// the controller must act on changes there before the predicted step: rollback alarms are
+/// watched separately (in one batch for all releases, every 2 s), and promote and abort
+/// requests wake the release through the change feed. What is left, a deployment stopped
+/// outside switchyard, shows in the status within this long.
+pub const POLL_SLOW: Duration = Duration::from_secs(300);
 /// Slack after a predicted traffic step, so the step has happened when the pass looks.
 pub const STEP_SLACK: Duration = Duration::from_secs(1);
 /// Re-checking a release that failed for an environmental reason (a missing service).
@@ -1156,8 +1165,15 @@ impl<'a> Pass<'a> {
     /// step; during the termination wait, when it ends. Rollback alarms need no polling here:
     /// the alarm watcher wakes the release.
     fn poll_interval(&self, active: &Deployment) -> Duration {
+        // Until traffic shifts, a group that waits in Ready needs the controller there within
+        // 2 s (to continue, or to report AwaitingPromotion); one that continues on its own
+        // does not.
+        let hooks = match self.observed.deployment_group.found() {
+            Some(group) if group.ready_action == ReadyAction::ContinueDeployment => POLL_PASSIVE,
+            _ => POLL_ACTIVE,
+        };
         let Some(target) = &self.observed.target else {
-            return POLL_ACTIVE;
+            return hooks;
         };
         let event = |name: &str| target.lifecycle_events.iter().find(|e| e.name == name);
         let now = self.now;
@@ -1167,7 +1183,7 @@ impl<'a> Pass<'a> {
         {
             let step = traffic_step_interval(&active.deployment_config);
             let Some(started) = allow.start_time.filter(|_| !step.is_zero()) else {
-                return POLL_ACTIVE;
+                return hooks;
             };
             let elapsed = crate::clock::elapsed_between(started, now);
             let into_step = Duration::from_nanos((elapsed.as_nanos() % step.as_nanos()) as u64);
@@ -1183,7 +1199,7 @@ impl<'a> Pass<'a> {
                 return until(ends).clamp(POLL_ACTIVE, POLL_SLOW);
             }
         }
-        POLL_ACTIVE
+        hooks
     }
 
     fn set_condition(

@@ -871,9 +871,24 @@ fn alarms_in_ok_or_insufficient_data_do_not_stop() {
     assert_eq!(decision.action, None);
     assert_eq!(
         decision.requeue_after,
-        Some(POLL_ACTIVE),
+        Some(POLL_PASSIVE),
         "alarms are watched in one batch, not by polling the release"
     );
+}
+
+#[test]
+fn polling_during_the_hooks_is_relaxed_unless_the_group_waits_in_ready() {
+    // The group continues on its own: nothing waits for the controller until the end.
+    let world = in_flight(DeploymentStatus::InProgress, "Install", 0.0);
+    let decision = check(&world);
+    assert_eq!(decision.requeue_after, Some(POLL_PASSIVE));
+
+    // The group waits in Ready: the controller must be there within 2 s of it.
+    let mut world = in_flight(DeploymentStatus::InProgress, "Install", 0.0);
+    world.observed.deployment_group =
+        Lookup::Found(group(ReadyAction::StopDeployment { wait_minutes: 60 }));
+    let decision = check(&world);
+    assert_eq!(decision.requeue_after, Some(POLL_ACTIVE));
 }
 
 #[test]
