@@ -298,7 +298,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                                     None => crate::reconcile::Lookup::NotLookedUp,
                                 };
                                 snapshots.insert(name.clone(), Snapshot {
-                                    spec,
+                                    spec: Some(spec),
                                     record: release.clone(),
                                     service,
                                 });

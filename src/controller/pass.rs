@@ -112,12 +112,11 @@ async fn fresh_pass(
             ..PassReport::default()
         });
     };
-    let spec = parse_spec_value(&record.spec);
     run_pass(
         ctx,
         Snapshot {
             record: Arc::new(record),
-            spec,
+            spec: None,
             service: Lookup::NotLookedUp,
         },
         fence,
@@ -153,7 +152,7 @@ async fn reconcile_record(
     let desired = DesiredRelease {
         name: record.name.clone(),
         generation: record.generation,
-        spec,
+        spec: spec.unwrap_or_else(|| parse_spec_value(&record.spec)),
         requests: record.requests.clone(),
     };
     let observed = observe(ctx, &desired, &record, service).await?;

@@ -22,7 +22,8 @@ pub const DESCRIBE_SERVICES_BATCH: usize = 10;
 pub struct Snapshot {
     /// Shared with the controller's state: a resync does not copy the fleet.
     pub record: Arc<StoredRelease>,
-    pub spec: Result<ReleaseSpec, Vec<FieldError>>,
+    /// The parsed spec; `None`: the pass parses it.
+    pub spec: Option<Result<ReleaseSpec, Vec<FieldError>>>,
     /// `NotLookedUp` when the spec is invalid or the batch describing it failed.
     pub service: Lookup<Service>,
 }
@@ -38,7 +39,7 @@ pub async fn take_snapshot(
     let mut snapshots: Vec<Snapshot> = releases
         .into_iter()
         .map(|record| Snapshot {
-            spec: parse_spec_value(&record.spec),
+            spec: Some(parse_spec_value(&record.spec)),
             record: Arc::new(record),
             service: Lookup::NotLookedUp,
         })
@@ -52,7 +53,8 @@ pub async fn take_snapshot(
         if ctx.may_act(&snapshot.record.name).is_err() || skip.contains(&snapshot.record.name) {
             continue;
         }
-        if let Ok(spec) = &snapshot.spec {
+        // Only valid specs: a bad document never reaches AWS, not even a describe.
+        if let Some(Ok(spec)) = &snapshot.spec {
             by_cluster
                 .entry((spec.service.region.clone(), spec.service.cluster.clone()))
                 .or_default()
