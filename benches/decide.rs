@@ -2,9 +2,9 @@
 //! per decision (a counting global allocator), for a mix of lifecycle states.
 //!
 //! The inputs are not hand-made: each state is reached by running the real controller
-//! against the simulated AWS in paused time, and the `Observed` value is then built the way
-//! the controller's pass builds it (`observe` below follows `src/controller/pass.rs`), so the
-//! sizes of statuses, histories and deployments are the real ones.
+//! against the simulated AWS in paused time, and the `Observed` value is then built by the
+//! controller's own observation (`controller::observe_release`, what a pass does before it
+//! decides), so the sizes of statuses, histories and deployments are the real ones.
 //!
 //! `cargo bench --bench decide [-- --seconds 0.5 --out PATH]`
 
@@ -21,15 +21,10 @@ use serde_json::json;
 
 use switchyard::clock::Clock;
 use switchyard::controller::{self, Context, ControllerConfig};
-use switchyard::model::parse::parse_spec_value;
 use switchyard::model::{OperatorRequest, RequestKind};
-use switchyard::ports::{
-    AlarmState, AwsError, AwsPorts, CreateDeploymentRequest, DeploymentFilter, DeploymentStatus,
-    ReadyAction, ReleaseStore, StoredRelease,
-};
+use switchyard::ports::{AlarmState, CreateDeploymentRequest, ReadyAction, ReleaseStore};
 use switchyard::reconcile::{
-    Action, ActionResult, DesiredRelease, Lookup, Observed, decide, plan_observation,
-    record_outcome,
+    Action, ActionResult, DesiredRelease, Observed, decide, record_outcome,
 };
 use switchyard::sim::{BlueGreenSetup, SimAws, SimStore};
 use switchyard::state::ControllerState;
@@ -235,8 +230,8 @@ impl Scenario {
             .expect("the spec is written");
     }
 
-    async fn run_for(&self, duration: Duration) {
-        let ctx = Context::new(
+    fn context(&self) -> Context {
+        Context::new(
             Arc::new(self.store.clone()),
             Arc::new(self.sim.clone()),
             self.clock.clone(),
@@ -245,8 +240,11 @@ impl Scenario {
                 ..ControllerConfig::default()
             },
             ControllerState::new(),
-        );
-        controller::run(ctx, tokio::time::sleep(duration)).await;
+        )
+    }
+
+    async fn run_for(&self, duration: Duration) {
+        controller::run(self.context(), tokio::time::sleep(duration)).await;
     }
 
     async fn request(&self, kind: RequestKind) {
@@ -296,13 +294,8 @@ impl Scenario {
     /// The inputs of the next pass, as the controller would observe them now.
     async fn case(&self, name: &'static str) -> Case {
         let record = self.store.peek(NAME).expect("release");
-        let desired = DesiredRelease {
-            name: record.name.clone(),
-            generation: record.generation,
-            spec: parse_spec_value(&record.spec),
-            requests: record.requests.clone(),
-        };
-        let observed = observe(&self.sim.ports(), &desired, &record)
+        // A fresh context: no cache changes what the pass sees.
+        let (desired, observed) = controller::observe_release(&self.context(), &record)
             .await
             .expect("the simulation answers");
         Case {
@@ -389,171 +382,4 @@ async fn roll_back_by_hand(world: &Scenario) {
         })
         .await
         .expect("the console deployment starts");
-}
-
-fn lookup<T>(result: Result<T, AwsError>) -> Result<Lookup<T>, AwsError> {
-    match result {
-        Ok(value) => Ok(Lookup::Found(value)),
-        Err(error) if error.is_not_found() => Ok(Lookup::Missing),
-        Err(error) => Err(error),
-    }
-}
-
-/// What the controller's pass looks up for `decide`, following the pure observation plan
-/// (after `observe` in `src/controller/pass.rs`, which is private; without its caches, which
-/// change how often it asks, not what it sees).
-async fn observe(
-    ports: &AwsPorts,
-    desired: &DesiredRelease,
-    record: &StoredRelease,
-) -> Result<Observed, AwsError> {
-    let mut observed = Observed {
-        status: record.status.clone(),
-        ..Observed::default()
-    };
-    let Ok(spec) = &desired.spec else {
-        return Ok(observed);
-    };
-    let services = ports
-        .ecs
-        .describe_services(
-            &spec.service.cluster,
-            std::slice::from_ref(&spec.service.name),
-        )
-        .await?;
-    let Some(service) = services.into_iter().find(|s| s.name == spec.service.name) else {
-        observed.service = Lookup::Missing;
-        return Ok(observed);
-    };
-    let plan = plan_observation(desired, record.status.as_ref(), &service);
-    observed.service = Lookup::Found(service.clone());
-
-    if let Some(lookups) = &plan.task_definitions {
-        observed.base = lookup(ports.ecs.describe_task_definition(&lookups.base).await)?;
-        if !lookups.family.is_empty() {
-            observed.family_latest = if lookups.family == lookups.base {
-                observed.base.clone()
-            } else {
-                lookup(ports.ecs.describe_task_definition(&lookups.family).await)?
-            };
-        }
-        if let Some(live) = &lookups.live {
-            let already = [observed.base.found(), observed.family_latest.found()]
-                .into_iter()
-                .flatten()
-                .find(|t| &t.arn == live)
-                .cloned();
-            observed.live = match already {
-                Some(t) => Lookup::Found(t),
-                None => lookup(ports.ecs.describe_task_definition(live).await)?,
-            };
-        }
-    }
-
-    if !plan.codedeploy {
-        return Ok(observed);
-    }
-    let Some(strategy) = spec.code_deploy() else {
-        return Ok(observed);
-    };
-    observed.deployment_group = lookup(
-        ports
-            .codedeploy
-            .get_deployment_group(&strategy.application, &strategy.deployment_group)
-            .await,
-    )?;
-    let Some(group) = observed.deployment_group.found().cloned() else {
-        return Ok(observed);
-    };
-    // The deployments the status tracks first; the group's active ones only if none of
-    // those is active.
-    let mut ids: Vec<String> = plan.deployment_ids.clone();
-    fetch_deployments(ports, &mut ids, &mut observed).await?;
-    if !observed.deployments.iter().any(|d| !d.status.is_terminal()) {
-        ids.extend(
-            ports
-                .codedeploy
-                .list_deployments(&group.application, &group.name, DeploymentFilter::Active)
-                .await?,
-        );
-        if let Some(since) = plan.search_since {
-            ids.extend(
-                ports
-                    .codedeploy
-                    .list_deployments(
-                        &group.application,
-                        &group.name,
-                        DeploymentFilter::CreatedSince(since),
-                    )
-                    .await?,
-            );
-        }
-        fetch_deployments(ports, &mut ids, &mut observed).await?;
-    }
-    if let Some(active) = observed
-        .deployments
-        .iter()
-        .find(|d| !d.status.is_terminal())
-        .cloned()
-    {
-        let started = !matches!(
-            active.status,
-            DeploymentStatus::Created | DeploymentStatus::Queued
-        );
-        if started {
-            let target_id = format!("{}:{}", spec.service.cluster, spec.service.name);
-            observed.target = match ports
-                .codedeploy
-                .get_deployment_target(&active.id, &target_id)
-                .await
-            {
-                Ok(target) => Some(target),
-                Err(error) if error.is_not_found() => None,
-                Err(error) => return Err(error),
-            };
-        }
-        // The target carries the traffic weights; the listener is read only without them.
-        let has_weights = observed.target.as_ref().is_some_and(|t| {
-            t.task_sets
-                .iter()
-                .any(|ts| ts.label.as_deref() == Some("Green"))
-        });
-        if !has_weights && let Some(listener_arn) = group.production_listener_arns.first() {
-            observed.listener = lookup(ports.load_balancer.describe_listener(listener_arn).await)?
-                .found()
-                .cloned();
-        }
-        if !spec.rollback_alarms().is_empty() {
-            observed.alarms = ports.alarms.alarm_states(spec.rollback_alarms()).await?;
-        }
-    }
-    Ok(observed)
-}
-
-/// Gets each id not yet observed, following the rollback deployment of any it gets.
-async fn fetch_deployments(
-    ports: &AwsPorts,
-    ids: &mut Vec<String>,
-    observed: &mut Observed,
-) -> Result<(), AwsError> {
-    let mut index = 0;
-    while index < ids.len() {
-        let id = ids[index].clone();
-        index += 1;
-        if observed.deployments.iter().any(|d| d.id == id) {
-            continue;
-        }
-        if let Lookup::Found(deployment) = lookup(ports.codedeploy.get_deployment(&id).await)? {
-            if let Some(rollback_id) = deployment
-                .rollback
-                .as_ref()
-                .and_then(|r| r.rollback_deployment_id.clone())
-                && !ids.contains(&rollback_id)
-            {
-                ids.push(rollback_id);
-            }
-            observed.deployments.push(deployment);
-        }
-    }
-    Ok(())
 }

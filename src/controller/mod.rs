@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
 pub use leases::{Leases, RoundOutcome};
 pub use metered::{MeteredProvider, MeteredStore};
-pub use pass::{PassError, PassReport, reconcile_once};
+pub use pass::{PassError, PassReport, observe_release, reconcile_once};
 pub use queue::WorkQueue;
 pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};
 

@@ -290,6 +290,23 @@ async fn apply(ports: &AwsPorts, action: &Action) -> Result<ActionResult, AwsErr
     }
 }
 
+/// What a pass observes of `record` before it decides, without deciding or acting: the
+/// inputs of `decide`. Exactly the pass's own observation (with the context's caches); for
+/// benchmarks and diagnostics.
+pub async fn observe_release(
+    ctx: &Context,
+    record: &StoredRelease,
+) -> Result<(DesiredRelease, Observed), PassError> {
+    let desired = DesiredRelease {
+        name: record.name.clone(),
+        generation: record.generation,
+        spec: parse_spec_value(&record.spec),
+        requests: record.requests.clone(),
+    };
+    let observed = observe(ctx, &desired, record, Lookup::NotLookedUp).await?;
+    Ok((desired, observed))
+}
+
 /// Maps a `NotFound` error to `Missing`; other errors fail the pass.
 fn lookup<T>(result: Result<T, AwsError>) -> Result<Lookup<T>, AwsError> {
     match result {
