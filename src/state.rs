@@ -207,6 +207,14 @@ impl ControllerState {
         self.read().by_name.get(name).cloned()
     }
 
+    /// Whether `name`'s last known phase may have a deployment in flight.
+    pub fn is_in_flight(&self, name: &str) -> bool {
+        self.read()
+            .by_name
+            .get(name)
+            .is_some_and(|r| is_in_flight(phase_of(r)))
+    }
+
     /// The releases with a deployment possibly in flight that watch rollback alarms, by
     /// name. Kept up to date as releases change: reading it never scans the fleet.
     pub fn in_flight(&self) -> Vec<(String, Watched)> {

@@ -247,9 +247,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             resync_running = true;
             let ctx = ctx.clone();
             let tx = events_tx.clone();
-            // Releases with a look of their own scheduled (deployments being followed, failed
-            // releases) are not described by the resync: their passes look for themselves.
-            let scheduled = queue.waiting();
+            // Releases in flight with a look of their own scheduled are not described by the
+            // resync: following a deployment needs no DescribeServices.
+            let mut scheduled = queue.waiting();
+            scheduled.retain(|name| ctx.state.is_in_flight(name));
             resync_task = Some(AbortOnDrop(tokio::spawn(async move {
                 let _ = tx.send(Event::Resynced(take_snapshot(&ctx, &scheduled).await));
             })));
@@ -338,10 +339,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                         failures.remove(gone);
                         ctx.caches.unfollow(gone);
                     }
-                    // A release with a look of its own scheduled keeps it when the store holds
-                    // nothing new for it (same spec, same requests, no status write by anyone
-                    // else): the resync would only add a look, and its service was not
-                    // described. Its record from its last pass is at least as new.
+                    // A release in flight with a look of its own scheduled keeps it when the
+                    // store holds nothing new for it (same spec, same requests, no status
+                    // write by anyone else): the resync would only add a look, and its service
+                    // was not described. Its record from its last pass is at least as new.
                     let mut previous = std::mem::take(&mut snapshots);
                     let mut records = Vec::with_capacity(listed.len());
                     let mut fresh = Vec::with_capacity(listed.len());
@@ -349,6 +350,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                         let name = snapshot.record.name.clone();
                         let kept = queue
                             .due(&name)
+                            .filter(|_| ctx.state.is_in_flight(&name))
                             .and_then(|_| ctx.state.release_shared(&name))
                             .filter(|known| nothing_new(&snapshot.record, known));
                         if let Some(known) = kept {
