@@ -4,8 +4,8 @@
 //!
 //! Violations of a kind listed in `KNOWN_OPEN` come from controller bugs that are reported
 //! and not fixed yet: they are printed, counted, and tolerated unless
-//! `SWITCHYARD_SIM_STRICT=1`. Each has an ignored test below, pinned to a seed that shows
-//! it; when the bug is fixed, that test passes and its kind leaves the list.
+//! `SWITCHYARD_SIM_STRICT=1`. The list is empty: the bugs the simulation found are fixed, and
+//! the seeds that showed each are kept below as regression tests.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -192,15 +192,15 @@ fn assert_seed_free_of(config: SimulationConfig, kinds: &[ViolationKind]) {
     );
 }
 
-// The seeds below show each open bug with the code as of the report; a change of the
-// controller changes every run, so after a fix, check the kind is gone over many seeds
-// (`SWITCHYARD_SIM_STRICT=1 SWITCHYARD_SIM_SEEDS=1000`), not only here.
+// The seeds below showed each bug, now fixed, with the code as of its report. A change of the
+// controller changes every run, so a seed may no longer reach the same situation: the sweep
+// over every seed above is what keeps each kind away (`SWITCHYARD_SIM_STRICT=1
+// SWITCHYARD_SIM_SEEDS=1000` for a longer one); these keep the original reproducers.
 
 /// Seed 1: the status of app-1 records a stop of the generation-1 deployment (superseded by
 /// generation 2), the StopDeployment call fails with a 5xx, and it is never sent again: the
 /// superseded deployment runs to its end.
 #[test]
-#[ignore = "open bug: a recorded stop is never retried (reconcile `stop_pending_for`)"]
 fn a_stop_recorded_in_the_status_is_sent_even_when_the_first_call_fails() {
     assert_seed_free_of(
         suite_config(1),
@@ -215,7 +215,6 @@ fn a_stop_recorded_in_the_status_is_sent_even_when_the_first_call_fails() {
 /// lease is briefly not safe, it is dropped from the queue, and the resync skips it because
 /// it is in backoff: its status stays at "Install" for the rest of the run.
 #[test]
-#[ignore = "open bug: a release in backoff is dropped when its lease is briefly unsafe"]
 fn a_release_whose_retry_finds_its_lease_unsafe_is_looked_at_again() {
     assert_seed_free_of(suite_config(3), &[ViolationKind::StaleStatus]);
 }
@@ -224,7 +223,6 @@ fn a_release_whose_retry_finds_its_lease_unsafe_is_looked_at_again() {
 /// replica-2 took the shard over in a newer term and wrote, and replica-3 then registers a
 /// task definition for app-0 anyway.
 #[test]
-#[ignore = "open bug: no lease check between the fenced status write and the AWS call"]
 fn a_replica_paused_after_its_status_write_does_not_act_once_its_lease_moved() {
     assert_seed_free_of(suite_config(47), &[ViolationKind::MutationAfterNewerTerm]);
 }
@@ -234,7 +232,6 @@ fn a_replica_paused_after_its_status_write_does_not_act_once_its_lease_moved() {
 /// deploys generation 6, which succeeds; replica-11 wakes up and sends its CreateDeployment:
 /// a second deployment for (app-1, generation 6, attempt 1).
 #[test]
-#[ignore = "open bug: no lease check between the fenced status write and the AWS call"]
 fn a_paused_replica_never_creates_a_second_deployment_for_one_attempt() {
     assert_seed_free_of(
         SimulationConfig {
