@@ -584,6 +584,15 @@ impl DynamoStore {
 impl ReleaseStore for DynamoStore {
     async fn list(&self) -> Result<Vec<StoredRelease>, StoreError> {
         let mut releases = Vec::new();
+        self.list_pages(&mut |page| releases.extend(page)).await?;
+        releases.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(releases)
+    }
+
+    async fn list_pages(
+        &self,
+        each_page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
+    ) -> Result<(), StoreError> {
         let mut start_key = None;
         loop {
             let page = self
@@ -600,6 +609,7 @@ impl ReleaseStore for DynamoStore {
                 .await
                 .map_err(|e| store_error(&self.table, "Scan", e))?;
             let next_start_key = page.last_evaluated_key;
+            let mut releases = Vec::new();
             for item in page.items.unwrap_or_default() {
                 let Some(name) = name_in_key(&item).map(str::to_string) else {
                     tracing::warn!(table = %self.table, "skipping a release item without a release# key");
@@ -612,14 +622,16 @@ impl ReleaseStore for DynamoStore {
                     }
                 }
             }
+            releases.sort_by(|a, b| a.name.cmp(&b.name));
+            if !releases.is_empty() {
+                each_page(releases);
+            }
             // A filtered page can be empty and still not be the last: only the key says.
             match next_start_key {
                 Some(key) => start_key = Some(key),
-                None => break,
+                None => return Ok(()),
             }
         }
-        releases.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(releases)
     }
 
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {

@@ -279,6 +279,21 @@ impl ReleaseStore for MeteredStore {
         result
     }
 
+    async fn list_pages(
+        &self,
+        page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
+    ) -> Result<(), StoreError> {
+        let result = metered!(
+            self.state,
+            "dynamodb",
+            "Scan",
+            self.inner.list_pages(page),
+            store_outcome
+        );
+        self.track(&result);
+        result
+    }
+
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
         let result = metered!(
             self.state,

@@ -35,15 +35,24 @@ pub async fn take_snapshot(
     ctx: &Context,
     skip: &HashSet<String>,
 ) -> Result<Vec<Snapshot>, StoreError> {
-    let releases = ctx.store.list().await?;
-    let mut snapshots: Vec<Snapshot> = releases
-        .into_iter()
-        .map(|record| Snapshot {
-            spec: Some(parse_spec_value(&record.spec)),
-            record: Arc::new(record),
-            service: Lookup::NotLookedUp,
+    // Page by page, keeping the record already held wherever the listed one is the same: at
+    // no point are two copies of the fleet in memory.
+    let mut snapshots: Vec<Snapshot> = Vec::new();
+    ctx.store
+        .list_pages(&mut |page| {
+            for listed in page {
+                let record = match ctx.state.release_shared(&listed.name) {
+                    Some(held) if *held == listed => held,
+                    _ => Arc::new(listed),
+                };
+                snapshots.push(Snapshot {
+                    spec: Some(parse_spec_value(&record.spec)),
+                    record,
+                    service: Lookup::NotLookedUp,
+                });
+            }
         })
-        .collect();
+        .await?;
 
     // Group the services to describe by (region, cluster), each name once.
     let mut by_cluster: BTreeMap<(Option<String>, String), BTreeMap<String, Vec<usize>>> =

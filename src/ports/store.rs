@@ -119,6 +119,18 @@ pub trait ReleaseStore: Send + Sync {
     /// `get`, and skipped (with a log line) by `list`.
     async fn list(&self) -> Result<Vec<StoredRelease>, StoreError>;
 
+    /// Every release, handed to `page` a page at a time as the pages arrive (sorted within a
+    /// page, in no particular order across pages), so that a caller keeping only what changed
+    /// never holds a second copy of the whole table. Skips what `list` skips. The default
+    /// reads `list` as a single page.
+    async fn list_pages(
+        &self,
+        page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
+    ) -> Result<(), StoreError> {
+        page(self.list().await?);
+        Ok(())
+    }
+
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError>;
 
     /// Writes a spec under its precondition and returns the new generation. Appends an

@@ -23,6 +23,9 @@ use super::lock;
 const CHANGE_FEED_CAPACITY: usize = 1024;
 
 /// A stored item: a decodable release, or a record a test marked undecodable.
+/// Releases per page of `list_pages` (DynamoDB pages by size: 1 MB is about 700 releases).
+const SIM_PAGE: usize = 500;
+
 #[derive(Debug, Clone)]
 enum Item {
     Release(Box<StoredRelease>),
@@ -234,6 +237,33 @@ impl ReleaseStore for SimStore {
                     Item::Corrupt { .. } => None,
                 })
                 .collect())
+        })
+        .await
+    }
+
+    /// One counted call, like `list`, handing out copies a page of [`SIM_PAGE`] releases at a
+    /// time, as DynamoDB's Scan pages do.
+    async fn list_pages(
+        &self,
+        page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
+    ) -> Result<(), StoreError> {
+        self.call("dynamodb:Scan", |items, _| {
+            let mut releases = Vec::with_capacity(SIM_PAGE);
+            for item in items.values() {
+                if let Item::Release(r) = item {
+                    releases.push((**r).clone());
+                }
+                if releases.len() == SIM_PAGE {
+                    page(std::mem::replace(
+                        &mut releases,
+                        Vec::with_capacity(SIM_PAGE),
+                    ));
+                }
+            }
+            if !releases.is_empty() {
+                page(releases);
+            }
+            Ok(())
         })
         .await
     }

@@ -159,6 +159,13 @@ impl ReleaseStore for ReplicaStore {
         self.gate.call(self.inner.list()).await
     }
 
+    async fn list_pages(
+        &self,
+        page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
+    ) -> Result<(), StoreError> {
+        self.gate.call(self.inner.list_pages(page)).await
+    }
+
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
         self.gate.call(self.inner.get(name)).await
     }
