@@ -56,7 +56,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::stream::BoxStream;
 use jiff::Timestamp;
 use serde::Deserialize;
-use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, from_item, to_attribute_value};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
 use crate::model::{
     AUDIT_LIMIT, AuditEntry, OperatorRequest, ReleaseStatus, RequestKind, Requests, bounded_detail,
@@ -210,7 +210,18 @@ fn decode_release(
         name: name.to_string(),
         message,
     };
-    let item: ReleaseItem = from_item(item).map_err(|e| corrupt(e.to_string()))?;
+    // Through serde_path_to_error, so that the message names the attribute at fault.
+    let item: serde_dynamo::Item = item.into();
+    let deserializer = serde_dynamo::Deserializer::from_attribute_value(
+        serde_dynamo::AttributeValue::M(item.into()),
+    );
+    let item: ReleaseItem =
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            match e.path().to_string().as_str() {
+                "." | "" => corrupt(e.inner().to_string()),
+                path => corrupt(format!("attribute {path}: {}", e.inner())),
+            }
+        })?;
     // The key and the name attribute are written together; a mismatch means a hand edit.
     if item.name != name {
         return Err(corrupt(format!(
@@ -1013,12 +1024,13 @@ mod tests {
     }
 
     #[test]
-    fn a_generation_stored_as_a_string_is_corrupt() {
+    fn a_generation_stored_as_a_string_is_corrupt_and_the_message_names_it() {
         let mut item = minimal_item("web");
         item.insert("generation".into(), AttributeValue::S("one".into()));
         let error = decode_release("web", item).unwrap_err();
         assert!(
-            matches!(error, StoreError::Corrupt { ref name, .. } if name == "web"),
+            matches!(error, StoreError::Corrupt { ref name, ref message }
+                if name == "web" && message.starts_with("attribute generation: ")),
             "{error:?}"
         );
     }
