@@ -30,7 +30,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use switchyard::aws::DynamoStore;
-use switchyard::ports::ReleaseStore;
+use switchyard::ports::{ReleaseStore, StoredRelease};
 
 use common::ReleaseOptions;
 
@@ -222,25 +222,55 @@ fn follow_log(daemon: &mut Child, log: &std::path::Path) -> (Actions, Arc<Mutex<
 }
 
 /// Deletes a release (the daemon stops managing it, and polling its deployment, which stays
-/// `Created` forever in moto) once the daemon has recorded its deployment in the status.
-/// Deleting under a status write in flight would fail the daemon's TransactWriteItems, and
-/// moto answers a failed transaction by restoring a copy of the whole table, after which the
-/// stream iterators the daemon holds read nothing ever again (AWS does not do that).
+/// `Created` forever in moto) once the daemon has recorded its deployment in the status and
+/// taken its first look at it (a look 1 s after the creation, whose status write would fail
+/// on a deleted release). Deleting under a status write in flight would fail the daemon's
+/// TransactWriteItems, and moto answers a failed transaction by restoring a copy of the whole
+/// table, after which the stream iterators the daemon holds read nothing ever again (AWS does
+/// not do that). After that first look the status of a deployment moto never moves on stays
+/// the same, and the daemon writes nothing more.
 async fn delete_when_recorded(store: &DynamoStore, name: &str) {
+    let status_version = |record: &StoredRelease| {
+        record
+            .status
+            .as_ref()
+            .is_some_and(|s| s.deployment_id.is_some())
+            .then_some(record.status_version)
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut recorded = None;
     while Instant::now() < deadline {
-        let recorded = store
+        recorded = store
             .get(name)
             .await
             .ok()
             .flatten()
-            .is_some_and(|r| r.status.is_some_and(|s| s.deployment_id.is_some()));
-        if recorded {
+            .as_ref()
+            .and_then(status_version);
+        if recorded.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The pass that recorded it has finished its writes by now.
+    // The first look: a status write after the one that recorded the deployment, or nothing
+    // to write (then the status stays as it is).
+    let look = Instant::now() + Duration::from_millis(2500);
+    while let Some(version) = recorded
+        && Instant::now() < look
+    {
+        let now = store
+            .get(name)
+            .await
+            .ok()
+            .flatten()
+            .as_ref()
+            .and_then(status_version);
+        if now.is_some_and(|v| v > version) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The pass that wrote has finished its writes by now.
     tokio::time::sleep(Duration::from_millis(200)).await;
     store.delete(name).await.expect("the release is deleted");
 }
