@@ -247,9 +247,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             resync_running = true;
             let ctx = ctx.clone();
             let tx = events_tx.clone();
-            // Releases in flight with a look of their own scheduled are not described by the
-            // resync: following a deployment needs no DescribeServices.
-            let mut scheduled = queue.waiting();
+            // Releases in flight with a look of their own scheduled (or in one now) are not
+            // described by the resync: following a deployment needs no DescribeServices.
+            let mut scheduled = queue.scheduled_or_running();
             scheduled.retain(|name| ctx.state.is_in_flight(name));
             resync_task = Some(AbortOnDrop(tokio::spawn(async move {
                 let _ = tx.send(Event::Resynced(take_snapshot(&ctx, &scheduled).await));

@@ -58,9 +58,9 @@ impl WorkQueue {
         self.due_of.get(name).copied()
     }
 
-    /// The releases waiting for a scheduled pass (not running).
-    pub fn waiting(&self) -> HashSet<String> {
-        self.due_of.keys().cloned().collect()
+    /// The releases waiting for a scheduled pass or in one now.
+    pub fn scheduled_or_running(&self) -> HashSet<String> {
+        self.due_of.keys().chain(&self.running).cloned().collect()
     }
 
     /// The earliest due time of a release that is not running.

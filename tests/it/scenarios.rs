@@ -430,6 +430,45 @@ async fn a_healthy_release_costs_one_describe_services_per_resync_and_no_status_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_long_bake_is_followed_without_describes_and_looked_at_every_five_minutes() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.deployment_config = "CodeDeployDefault.ECSCanary10Percent15Minutes".into();
+    });
+    h.apply("web", &ReleaseOptions::default()).await;
+    // One controller throughout (`run_for` would restart it, with empty caches).
+    let controller = tokio::spawn(switchyard::controller::run(
+        h.context(),
+        tokio::time::sleep(minutes(28)),
+    ));
+    tokio::time::sleep(minutes(3)).await;
+    let baking = h.status("web").await;
+    assert_eq!(baking.phase, Phase::Progressing, "{}", baking.message);
+    assert_eq!(baking.lifecycle_event.as_deref(), Some("AllowTraffic"));
+
+    // Ten minutes into the 15-minute bake: ten resyncs, nothing to see until the step.
+    let before = h.aws.call_counts();
+    tokio::time::sleep(minutes(10)).await;
+    let after = h.aws.call_counts();
+    let delta =
+        |op: &str| after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0);
+    assert_eq!(
+        delta("ecs:DescribeServices"),
+        0,
+        "a followed deployment needs no DescribeServices, and the resync leaves it alone"
+    );
+    assert_eq!(
+        delta("codedeploy:GetDeployment"),
+        2,
+        "one look every 5 minutes during the bake"
+    );
+
+    controller.await.expect("the controller runs to its end");
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    assert_eq!(h.calls("codedeploy:CreateDeployment"), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn drift_is_reported_and_converged_only_when_asked() {
     let h = Harness::new();
     h.add_service("web", |_| {});
