@@ -279,8 +279,8 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                     Ok(report) => {
                         failures.remove(&name);
                         let next = report.requeue_after.map(|after| {
-                            // Looks are spaced from the start of the pass: polling every 2 s
-                            // means a look every 2 s, however long the look took.
+                            // Looks are spaced from the start of the pass: polling every n
+                            // seconds means a look every n seconds, however long a look takes.
                             (started + ctx.clock.to_tokio(after)).max(Instant::now())
                         });
                         if let Some(release) = report.release {
@@ -332,49 +332,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 Event::Resynced(Ok(listed)) => {
                     resync_running = false;
                     resync_due = ctx.clock.deadline_after(ctx.config.resync_period);
-                    let names: BTreeSet<String> = listed.iter().map(|s| s.record.name.clone()).collect();
-                    for gone in known.difference(&names) {
-                        debug!(release = %gone, "release deleted; management stops");
-                        queue.forget(gone);
-                        failures.remove(gone);
-                        ctx.caches.unfollow(gone);
-                    }
-                    // A release in flight with a look of its own scheduled keeps it when the
-                    // store holds nothing new for it (same spec, same requests, no status
-                    // write by anyone else): the resync would only add a look, and its service
-                    // was not described. Its record from its last pass is at least as new.
-                    let mut previous = std::mem::take(&mut snapshots);
-                    let mut records = Vec::with_capacity(listed.len());
-                    let mut fresh = Vec::with_capacity(listed.len());
-                    for snapshot in listed {
-                        let name = snapshot.record.name.clone();
-                        let kept = queue
-                            .due(&name)
-                            .filter(|_| ctx.state.is_in_flight(&name))
-                            .and_then(|_| ctx.state.release_shared(&name))
-                            .filter(|known| nothing_new(&snapshot.record, known));
-                        if let Some(known) = kept {
-                            records.push(known);
-                            if let Some(old) = previous.remove(&name) {
-                                snapshots.insert(name, old);
-                            }
-                            continue;
-                        }
-                        records.push(snapshot.record.clone());
-                        fresh.push(snapshot);
-                    }
-                    ctx.state.replace_releases(records);
-                    ctx.state.mark_synced();
-                    for snapshot in fresh {
-                        let name = snapshot.record.name.clone();
-                        // A release in backoff keeps its backoff; a running one gets a fresh read.
-                        if failures.contains_key(&name) || queue.is_running(&name) {
-                            continue;
-                        }
-                        snapshots.insert(name.clone(), snapshot);
-                        queue.enqueue(&name, Instant::now());
-                    }
-                    known = names;
+                    apply_resync(&ctx, listed, &mut queue, &mut failures, &mut snapshots, &mut known);
                 }
                 Event::Resynced(Err(error)) => {
                     resync_running = false;
@@ -434,6 +392,60 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         leases.release_all().await;
     }
     summary
+}
+
+/// Takes in a full resync's snapshot: forgets deleted releases, refreshes the shared state,
+/// and schedules a pass now for every release, except those in flight with a look of their
+/// own scheduled and nothing new in the store (the resync would only add a look, and did not
+/// describe their services; their record from their last pass is at least as new), those in
+/// backoff (they keep it) and those running (they read afresh).
+fn apply_resync(
+    ctx: &Context,
+    listed: Vec<Snapshot>,
+    queue: &mut WorkQueue,
+    failures: &mut BTreeMap<String, u32>,
+    snapshots: &mut BTreeMap<String, Snapshot>,
+    known: &mut BTreeSet<String>,
+) {
+    let names: BTreeSet<String> = listed.iter().map(|s| s.record.name.clone()).collect();
+    for gone in known.difference(&names) {
+        debug!(release = %gone, "release deleted; management stops");
+        queue.forget(gone);
+        failures.remove(gone);
+        ctx.caches.unfollow(gone);
+    }
+    let mut previous = std::mem::take(snapshots);
+    let mut records = Vec::with_capacity(listed.len());
+    let mut fresh = Vec::with_capacity(listed.len());
+    for snapshot in listed {
+        let name = snapshot.record.name.clone();
+        let kept = queue
+            .due(&name)
+            .filter(|_| ctx.state.is_in_flight(&name))
+            .and_then(|_| ctx.state.release_shared(&name))
+            .filter(|held| nothing_new(&snapshot.record, held));
+        if let Some(held) = kept {
+            records.push(held);
+            if let Some(old) = previous.remove(&name) {
+                snapshots.insert(name, old);
+            }
+            continue;
+        }
+        records.push(snapshot.record.clone());
+        fresh.push(snapshot);
+    }
+    ctx.state.replace_releases(records);
+    ctx.state.mark_synced();
+    for snapshot in fresh {
+        let name = snapshot.record.name.clone();
+        // A release in backoff keeps its backoff; a running one gets a fresh read.
+        if failures.contains_key(&name) || queue.is_running(&name) {
+            continue;
+        }
+        snapshots.insert(name.clone(), snapshot);
+        queue.enqueue(&name, Instant::now());
+    }
+    *known = names;
 }
 
 /// Whether a listed record brings nothing the controller has not seen in `known`, its record
