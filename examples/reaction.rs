@@ -30,7 +30,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use switchyard::aws::DynamoStore;
-use switchyard::ports::{ReleaseStore, StoredRelease};
+use switchyard::ports::ReleaseStore;
 
 use common::ReleaseOptions;
 
@@ -230,23 +230,10 @@ fn follow_log(daemon: &mut Child, log: &std::path::Path) -> (Actions, Arc<Mutex<
 /// not do that). After that first look the status of a deployment moto never moves on stays
 /// the same, and the daemon writes nothing more.
 async fn delete_when_recorded(store: &DynamoStore, name: &str) {
-    let status_version = |record: &StoredRelease| {
-        record
-            .status
-            .as_ref()
-            .is_some_and(|s| s.deployment_id.is_some())
-            .then_some(record.status_version)
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut recorded = None;
     while Instant::now() < deadline {
-        recorded = store
-            .get(name)
-            .await
-            .ok()
-            .flatten()
-            .as_ref()
-            .and_then(status_version);
+        recorded = recorded_status_version(store, name).await;
         if recorded.is_some() {
             break;
         }
@@ -258,14 +245,10 @@ async fn delete_when_recorded(store: &DynamoStore, name: &str) {
     while let Some(version) = recorded
         && Instant::now() < look
     {
-        let now = store
-            .get(name)
+        if recorded_status_version(store, name)
             .await
-            .ok()
-            .flatten()
-            .as_ref()
-            .and_then(status_version);
-        if now.is_some_and(|v| v > version) {
+            .is_some_and(|v| v > version)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -273,6 +256,13 @@ async fn delete_when_recorded(store: &DynamoStore, name: &str) {
     // The pass that wrote has finished its writes by now.
     tokio::time::sleep(Duration::from_millis(200)).await;
     store.delete(name).await.expect("the release is deleted");
+}
+
+/// The status version of `name` once its status records a deployment.
+async fn recorded_status_version(store: &DynamoStore, name: &str) -> Option<u64> {
+    let record = store.get(name).await.ok().flatten()?;
+    let recorded = record.status.is_some_and(|s| s.deployment_id.is_some());
+    recorded.then_some(record.status_version)
 }
 
 fn seconds(from: Timestamp, to: Timestamp) -> f64 {

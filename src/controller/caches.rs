@@ -43,16 +43,9 @@ impl Caches {
         application: &str,
         group: &str,
     ) -> Option<DeploymentGroup> {
-        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (
-            region.map(str::to_string),
-            application.to_string(),
-            group.to_string(),
-        );
-        groups
-            .get(&key)
+        self.group_entry(region, application, group)
             .filter(|(expires, _)| *expires > Instant::now())
-            .map(|(_, g)| g.clone())
+            .map(|(_, g)| g)
     }
 
     /// A cached deployment group, however old: good enough while following a deployment,
@@ -63,13 +56,22 @@ impl Caches {
         application: &str,
         group: &str,
     ) -> Option<DeploymentGroup> {
+        self.group_entry(region, application, group).map(|(_, g)| g)
+    }
+
+    fn group_entry(
+        &self,
+        region: Option<&str>,
+        application: &str,
+        group: &str,
+    ) -> Option<(Instant, DeploymentGroup)> {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         let key = (
             region.map(str::to_string),
             application.to_string(),
             group.to_string(),
         );
-        groups.get(&key).map(|(_, g)| g.clone())
+        groups.get(&key).cloned()
     }
 
     pub fn put_group(&self, clock: &Clock, region: Option<&str>, group: &DeploymentGroup) {
