@@ -839,21 +839,34 @@ struct Demo {
 
 impl Demo {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // Port 0, and the address the demo prints: no other test can take the port between
+        // choosing it and binding it.
         let log = TempDir::new("demo");
-        let stderr = std::fs::File::create(log.0.join("stderr")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["demo", "--speed", "600", "--listen", &addr.to_string()])
+        let stderr_path = log.0.join("stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["demo", "--speed", "600", "--listen", "127.0.0.1:0"])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("switchyard demo starts");
+        let started = Instant::now();
+        let addr = loop {
+            let printed = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            if let Some(addr) = printed
+                .lines()
+                .find_map(|line| line.strip_prefix("dashboard: http://"))
+                .and_then(|rest| rest.trim_end_matches('/').parse::<SocketAddr>().ok())
+            {
+                break addr;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("the demo did not print its dashboard address:\n{printed}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         Self { child, addr, log }
     }
 
