@@ -43,22 +43,7 @@ pub const MAX_ELEMENTS: usize = 32;
 pub const MAX_ATTRIBUTES: usize = 32;
 
 /// The attribute names of the table layout, most keys of a generated item.
-pub const ITEM_KEYS: &[&str] = &[
-    "pk",
-    "kind",
-    "name",
-    "generation",
-    "labels",
-    "spec",
-    "specUpdatedBy",
-    "specUpdatedAt",
-    "requestPromote",
-    "requestAbort",
-    "requestRetry",
-    "status",
-    "statusVersion",
-    "audit",
-];
+pub use switchyard::aws::ITEM_ATTRIBUTES as ITEM_KEYS;
 
 /// Strings the decoder cares about: field names of the status, requests, audit entries and
 /// spec, enum variants, timestamps. At most 64 (string selectors 0x80..=0xBF).

@@ -28,7 +28,8 @@ pub use ecs::EcsAdapter;
 pub use elb::ElbAdapter;
 pub use ports::build_ports;
 pub use store::{
-    DynamoStore, STORE_ACTIONS, TABLE_ADMIN_ACTIONS, TableCreated, create_table, decode_item,
+    DynamoStore, ITEM_ATTRIBUTES, STORE_ACTIONS, TABLE_ADMIN_ACTIONS, TableCreated, create_table,
+    decode_item,
 };
 pub use streams::stream_changes;
 

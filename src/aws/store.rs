@@ -103,6 +103,26 @@ const UNCONDITIONAL_WRITE_ATTEMPTS: u32 = 8;
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 const TABLE_ACTIVE_POLL: Duration = Duration::from_secs(1);
 
+/// Every attribute of a release item (the layout above): the key, the kind, and the fields
+/// of `ReleaseItem`. The fuzz targets and the property tests generate items from it; a test
+/// keeps it equal to what the decoder reads.
+pub const ITEM_ATTRIBUTES: &[&str] = &[
+    "pk",
+    "kind",
+    "name",
+    "generation",
+    "labels",
+    "spec",
+    "specUpdatedBy",
+    "specUpdatedAt",
+    "requestPromote",
+    "requestAbort",
+    "requestRetry",
+    "status",
+    "statusVersion",
+    AUDIT_ATTRIBUTE,
+];
+
 /// The DynamoDB item of a release, decoded by serde_dynamo. Unknown attributes are ignored so
 /// that later versions can add attributes without breaking older controllers.
 #[derive(Debug, Deserialize)]
@@ -994,6 +1014,47 @@ mod tests {
             ("spec", AttributeValue::M(HashMap::new())),
             ("statusVersion", number(0)),
         ])
+    }
+
+    /// Records the field names a `Deserialize` type asks for, and fails.
+    struct FieldNames(Vec<&'static str>);
+
+    impl<'de> serde::Deserializer<'de> for &mut FieldNames {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only structs"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.extend_from_slice(fields);
+            Err(serde::de::Error::custom("names recorded"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    #[test]
+    fn item_attributes_are_the_key_the_kind_and_what_the_decoder_reads() {
+        let mut names = FieldNames(Vec::new());
+        let _ = ReleaseItem::deserialize(&mut names);
+        let mut expected: Vec<&str> = [PARTITION_KEY, "kind"].into_iter().chain(names.0).collect();
+        expected.sort_unstable();
+        let mut listed = ITEM_ATTRIBUTES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(listed, expected);
     }
 
     #[test]

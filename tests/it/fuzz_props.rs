@@ -16,24 +16,8 @@ use switchyard::aws::decode_item;
 use switchyard::model::parse::{parse_documents, parse_spec_value};
 use switchyard::model::{AuditEntry, OperatorRequest, Phase, ReleaseStatus, Requests};
 use switchyard::ports::{StoreError, StoredRelease};
-
-/// The attributes of the table layout (`src/aws/store.rs`).
-const ITEM_KEYS: &[&str] = &[
-    "pk",
-    "kind",
-    "name",
-    "generation",
-    "labels",
-    "spec",
-    "specUpdatedBy",
-    "specUpdatedAt",
-    "requestPromote",
-    "requestAbort",
-    "requestRetry",
-    "status",
-    "statusVersion",
-    "audit",
-];
+// The attributes of the table layout (`src/aws/store.rs`).
+use switchyard::aws::ITEM_ATTRIBUTES as ITEM_KEYS;
 
 /// Strings the decoder and the spec reader care about: field names, enum variants, times.
 const WORDS: &[&str] = &[
