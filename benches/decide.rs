@@ -267,21 +267,25 @@ impl Scenario {
     /// does, without going on to the next step.
     async fn register_as_decided(&self, case: &Case) {
         let decision = decide(&case.desired, &case.observed, case.now);
-        let Some(action @ Action::RegisterTaskDefinition { base, containers }) = &decision.action
-        else {
+        let Some(action @ Action::RegisterTaskDefinition(registration)) = &decision.action else {
             panic!("the first pass registers, got {:?}", decision.action);
         };
         let registered = self
             .sim
             .ports()
             .ecs
-            .register_task_definition(base, containers)
+            .register_task_definition(
+                &registration.base,
+                &registration.containers,
+                &registration.tags,
+            )
             .await
             .expect("registered");
         let status = record_outcome(
-            decision.status.clone(),
+            &decision,
             action,
             &Ok(ActionResult::Registered(registered)),
+            NAME,
             case.now,
         );
         let version = self.store.peek(NAME).expect("release").status_version;

@@ -342,7 +342,7 @@ impl ProgressPrinter {
             };
             let key = (
                 status.phase,
-                status.lifecycle_event.clone(),
+                status.stage(),
                 status.traffic_weights.map(|t| t.candidate.round() as i64),
                 status.message.clone(),
             );

@@ -298,12 +298,25 @@ impl Ecs for RecordingPorts {
         self.recorder.call("ecs:DescribeTaskDefinition", call).await
     }
 
+    async fn list_task_definitions(
+        &self,
+        family: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, AwsError> {
+        let call = self.ports.ecs.list_task_definitions(family, limit);
+        self.recorder.call("ecs:ListTaskDefinitions", call).await
+    }
+
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
         containers: &[ContainerDefinition],
+        tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError> {
-        let call = self.ports.ecs.register_task_definition(base, containers);
+        let call = self
+            .ports
+            .ecs
+            .register_task_definition(base, containers, tags);
         self.recorder.call("ecs:RegisterTaskDefinition", call).await
     }
 }

@@ -129,19 +129,56 @@ impl Ecs for EcsAdapter {
         &self,
         task_definition: &str,
     ) -> Result<TaskDefinition, AwsError> {
-        let (definition, _) = self.describe_raw(task_definition, false).await?;
-        Ok(map_task_definition(&definition))
+        let (definition, tags) = self.describe_raw(task_definition, true).await?;
+        Ok(map_task_definition(&definition, &tags))
+    }
+
+    async fn list_task_definitions(
+        &self,
+        family: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "ListTaskDefinitions";
+        let mut arns = Vec::new();
+        // `familyPrefix` matches every family that starts with `family`: keep exactly it.
+        let mut pages = self
+            .client
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(sdk::TaskDefinitionStatus::Active)
+            .sort(sdk::SortOrder::Desc)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, OP, e, TASK_DEFINITION_CODES))?;
+            for arn in page.task_definition_arns() {
+                if crate::reconcile::family_of(arn) == family {
+                    arns.push(arn.clone());
+                    if arns.len() >= limit {
+                        return Ok(arns);
+                    }
+                }
+            }
+        }
+        Ok(arns)
     }
 
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
         containers: &[ContainerDefinition],
+        extra_tags: &BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError> {
         const OP: &str = "RegisterTaskDefinition";
         // Re-read the base rather than trusting the caller's struct: the port models only a
         // few fields, and the copy must carry every one of them (and the tags).
-        let (definition, tags) = self.describe_raw(&base.arn, true).await?;
+        let (definition, mut tags) = self.describe_raw(&base.arn, true).await?;
+        tags.retain(|t| !t.key().is_some_and(|k| extra_tags.contains_key(k)));
+        tags.extend(
+            extra_tags
+                .iter()
+                .map(|(key, value)| sdk::Tag::builder().key(key).value(value).build()),
+        );
         let request = copy_registration(
             self.client.register_task_definition(),
             &definition,
@@ -153,6 +190,7 @@ impl Ecs for EcsAdapter {
             .send()
             .await
             .map_err(|e| classify(SERVICE, OP, e, TASK_DEFINITION_CODES))?;
+        let registered_tags = output.tags().to_vec();
         let registered = output.task_definition().ok_or_else(|| {
             AwsError::new(
                 SERVICE,
@@ -161,7 +199,7 @@ impl Ecs for EcsAdapter {
                 "RegisterTaskDefinition answered without a taskDefinition",
             )
         })?;
-        Ok(map_task_definition(registered))
+        Ok(map_task_definition(registered, &registered_tags))
     }
 }
 
@@ -399,7 +437,10 @@ fn map_container(container: &sdk::ContainerDefinition) -> ContainerDefinition {
     }
 }
 
-pub(crate) fn map_task_definition(definition: &sdk::TaskDefinition) -> TaskDefinition {
+pub(crate) fn map_task_definition(
+    definition: &sdk::TaskDefinition,
+    tags: &[sdk::Tag],
+) -> TaskDefinition {
     TaskDefinition {
         arn: definition
             .task_definition_arn()
@@ -417,6 +458,15 @@ pub(crate) fn map_task_definition(definition: &sdk::TaskDefinition) -> TaskDefin
             .map(map_container)
             .collect(),
         other_fields_digest: task_digest(definition),
+        tags: tags
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
     }
 }
 
@@ -644,8 +694,8 @@ mod tests {
             );
             assert_eq!(task_digest(&task(false)), task_digest(&task(true)));
         }
-        let a = map_task_definition(&task(false));
-        let b = map_task_definition(&task(true));
+        let a = map_task_definition(&task(false), &[]);
+        let b = map_task_definition(&task(true), &[]);
         assert_eq!(a, b);
         assert!(a.has_same_content(&b));
     }

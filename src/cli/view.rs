@@ -212,7 +212,7 @@ fn outcome_name(outcome: Outcome) -> String {
 impl From<&HistoryEntry> for HistoryItem {
     fn from(entry: &HistoryEntry) -> Self {
         let mut detail = entry.message.clone();
-        let mut facts = vec![format!("attempt {}", entry.attempt)];
+        let mut facts = vec![format!("rollout {}", entry.rollout)];
         if let Some(id) = &entry.deployment_id {
             facts.push(id.clone());
         }
@@ -293,7 +293,7 @@ mod tests {
                 }),
                 history: vec![HistoryEntry {
                     generation: 6,
-                    attempt: 1,
+                    rollout: 1,
                     outcome: Outcome::RolledBack,
                     task_definition: None,
                     deployment_id: Some("d-0".into()),
@@ -351,7 +351,7 @@ mod tests {
         assert_eq!(actions, ["retry", "RolledBack", "apply"]);
         assert_eq!(items[0].detail, "retry requested");
         assert_eq!(items[1].by, "controller");
-        assert_eq!(items[1].detail, "alarm web-5xx (attempt 1, d-0)");
+        assert_eq!(items[1].detail, "alarm web-5xx (rollout 1, d-0)");
         let table = render_history(&items, None);
         assert!(
             table.lines().nth(1).unwrap().starts_with(

@@ -50,7 +50,7 @@ impl Snapshot {
             generation: release.generation,
             observed: status.map(|s| s.observed_generation),
             phase: status.map(|s| s.phase),
-            lifecycle_event: status.and_then(|s| s.lifecycle_event.clone()),
+            lifecycle_event: status.and_then(|s| s.stage()),
             candidate: status.and_then(|s| s.traffic_weights).map(|t| t.candidate),
             deployment_id: status.and_then(|s| s.deployment_id.clone()),
             desired: status

@@ -34,7 +34,7 @@ pub(super) async fn watch_alarms(ctx: Context, events: UnboundedSender<Event>) {
             match ports.alarms.alarm_states(&names).await {
                 Ok(states) => {
                     ctx.caches
-                        .put_alarms(&ctx.clock, region.as_deref(), &states);
+                        .put_alarms(&ctx.clock, region.as_deref(), &names, &states);
                     let firing: BTreeSet<String> = states
                         .iter()
                         .filter(|(_, state)| **state == AlarmState::Alarm)

@@ -17,6 +17,9 @@ pub const GROUP_TTL: Duration = Duration::from_secs(300);
 /// how stale an alarm state may be when a pass uses it.
 pub const ALARM_POLL: Duration = Duration::from_secs(2);
 
+/// How long an alarm known not to exist is trusted to stay missing (virtual time).
+pub const MISSING_ALARM_TTL: Duration = Duration::from_secs(60);
+
 /// At most this many task definitions are cached.
 const TASK_DEFINITIONS_CACHED: usize = 256;
 
@@ -27,7 +30,8 @@ type AlarmKey = (Option<String>, String);
 #[derive(Default)]
 pub struct Caches {
     groups: Mutex<BTreeMap<GroupKey, (Instant, DeploymentGroup)>>,
-    alarms: Mutex<BTreeMap<AlarmKey, (Instant, AlarmState)>>,
+    /// Alarm states by name; `None`: the alarm does not exist (its absence is cached too).
+    alarms: Mutex<BTreeMap<AlarmKey, (Instant, Option<AlarmState>)>>,
     /// Task definitions by full ARN (a revision's content never changes), as registered or
     /// described, for a short while: the creation pass needs the candidate just registered.
     task_definitions: Mutex<BTreeMap<String, (Instant, TaskDefinition)>>,
@@ -84,7 +88,8 @@ impl Caches {
         groups.insert(key, (clock.deadline_after(GROUP_TTL), group.clone()));
     }
 
-    /// Alarm states known fresh for all of `names`, or `None` if any is missing or stale.
+    /// Alarm states known fresh for all of `names` (alarms known not to exist are absent
+    /// from the map), or `None` if any is unknown or stale.
     pub fn alarms(
         &self,
         region: Option<&str>,
@@ -96,30 +101,37 @@ impl Caches {
         for name in names {
             let key = (region.map(str::to_string), name.clone());
             match alarms.get(&key) {
-                Some((expires, state)) if *expires > now => {
+                Some((expires, Some(state))) if *expires > now => {
                     states.insert(name.clone(), *state);
                 }
-                // Known fresh to be absent is recorded as expiry without state: not here.
+                Some((expires, None)) if *expires > now => {}
                 _ => return None,
             }
         }
         Some(states)
     }
 
-    /// Records fresh alarm states (absent names are recorded as missing by not being set).
+    /// Records fresh alarm states of `names`: those absent from `states` do not exist, and
+    /// that is cached for longer ([`MISSING_ALARM_TTL`]): creating an alarm is rare, asking
+    /// CloudWatch about it on every pass is not.
     pub fn put_alarms(
         &self,
         clock: &Clock,
         region: Option<&str>,
+        names: &[String],
         states: &BTreeMap<String, AlarmState>,
     ) {
         let mut alarms = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
         let expires = clock.deadline_after(ALARM_POLL * 2);
-        for (name, state) in states {
-            alarms.insert(
-                (region.map(str::to_string), name.clone()),
-                (expires, *state),
-            );
+        let missing_expires = clock.deadline_after(MISSING_ALARM_TTL);
+        for name in names {
+            let state = states.get(name).copied();
+            let expires = if state.is_some() {
+                expires
+            } else {
+                missing_expires
+            };
+            alarms.insert((region.map(str::to_string), name.clone()), (expires, state));
         }
     }
 

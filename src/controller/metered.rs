@@ -104,16 +104,33 @@ impl Ecs for MeteredPorts {
         )
     }
 
+    async fn list_task_definitions(
+        &self,
+        family: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "ListTaskDefinitions",
+            self.ports.ecs.list_task_definitions(family, limit),
+            outcome
+        )
+    }
+
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
         containers: &[ContainerDefinition],
+        tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError> {
         metered!(
             self.state,
             "ecs",
             "RegisterTaskDefinition",
-            self.ports.ecs.register_task_definition(base, containers),
+            self.ports
+                .ecs
+                .register_task_definition(base, containers, tags),
             outcome
         )
     }

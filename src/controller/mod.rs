@@ -3,8 +3,10 @@
 
 mod alarms;
 mod caches;
+mod codedeploy;
 mod leases;
 mod metered;
+mod observe;
 mod pass;
 mod queue;
 mod resync;

@@ -82,12 +82,50 @@ pub struct ContainerChange {
     pub environment: BTreeMap<String, String>,
 }
 
-/// How to roll out. Exactly one strategy is set; only `codeDeploy` exists today.
+/// How to roll out. Exactly one strategy is set (validation says so otherwise); adding a
+/// strategy adds a field here and a variant to [`SelectedStrategy`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Strategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_deploy: Option<CodeDeployStrategy>,
+}
+
+/// The one strategy a spec selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectedStrategy<'a> {
+    CodeDeploy(&'a CodeDeployStrategy),
+}
+
+impl Strategy {
+    /// The document names of every strategy, for messages.
+    pub const NAMES: &'static [&'static str] = &["codeDeploy"];
+
+    /// Every strategy that is set, in document order.
+    pub fn all_set(&self) -> Vec<SelectedStrategy<'_>> {
+        let mut set = Vec::new();
+        if let Some(s) = &self.code_deploy {
+            set.push(SelectedStrategy::CodeDeploy(s));
+        }
+        set
+    }
+
+    /// The strategy, when exactly one is set.
+    pub fn selected(&self) -> Option<SelectedStrategy<'_>> {
+        match self.all_set().as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+}
+
+impl SelectedStrategy<'_> {
+    /// The strategy's name in the document (`codeDeploy`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SelectedStrategy::CodeDeploy(_) => "codeDeploy",
+        }
+    }
 }
 
 /// Blue/green through AWS CodeDeploy.
@@ -145,11 +183,6 @@ impl OnDrift {
 }
 
 impl ReleaseSpec {
-    /// The CodeDeploy strategy; validation guarantees it is present in a valid spec.
-    pub fn code_deploy(&self) -> Option<&CodeDeployStrategy> {
-        self.strategy.code_deploy.as_ref()
-    }
-
     pub fn rollback_alarms(&self) -> &[String] {
         self.rollback
             .as_ref()

@@ -70,7 +70,10 @@ pub enum Reason {
     WrongDeploymentController,
     DeploymentGroupNotFound,
     MisconfiguredService,
+    AlarmNotFound,
     AwsError,
+    Refused,
+    InternalError,
     Paused,
     Resolving,
     RegisteringTaskDefinition,
@@ -100,7 +103,10 @@ impl Reason {
             Reason::WrongDeploymentController => "WrongDeploymentController",
             Reason::DeploymentGroupNotFound => "DeploymentGroupNotFound",
             Reason::MisconfiguredService => "MisconfiguredService",
+            Reason::AlarmNotFound => "AlarmNotFound",
             Reason::AwsError => "AwsError",
+            Reason::Refused => "Refused",
+            Reason::InternalError => "InternalError",
             Reason::Paused => "Paused",
             Reason::Resolving => "Resolving",
             Reason::RegisteringTaskDefinition => "RegisteringTaskDefinition",
@@ -126,12 +132,16 @@ impl Reason {
 /// The kinds of condition the controller maintains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ConditionType {
-    /// True when the live task definition is this generation's and nothing is in flight.
+    /// True when the candidate is live and nothing is in flight.
     Ready,
-    /// True while this generation is being rolled out (or waiting to be).
+    /// True while a rollout is in flight (or about to start).
     Progressing,
-    /// True when the live task definition is not the one the controller deployed.
+    /// True when the live task definition is not the one the controller deployed, or (task
+    /// sets) when production weights were changed by hand during a rollout.
     Drifted,
+    /// True while `spec.paused` holds the release: a rollout in flight is held where it is,
+    /// nothing new starts.
+    Paused,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,28 +173,55 @@ pub struct TrafficWeights {
 
 impl Eq for TrafficWeights {}
 
+impl TrafficWeights {
+    /// Everything on the live version.
+    pub const ALL_LIVE: TrafficWeights = TrafficWeights {
+        live: 100.0,
+        candidate: 0.0,
+    };
+}
+
 /// How a rollout or an operator request ended, for the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Succeeded,
     RolledBack,
     Failed,
-    /// A newer generation replaced it before it finished.
+    /// A newer candidate (or target) replaced it before it finished.
     Superseded,
-    /// Nothing to deploy: the desired task definition was already live.
+    /// Nothing to deploy: the candidate was already live.
     AlreadyLive,
-    /// An operator request that the controller acted on.
+    /// An operator request that the controller carried out.
     Promoted,
     Aborted,
     Retried,
+    /// An operator request that could not apply (the message says why).
+    Declined,
+}
+
+impl Outcome {
+    /// Whether this outcome ends a rollout (as opposed to recording a request).
+    pub fn ends_rollout(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Succeeded
+                | Outcome::RolledBack
+                | Outcome::Failed
+                | Outcome::Superseded
+                | Outcome::AlreadyLive
+        )
+    }
 }
 
 /// One entry of the bounded history of a release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
+    /// The generation of the spec when the entry was written.
     pub generation: u64,
-    pub attempt: u32,
+    /// The rollout it is about (see [`Rollout::serial`]).
+    #[serde(alias = "attempt")]
+    pub rollout: u32,
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,
@@ -199,26 +236,103 @@ pub struct HistoryEntry {
 /// How many history entries a status keeps.
 pub const HISTORY_LIMIT: usize = 20;
 
-/// The controller's durable note that it is about to call CreateDeployment for one
-/// (generation, attempt). Written before the call; found again after a crash.
+/// The candidate the controller resolved for the spec's task definition: what `from` was
+/// resolved to, the fingerprint of the content, and the revision that carries it.
+///
+/// Resolved again only when `spec.taskDefinition` changes (its digest) or on `retry`, so a
+/// revision someone registers meanwhile never turns an unrelated edit into a new rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeploymentIntent {
+pub struct Candidate {
+    /// The digest of the `spec.taskDefinition` it was resolved for.
+    pub spec_digest: String,
+    /// The revision it is a copy of (the base).
+    pub base: String,
+    /// The fingerprint of the candidate's content.
+    pub fingerprint: String,
+    /// The revision with that content: the live one, the base, or one the controller
+    /// registered. `None` while a registration is in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// When the controller asked ECS to register it (the intent, written before the call):
+    /// a pass that finds it without `arn` looks for a revision with the fingerprint first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registering_since: Option<Timestamp>,
+}
+
+/// A rollout: one candidate rolled out to one target. Identified by the candidate's
+/// fingerprint and the target, never by the spec's generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// 1 for the release's first rollout, one more for each later one (a new candidate or
+    /// target, a `retry`, a drift convergence). Marks what the strategy starts in AWS.
+    pub serial: u32,
+    /// The candidate task definition.
+    pub candidate: String,
+    pub fingerprint: String,
+    /// The strategy's target, normalized (`codeDeploy:APP/GROUP`, ...).
+    pub target: String,
+    /// The task definition that was live when it started: where a rollback returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<String>,
+    /// The generation that started it.
     pub generation: u64,
-    pub attempt: u32,
-    pub task_definition: String,
-    pub recorded_at: Timestamp,
+    pub started_at: Timestamp,
+    /// The verdict, once it ended (its history entry is written then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
 }
 
-/// A stop the controller asked for: which deployment and why (for the status message).
+impl Rollout {
+    pub fn is_in_flight(&self) -> bool {
+        self.outcome.is_none()
+    }
+}
+
+/// The CodeDeploy strategy's part of the status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeDeployStatus {
+    /// The lifecycle event the deployment is in (`Install`, `AllowTraffic`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_event: Option<String>,
+    /// Written before CreateDeployment for the rollout; cleared once its deployment is known.
+    /// A pass that finds it without a deployment searches the group's deployments created
+    /// since then for the rollout's description first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creating_since: Option<Timestamp>,
+    /// A stop the controller decided: which deployment, why, and whether a call succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopRecord>,
+}
+
+/// A StopDeployment the controller decided (written before the call).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StopRequest {
+pub struct StopRecord {
     pub deployment_id: String,
+    /// Why, for the status message and the history.
     pub reason: String,
+    pub requested_at: Timestamp,
+    /// A StopDeployment call for it succeeded: never send another. CodeDeploy stops
+    /// asynchronously (hooks finish first); the controller follows the stop.
+    #[serde(default)]
+    pub sent: bool,
+    /// The stop makes way for a newer rollout (its outcome is `Superseded`, not `RolledBack`).
+    #[serde(default)]
+    pub superseded: bool,
 }
 
-/// The `requestedAt` of the last operator request of each kind the controller acted on.
+/// The strategy-specific part of the status, beside the fields every strategy shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StrategyStatus {
+    CodeDeploy(CodeDeployStatus),
+}
+
+/// The `requestedAt` of the last operator request of each kind the controller handled
+/// (carried out, or declined with the reason in the history).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HandledRequests {
@@ -231,6 +345,9 @@ pub struct HandledRequests {
 }
 
 /// The status of one release, written only by the controller.
+///
+/// The fields up to `history` are an interface (dashboards, scripts and `watch` read them)
+/// and keep their names for every strategy; what only one strategy has goes in `strategy`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseStatus {
@@ -243,45 +360,77 @@ pub struct ReleaseStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_task_definition: Option<String>,
-    /// The task definition this generation deploys (registered by the controller).
+    /// The candidate task definition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired_task_definition: Option<String>,
+    /// The strategy's deployment (CodeDeploy deployment, task set, ECS service deployment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_weights: Option<TrafficWeights>,
-    /// The lifecycle event the deployment is in (`Install`, `AllowTraffic`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle_event: Option<String>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// What only the release's strategy reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<StrategyStatus>,
 
     // The controller's memory: what it decided earlier and must not decide differently later.
-    /// The revision `spec.taskDefinition.from` resolved to for `observed_generation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_from: Option<String>,
-    /// The deployment attempt for `observed_generation`: 1, plus one per `retry` or drift
-    /// convergence.
-    #[serde(default)]
-    pub attempt: u32,
+    pub candidate: Option<Candidate>,
+    /// The rollout in flight, or the last one (with its outcome).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intent: Option<DeploymentIntent>,
-    /// When the current rollout started (for the history).
+    pub rollout: Option<Rollout>,
+    /// The last mutating call AWS refused, while the controller backs off before asking
+    /// again (a spec change or `retry` asks again at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout_started_at: Option<Timestamp>,
-    /// The live task definition before the current rollout: where a rollback returns to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_task_definition: Option<String>,
-    /// The deployment the controller asked CodeDeploy to stop, and why, so it asks once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_requested: Option<StopRequest>,
+    pub refusal: Option<Refusal>,
     #[serde(default)]
     pub handled_requests: HandledRequests,
+}
+
+/// A mutating call AWS refused (access denied, an invalid parameter, a missing resource):
+/// asking again at once would be refused again, so the controller backs off, per release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// `service:Operation`.
+    pub operation: String,
+    /// AWS's error code, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: String,
+    /// When it was refused last.
+    pub at: Timestamp,
+    /// How many times in a row.
+    pub count: u32,
+    /// The generation it was refused under: a new one asks again at once.
+    pub generation: u64,
 }
 
 impl ReleaseStatus {
     pub fn condition(&self, kind: ConditionType) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    /// The rollout in flight, if any.
+    pub fn rollout_in_flight(&self) -> Option<&Rollout> {
+        self.rollout.as_ref().filter(|r| r.is_in_flight())
+    }
+
+    pub fn code_deploy(&self) -> Option<&CodeDeployStatus> {
+        match &self.strategy {
+            Some(StrategyStatus::CodeDeploy(status)) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Where the rollout in flight stands, in the strategy's own words (CodeDeploy's
+    /// lifecycle event, ...), for `watch`, `get` and the demo.
+    pub fn stage(&self) -> Option<String> {
+        match &self.strategy {
+            Some(StrategyStatus::CodeDeploy(status)) => status.lifecycle_event.clone(),
+            None => None,
+        }
     }
 }
 
@@ -289,11 +438,11 @@ impl ReleaseStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RequestKind {
-    /// Shift production traffic of a `Ready` deployment (ContinueDeployment).
+    /// Let the rollout in flight past the gate it waits at (CodeDeploy's `Ready`, ...).
     Promote,
-    /// Stop the in-flight deployment and roll back.
+    /// Roll the rollout in flight back.
     Abort,
-    /// Deploy this generation again after it rolled back or failed.
+    /// Roll the candidate out again after it rolled back or failed.
     Retry,
 }
 
@@ -307,7 +456,9 @@ impl RequestKind {
     }
 }
 
-/// One operator request: which generation it applies to, who asked and when.
+/// One operator request: who asked, when, and the spec's generation at the time (for the
+/// audit trail). A request applies to the rollout in flight whatever the generation; the
+/// controller handles it once (`HandledRequests`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperatorRequest {

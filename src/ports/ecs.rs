@@ -152,6 +152,9 @@ pub struct TaskDefinition {
     /// A digest of every registrable task-level field not modelled here (roles, volumes,
     /// cpu, memory, network mode, ...), computed by the adapter.
     pub other_fields_digest: String,
+    /// The revision's tags (switchyard marks what it registers).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl TaskDefinition {
@@ -190,19 +193,29 @@ pub trait Ecs: Send + Sync {
         names: &[String],
     ) -> Result<Vec<Service>, AwsError>;
 
-    /// Describes a task definition by family (its latest ACTIVE revision), `family:revision`
-    /// or full ARN. A missing one is an error of kind `NotFound`.
+    /// Describes a task definition, with its tags, by family (its latest ACTIVE revision),
+    /// `family:revision` or full ARN. A missing one is an error of kind `NotFound`.
     async fn describe_task_definition(
         &self,
         task_definition: &str,
     ) -> Result<TaskDefinition, AwsError>;
 
+    /// The ARNs of the ACTIVE revisions of exactly `family` (not of other families sharing
+    /// its prefix), newest first, at most `limit` of them.
+    async fn list_task_definitions(
+        &self,
+        family: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, AwsError>;
+
     /// Registers a new revision of `base`'s family: a copy of every registrable field of
-    /// `base`, with each container of `containers` (matched by name) taking its image and
-    /// environment from there. Returns the new revision.
+    /// `base` (its tags included), with each container of `containers` (matched by name)
+    /// taking its image and environment from there, and `tags` added. Returns the new
+    /// revision.
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
         containers: &[ContainerDefinition],
+        tags: &BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError>;
 }

@@ -93,6 +93,11 @@ impl AwsError {
         )
     }
 
+    /// The call may or may not have taken effect (a timeout, a lost reply).
+    pub fn is_ambiguous(&self) -> bool {
+        self.kind == AwsErrorKind::Ambiguous
+    }
+
     pub fn is_throttling(&self) -> bool {
         self.kind == AwsErrorKind::Throttling
     }

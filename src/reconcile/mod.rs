@@ -4,65 +4,53 @@
 //! (`controller`) observes the world, calls [`decide`], applies at most one [`Action`], writes
 //! the status, and comes back after [`Decision::requeue_after`].
 //!
-//! # The CodeDeploy blue/green sequence, as the controller drives it
+//! # The spine every strategy follows
 //!
-//! 1. A new generation is accepted (`Pending`). `spec.taskDefinition.from` is resolved to one
-//!    revision ARN and recorded in the status, so a revision registered later by someone else
-//!    does not change what this generation deploys.
-//! 2. The candidate task definition is computed: a copy of that revision with the container
-//!    changes. If the live revision already has that content, there is nothing to deploy
-//!    (`Healthy`). If the family's latest revision has it, it is reused; otherwise the
-//!    controller registers it.
-//! 3. The intent to deploy (generation, attempt, candidate) is written to the status, then
-//!    CreateDeployment is called with an AppSpec built from the live service and a description
-//!    naming release, generation and attempt. After a crash, the intent makes the next pass
-//!    search the group's recent deployments for that description before creating anything.
-//! 4. CodeDeploy installs the replacement task set, opens test traffic and, when the group's
-//!    ready option says STOP_DEPLOYMENT, waits in `Ready`: the controller continues it at once
-//!    (`promotion: auto`) or shows `AwaitingPromotion` until a promote request for this
-//!    generation arrives (`promotion: manual`).
-//! 5. CodeDeploy shifts production traffic per the deployment config. Meanwhile every pass
-//!    checks the release's rollback alarms: one in ALARM stops the deployment with rollback.
-//!    An abort request does the same.
-//! 6. The deployment ends. `Succeeded`: `Healthy`. `Failed` or `Stopped`: `RolledBack` once
-//!    traffic is back on the previous task definition, `Failed` otherwise. The attempt is
-//!    recorded in the history; a retry request for this generation starts attempt + 1.
+//! 1. **Validate.** A document that fails validation is `Invalid` and reaches no AWS API.
+//! 2. **Check the target** before anything is registered: the service exists and fits the
+//!    strategy (its deployment controller, the group or target groups it names).
+//! 3. **Resolve the candidate** (`candidate.rs`): a task definition that is a pure function of
+//!    the base revision and the spec, registered once.
+//! 4. **Roll it out.** A rollout is identified by its candidate and its target, never by the
+//!    spec's generation: an edit that keeps both (labels, `paused`, alarms, promotion,
+//!    `onDrift`) never stops, restarts or rolls back the rollout in flight. A new candidate
+//!    or target supersedes it: the strategy winds it down, then the newest candidate rolls
+//!    out. The strategy's module carries the rollout out, one mutating call per pass.
+//! 5. **Gate.** Rollback alarms and `abort` roll back; `promote` lets a rollout past the gate
+//!    it waits at; `paused: true` holds it where it is (no promotion) and starts nothing new.
+//! 6. **Verdict**: `Healthy` (the candidate is live), `RolledBack` (the live version is back
+//!    and serves all production traffic), `Failed` (a human must act; the message says
+//!    what). A rollout that ended stays ended: only a new candidate or target, a `retry`, or
+//!    drift convergence (`onDrift: converge`) starts another.
 //!
-//! Policies where AWS leaves a choice:
-//! - A newer generation while the controller's deployment of an older one is in flight: the
-//!   older one is stopped with rollback (it is no longer wanted), and the newest generation is
-//!   deployed once the group is free. Intermediate generations are never deployed.
-//! - A deployment the controller did not start is in flight: wait (`Pending`), never fight.
-//! - Drift (nothing in flight, live task definition not the one deployed): the `Drifted`
-//!   condition and phase `Failed` say so; `onDrift: converge` deploys the desired version again
-//!   as a new attempt.
-//! - `paused: true`: nothing new starts (no registration, no deployment, no automatic
-//!   promotion); a deployment already in flight is still followed and still rolled back on
-//!   alarm.
+//! Requests (`promote`, `abort`, `retry`) apply to the rollout in flight whatever the
+//! generation, and are handled once: carried out when the call that carries them out
+//! succeeded, or declined with the reason in the history.
+//!
+//! A call AWS refuses (access denied, invalid, missing) is not asked again at once: the
+//! release is `Failed` with the operation, the error code and what to fix, and the call is
+//! asked again with an exponential backoff per release (`refusal_delay`), or at once on a
+//! spec change or a `retry`.
 
-mod appspec;
-mod observe;
-#[cfg(test)]
-mod tests;
+pub mod candidate;
+pub mod codedeploy;
+pub mod plan;
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-pub use appspec::{AppSpecError, build_appspec};
-pub use observe::{ObservationPlan, TaskDefinitionLookups, family_of, plan_observation};
+pub use candidate::{Registration, Resolution, TaskDefinitions};
+pub use plan::{ObservationPlan, family_of, plan_observation};
 
 use crate::model::validate::FieldError;
 use crate::model::{
-    Condition, ConditionStatus, ConditionType, DeploymentIntent, HISTORY_LIMIT, HistoryEntry,
-    Outcome, Phase, Promotion, Reason, ReleaseSpec, ReleaseStatus, RequestKind, Requests,
-    StopRequest, TrafficWeights,
+    Candidate, Condition, ConditionStatus, ConditionType, HISTORY_LIMIT, HistoryEntry, OnDrift,
+    OperatorRequest, Outcome, Phase, Reason, Refusal, ReleaseSpec, ReleaseStatus, RequestKind,
+    Requests, Rollout, SelectedStrategy, TrafficWeights,
 };
 use crate::ports::{
-    AlarmState, AwsError, AwsErrorKind, ContainerDefinition, CreateDeploymentRequest, Deployment,
-    DeploymentControllerType, DeploymentCreator, DeploymentGroup, DeploymentStatus,
-    DeploymentTarget, LifecycleEventStatus, Listener, ReadyAction, Service, TaskDefinition,
-    task_definition_short_name,
+    AlarmState, AwsError, AwsErrorKind, Service, TaskDefinition, task_definition_short_name,
 };
 
 /// The desired side of one release: its validated spec (or why it is invalid), its
@@ -101,50 +89,63 @@ pub struct Observed {
     /// The status the controller recorded last: its memory.
     pub status: Option<ReleaseStatus>,
     pub service: Lookup<Service>,
-    /// The revision `from` resolves to (the recorded one, else the family's latest).
-    pub base: Lookup<TaskDefinition>,
-    /// The latest ACTIVE revision of the base's family.
-    pub family_latest: Lookup<TaskDefinition>,
-    /// The content of the live task definition.
-    pub live: Lookup<TaskDefinition>,
-    pub deployment_group: Lookup<DeploymentGroup>,
-    /// Every deployment of the group the shell looked at: the active one, the one the status
-    /// tracks, those found for a recorded intent, and rollbacks of ours.
-    pub deployments: Vec<Deployment>,
-    /// The ECS target of the active deployment.
-    pub target: Option<DeploymentTarget>,
-    /// The deployment group's production listener.
-    pub listener: Option<Listener>,
-    /// States of the release's rollback alarms (missing alarms are absent).
-    pub alarms: std::collections::BTreeMap<String, AlarmState>,
+    /// What resolving the candidate needs.
+    pub task_definitions: TaskDefinitions,
+    /// The release's rollback alarms that exist, with their states (`None`: not looked
+    /// up). An alarm named in the spec and absent here does not exist.
+    pub alarms: Option<std::collections::BTreeMap<String, AlarmState>>,
+    /// What the release's strategy observed.
+    pub strategy: StrategyObserved,
+}
+
+/// What one strategy observed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StrategyObserved {
+    #[default]
+    NotLookedUp,
+    CodeDeploy(codedeploy::Observed),
 }
 
 /// The one mutating call a pass may make.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Register a copy of `base` with these containers.
-    RegisterTaskDefinition {
-        base: TaskDefinition,
-        containers: Vec<ContainerDefinition>,
-    },
-    /// Start the deployment; the decision's status already holds the intent.
-    CreateDeployment(CreateDeploymentRequest),
-    /// Shift production traffic of a `Ready` deployment (ContinueDeployment READY_WAIT).
-    ContinueDeployment { deployment_id: String },
-    /// Stop a deployment, rolling back.
-    StopDeployment { deployment_id: String },
+    /// Register the candidate (the status already holds the intent).
+    RegisterTaskDefinition(Registration),
+    CodeDeploy(codedeploy::Action),
 }
 
 impl Action {
-    /// A stable name for logs and metrics.
-    pub fn as_str(&self) -> &'static str {
+    /// `service:Operation`, for logs, metrics and messages.
+    pub fn operation(&self) -> &'static str {
         match self {
-            Action::RegisterTaskDefinition { .. } => "RegisterTaskDefinition",
-            Action::CreateDeployment(_) => "CreateDeployment",
-            Action::ContinueDeployment { .. } => "ContinueDeployment",
-            Action::StopDeployment { .. } => "StopDeployment",
+            Action::RegisterTaskDefinition(_) => "ecs:RegisterTaskDefinition",
+            Action::CodeDeploy(action) => action.operation(),
         }
     }
+
+    /// The operation's name alone (`RegisterTaskDefinition`).
+    pub fn as_str(&self) -> &'static str {
+        let operation = self.operation();
+        operation
+            .split_once(':')
+            .map_or(operation, |(_, name)| name)
+    }
+}
+
+/// What an action returned, for [`record_outcome`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionResult {
+    Registered(TaskDefinition),
+    CodeDeploy(codedeploy::ActionResult),
+}
+
+/// A request that the decision's action carries out: marked handled, with its history
+/// entry, once the call succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    pub kind: RequestKind,
+    pub requested_at: Timestamp,
+    pub entry: HistoryEntry,
 }
 
 /// What a pass decided.
@@ -156,14 +157,8 @@ pub struct Decision {
     pub status: ReleaseStatus,
     /// When to look again; `None` means only on a change or the periodic resync.
     pub requeue_after: Option<Duration>,
-}
-
-/// What an action returned, for [`record_outcome`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActionResult {
-    Registered(TaskDefinition),
-    Created { deployment_id: String },
-    Done,
+    /// The request the action carries out, if any.
+    pub ack: Option<Ack>,
 }
 
 /// How soon to look again after a mutation: the world just changed.
@@ -174,7 +169,7 @@ pub const AFTER_ACTION: Duration = Duration::from_secs(1);
 /// controller's added latency at a gate within 2 s with calls of up to 100 ms.
 pub const POLL_ACTIVE: Duration = Duration::from_millis(1500);
 /// Polling while the lifecycle hooks run and nothing waits for the controller (the group
-/// shifts traffic as soon as the replacement is ready, and rollback alarms are watched
+/// shifts traffic as soon as the candidate is ready, and rollback alarms are watched
 /// separately): only the status's lifecycle event lags, by at most this much.
 pub const POLL_PASSIVE: Duration = Duration::from_secs(5);
 /// Polling while waiting for someone else: a promotion (requests also wake the release
@@ -190,104 +185,162 @@ pub const POLL_SLOW: Duration = Duration::from_secs(300);
 pub const STEP_SLACK: Duration = Duration::from_secs(1);
 /// Re-checking a release that failed for an environmental reason (a missing service).
 pub const POLL_FAILED: Duration = Duration::from_secs(60);
-
-/// The description that marks a deployment as the controller's, for one release, generation
-/// and attempt. CodeDeploy has no other place for it and no idempotency token.
-pub fn deployment_description(release: &str, generation: u64, attempt: u32) -> String {
-    format!("switchyard release={release} generation={generation} attempt={attempt}")
-}
-
-/// Parses [`deployment_description`]: `Some((release, generation, attempt))` for ours.
-pub fn parse_deployment_description(description: &str) -> Option<(String, u64, u32)> {
-    let rest = description.strip_prefix("switchyard release=")?;
-    let (release, rest) = rest.split_once(" generation=")?;
-    let (generation, attempt) = rest.split_once(" attempt=")?;
-    Some((
-        release.to_string(),
-        generation.parse().ok()?,
-        attempt.parse().ok()?,
-    ))
-}
-
-/// Who a deployment belongs to, from this release's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Owner {
-    /// Ours, for this (generation, attempt).
-    Current,
-    /// Ours, for an older generation or attempt.
-    Older,
-    /// CodeDeploy's rollback of one of ours.
-    RollbackOfOurs,
-    /// Started by someone else (the console, another pipeline, another release).
-    Foreign,
-}
+/// The longest wait before asking again for a call AWS refused.
+pub const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Decides the next step for one release. Pure: same inputs, same decision.
 pub fn decide(desired: &DesiredRelease, observed: &Observed, now: Timestamp) -> Decision {
     Pass::new(desired, observed, now).run()
 }
 
-/// One evaluation; holds the inputs and the status being built.
-struct Pass<'a> {
-    desired: &'a DesiredRelease,
-    observed: &'a Observed,
-    now: Timestamp,
-    prev: Option<&'a ReleaseStatus>,
-    next: ReleaseStatus,
+/// The service part of every strategy's target key: a cluster given as an ARN is the same
+/// cluster as its name.
+pub fn service_key(spec: &ReleaseSpec) -> String {
+    format!(
+        "{}/{}/{}",
+        spec.service.region.as_deref().unwrap_or(""),
+        crate::model::names::cluster_name(&spec.service.cluster),
+        spec.service.name
+    )
+}
+
+/// The rollout's target for `spec`, normalized: a change of it is a new rollout.
+pub fn target_key(spec: &ReleaseSpec, strategy: SelectedStrategy<'_>) -> String {
+    match strategy {
+        SelectedStrategy::CodeDeploy(s) => codedeploy::target_key(spec, s),
+    }
+}
+
+/// What a strategy concluded for the rollout in flight.
+#[derive(Debug)]
+pub enum Progress {
+    /// The rollout goes on: this is the step.
+    Step(Step),
+    /// The rollout ended with this verdict.
+    Ended(Verdict),
+}
+
+impl Progress {
+    /// The request this progress carries out (marked handled with it).
+    fn completing(self, request: Option<RequestKind>) -> Self {
+        match self {
+            Progress::Step(step) => Progress::Step(step.completing(request)),
+            Progress::Ended(mut verdict) => {
+                verdict.completes = verdict.completes.or(request);
+                Progress::Ended(verdict)
+            }
+        }
+    }
+}
+
+/// How a rollout ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub message: String,
+    /// The request that ended it, if one did.
+    pub completes: Option<RequestKind>,
+}
+
+impl Verdict {
+    pub fn new(outcome: Outcome, message: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            message: message.into(),
+            completes: None,
+        }
+    }
+}
+
+/// Why the rollout in flight must roll back now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollBack {
+    pub reason: Reason,
+    pub message: String,
+    /// The request that asks for it (`abort`), handled once the rollback is under way.
+    pub request: Option<RequestKind>,
+}
+
+/// What the spine's gate says for the rollout in flight.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Gate {
+    /// Roll back now (an `abort`, a rollback alarm in ALARM).
+    pub roll_back: Option<RollBack>,
+    /// A `promote` request waits to be carried out.
+    pub promote: Option<RequestKind>,
+    /// `spec.paused`: hold the rollout where it is (no promotion).
+    pub paused: bool,
 }
 
 /// What a step concluded: the phase, why, a message, and optionally an action and a requeue.
-struct Step {
+#[derive(Debug)]
+pub struct Step {
     phase: Phase,
     reason: Reason,
     message: String,
     action: Option<Action>,
     requeue_after: Option<Duration>,
+    completes: Option<RequestKind>,
 }
 
 impl Step {
-    fn new(phase: Phase, reason: Reason, message: impl Into<String>) -> Self {
+    pub fn new(phase: Phase, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             phase,
             reason,
             message: message.into(),
             action: None,
             requeue_after: None,
+            completes: None,
         }
     }
 
-    fn act(mut self, action: Action) -> Self {
+    pub fn act(mut self, action: Action) -> Self {
         self.action = Some(action);
         self.requeue_after = Some(AFTER_ACTION);
         self
     }
 
-    fn requeue(mut self, after: Duration) -> Self {
+    pub fn requeue(mut self, after: Duration) -> Self {
         self.requeue_after = Some(after);
         self
     }
+
+    /// Marks `request` handled by this step (with its action's success, when it has one).
+    pub fn completing(mut self, request: Option<RequestKind>) -> Self {
+        if request.is_some() {
+            self.completes = request;
+        }
+        self
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+}
+
+/// One evaluation; holds the inputs and the status being built. Strategies read the inputs
+/// and write their part of `next`.
+pub struct Pass<'a> {
+    pub desired: &'a DesiredRelease,
+    pub observed: &'a Observed,
+    pub now: Timestamp,
+    prev: Option<&'a ReleaseStatus>,
+    pub next: ReleaseStatus,
 }
 
 impl<'a> Pass<'a> {
     fn new(desired: &'a DesiredRelease, observed: &'a Observed, now: Timestamp) -> Self {
         let prev = observed.status.as_ref();
         let mut next = prev.cloned().unwrap_or_default();
-        if prev.is_none() || next.observed_generation != desired.generation {
-            // A new generation: forget what was decided for the old one, keep the history,
-            // the handled requests and any stop in progress.
-            next.observed_generation = desired.generation;
-            next.resolved_from = None;
-            next.desired_task_definition = None;
-            next.deployment_id = None;
-            next.intent = None;
-            next.rollout_started_at = None;
-            next.previous_task_definition = None;
-            next.lifecycle_event = None;
-            next.traffic_weights = None;
-            next.attempt = 1;
-        }
-        if next.attempt == 0 {
-            next.attempt = 1;
+        next.observed_generation = desired.generation;
+        // A refusal is asked again at once under a new generation.
+        if next
+            .refusal
+            .as_ref()
+            .is_some_and(|r| r.generation != desired.generation)
+        {
+            next.refusal = None;
         }
         Self {
             desired,
@@ -303,28 +356,42 @@ impl<'a> Pass<'a> {
         self.finish(step)
     }
 
-    fn generation(&self) -> u64 {
+    pub fn generation(&self) -> u64 {
         self.desired.generation
     }
 
-    fn attempt(&self) -> u32 {
-        self.next.attempt
+    /// The content of a task definition the pass looked up, by ARN.
+    pub fn candidate_content(&self, arn: &str) -> Option<&'a TaskDefinition> {
+        let looked_up = &self.observed.task_definitions;
+        [
+            looked_up.candidate.found(),
+            looked_up.base.found(),
+            looked_up.live.found(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(looked_up.registered.iter())
+        .find(|t| t.arn == arn)
     }
 
     fn evaluate(&mut self) -> Step {
-        let spec = match &self.desired.spec {
-            Ok(spec) => spec.clone(),
+        let spec: &'a ReleaseSpec = match &self.desired.spec {
+            Ok(spec) => spec,
             Err(errors) => return self.invalid(errors),
         };
-        let Some(strategy) = spec.code_deploy().cloned() else {
-            return self.invalid(&[FieldError {
-                path: "spec.strategy".into(),
-                message: "must set exactly one strategy (codeDeploy)".into(),
-            }]);
+        let Some(strategy) = spec.strategy.selected() else {
+            return self.invalid(&[FieldError::new(
+                "spec.strategy",
+                format!(
+                    "must set exactly one strategy ({})",
+                    crate::model::Strategy::NAMES.join(", ")
+                ),
+            )]);
         };
 
-        let service = match &self.observed.service {
-            Lookup::Found(service) => service.clone(),
+        // 2. The target.
+        let service: &'a Service = match &self.observed.service {
+            Lookup::Found(service) => service,
             Lookup::Missing => {
                 return Step::new(
                     Phase::Failed,
@@ -341,180 +408,452 @@ impl<'a> Pass<'a> {
                     .requeue(AFTER_ACTION);
             }
         };
-        if service.deployment_controller != DeploymentControllerType::CodeDeploy {
-            return Step::new(
-                Phase::Failed,
-                Reason::WrongDeploymentController,
-                format!(
-                    "service {}/{} uses the {} deployment controller; the codeDeploy strategy needs CODE_DEPLOY",
-                    service.cluster,
-                    service.name,
-                    service.deployment_controller.as_str()
-                ),
-            )
-            .requeue(POLL_FAILED);
-        }
         self.next.live_task_definition = service.live_task_definition().map(str::to_string);
+        if let Err(step) = self.check_target(spec, strategy, service) {
+            return step;
+        }
+        let target = target_key(spec, strategy);
+        self.set_paused_condition(spec);
 
-        let group = match &self.observed.deployment_group {
-            Lookup::Found(group) => Some(group.clone()),
-            Lookup::Missing => {
+        // 4. The rollout in flight, if any.
+        if let Some(rollout) = self.next.rollout.clone().filter(Rollout::is_in_flight) {
+            match self.carry_on(spec, strategy, &target, &rollout) {
+                Ok(step) => return step,
+                Err(verdict) => self.end_rollout(&rollout, verdict),
+            }
+        }
+
+        // Nothing in flight: requests that need a rollout in flight are declined.
+        self.decline(RequestKind::Abort, "abort: nothing in flight");
+        self.decline(RequestKind::Promote, "promote: nothing in flight");
+        if spec.paused {
+            return self.paused(spec);
+        }
+
+        // 3. The candidate.
+        let last = self.next.rollout.clone();
+        let retry = self.pending_request(RequestKind::Retry).is_some();
+        let retryable = last.as_ref().is_some_and(|r| {
+            matches!(
+                r.outcome,
+                Some(Outcome::RolledBack | Outcome::Failed | Outcome::Superseded)
+            )
+        });
+        let candidate = match self.resolve_candidate(spec, retry && retryable) {
+            Ok(candidate) => candidate,
+            Err(step) => return *step,
+        };
+        let candidate_arn = candidate.arn.clone().unwrap_or_default();
+        let same = |r: &Rollout| r.fingerprint == candidate.fingerprint && r.target == target;
+
+        // The candidate is live: nothing to deploy.
+        if self.next.live_task_definition.as_deref() == Some(candidate_arn.as_str()) {
+            self.decline(
+                RequestKind::Retry,
+                "retry: nothing to retry, the candidate is live",
+            );
+            self.clear_drift();
+            let deployed = last.as_ref().is_some_and(|r| {
+                same(r) && matches!(r.outcome, Some(Outcome::Succeeded | Outcome::AlreadyLive))
+            });
+            if !deployed {
+                self.record_already_live(&candidate, &target, last.as_ref());
+            }
+            return self.healthy(&candidate_arn, deployed);
+        }
+
+        match last.as_ref().filter(|r| same(r)).and_then(|r| r.outcome) {
+            Some(outcome @ (Outcome::RolledBack | Outcome::Failed | Outcome::Superseded)) => {
+                if !retry {
+                    return self.after_failure(outcome);
+                }
+                self.handle(RequestKind::Retry, Outcome::Retried, "retrying".into());
+            }
+            Some(_) => {
+                // It was deployed (or already live) and someone changed the live version.
+                let message = format!(
+                    "drift: the live task definition is {}, not {} that rollout {} deployed",
+                    task_definition_short_name(
+                        self.next.live_task_definition.as_deref().unwrap_or("none")
+                    ),
+                    task_definition_short_name(&candidate_arn),
+                    last.as_ref().map_or(0, |r| r.serial)
+                );
+                self.set_condition(
+                    ConditionType::Drifted,
+                    ConditionStatus::True,
+                    Reason::Drifted,
+                    message.clone(),
+                );
+                self.decline(
+                    RequestKind::Retry,
+                    "retry: nothing to retry, the release is not rolled back",
+                );
+                if spec.on_drift != OnDrift::Converge {
+                    self.next.traffic_weights = None;
+                    return Step::new(
+                        Phase::Failed,
+                        Reason::Drifted,
+                        format!("{message}; set onDrift: converge or apply a new version"),
+                    );
+                }
+            }
+            None => {
+                self.decline(RequestKind::Retry, "retry: nothing to retry");
+            }
+        }
+        self.start_rollout(spec, strategy, &candidate, &target, last.as_ref())
+    }
+
+    // ----- the target ---------------------------------------------------------------
+
+    fn check_target(
+        &mut self,
+        spec: &'a ReleaseSpec,
+        strategy: SelectedStrategy<'a>,
+        service: &'a Service,
+    ) -> Result<(), Step> {
+        match strategy {
+            SelectedStrategy::CodeDeploy(s) => {
+                let observed = match &self.observed.strategy {
+                    StrategyObserved::CodeDeploy(o) => Some(o),
+                    _ => None,
+                };
+                codedeploy::check_target(spec, s, service, observed)
+            }
+        }
+    }
+
+    // ----- the rollout in flight ----------------------------------------------------
+
+    /// Carries the rollout in flight on, or superseded by a new candidate or target.
+    /// `Err(verdict)`: it ended.
+    fn carry_on(
+        &mut self,
+        spec: &'a ReleaseSpec,
+        strategy: SelectedStrategy<'a>,
+        target: &str,
+        rollout: &Rollout,
+    ) -> Result<Step, Verdict> {
+        self.next.desired_task_definition = Some(rollout.candidate.clone());
+        let mut superseded = None;
+        let mut held = None;
+        if rollout.target != *target {
+            superseded = Some(format!(
+                "superseded by generation {}: the target changed",
+                self.generation()
+            ));
+        } else if !candidate::is_current(self.next.candidate.as_ref(), spec) {
+            // The spec's task definition changed: is it a new candidate?
+            match self.resolve_without_registering(spec) {
+                Some(fingerprint) if fingerprint == rollout.fingerprint => {}
+                Some(_) => {
+                    superseded = Some(format!(
+                        "superseded by generation {}: a new candidate",
+                        self.generation()
+                    ));
+                }
+                None => {
+                    return Ok(Step::new(
+                        Phase::Progressing,
+                        Reason::Resolving,
+                        "resolving the new task definition",
+                    )
+                    .requeue(AFTER_ACTION));
+                }
+            }
+        }
+        if spec.paused && superseded.is_some() {
+            // Nothing new starts while paused: the rollout in flight is held as it is.
+            held = superseded.take();
+        }
+        let gate = self.gate(spec);
+        let progress = match strategy {
+            SelectedStrategy::CodeDeploy(s) => {
+                codedeploy::progress(self, s, rollout, &gate, superseded.as_deref())
+            }
+        };
+        match progress {
+            Progress::Step(mut step) => {
+                if held.is_some() {
+                    step.message.push_str(&format!(
+                        "; generation {}'s new version waits until `switchyard resume {}`",
+                        self.generation(),
+                        self.desired.name
+                    ));
+                }
+                Ok(step)
+            }
+            Progress::Ended(verdict) => Err(verdict),
+        }
+    }
+
+    /// The gate for the rollout in flight: abort, rollback alarms, promote, pause.
+    fn gate(&self, spec: &ReleaseSpec) -> Gate {
+        let abort = self.pending_request(RequestKind::Abort).map(|r| RollBack {
+            reason: Reason::Aborted,
+            message: format!("aborted by {}", r.requested_by),
+            request: Some(RequestKind::Abort),
+        });
+        let alarm = self.firing_alarm(spec).map(|name| RollBack {
+            reason: Reason::AlarmFired,
+            message: format!("alarm {name} is in ALARM"),
+            request: None,
+        });
+        Gate {
+            roll_back: abort.or(alarm),
+            promote: self
+                .pending_request(RequestKind::Promote)
+                .map(|_| RequestKind::Promote),
+            paused: spec.paused,
+        }
+    }
+
+    fn firing_alarm(&self, spec: &'a ReleaseSpec) -> Option<&'a str> {
+        let states = self.observed.alarms.as_ref()?;
+        spec.rollback_alarms()
+            .iter()
+            .find(|name| states.get(*name) == Some(&AlarmState::Alarm))
+            .map(String::as_str)
+    }
+
+    /// Records the verdict of `rollout`: its outcome, its history entry, the request that
+    /// ended it.
+    fn end_rollout(&mut self, rollout: &Rollout, verdict: Verdict) {
+        if let Some(kind) = verdict.completes {
+            let outcome = match kind {
+                RequestKind::Promote => Outcome::Promoted,
+                RequestKind::Abort => Outcome::Aborted,
+                RequestKind::Retry => Outcome::Retried,
+            };
+            self.handle(kind, outcome, verdict.message.clone());
+        }
+        if let Some(current) = self.next.rollout.as_mut() {
+            current.outcome = Some(verdict.outcome);
+        }
+        let entry = HistoryEntry {
+            generation: rollout.generation,
+            rollout: rollout.serial,
+            outcome: verdict.outcome,
+            task_definition: Some(rollout.candidate.clone()),
+            deployment_id: self.next.deployment_id.clone(),
+            started_at: Some(rollout.started_at),
+            finished_at: self.now,
+            message: verdict.message,
+        };
+        self.push_history(entry);
+        self.next.traffic_weights = Some(TrafficWeights::ALL_LIVE);
+    }
+
+    // ----- the candidate ------------------------------------------------------------
+
+    fn resolve_candidate(
+        &mut self,
+        spec: &ReleaseSpec,
+        re_resolve: bool,
+    ) -> Result<Candidate, Box<Step>> {
+        let resolution = candidate::resolve(
+            &self.desired.name,
+            spec,
+            self.next.candidate.as_ref(),
+            re_resolve,
+            &self.observed.task_definitions,
+            self.now,
+        );
+        match resolution {
+            Resolution::Ready(candidate) => {
+                self.next.desired_task_definition = candidate.arn.clone();
+                self.next.candidate = Some(candidate.clone());
+                Ok(candidate)
+            }
+            Resolution::NeedsRegistration(candidate, registration) => {
+                self.next.desired_task_definition = None;
+                self.next.candidate = Some(candidate);
+                let message = format!(
+                    "registering a copy of {} with the spec's containers",
+                    registration.base.short_name()
+                );
+                Err(Box::new(
+                    Step::new(Phase::Pending, Reason::RegisteringTaskDefinition, message)
+                        .act(Action::RegisterTaskDefinition(*registration))
+                        // The next step (starting the rollout) is ours: no reason to wait.
+                        .requeue(Duration::ZERO),
+                ))
+            }
+            Resolution::NeedsLookup => Err(Box::new(
+                Step::new(
+                    Phase::Pending,
+                    Reason::Resolving,
+                    "resolving the task definition",
+                )
+                .requeue(AFTER_ACTION),
+            )),
+            Resolution::Invalid(errors) => Err(Box::new(self.invalid(&errors))),
+        }
+    }
+
+    /// The fingerprint of the candidate the spec asks for now, without registering it or
+    /// recording anything; `None` when it needs a lookup first.
+    fn resolve_without_registering(&self, spec: &ReleaseSpec) -> Option<String> {
+        match candidate::resolve(
+            &self.desired.name,
+            spec,
+            self.next.candidate.as_ref(),
+            false,
+            &self.observed.task_definitions,
+            self.now,
+        ) {
+            Resolution::Ready(c) | Resolution::NeedsRegistration(c, _) => Some(c.fingerprint),
+            // A spec that cannot be resolved is not the candidate in flight.
+            Resolution::Invalid(_) => Some(String::new()),
+            Resolution::NeedsLookup => None,
+        }
+    }
+
+    // ----- starting a rollout -------------------------------------------------------
+
+    fn start_rollout(
+        &mut self,
+        spec: &'a ReleaseSpec,
+        strategy: SelectedStrategy<'a>,
+        candidate: &Candidate,
+        target: &str,
+        last: Option<&Rollout>,
+    ) -> Step {
+        // Every rollback alarm must exist: a rollout watched by an alarm that cannot fire is
+        // not the rollout the document asked for.
+        let alarms = spec.rollback_alarms();
+        if !alarms.is_empty() {
+            let Some(states) = &self.observed.alarms else {
+                return Step::new(
+                    Phase::Pending,
+                    Reason::Resolving,
+                    "looking up the rollback alarms",
+                )
+                .requeue(AFTER_ACTION);
+            };
+            if let Some(missing) = alarms.iter().find(|name| !states.contains_key(*name)) {
                 return Step::new(
                     Phase::Failed,
-                    Reason::DeploymentGroupNotFound,
+                    Reason::AlarmNotFound,
                     format!(
-                        "CodeDeploy deployment group {}/{} not found; create it or fix spec.strategy.codeDeploy",
-                        strategy.application, strategy.deployment_group
+                        "CloudWatch alarm {missing} (spec.rollback.alarms) does not exist in {}; create it or fix spec.rollback.alarms",
+                        spec.service.region.as_deref().unwrap_or("the controller's region")
                     ),
                 )
                 .requeue(POLL_FAILED);
             }
-            Lookup::NotLookedUp => None,
+        }
+        let rollout = Rollout {
+            serial: last.map_or(1, |r| r.serial + 1),
+            candidate: candidate.arn.clone().unwrap_or_default(),
+            fingerprint: candidate.fingerprint.clone(),
+            target: target.to_string(),
+            live: self.next.live_task_definition.clone(),
+            generation: self.generation(),
+            started_at: self.now,
+            outcome: None,
         };
-
-        // 1. Something is in flight in the group: follow ours, stop a superseded one, wait for
-        //    anyone else's.
-        if let Some(active) = self.active_deployment() {
-            return match self.owner(active) {
-                Owner::Current => self.follow(&spec, &strategy.promotion, &service, active),
-                Owner::Older => self.stop_superseded(active),
-                Owner::RollbackOfOurs => self.wait_for_rollback(active),
-                Owner::Foreign => self.wait_for_foreign(active),
-            };
-        }
-
-        // 2. Our deployment for this attempt exists and has ended.
-        if let Some(finished) = self.current_deployment().cloned()
-            && finished.status.is_terminal()
-        {
-            self.record_finished(&finished);
-        }
-
-        // 3. This attempt already ended (recorded in the history): stay, unless a retry or
-        //    drift convergence starts the next attempt.
-        if let Some(ended) = self.ended_attempt().cloned() {
-            match self.after_ended_attempt(&spec, &ended) {
-                Some(step) => return step,
-                None => {
-                    // A new attempt starts below.
-                }
+        self.next.rollout = Some(rollout.clone());
+        self.next.deployment_id = None;
+        self.next.strategy = None;
+        self.next.traffic_weights = None;
+        self.clear_drift();
+        match self.carry_on(spec, strategy, target, &rollout) {
+            Ok(step) => step,
+            Err(verdict) => {
+                // Ended before it started (an abort, nothing to do): settle on it.
+                let outcome = verdict.outcome;
+                self.end_rollout(&rollout, verdict);
+                self.after_failure(outcome)
             }
         }
-
-        // 4. Start this attempt, one step per pass.
-        self.roll_out(&spec, &strategy, &service, group.as_ref())
     }
 
-    // ----- classification -------------------------------------------------------------
-
-    fn active_deployment(&self) -> Option<&'a Deployment> {
-        self.observed
-            .deployments
-            .iter()
-            .find(|d| !d.status.is_terminal())
+    fn record_already_live(&mut self, candidate: &Candidate, target: &str, last: Option<&Rollout>) {
+        let arn = candidate.arn.clone().unwrap_or_default();
+        let rollout = Rollout {
+            serial: last.map_or(1, |r| r.serial + 1),
+            candidate: arn.clone(),
+            fingerprint: candidate.fingerprint.clone(),
+            target: target.to_string(),
+            live: Some(arn.clone()),
+            generation: self.generation(),
+            started_at: self.now,
+            outcome: Some(Outcome::AlreadyLive),
+        };
+        self.push_history(HistoryEntry {
+            generation: self.generation(),
+            rollout: rollout.serial,
+            outcome: Outcome::AlreadyLive,
+            task_definition: Some(arn.clone()),
+            deployment_id: None,
+            started_at: None,
+            finished_at: self.now,
+            message: format!(
+                "{} is already live; nothing to deploy",
+                task_definition_short_name(&arn)
+            ),
+        });
+        self.next.rollout = Some(rollout);
+        self.next.deployment_id = None;
+        self.next.strategy = None;
     }
 
-    fn owner(&self, deployment: &Deployment) -> Owner {
-        if deployment.creator == DeploymentCreator::CodeDeployRollback {
-            let triggered_by = deployment
-                .rollback
+    // ----- settled steps ------------------------------------------------------------
+
+    fn healthy(&mut self, live: &str, deployed: bool) -> Step {
+        self.next.traffic_weights = Some(TrafficWeights::ALL_LIVE);
+        let reason = if deployed
+            && self
+                .next
+                .rollout
                 .as_ref()
-                .and_then(|r| r.rollback_triggering_deployment_id.as_deref());
-            let ours = triggered_by.is_some_and(|id| {
-                self.next.deployment_id.as_deref() == Some(id)
-                    || self
-                        .next
-                        .stop_requested
-                        .as_ref()
-                        .map(|s| s.deployment_id.as_str())
-                        == Some(id)
-                    || self
-                        .observed
-                        .deployments
-                        .iter()
-                        .any(|d| d.id == id && self.ours_key(d).is_some())
-            });
-            return if ours {
-                Owner::RollbackOfOurs
-            } else {
-                Owner::Foreign
-            };
-        }
-        match self.ours_key(deployment) {
-            Some((generation, attempt))
-                if generation == self.generation() && attempt == self.attempt() =>
-            {
-                Owner::Current
-            }
-            Some(_) => Owner::Older,
-            None => Owner::Foreign,
-        }
+                .is_some_and(|r| r.outcome == Some(Outcome::Succeeded))
+        {
+            Reason::DeploymentSucceeded
+        } else {
+            Reason::AlreadyLive
+        };
+        Step::new(
+            Phase::Healthy,
+            reason,
+            format!("{} is live", task_definition_short_name(live)),
+        )
     }
 
-    /// (generation, attempt) when the deployment is this release's.
-    fn ours_key(&self, deployment: &Deployment) -> Option<(u64, u32)> {
-        let (release, generation, attempt) =
-            parse_deployment_description(deployment.description.as_deref()?)?;
-        (release == self.desired.name).then_some((generation, attempt))
-    }
-
-    /// Our deployment for the current (generation, attempt), newest first.
-    fn current_deployment(&self) -> Option<&'a Deployment> {
-        let key = (self.generation(), self.attempt());
-        self.observed
-            .deployments
+    fn after_failure(&mut self, outcome: Outcome) -> Step {
+        self.next.traffic_weights = Some(TrafficWeights::ALL_LIVE);
+        let last = self
+            .next
+            .history
             .iter()
-            .filter(|d| d.creator != DeploymentCreator::CodeDeployRollback)
-            .find(|d| self.ours_key(d) == Some(key))
+            .find(|h| h.outcome.ends_rollout())
+            .map(|h| h.message.clone())
+            .unwrap_or_default();
+        let hint = format!(
+            "; fix the cause and apply a new version or run `switchyard retry {}`",
+            self.desired.name
+        );
+        let (phase, reason) = match outcome {
+            Outcome::RolledBack | Outcome::Superseded => (Phase::RolledBack, Reason::RolledBack),
+            _ => (Phase::Failed, Reason::DeploymentFailed),
+        };
+        Step::new(phase, reason, format!("{last}{hint}"))
     }
 
-    /// The history entry that ended the current attempt, if it has ended.
-    fn ended_attempt(&self) -> Option<&HistoryEntry> {
-        self.next.history.iter().find(|h| {
-            h.generation == self.generation()
-                && h.attempt == self.attempt()
-                && matches!(
-                    h.outcome,
-                    Outcome::Succeeded
-                        | Outcome::RolledBack
-                        | Outcome::Failed
-                        | Outcome::AlreadyLive
-                        | Outcome::Superseded
-                )
-        })
+    fn paused(&mut self, spec: &ReleaseSpec) -> Step {
+        let _ = spec;
+        self.next.traffic_weights = None;
+        Step::new(
+            Phase::Paused,
+            Reason::Paused,
+            format!(
+                "paused: nothing new starts until `switchyard resume {}`",
+                self.desired.name
+            ),
+        )
     }
-
-    /// A request of this kind for this generation that the controller has not acted on.
-    fn pending_request(&self, kind: RequestKind) -> Option<&'a crate::model::OperatorRequest> {
-        let request = self.desired.requests.get(kind)?;
-        let handled = self.next.handled_requests.get(kind);
-        (request.generation == self.generation() && handled != Some(request.requested_at))
-            .then_some(request)
-    }
-
-    fn mark_handled(&mut self, kind: RequestKind, outcome: Outcome, message: String) {
-        if let Some(request) = self.desired.requests.get(kind).cloned() {
-            self.next.handled_requests.set(kind, request.requested_at);
-            let entry = HistoryEntry {
-                generation: self.generation(),
-                attempt: self.attempt(),
-                outcome,
-                task_definition: self.next.desired_task_definition.clone(),
-                deployment_id: self.next.deployment_id.clone(),
-                started_at: Some(request.requested_at),
-                finished_at: self.now,
-                message: format!("{message} (requested by {})", request.requested_by),
-            };
-            self.push_history(entry);
-        }
-    }
-
-    fn push_history(&mut self, entry: HistoryEntry) {
-        self.next.history.insert(0, entry);
-        self.next.history.truncate(HISTORY_LIMIT);
-    }
-
-    // ----- steps ----------------------------------------------------------------------
 
     fn invalid(&mut self, errors: &[FieldError]) -> Step {
         let first = errors
@@ -527,895 +866,406 @@ impl<'a> Pass<'a> {
             first
         };
         self.next.traffic_weights = None;
-        self.next.lifecycle_event = None;
         Step::new(Phase::Invalid, Reason::InvalidSpec, message)
     }
 
-    fn follow(
-        &mut self,
-        spec: &ReleaseSpec,
-        promotion: &Promotion,
-        service: &Service,
-        active: &Deployment,
-    ) -> Step {
-        let id = active.id.clone();
-        self.adopt(active);
-        self.next.lifecycle_event = self
-            .observed
-            .target
-            .as_ref()
-            .and_then(current_lifecycle_event);
-        self.next.traffic_weights = self.traffic_weights(service);
+    // ----- requests -----------------------------------------------------------------
 
-        if self.stop_pending_for(&id) {
-            // The stop was decided (and recorded) but the deployment is still active: the
-            // call may have failed or never been sent. Send it again; once CodeDeploy has
-            // stopped it, this branch is no longer reached.
-            return Step::new(
-                Phase::Progressing,
-                Reason::RollingBack,
-                format!("stopping {id} and rolling back"),
-            )
-            .act(Action::StopDeployment { deployment_id: id });
-        }
-        if let Some(request) = self.pending_request(RequestKind::Abort) {
-            let by = request.requested_by.clone();
-            let reason = format!("aborted by {by}");
-            self.mark_handled(
-                RequestKind::Abort,
-                Outcome::Aborted,
-                format!("aborted {id}"),
-            );
-            return self.stop(&id, Reason::Aborted, reason);
-        }
-        let firing: Vec<&String> = spec
-            .rollback_alarms()
-            .iter()
-            .filter(|name| self.observed.alarms.get(*name) == Some(&AlarmState::Alarm))
-            .collect();
-        if let Some(first) = firing.first() {
-            let reason = format!("alarm {first} is in ALARM");
-            return self.stop(&id, Reason::AlarmFired, reason);
-        }
-
-        if active.status == DeploymentStatus::Ready {
-            let paused = spec.paused;
-            match (promotion, self.pending_request(RequestKind::Promote)) {
-                (Promotion::Manual, Some(_)) | (Promotion::Auto, _) if !paused => {
-                    if *promotion == Promotion::Manual {
-                        self.mark_handled(
-                            RequestKind::Promote,
-                            Outcome::Promoted,
-                            format!("promoted {id}"),
-                        );
-                    }
-                    return Step::new(
-                        Phase::Progressing,
-                        Reason::Promoting,
-                        format!("{id} is ready; shifting production traffic"),
-                    )
-                    .act(Action::ContinueDeployment { deployment_id: id });
-                }
-                _ => {
-                    let message = if paused {
-                        format!("{id} is ready; promotion waits until the release is resumed")
-                    } else {
-                        format!(
-                            "{id} is ready with test traffic on the candidate; run `switchyard promote {}` to shift production traffic",
-                            self.desired.name
-                        )
-                    };
-                    return Step::new(Phase::AwaitingPromotion, Reason::AwaitingPromotion, message)
-                        .requeue(POLL_WAITING);
-                }
-            }
-        }
-
-        let event = self
-            .next
-            .lifecycle_event
-            .clone()
-            .unwrap_or_else(|| active.status.as_str().to_string());
-        let traffic = self
-            .next
-            .traffic_weights
-            .filter(|t| t.candidate > 0.0)
-            .map(|t| {
-                format!(
-                    ", {:.0}% of production traffic on the candidate",
-                    t.candidate
-                )
-            })
-            .unwrap_or_default();
-        let message = format!("deployment {id}: {event}{traffic}");
-        let poll = self.poll_interval(active);
-        Step::new(Phase::Progressing, Reason::DeploymentInProgress, message).requeue(poll)
+    /// A request of this kind the controller has not handled yet.
+    fn pending_request(&self, kind: RequestKind) -> Option<&'a OperatorRequest> {
+        pending_request(&self.desired.requests, &self.next, kind)
     }
 
-    /// Records a deployment of the current attempt as the one the status tracks.
-    fn adopt(&mut self, deployment: &Deployment) {
-        if self.next.deployment_id.as_deref() != Some(deployment.id.as_str()) {
-            self.next.deployment_id = Some(deployment.id.clone());
-        }
-        self.next.intent = None;
-        if self.next.rollout_started_at.is_none() {
-            self.next.rollout_started_at = deployment.create_time.or(Some(self.now));
-        }
-        if self.next.previous_task_definition.is_none() {
-            self.next.previous_task_definition = self.next.live_task_definition.clone();
-        }
-    }
-
-    fn stop_pending_for(&self, id: &str) -> bool {
-        self.next
-            .stop_requested
-            .as_ref()
-            .is_some_and(|s| s.deployment_id == id)
-    }
-
-    fn stop(&mut self, id: &str, reason: Reason, why: String) -> Step {
-        self.next.stop_requested = Some(StopRequest {
-            deployment_id: id.to_string(),
-            reason: why.clone(),
-        });
-        Step::new(
-            Phase::Progressing,
-            reason,
-            format!("{why}: stopping {id} and rolling back"),
-        )
-        .act(Action::StopDeployment {
-            deployment_id: id.to_string(),
-        })
-    }
-
-    fn stop_superseded(&mut self, active: &Deployment) -> Step {
-        let id = active.id.clone();
-        let (generation, attempt) = self.ours_key(active).unwrap_or((0, 0));
-        let message = format!(
-            "generation {} waits for {id} (generation {generation}) to stop: it is superseded",
-            self.generation()
-        );
-        if self.stop_pending_for(&id) {
-            // Still active after the recorded stop: send it again (see `follow`).
-            return Step::new(Phase::Pending, Reason::Superseded, message)
-                .act(Action::StopDeployment { deployment_id: id });
-        }
-        self.push_history(HistoryEntry {
-            generation,
-            attempt,
-            outcome: Outcome::Superseded,
-            task_definition: None,
-            deployment_id: Some(id.clone()),
-            started_at: active.create_time,
-            finished_at: self.now,
-            message: format!("superseded by generation {}", self.generation()),
-        });
-        self.next.stop_requested = Some(StopRequest {
-            deployment_id: id.clone(),
-            reason: format!("superseded by generation {}", self.generation()),
-        });
-        Step::new(Phase::Pending, Reason::Superseded, message)
-            .act(Action::StopDeployment { deployment_id: id })
-    }
-
-    fn wait_for_rollback(&mut self, active: &Deployment) -> Step {
-        let triggered_by = active
-            .rollback
-            .as_ref()
-            .and_then(|r| r.rollback_triggering_deployment_id.clone())
-            .unwrap_or_default();
-        if self.next.deployment_id.as_deref() == Some(triggered_by.as_str()) {
-            let why = self
-                .next
-                .stop_requested
-                .as_ref()
-                .filter(|s| s.deployment_id == triggered_by)
-                .map(|s| s.reason.clone())
-                .unwrap_or_else(|| "the deployment ended".into());
-            Step::new(
-                Phase::Progressing,
-                Reason::RollingBack,
-                format!(
-                    "{why}: CodeDeploy is rolling {triggered_by} back ({})",
-                    active.id
-                ),
-            )
-            .requeue(POLL_ACTIVE)
-        } else {
-            Step::new(
-                Phase::Pending,
-                Reason::Superseded,
-                format!(
-                    "generation {} waits for the rollback of {triggered_by} ({}) to finish",
-                    self.generation(),
-                    active.id
-                ),
-            )
-            .requeue(POLL_ACTIVE)
-        }
-    }
-
-    fn wait_for_foreign(&mut self, active: &Deployment) -> Step {
-        Step::new(
-            Phase::Pending,
-            Reason::WaitingForForeignDeployment,
-            format!(
-                "waiting for deployment {} ({}), not started by switchyard for this release, to finish",
-                active.id,
-                active.status.as_str()
-            ),
-        )
-        .requeue(POLL_WAITING)
-    }
-
-    /// Writes the history entry for a finished deployment of the current attempt, once.
-    fn record_finished(&mut self, deployment: &Deployment) {
-        if self.ended_attempt().is_some() {
-            return;
-        }
-        self.adopt(deployment);
-        let live = self.next.live_task_definition.clone();
-        let candidate = self.next.desired_task_definition.clone();
-        let (outcome, message) = match deployment.status {
-            DeploymentStatus::Succeeded => (
-                Outcome::Succeeded,
-                format!("deployment {} succeeded", deployment.id),
-            ),
-            _ => {
-                let why = self
-                    .next
-                    .stop_requested
-                    .as_ref()
-                    .filter(|s| s.deployment_id == deployment.id)
-                    .map(|s| s.reason.clone())
-                    .or_else(|| {
-                        deployment
-                            .error
-                            .as_ref()
-                            .map(|e| format!("{}: {}", e.code, e.message))
-                    })
-                    .unwrap_or_else(|| format!("deployment {}", deployment.status.as_str()));
-                let back_on_previous = live.is_some() && live != candidate;
-                if back_on_previous {
-                    (
-                        Outcome::RolledBack,
-                        format!(
-                            "deployment {} {} ({why}); traffic is back on {}",
-                            deployment.id,
-                            deployment.status.as_str().to_lowercase(),
-                            task_definition_short_name(live.as_deref().unwrap_or_default())
-                        ),
-                    )
-                } else {
-                    (
-                        Outcome::Failed,
-                        format!(
-                            "deployment {} {} ({why}) and traffic is not back on the previous version; check the service",
-                            deployment.id,
-                            deployment.status.as_str().to_lowercase()
-                        ),
-                    )
-                }
-            }
-        };
-        let entry = HistoryEntry {
-            generation: self.generation(),
-            attempt: self.attempt(),
-            outcome,
-            task_definition: candidate,
-            deployment_id: Some(deployment.id.clone()),
-            started_at: self.next.rollout_started_at.or(deployment.create_time),
-            finished_at: deployment.complete_time.unwrap_or(self.now),
-            message,
-        };
-        self.push_history(entry);
-    }
-
-    /// After the current attempt ended: the settled step, or `None` to start a new attempt.
-    fn after_ended_attempt(&mut self, spec: &ReleaseSpec, ended: &HistoryEntry) -> Option<Step> {
-        self.next.lifecycle_event = None;
-        let live = self.next.live_task_definition.clone();
-        match ended.outcome {
-            Outcome::RolledBack | Outcome::Failed | Outcome::Superseded => {
-                if self.pending_request(RequestKind::Retry).is_some() {
-                    self.mark_handled(
-                        RequestKind::Retry,
-                        Outcome::Retried,
-                        format!("retrying generation {}", self.generation()),
-                    );
-                    self.start_next_attempt();
-                    return None;
-                }
-                self.next.traffic_weights = Some(TrafficWeights {
-                    live: 100.0,
-                    candidate: 0.0,
-                });
-                let (phase, reason) = if ended.outcome == Outcome::RolledBack {
-                    (Phase::RolledBack, Reason::RolledBack)
-                } else {
-                    (Phase::Failed, Reason::DeploymentFailed)
-                };
-                let hint = format!(
-                    "; fix the cause and apply a new version or run `switchyard retry {}`",
-                    self.desired.name
-                );
-                Some(Step::new(phase, reason, format!("{}{hint}", ended.message)))
-            }
-            _ => {
-                // Succeeded or already live: Healthy unless the live version drifted.
-                self.ignore_request(
-                    RequestKind::Retry,
-                    "nothing to retry: the release is healthy",
-                );
-                self.next.traffic_weights = Some(TrafficWeights {
-                    live: 100.0,
-                    candidate: 0.0,
-                });
-                let desired_td = self.next.desired_task_definition.clone();
-                if desired_td.is_some() && live.is_some() && live != desired_td {
-                    let message = format!(
-                        "drift: the live task definition is {}, not {} that generation {} deployed",
-                        task_definition_short_name(live.as_deref().unwrap_or_default()),
-                        task_definition_short_name(desired_td.as_deref().unwrap_or_default()),
-                        self.generation()
-                    );
-                    self.set_condition(
-                        ConditionType::Drifted,
-                        ConditionStatus::True,
-                        Reason::Drifted,
-                        message.clone(),
-                    );
-                    if spec.on_drift == crate::model::OnDrift::Converge && !spec.paused {
-                        self.start_next_attempt();
-                        return None;
-                    }
-                    return Some(Step::new(
-                        Phase::Failed,
-                        Reason::Drifted,
-                        format!("{message}; set onDrift: converge or apply a new version"),
-                    ));
-                }
-                if self.next.condition(ConditionType::Drifted).is_some() {
-                    self.set_condition(
-                        ConditionType::Drifted,
-                        ConditionStatus::False,
-                        Reason::InSync,
-                        "the live task definition is the deployed one".into(),
-                    );
-                }
-                let reason = if ended.outcome == Outcome::AlreadyLive {
-                    Reason::AlreadyLive
-                } else {
-                    Reason::DeploymentSucceeded
-                };
-                Some(Step::new(
-                    Phase::Healthy,
-                    reason,
-                    format!(
-                        "{} is live",
-                        task_definition_short_name(live.as_deref().unwrap_or("?"))
-                    ),
-                ))
-            }
-        }
-    }
-
-    fn ignore_request(&mut self, kind: RequestKind, why: &str) {
-        if let Some(request) = self.pending_request(kind).cloned() {
+    /// Marks a pending request handled now, with a history entry.
+    fn handle(&mut self, kind: RequestKind, outcome: Outcome, message: String) {
+        if let Some(request) = self.pending_request(kind) {
+            let entry = self.request_entry(request, outcome, &message);
             self.next.handled_requests.set(kind, request.requested_at);
-            let _ = why;
-        }
-    }
-
-    fn start_next_attempt(&mut self) {
-        self.next.attempt += 1;
-        self.next.deployment_id = None;
-        self.next.intent = None;
-        self.next.rollout_started_at = None;
-        self.next.previous_task_definition = None;
-        self.next.lifecycle_event = None;
-        self.next.traffic_weights = None;
-    }
-
-    /// Steps 1 to 3 of the sequence for the current attempt.
-    fn roll_out(
-        &mut self,
-        spec: &ReleaseSpec,
-        strategy: &crate::model::CodeDeployStrategy,
-        service: &Service,
-        group: Option<&DeploymentGroup>,
-    ) -> Step {
-        // Requests that need a deployment in flight are acknowledged and ignored otherwise.
-        self.ignore_request(RequestKind::Abort, "nothing in flight to abort");
-
-        if spec.paused {
-            self.next.traffic_weights = None;
-            return Step::new(
-                Phase::Paused,
-                Reason::Paused,
-                format!(
-                    "paused: generation {} is not deployed until `switchyard resume {}`",
-                    self.generation(),
-                    self.desired.name
-                ),
-            );
-        }
-
-        // The candidate: recorded for this generation, or computed from the resolved base.
-        let candidate_arn = match self.next.desired_task_definition.clone() {
-            Some(arn) => arn,
-            None => match self.resolve_candidate(spec) {
-                Ok(arn) => arn,
-                Err(step) => return *step,
-            },
-        };
-
-        if self.next.live_task_definition.as_deref() == Some(candidate_arn.as_str()) {
-            let entry = HistoryEntry {
-                generation: self.generation(),
-                attempt: self.attempt(),
-                outcome: Outcome::AlreadyLive,
-                task_definition: Some(candidate_arn.clone()),
-                deployment_id: None,
-                started_at: None,
-                finished_at: self.now,
-                message: format!(
-                    "{} is already live; nothing to deploy",
-                    task_definition_short_name(&candidate_arn)
-                ),
-            };
             self.push_history(entry);
-            self.next.traffic_weights = Some(TrafficWeights {
-                live: 100.0,
-                candidate: 0.0,
-            });
-            return Step::new(
-                Phase::Healthy,
-                Reason::AlreadyLive,
-                format!("{} is live", task_definition_short_name(&candidate_arn)),
+        }
+    }
+
+    fn decline(&mut self, kind: RequestKind, why: &str) {
+        self.handle(kind, Outcome::Declined, why.to_string());
+    }
+
+    fn request_entry(
+        &self,
+        request: &OperatorRequest,
+        outcome: Outcome,
+        message: &str,
+    ) -> HistoryEntry {
+        HistoryEntry {
+            generation: self.generation(),
+            rollout: self.next.rollout.as_ref().map_or(0, |r| r.serial),
+            outcome,
+            task_definition: self.next.desired_task_definition.clone(),
+            deployment_id: self.next.deployment_id.clone(),
+            started_at: Some(request.requested_at),
+            finished_at: self.now,
+            message: format!("{message} (requested by {})", request.requested_by),
+        }
+    }
+
+    // ----- status helpers -----------------------------------------------------------
+
+    pub fn push_history(&mut self, entry: HistoryEntry) {
+        self.next.history.insert(0, entry);
+        self.next.history.truncate(HISTORY_LIMIT);
+    }
+
+    fn clear_drift(&mut self) {
+        if self
+            .next
+            .condition(ConditionType::Drifted)
+            .is_some_and(|c| c.status == ConditionStatus::True)
+        {
+            self.set_condition(
+                ConditionType::Drifted,
+                ConditionStatus::False,
+                Reason::InSync,
+                "the live task definition is the deployed one".into(),
             );
         }
-
-        let Some(group) = group else {
-            return Step::new(
-                Phase::Pending,
-                Reason::Resolving,
-                "looking up the deployment group",
-            )
-            .requeue(AFTER_ACTION);
-        };
-        let candidate = match self
-            .observed
-            .base
-            .found()
-            .into_iter()
-            .chain(self.observed.family_latest.found())
-            .chain(self.observed.live.found())
-            .find(|t| t.arn == candidate_arn)
-        {
-            Some(t) => t.clone(),
-            None => {
-                // The candidate is known by ARN only; the AppSpec needs its containers, so
-                // describe it on the next pass.
-                return Step::new(
-                    Phase::Pending,
-                    Reason::Resolving,
-                    format!(
-                        "looking up task definition {}",
-                        task_definition_short_name(&candidate_arn)
-                    ),
-                )
-                .requeue(AFTER_ACTION);
-            }
-        };
-        let appspec = match build_appspec(service, &candidate, &group.target_group_names) {
-            Ok(appspec) => appspec,
-            Err(AppSpecError(message)) => {
-                return Step::new(Phase::Failed, Reason::MisconfiguredService, message)
-                    .requeue(POLL_FAILED);
-            }
-        };
-
-        // An intent without a deployment: the observation searched the group's recent
-        // deployments for ours and found none, so the earlier call never took effect.
-        let request = CreateDeploymentRequest {
-            application: strategy.application.clone(),
-            deployment_group: strategy.deployment_group.clone(),
-            appspec_content: appspec,
-            description: deployment_description(
-                &self.desired.name,
-                self.generation(),
-                self.attempt(),
-            ),
-            deployment_config: strategy.deployment_config.clone(),
-        };
-        self.next.intent = Some(DeploymentIntent {
-            generation: self.generation(),
-            attempt: self.attempt(),
-            task_definition: candidate_arn.clone(),
-            recorded_at: self.now,
-        });
-        self.next.previous_task_definition = self.next.live_task_definition.clone();
-        self.next.rollout_started_at = Some(self.now);
-        Step::new(
-            Phase::Pending,
-            Reason::CreatingDeployment,
-            format!(
-                "creating a deployment of {} in {}/{}",
-                task_definition_short_name(&candidate_arn),
-                strategy.application,
-                strategy.deployment_group
-            ),
-        )
-        .act(Action::CreateDeployment(request))
     }
 
-    /// Resolves `from`, checks the container changes against it and finds or registers the
-    /// candidate. `Ok(arn)` when the candidate exists; `Err(step)` for the step to take.
-    fn resolve_candidate(&mut self, spec: &ReleaseSpec) -> Result<String, Box<Step>> {
-        let base = match &self.observed.base {
-            Lookup::Found(base) => base.clone(),
-            Lookup::Missing => {
-                return Err(Box::new(self.invalid(&[FieldError {
-                    path: "spec.taskDefinition.from".into(),
-                    message: format!(
-                        "task definition {} not found (no ACTIVE revision)",
-                        self.next.resolved_from.as_deref().unwrap_or(&spec.task_definition.from)
-                    ),
-                }])));
-            }
-            Lookup::NotLookedUp => {
-                return Err(Box::new(
-                    Step::new(
-                        Phase::Pending,
-                        Reason::Resolving,
-                        "resolving the task definition",
-                    )
-                    .requeue(AFTER_ACTION),
-                ));
-            }
-        };
-        self.next.resolved_from = Some(base.arn.clone());
-
-        let mut errors = Vec::new();
-        for name in spec.task_definition.containers.keys() {
-            if base.container(name).is_none() {
-                let known: Vec<&str> = base.containers.iter().map(|c| c.name.as_str()).collect();
-                errors.push(FieldError {
-                    path: format!("spec.taskDefinition.containers.{name}"),
-                    message: format!(
-                        "task definition {} has no container {name} (it has: {})",
-                        base.short_name(),
-                        known.join(", ")
-                    ),
-                });
-            }
+    fn set_paused_condition(&mut self, spec: &ReleaseSpec) {
+        if spec.paused {
+            self.set_condition(
+                ConditionType::Paused,
+                ConditionStatus::True,
+                Reason::Paused,
+                "spec.paused holds the release".into(),
+            );
+        } else if self.next.condition(ConditionType::Paused).is_some() {
+            self.set_condition(
+                ConditionType::Paused,
+                ConditionStatus::False,
+                Reason::Paused,
+                "not paused".into(),
+            );
         }
-        if !errors.is_empty() {
-            return Err(Box::new(self.invalid(&errors)));
-        }
-
-        let containers = compute_candidate_containers(&base, spec);
-        let candidate = TaskDefinition {
-            arn: String::new(),
-            family: base.family.clone(),
-            revision: 0,
-            status: "ACTIVE".into(),
-            containers: containers.clone(),
-            other_fields_digest: base.other_fields_digest.clone(),
-        };
-        let existing = [
-            self.observed.live.found(),
-            Some(&base),
-            self.observed.family_latest.found(),
-        ]
-        .into_iter()
-        .flatten()
-        .find(|t| t.has_same_content(&candidate));
-        if let Some(existing) = existing {
-            self.next.desired_task_definition = Some(existing.arn.clone());
-            return Ok(existing.arn.clone());
-        }
-        Err(Box::new(
-            Step::new(
-                Phase::Pending,
-                Reason::RegisteringTaskDefinition,
-                format!(
-                    "registering a copy of {} with the new containers",
-                    base.short_name()
-                ),
-            )
-            .act(Action::RegisterTaskDefinition { base, containers })
-            // The next step (creating the deployment) is ours: no reason to wait.
-            .requeue(Duration::ZERO),
-        ))
     }
 
-    // ----- derived values -------------------------------------------------------------
-
-    fn traffic_weights(&self, service: &Service) -> Option<TrafficWeights> {
-        if let Some(target) = &self.observed.target {
-            let original = target
-                .task_sets
-                .iter()
-                .find(|t| t.label.as_deref() == Some("Blue"));
-            let replacement = target
-                .task_sets
-                .iter()
-                .find(|t| t.label.as_deref() == Some("Green"));
-            if let (Some(original), Some(replacement)) = (original, replacement) {
-                return Some(TrafficWeights {
-                    live: original.traffic_weight,
-                    candidate: replacement.traffic_weight,
-                });
-            }
-        }
-        // No target yet: the listener tells how much reaches the primary's target group.
-        let listener = self.observed.listener.as_ref()?;
-        let primary_tg = service.primary_task_set()?.target_group_arns.first()?;
-        let live = listener.percent_to(crate::ports::target_group_name_from_arn(primary_tg))?;
-        Some(TrafficWeights {
-            live,
-            candidate: 100.0 - live,
-        })
-    }
-
-    /// How soon to look again at an in-flight deployment of ours: often while anything can
-    /// change at any moment; during a canary or linear bake, right after the next traffic
-    /// step; during the termination wait, when it ends. Rollback alarms need no polling here:
-    /// the alarm watcher wakes the release.
-    fn poll_interval(&self, active: &Deployment) -> Duration {
-        // Until traffic shifts, a group that waits in Ready needs the controller there within
-        // 2 s (to continue, or to report AwaitingPromotion); one that continues on its own
-        // does not.
-        let hooks = match self.observed.deployment_group.found() {
-            Some(group) if group.ready_action == ReadyAction::ContinueDeployment => POLL_PASSIVE,
-            _ => POLL_ACTIVE,
-        };
-        let Some(target) = &self.observed.target else {
-            return hooks;
-        };
-        let event = |name: &str| target.lifecycle_events.iter().find(|e| e.name == name);
-        let now = self.now;
-        let until = |at: Timestamp| crate::clock::elapsed_between(now, at);
-        if let Some(allow) =
-            event("AllowTraffic").filter(|e| e.status == LifecycleEventStatus::InProgress)
-        {
-            let step = traffic_step_interval(&active.deployment_config);
-            let Some(started) = allow.start_time.filter(|_| !step.is_zero()) else {
-                return hooks;
-            };
-            let elapsed = crate::clock::elapsed_between(started, now);
-            let into_step = Duration::from_nanos((elapsed.as_nanos() % step.as_nanos()) as u64);
-            return (step - into_step + STEP_SLACK).clamp(POLL_ACTIVE, POLL_SLOW);
-        }
-        let after =
-            event("AfterAllowTraffic").filter(|e| e.status == LifecycleEventStatus::Succeeded);
-        if let (Some(after), Some(group)) = (after, self.observed.deployment_group.found()) {
-            let wait = Duration::from_secs(u64::from(group.termination_wait_minutes) * 60);
-            if let Some(ended) = after.end_time {
-                let ends =
-                    ended + jiff::SignedDuration::try_from(wait + STEP_SLACK).unwrap_or_default();
-                return until(ends).clamp(POLL_ACTIVE, POLL_SLOW);
-            }
-        }
-        hooks
-    }
-
-    fn set_condition(
+    pub fn set_condition(
         &mut self,
         kind: ConditionType,
         status: ConditionStatus,
         reason: Reason,
         message: String,
     ) {
-        let previous = self
-            .prev
-            .and_then(|p| p.condition(kind))
-            .filter(|c| c.status == status)
-            .map(|c| c.last_transition_time);
-        let condition = Condition {
+        set_condition(
+            &mut self.next,
+            self.prev,
             kind,
             status,
             reason,
             message,
-            last_transition_time: previous.unwrap_or(self.now),
-        };
-        match self.next.conditions.iter_mut().find(|c| c.kind == kind) {
-            Some(existing) => *existing = condition,
-            None => {
-                self.next.conditions.push(condition);
-                self.next.conditions.sort_by_key(|c| c.kind);
-            }
-        }
+            self.now,
+        );
     }
 
     fn finish(mut self, step: Step) -> Decision {
         let Step {
-            phase,
-            reason,
-            message,
-            action,
-            requeue_after,
+            mut phase,
+            mut reason,
+            mut message,
+            mut action,
+            mut requeue_after,
+            completes,
         } = step;
-        self.next.phase = phase;
-        self.next.message = message.clone();
-        let (ready, progressing) = match phase {
-            Phase::Healthy => (ConditionStatus::True, ConditionStatus::False),
-            Phase::Pending | Phase::Progressing | Phase::AwaitingPromotion => {
-                (ConditionStatus::False, ConditionStatus::True)
+        // A refused call is not asked again before its backoff ends (or a retry).
+        if let Some(refusal) = self.next.refusal.clone()
+            && action
+                .as_ref()
+                .is_some_and(|a| a.operation() == refusal.operation)
+        {
+            if self.pending_request(RequestKind::Retry).is_some() {
+                self.handle(
+                    RequestKind::Retry,
+                    Outcome::Retried,
+                    format!("retrying {}", refusal.operation),
+                );
+                self.next.refusal = None;
+            } else {
+                let due = refusal.at
+                    + jiff::SignedDuration::try_from(refusal_delay(
+                        &self.desired.name,
+                        refusal.count,
+                    ))
+                    .unwrap_or_default();
+                if due > self.now {
+                    action = None;
+                    phase = Phase::Failed;
+                    reason = Reason::Refused;
+                    message = refusal.message.clone();
+                    requeue_after = Some(crate::clock::elapsed_between(self.now, due));
+                }
             }
-            _ => (ConditionStatus::False, ConditionStatus::False),
-        };
-        self.set_condition(ConditionType::Ready, ready, reason, message.clone());
-        self.set_condition(ConditionType::Progressing, progressing, reason, message);
-        if phase != Phase::Progressing && phase != Phase::AwaitingPromotion {
-            self.next.lifecycle_event = None;
         }
-        if let Some(stop) = &self.next.stop_requested {
-            // Forget a stop once its deployment is no longer in flight.
-            let still_active = self
-                .observed
-                .deployments
-                .iter()
-                .any(|d| d.id == stop.deployment_id && !d.status.is_terminal());
-            let rollback_active = self.observed.deployments.iter().any(|d| {
-                !d.status.is_terminal()
-                    && d.rollback
-                        .as_ref()
-                        .and_then(|r| r.rollback_triggering_deployment_id.as_deref())
-                        == Some(stop.deployment_id.as_str())
-            });
-            let just_requested = matches!(&action, Some(Action::StopDeployment { deployment_id }) if *deployment_id == stop.deployment_id);
-            let observed_any = !self.observed.deployments.is_empty()
-                || self.observed.deployment_group.found().is_some();
-            if observed_any && !still_active && !rollback_active && !just_requested {
-                self.next.stop_requested = None;
+        if !matches!(
+            phase,
+            Phase::Progressing | Phase::AwaitingPromotion | Phase::Pending
+        ) && let Some(status) = self.next.strategy.as_mut()
+        {
+            clear_stage(status);
+        }
+        apply_phase(&mut self.next, self.prev, phase, reason, &message, self.now);
+        let mut ack = None;
+        if let Some(kind) = completes {
+            match &action {
+                // Carried out by the action: handled once the call succeeded.
+                Some(_) => {
+                    if let Some(request) = self.pending_request(kind) {
+                        let outcome = match kind {
+                            RequestKind::Promote => Outcome::Promoted,
+                            RequestKind::Abort => Outcome::Aborted,
+                            RequestKind::Retry => Outcome::Retried,
+                        };
+                        ack = Some(Ack {
+                            kind,
+                            requested_at: request.requested_at,
+                            entry: self.request_entry(request, outcome, &message),
+                        });
+                    }
+                }
+                None => {
+                    let outcome = match kind {
+                        RequestKind::Promote => Outcome::Promoted,
+                        RequestKind::Abort => Outcome::Aborted,
+                        RequestKind::Retry => Outcome::Retried,
+                    };
+                    self.handle(kind, outcome, message.clone());
+                }
             }
         }
         Decision {
             action,
             status: self.next,
             requeue_after,
+            ack,
         }
     }
 }
 
-/// The containers of the candidate: the base's, with each change applied (image replaced,
-/// environment merged over the copy's).
-pub fn compute_candidate_containers(
-    base: &TaskDefinition,
-    spec: &ReleaseSpec,
-) -> Vec<ContainerDefinition> {
-    base.containers
-        .iter()
-        .map(|container| {
-            let mut container = container.clone();
-            if let Some(change) = spec.task_definition.containers.get(&container.name) {
-                if let Some(image) = &change.image {
-                    container.image = image.clone();
-                }
-                for (key, value) in &change.environment {
-                    container.environment.insert(key.clone(), value.clone());
-                }
-            }
-            container
-        })
-        .collect()
+/// A request of this kind that `status` has not handled yet.
+pub fn pending_request<'r>(
+    requests: &'r Requests,
+    status: &ReleaseStatus,
+    kind: RequestKind,
+) -> Option<&'r OperatorRequest> {
+    let request = requests.get(kind)?;
+    (status.handled_requests.get(kind) != Some(request.requested_at)).then_some(request)
 }
 
-/// The lifecycle event in progress, else the last one that finished.
-pub fn current_lifecycle_event(target: &DeploymentTarget) -> Option<String> {
-    target
-        .lifecycle_events
-        .iter()
-        .find(|e| e.status == LifecycleEventStatus::InProgress)
-        .or_else(|| {
-            target.lifecycle_events.iter().rev().find(|e| {
-                matches!(
-                    e.status,
-                    LifecycleEventStatus::Succeeded | LifecycleEventStatus::Failed
-                )
-            })
-        })
-        .map(|e| e.name.clone())
+/// Forgets the strategy's view of where a rollout stands once nothing is in flight.
+fn clear_stage(status: &mut crate::model::StrategyStatus) {
+    match status {
+        crate::model::StrategyStatus::CodeDeploy(s) => s.lifecycle_event = None,
+    }
 }
 
-/// The time between traffic steps of a deployment config, from its name (predefined configs)
-/// or a default for custom ones.
-pub fn traffic_step_interval(config: &str) -> Duration {
-    let minutes = match config {
-        "CodeDeployDefault.ECSCanary10Percent5Minutes" => 5,
-        "CodeDeployDefault.ECSCanary10Percent15Minutes" => 15,
-        "CodeDeployDefault.ECSLinear10PercentEvery1Minutes" => 1,
-        "CodeDeployDefault.ECSLinear10PercentEvery3Minutes" => 3,
-        "CodeDeployDefault.ECSAllAtOnce" => 0,
-        _ => 1,
+fn set_condition(
+    next: &mut ReleaseStatus,
+    prev: Option<&ReleaseStatus>,
+    kind: ConditionType,
+    status: ConditionStatus,
+    reason: Reason,
+    message: String,
+    now: Timestamp,
+) {
+    let previous = prev
+        .and_then(|p| p.condition(kind))
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time);
+    let condition = Condition {
+        kind,
+        status,
+        reason,
+        message,
+        last_transition_time: previous.unwrap_or(now),
     };
-    Duration::from_secs(minutes * 60)
+    match next.conditions.iter_mut().find(|c| c.kind == kind) {
+        Some(existing) => *existing = condition,
+        None => {
+            next.conditions.push(condition);
+            next.conditions.sort_by_key(|c| c.kind);
+        }
+    }
+}
+
+/// Sets the phase, the message and the `Ready` and `Progressing` conditions that follow
+/// from them.
+fn apply_phase(
+    next: &mut ReleaseStatus,
+    prev: Option<&ReleaseStatus>,
+    phase: Phase,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) {
+    next.phase = phase;
+    next.message = message.to_string();
+    let (ready, progressing) = match phase {
+        Phase::Healthy => (ConditionStatus::True, ConditionStatus::False),
+        Phase::Pending | Phase::Progressing | Phase::AwaitingPromotion => {
+            (ConditionStatus::False, ConditionStatus::True)
+        }
+        _ => (ConditionStatus::False, ConditionStatus::False),
+    };
+    set_condition(
+        next,
+        prev,
+        ConditionType::Ready,
+        ready,
+        reason,
+        message.to_string(),
+        now,
+    );
+    set_condition(
+        next,
+        prev,
+        ConditionType::Progressing,
+        progressing,
+        reason,
+        message.to_string(),
+        now,
+    );
+}
+
+/// How long to wait before asking again for a call refused `count` times in a row: from
+/// 1 s, doubling, at most [`REFUSAL_BACKOFF_MAX`], with up to a quarter more of jitter
+/// drawn from the release's name and the count (pure, so every replica agrees).
+pub fn refusal_delay(release: &str, count: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << count.saturating_sub(1).min(16));
+    let base = base.min(REFUSAL_BACKOFF_MAX);
+    // FNV-1a over the name and the count: a stable, well-spread jitter.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in release.bytes().chain(count.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let jitter = base.mul_f64((hash % 1000) as f64 / 4000.0);
+    (base + jitter).min(REFUSAL_BACKOFF_MAX)
+}
+
+/// A duration as people write it (`4s`, `2m 8s`).
+fn friendly(duration: Duration) -> String {
+    let whole = Duration::from_secs(duration.as_secs().max(1));
+    jiff::SignedDuration::try_from(whole)
+        .map(|d| format!("{d:#}"))
+        .unwrap_or_else(|_| format!("{}s", whole.as_secs()))
+}
+
+/// What to do about a refused call, for its message.
+fn refusal_advice(error: &AwsError) -> &'static str {
+    match error.kind {
+        AwsErrorKind::AccessDenied => "grant the controller's IAM role that action",
+        AwsErrorKind::NotFound => "create the resource it names or fix the release",
+        _ => "fix the release or the resources it names",
+    }
+}
+
+/// Whether AWS refused the call: asking again unchanged would be refused again.
+pub fn is_refusal(error: &AwsError) -> bool {
+    matches!(
+        error.kind,
+        AwsErrorKind::AccessDenied | AwsErrorKind::InvalidRequest | AwsErrorKind::NotFound
+    )
+}
+
+/// Records in `status` that AWS refused `operation` (a mutating call, or a look the pass
+/// needed): phase `Failed` with the operation, the error code and what to fix.
+pub fn record_refusal(
+    status: &mut ReleaseStatus,
+    release: &str,
+    operation: &str,
+    error: &AwsError,
+    now: Timestamp,
+) {
+    let count = status
+        .refusal
+        .as_ref()
+        .filter(|r| r.operation == operation && r.generation == status.observed_generation)
+        .map_or(1, |r| r.count + 1);
+    let delay = refusal_delay(release, count);
+    let code = error.code.clone();
+    let message = format!(
+        "{operation} was refused ({}): {}; {}, then run `switchyard retry {release}` (asking again by itself in {})",
+        code.as_deref().unwrap_or(error.kind.as_str()),
+        error.message,
+        refusal_advice(error),
+        friendly(delay)
+    );
+    status.refusal = Some(Refusal {
+        operation: operation.to_string(),
+        code,
+        message: message.clone(),
+        at: now,
+        count,
+        generation: status.observed_generation,
+    });
+    let prev = status.clone();
+    apply_phase(
+        status,
+        Some(&prev),
+        Phase::Failed,
+        Reason::Refused,
+        &message,
+        now,
+    );
 }
 
 /// Applies the result of an action to the status the decision wrote, without new
-/// observation: the registered task definition, the created deployment id, or the failure.
+/// observation: the registered task definition, the created deployment, the request it
+/// carried out, or the refusal.
 pub fn record_outcome(
-    mut status: ReleaseStatus,
+    decision: &Decision,
     action: &Action,
     result: &Result<ActionResult, AwsError>,
+    release: &str,
     now: Timestamp,
 ) -> ReleaseStatus {
+    let mut status = decision.status.clone();
     match (action, result) {
-        (Action::RegisterTaskDefinition { .. }, Ok(ActionResult::Registered(registered))) => {
+        (Action::RegisterTaskDefinition(_), Ok(ActionResult::Registered(registered))) => {
             status.desired_task_definition = Some(registered.arn.clone());
+            if let Some(candidate) = status.candidate.as_mut() {
+                candidate.arn = Some(registered.arn.clone());
+                candidate.registering_since = None;
+            }
             status.message = format!("registered {}", registered.short_name());
         }
-        (Action::CreateDeployment(_), Ok(ActionResult::Created { deployment_id })) => {
-            status.deployment_id = Some(deployment_id.clone());
-            status.intent = None;
-            status.phase = Phase::Progressing;
-            status.message = format!("deployment {deployment_id} created");
-            for condition in &mut status.conditions {
-                if condition.kind == ConditionType::Progressing {
-                    condition.reason = Reason::DeploymentInProgress;
-                    condition.message = status.message.clone();
-                }
+        (Action::RegisterTaskDefinition(_), Err(error)) if !error.is_ambiguous() => {
+            // It did not take effect: nothing to look for next pass.
+            if let Some(candidate) = status.candidate.as_mut() {
+                candidate.registering_since = None;
             }
         }
-        (Action::CreateDeployment(_), Err(error)) => match &error.kind {
-            // The call did not take effect: forget the intent. Someone else's deployment
-            // is found by the next pass and waited for.
-            AwsErrorKind::DeploymentLimitExceeded {
-                active_deployment_id,
-            } => {
-                status.intent = None;
-                status.message = format!(
-                    "the deployment group already has an active deployment{}; waiting for it",
-                    active_deployment_id
-                        .as_deref()
-                        .map(|id| format!(" ({id})"))
-                        .unwrap_or_default()
-                );
-            }
-            AwsErrorKind::Throttling => {
-                status.intent = None;
-                status.message = "CreateDeployment was throttled; trying again".into();
-            }
-            // A definite refusal: this attempt failed and needs a human.
-            AwsErrorKind::InvalidRequest | AwsErrorKind::NotFound | AwsErrorKind::AccessDenied => {
-                status.intent = None;
-                status.phase = Phase::Failed;
-                status.message = format!("CreateDeployment failed: {error}");
-                status.history.insert(
-                    0,
-                    HistoryEntry {
-                        generation: status.observed_generation,
-                        attempt: status.attempt,
-                        outcome: Outcome::Failed,
-                        task_definition: status.desired_task_definition.clone(),
-                        deployment_id: None,
-                        started_at: status.rollout_started_at,
-                        finished_at: now,
-                        message: format!("CreateDeployment failed: {error}"),
-                    },
-                );
-                status.history.truncate(HISTORY_LIMIT);
-            }
-            // It may have taken effect: keep the intent, so the next pass searches first.
-            _ => {
-                status.message = format!(
-                    "CreateDeployment may not have completed ({error}); checking before trying again"
-                );
-            }
-        },
-        (Action::StopDeployment { deployment_id }, Err(error))
-            if error.kind == AwsErrorKind::Conflict =>
-        {
-            // Already finished: nothing to stop; the next pass sees how it ended.
-            status.message = format!("{deployment_id} had already finished");
+        (Action::CodeDeploy(action), Ok(ActionResult::CodeDeploy(result))) => {
+            codedeploy::record_outcome(&mut status, action, &Ok(result.clone()));
         }
-        (_, Err(error)) if !error.is_retryable() => {
-            status.message = format!("{} failed: {error}", action.as_str());
+        (Action::CodeDeploy(action), Err(error)) => {
+            codedeploy::record_outcome(&mut status, action, &Err(error.clone()));
         }
         _ => {}
+    }
+    match result {
+        Ok(_) => {
+            status.refusal = None;
+            if let Some(ack) = &decision.ack {
+                status.handled_requests.set(ack.kind, ack.requested_at);
+                status.history.insert(0, ack.entry.clone());
+                status.history.truncate(HISTORY_LIMIT);
+            }
+        }
+        Err(error) if is_refusal(error) => {
+            record_refusal(&mut status, release, action.operation(), error, now);
+        }
+        Err(error) if !error.is_retryable() => {
+            status.message = format!("{} failed: {error}", action.operation());
+        }
+        Err(_) => {}
     }
     status
 }

@@ -1,5 +1,7 @@
 //! Simulated ECS: `CODE_DEPLOY` services with their task sets, and task definition revisions.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use crate::ports::{
@@ -133,6 +135,7 @@ impl World {
         family: &str,
         containers: Vec<ContainerDefinition>,
         other_fields_digest: &str,
+        tags: BTreeMap<String, String>,
     ) -> TaskDefinition {
         let revisions = self.task_definitions.entry(family.to_string()).or_default();
         let revision = u32::try_from(revisions.len() + 1).expect("fewer than 2^32 revisions");
@@ -143,6 +146,7 @@ impl World {
             status: "ACTIVE".to_string(),
             containers,
             other_fields_digest: other_fields_digest.to_string(),
+            tags,
         };
         revisions.push(definition.clone());
         definition
@@ -244,10 +248,35 @@ impl Ecs for SimAws {
         .await
     }
 
+    async fn list_task_definitions(
+        &self,
+        family: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "ListTaskDefinitions";
+        self.call(SERVICE, OP, |world, _| {
+            Ok(world
+                .task_definitions
+                .get(family)
+                .map(|revisions| {
+                    revisions
+                        .iter()
+                        .rev()
+                        .filter(|t| t.status == "ACTIVE")
+                        .take(limit)
+                        .map(|t| t.arn.clone())
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
+        .await
+    }
+
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
         containers: &[ContainerDefinition],
+        tags: &BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError> {
         const OP: &str = "RegisterTaskDefinition";
         self.call(SERVICE, OP, |world, _| {
@@ -292,7 +321,17 @@ impl Ecs for SimAws {
                 target.image = change.image.clone();
                 target.environment = change.environment.clone();
             }
-            Ok(world.register_revision(&stored.family, copy, &stored.other_fields_digest))
+            // The base's tags are copied (as the adapter does), the given ones added over them.
+            let mut all_tags = stored.tags.clone();
+            all_tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Ok(
+                world.register_revision(
+                    &stored.family,
+                    copy,
+                    &stored.other_fields_digest,
+                    all_tags,
+                ),
+            )
         })
         .await
     }

@@ -283,6 +283,7 @@ impl SimAws {
                     other_fields_digest: SETUP_CONTAINER_DIGEST.to_string(),
                 }],
                 SETUP_TASK_DIGEST,
+                BTreeMap::new(),
             );
             let target_group_arns = [
                 world::target_group_arn(&format!("{}-tg-a", setup.service), &world.next_hex()),
@@ -379,7 +380,9 @@ impl SimAws {
         containers: Vec<ContainerDefinition>,
         other_fields_digest: &str,
     ) -> TaskDefinition {
-        self.with_world(|world| world.register_revision(family, containers, other_fields_digest))
+        self.with_world(|world| {
+            world.register_revision(family, containers, other_fields_digest, BTreeMap::new())
+        })
     }
 
     /// Registers a custom deployment config usable by name in `CreateDeployment`.

@@ -58,7 +58,11 @@ impl Fixture {
         let mut container = self.handles.task_definition.containers[0].clone();
         container.image = image.to_string();
         self.aws
-            .register_task_definition(&self.handles.task_definition, &[container])
+            .register_task_definition(
+                &self.handles.task_definition,
+                &[container],
+                &Default::default(),
+            )
             .await
             .expect("register")
     }
@@ -729,7 +733,7 @@ async fn task_definitions_resolve_by_family_revision_and_arn() {
     change.other_fields_digest = "ignored".into();
     let second = f
         .aws
-        .register_task_definition(&base, &[change])
+        .register_task_definition(&base, &[change], &Default::default())
         .await
         .unwrap();
     assert_eq!(second.revision, 2);
@@ -756,7 +760,7 @@ async fn task_definitions_resolve_by_family_revision_and_arn() {
     stranger.name = "sidecar".into();
     let err = f
         .aws
-        .register_task_definition(&base, &[stranger])
+        .register_task_definition(&base, &[stranger], &Default::default())
         .await
         .unwrap_err();
     assert_eq!(err.kind, AwsErrorKind::InvalidRequest);
@@ -855,7 +859,7 @@ async fn injected_throttling_and_server_errors_do_not_take_effect() {
 
     let throttled = f
         .aws
-        .register_task_definition(&base, &base.containers)
+        .register_task_definition(&base, &base.containers, &Default::default())
         .await
         .unwrap_err();
     assert_eq!(throttled.kind, AwsErrorKind::Throttling);

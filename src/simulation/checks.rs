@@ -10,11 +10,11 @@ use super::{ReleaseOutcome, Violation, ViolationKind};
 use crate::lease::Fence;
 use crate::model::Phase;
 use crate::ports::Deployment;
-use crate::reconcile::parse_deployment_description;
+use crate::reconcile::codedeploy::parse_deployment_description;
 
-/// 1. Never two deployments for one (release, generation, attempt).
+/// 1. Never two deployments for one rollout of a release.
 pub(super) fn one_deployment_per_attempt(deployments: &[Deployment]) -> Vec<Violation> {
-    let mut seen: BTreeMap<(String, u64, u32), &str> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, u32), &str> = BTreeMap::new();
     let mut violations = Vec::new();
     for deployment in deployments {
         let Some(key) = deployment
@@ -28,8 +28,8 @@ pub(super) fn one_deployment_per_attempt(deployments: &[Deployment]) -> Vec<Viol
             violations.push(Violation::new(
                 ViolationKind::DuplicateDeployment,
                 format!(
-                    "two deployments for release {} generation {} attempt {}: {first} and {}",
-                    key.0, key.1, key.2, deployment.id
+                    "two deployments for release {} rollout {}: {first} and {}",
+                    key.0, key.1, deployment.id
                 ),
             ));
         } else {

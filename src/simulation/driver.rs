@@ -154,8 +154,8 @@ impl Driver {
                 message: write.status.message.clone(),
                 stop_requested: write
                     .status
-                    .stop_requested
-                    .as_ref()
+                    .code_deploy()
+                    .and_then(|s| s.stop.as_ref())
                     .map(|s| s.deployment_id.clone()),
             });
         });
@@ -833,7 +833,7 @@ impl Driver {
                         .and_then(|s| s.live_task_definition.clone()),
                     stop_requested: status
                         .as_ref()
-                        .and_then(|s| s.stop_requested.as_ref())
+                        .and_then(|s| s.code_deploy().and_then(|c| c.stop.as_ref()))
                         .map(|s| s.deployment_id.clone()),
                     tracked_deployment_active: status
                         .as_ref()

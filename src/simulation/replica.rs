@@ -23,7 +23,7 @@ use crate::ports::{
     LeaseRecord, LeaseStore, Listener, LoadBalancer, ReleaseStore, Service, SpecWrite, StoreError,
     StoredRelease, TaskDefinition,
 };
-use crate::reconcile::parse_deployment_description;
+use crate::reconcile::codedeploy::parse_deployment_description;
 use crate::sim::{SimAws, SimStore, lock};
 
 /// Controls one replica's access to the world.
@@ -295,7 +295,7 @@ impl ReplicaAws {
                 d.description
                     .as_deref()
                     .and_then(parse_deployment_description)
-                    .map(|(release, _, _)| release)
+                    .map(|(release, _)| release)
                     .unwrap_or(d.application)
             })
             .unwrap_or_else(|| format!("<unknown deployment {deployment_id}>"))
@@ -369,16 +369,27 @@ impl Ecs for ReplicaAws {
             .await
     }
 
+    async fn list_task_definitions(
+        &self,
+        family: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, AwsError> {
+        self.gate
+            .call(self.inner.list_task_definitions(family, limit))
+            .await
+    }
+
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
         containers: &[ContainerDefinition],
+        tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError> {
         self.mutation(
             "ecs:RegisterTaskDefinition",
             base.family.clone(),
             base.short_name(),
-            self.inner.register_task_definition(base, containers),
+            self.inner.register_task_definition(base, containers, tags),
         )
         .await
     }
@@ -428,7 +439,7 @@ impl CodeDeploy for ReplicaAws {
         request: &CreateDeploymentRequest,
     ) -> Result<String, AwsError> {
         let release = parse_deployment_description(&request.description)
-            .map(|(release, _, _)| release)
+            .map(|(release, _)| release)
             .unwrap_or_else(|| request.application.clone());
         let result = self
             .mutation(

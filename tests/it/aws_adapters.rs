@@ -648,6 +648,7 @@ async fn registering_with_an_unknown_container_is_an_invalid_request() {
                 container_ports: vec![],
                 other_fields_digest: String::new(),
             }],
+            &BTreeMap::new(),
         )
         .await
         .expect_err("no such container");
@@ -839,7 +840,7 @@ async fn registering_a_copy_keeps_every_field_of_the_base() {
         ..app.clone()
     };
     let copy = adapter
-        .register_task_definition(&base, std::slice::from_ref(&changed))
+        .register_task_definition(&base, std::slice::from_ref(&changed), &Default::default())
         .await
         .expect("copy registered");
     assert_eq!(copy.family, "rich");

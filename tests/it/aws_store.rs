@@ -117,7 +117,7 @@ fn status(observed_generation: u64, message: &str) -> ReleaseStatus {
         }),
         history: vec![HistoryEntry {
             generation: observed_generation,
-            attempt: 1,
+            rollout: 1,
             outcome: Outcome::RolledBack,
             task_definition: None,
             deployment_id: Some("d-0".into()),
@@ -125,7 +125,29 @@ fn status(observed_generation: u64, message: &str) -> ReleaseStatus {
             finished_at: at("2025-03-04T05:00:00Z"),
             message: "alarm web-5xx fired".into(),
         }],
-        attempt: 2,
+        rollout: Some(switchyard::model::Rollout {
+            serial: 2,
+            candidate: "arn:aws:ecs:us-east-1:111122223333:task-definition/web:4".into(),
+            fingerprint: "0123456789abcdef0123456789abcdef".into(),
+            target: "codeDeploy:web/web-prod:/prod/web".into(),
+            live: Some("arn:aws:ecs:us-east-1:111122223333:task-definition/web:3".into()),
+            generation: observed_generation,
+            started_at: at("2025-03-04T04:00:00Z"),
+            outcome: None,
+        }),
+        strategy: Some(switchyard::model::StrategyStatus::CodeDeploy(
+            switchyard::model::CodeDeployStatus {
+                lifecycle_event: Some("AllowTraffic".into()),
+                creating_since: None,
+                stop: Some(switchyard::model::StopRecord {
+                    deployment_id: "d-0".into(),
+                    reason: "alarm web-5xx is in ALARM".into(),
+                    requested_at: at("2025-03-04T04:30:00Z"),
+                    sent: true,
+                    superseded: false,
+                }),
+            },
+        )),
         ..ReleaseStatus::default()
     }
 }

@@ -36,7 +36,12 @@ fn progressing(candidate: f64) -> ReleaseStatus {
         live_task_definition: Some(format!("{TD}/web:3")),
         desired_task_definition: Some(format!("{TD}/web:4")),
         deployment_id: Some("d-WEB".into()),
-        lifecycle_event: Some("AllowTraffic".into()),
+        strategy: Some(switchyard::model::StrategyStatus::CodeDeploy(
+            switchyard::model::CodeDeployStatus {
+                lifecycle_event: Some("AllowTraffic".into()),
+                ..Default::default()
+            },
+        )),
         traffic_weights: Some(TrafficWeights {
             live: 100.0 - candidate,
             candidate,

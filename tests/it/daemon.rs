@@ -256,10 +256,7 @@ async fn the_daemon_deploys_a_release_through_moto_exactly_once_across_a_restart
         .await
         .unwrap();
     let info = info.deployment_info().unwrap();
-    assert_eq!(
-        info.description(),
-        Some("switchyard release=web generation=1 attempt=1")
-    );
+    assert_eq!(info.description(), Some("switchyard release=web rollout=1"));
     if let Some(content) = info
         .revision()
         .and_then(|r| r.app_spec_content())

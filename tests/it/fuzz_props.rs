@@ -362,17 +362,13 @@ fn stored_release() -> impl Strategy<Value = StoredRelease> {
             any::<u64>(),
             prop::sample::select(Phase::ALL.to_vec()),
             any::<String>(),
-            any::<u32>(),
         )
-            .prop_map(
-                |(observed_generation, phase, message, attempt)| ReleaseStatus {
-                    observed_generation,
-                    phase,
-                    message,
-                    attempt,
-                    ..ReleaseStatus::default()
-                },
-            ),
+            .prop_map(|(observed_generation, phase, message)| ReleaseStatus {
+                observed_generation,
+                phase,
+                message,
+                ..ReleaseStatus::default()
+            }),
     );
     let audit = prop::collection::vec(
         (

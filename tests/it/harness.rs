@@ -9,7 +9,7 @@ use switchyard::controller::{self, Context, ControllerConfig, RunSummary};
 use switchyard::model::parse::parse_documents;
 use switchyard::model::{AuditAction, OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{Deployment, ReleaseStore, SpecPrecondition, SpecWrite};
-use switchyard::reconcile::parse_deployment_description;
+use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::sim::{BlueGreenSetup, SimAws, SimStore};
 
 pub const REGISTRY: &str = "111122223333.dkr.ecr.us-east-1.amazonaws.com";
@@ -184,13 +184,13 @@ impl Harness {
                 d.description
                     .as_deref()
                     .and_then(parse_deployment_description)
-                    .is_some_and(|(r, _, _)| r == release)
+                    .is_some_and(|(r, _)| r == release)
             })
             .collect()
     }
 
-    /// The invariant: never two deployments for one (release, generation, attempt).
-    pub fn assert_one_deployment_per_attempt(&self) {
+    /// The invariant: never two deployments for one rollout of a release.
+    pub fn assert_one_deployment_per_rollout(&self) {
         let mut seen = std::collections::BTreeSet::new();
         for d in self.aws.all_deployments() {
             if let Some(key) = d

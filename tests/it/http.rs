@@ -191,9 +191,9 @@ fn releases() -> Vec<StoredRelease> {
                 "desiredTaskDefinition": td("web", 7),
                 "deploymentId": "d-WEB3",
                 "trafficWeights": {"live": 90.0, "candidate": 10.0},
-                "lifecycleEvent": "AllowTraffic",
+                "strategy": {"codeDeploy": {"lifecycleEvent": "AllowTraffic"}},
                 "history": [{
-                    "generation": 2, "attempt": 1, "outcome": "Succeeded",
+                    "generation": 2, "rollout": 1, "outcome": "Succeeded",
                     "taskDefinition": td("web", 6), "deploymentId": "d-WEB2",
                     "startedAt": "2025-12-31T09:00:00Z", "finishedAt": "2025-12-31T09:06:00Z",
                     "message": "deployment d-WEB2 succeeded"
@@ -212,7 +212,7 @@ fn releases() -> Vec<StoredRelease> {
                 "desiredTaskDefinition": td("search", 2),
                 "trafficWeights": {"live": 100.0, "candidate": 0.0},
                 "history": [{
-                    "generation": 1, "attempt": 1, "outcome": "RolledBack",
+                    "generation": 1, "rollout": 1, "outcome": "RolledBack",
                     "taskDefinition": td("search", 2), "deploymentId": "d-S1",
                     "startedAt": "2026-01-01T10:00:00Z", "finishedAt": "2026-01-01T10:03:00Z",
                     "message": "deployment d-S1 stopped (alarm search-5xx is in ALARM)"
@@ -265,7 +265,10 @@ async fn the_release_list_shows_metadata_spec_and_status_of_every_release() {
         status["trafficWeights"],
         json!({"live": 90.0, "candidate": 10.0})
     );
-    assert_eq!(status["lifecycleEvent"], "AllowTraffic");
+    assert_eq!(
+        status["strategy"]["codeDeploy"]["lifecycleEvent"],
+        "AllowTraffic"
+    );
     assert_eq!(status["conditions"][0]["type"], "Ready");
     assert_eq!(
         status["conditions"][0]["lastTransitionTime"],
@@ -293,7 +296,7 @@ async fn one_release_is_served_with_its_history() {
     assert_eq!(
         body["status"]["history"],
         json!([{
-            "generation": 1, "attempt": 1, "outcome": "RolledBack",
+            "generation": 1, "rollout": 1, "outcome": "RolledBack",
             "taskDefinition": td("search", 2), "deploymentId": "d-S1",
             "startedAt": "2026-01-01T10:00:00Z", "finishedAt": "2026-01-01T10:03:00Z",
             "message": "deployment d-S1 stopped (alarm search-5xx is in ALARM)"
@@ -305,7 +308,7 @@ async fn one_release_is_served_with_its_history() {
     let status = newer.status.as_mut().unwrap();
     status.history.push(switchyard::model::HistoryEntry {
         generation: 1,
-        attempt: 2,
+        rollout: 2,
         outcome: Outcome::Retried,
         task_definition: None,
         deployment_id: None,
@@ -318,7 +321,7 @@ async fn one_release_is_served_with_its_history() {
     let history = body["status"]["history"].as_array().unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[1]["outcome"], "Retried");
-    assert_eq!(history[1]["attempt"], 2);
+    assert_eq!(history[1]["rollout"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -652,7 +655,7 @@ async fn the_dashboard_shows_hostile_text_as_text() {
             "phase": "Failed",
             "message": "<img src=x onerror=\"document.title='pwned-message'\">",
             "lifecycleEvent": "<b>bold-event</b>",
-            "history": [{"generation": 1, "attempt": 1, "outcome": "Failed",
+            "history": [{"generation": 1, "rollout": 1, "outcome": "Failed",
                          "finishedAt": "2026-01-01T10:00:00Z",
                          "message": "</li><b>bold-history</b>"}],
         },

@@ -71,7 +71,7 @@ async fn two_replicas_share_the_releases_and_each_release_is_deployed_once() {
         assert_eq!(h.status(name).await.phase, Phase::Healthy, "{name}");
         assert_eq!(h.deployments_of(name).len(), 1, "{name}");
     }
-    h.assert_one_deployment_per_attempt();
+    h.assert_one_deployment_per_rollout();
 }
 
 #[tokio::test(start_paused = true)]

@@ -36,7 +36,7 @@ async fn converges_to_healthy_with_exactly_one_deployment() {
         status.condition(ConditionType::Ready).map(|c| c.status),
         Some(switchyard::model::ConditionStatus::True)
     );
-    h.assert_one_deployment_per_attempt();
+    h.assert_one_deployment_per_rollout();
 }
 
 #[tokio::test(start_paused = true)]
@@ -51,7 +51,7 @@ async fn a_canary_walks_through_ten_percent_before_all_traffic() {
     let mid = h.status("web").await;
     assert_eq!(mid.phase, Phase::Progressing, "{}", mid.message);
     assert_eq!(mid.traffic_weights.map(|t| t.candidate.round()), Some(10.0));
-    assert_eq!(mid.lifecycle_event.as_deref(), Some("AllowTraffic"));
+    assert_eq!(mid.stage().as_deref(), Some("AllowTraffic"));
 
     h.run_for(minutes(10)).await;
     assert_eq!(h.status("web").await.phase, Phase::Healthy);
@@ -118,9 +118,9 @@ async fn a_retry_request_deploys_the_rolled_back_generation_again() {
     h.run_for(minutes(10)).await;
     let status = h.status("web").await;
     assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
-    assert_eq!(status.attempt, 2);
+    assert_eq!(status.rollout.as_ref().map(|r| r.serial), Some(2));
     assert_eq!(h.deployments_of("web").len(), 2);
-    h.assert_one_deployment_per_attempt();
+    h.assert_one_deployment_per_rollout();
 }
 
 #[tokio::test(start_paused = true)]
@@ -207,15 +207,31 @@ async fn a_newer_generation_mid_deployment_stops_the_older_and_deploys_the_newes
     assert_eq!(status.observed_generation, 3);
     let live = h.live_task_definition("web");
     assert_eq!(h.image_of(&live, "web"), format!("{REGISTRY}/web:4.0.0"));
-    let generations: Vec<u64> = h
+    let rollouts: Vec<u32> = h
         .deployments_of("web")
         .iter()
         .filter_map(|d| {
-            switchyard::reconcile::parse_deployment_description(d.description.as_deref()?)
+            switchyard::reconcile::codedeploy::parse_deployment_description(
+                d.description.as_deref()?,
+            )
         })
-        .map(|(_, g, _)| g)
+        .map(|(_, rollout)| rollout)
         .collect();
-    assert_eq!(generations, vec![1, 3], "generation 2 is never deployed");
+    assert_eq!(
+        rollouts,
+        vec![1, 2],
+        "two rollouts: generation 1's and generation 3's"
+    );
+    let images: Vec<String> = h
+        .aws
+        .task_definitions("web")
+        .iter()
+        .filter_map(|t| t.container("web").map(|c| c.image.clone()))
+        .collect();
+    assert!(
+        !images.contains(&format!("{REGISTRY}/web:3.0.0")),
+        "generation 2 is never registered nor deployed: {images:?}"
+    );
     assert_eq!(h.calls("codedeploy:StopDeployment"), 1);
     assert!(
         status
@@ -223,7 +239,7 @@ async fn a_newer_generation_mid_deployment_stops_the_older_and_deploys_the_newes
             .iter()
             .any(|e| e.outcome == Outcome::Superseded && e.generation == 1)
     );
-    h.assert_one_deployment_per_attempt();
+    h.assert_one_deployment_per_rollout();
 }
 
 #[tokio::test(start_paused = true)]
@@ -240,7 +256,7 @@ async fn a_restarted_controller_adopts_the_deployment_in_flight() {
     h.run_for(minutes(10)).await;
     assert_eq!(h.status("web").await.phase, Phase::Healthy);
     assert_eq!(h.calls("codedeploy:CreateDeployment"), 1);
-    h.assert_one_deployment_per_attempt();
+    h.assert_one_deployment_per_rollout();
 }
 
 #[tokio::test(start_paused = true)]
@@ -288,7 +304,7 @@ async fn throttling_and_server_errors_slow_the_controller_down_but_never_duplica
         assert_eq!(status.phase, Phase::Healthy, "{name}: {}", status.message);
         assert_eq!(h.deployments_of(name).len(), 1, "{name}");
     }
-    h.assert_one_deployment_per_attempt();
+    h.assert_one_deployment_per_rollout();
 }
 
 #[tokio::test(start_paused = true)]
@@ -444,7 +460,7 @@ async fn a_long_bake_is_followed_without_describes_and_looked_at_every_five_minu
     tokio::time::sleep(minutes(3)).await;
     let baking = h.status("web").await;
     assert_eq!(baking.phase, Phase::Progressing, "{}", baking.message);
-    assert_eq!(baking.lifecycle_event.as_deref(), Some("AllowTraffic"));
+    assert_eq!(baking.stage().as_deref(), Some("AllowTraffic"));
 
     // Ten minutes into the 15-minute bake: ten resyncs, nothing to see until the step.
     let before = h.aws.call_counts();
@@ -522,7 +538,7 @@ async fn drift_is_reported_and_converged_only_when_asked() {
         2,
         "converged with a second attempt"
     );
-    assert_eq!(api.attempt, 2);
+    assert_eq!(api.rollout.as_ref().map(|r| r.serial), Some(2));
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,228 @@
+//! What a pass looks up before it decides, following the pure observation plan: the
+//! service, the task definitions that resolve the candidate, the rollback alarms, and (by
+//! the release's strategy module) the strategy's world.
+
+use tracing::debug;
+
+use super::Context;
+use super::codedeploy;
+use crate::model::ReleaseSpec;
+use crate::ports::{AwsError, AwsPorts, Service, StoredRelease, TaskDefinition};
+use crate::reconcile::candidate::{TAG_RELEASE, TaskDefinitions};
+use crate::reconcile::plan::{ResolveLookups, StrategyPlan};
+use crate::reconcile::{DesiredRelease, Lookup, Observed, StrategyObserved, plan_observation};
+
+/// How many revisions of a family are looked at, newest first, for the base and for the
+/// candidates switchyard registered: beyond that, the family is refused as unresolvable.
+pub const FAMILY_SCAN_LIMIT: usize = 50;
+
+/// Maps a `NotFound` error to `Missing`; other errors fail the pass.
+pub fn lookup<T>(result: Result<T, AwsError>) -> Result<Lookup<T>, AwsError> {
+    match result {
+        Ok(value) => Ok(Lookup::Found(value)),
+        Err(error) if error.is_not_found() => Ok(Lookup::Missing),
+        Err(error) => Err(error),
+    }
+}
+
+/// The AWS ports of the release's region.
+pub fn ports_for(ctx: &Context, desired: &DesiredRelease) -> AwsPorts {
+    let region = desired
+        .spec
+        .as_ref()
+        .ok()
+        .and_then(|s| s.service.region.as_deref());
+    ctx.aws.ports_for(region)
+}
+
+/// Looks up what `decide` needs, following the pure observation plan, spending as few calls
+/// as it can: the service may come from the resync's batch or from the strategy (while it
+/// follows a deployment), task definitions from a cache (a revision never changes), alarm
+/// states from the alarm watcher's batch.
+pub async fn observe(
+    ctx: &Context,
+    desired: &DesiredRelease,
+    record: &StoredRelease,
+    service: Lookup<Service>,
+) -> Result<Observed, AwsError> {
+    let mut observed = Observed {
+        status: record.status.clone(),
+        ..Observed::default()
+    };
+    let Ok(spec) = &desired.spec else {
+        return Ok(observed);
+    };
+    let ports = ports_for(ctx, desired);
+    // A strategy that follows its rollout may know the service already (it does not change
+    // what `decide` reads before the rollout ends) and observes its own world first.
+    let followed = match (&service, spec.strategy.selected()) {
+        (Lookup::NotLookedUp, Some(crate::model::SelectedStrategy::CodeDeploy(_))) => {
+            codedeploy::observe_followed(ctx, &ports, desired, record).await?
+        }
+        _ => None,
+    };
+    let (service, strategy_seen) = match followed {
+        Some((service, seen)) => (Lookup::Found(service), Some(seen)),
+        None => (service, None),
+    };
+    let service = match service {
+        Lookup::Found(service) => service,
+        Lookup::Missing => {
+            observed.service = Lookup::Missing;
+            return Ok(observed);
+        }
+        Lookup::NotLookedUp => match describe_service(&ports, spec).await? {
+            Some(service) => service,
+            None => {
+                observed.service = Lookup::Missing;
+                return Ok(observed);
+            }
+        },
+    };
+    let plan = plan_observation(desired, record.status.as_ref(), &service);
+    observed.service = Lookup::Found(service);
+
+    if let Some(lookups) = &plan.resolve {
+        observed.task_definitions = resolve(ctx, &ports, &desired.name, lookups).await?;
+    } else if let Some(candidate) = &plan.candidate {
+        observed.task_definitions.candidate =
+            describe_task_definition(ctx, &ports, candidate).await?;
+    }
+    let Some(strategy_plan) = &plan.strategy else {
+        return Ok(observed);
+    };
+    let alarms = spec.rollback_alarms();
+    if !alarms.is_empty() {
+        let region = spec.service.region.as_deref();
+        observed.alarms = Some(match ctx.caches.alarms(region, alarms) {
+            Some(states) => states,
+            None => {
+                let states = ports.alarms.alarm_states(alarms).await?;
+                ctx.caches.put_alarms(&ctx.clock, region, alarms, &states);
+                states
+            }
+        });
+    }
+    observed.strategy = match strategy_plan {
+        StrategyPlan::CodeDeploy { .. } => StrategyObserved::CodeDeploy(
+            codedeploy::observe(
+                ctx,
+                &ports,
+                desired,
+                record,
+                &observed,
+                strategy_plan,
+                strategy_seen,
+            )
+            .await?,
+        ),
+    };
+    Ok(observed)
+}
+
+/// Describes the release's service; `None` when it (or its cluster) does not exist.
+pub async fn describe_service(
+    ports: &AwsPorts,
+    spec: &ReleaseSpec,
+) -> Result<Option<Service>, AwsError> {
+    // A missing cluster is NotFound (ClusterNotFoundException): the service is missing.
+    let described = lookup(
+        ports
+            .ecs
+            .describe_services(
+                &spec.service.cluster,
+                std::slice::from_ref(&spec.service.name),
+            )
+            .await,
+    )?;
+    Ok(described.found().and_then(|services| {
+        services
+            .iter()
+            .find(|s| s.name == spec.service.name)
+            .cloned()
+    }))
+}
+
+/// Looks up what resolving the candidate needs: the base (a family's latest revision that
+/// switchyard did not register, or the ARN), the revisions registered for this release
+/// since, and the live revision.
+async fn resolve(
+    ctx: &Context,
+    ports: &AwsPorts,
+    release: &str,
+    lookups: &ResolveLookups,
+) -> Result<TaskDefinitions, AwsError> {
+    let mut found = TaskDefinitions::default();
+    let is_arn = lookups.base.starts_with("arn:");
+    let base_revision = if is_arn {
+        found.base = describe_task_definition(ctx, ports, &lookups.base).await?;
+        found.base.found().map(|t| t.revision)
+    } else {
+        None
+    };
+    let revisions = ports
+        .ecs
+        .list_task_definitions(&lookups.family, FAMILY_SCAN_LIMIT)
+        .await?;
+    for arn in revisions {
+        if base_revision.is_some_and(|base| revision_of(&arn) <= base) {
+            break;
+        }
+        let Lookup::Found(revision) = describe_task_definition(ctx, ports, &arn).await? else {
+            continue;
+        };
+        match revision.tags.get(TAG_RELEASE) {
+            Some(owner) if owner == release => found.registered.push(revision),
+            // Another release's candidate: neither a base nor ours.
+            Some(_) => {}
+            None if is_arn => {}
+            None => {
+                found.base = Lookup::Found(revision);
+                break;
+            }
+        }
+    }
+    if !is_arn && found.base == Lookup::NotLookedUp {
+        debug!(family = %lookups.family, "no revision that switchyard did not register");
+        found.base = Lookup::Missing;
+    }
+    if let Some(live) = &lookups.live {
+        let known = [found.base.found()]
+            .into_iter()
+            .flatten()
+            .chain(found.registered.iter())
+            .find(|t| &t.arn == live)
+            .cloned();
+        found.live = match known {
+            Some(t) => Lookup::Found(t),
+            None => describe_task_definition(ctx, ports, live).await?,
+        };
+    } else {
+        found.live = Lookup::Missing;
+    }
+    Ok(found)
+}
+
+/// The revision number at the end of a task definition ARN.
+fn revision_of(arn: &str) -> u32 {
+    arn.rsplit_once(':')
+        .and_then(|(_, revision)| revision.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Describes a task definition, from the cache when `reference` is a full ARN (a revision
+/// never changes); a family name asks for its latest revision, which only ECS knows.
+pub async fn describe_task_definition(
+    ctx: &Context,
+    ports: &AwsPorts,
+    reference: &str,
+) -> Result<Lookup<TaskDefinition>, AwsError> {
+    if let Some(cached) = ctx.caches.task_definition(reference) {
+        return Ok(Lookup::Found(cached));
+    }
+    let described = lookup(ports.ecs.describe_task_definition(reference).await)?;
+    if let Lookup::Found(task_definition) = &described {
+        ctx.caches.put_task_definition(&ctx.clock, task_definition);
+    }
+    Ok(described)
+}
