@@ -30,6 +30,10 @@ pub struct ReleaseOptions {
     pub alarms: Vec<String>,
     pub paused: bool,
     pub converge_drift: bool,
+    /// Environment of the release's container in the spec.
+    pub environment: BTreeMap<String, String>,
+    /// The release's labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for ReleaseOptions {
@@ -41,6 +45,8 @@ impl Default for ReleaseOptions {
             alarms: vec![],
             paused: false,
             converge_drift: false,
+            environment: BTreeMap::new(),
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -48,9 +54,18 @@ impl Default for ReleaseOptions {
 /// The YAML of a release of service `name` (in cluster `prod`) with these options.
 pub fn release_yaml(name: &str, options: &ReleaseOptions) -> String {
     let mut yaml = format!(
-        "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: prod, name: {name}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {REGISTRY}/{name}:{tag}\n  strategy:\n    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n",
+        "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: prod, name: {name}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {REGISTRY}/{name}:{tag}\n",
         tag = options.image_tag
     );
+    if !options.environment.is_empty() {
+        yaml.push_str("        environment:\n");
+        for (key, value) in &options.environment {
+            yaml.push_str(&format!("          {key}: \"{value}\"\n"));
+        }
+    }
+    yaml.push_str(&format!(
+        "  strategy:\n    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n"
+    ));
     if let Some(config) = &options.deployment_config {
         yaml.push_str(&format!("      deploymentConfig: {config}\n"));
     }
@@ -112,7 +127,7 @@ impl Harness {
         self.store
             .put_spec(SpecWrite {
                 name: name.into(),
-                labels: BTreeMap::new(),
+                labels: options.labels.clone(),
                 spec: serde_json::to_value(&document.spec).unwrap(),
                 precondition: SpecPrecondition::Any,
                 written_by: "test".into(),

@@ -13,6 +13,7 @@ mod daemon;
 mod fuzz_props;
 mod harness;
 mod http;
+mod identity;
 mod leases;
 mod moto;
 mod scenarios;
