@@ -11,11 +11,11 @@ use crate::moto::Moto;
 const TABLE: &str = "switchyard-e2e";
 
 /// Runs `switchyard ARGS` against moto and returns its output.
-fn switchyard(moto: &Moto, args: &[&str]) -> Output {
+pub(crate) fn switchyard(moto: &Moto, args: &[&str]) -> Output {
     command(moto, args).output().expect("switchyard runs")
 }
 
-fn command(moto: &Moto, args: &[&str]) -> Command {
+pub(crate) fn command(moto: &Moto, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
     command
         .args(args)
@@ -66,7 +66,7 @@ pub(crate) fn write_release(dir: &std::path::Path, name: &str, tag: &str) -> Pat
     path
 }
 
-fn get(moto: &Moto, name: &str) -> serde_json::Value {
+pub(crate) fn get(moto: &Moto, name: &str) -> serde_json::Value {
     let output = switchyard(moto, &["get", name, "-o", "json"]);
     assert!(
         output.status.success(),
@@ -77,7 +77,7 @@ fn get(moto: &Moto, name: &str) -> serde_json::Value {
 }
 
 /// Polls `get` until `done` holds, or panics after `limit`.
-fn wait_for(
+pub(crate) fn wait_for(
     moto: &Moto,
     name: &str,
     limit: Duration,
@@ -94,7 +94,7 @@ fn wait_for(
     }
 }
 
-fn start_daemon(moto: &Moto) -> Child {
+pub(crate) fn start_daemon(moto: &Moto) -> Child {
     command(moto, &["run"])
         .env("SWITCHYARD_RESYNC_PERIOD", "1s")
         .env("SWITCHYARD_DRAIN_TIMEOUT", "5s")
@@ -106,7 +106,7 @@ fn start_daemon(moto: &Moto) -> Child {
 }
 
 /// Sends SIGTERM and waits for a clean exit within `limit`; returns the daemon's log.
-fn stop_daemon(mut daemon: Child, limit: Duration) -> String {
+pub(crate) fn stop_daemon(mut daemon: Child, limit: Duration) -> String {
     let pid = daemon.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])

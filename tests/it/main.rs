@@ -10,6 +10,7 @@ mod cli_get_watch;
 mod cli_release;
 mod cli_support;
 mod daemon;
+mod daemon_identity;
 mod fuzz_props;
 mod harness;
 mod http;
