@@ -314,6 +314,9 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// `switchyard_passes_in_flight`: passes running now.
     pub passes_in_flight: Gauge,
+    /// `switchyard_pass_panics_total`: passes that panicked (a bug; the release is retried
+    /// with backoff and its status says so).
+    pub pass_panics: Counter,
 }
 
 impl Default for Metrics {
@@ -369,6 +372,12 @@ impl Default for Metrics {
             "Reconcile passes running now",
             passes_in_flight.clone(),
         );
+        let pass_panics = Counter::default();
+        registry.register(
+            "pass_panics",
+            "Reconcile passes that panicked",
+            pass_panics.clone(),
+        );
         Self {
             registry,
             releases,
@@ -378,6 +387,7 @@ impl Default for Metrics {
             deployments,
             queue_depth,
             passes_in_flight,
+            pass_panics,
         }
     }
 }

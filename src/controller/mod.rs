@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
 pub use leases::{Leases, RoundOutcome};
 pub use metered::{MeteredProvider, MeteredStore};
-pub use pass::{PassError, PassReport, observe_release, reconcile_once};
+pub use pass::{PassError, PassReport, observe_release, reconcile_guarded, reconcile_once};
 pub use queue::WorkQueue;
 pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};
 
@@ -190,6 +190,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     // newer (a change, a finished pass) made them stale.
     let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
     let mut passes: JoinSet<(String, Instant, Result<PassReport, PassError>)> = JoinSet::new();
+    // Which release each pass task runs for, so that a task that dies (aborted, or a panic
+    // that escaped) still gives its release back to the queue.
+    let mut pass_names: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let mut changes = ctx.store.changes();
     let mut resync_due = Instant::now();
@@ -236,14 +239,16 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 continue;
             };
             let ctx = ctx.clone();
-            passes.spawn(async move {
+            let task_name = name.clone();
+            let handle = passes.spawn(async move {
                 let started = Instant::now();
-                let result = reconcile_once(&ctx, &name, snapshot, fence).await;
+                let result = reconcile_guarded(&ctx, &name, snapshot, fence).await;
                 ctx.state
                     .metrics()
                     .record_pass(started.elapsed(), result.is_ok());
                 (name, started, result)
             });
+            pass_names.insert(handle.id(), task_name);
         }
         if !resync_running && Instant::now() >= resync_due {
             resync_running = true;
@@ -273,8 +278,18 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            Some(joined) = passes.join_next(), if !passes.is_empty() => {
-                let Ok((name, started, result)) = joined else { continue };
+            Some(joined) = passes.join_next_with_id(), if !passes.is_empty() => {
+                let (name, started, result) = match joined {
+                    Ok((id, outcome)) => {
+                        pass_names.remove(&id);
+                        outcome
+                    }
+                    Err(error) => {
+                        let Some(name) = pass_names.remove(&error.id()) else { continue };
+                        let why = if error.is_panic() { "the pass task panicked" } else { "the pass task was cancelled" };
+                        (name, Instant::now(), Err(PassError::Panicked(why.into())))
+                    }
+                };
                 summary.passes += 1;
                 queue.finish(&name);
                 match result {

@@ -27,6 +27,9 @@ pub enum PassError {
     /// An AWS call failed in a way worth retrying.
     #[error("AWS call")]
     Aws(#[source] AwsError),
+    /// The pass panicked: a bug. The release is retried with backoff; others go on.
+    #[error("the pass panicked: {0}")]
+    Panicked(String),
 }
 
 impl PassError {
@@ -34,6 +37,7 @@ impl PassError {
         match self {
             PassError::Store(e) => e.is_throttling(),
             PassError::Aws(e) => e.is_throttling(),
+            PassError::Panicked(_) => false,
         }
     }
 }
@@ -71,6 +75,57 @@ pub struct PassReport {
     /// Whether the status was written.
     pub status_written: bool,
     pub requeue_after: Option<Duration>,
+}
+
+/// Runs one pass for `name` like [`reconcile_once`], but a pass that panics does not take
+/// the controller (or the release's place in the queue) with it: the panic is caught,
+/// counted in the metrics, logged with the release, and shown in the status (`Failed`, an
+/// internal error); the loop retries the release with backoff.
+pub async fn reconcile_guarded(
+    ctx: &Context,
+    name: &str,
+    snapshot: Option<Snapshot>,
+    fence: Option<Fence>,
+) -> Result<PassReport, PassError> {
+    use futures::FutureExt;
+    let pass = std::panic::AssertUnwindSafe(reconcile_once(ctx, name, snapshot, fence.clone()));
+    match pass.catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            ctx.state.metrics().pass_panics.inc();
+            tracing::error!(release = %name, panic = %what, "a reconcile pass panicked");
+            if let Err(error) = record_internal_error(ctx, name, &what, fence.as_ref()).await {
+                warn!(release = %name, cause = %error, "could not record the panic in the status");
+            }
+            Err(PassError::Panicked(what))
+        }
+    }
+}
+
+/// Writes `Failed` (an internal error) into the release's status after a panic.
+async fn record_internal_error(
+    ctx: &Context,
+    name: &str,
+    what: &str,
+    fence: Option<&Fence>,
+) -> Result<(), StoreError> {
+    let Some(record) = ctx.store.get(name).await? else {
+        return Ok(());
+    };
+    let mut status = record.status.clone().unwrap_or_default();
+    status.observed_generation = record.generation;
+    crate::reconcile::record_internal_error(&mut status, what, ctx.clock.now());
+    if record.status.as_ref() != Some(&status) {
+        ctx.store
+            .write_status(name, &status, record.status_version, fence)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Runs one pass for `name`, from a resync snapshot when one is given (no store read, no

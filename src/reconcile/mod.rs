@@ -1216,6 +1216,16 @@ pub fn record_refusal(
     );
 }
 
+/// Records in `status` that a pass for it panicked (a bug in the controller): `Failed`, an
+/// internal error; the release is retried with backoff.
+pub fn record_internal_error(status: &mut ReleaseStatus, what: &str, now: Timestamp) {
+    let message = format!(
+        "internal error: a reconcile pass panicked ({what}); it is retried with backoff, please report it"
+    );
+    let prev = status.clone();
+    apply_phase(status, Some(&prev), Phase::Failed, Reason::InternalError, &message, now);
+}
+
 /// Applies the result of an action to the status the decision wrote, without new
 /// observation: the registered task definition, the created deployment, the request it
 /// carried out, or the refusal.

@@ -20,6 +20,12 @@ pub enum Fault {
     /// The call takes effect, but its response is lost: the caller sees an error of kind
     /// `Ambiguous` (store: `StoreError::Unavailable`).
     LostResponse,
+    /// The call is refused for a missing permission and does not take effect (AWS:
+    /// `AccessDeniedException`, store: `StoreError::Other`).
+    AccessDenied,
+    /// The caller panics before the call is made: a bug in the controller, injected where
+    /// it calls out.
+    Panic,
 }
 
 /// One fault rule: which calls it hits, what it does, how often and how many times.

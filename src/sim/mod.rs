@@ -232,6 +232,14 @@ impl SimAws {
                     "The request processing has failed because of an unknown error",
                 );
             }
+            Some(Fault::AccessDenied) => {
+                return injected(
+                    AwsErrorKind::AccessDenied,
+                    "AccessDeniedException",
+                    &format!("User is not authorized to perform: {service}:{operation}"),
+                );
+            }
+            Some(Fault::Panic) => panic!("injected panic in {service}:{operation}"),
             _ => {}
         }
         let now = self.inner.clock.now();

@@ -197,6 +197,10 @@ impl SimStore {
                 message: format!("{operation}: InternalServerError (injected)"),
                 throttled: false,
             }),
+            Some(Fault::AccessDenied) => Err(StoreError::Other {
+                message: format!("{operation}: AccessDeniedException (injected)"),
+            }),
+            Some(Fault::Panic) => panic!("injected panic in {operation}"),
             _ => Ok(decision),
         }
     }

@@ -11,6 +11,7 @@ mod cli_release;
 mod cli_support;
 mod daemon;
 mod daemon_identity;
+mod edges;
 mod fuzz_props;
 mod harness;
 mod http;
