@@ -1223,7 +1223,14 @@ pub fn record_internal_error(status: &mut ReleaseStatus, what: &str, now: Timest
         "internal error: a reconcile pass panicked ({what}); it is retried with backoff, please report it"
     );
     let prev = status.clone();
-    apply_phase(status, Some(&prev), Phase::Failed, Reason::InternalError, &message, now);
+    apply_phase(
+        status,
+        Some(&prev),
+        Phase::Failed,
+        Reason::InternalError,
+        &message,
+        now,
+    );
 }
 
 /// Applies the result of an action to the status the decision wrote, without new

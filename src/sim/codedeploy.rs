@@ -33,6 +33,8 @@ pub const TASK_START_INTERVAL: Duration = Duration::from_secs(5);
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// How long a rollback deployment stays active.
 pub const ROLLBACK_DURATION: Duration = Duration::from_secs(5);
+/// How long CodeDeploy takes, by default, to stop a deployment after StopDeployment.
+pub const STOP_DELAY: Duration = Duration::from_secs(10);
 
 /// The lifecycle events of an ECS deployment, in order.
 pub const LIFECYCLE_EVENTS: [&str; 8] = [
@@ -158,6 +160,10 @@ pub(crate) enum Stage {
     TerminationWait,
     /// A rollback deployment rerouting traffic to the original.
     RollingBack,
+    /// StopDeployment was accepted; the deployment stops (with rollback or not) at `next_at`.
+    Stopping {
+        rollback: bool,
+    },
     Done,
 }
 
@@ -191,6 +197,9 @@ pub(crate) struct SimDeployment {
     pub traffic_percent: u32,
     pub stage: Stage,
     pub next_at: Option<Timestamp>,
+    /// StopDeployment calls that CodeDeploy accepted for it (a second one while it stops is
+    /// accepted again, and counted, so checks can see a stop sent twice).
+    pub stop_calls: u32,
 }
 
 impl SimDeployment {
@@ -345,6 +354,15 @@ impl World {
                 }
                 self.deployments[i].finish(DeploymentStatus::Succeeded, at);
             }
+            Stage::Stopping { rollback } => self.stop(
+                i,
+                at,
+                DeploymentErrorInfo {
+                    code: "MANUAL_STOP".to_string(),
+                    message: "Deployment was stopped by user".to_string(),
+                },
+                rollback,
+            ),
             Stage::RollingBack => {
                 if let Some(replacement) = self.deployments[i].replacement_task_set.clone() {
                     self.with_service(i, |svc| svc.remove_task_set(&replacement));
@@ -949,6 +967,7 @@ impl CodeDeploy for SimAws {
                 traffic_percent: 0,
                 stage: Stage::Created,
                 next_at: Some(after(now, CREATED_TO_IN_PROGRESS)),
+                stop_calls: 0,
             });
             Ok(id)
         })
@@ -961,7 +980,9 @@ impl CodeDeploy for SimAws {
             let i = world
                 .deployment_index(deployment_id)
                 .ok_or_else(|| no_such_deployment(OP, deployment_id))?;
-            if world.deployments[i].status != DeploymentStatus::Ready {
+            if world.deployments[i].status != DeploymentStatus::Ready
+                || matches!(world.deployments[i].stage, Stage::Stopping { .. })
+            {
                 return Err(error(
                     OP,
                     AwsErrorKind::Conflict,
@@ -992,16 +1013,19 @@ impl CodeDeploy for SimAws {
                     format!("The deployment {deployment_id} has already completed."),
                 ));
             }
-            // Without rollback, task sets and listeners stay exactly as they are (as in AWS).
-            world.stop(
-                i,
-                now,
-                DeploymentErrorInfo {
-                    code: "MANUAL_STOP".to_string(),
-                    message: "Deployment was stopped by user".to_string(),
-                },
-                rollback,
-            );
+            // CodeDeploy stops asynchronously: the hook in progress finishes first, and the
+            // deployment keeps its status until then. Without rollback, task sets and
+            // listeners stay exactly as they are (as in AWS).
+            let delay = world.stop_delay;
+            let d = &mut world.deployments[i];
+            d.stop_calls += 1;
+            if !matches!(d.stage, Stage::Stopping { .. }) {
+                d.stage = Stage::Stopping { rollback };
+                d.next_at = Some(after(now, delay));
+            }
+            if delay.is_zero() {
+                world.advance(now);
+            }
             Ok(())
         })
         .await

@@ -31,7 +31,7 @@ use crate::ports::{
 
 pub use codedeploy::{
     ALLOW_TEST_TRAFFIC, CREATED_TO_IN_PROGRESS, HOOK_EVENT, INSTALL_TIMEOUT, LIFECYCLE_EVENTS,
-    ROLLBACK_DURATION, TASK_START_INTERVAL, TrafficRouting,
+    ROLLBACK_DURATION, STOP_DELAY, TASK_START_INTERVAL, TrafficRouting,
 };
 pub use ecs::DESCRIBE_SERVICES_LIMIT;
 pub use elb::DESCRIBE_ALARMS_LIMIT;
@@ -163,10 +163,32 @@ impl SimAws {
         Self {
             inner: Arc::new(Inner {
                 clock,
-                world: Mutex::new(World::default()),
+                world: Mutex::new({
+                    let mut world = World::default();
+                    world.stop_delay = codedeploy::STOP_DELAY;
+                    world
+                }),
                 faults: FaultInjector::new(),
             }),
         }
+    }
+
+    /// How long CodeDeploy takes to stop a deployment after StopDeployment
+    /// ([`STOP_DELAY`] unless set).
+    pub fn set_stop_delay(&self, delay: std::time::Duration) {
+        self.with_world(|world| world.stop_delay = delay);
+    }
+
+    /// How many StopDeployment calls each deployment accepted, by id.
+    pub fn stop_calls(&self) -> BTreeMap<String, u32> {
+        self.with_world(|world| {
+            world
+                .deployments
+                .iter()
+                .filter(|d| d.stop_calls > 0)
+                .map(|d| (d.id.clone(), d.stop_calls))
+                .collect()
+        })
     }
 
     /// Reseeds the random source of probabilistic fault rules.

@@ -444,6 +444,13 @@ async fn stop_with_rollback_restores_the_original_task_set_and_listener() {
     assert_eq!(f.production(), map(&[("web-tg-a", 80), ("web-tg-b", 20)]));
 
     f.aws.stop_deployment(&id, true).await.unwrap();
+    // CodeDeploy stops asynchronously: the deployment keeps its status for a while, and a
+    // second StopDeployment meanwhile is accepted (and counted).
+    let stopping = f.aws.get_deployment(&id).await.unwrap();
+    assert_eq!(stopping.status, DeploymentStatus::InProgress);
+    f.aws.stop_deployment(&id, true).await.unwrap();
+    assert_eq!(f.aws.stop_calls().get(&id), Some(&2));
+    advance(crate::sim::STOP_DELAY).await;
     let stopped = f.aws.get_deployment(&id).await.unwrap();
     assert_eq!(stopped.status, DeploymentStatus::Stopped);
     let error = stopped.error.unwrap();

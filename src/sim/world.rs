@@ -28,6 +28,9 @@ pub(crate) struct World {
     pub alarms: BTreeMap<String, AlarmState>,
     /// Image substrings whose replacement tasks never become healthy.
     pub failing_images: Vec<String>,
+    /// How long CodeDeploy takes to stop a deployment after StopDeployment (the hook in
+    /// progress finishes first); the deployment stays in its status meanwhile.
+    pub stop_delay: std::time::Duration,
     counters: Counters,
 }
 

@@ -27,7 +27,10 @@ async fn pause_and_resume_of_a_rollout_in_flight_never_stop_it() {
     h.run_for(minutes(2)).await;
     let before = h.status("web").await;
     assert_eq!(before.phase, Phase::Progressing, "{}", before.message);
-    let deployment = before.deployment_id.clone().expect("a deployment in flight");
+    let deployment = before
+        .deployment_id
+        .clone()
+        .expect("a deployment in flight");
 
     let paused = ReleaseOptions {
         paused: true,
