@@ -7,8 +7,10 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     // EcsAdapter
     "ecs:DescribeServices",
     "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions",
     "ecs:RegisterTaskDefinition",
-    // RegisterTaskDefinition with tags (the copy keeps the base's) is also authorized as
+    // RegisterTaskDefinition with tags (the copy keeps the base's and adds switchyard's own:
+    // release, base, fingerprint) is also authorized as
     // ecs:TagResource; scope it with the condition `ecs:CreateAction = RegisterTaskDefinition`.
     "ecs:TagResource",
     // Registering a copy that names a task or execution role passes those roles; scope it

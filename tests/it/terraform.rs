@@ -37,6 +37,7 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(240);
 /// take `"Resource": "*"` or nothing. A statement with `"*"` may hold only these.
 const UNSCOPABLE_ACTIONS: &[&str] = &[
     "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions",
     "codedeploy:ContinueDeployment",
     "codedeploy:GetDeploymentTarget",
     "codedeploy:StopDeployment",

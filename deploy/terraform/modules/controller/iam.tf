@@ -81,10 +81,10 @@ data "aws_iam_policy_document" "controller" {
     resources = local.ecs_service_arns
   }
 
-  # Resource "*": ecs:DescribeTaskDefinition accepts no resource-level scoping (no resource type in the Service Authorization Reference).
+  # Resource "*": ecs:DescribeTaskDefinition and ecs:ListTaskDefinitions accept no resource-level scoping (no resource type in the Service Authorization Reference).
   statement {
     sid       = "DescribeTaskDefinitions"
-    actions   = ["ecs:DescribeTaskDefinition"]
+    actions   = ["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"]
     resources = ["*"]
   }
 
