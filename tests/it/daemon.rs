@@ -95,10 +95,21 @@ pub(crate) fn wait_for(
 }
 
 pub(crate) fn start_daemon(moto: &Moto) -> Child {
-    command(moto, &["run"])
+    start_daemon_via(moto.env())
+}
+
+/// Starts the daemon with these AWS environment variables (a proxy in front of moto, say).
+pub(crate) fn start_daemon_via(env: Vec<(&'static str, String)>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command
+        .args(["run"])
+        .env("SWITCHYARD_TABLE", TABLE)
+        .env_remove("RUST_LOG")
         .env("SWITCHYARD_RESYNC_PERIOD", "1s")
         .env("SWITCHYARD_DRAIN_TIMEOUT", "5s")
         .env("SWITCHYARD_LOG_LEVEL", "switchyard=debug,warn")
+        // Last, so that a caller can override any of the above.
+        .envs(env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
