@@ -7,6 +7,7 @@
 //! tasks and a call twenty virtual minutes later sees the deployment finished.
 
 mod appspec;
+mod cloudwatch;
 mod codedeploy;
 mod ecs;
 mod elb;
@@ -24,17 +25,17 @@ use jiff::Timestamp;
 
 use crate::clock::Clock;
 use crate::ports::{
-    AlarmState, AwsError, AwsErrorKind, AwsPorts, AwsProvider, CapacityProviderItem,
-    ContainerDefinition, Deployment, Listener, LoadBalancerBinding, NetworkConfiguration,
-    ReadyAction, Service, TaskDefinition, TaskSetStatus, WeightedTargetGroup,
+    AwsError, AwsErrorKind, AwsPorts, AwsProvider, CapacityProviderItem, ContainerDefinition,
+    Deployment, Listener, LoadBalancerBinding, NetworkConfiguration, ReadyAction, Service,
+    TaskDefinition, TaskSetStatus, WeightedTargetGroup,
 };
 
+pub use cloudwatch::{AlarmType, DESCRIBE_ALARMS_LIMIT, DescribedAlarm};
 pub use codedeploy::{
     ALLOW_TEST_TRAFFIC, CREATED_TO_IN_PROGRESS, HOOK_EVENT, INSTALL_TIMEOUT, LIFECYCLE_EVENTS,
     ROLLBACK_DURATION, TASK_START_INTERVAL, TrafficRouting,
 };
 pub use ecs::DESCRIBE_SERVICES_LIMIT;
-pub use elb::DESCRIBE_ALARMS_LIMIT;
 pub use faults::{Fault, FaultRule};
 pub use store::{CommittedStatusWrite, SimStore};
 
@@ -386,13 +387,6 @@ impl SimAws {
     pub fn add_custom_deployment_config(&self, name: &str, routing: TrafficRouting) {
         self.with_world(|world| {
             world.custom_configs.insert(name.to_string(), routing);
-        });
-    }
-
-    /// Sets an alarm's state, creating the alarm if missing.
-    pub fn set_alarm(&self, name: &str, state: AlarmState) {
-        self.with_world(|world| {
-            world.alarms.insert(name.to_string(), state);
         });
     }
 

@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use super::*;
 use crate::model::{AuditAction, OperatorRequest, Phase, ReleaseStatus, RequestKind};
 use crate::ports::{
-    AwsErrorKind, CodeDeploy, CreateDeploymentRequest, DeploymentCreator, DeploymentFilter,
-    DeploymentStatus, Ecs, LifecycleEventStatus, ReleaseStore, SpecPrecondition, SpecWrite,
-    StoreError,
+    AlarmState, AwsErrorKind, CodeDeploy, CreateDeploymentRequest, DeploymentCreator,
+    DeploymentFilter, DeploymentStatus, Ecs, LifecycleEventStatus, ReleaseStore, SpecPrecondition,
+    SpecWrite, StoreError,
 };
 
 const CANARY: &str = "CodeDeployDefault.ECSCanary10Percent5Minutes";
@@ -763,6 +763,88 @@ async fn task_definitions_resolve_by_family_revision_and_arn() {
     assert_eq!(f.aws.task_definitions("web").len(), 2);
 }
 
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|n| n.to_string()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn describe_alarms_returns_composite_and_log_alarms_only_when_asked_like_aws() {
+    let aws = SimAws::new(Clock::fixed_epoch());
+    aws.add_alarm("web-5xx", AlarmType::MetricAlarm, AlarmState::Ok);
+    aws.add_alarm("web-health", AlarmType::CompositeAlarm, AlarmState::Alarm);
+    aws.add_alarm("web-log-errors", AlarmType::LogAlarm, AlarmState::Alarm);
+    let all = names(&["web-5xx", "web-health", "web-log-errors", "web-typo"]);
+    let described = |types: &'static [AlarmType]| {
+        let (aws, all) = (aws.clone(), all.clone());
+        async move {
+            aws.describe_alarms(&all, types)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(described(&[]).await, ["web-5xx"], "metric alarms only");
+    assert_eq!(
+        described(&[AlarmType::CompositeAlarm]).await,
+        ["web-health"]
+    );
+    assert_eq!(described(&[AlarmType::LogAlarm]).await, ["web-log-errors"]);
+    assert_eq!(
+        described(&AlarmType::ALL).await,
+        ["web-5xx", "web-health", "web-log-errors"]
+    );
+
+    // set_alarm keeps an alarm's type; a name that is no alarm becomes a metric alarm.
+    aws.set_alarm("web-log-errors", AlarmState::Ok);
+    aws.set_alarm("web-latency", AlarmState::Alarm);
+    assert_eq!(
+        aws.describe_alarms(
+            &names(&["web-log-errors", "web-latency"]),
+            &[AlarmType::LogAlarm]
+        )
+        .await
+        .unwrap(),
+        [DescribedAlarm {
+            name: "web-log-errors".into(),
+            alarm_type: AlarmType::LogAlarm,
+            state: AlarmState::Ok,
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_alarms_port_reads_every_alarm_type_and_leaves_out_missing_alarms() {
+    use crate::ports::Alarms;
+    let aws = SimAws::new(Clock::fixed_epoch());
+    aws.add_alarm("web-5xx", AlarmType::MetricAlarm, AlarmState::Ok);
+    aws.add_alarm("web-health", AlarmType::CompositeAlarm, AlarmState::Alarm);
+    aws.add_alarm("web-log-errors", AlarmType::LogAlarm, AlarmState::Alarm);
+    aws.add_alarm("web-gone", AlarmType::MetricAlarm, AlarmState::Ok);
+    aws.delete_alarm("web-gone");
+    let states = aws
+        .alarm_states(&names(&[
+            "web-5xx",
+            "web-health",
+            "web-log-errors",
+            "web-gone",
+            "web-typo",
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        states,
+        BTreeMap::from([
+            ("web-5xx".to_string(), AlarmState::Ok),
+            ("web-health".to_string(), AlarmState::Alarm),
+            ("web-log-errors".to_string(), AlarmState::Alarm),
+        ]),
+        "every type read; deleted and unknown names absent, not OK"
+    );
+    assert_eq!(aws.call_counts().get("cloudwatch:DescribeAlarms"), Some(&1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn alarms_and_listeners_are_described() {
     use crate::ports::{Alarms, LoadBalancer};
@@ -782,6 +864,11 @@ async fn alarms_and_listeners_are_described() {
     assert_eq!(
         f.aws.alarm_states(&too_many).await.unwrap_err().kind,
         AwsErrorKind::InvalidRequest
+    );
+    assert_eq!(
+        f.aws.call_counts().get("cloudwatch:DescribeAlarms"),
+        Some(&2),
+        "one call per alarm_states, the refused one included"
     );
 
     let listener = f
