@@ -3,6 +3,7 @@
 
 mod audit;
 mod document;
+pub mod names;
 pub mod parse;
 mod status;
 pub mod validate;

@@ -257,6 +257,12 @@ impl SimAws {
     ///
     /// Panics if the service or the deployment group already exists (a test setup mistake).
     pub fn add_bluegreen_service(&self, setup: BlueGreenSetup) -> BlueGreenHandles {
+        assert!(
+            !setup.cluster.starts_with("arn:")
+                && crate::model::names::cluster_name(&setup.cluster).is_ok(),
+            "the simulated account creates a cluster by its cluster name, not {:?}",
+            setup.cluster
+        );
         self.with_world(|world| {
             let key = (setup.cluster.clone(), setup.service.clone());
             assert!(
@@ -435,8 +441,10 @@ impl SimAws {
         })
     }
 
-    /// The service as `DescribeServices` would show it now (not counted as a call).
+    /// The service as `DescribeServices` would show it now (not counted as a call); the
+    /// cluster given by its name or its ARN.
     pub fn service(&self, cluster: &str, name: &str) -> Option<Service> {
+        let cluster = ecs::requested_cluster("DescribeServices", cluster).ok()??;
         self.with_world(|world| world.service(cluster, name).map(SimService::view))
     }
 

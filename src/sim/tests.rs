@@ -716,6 +716,83 @@ async fn describe_services_rejects_more_than_ten_names() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn ecs_takes_a_cluster_by_name_or_by_arn() {
+    let f = Fixture::new(|_| {});
+    let web = vec!["web".to_string()];
+    let by_name = f.aws.describe_services("prod", &web).await.unwrap();
+    let by_arn = f
+        .aws
+        .describe_services("arn:aws:ecs:us-east-1:111122223333:cluster/prod", &web)
+        .await
+        .unwrap();
+    assert_eq!(by_arn, by_name);
+    assert_eq!(
+        by_arn[0].cluster, "prod",
+        "ECS answers with the cluster's name"
+    );
+    assert_eq!(
+        f.aws
+            .service("arn:aws:ecs:us-east-1:111122223333:cluster/prod", "web")
+            .as_ref(),
+        Some(&by_name[0])
+    );
+
+    // Another account's cluster of that name is not this one; a malformed ARN is refused.
+    let other_account = f
+        .aws
+        .describe_services("arn:aws:ecs:us-east-1:444455556666:cluster/prod", &web)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (other_account.kind, other_account.code.as_deref()),
+        (AwsErrorKind::NotFound, Some("ClusterNotFoundException"))
+    );
+    for malformed in [
+        "arn:aws:ecs:us-east-1:111122223333:service/prod/web",
+        "arn:aws:ecs:us-east-1:111122223333:cluster/",
+    ] {
+        let error = f.aws.describe_services(malformed, &web).await.unwrap_err();
+        assert_eq!(
+            (error.kind, error.code.as_deref()),
+            (
+                AwsErrorKind::InvalidRequest,
+                Some("InvalidParameterException")
+            ),
+            "{malformed}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn codedeploy_finds_a_deployment_target_by_cluster_name_only() {
+    let f = Fixture::new(|_| {});
+    let (_, id) = f.deploy("web:2.0.0").await;
+    f.aws.get_deployment_target(&id, "prod:web").await.unwrap();
+    let error = f
+        .aws
+        .get_deployment_target(&id, "arn:aws:ecs:us-east-1:111122223333:cluster/prod:web")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind, error.code.as_deref()),
+        (
+            AwsErrorKind::NotFound,
+            Some("DeploymentTargetDoesNotExistException")
+        )
+    );
+}
+
+#[test]
+#[should_panic(expected = "cluster name")]
+fn a_service_is_set_up_in_a_cluster_named_by_its_name() {
+    let aws = SimAws::new(Clock::fixed_epoch());
+    aws.add_bluegreen_service(BlueGreenSetup::new(
+        "arn:aws:ecs:us-east-1:111122223333:cluster/prod",
+        "web",
+    ));
+}
+
+#[tokio::test(start_paused = true)]
 async fn task_definitions_resolve_by_family_revision_and_arn() {
     let f = Fixture::new(|_| {});
     let base = f.handles.task_definition.clone();
