@@ -371,7 +371,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(exit_code::OK),
         Err(error) => {
-            eprintln!("error: {error}");
+            // Messages carry text from AWS and documents; the CLI's own line breaks stay.
+            let message = cli::escape_controls_keeping_lines(&error.to_string());
+            eprintln!("error: {message}");
             ExitCode::from(error.exit_code())
         }
     }
@@ -720,7 +722,7 @@ fn terminal_columns() -> Option<usize> {
 /// Prints each error line on stderr and returns the error that ends the command.
 fn invalid_documents(errors: &[String], files: usize, consequence: &str) -> CliError {
     for error in errors {
-        eprintln!("{error}");
+        eprintln!("{}", cli::escape_controls(error));
     }
     CliError::Invalid(format!(
         "{} error(s) in {files} file(s); {consequence}",
