@@ -627,15 +627,14 @@ async fn wait_for_signal() {
 }
 
 async fn healthcheck(url: Option<String>) -> Result<(), CliError> {
-    let url = url.unwrap_or_else(|| {
-        let listen =
-            std::env::var("SWITCHYARD_LISTEN").unwrap_or_else(|_| config::DEFAULT_LISTEN.into());
-        // A wildcard listen address is reached on loopback.
-        let listen = listen
-            .replace("0.0.0.0", "127.0.0.1")
-            .replace("[::]", "[::1]");
-        format!("http://{listen}/healthz")
-    });
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let listen = std::env::var("SWITCHYARD_LISTEN")
+                .unwrap_or_else(|_| config::DEFAULT_LISTEN.into());
+            switchyard::http::default_healthcheck_url(&listen).map_err(CliError::Invalid)?
+        }
+    };
     switchyard::http::healthcheck(&url)
         .await
         .map_err(CliError::Aws)?;
