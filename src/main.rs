@@ -371,7 +371,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(exit_code::OK),
         Err(error) => {
-            eprintln!("error: {error}");
+            // Messages carry text from AWS and documents; the CLI's own line breaks stay.
+            let message = cli::escape_controls_keeping_lines(&error.to_string());
+            eprintln!("error: {message}");
             ExitCode::from(error.exit_code())
         }
     }
@@ -625,15 +627,14 @@ async fn wait_for_signal() {
 }
 
 async fn healthcheck(url: Option<String>) -> Result<(), CliError> {
-    let url = url.unwrap_or_else(|| {
-        let listen =
-            std::env::var("SWITCHYARD_LISTEN").unwrap_or_else(|_| config::DEFAULT_LISTEN.into());
-        // A wildcard listen address is reached on loopback.
-        let listen = listen
-            .replace("0.0.0.0", "127.0.0.1")
-            .replace("[::]", "[::1]");
-        format!("http://{listen}/healthz")
-    });
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let listen = std::env::var("SWITCHYARD_LISTEN")
+                .unwrap_or_else(|_| config::DEFAULT_LISTEN.into());
+            switchyard::http::default_healthcheck_url(&listen).map_err(CliError::Invalid)?
+        }
+    };
     switchyard::http::healthcheck(&url)
         .await
         .map_err(CliError::Aws)?;
@@ -720,7 +721,7 @@ fn terminal_columns() -> Option<usize> {
 /// Prints each error line on stderr and returns the error that ends the command.
 fn invalid_documents(errors: &[String], files: usize, consequence: &str) -> CliError {
     for error in errors {
-        eprintln!("{error}");
+        eprintln!("{}", cli::escape_controls(error));
     }
     CliError::Invalid(format!(
         "{} error(s) in {files} file(s); {consequence}",

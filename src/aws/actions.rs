@@ -39,15 +39,212 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    use crate::aws::{STORE_ACTIONS, TABLE_ADMIN_ACTIONS};
+
+    /// The adapters' sources (without their tests) and the IAM prefix of the service each
+    /// one calls.
+    const CONTROLLER_ADAPTERS: &[(&str, &str)] = &[
+        ("ecs", include_str!("ecs.rs")),
+        ("codedeploy", include_str!("codedeploy.rs")),
+        ("elasticloadbalancing", include_str!("elb.rs")),
+        ("cloudwatch", include_str!("cloudwatch.rs")),
+    ];
+    /// DynamoDB Streams' actions are authorized under the `dynamodb` prefix.
+    const STORE_ADAPTERS: &[(&str, &str)] = &[
+        ("dynamodb", include_str!("store.rs")),
+        ("dynamodb", include_str!("lease.rs")),
+        ("dynamodb", include_str!("streams.rs")),
+    ];
+
+    /// The names the SDK clients go by in the adapters: `self.client`, `store.client()`, the
+    /// stream consumer's `dynamodb` and `streams`.
+    const CLIENT_RECEIVERS: &[&str] = &["client.", "client().", "dynamodb.", "streams."];
+    /// Methods of a client that are not AWS operations.
+    const CLIENT_METHODS: &[&str] = &["clone", "config"];
+
+    /// `describe_services` -> `DescribeServices`.
+    fn pascal_case(snake: &str) -> String {
+        snake
+            .split('_')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect()
+    }
+
+    /// Every `prefix:Operation` a source calls on an SDK client (`<client>.<operation>()`,
+    /// across line breaks), outside its tests and comments. The code compiles, so each is an
+    /// operation of the pinned SDK.
+    fn operations_called(prefix: &str, source: &str) -> BTreeSet<String> {
+        let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+        // Words one space apart, and no space around a `.`: `self\n    .client\n    .op()`
+        // reads `self.client.op()`, while `match streams` keeps its space.
+        let words: Vec<&str> = code
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or_default())
+            .flat_map(str::split_whitespace)
+            .collect();
+        let compact = words.join(" ").replace(" .", ".").replace(". ", ".");
+        let mut called = BTreeSet::new();
+        for receiver in CLIENT_RECEIVERS {
+            for (at, _) in compact.match_indices(receiver) {
+                let joined_to_a_longer_name = compact[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_');
+                let rest = &compact[at + receiver.len()..];
+                let method: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if joined_to_a_longer_name
+                    || method.is_empty()
+                    || !rest[method.len()..].starts_with("()")
+                    || CLIENT_METHODS.contains(&method.as_str())
+                {
+                    continue;
+                }
+                called.insert(format!("{prefix}:{}", pascal_case(&method)));
+            }
+        }
+        called
+    }
+
+    fn called_by(adapters: &[(&str, &str)]) -> BTreeSet<String> {
+        adapters
+            .iter()
+            .flat_map(|(prefix, source)| operations_called(prefix, source))
+            .collect()
+    }
+
+    /// `prefix:Operation` from the pinned SDK's operation type: a compile-time proof that the
+    /// operation exists under that name.
+    fn sdk_action<Operation>(prefix: &str) -> String {
+        let path = std::any::type_name::<Operation>();
+        format!("{prefix}:{}", path.rsplit("::").next().unwrap_or(path))
+    }
+
+    fn set(actions: &[&str]) -> BTreeSet<String> {
+        actions.iter().map(|a| a.to_string()).collect()
+    }
+
     #[test]
-    fn the_action_list_has_no_duplicates() {
-        let unique: BTreeSet<_> = CONTROLLER_AWS_ACTIONS.iter().collect();
-        assert_eq!(unique.len(), CONTROLLER_AWS_ACTIONS.len());
+    fn the_scan_finds_client_calls_however_they_are_written() {
+        let source = "fn a(&self) { self.client.describe_services().send(); }\n\
+                      fn f(s: &Client) { match s\n.get() {}; match streams\n  .get_records() {} }\n\
+                      fn b(&self) { self\n    .client\n    .get_deployment()\n    .send(); }\n\
+                      fn c(&self) { self.store.client().update_item(); self.client.clone(); }\n\
+                      // self.client.stop_deployment()\n\
+                      fn d(&self) { self.other_client.list_things(); self.client.region }\n\
+                      #[cfg(test)]\nmod tests { fn e(&self) { self.client.delete_service(); } }";
+        assert_eq!(
+            operations_called("x", source),
+            set(&[
+                "x:DescribeServices",
+                "x:GetDeployment",
+                "x:GetRecords",
+                "x:UpdateItem"
+            ])
+        );
+    }
+
+    /// Every action of `CONTROLLER_AWS_ACTIONS` is an operation an adapter calls, or one of
+    /// the few that IAM authorizes along with such a call; every operation an adapter calls
+    /// is listed. The Terraform policy is tested against this list, so a call added without
+    /// its action would be denied in production.
+    #[test]
+    fn the_controller_actions_are_exactly_what_the_adapters_call() {
+        // Authorized along with a call: (action, the call, why).
+        let implied = [
+            (
+                sdk_action::<aws_sdk_ecs::operation::tag_resource::TagResource>("ecs"),
+                "ecs:RegisterTaskDefinition",
+                "registering with tags",
+            ),
+            (
+                "iam:PassRole".to_string(),
+                "ecs:RegisterTaskDefinition",
+                "a copy naming a task or execution role passes it (a permission, no API)",
+            ),
+            (
+                sdk_action::<
+                    aws_sdk_codedeploy::operation::register_application_revision::RegisterApplicationRevision,
+                >("codedeploy"),
+                "codedeploy:CreateDeployment",
+                "a deployment with a revision registers it",
+            ),
+            (
+                sdk_action::<aws_sdk_codedeploy::operation::get_deployment_config::GetDeploymentConfig>(
+                    "codedeploy",
+                ),
+                "codedeploy:CreateDeployment",
+                "a deployment reads the config it names",
+            ),
+        ];
+        let called = called_by(CONTROLLER_ADAPTERS);
+        for (action, by, why) in &implied {
+            assert!(
+                called.contains(*by),
+                "{action} comes with {by} ({why}), which no adapter calls"
+            );
+        }
+        let expected: BTreeSet<String> = called
+            .iter()
+            .cloned()
+            .chain(implied.iter().map(|(action, _, _)| action.clone()))
+            .collect();
+        let listed = set(CONTROLLER_AWS_ACTIONS);
+        assert_eq!(
+            listed.len(),
+            CONTROLLER_AWS_ACTIONS.len(),
+            "CONTROLLER_AWS_ACTIONS has duplicates"
+        );
+        assert_eq!(
+            listed,
+            expected,
+            "listed but not called: {:?}; called but not listed: {:?}",
+            listed.difference(&expected).collect::<Vec<_>>(),
+            expected.difference(&listed).collect::<Vec<_>>()
+        );
+    }
+
+    /// The same for the store: `STORE_ACTIONS` (the controller) and `TABLE_ADMIN_ACTIONS`
+    /// (`table create`) together are what the store, the leases and the stream consumer call.
+    #[test]
+    fn the_store_actions_are_exactly_what_the_store_calls() {
+        let mut called = called_by(STORE_ADAPTERS);
+        // TransactWriteItems is no IAM action: each item is authorized as its own action,
+        // the fenced status write being a lease ConditionCheck and an Update.
+        assert!(
+            called.remove("dynamodb:TransactWriteItems"),
+            "the fenced status write is a transaction"
+        );
+        called.insert("dynamodb:ConditionCheckItem".into());
+        called.insert("dynamodb:UpdateItem".into());
+        let listed: BTreeSet<String> = set(STORE_ACTIONS)
+            .union(&set(TABLE_ADMIN_ACTIONS))
+            .cloned()
+            .collect();
+        assert_eq!(
+            listed,
+            called,
+            "listed but not called: {:?}; called but not listed: {:?}",
+            listed.difference(&called).collect::<Vec<_>>(),
+            called.difference(&listed).collect::<Vec<_>>()
+        );
+        assert!(
+            !STORE_ACTIONS.contains(&"dynamodb:CreateTable"),
+            "the controller never creates tables"
+        );
+        assert_eq!(set(STORE_ACTIONS).len(), STORE_ACTIONS.len(), "duplicates");
     }
 
     #[test]
     fn every_action_is_service_colon_action() {
-        for action in CONTROLLER_AWS_ACTIONS {
+        for action in CONTROLLER_AWS_ACTIONS.iter().chain(STORE_ACTIONS) {
             let (service, name) = action.split_once(':').expect("service:Action");
             assert!(
                 !service.is_empty()

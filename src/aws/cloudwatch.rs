@@ -1,4 +1,5 @@
-//! The CloudWatch alarms port on the AWS SDK: alarm states by name, batched and paginated.
+//! The CloudWatch alarms port on the AWS SDK: alarm states by name, batched and paginated,
+//! of every alarm type (metric, composite and log alarms).
 
 use std::collections::BTreeMap;
 
@@ -32,15 +33,24 @@ impl CloudWatchAlarms {
     }
 }
 
-fn map_state(state: Option<&sdk::StateValue>) -> Option<AlarmState> {
-    match state? {
-        sdk::StateValue::Ok => Some(AlarmState::Ok),
-        sdk::StateValue::Alarm => Some(AlarmState::Alarm),
-        sdk::StateValue::InsufficientData => Some(AlarmState::InsufficientData),
-        // A state this SDK does not know: not evidence either way, like missing data.
-        _ => Some(AlarmState::InsufficientData),
+/// The state of an alarm that exists. A state this SDK does not know, or none at all, is not
+/// evidence either way, like missing data; the alarm still exists, so it is never left out.
+fn map_state(state: Option<&sdk::StateValue>) -> AlarmState {
+    match state {
+        Some(sdk::StateValue::Ok) => AlarmState::Ok,
+        Some(sdk::StateValue::Alarm) => AlarmState::Alarm,
+        _ => AlarmState::InsufficientData,
     }
 }
+
+/// Every alarm type of the pinned SDK's model. Without `AlarmTypes`, DescribeAlarms returns
+/// metric alarms only; composite and log alarms come back only when asked for, and a
+/// rollback alarm can be any of them.
+const EVERY_ALARM_TYPE: [sdk::AlarmType; 3] = [
+    sdk::AlarmType::MetricAlarm,
+    sdk::AlarmType::CompositeAlarm,
+    sdk::AlarmType::LogAlarm,
+];
 
 #[async_trait]
 impl Alarms for CloudWatchAlarms {
@@ -51,14 +61,11 @@ impl Alarms for CloudWatchAlarms {
         const OP: &str = "DescribeAlarms";
         let mut states = BTreeMap::new();
         for batch in names.chunks(DESCRIBE_ALARMS_BATCH) {
-            // Without AlarmTypes, DescribeAlarms returns metric alarms only; rollback alarms
-            // are often composite.
             let mut pages = self
                 .client
                 .describe_alarms()
                 .set_alarm_names(Some(batch.to_vec()))
-                .alarm_types(sdk::AlarmType::MetricAlarm)
-                .alarm_types(sdk::AlarmType::CompositeAlarm)
+                .set_alarm_types(Some(EVERY_ALARM_TYPE.to_vec()))
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
@@ -71,9 +78,13 @@ impl Alarms for CloudWatchAlarms {
                     .composite_alarms()
                     .iter()
                     .map(|a| (a.alarm_name(), a.state_value()));
-                for (name, state) in metric.chain(composite) {
-                    if let (Some(name), Some(state)) = (name, map_state(state)) {
-                        states.insert(name.to_string(), state);
+                let log = page
+                    .log_alarms()
+                    .iter()
+                    .map(|a| (a.alarm_name(), a.state_value()));
+                for (name, state) in metric.chain(composite).chain(log) {
+                    if let Some(name) = name {
+                        states.insert(name.to_string(), map_state(state));
                     }
                 }
             }

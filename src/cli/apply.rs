@@ -10,6 +10,7 @@ use crate::model::validate::key_path;
 use crate::model::{AuditAction, Phase, ReleaseDocument};
 use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease};
 
+use super::terminal::write_line;
 use super::{Author, CliError};
 
 /// How many times `apply` re-reads and writes one release again when another writer got in
@@ -175,24 +176,28 @@ pub async fn apply(
     for document in documents {
         let applied = apply_one(store, document, options.dry_run, author).await?;
         if options.dry_run {
-            writeln!(
+            write_line(
                 out,
-                "release/{} {}{suffix}",
-                applied.name,
-                applied.change.as_str()
+                &format!(
+                    "release/{} {}{suffix}",
+                    applied.name,
+                    applied.change.as_str()
+                ),
             )?;
         } else {
-            writeln!(
+            write_line(
                 out,
-                "release/{} {} (generation {})",
-                applied.name,
-                applied.change.as_str(),
-                applied.generation
+                &format!(
+                    "release/{} {} (generation {})",
+                    applied.name,
+                    applied.change.as_str(),
+                    applied.generation
+                ),
             )?;
         }
         if options.dry_run {
             for line in &applied.diff {
-                writeln!(out, "  {line}")?;
+                write_line(out, &format!("  {line}"))?;
             }
         }
         report.applied.push(applied);
@@ -208,14 +213,14 @@ pub async fn apply(
                 store.delete(&release.name).await?;
             }
             let pruned = Pruned::of(&release);
-            writeln!(out, "release/{} pruned{suffix}", pruned.name)?;
+            write_line(out, &format!("release/{} pruned{suffix}", pruned.name))?;
             if let Some(warning) = pruned.warning() {
-                writeln!(out, "  {warning}")?;
+                write_line(out, &format!("  {warning}"))?;
             }
             report.pruned.push(pruned);
         }
     }
-    writeln!(out, "{}", report.summary())?;
+    write_line(out, &report.summary())?;
     Ok(report)
 }
 
@@ -400,9 +405,9 @@ pub async fn delete(
     };
     store.delete(name).await?;
     let pruned = Pruned::of(&release);
-    writeln!(out, "release/{name} deleted")?;
+    write_line(out, &format!("release/{name} deleted"))?;
     if let Some(warning) = pruned.warning() {
-        writeln!(out, "  {warning}")?;
+        write_line(out, &format!("  {warning}"))?;
     }
     Ok(Some(pruned))
 }
@@ -436,6 +441,79 @@ mod tests {
              spec.taskDefinition.containers.web.environment.N, \
              spec.taskDefinition.containers.web.image"
         );
+    }
+
+    /// A release written into the store by something other than `apply` (names are not
+    /// checked there), in flight under a deployment id with control characters.
+    async fn hostile_release(store: &crate::sim::SimStore, name: &str) {
+        use crate::model::ReleaseStatus;
+        store
+            .put_spec(SpecWrite {
+                name: name.into(),
+                labels: BTreeMap::new(),
+                spec: json!({}),
+                precondition: SpecPrecondition::Any,
+                written_by: "test".into(),
+                written_at: crate::clock::Clock::fixed_epoch().now(),
+                action: AuditAction::Apply,
+                detail: String::new(),
+            })
+            .await
+            .unwrap();
+        let version = store.peek(name).unwrap().status_version;
+        let status = ReleaseStatus {
+            observed_generation: 1,
+            phase: Phase::Progressing,
+            deployment_id: Some("d-1\n\u{1b}[2K".into()),
+            ..ReleaseStatus::default()
+        };
+        store
+            .write_status(name, &status, version, None)
+            .await
+            .unwrap();
+    }
+
+    fn assert_no_raw_control(text: &str) {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "a raw control character: {text:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prune_and_delete_print_names_and_warnings_escaped() {
+        let store = crate::sim::SimStore::new(crate::clock::Clock::fixed_epoch());
+        let name = "web\u{1b}]0;x\u{7}";
+        hostile_release(&store, name).await;
+        let author = Author {
+            by: "test".into(),
+            at: crate::clock::Clock::fixed_epoch().now(),
+        };
+        let options = ApplyOptions {
+            dry_run: true,
+            prune: Some(PruneScope::All),
+        };
+        let mut out = Vec::new();
+        apply(&store, &[], &options, &author, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_no_raw_control(&text);
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(
+            text.starts_with(r"release/web\u{1b}]0;x\u{7} pruned (dry run)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r"its deployment d-1\n\u{1b}[2K keeps running"),
+            "{text}"
+        );
+
+        let mut out = Vec::new();
+        delete(&store, name, false, &mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_no_raw_control(&text);
+        assert_eq!(text.lines().count(), 2, "{text}");
     }
 
     #[test]

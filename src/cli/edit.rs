@@ -17,6 +17,7 @@ use crate::model::{AuditAction, OperatorRequest, Phase, RequestKind, parse_spec_
 use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError};
 
 use super::apply::diff_values;
+use super::terminal::{escape_controls, write_line};
 use super::{Author, CliError, get_release};
 
 /// How many times a spec edit reads and writes again after losing a race.
@@ -116,12 +117,17 @@ pub async fn release_set(
     })
     .await?;
     if outcome.changed {
-        writeln!(out, "release/{name} generation {}", outcome.generation)?;
-    } else {
-        writeln!(
+        write_line(
             out,
-            "release/{name} unchanged (generation {}): the spec already says so",
-            outcome.generation
+            &format!("release/{name} generation {}", outcome.generation),
+        )?;
+    } else {
+        write_line(
+            out,
+            &format!(
+                "release/{name} unchanged (generation {}): the spec already says so",
+                outcome.generation
+            ),
         )?;
     }
     Ok(outcome)
@@ -151,28 +157,36 @@ pub async fn set_paused(
     let generation = outcome.generation;
     match (paused, outcome.changed) {
         (true, true) => {
-            writeln!(out, "release/{name} paused (generation {generation})")?;
-            writeln!(
+            write_line(
                 out,
-                "  the controller starts nothing new for it (no deployment, no automatic \
+                &format!("release/{name} paused (generation {generation})"),
+            )?;
+            write_line(
+                out,
+                &format!(
+                    "  the controller starts nothing new for it (no deployment, no automatic \
                  promotion); a deployment in flight is still followed and rolled back if an \
                  alarm fires. Resume with `switchyard resume {name}`."
+                ),
             )?;
         }
-        (true, false) => writeln!(
+        (true, false) => write_line(
             out,
-            "release/{name} already paused (generation {generation})"
+            &format!("release/{name} already paused (generation {generation})"),
         )?,
         (false, true) => {
-            writeln!(out, "release/{name} resumed (generation {generation})")?;
-            writeln!(
+            write_line(
                 out,
-                "  the controller converges on the desired version again."
+                &format!("release/{name} resumed (generation {generation})"),
+            )?;
+            write_line(
+                out,
+                "  the controller converges on the desired version again.",
             )?;
         }
-        (false, false) => writeln!(
+        (false, false) => write_line(
             out,
-            "release/{name} is not paused (generation {generation}); nothing to resume"
+            &format!("release/{name} is not paused (generation {generation}); nothing to resume"),
         )?,
     }
     Ok(outcome)
@@ -192,9 +206,15 @@ async fn edit_spec(
         let mut edited = current.spec.clone();
         edit(&mut edited)?;
         let spec = parse_spec_value(&edited).map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+            // One problem per line, each escaped: the line breaks are the only control
+            // characters of the message.
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  {}", escape_controls(&e.to_string())))
+                .collect();
             CliError::Invalid(format!(
-                "release/{name}: the resulting spec is invalid; nothing was written:\n{}",
+                "release/{}: the resulting spec is invalid; nothing was written:\n{}",
+                escape_controls(name),
                 lines.join("\n")
             ))
         })?;
@@ -345,20 +365,91 @@ pub async fn request(
         ),
         _ => " (no status yet)".to_string(),
     };
-    writeln!(
+    write_line(
         out,
-        "release/{name} {} requested for generation {} by {}{phase}",
-        kind.as_str(),
-        outcome.generation,
-        outcome.requested_by
+        &format!(
+            "release/{name} {} requested for generation {} by {}{phase}",
+            kind.as_str(),
+            outcome.generation,
+            outcome.requested_by
+        ),
     )?;
-    writeln!(out, "  {}", outcome.explanation())?;
+    write_line(out, &format!("  {}", outcome.explanation()))?;
     Ok(outcome)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
+    use crate::sim::SimStore;
+
+    fn assert_no_raw_control(text: &str) {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "a raw control character: {text:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_and_edits_print_outside_text_escaped() {
+        let store = SimStore::new(Clock::fixed_epoch());
+        let name = "web\u{9b}2J";
+        store
+            .put_spec(SpecWrite {
+                name: name.into(),
+                labels: Default::default(),
+                spec: serde_json::json!({
+                    "service": {"cluster": "prod", "name": "web"},
+                    "taskDefinition": {"from": "web", "containers": {"web": {"image": "web:1"}}},
+                    "strategy": {"codeDeploy": {"application": "web", "deploymentGroup": "web-prod"}}
+                }),
+                precondition: SpecPrecondition::Any,
+                written_by: "test".into(),
+                written_at: Clock::fixed_epoch().now(),
+                action: AuditAction::Apply,
+                detail: String::new(),
+            })
+            .await
+            .unwrap();
+        let author = Author {
+            by: "arn:aws:sts::111122223333:assumed-role/ci/\u{1b}[8mhidden".into(),
+            at: Clock::fixed_epoch().now(),
+        };
+        let mut out = Vec::new();
+        request(&store, name, RequestKind::Retry, &author, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_no_raw_control(&text);
+        assert!(
+            text.starts_with(r"release/web\u{9b}2J retry requested for generation 1 by arn:aws:sts::111122223333:assumed-role/ci/\u{1b}[8mhidden"),
+            "{text}"
+        );
+
+        let mut out = Vec::new();
+        set_paused(&store, name, true, &author, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_no_raw_control(&text);
+        assert_eq!(text.lines().count(), 2, "{text}");
+
+        // A spec made invalid: one line per problem, every value escaped.
+        let args = SetArgs {
+            images: vec![ImageArg {
+                container: "web\u{1b}[1A".into(),
+                image: "img\n\u{1b}[2J".into(),
+            }],
+            env: Vec::new(),
+        };
+        let error = release_set(&store, name, &args, &author, &mut Vec::new())
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert_no_raw_control(&message);
+        assert!(message.contains("nothing was written:\n  "), "{message}");
+    }
 
     #[test]
     fn image_and_env_arguments_parse() {

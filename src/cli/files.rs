@@ -13,6 +13,13 @@ use crate::model::parse::{DOCUMENT_PATH, MAX_SOURCE_BYTES};
 use crate::model::{ReleaseDocument, parse_documents_indexed};
 
 use super::CliError;
+use super::terminal::escape_controls;
+
+/// A path as error messages show it: its control characters escaped (file names can hold
+/// any byte but `/` and NUL).
+fn shown(path: &Path) -> String {
+    escape_controls(&path.display().to_string()).into_owned()
+}
 
 /// A valid document and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,16 +39,16 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
         let metadata = std::fs::metadata(path).map_err(|e| {
             CliError::Invalid(match e.kind() {
                 std::io::ErrorKind::NotFound => {
-                    format!("{}: no such file or directory", path.display())
+                    format!("{}: no such file or directory", shown(path))
                 }
-                _ => format!("{}: {e}", path.display()),
+                _ => format!("{}: {e}", shown(path)),
             })
         })?;
         if metadata.is_dir() {
             let mut stack = vec![path.clone()];
             while let Some(dir) = stack.pop() {
                 let entries = std::fs::read_dir(&dir).map_err(|e| {
-                    CliError::Invalid(format!("{}: cannot read the directory: {e}", dir.display()))
+                    CliError::Invalid(format!("{}: cannot read the directory: {e}", shown(&dir)))
                 })?;
                 for entry in entries.filter_map(Result::ok) {
                     let entry_path = entry.path();
@@ -64,7 +71,7 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
         } else {
             return Err(CliError::Invalid(format!(
                 "{}: not a regular file or directory",
-                path.display()
+                shown(path)
             )));
         }
     }
@@ -82,7 +89,7 @@ fn is_document_file(path: &Path) -> bool {
 
 /// One error line: `FILE: document N: PATH: MESSAGE`.
 fn error_line(file: &Path, number: usize, path: &str, message: &str) -> String {
-    format!("{}: document {number}: {path}: {message}", file.display())
+    format!("{}: document {number}: {path}: {message}", shown(file))
 }
 
 /// A file's text, or the error line that says why it cannot be read. Reads at most one byte
@@ -165,7 +172,7 @@ pub fn read_documents(files: &[PathBuf]) -> Result<Vec<SourceDocument>, Vec<Stri
                 &format!(
                     "release {name:?} is also defined in {} (document {}); each release needs \
                      its own name",
-                    first.file.display(),
+                    shown(&first.file),
                     first.number
                 ),
             )),

@@ -7,6 +7,7 @@
 //!   and operator requests (`promote`, `abort`, `retry`).
 //! - `view.rs`: `get` and `history` as tables, JSON and YAML.
 //! - `watch.rs`: `watch`, until the release settles.
+//! - `terminal.rs`: control characters of text from outside escaped before it is printed.
 //!
 //! Commands write what they did to the `out` they are given (stdout in the binary) and
 //! return a [`CliError`] whose [`CliError::exit_code`] is the process's exit code.
@@ -14,6 +15,7 @@
 mod apply;
 mod edit;
 mod files;
+pub mod terminal;
 mod view;
 mod watch;
 
@@ -31,6 +33,7 @@ pub use edit::{
     release_set, request, set_paused,
 };
 pub use files::{SourceDocument, collect_files, read_documents};
+pub use terminal::{escape_controls, escape_controls_keeping_lines};
 pub use view::{
     Format, HistoryItem, ListView, format_age, history_items, render_history, render_list, to_json,
     to_yaml,
@@ -94,12 +97,15 @@ impl CliError {
 }
 
 impl From<StoreError> for CliError {
+    /// The store's message carries AWS's text: its control characters are escaped here, so
+    /// the only line breaks of an error are the CLI's own.
     fn from(error: StoreError) -> Self {
+        let message = escape_controls(&error.to_string()).into_owned();
         match error {
             StoreError::ConditionFailed { .. } | StoreError::NotFound { .. } => {
-                CliError::ConflictOrNotFound(error.to_string())
+                CliError::ConflictOrNotFound(message)
             }
-            other => CliError::Aws(other.to_string()),
+            _ => CliError::Aws(message),
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::model::{API_VERSION, AuditEntry, HistoryEntry, Outcome};
 use crate::ports::StoredRelease;
 use crate::ports::task_definition_short_name;
 
+use super::terminal::{escape_controls, escape_json_controls};
 use super::{CliError, ReleaseView};
 
 /// `-o table|json|yaml`.
@@ -17,10 +18,11 @@ pub enum Format {
     Yaml,
 }
 
-/// Pretty JSON, with a final newline.
+/// Pretty JSON, with a final newline; control characters in strings are escaped (the data
+/// stays exact).
 pub fn to_json(value: &impl Serialize) -> Result<String, CliError> {
     serde_json::to_string_pretty(value)
-        .map(|text| text + "\n")
+        .map(|text| escape_json_controls(text) + "\n")
         .map_err(|e| CliError::Invalid(format!("cannot encode the output as JSON: {e}")))
 }
 
@@ -88,7 +90,17 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// Aligned columns separated by three spaces; the last column is cut so that each line fits
 /// in `width` characters when a width is given (a terminal), and never below 20 characters.
+/// Every cell's control characters are escaped (cells hold text from AWS and documents).
 fn render_table(header: &[&str], rows: &[Vec<String>], width: Option<usize>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| escape_controls(cell).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = rows.as_slice();
     let columns = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -359,6 +371,81 @@ mod tests {
             ),
             "{table}"
         );
+    }
+
+    /// A status message, history and audit entries carrying newlines and escape sequences,
+    /// as AWS error messages and documents can.
+    fn hostile_release() -> StoredRelease {
+        let mut release = release();
+        release.name = "web\u{1b}]0;pwned\u{7}".into();
+        let status = release.status.as_mut().unwrap();
+        status.message =
+            "Deployment failed:\nAccessDenied\r\u{1b}[2J\u{1b}[31mred\u{9b}1A\u{7f}".into();
+        status.history[0].message = "line one\nline two\u{1b}[1A".into();
+        status.history[0].deployment_id = Some("d-\u{1b}[K".into());
+        release.audit[0].by = "arn:aws:iam::111122223333:user/\u{1b}[8malice".into();
+        release.audit[0].detail = "created\n2026-01-01T00:00:00Z   6     apply   forged".into();
+        release
+    }
+
+    /// No control character but the line ends; as many lines as rows.
+    fn assert_safe(table: &str, rows: usize) {
+        assert_eq!(table.lines().count(), rows + 1, "{table}");
+        assert!(
+            !table.chars().any(|c| c.is_control() && c != '\n'),
+            "a raw control character reached the terminal: {table:?}"
+        );
+    }
+
+    #[test]
+    fn tables_show_control_characters_escaped() {
+        let release = hostile_release();
+        for width in [None, Some(100)] {
+            let table = render_list(std::slice::from_ref(&release), at(180), width);
+            assert_safe(&table, 1);
+            assert!(table.contains(r"web\u{1b}]0;pwned\u{7}"), "{table}");
+        }
+        let table = render_list(std::slice::from_ref(&release), at(180), None);
+        assert!(
+            table.contains(
+                r"Deployment failed:\nAccessDenied\r\u{1b}[2J\u{1b}[31mred\u{9b}1A\u{7f}"
+            ),
+            "{table}"
+        );
+        let history = render_history(&history_items(&release), None);
+        assert_safe(&history, 3);
+        assert!(
+            history.contains(r"line one\nline two\u{1b}[1A (rollout 1, d-\u{1b}[K)"),
+            "{history}"
+        );
+        assert!(
+            history.contains(r"created\n2026-01-01T00:00:00Z"),
+            "{history}"
+        );
+    }
+
+    #[test]
+    fn json_and_yaml_carry_the_exact_text_with_no_raw_control_character() {
+        let release = hostile_release();
+        let view = ListView::new(vec![release.clone()]);
+        let message = release.status.as_ref().unwrap().message.clone();
+
+        let json = to_json(&view).unwrap();
+        assert!(
+            !json.chars().any(|c| c.is_control() && c != '\n'),
+            "{json:?}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["items"][0]["status"]["message"], message.as_str());
+
+        let yaml = to_yaml(&view).unwrap();
+        assert!(
+            !yaml.chars().any(|c| c.is_control() && c != '\n'),
+            "{yaml:?}"
+        );
+        let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(back["items"][0]["status"]["message"], message.as_str());
+        assert_eq!(back["items"][0]["metadata"]["name"], release.name.as_str());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! progress bar, message, elapsed time); otherwise one line per change, or with `-o json` /
 //! `-o yaml` one document per change. Settled means the status describes the current
 //! generation and its phase is settled (Healthy, RolledBack, Failed, Invalid, Paused).
+//! Text from the status is shown with its control characters escaped.
 
 use std::io::Write;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use crate::model::{Phase, ReleaseStatus};
 use crate::ports::{ReleaseStore, StoredRelease, task_definition_short_name};
 
+use super::terminal::{escape_controls, escape_json_controls, write_line};
 use super::{CliError, Format, ReleaseView, to_yaml};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,22 +194,26 @@ pub async fn watch(
                         write!(out, "\x1b[{drawn_lines}A\x1b[J")?;
                     }
                     for line in &block {
+                        // Escaped first: one line of the block is one line on the screen.
+                        let line = escape_controls(line);
                         match options.width {
-                            Some(width) => writeln!(out, "{}", cut(line, width.saturating_sub(1)))?,
+                            Some(width) => {
+                                writeln!(out, "{}", cut(&line, width.saturating_sub(1)))?
+                            }
                             None => writeln!(out, "{line}")?,
                         }
                     }
                     drawn_lines = block.len();
                 }
                 Format::Table if last.as_ref() != Some(&snapshot) => {
-                    writeln!(out, "{}", snapshot.line(name, elapsed))?;
+                    write_line(out, &snapshot.line(name, elapsed))?;
                 }
                 Format::Json if last.as_ref() != Some(&snapshot) => {
                     let view = ReleaseView::from(release);
                     let text = serde_json::to_string(&view).map_err(|e| {
                         CliError::Invalid(format!("cannot encode the output as JSON: {e}"))
                     })?;
-                    writeln!(out, "{text}")?;
+                    writeln!(out, "{}", escape_json_controls(text))?;
                 }
                 Format::Yaml if last.as_ref() != Some(&snapshot) => {
                     write!(out, "---\n{}", to_yaml(&ReleaseView::from(release))?)?;
@@ -225,12 +231,13 @@ pub async fn watch(
         match deadline {
             Some(deadline) if deadline <= next => {
                 tokio::time::sleep_until(deadline).await;
-                return Err(CliError::Timeout(format!(
+                let message = format!(
                     "release/{name} did not settle within {}s; last: {}",
                     options.timeout.unwrap_or_default().as_secs(),
                     last.as_ref()
                         .map_or_else(|| "not read".to_string(), |s| s.phase_text())
-                )));
+                );
+                return Err(CliError::Timeout(escape_controls(&message).into_owned()));
             }
             _ => tokio::time::sleep_until(next).await,
         }
@@ -247,6 +254,7 @@ fn finish(
     let generation = last.map_or(0, |s| s.generation);
     let message = last.map(|s| s.message.as_str()).unwrap_or_default();
     let summary = format!("release/{name} is {phase} (generation {generation}): {message}");
+    let summary = escape_controls(&summary).into_owned();
     if options.format == Format::Table {
         writeln!(out, "{summary}")?;
         out.flush()?;
@@ -351,6 +359,94 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.exit_code(), 5, "Paused is settled, not Healthy");
+    }
+
+    /// The redraw sequences `watch` itself writes on a terminal (cursor up, clear below).
+    fn without_own_redraws(text: &str) -> String {
+        let mut rest = text;
+        let mut kept = String::new();
+        while let Some(start) = rest.find("\u{1b}[") {
+            kept.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let digits = after.chars().take_while(char::is_ascii_digit).count();
+            let own = format!("{}A\u{1b}[J", &after[..digits]);
+            assert!(
+                digits > 0 && after.starts_with(&own),
+                "an escape sequence watch did not write: {:?}",
+                &rest[start..]
+            );
+            rest = &after[own.len()..];
+        }
+        kept.push_str(rest);
+        kept
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watch_shows_control_characters_of_the_status_escaped() {
+        let store = SimStore::new(Clock::fixed_epoch());
+        put(&store, "1").await;
+        let version = store.peek("web").unwrap().status_version;
+        let status = ReleaseStatus {
+            observed_generation: 1,
+            phase: Phase::Failed,
+            message: "AccessDenied\n\u{1b}[2J\u{1b}]0;title\u{7}\r\u{9b}1A\u{7f}".into(),
+            strategy: Some(crate::model::StrategyStatus::CodeDeploy(
+                crate::model::CodeDeployStatus {
+                    lifecycle_event: Some("Install\u{1b}[1A".into()),
+                    ..Default::default()
+                },
+            )),
+            deployment_id: Some("d-\nX".into()),
+            ..ReleaseStatus::default()
+        };
+        store
+            .write_status("web", &status, version, None)
+            .await
+            .unwrap();
+        for terminal in [false, true] {
+            let mut out = Vec::new();
+            let options = WatchOptions {
+                terminal,
+                width: Some(200),
+                ..options(10)
+            };
+            let error = watch(&store, "web", &options, &mut out).await.unwrap_err();
+            let text = String::from_utf8(out).unwrap();
+            let text = without_own_redraws(&text);
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "terminal {terminal}: a raw control character: {text:?}"
+            );
+            assert!(
+                text.contains(r"AccessDenied\n\u{1b}[2J\u{1b}]0;title\u{7}\r\u{9b}1A\u{7f}"),
+                "{text}"
+            );
+            // The block (6 lines) or one line, then the summary.
+            let lines = if terminal { 7 } else { 2 };
+            assert_eq!(text.lines().count(), lines, "terminal {terminal}: {text}");
+            assert!(
+                !error.to_string().chars().any(char::is_control),
+                "the error message too: {error}"
+            );
+        }
+
+        let mut out = Vec::new();
+        let options = WatchOptions {
+            format: Format::Json,
+            ..options(10)
+        };
+        let _ = watch(&store, "web", &options, &mut out).await.unwrap_err();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(
+            line["status"]["message"],
+            status.message.as_str(),
+            "exact data"
+        );
     }
 
     #[test]

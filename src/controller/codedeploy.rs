@@ -158,7 +158,7 @@ pub async fn observe(
         // CodeDeploy names an ECS target `<cluster name>:<service name>`, never the ARN.
         let target_id = format!(
             "{}:{}",
-            crate::model::names::cluster_name(&spec.service.cluster),
+            crate::model::names::cluster_key(&spec.service.cluster),
             spec.service.name
         );
         observed.target = match ports

@@ -137,6 +137,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_healthcheck_url_reaches_a_wildcard_listener_on_loopback() {
+        for (listen, url) in [
+            // Specific addresses are kept as they are, even when they contain `0.0.0.0`.
+            ("10.0.0.0:8080", "http://10.0.0.0:8080/healthz"),
+            ("0.0.0.0:8080", "http://127.0.0.1:8080/healthz"),
+            ("[::]:8080", "http://[::1]:8080/healthz"),
+            ("127.0.0.1:9000", "http://127.0.0.1:9000/healthz"),
+            // As the configuration reads it.
+            (" 0.0.0.0:8080 ", "http://127.0.0.1:8080/healthz"),
+            ("100.0.0.0:80", "http://100.0.0.0:80/healthz"),
+            (
+                "[::ffff:10.0.0.0]:8080",
+                "http://[::ffff:10.0.0.0]:8080/healthz",
+            ),
+            ("[fd00::1]:8080", "http://[fd00::1]:8080/healthz"),
+            ("[0:0:0:0:0:0:0:0]:8080", "http://[::1]:8080/healthz"),
+        ] {
+            assert_eq!(
+                default_healthcheck_url(listen).as_deref(),
+                Ok(url),
+                "{listen:?}"
+            );
+        }
+        for listen in ["localhost:8080", "0.0.0.0", "", "http://0.0.0.0:8080"] {
+            let error = default_healthcheck_url(listen).unwrap_err();
+            assert!(error.contains("SWITCHYARD_LISTEN"), "{error}");
+        }
+    }
+
+    #[test]
     fn counters_get_their_total_suffix_and_openmetrics_only_lines_go() {
         let openmetrics = "# HELP x_calls Calls.\n# TYPE x_calls counter\nx_calls_total{a=\"b\"} 1\n# HELP x_seconds Time.\n# TYPE x_seconds histogram\n# UNIT x_seconds seconds\nx_seconds_count 1\n# EOF\n";
         assert_eq!(
@@ -170,6 +200,27 @@ async fn get_release(State(state): State<ControllerState>, Path(name): Path<Stri
         )
             .into_response(),
     }
+}
+
+/// The URL `switchyard healthcheck` checks by default: `/healthz` of the server listening on
+/// `listen` (`SWITCHYARD_LISTEN`, or the default), reached on loopback when it listens on
+/// every address.
+pub fn default_healthcheck_url(listen: &str) -> Result<String, String> {
+    let mut address: SocketAddr = listen.trim().parse().map_err(|_| {
+        format!(
+            "SWITCHYARD_LISTEN: {listen:?} is not an address and port such as 0.0.0.0:8080 \
+             (or give --url)"
+        )
+    })?;
+    // The unspecified address (0.0.0.0 or ::) accepts on every interface, loopback included;
+    // it cannot be connected to itself.
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{address}/healthz"))
 }
 
 /// `switchyard healthcheck`: GETs `url` and succeeds on HTTP 200. The runtime image has no

@@ -216,7 +216,9 @@ pub trait CodeDeploy: Send + Sync {
 
     async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment, AwsError>;
 
-    /// The ECS target of a deployment; `target_id` is `<cluster>:<service>`.
+    /// The ECS target of a deployment; `target_id` is `<cluster name>:<service name>`. With
+    /// the cluster's ARN in place of its name CodeDeploy finds no target (`NotFound`):
+    /// normalize with `model::names::cluster_name` first.
     async fn get_deployment_target(
         &self,
         deployment_id: &str,

@@ -185,8 +185,9 @@ pub fn task_definition_short_name(arn: &str) -> &str {
 /// ECS as the controller uses it.
 #[async_trait]
 pub trait Ecs: Send + Sync {
-    /// Describes up to 10 services of one cluster (AWS's limit). Services that do not exist
-    /// are absent from the result.
+    /// Describes up to 10 services of one cluster (AWS's limit), the cluster given by its
+    /// name or its ARN (ECS takes either; `Service::cluster` is the name). Services that do
+    /// not exist are absent from the result.
     async fn describe_services(
         &self,
         cluster: &str,

@@ -199,7 +199,7 @@ pub fn service_key(spec: &ReleaseSpec) -> String {
     format!(
         "{}/{}/{}",
         spec.service.region.as_deref().unwrap_or(""),
-        crate::model::names::cluster_name(&spec.service.cluster),
+        crate::model::names::cluster_key(&spec.service.cluster),
         spec.service.name
     )
 }

@@ -856,6 +856,7 @@ impl CodeDeploy for SimAws {
                 .deployment_index(deployment_id)
                 .ok_or_else(|| no_such_deployment(OP, deployment_id))?;
             let d = &world.deployments[i];
+            // CodeDeploy's target id holds the cluster's name: an ARN in its place is no target.
             if target_id != format!("{}:{}", d.cluster, d.service) {
                 return Err(error(
                     OP,

@@ -11,7 +11,8 @@ use crate::ports::{
 };
 
 use super::SimAws;
-use super::world::{World, task_definition_arn};
+use super::world::{ACCOUNT, REGION, World, task_definition_arn};
+use crate::model::names;
 
 const SERVICE: &str = "ecs";
 
@@ -190,6 +191,28 @@ fn error(operation: &'static str, kind: AwsErrorKind, code: &str, message: Strin
     AwsError::new(SERVICE, operation, kind, message).with_code(code)
 }
 
+/// The name of the cluster a request names, as ECS reads it: its name, or its ARN
+/// (`arn:aws:ecs:REGION:ACCOUNT:cluster/NAME`). `None` for the ARN of a cluster in another
+/// account or region (not this account's cluster); an ARN that names no cluster is refused.
+pub(crate) fn requested_cluster<'a>(
+    operation: &'static str,
+    reference: &'a str,
+) -> Result<Option<&'a str>, AwsError> {
+    if !reference.starts_with("arn:") {
+        return Ok(Some(reference));
+    }
+    let name = names::cluster_name(reference).map_err(|e| {
+        error(
+            operation,
+            AwsErrorKind::InvalidRequest,
+            "InvalidParameterException",
+            format!("Invalid identifier: {}", e.problem),
+        )
+    })?;
+    let arn = names::Arn::parse(reference).expect("a valid cluster ARN is an ARN");
+    Ok((arn.account == ACCOUNT && arn.region == REGION).then_some(name))
+}
+
 #[async_trait]
 impl Ecs for SimAws {
     async fn describe_services(
@@ -210,6 +233,7 @@ impl Ecs for SimAws {
                     ),
                 ));
             }
+            let cluster = requested_cluster(OP, cluster)?.unwrap_or_default();
             if !world.services.keys().any(|(c, _)| c == cluster) {
                 return Err(error(
                     OP,

@@ -1,15 +1,10 @@
-//! Simulated Elastic Load Balancing v2 (listeners, read-only) and CloudWatch alarms.
-
-use std::collections::BTreeMap;
+//! Simulated Elastic Load Balancing v2 (listeners, read-only).
 
 use async_trait::async_trait;
 
-use crate::ports::{AlarmState, Alarms, AwsError, AwsErrorKind, Listener, LoadBalancer};
+use crate::ports::{AwsError, AwsErrorKind, Listener, LoadBalancer};
 
 use super::SimAws;
-
-/// AWS's limit on alarm names per `DescribeAlarms` call.
-pub const DESCRIBE_ALARMS_LIMIT: usize = 100;
 
 #[async_trait]
 impl LoadBalancer for SimAws {
@@ -25,35 +20,6 @@ impl LoadBalancer for SimAws {
                 )
                 .with_code("ListenerNotFound")
             })
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl Alarms for SimAws {
-    async fn alarm_states(
-        &self,
-        names: &[String],
-    ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
-        const OP: &str = "DescribeAlarms";
-        self.call("cloudwatch", OP, |world, _| {
-            if names.len() > DESCRIBE_ALARMS_LIMIT {
-                return Err(AwsError::new(
-                    "cloudwatch",
-                    OP,
-                    AwsErrorKind::InvalidRequest,
-                    format!(
-                        "AlarmNames can contain at most {DESCRIBE_ALARMS_LIMIT} names, got {}",
-                        names.len()
-                    ),
-                )
-                .with_code("ValidationError"));
-            }
-            Ok(names
-                .iter()
-                .filter_map(|name| Some((name.clone(), *world.alarms.get(name)?)))
-                .collect())
         })
         .await
     }

@@ -7,6 +7,7 @@
 //! tasks and a call twenty virtual minutes later sees the deployment finished.
 
 mod appspec;
+mod cloudwatch;
 mod codedeploy;
 mod ecs;
 mod elb;
@@ -24,17 +25,17 @@ use jiff::Timestamp;
 
 use crate::clock::Clock;
 use crate::ports::{
-    AlarmState, AwsError, AwsErrorKind, AwsPorts, AwsProvider, CapacityProviderItem,
-    ContainerDefinition, Deployment, Listener, LoadBalancerBinding, NetworkConfiguration,
-    ReadyAction, Service, TaskDefinition, TaskSetStatus, WeightedTargetGroup,
+    AwsError, AwsErrorKind, AwsPorts, AwsProvider, CapacityProviderItem, ContainerDefinition,
+    Deployment, Listener, LoadBalancerBinding, NetworkConfiguration, ReadyAction, Service,
+    TaskDefinition, TaskSetStatus, WeightedTargetGroup,
 };
 
+pub use cloudwatch::{AlarmType, DESCRIBE_ALARMS_LIMIT, DescribedAlarm};
 pub use codedeploy::{
     ALLOW_TEST_TRAFFIC, CREATED_TO_IN_PROGRESS, HOOK_EVENT, INSTALL_TIMEOUT, LIFECYCLE_EVENTS,
     ROLLBACK_DURATION, STOP_DELAY, TASK_START_INTERVAL, TrafficRouting,
 };
 pub use ecs::DESCRIBE_SERVICES_LIMIT;
-pub use elb::DESCRIBE_ALARMS_LIMIT;
 pub use faults::{Fault, FaultRule};
 pub use store::{CommittedStatusWrite, SimStore};
 
@@ -286,6 +287,12 @@ impl SimAws {
     ///
     /// Panics if the service or the deployment group already exists (a test setup mistake).
     pub fn add_bluegreen_service(&self, setup: BlueGreenSetup) -> BlueGreenHandles {
+        assert!(
+            !setup.cluster.starts_with("arn:")
+                && crate::model::names::cluster_name(&setup.cluster).is_ok(),
+            "the simulated account creates a cluster by its cluster name, not {:?}",
+            setup.cluster
+        );
         self.with_world(|world| {
             let key = (setup.cluster.clone(), setup.service.clone());
             assert!(
@@ -422,13 +429,6 @@ impl SimAws {
         });
     }
 
-    /// Sets an alarm's state, creating the alarm if missing.
-    pub fn set_alarm(&self, name: &str, state: AlarmState) {
-        self.with_world(|world| {
-            world.alarms.insert(name.to_string(), state);
-        });
-    }
-
     /// From now on, replacement task sets whose task definition has a container image
     /// containing `image_substring` never become healthy: their `Install` fails after
     /// [`INSTALL_TIMEOUT`].
@@ -474,8 +474,10 @@ impl SimAws {
         })
     }
 
-    /// The service as `DescribeServices` would show it now (not counted as a call).
+    /// The service as `DescribeServices` would show it now (not counted as a call); the
+    /// cluster given by its name or its ARN.
     pub fn service(&self, cluster: &str, name: &str) -> Option<Service> {
+        let cluster = ecs::requested_cluster("DescribeServices", cluster).ok()??;
         self.with_world(|world| world.service(cluster, name).map(SimService::view))
     }
 

@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use super::*;
 use crate::model::{AuditAction, OperatorRequest, Phase, ReleaseStatus, RequestKind};
 use crate::ports::{
-    AwsErrorKind, CodeDeploy, CreateDeploymentRequest, DeploymentCreator, DeploymentFilter,
-    DeploymentStatus, Ecs, LifecycleEventStatus, ReleaseStore, SpecPrecondition, SpecWrite,
-    StoreError,
+    AlarmState, AwsErrorKind, CodeDeploy, CreateDeploymentRequest, DeploymentCreator,
+    DeploymentFilter, DeploymentStatus, Ecs, LifecycleEventStatus, ReleaseStore, SpecPrecondition,
+    SpecWrite, StoreError,
 };
 
 const CANARY: &str = "CodeDeployDefault.ECSCanary10Percent5Minutes";
@@ -727,6 +727,83 @@ async fn describe_services_rejects_more_than_ten_names() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn ecs_takes_a_cluster_by_name_or_by_arn() {
+    let f = Fixture::new(|_| {});
+    let web = vec!["web".to_string()];
+    let by_name = f.aws.describe_services("prod", &web).await.unwrap();
+    let by_arn = f
+        .aws
+        .describe_services("arn:aws:ecs:us-east-1:111122223333:cluster/prod", &web)
+        .await
+        .unwrap();
+    assert_eq!(by_arn, by_name);
+    assert_eq!(
+        by_arn[0].cluster, "prod",
+        "ECS answers with the cluster's name"
+    );
+    assert_eq!(
+        f.aws
+            .service("arn:aws:ecs:us-east-1:111122223333:cluster/prod", "web")
+            .as_ref(),
+        Some(&by_name[0])
+    );
+
+    // Another account's cluster of that name is not this one; a malformed ARN is refused.
+    let other_account = f
+        .aws
+        .describe_services("arn:aws:ecs:us-east-1:444455556666:cluster/prod", &web)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (other_account.kind, other_account.code.as_deref()),
+        (AwsErrorKind::NotFound, Some("ClusterNotFoundException"))
+    );
+    for malformed in [
+        "arn:aws:ecs:us-east-1:111122223333:service/prod/web",
+        "arn:aws:ecs:us-east-1:111122223333:cluster/",
+    ] {
+        let error = f.aws.describe_services(malformed, &web).await.unwrap_err();
+        assert_eq!(
+            (error.kind, error.code.as_deref()),
+            (
+                AwsErrorKind::InvalidRequest,
+                Some("InvalidParameterException")
+            ),
+            "{malformed}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn codedeploy_finds_a_deployment_target_by_cluster_name_only() {
+    let f = Fixture::new(|_| {});
+    let (_, id) = f.deploy("web:2.0.0").await;
+    f.aws.get_deployment_target(&id, "prod:web").await.unwrap();
+    let error = f
+        .aws
+        .get_deployment_target(&id, "arn:aws:ecs:us-east-1:111122223333:cluster/prod:web")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind, error.code.as_deref()),
+        (
+            AwsErrorKind::NotFound,
+            Some("DeploymentTargetDoesNotExistException")
+        )
+    );
+}
+
+#[test]
+#[should_panic(expected = "cluster name")]
+fn a_service_is_set_up_in_a_cluster_named_by_its_name() {
+    let aws = SimAws::new(Clock::fixed_epoch());
+    aws.add_bluegreen_service(BlueGreenSetup::new(
+        "arn:aws:ecs:us-east-1:111122223333:cluster/prod",
+        "web",
+    ));
+}
+
+#[tokio::test(start_paused = true)]
 async fn task_definitions_resolve_by_family_revision_and_arn() {
     let f = Fixture::new(|_| {});
     let base = f.handles.task_definition.clone();
@@ -774,6 +851,88 @@ async fn task_definitions_resolve_by_family_revision_and_arn() {
     assert_eq!(f.aws.task_definitions("web").len(), 2);
 }
 
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|n| n.to_string()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn describe_alarms_returns_composite_and_log_alarms_only_when_asked_like_aws() {
+    let aws = SimAws::new(Clock::fixed_epoch());
+    aws.add_alarm("web-5xx", AlarmType::MetricAlarm, AlarmState::Ok);
+    aws.add_alarm("web-health", AlarmType::CompositeAlarm, AlarmState::Alarm);
+    aws.add_alarm("web-log-errors", AlarmType::LogAlarm, AlarmState::Alarm);
+    let all = names(&["web-5xx", "web-health", "web-log-errors", "web-typo"]);
+    let described = |types: &'static [AlarmType]| {
+        let (aws, all) = (aws.clone(), all.clone());
+        async move {
+            aws.describe_alarms(&all, types)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(described(&[]).await, ["web-5xx"], "metric alarms only");
+    assert_eq!(
+        described(&[AlarmType::CompositeAlarm]).await,
+        ["web-health"]
+    );
+    assert_eq!(described(&[AlarmType::LogAlarm]).await, ["web-log-errors"]);
+    assert_eq!(
+        described(&AlarmType::ALL).await,
+        ["web-5xx", "web-health", "web-log-errors"]
+    );
+
+    // set_alarm keeps an alarm's type; a name that is no alarm becomes a metric alarm.
+    aws.set_alarm("web-log-errors", AlarmState::Ok);
+    aws.set_alarm("web-latency", AlarmState::Alarm);
+    assert_eq!(
+        aws.describe_alarms(
+            &names(&["web-log-errors", "web-latency"]),
+            &[AlarmType::LogAlarm]
+        )
+        .await
+        .unwrap(),
+        [DescribedAlarm {
+            name: "web-log-errors".into(),
+            alarm_type: AlarmType::LogAlarm,
+            state: AlarmState::Ok,
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_alarms_port_reads_every_alarm_type_and_leaves_out_missing_alarms() {
+    use crate::ports::Alarms;
+    let aws = SimAws::new(Clock::fixed_epoch());
+    aws.add_alarm("web-5xx", AlarmType::MetricAlarm, AlarmState::Ok);
+    aws.add_alarm("web-health", AlarmType::CompositeAlarm, AlarmState::Alarm);
+    aws.add_alarm("web-log-errors", AlarmType::LogAlarm, AlarmState::Alarm);
+    aws.add_alarm("web-gone", AlarmType::MetricAlarm, AlarmState::Ok);
+    aws.delete_alarm("web-gone");
+    let states = aws
+        .alarm_states(&names(&[
+            "web-5xx",
+            "web-health",
+            "web-log-errors",
+            "web-gone",
+            "web-typo",
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        states,
+        BTreeMap::from([
+            ("web-5xx".to_string(), AlarmState::Ok),
+            ("web-health".to_string(), AlarmState::Alarm),
+            ("web-log-errors".to_string(), AlarmState::Alarm),
+        ]),
+        "every type read; deleted and unknown names absent, not OK"
+    );
+    assert_eq!(aws.call_counts().get("cloudwatch:DescribeAlarms"), Some(&1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn alarms_and_listeners_are_described() {
     use crate::ports::{Alarms, LoadBalancer};
@@ -793,6 +952,11 @@ async fn alarms_and_listeners_are_described() {
     assert_eq!(
         f.aws.alarm_states(&too_many).await.unwrap_err().kind,
         AwsErrorKind::InvalidRequest
+    );
+    assert_eq!(
+        f.aws.call_counts().get("cloudwatch:DescribeAlarms"),
+        Some(&2),
+        "one call per alarm_states, the refused one included"
     );
 
     let listener = f
@@ -900,8 +1064,10 @@ async fn injected_latency_passes_virtual_time() {
     assert_eq!(f.production(), map(&[("web-tg-a", 90), ("web-tg-b", 10)]));
 }
 
+/// The simulated AWS ignores regions: the ports of any region are the one simulated
+/// account's (a service set up once is seen from eu-west-1 too), and count as its calls.
 #[tokio::test(start_paused = true)]
-async fn ports_are_backed_by_the_simulation_in_every_region() {
+async fn ports_for_any_region_are_the_one_simulated_account() {
     use crate::ports::AwsProvider;
     let f = Fixture::new(|_| {});
     let ports = f.aws.ports_for(Some("eu-west-1"));

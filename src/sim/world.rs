@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::ports::{AlarmState, Listener, TaskDefinition};
+use crate::ports::{Listener, TaskDefinition};
 
+use super::cloudwatch::SimAlarm;
 use super::codedeploy::{SimDeployment, SimGroup, TrafficRouting};
 use super::ecs::SimService;
 
@@ -25,7 +26,8 @@ pub(crate) struct World {
     /// Every deployment ever created, in creation order.
     pub deployments: Vec<SimDeployment>,
     pub custom_configs: BTreeMap<String, TrafficRouting>,
-    pub alarms: BTreeMap<String, AlarmState>,
+    /// Alarms by name (names are unique across alarm types, as in CloudWatch).
+    pub alarms: BTreeMap<String, SimAlarm>,
     /// Image substrings whose replacement tasks never become healthy.
     pub failing_images: Vec<String>,
     /// How long CodeDeploy takes to stop a deployment after StopDeployment (the hook in

@@ -1531,47 +1531,100 @@ fn alarm_names(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("alarm-{i:03}")).collect()
 }
 
-/// Answers DescribeAlarms like AWS: alarm-NNN exists unless NNN is a multiple of 10; every
-/// 7th is in ALARM, every 5th is composite, the rest are OK metric alarms (alarm-001 lacks data).
+/// One alarm of an account, as the mocked CloudWatch holds it.
+#[derive(Clone)]
+struct MockAlarm {
+    name: String,
+    alarm_type: aws_sdk_cloudwatch::types::AlarmType,
+    /// `None`: the answer carries no `StateValue` (the model makes every field optional).
+    state: Option<aws_sdk_cloudwatch::types::StateValue>,
+}
+
+/// Answers one DescribeAlarms of `request.alarm_names()` from `account` as AWS does: each
+/// alarm in the list of its type, and only the types the request asks for in `AlarmTypes`
+/// (metric alarms only when it names none), so a caller that does not ask for a type never
+/// sees its alarms.
+fn describe_alarms_like_aws(
+    request: &aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsInput,
+    account: &[MockAlarm],
+) -> aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput {
+    use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, LogAlarm, MetricAlarm};
+    let asked = request.alarm_types();
+    let wanted = |t: &AlarmType| {
+        if asked.is_empty() {
+            *t == AlarmType::MetricAlarm
+        } else {
+            asked.contains(t)
+        }
+    };
+    let mut output =
+        aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput::builder();
+    for name in request.alarm_names() {
+        let Some(alarm) = account.iter().find(|a| &a.name == name) else {
+            continue;
+        };
+        if !wanted(&alarm.alarm_type) {
+            continue;
+        }
+        let state = alarm.state.clone();
+        output = match alarm.alarm_type {
+            AlarmType::MetricAlarm => output.metric_alarms(
+                MetricAlarm::builder()
+                    .alarm_name(name)
+                    .set_state_value(state)
+                    .build(),
+            ),
+            AlarmType::CompositeAlarm => output.composite_alarms(
+                CompositeAlarm::builder()
+                    .alarm_name(name)
+                    .set_state_value(state)
+                    .build(),
+            ),
+            AlarmType::LogAlarm => output.log_alarms(
+                LogAlarm::builder()
+                    .alarm_name(name)
+                    .set_state_value(state)
+                    .build(),
+            ),
+            ref other => panic!("no such alarm type in the model: {other:?}"),
+        };
+    }
+    output.build()
+}
+
+/// alarm-NNN exists unless NNN is a multiple of 10; every 7th is in ALARM, every 5th is
+/// composite, every 3rd (of the others) a log alarm, the rest are OK metric alarms
+/// (alarm-001 lacks data).
+fn numbered_alarms(count: usize) -> Vec<MockAlarm> {
+    use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+    (0..count)
+        .filter(|n| !n.is_multiple_of(10))
+        .map(|n| MockAlarm {
+            name: format!("alarm-{n:03}"),
+            alarm_type: if n.is_multiple_of(5) {
+                AlarmType::CompositeAlarm
+            } else if n.is_multiple_of(3) {
+                AlarmType::LogAlarm
+            } else {
+                AlarmType::MetricAlarm
+            },
+            state: Some(if n.is_multiple_of(7) {
+                StateValue::Alarm
+            } else if n == 1 {
+                StateValue::InsufficientData
+            } else {
+                StateValue::Ok
+            }),
+        })
+        .collect()
+}
+
 fn answer(
     request: &aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsInput,
     seen: &Mutex<Vec<usize>>,
 ) -> aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput {
-    use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, MetricAlarm, StateValue};
     seen.lock().unwrap().push(request.alarm_names().len());
-    assert!(request.alarm_types().contains(&AlarmType::MetricAlarm));
-    assert!(request.alarm_types().contains(&AlarmType::CompositeAlarm));
-    let mut output =
-        aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput::builder();
-    for name in request.alarm_names() {
-        let n: usize = name["alarm-".len()..].parse().unwrap();
-        if n.is_multiple_of(10) {
-            continue;
-        }
-        let state = if n.is_multiple_of(7) {
-            StateValue::Alarm
-        } else if n == 1 {
-            StateValue::InsufficientData
-        } else {
-            StateValue::Ok
-        };
-        if n.is_multiple_of(5) {
-            output = output.composite_alarms(
-                CompositeAlarm::builder()
-                    .alarm_name(name)
-                    .state_value(state)
-                    .build(),
-            );
-        } else {
-            output = output.metric_alarms(
-                MetricAlarm::builder()
-                    .alarm_name(name)
-                    .state_value(state)
-                    .build(),
-            );
-        }
-    }
-    output.build()
+    describe_alarms_like_aws(request, &numbered_alarms(150))
 }
 
 #[tokio::test]
@@ -1611,8 +1664,72 @@ async fn alarm_states_ask_for_at_most_a_hundred_names_per_call() {
         "composite alarm in ALARM"
     );
     assert_eq!(states["alarm-015"], AlarmState::Ok, "composite alarm OK");
+    assert_eq!(states["alarm-021"], AlarmState::Alarm, "log alarm in ALARM");
+    assert_eq!(states["alarm-003"], AlarmState::Ok, "log alarm OK");
     assert_eq!(states["alarm-001"], AlarmState::InsufficientData);
     assert_eq!(states["alarm-149"], AlarmState::Ok);
+}
+
+/// DescribeAlarms returns composite and log alarms only when asked for them: a firing alarm
+/// of any type named in `rollback.alarms` must be read, and a name that is no alarm at all
+/// must be told apart from an alarm that is OK (absent from the map, not OK).
+#[tokio::test]
+async fn alarm_states_read_metric_composite_and_log_alarms_and_leave_out_missing_ones() {
+    use aws_sdk_cloudwatch::Client;
+    use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+    let alarm = |name: &str, alarm_type: AlarmType, state: Option<StateValue>| MockAlarm {
+        name: name.to_string(),
+        alarm_type,
+        state,
+    };
+    let account = vec![
+        alarm("web-latency", AlarmType::MetricAlarm, Some(StateValue::Ok)),
+        alarm(
+            "web-health",
+            AlarmType::CompositeAlarm,
+            Some(StateValue::Alarm),
+        ),
+        alarm(
+            "web-errors-in-logs",
+            AlarmType::LogAlarm,
+            Some(StateValue::Alarm),
+        ),
+        alarm("web-log-quiet", AlarmType::LogAlarm, Some(StateValue::Ok)),
+        // Exists, but the answer carries no state: no evidence either way, yet not missing.
+        alarm("web-stateless", AlarmType::MetricAlarm, None),
+    ];
+    let asked_types = Arc::new(Mutex::new(Vec::new()));
+    let (seen, answered) = (asked_types.clone(), account.clone());
+    let rule = mock!(Client::describe_alarms).then_compute_output(move |r| {
+        seen.lock().unwrap().push(r.alarm_types().to_vec());
+        describe_alarms_like_aws(r, &answered)
+    });
+    let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&rule]);
+
+    let states = CloudWatchAlarms::new(client)
+        .alarm_states(&names(&[
+            "web-latency",
+            "web-health",
+            "web-errors-in-logs",
+            "web-log-quiet",
+            "web-stateless",
+            "web-typo",
+        ]))
+        .await
+        .expect("states");
+    assert_eq!(
+        states,
+        BTreeMap::from([
+            ("web-latency".to_string(), AlarmState::Ok),
+            ("web-health".to_string(), AlarmState::Alarm),
+            ("web-errors-in-logs".to_string(), AlarmState::Alarm),
+            ("web-log-quiet".to_string(), AlarmState::Ok),
+            ("web-stateless".to_string(), AlarmState::InsufficientData),
+        ]),
+        "every type read; `web-typo` is no alarm and is absent; asked for {:?}",
+        asked_types.lock().unwrap()
+    );
+    assert_eq!(rule.num_calls(), 1, "one call for six names");
 }
 
 #[tokio::test]

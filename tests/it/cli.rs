@@ -106,3 +106,41 @@ fn validate_accepts_good_documents_and_names_the_field_of_bad_ones() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn errors_show_control_characters_of_file_names_and_documents_escaped() {
+    let dir = std::env::temp_dir().join(format!("switchyard-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file name and a document value that would clear the screen and fake a line.
+    let bad = dir.join("bad\u{1b}[2J\nerror: forged.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: \"web\\e[31m\\nforged\"\nspec: {}\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing\u{9b}1A.yaml");
+    for path in [&bad, &missing] {
+        let output = switchyard()
+            .args(["validate", "-f"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "a raw control character reached the terminal: {stderr:?}"
+        );
+        assert!(
+            stderr
+                .lines()
+                .all(|line| !line.starts_with("error: forged")),
+            "a forged line: {stderr}"
+        );
+        assert!(
+            stderr.contains(r"\u{1b}[2J\nerror: forged.yaml") || stderr.contains(r"\u{9b}1A"),
+            "{stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -2,6 +2,9 @@
 //! 3 when missing), through the binary against moto, with the status written by the test as
 //! the controller would (moto never finishes a deployment).
 
+use std::io::{BufRead, BufReader, Read};
+use std::process::Child;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -151,6 +154,74 @@ async fn get_shows_every_release_as_a_table_and_one_or_all_as_json_and_yaml() {
     assert_exit(&cli.run(&["get", "-o", "xml"]), 2, "get -o xml");
 }
 
+/// How long a spawned `watch` may take to show a change.
+const WATCH_LIMIT: Duration = Duration::from_secs(30);
+
+/// A spawned `switchyard watch`, its stdout read line by line as it prints.
+struct Watcher {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watcher {
+    fn start(cli: &Cli, args: &[&str]) -> Watcher {
+        let mut child = cli.spawn(args);
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watcher {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits, at most `WATCH_LIMIT`, until the watcher prints a line that is `wanted`.
+    fn wait_for_line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + WATCH_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = wanted(&line);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "watch did not show {what} within {WATCH_LIMIT:?}; it printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the watcher to exit (its own `--timeout` bounds it): its exit code, all it
+    /// printed on stdout, and its stderr.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let status = self.child.wait().unwrap();
+        // The reader ends at the end of stdout, after the process exited.
+        self.seen.extend(self.lines.iter());
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (status.code(), self.seen.join("\n") + "\n", stderr)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_exits_0_when_healthy_5_when_rolled_back_6_on_timeout_and_3_when_missing() {
     let cli = Cli::start();
@@ -172,13 +243,17 @@ async fn watch_exits_0_when_healthy_5_when_rolled_back_6_on_timeout_and_3_when_m
         "watch with a bad duration",
     );
 
-    // Healthy: the watcher follows the rollout and exits 0.
-    let watcher = cli.spawn(&["watch", "web", "--interval", "200ms", "--timeout", "60s"]);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Healthy: the watcher follows the rollout and exits 0. Each status is written once the
+    // watcher has shown the one before, however slowly it runs.
+    let mut watcher = Watcher::start(
+        &cli,
+        &["watch", "web", "--interval", "200ms", "--timeout", "60s"],
+    );
+    watcher.wait_for_line("no status yet", |line| line.ends_with("no status yet"));
     write_status(&store, "web", progressing(10.0)).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    watcher.wait_for_line("10% new", |line| line.contains("traffic 10% new"));
     write_status(&store, "web", progressing(60.0)).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    watcher.wait_for_line("60% new", |line| line.contains("traffic 60% new"));
     write_status(
         &store,
         "web",
@@ -192,10 +267,10 @@ async fn watch_exits_0_when_healthy_5_when_rolled_back_6_on_timeout_and_3_when_m
         },
     )
     .await;
-    let output = tokio::task::spawn_blocking(|| watcher.wait_with_output().unwrap())
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || watcher.finish())
         .await
         .unwrap();
-    let (stdout, _) = assert_exit(&output, 0, "watch until Healthy");
+    assert_eq!(code, Some(0), "watch until Healthy\n{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
         lines[0].ends_with("release/web  generation 1  no status yet"),

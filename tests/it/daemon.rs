@@ -2,8 +2,10 @@
 //! and the daemon deploys it through the real AWS SDK over HTTP, exactly once, across a
 //! restart.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::moto::Moto;
@@ -94,31 +96,80 @@ pub(crate) fn wait_for(
     }
 }
 
-pub(crate) fn start_daemon(moto: &Moto) -> Child {
+/// A running `switchyard run`, its log (JSON lines) read as it is written: a pipe nobody
+/// reads would fill up and block the daemon.
+pub(crate) struct Daemon {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Daemon {
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Where its HTTP server listens (it binds port 0 and logs the address).
+    fn http_address(&self, limit: Duration) -> SocketAddr {
+        let deadline = Instant::now() + limit;
+        loop {
+            let found = self.log().lines().find_map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+                entry["listen"].as_str()?.parse().ok()
+            });
+            if let Some(address) = found {
+                return address;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon logged no listen address within {limit:?}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub(crate) fn start_daemon(moto: &Moto) -> Daemon {
     start_daemon_via(moto.env())
 }
 
-/// Starts the daemon with these AWS environment variables (a proxy in front of moto, say).
-pub(crate) fn start_daemon_via(env: Vec<(&'static str, String)>) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    command
+/// Starts the daemon with these AWS environment variables (a proxy in front of moto, say);
+/// they come last, so they may also override the settings below.
+pub(crate) fn start_daemon_via(env: Vec<(&'static str, String)>) -> Daemon {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    let mut child = child
         .args(["run"])
         .env("SWITCHYARD_TABLE", TABLE)
         .env_remove("RUST_LOG")
         .env("SWITCHYARD_RESYNC_PERIOD", "1s")
         .env("SWITCHYARD_DRAIN_TIMEOUT", "5s")
         .env("SWITCHYARD_LOG_LEVEL", "switchyard=debug,warn")
-        // Last, so that a caller can override any of the above.
+        .env("SWITCHYARD_LOG_FORMAT", "json")
+        .env("SWITCHYARD_LISTEN", "127.0.0.1:0")
         .envs(env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the daemon starts")
+        .expect("the daemon starts");
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let writer = log.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let mut log = writer.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    Daemon { child, log, reader }
 }
 
 /// Sends SIGTERM and waits for a clean exit within `limit`; returns the daemon's log.
-pub(crate) fn stop_daemon(mut daemon: Child, limit: Duration) -> String {
-    let pid = daemon.id().to_string();
+pub(crate) fn stop_daemon(mut daemon: Daemon, limit: Duration) -> String {
+    let pid = daemon.child.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -126,15 +177,12 @@ pub(crate) fn stop_daemon(mut daemon: Child, limit: Duration) -> String {
     assert!(status.success());
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(status) = daemon.try_wait().unwrap() {
-            let mut log = String::new();
-            use std::io::Read;
+        if let Some(status) = daemon.child.try_wait().unwrap() {
             daemon
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut log)
-                .unwrap();
+                .reader
+                .join()
+                .expect("the log reader ends with the daemon");
+            let log = daemon.log.lock().unwrap().clone();
             assert!(status.success(), "the daemon exited with {status}: {log}");
             return log;
         }
@@ -144,6 +192,44 @@ pub(crate) fn stop_daemon(mut daemon: Child, limit: Duration) -> String {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The body of `GET path` from a local HTTP server (one plain HTTP/1.1 request).
+fn http_get(address: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("the daemon's server accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+/// The sum of a metric's samples whose labels include every `label="value"` given.
+fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric_name, label_text) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = metric_name == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| label_text.contains(&format!("{key}=\"{value}\"")));
+            wanted.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -286,10 +372,48 @@ async fn the_daemon_deploys_a_release_through_moto_exactly_once_across_a_restart
         );
     }
 
-    // A restarted daemon adopts the deployment in flight: still exactly one.
+    // A restarted daemon adopts the deployment in flight: it follows it (passes that read
+    // the deployment, as its metrics count them) and creates nothing, still exactly one.
     let daemon = start_daemon(&moto);
-    std::thread::sleep(Duration::from_secs(6));
+    let address = daemon.http_address(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let metrics = http_get(address, "/metrics");
+        let passes = metric(&metrics, "switchyard_reconcile_duration_seconds_count", &[]);
+        let followed = metric(
+            &metrics,
+            "switchyard_aws_calls_total",
+            &[("operation", "GetDeployment"), ("outcome", "ok")],
+        );
+        if passes >= 2.0 && followed >= 1.0 {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted daemon did not follow the deployment within 60 s:\n{metrics}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let log = stop_daemon(daemon, Duration::from_secs(15));
+    for (operation, why) in [
+        ("CreateDeployment", "the deployment in flight is adopted"),
+        (
+            "RegisterTaskDefinition",
+            "the revision registered before is the desired one",
+        ),
+        ("StopDeployment", "nothing is stopped"),
+    ] {
+        assert_eq!(
+            metric(
+                &metrics,
+                "switchyard_aws_calls_total",
+                &[("operation", operation)]
+            ),
+            0.0,
+            "{operation}: {why}\n{metrics}\n{log}"
+        );
+    }
     let deployments = codedeploy
         .list_deployments()
         .application_name("web")

@@ -38,7 +38,11 @@ async fn a_group_that_deploys_another_service_gets_no_mutation_and_a_message_nam
     let proxy = FaultProxy::start(&moto.endpoint).await;
     run_ok(&moto, &["table", "create"]);
     let dir = tempfile::tempdir().unwrap();
-    apply(&moto, dir.path(), &release("web", "prod", "api", "api-prod"));
+    apply(
+        &moto,
+        dir.path(),
+        &release("web", "prod", "api", "api-prod"),
+    );
 
     let daemon = start_daemon_via(proxy.env());
     let view = wait_for(&moto, "web", Duration::from_secs(60), |v| {
@@ -68,7 +72,11 @@ async fn a_refused_registration_backs_off_and_retry_deploys_within_seconds() {
     proxy.deny("RegisterTaskDefinition");
     run_ok(&moto, &["table", "create"]);
     let dir = tempfile::tempdir().unwrap();
-    apply(&moto, dir.path(), &release("web", "prod", "web", "web-prod"));
+    apply(
+        &moto,
+        dir.path(),
+        &release("web", "prod", "web", "web-prod"),
+    );
 
     let mut env = proxy.env();
     env.push(("SWITCHYARD_LOG_LEVEL", "switchyard=info,warn".into()));
@@ -77,7 +85,10 @@ async fn a_refused_registration_backs_off_and_retry_deploys_within_seconds() {
     let view = wait_for(&moto, "web", Duration::from_secs(60), |v| {
         v["status"]["phase"] == "Failed"
     });
-    let message = view["status"]["message"].as_str().unwrap_or_default().to_string();
+    let message = view["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(message.contains("ecs:RegisterTaskDefinition"), "{message}");
     assert!(message.contains("AccessDeniedException"), "{message}");
     std::thread::sleep(Duration::from_secs(60).saturating_sub(started.elapsed()));
@@ -127,7 +138,10 @@ async fn a_cluster_arn_works_like_its_name_across_a_restart() {
 
     let view = get(&moto, "web");
     assert_eq!(view["status"]["phase"], "Progressing", "{view:#}\n{log}");
-    assert_eq!(view["status"]["deploymentId"], first["status"]["deploymentId"]);
+    assert_eq!(
+        view["status"]["deploymentId"],
+        first["status"]["deploymentId"]
+    );
     let sdk = moto.sdk_config().await;
     let deployments = aws_sdk_codedeploy::Client::new(&sdk)
         .list_deployments()

@@ -147,7 +147,11 @@ async fn forward(State(shared): State<Shared>, request: Request<Body>) -> Respon
         .map(|p| p.as_str())
         .unwrap_or("/");
     parts.uri = format!("{}{path}", shared.upstream).parse().unwrap();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     match shared
         .client
         .request(Request::from_parts(parts, Body::from(body)))

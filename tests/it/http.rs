@@ -654,7 +654,7 @@ async fn the_dashboard_shows_hostile_text_as_text() {
             "observedGeneration": 1,
             "phase": "Failed",
             "message": "<img src=x onerror=\"document.title='pwned-message'\">",
-            "lifecycleEvent": "<b>bold-event</b>",
+            "strategy": {"codeDeploy": {"lifecycleEvent": "<b>bold-event</b>"}},
             "history": [{"generation": 1, "rollout": 1, "outcome": "Failed",
                          "finishedAt": "2026-01-01T10:00:00Z",
                          "message": "</li><b>bold-history</b>"}],
@@ -1179,4 +1179,124 @@ fn the_gitops_workflow_validates_everywhere_and_applies_main_with_flags_the_cli_
             "`switchyard apply` has no {flag}:\n{help}"
         );
     }
+}
+
+/// Every string of a release that the dashboard shows comes from outside (documents, AWS,
+/// the store): each one here is markup that would become an element, or run a script, if it
+/// were ever inserted as HTML. All must show as text, attributes stay attributes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_every_field_from_outside_as_text() {
+    let chromium = tool(
+        "chromium",
+        "SWITCHYARD_CHROMIUM",
+        "apt-get install -y chromium prometheus",
+    );
+    let hostile = |field: &str| {
+        format!(
+            "<b class=\"inj\">{field}</b><img src=x onerror=\"document.title='pwned-{field}'\">"
+        )
+    };
+    let td = |field: &str| {
+        format!(
+            "arn:aws:ecs:us-east-1:111122223333:task-definition/{}",
+            hostile(field)
+        )
+    };
+    let server = serve(ControllerState::new()).await;
+    let mut release: StoredRelease = serde_json::from_value(json!({
+        "name": hostile("name"),
+        "generation": 1,
+        "labels": {hostile("label-key"): hostile("label-value")},
+        "spec": {
+            "service": {"cluster": hostile("cluster"), "name": hostile("service"), "region": hostile("region")},
+            "strategy": {"codeDeploy": {
+                "application": hostile("application"),
+                "deploymentGroup": hostile("group"),
+                "deploymentConfig": hostile("config"),
+            }},
+        },
+        "status": {
+            "observedGeneration": 1,
+            "phase": "Failed",
+            "message": hostile("message"),
+            "strategy": {"codeDeploy": {"lifecycleEvent": hostile("event")}},
+            "deploymentId": hostile("deployment"),
+            "liveTaskDefinition": td("live-td"),
+            "desiredTaskDefinition": td("desired-td"),
+            "conditions": [{"type": "Drifted", "status": "True", "reason": "AwsError",
+                            "message": hostile("condition"),
+                            "lastTransitionTime": "2026-01-01T10:00:00Z"}],
+            "history": [{"generation": 1, "attempt": 1, "outcome": "Failed",
+                         "finishedAt": "2026-01-01T10:00:00Z",
+                         "message": hostile("history"),
+                         "taskDefinition": td("history-td"),
+                         "deploymentId": hostile("history-deployment")}],
+        },
+    }))
+    .unwrap();
+    release.spec_updated_by = Some(hostile("updated-by"));
+    server.state.update_release(release);
+
+    let url = format!("http://{}/", server.addr);
+    let output = tokio::task::spawn_blocking(move || {
+        let profile = TempDir::new("chromium-every-field");
+        run_with_limit(
+            Command::new(&chromium)
+                .args(chromium_flags(&profile.0))
+                .args(["--virtual-time-budget=3000", "--dump-dom"])
+                .arg(&url),
+            Duration::from_secs(120),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success());
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dom.contains(r#"data-phase="Failed""#),
+        "the card is shown: {dom}"
+    );
+    for field in [
+        "name",
+        "label-key",
+        "label-value",
+        "cluster",
+        "service",
+        "region",
+        "application",
+        "group",
+        "config",
+        "message",
+        "event",
+        "deployment",
+        "live-td",
+        "desired-td",
+        "history",
+        "history-td",
+        "history-deployment",
+        "updated-by",
+    ] {
+        assert!(
+            dom.contains(&format!(r#"&lt;b class="inj"&gt;{field}&lt;/b&gt;"#)),
+            "`{field}` is not shown as text: {dom}"
+        );
+    }
+    // As an element the marker serializes with its quotes; as text its brackets are escaped
+    // and as an attribute value its quotes are.
+    assert!(
+        !dom.contains(r#"<b class="inj">"#),
+        "markup became an element: {dom}"
+    );
+    assert!(
+        !dom.contains(r#"<img src="x""#),
+        "an image was injected: {dom}"
+    );
+    let title = dom
+        .split("<title>")
+        .nth(1)
+        .and_then(|t| t.split("</title>").next());
+    assert!(
+        title.is_some_and(|t| !t.contains("pwned")),
+        "a script ran: title {title:?}"
+    );
 }

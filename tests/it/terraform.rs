@@ -5,8 +5,11 @@
 //! controller module whose table the `switchyard` binary then uses, and the controller's IAM
 //! policy compared with the actions the code calls.
 //!
-//! Terraform is not installable from the package registries: without it (or without the
-//! provider mirror) these tests say so loudly and skip. Every test works on its own copy of
+//! Terraform is expected on these machines (test-world.md) but is not installable from the
+//! package registries: without it (or without the provider mirror) these tests fail, saying
+//! what is missing, unless `SWITCHYARD_SKIP_TERRAFORM` asks to skip them; then each says so
+//! loudly on stderr. `./scripts/test.sh` sets it when Terraform is missing, with a banner
+//! before and after the run, so an absent Terraform is never a silent pass. Every test works on its own copy of
 //! `deploy/terraform` in a temporary directory, so no `.terraform` directory, lock file or
 //! state ever lands in the repository. There is no shared plugin cache: nextest runs every
 //! test in its own process, and concurrent inits through one cache raced (a plan found its
@@ -61,13 +64,30 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Says loudly that a test is skipped: written to the process's stderr directly, because the
-/// test harness swallows `eprintln!` of passing tests.
-fn skip(reason: &str) {
+/// Set (to anything but empty or `0`) to skip the Terraform tests where Terraform is missing.
+const SKIP_VARIABLE: &str = "SWITCHYARD_SKIP_TERRAFORM";
+
+fn skip_requested() -> bool {
+    std::env::var(SKIP_VARIABLE).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Terraform or its provider mirror is missing. The test fails saying what to do, unless
+/// skipping was asked for: then it says loudly that it is skipped, on the process's stderr
+/// directly (the test harness swallows `eprintln!` of passing tests).
+fn missing(reason: &str) {
+    if !skip_requested() {
+        panic!(
+            "{reason}: the Terraform tests need Terraform 1.11 and the AWS provider mirror in \
+             {DEFAULT_MIRROR} (test-world.md, section 3), which cannot be installed from the \
+             package registries. Install them, or set {SKIP_VARIABLE}=1 to skip these tests \
+             (./scripts/test.sh does so when Terraform is missing, and says so)"
+        );
+    }
     use std::io::Write;
     let message = format!(
         "\n==================================================================\n\
-         {reason}: Terraform tests SKIPPED; it is not installable from the package registries\n\
+         {reason}: Terraform test SKIPPED ({SKIP_VARIABLE} is set); Terraform is not \
+         installable from the package registries\n\
          ==================================================================\n"
     );
     let _ = std::io::stderr().lock().write_all(message.as_bytes());
@@ -82,17 +102,18 @@ struct Terraform {
 }
 
 impl Terraform {
-    /// `None` (after a loud message) when Terraform or the provider mirror is missing.
+    /// Terraform with its provider mirror. When either is missing: a failure, or `None`
+    /// after a loud message when skipping was asked for (see [`missing`]).
     fn new() -> Option<Terraform> {
         let Some(binary) = which("terraform") else {
-            skip("terraform not installed");
+            missing("terraform is not on PATH");
             return None;
         };
         let mirror = std::env::var("SWITCHYARD_TF_PLUGIN_MIRROR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from(DEFAULT_MIRROR));
         if !mirror.is_dir() {
-            skip(&format!(
+            missing(&format!(
                 "terraform provider mirror {} missing (set SWITCHYARD_TF_PLUGIN_MIRROR)",
                 mirror.display()
             ));

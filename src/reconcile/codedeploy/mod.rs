@@ -170,17 +170,17 @@ pub fn check_target(
         }
         return Ok(());
     };
-    let cluster = crate::model::names::cluster_name(&spec.service.cluster);
+    let cluster = crate::model::names::cluster_key(&spec.service.cluster);
     match &group.ecs_service {
         Some((group_cluster, group_service))
-            if crate::model::names::cluster_name(group_cluster) == cluster
+            if crate::model::names::cluster_key(group_cluster) == cluster
                 && group_service == &spec.service.name =>
         {
             Ok(())
         }
         other => {
             let deploys = match other {
-                Some((c, s)) => format!("service {}/{}", crate::model::names::cluster_name(c), s),
+                Some((c, s)) => format!("service {}/{}", crate::model::names::cluster_key(c), s),
                 None => "no ECS service".to_string(),
             };
             Err(Step::new(
