@@ -1269,3 +1269,6 @@ pub fn record_outcome(
     }
     status
 }
+
+#[cfg(test)]
+mod tests;

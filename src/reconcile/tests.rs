@@ -1,0 +1,1171 @@
+//! Table-driven tests of `decide`, `record_outcome` and `plan_observation`, through `check`.
+//!
+//! A [`World`] holds the release (its spec, generation and requests), the status the
+//! controller recorded last, and what AWS holds ([`Aws`]). `World::observed` looks at AWS as
+//! the shell does (`controller/observe.rs`), following the pure observation plan, so a test
+//! sees what the controller would see; `World::pass` runs one whole pass (observe, decide,
+//! make the call, record its outcome), so that statuses are the ones the core wrote, never
+//! written by hand.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::candidate::{TAG_BASE, TAG_FINGERPRINT, TAG_RELEASE};
+use super::codedeploy::{
+    STOP_UNCONFIRMED_WAIT, deployment_description, parse_deployment_description,
+};
+use super::plan::{ResolveLookups, StrategyPlan};
+use super::*;
+use crate::model::{
+    CodeDeployStrategy, ContainerChange, HandledRequests, Promotion, RollbackSpec, ServiceRef,
+    Strategy, StrategyStatus, TaskDefinitionSpec,
+};
+use crate::ports::{
+    CapacityProviderItem, ContainerDefinition, CreateDeploymentRequest, Deployment,
+    DeploymentControllerType, DeploymentCreator, DeploymentErrorInfo, DeploymentGroup,
+    DeploymentStatus, DeploymentTarget, LifecycleEvent, LifecycleEventStatus, LoadBalancerBinding,
+    NetworkConfiguration, ReadyAction, RollbackInfo, StabilityStatus, TargetTaskSet, TaskSet,
+    TaskSetStatus,
+};
+
+// ----- the world -----------------------------------------------------------------------
+
+const NAME: &str = "web";
+const OLD_IMAGE: &str = "registry/web:1.0";
+const NEW_IMAGE: &str = "registry/web:2.0";
+const NEWER_IMAGE: &str = "registry/web:3.0";
+const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap()
+}
+
+fn after(duration: Duration) -> Timestamp {
+    now() + SignedDuration::try_from(duration).unwrap()
+}
+
+fn td_arn(revision: u32) -> String {
+    format!("arn:aws:ecs:us-east-1:111122223333:task-definition/web:{revision}")
+}
+
+/// Revision `revision` of the family `web`, as someone other than switchyard registered it:
+/// the `web` container runs `image`, beside a log router.
+fn td(revision: u32, image: &str) -> TaskDefinition {
+    TaskDefinition {
+        arn: td_arn(revision),
+        family: "web".into(),
+        revision,
+        status: "ACTIVE".into(),
+        containers: vec![
+            ContainerDefinition {
+                name: "web".into(),
+                image: image.into(),
+                environment: BTreeMap::from([("MODE".into(), "prod".into())]),
+                container_ports: vec![8080],
+                other_fields_digest: "c1".into(),
+            },
+            ContainerDefinition {
+                name: "log-router".into(),
+                image: "fluent-bit:3".into(),
+                environment: BTreeMap::new(),
+                container_ports: vec![],
+                other_fields_digest: "c2".into(),
+            },
+        ],
+        other_fields_digest: "t1".into(),
+        tags: BTreeMap::new(),
+    }
+}
+
+fn spec() -> ReleaseSpec {
+    ReleaseSpec {
+        service: ServiceRef {
+            cluster: "prod".into(),
+            name: "web".into(),
+            region: None,
+        },
+        task_definition: TaskDefinitionSpec {
+            from: "web".into(),
+            containers: BTreeMap::from([(
+                "web".into(),
+                ContainerChange {
+                    image: Some(NEW_IMAGE.into()),
+                    environment: BTreeMap::new(),
+                },
+            )]),
+        },
+        strategy: Strategy {
+            code_deploy: Some(CodeDeployStrategy {
+                application: "web".into(),
+                deployment_group: "web-prod".into(),
+                deployment_config: None,
+                promotion: Promotion::Auto,
+            }),
+        },
+        rollback: None,
+        paused: false,
+        on_drift: OnDrift::Report,
+    }
+}
+
+fn code_deploy(spec: &mut ReleaseSpec) -> &mut CodeDeployStrategy {
+    spec.strategy.code_deploy.as_mut().unwrap()
+}
+
+fn web_container(spec: &mut ReleaseSpec) -> &mut ContainerChange {
+    spec.task_definition.containers.get_mut("web").unwrap()
+}
+
+fn alarms(names: &[&str]) -> Option<RollbackSpec> {
+    Some(RollbackSpec {
+        alarms: names.iter().map(|n| n.to_string()).collect(),
+    })
+}
+
+fn tg_arn(name: &str) -> String {
+    format!(
+        "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/{name}/0123456789abcdef"
+    )
+}
+
+/// The service `prod/web`, with revision `live_revision` in its primary task set.
+fn service(live_revision: u32) -> Service {
+    Service {
+        cluster: "prod".into(),
+        name: "web".into(),
+        arn: "arn:aws:ecs:us-east-1:111122223333:service/prod/web".into(),
+        status: "ACTIVE".into(),
+        deployment_controller: DeploymentControllerType::CodeDeploy,
+        task_definition: Some(td_arn(live_revision)),
+        desired_count: 2,
+        task_sets: vec![TaskSet {
+            id: "ts-1".into(),
+            arn: "arn:aws:ecs:us-east-1:111122223333:task-set/prod/web/ts-1".into(),
+            status: TaskSetStatus::Primary,
+            task_definition: td_arn(live_revision),
+            external_id: None,
+            started_by: None,
+            scale_percent: 100.0,
+            computed_desired_count: 2,
+            pending_count: 0,
+            running_count: 2,
+            stability: StabilityStatus::SteadyState,
+            target_group_arns: vec![tg_arn("web-tg-a")],
+        }],
+        load_balancers: vec![LoadBalancerBinding {
+            target_group_arn: tg_arn("web-tg-a"),
+            container_name: "web".into(),
+            container_port: 8080,
+        }],
+        network_configuration: Some(NetworkConfiguration {
+            subnets: vec!["subnet-1".into()],
+            security_groups: vec!["sg-1".into()],
+            assign_public_ip: false,
+        }),
+        capacity_provider_strategy: vec![CapacityProviderItem {
+            capacity_provider: "FARGATE".into(),
+            base: 1,
+            weight: 1,
+        }],
+        platform_version: Some("LATEST".into()),
+    }
+}
+
+fn group(ready: ReadyAction) -> DeploymentGroup {
+    DeploymentGroup {
+        application: "web".into(),
+        name: "web-prod".into(),
+        ecs_service: Some(("prod".into(), "web".into())),
+        deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+        ready_action: ready,
+        termination_wait_minutes: 0,
+        target_group_names: vec!["web-tg-a".into(), "web-tg-b".into()],
+        production_listener_arns: vec!["arn:listener/prod".into()],
+        test_listener_arns: vec!["arn:listener/test".into()],
+    }
+}
+
+/// A deployment of the group, started by switchyard for rollout `rollout` of `web`.
+fn deployment(id: &str, status: DeploymentStatus, rollout: u32) -> Deployment {
+    Deployment {
+        id: id.into(),
+        application: "web".into(),
+        deployment_group: "web-prod".into(),
+        status,
+        description: Some(deployment_description(NAME, rollout)),
+        creator: DeploymentCreator::User,
+        deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+        create_time: Some(now()),
+        complete_time: None,
+        error: None,
+        rollback: None,
+    }
+}
+
+/// The ECS target of a deployment in lifecycle event `event`, with `candidate_weight` percent
+/// of production traffic on the candidate.
+fn target(event: &str, candidate_weight: f64) -> DeploymentTarget {
+    let names = [
+        "BeforeInstall",
+        "Install",
+        "AfterInstall",
+        "AllowTestTraffic",
+        "AfterAllowTestTraffic",
+        "BeforeAllowTraffic",
+        "AllowTraffic",
+        "AfterAllowTraffic",
+    ];
+    let position = names.iter().position(|n| *n == event).unwrap();
+    let task_set = |identifier: &str, weight: f64, group: &str, label: &str| TargetTaskSet {
+        identifier: identifier.into(),
+        status: "ACTIVE".into(),
+        traffic_weight: weight,
+        desired_count: 2,
+        pending_count: 0,
+        running_count: 2,
+        target_group_name: Some(group.into()),
+        label: Some(label.into()),
+    };
+    DeploymentTarget {
+        status: "InProgress".into(),
+        lifecycle_events: names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| LifecycleEvent {
+                name: name.to_string(),
+                status: match i.cmp(&position) {
+                    std::cmp::Ordering::Less => LifecycleEventStatus::Succeeded,
+                    std::cmp::Ordering::Equal => LifecycleEventStatus::InProgress,
+                    std::cmp::Ordering::Greater => LifecycleEventStatus::Pending,
+                },
+                start_time: None,
+                end_time: None,
+            })
+            .collect(),
+        task_sets: vec![
+            task_set("ts-1", 100.0 - candidate_weight, "web-tg-a", "Blue"),
+            task_set("ts-2", candidate_weight, "web-tg-b", "Green"),
+        ],
+    }
+}
+
+fn request(generation: u64, second: i64) -> OperatorRequest {
+    OperatorRequest {
+        generation,
+        requested_by: ALICE.into(),
+        requested_at: Timestamp::from_second(1_700_000_000 + second).unwrap(),
+    }
+}
+
+fn aws_error(kind: AwsErrorKind) -> AwsError {
+    AwsError::new("aws", "Call", kind, "no")
+}
+
+/// What AWS holds for the release.
+#[derive(Debug, Clone)]
+struct Aws {
+    service: Lookup<Service>,
+    /// Every revision of the family, in registration order.
+    revisions: Vec<TaskDefinition>,
+    group: Lookup<DeploymentGroup>,
+    deployments: Vec<Deployment>,
+    /// The ECS target of the active deployment.
+    target: Option<DeploymentTarget>,
+    /// The CloudWatch alarms that exist.
+    alarms: BTreeMap<String, AlarmState>,
+}
+
+impl Aws {
+    fn task_definition(&self, arn: &str) -> Lookup<TaskDefinition> {
+        self.revisions
+            .iter()
+            .find(|t| t.arn == arn)
+            .cloned()
+            .map_or(Lookup::Missing, Lookup::Found)
+    }
+
+    /// Resolves as the shell does: the base (a family's latest revision switchyard did not
+    /// register, or the ARN), the release's registered revisions since, the live revision.
+    fn resolve(&self, lookups: &ResolveLookups) -> TaskDefinitions {
+        let mut found = TaskDefinitions::default();
+        let is_arn = lookups.base.starts_with("arn:");
+        let base_revision = if is_arn {
+            found.base = self.task_definition(&lookups.base);
+            found.base.found().map(|t| t.revision)
+        } else {
+            None
+        };
+        let mut family: Vec<&TaskDefinition> = self
+            .revisions
+            .iter()
+            .filter(|t| t.family == lookups.family)
+            .collect();
+        family.sort_by_key(|t| std::cmp::Reverse(t.revision));
+        for revision in family {
+            if base_revision.is_some_and(|base| revision.revision <= base) {
+                break;
+            }
+            match revision.tags.get(TAG_RELEASE) {
+                Some(owner) if owner == NAME => found.registered.push(revision.clone()),
+                Some(_) => {}
+                None if is_arn => {}
+                None => {
+                    found.base = Lookup::Found(revision.clone());
+                    break;
+                }
+            }
+        }
+        if !is_arn && found.base == Lookup::NotLookedUp {
+            found.base = Lookup::Missing;
+        }
+        found.live = match &lookups.live {
+            Some(live) => self.task_definition(live),
+            None => Lookup::Missing,
+        };
+        found
+    }
+
+    /// Makes a call, as AWS answers it when it succeeds. CodeDeploy acts on its own later:
+    /// tests move deployments on with [`Aws::deployment`].
+    fn answer(&mut self, action: &Action) -> Result<ActionResult, AwsError> {
+        match action {
+            Action::RegisterTaskDefinition(registration) => {
+                let revision = self.revisions.iter().map(|t| t.revision).max().unwrap_or(0) + 1;
+                let registered = TaskDefinition {
+                    arn: td_arn(revision),
+                    family: registration.base.family.clone(),
+                    revision,
+                    status: "ACTIVE".into(),
+                    containers: registration.containers.clone(),
+                    other_fields_digest: registration.base.other_fields_digest.clone(),
+                    tags: registration.tags.clone(),
+                };
+                self.revisions.push(registered.clone());
+                Ok(ActionResult::Registered(registered))
+            }
+            Action::CodeDeploy(codedeploy::Action::Create(request)) => {
+                let id = format!("d-{}", self.deployments.len() + 1);
+                self.deployments.push(Deployment {
+                    description: Some(request.description.clone()),
+                    ..deployment(&id, DeploymentStatus::InProgress, 0)
+                });
+                Ok(ActionResult::CodeDeploy(
+                    codedeploy::ActionResult::Created { deployment_id: id },
+                ))
+            }
+            Action::CodeDeploy(_) => Ok(ActionResult::CodeDeploy(codedeploy::ActionResult::Done)),
+        }
+    }
+
+    fn deployment(&mut self, id: &str) -> &mut Deployment {
+        self.deployments.iter_mut().find(|d| d.id == id).unwrap()
+    }
+
+    /// CodeDeploy stopped (or failed) `id` and started its rollback `d-RB`, now in `rollback`.
+    fn roll_back(&mut self, id: &str, ended: DeploymentStatus, rollback: DeploymentStatus) {
+        self.target = None;
+        self.deployment(id).status = ended;
+        self.deployment(id).rollback = Some(RollbackInfo {
+            rollback_deployment_id: Some("d-RB".into()),
+            rollback_triggering_deployment_id: None,
+            rollback_message: None,
+        });
+        self.deployments.retain(|d| d.id != "d-RB");
+        self.deployments.push(Deployment {
+            description: None,
+            creator: DeploymentCreator::CodeDeployRollback,
+            rollback: Some(RollbackInfo {
+                rollback_deployment_id: None,
+                rollback_triggering_deployment_id: Some(id.into()),
+                rollback_message: None,
+            }),
+            ..deployment("d-RB", rollback, 0)
+        });
+    }
+
+    fn set_live(&mut self, revision: u32) {
+        self.service = Lookup::Found(service(revision));
+    }
+}
+
+/// One row of a table: the release, the status recorded last, and AWS.
+#[derive(Debug, Clone)]
+struct World {
+    desired: DesiredRelease,
+    status: Option<ReleaseStatus>,
+    aws: Aws,
+    now: Timestamp,
+    /// Changes to what the shell observed, for observations the plan would not make.
+    tweaks: Vec<fn(&mut Observed)>,
+}
+
+impl World {
+    /// Generation 1 of `web`, wanting image 2.0; web:1 (image 1.0, not registered by
+    /// switchyard) is live; the group deploys prod/web and shifts traffic by itself; nothing
+    /// recorded yet.
+    fn new() -> Self {
+        Self {
+            desired: DesiredRelease {
+                name: NAME.into(),
+                generation: 1,
+                spec: Ok(spec()),
+                requests: Requests::default(),
+            },
+            status: None,
+            aws: Aws {
+                service: Lookup::Found(service(1)),
+                revisions: vec![td(1, OLD_IMAGE)],
+                group: Lookup::Found(group(ReadyAction::ContinueDeployment)),
+                deployments: Vec::new(),
+                target: None,
+                alarms: BTreeMap::new(),
+            },
+            now: now(),
+            tweaks: Vec::new(),
+        }
+    }
+
+    fn spec(&self) -> &ReleaseSpec {
+        self.desired.spec.as_ref().unwrap()
+    }
+
+    fn status(&self) -> &ReleaseStatus {
+        self.status.as_ref().expect("a recorded status")
+    }
+
+    /// Changes the spec without a new generation (to set the world up before anything).
+    fn with_spec(mut self, edit: impl FnOnce(&mut ReleaseSpec)) -> Self {
+        edit(self.desired.spec.as_mut().unwrap());
+        self
+    }
+
+    /// A spec edit: a new generation.
+    fn edit(mut self, edit: impl FnOnce(&mut ReleaseSpec)) -> Self {
+        self.desired.generation += 1;
+        self.with_spec(edit)
+    }
+
+    /// A label edit: a new generation, the same spec.
+    fn label_edit(self) -> Self {
+        self.edit(|_| {})
+    }
+
+    fn manual(self) -> Self {
+        self.with_spec(|s| code_deploy(s).promotion = Promotion::Manual)
+    }
+
+    fn asking(mut self, kind: RequestKind, request: OperatorRequest) -> Self {
+        self.desired.requests.set(kind, request);
+        self
+    }
+
+    fn seen(mut self, tweak: fn(&mut Observed)) -> Self {
+        self.tweaks.push(tweak);
+        self
+    }
+
+    fn at(mut self, when: Timestamp) -> Self {
+        self.now = when;
+        self
+    }
+
+    /// What the shell observes, following the plan (`controller/observe.rs`).
+    fn observed(&self) -> Observed {
+        let mut observed = Observed {
+            status: self.status.clone(),
+            ..Observed::default()
+        };
+        self.look(&mut observed);
+        for tweak in &self.tweaks {
+            tweak(&mut observed);
+        }
+        observed
+    }
+
+    fn look(&self, observed: &mut Observed) {
+        let Lookup::Found(service) = &self.aws.service else {
+            observed.service = self.aws.service.clone();
+            return;
+        };
+        observed.service = Lookup::Found(service.clone());
+        let Ok(spec) = &self.desired.spec else {
+            return;
+        };
+        let plan = plan_observation(&self.desired, self.status.as_ref(), service);
+        if let Some(lookups) = &plan.resolve {
+            observed.task_definitions = self.aws.resolve(lookups);
+        } else if let Some(candidate) = &plan.candidate {
+            observed.task_definitions.candidate = self.aws.task_definition(candidate);
+        }
+        let Some(StrategyPlan::CodeDeploy { search_since, .. }) = plan.strategy else {
+            return;
+        };
+        if !spec.rollback_alarms().is_empty() {
+            observed.alarms = Some(
+                spec.rollback_alarms()
+                    .iter()
+                    .filter_map(|name| Some((name.clone(), *self.aws.alarms.get(name)?)))
+                    .collect(),
+            );
+        }
+        let mut seen = codedeploy::Observed {
+            group: self.aws.group.clone(),
+            ..codedeploy::Observed::default()
+        };
+        if seen.group.found().is_some() {
+            seen.deployments = self.aws.deployments.clone();
+            seen.searched_since = search_since;
+            if seen.deployments.iter().any(|d| !d.status.is_terminal()) {
+                seen.target = self.aws.target.clone();
+            }
+        }
+        observed.strategy = StrategyObserved::CodeDeploy(seen);
+    }
+
+    /// One pass: observe, decide, make the call (`reply` is what it returned), record.
+    fn pass_answering(
+        &mut self,
+        reply: impl FnOnce(&mut Aws, &Action) -> Result<ActionResult, AwsError>,
+    ) -> Decision {
+        let decision = check(self);
+        let status = match &decision.action {
+            Some(action) => {
+                let result = reply(&mut self.aws, action);
+                record_outcome(&decision, action, &result, NAME, self.now)
+            }
+            None => decision.status.clone(),
+        };
+        self.status = Some(status);
+        decision
+    }
+
+    /// One pass in which every call succeeds.
+    fn pass(&mut self) -> Decision {
+        self.pass_answering(Aws::answer)
+    }
+
+    /// One pass whose call fails with `error` without taking effect.
+    fn pass_failing(&mut self, error: AwsError) -> Decision {
+        self.pass_answering(|_, _| Err(error))
+    }
+
+    /// One pass whose call took effect but whose reply was lost (a crash after the call):
+    /// only the status written before the call remains.
+    fn pass_lost(&mut self) -> Decision {
+        let decision = check(self);
+        if let Some(action) = &decision.action {
+            let _ = self.aws.answer(action);
+        }
+        self.status = Some(decision.status.clone());
+        decision
+    }
+
+    /// One pass that crashed before its call: only the status written before it remains.
+    fn pass_crashed(&mut self) -> Decision {
+        let decision = check(self);
+        self.status = Some(decision.status.clone());
+        decision
+    }
+
+    /// The candidate registered (web:2).
+    fn registered(mut self) -> Self {
+        let decision = self.pass();
+        assert_eq!(action_name(&decision), Some("RegisterTaskDefinition"));
+        self
+    }
+
+    /// Rollout 1 in flight: its deployment d-1 installs the candidate.
+    fn in_flight(self) -> Self {
+        let mut world = self.registered();
+        let decision = world.pass();
+        assert_eq!(action_name(&decision), Some("CreateDeployment"));
+        world.aws.target = Some(target("Install", 0.0));
+        world
+    }
+
+    /// d-1 in `status`, in lifecycle event `event`, with `weight` percent on the candidate.
+    fn deployment_at(mut self, status: DeploymentStatus, event: &str, weight: f64) -> Self {
+        self.aws.deployment("d-1").status = status;
+        self.aws.target = Some(target(event, weight));
+        self
+    }
+
+    /// d-1 waits in Ready with test traffic on the candidate (the group waits there).
+    fn ready(mut self) -> Self {
+        self.aws.group = Lookup::Found(group(ReadyAction::StopDeployment { wait_minutes: 60 }));
+        self.deployment_at(DeploymentStatus::Ready, "BeforeAllowTraffic", 0.0)
+    }
+
+    /// d-1 succeeded: web:2 is live.
+    fn succeeded(mut self) -> Self {
+        self.aws.deployment("d-1").status = DeploymentStatus::Succeeded;
+        self.aws.target = None;
+        self.aws.set_live(2);
+        self
+    }
+
+    /// Rollout 1 succeeded and the controller saw it: Healthy with web:2 live.
+    fn healthy(self) -> Self {
+        let mut world = self.in_flight().succeeded();
+        let decision = world.pass();
+        assert_eq!(decision.status.phase, Phase::Healthy);
+        world
+    }
+
+    /// Rollout 1 was stopped (d-1), and CodeDeploy's rollback succeeded: RolledBack.
+    fn rolled_back(self) -> Self {
+        let mut world = self.in_flight();
+        world.aws.roll_back(
+            "d-1",
+            DeploymentStatus::Stopped,
+            DeploymentStatus::Succeeded,
+        );
+        let decision = world.pass();
+        assert_eq!(decision.status.phase, Phase::RolledBack);
+        world
+    }
+}
+
+/// Decides for `world` and checks what holds for every decision.
+fn check(world: &World) -> Decision {
+    let observed = world.observed();
+    let decision = decide(&world.desired, &observed, world.now);
+    let status = &decision.status;
+    assert_eq!(status.observed_generation, world.desired.generation);
+    assert!(status.history.len() <= HISTORY_LIMIT);
+    if decision.action.is_some() {
+        assert!(
+            decision.requeue_after.is_some(),
+            "an action is always followed by a look"
+        );
+    } else {
+        assert_eq!(decision.ack, None, "only a call carries a request out");
+    }
+    if status.phase == Phase::Paused {
+        assert_eq!(
+            status.rollout_in_flight(),
+            None,
+            "Paused means nothing is in flight"
+        );
+    }
+    // Intents are written before their calls.
+    match &decision.action {
+        Some(Action::RegisterTaskDefinition(_)) => assert!(
+            status
+                .candidate
+                .as_ref()
+                .is_some_and(|c| c.registering_since.is_some())
+        ),
+        Some(Action::CodeDeploy(codedeploy::Action::Create(_))) => {
+            assert!(
+                status
+                    .code_deploy()
+                    .is_some_and(|s| s.creating_since.is_some())
+            );
+        }
+        Some(Action::CodeDeploy(codedeploy::Action::Stop { deployment_id })) => {
+            assert!(
+                status
+                    .code_deploy()
+                    .and_then(|s| s.stop.as_ref())
+                    .is_some_and(|s| &s.deployment_id == deployment_id && !s.sent)
+            );
+            // A stop is never sent again once one call for it succeeded.
+            let sent_before = world
+                .status
+                .as_ref()
+                .and_then(ReleaseStatus::code_deploy)
+                .and_then(|s| s.stop.as_ref())
+                .is_some_and(|s| &s.deployment_id == deployment_id && s.sent);
+            assert!(!sent_before, "StopDeployment {deployment_id} sent again");
+        }
+        _ => {}
+    }
+    decision
+}
+
+fn action_name(decision: &Decision) -> Option<&'static str> {
+    decision.action.as_ref().map(Action::as_str)
+}
+
+fn registration(decision: &Decision) -> &Registration {
+    match &decision.action {
+        Some(Action::RegisterTaskDefinition(registration)) => registration,
+        other => panic!("expected a registration, got {other:?}"),
+    }
+}
+
+fn create_request(decision: &Decision) -> &CreateDeploymentRequest {
+    match &decision.action {
+        Some(Action::CodeDeploy(codedeploy::Action::Create(request))) => request,
+        other => panic!("expected CreateDeployment, got {other:?}"),
+    }
+}
+
+fn stop(id: &str) -> Option<Action> {
+    Some(Action::CodeDeploy(codedeploy::Action::Stop {
+        deployment_id: id.into(),
+    }))
+}
+
+fn continue_(id: &str) -> Option<Action> {
+    Some(Action::CodeDeploy(codedeploy::Action::Continue {
+        deployment_id: id.into(),
+    }))
+}
+
+/// The task definition in a CreateDeployment's AppSpec.
+fn appspec_task_definition(request: &CreateDeploymentRequest) -> String {
+    let appspec: serde_json::Value = serde_json::from_str(&request.appspec_content).unwrap();
+    appspec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn stop_record(status: &ReleaseStatus) -> Option<&crate::model::StopRecord> {
+    status.code_deploy().and_then(|s| s.stop.as_ref())
+}
+
+fn condition(status: &ReleaseStatus, kind: ConditionType) -> (ConditionStatus, Reason) {
+    let condition = status.condition(kind).expect("the condition is set");
+    (condition.status, condition.reason)
+}
+
+/// Decides again on the decision's own status (as if the world did not change) and checks
+/// that nothing new happens: the status is stable, so it is not rewritten every pass.
+fn assert_stable(world: &World, decision: &Decision) {
+    let mut again = world.clone();
+    again.status = Some(decision.status.clone());
+    let second = check(&again);
+    assert_eq!(second.status, decision.status, "the status must be stable");
+    assert_eq!(second.action, decision.action);
+}
+
+// ----- validation and the target ---------------------------------------------------------
+
+#[test]
+fn an_invalid_spec_is_reported_with_its_field_path_and_nothing_is_done() {
+    let mut world = World::new();
+    world.desired.spec = Err(vec![
+        FieldError::new(
+            "spec.taskDefinition.containers.web.image",
+            "must not be empty",
+        ),
+        FieldError::new("spec.service.name", "must not be empty"),
+    ]);
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Invalid);
+    assert_eq!(
+        decision.status.message,
+        "spec.taskDefinition.containers.web.image: must not be empty (and 1 more)"
+    );
+    assert_eq!(decision.action, None);
+    assert_stable(&world, &decision);
+}
+
+#[test]
+fn a_spec_without_exactly_one_strategy_is_invalid() {
+    let world = World::new().with_spec(|s| s.strategy.code_deploy = None);
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Invalid);
+    assert!(
+        decision
+            .status
+            .message
+            .starts_with("spec.strategy: must set exactly one strategy (codeDeploy)"),
+        "{}",
+        decision.status.message
+    );
+    assert_eq!(decision.action, None);
+}
+
+#[test]
+fn a_missing_service_fails_naming_the_service() {
+    let mut world = World::new();
+    world.aws.service = Lookup::Missing;
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Failed);
+    assert_eq!(
+        condition(&decision.status, ConditionType::Ready).1,
+        Reason::ServiceNotFound
+    );
+    assert!(decision.status.message.contains("prod/web not found"));
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.requeue_after, Some(POLL_FAILED));
+    assert_stable(&world, &decision);
+}
+
+#[test]
+fn a_service_without_the_codedeploy_controller_fails_before_anything_is_registered() {
+    let mut world = World::new();
+    if let Lookup::Found(service) = &mut world.aws.service {
+        service.deployment_controller = DeploymentControllerType::Ecs;
+    }
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Failed);
+    assert_eq!(
+        condition(&decision.status, ConditionType::Ready).1,
+        Reason::WrongDeploymentController
+    );
+    assert!(decision.status.message.contains("CODE_DEPLOY"));
+    assert_eq!(decision.action, None);
+}
+
+#[test]
+fn a_missing_deployment_group_fails_naming_it_before_anything_is_registered() {
+    let mut world = World::new();
+    world.aws.group = Lookup::Missing;
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Failed);
+    assert!(
+        decision.status.message.contains("web/web-prod not found"),
+        "{}",
+        decision.status.message
+    );
+    assert_eq!(decision.action, None);
+    assert_stable(&world, &decision);
+}
+
+#[test]
+fn a_group_that_deploys_another_service_fails_naming_both_services_and_the_group() {
+    for (deploys, named) in [
+        (Some(("prod", "api")), "service prod/api"),
+        (Some(("staging", "web")), "service staging/web"),
+        (
+            Some(("arn:aws:ecs:us-east-1:111122223333:cluster/staging", "web")),
+            "service staging/web",
+        ),
+        (None, "no ECS service"),
+    ] {
+        let mut world = World::new();
+        if let Lookup::Found(group) = &mut world.aws.group {
+            group.ecs_service = deploys.map(|(c, s)| (c.to_string(), s.to_string()));
+        }
+        let decision = check(&world);
+        assert_eq!(decision.status.phase, Phase::Failed, "{deploys:?}");
+        assert_eq!(
+            condition(&decision.status, ConditionType::Ready).1,
+            Reason::MisconfiguredService
+        );
+        let message = &decision.status.message;
+        for part in ["group web/web-prod", named, "not service prod/web"] {
+            assert!(message.contains(part), "{part:?} not in {message:?}");
+        }
+        assert_eq!(decision.action, None, "{deploys:?}");
+        assert_stable(&world, &decision);
+    }
+}
+
+#[test]
+fn a_cluster_given_as_an_arn_is_the_same_cluster() {
+    let arn = "arn:aws:ecs:us-east-1:111122223333:cluster/prod";
+    for (in_spec, in_group) in [(arn, "prod"), ("prod", arn), (arn, arn)] {
+        let mut world = World::new().with_spec(|s| s.service.cluster = in_spec.into());
+        if let Lookup::Found(group) = &mut world.aws.group {
+            group.ecs_service = Some((in_group.into(), "web".into()));
+        }
+        let decision = check(&world);
+        assert_eq!(
+            action_name(&decision),
+            Some("RegisterTaskDefinition"),
+            "{in_spec} / {in_group}: {}",
+            decision.status.message
+        );
+    }
+}
+
+#[test]
+fn writing_the_cluster_as_its_arn_does_not_supersede_the_rollout_in_flight() {
+    let world = World::new()
+        .in_flight()
+        .edit(|s| s.service.cluster = "arn:aws:ecs:us-east-1:111122223333:cluster/prod".into());
+    let decision = check(&world);
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Progressing);
+    assert_eq!(decision.status.rollout.as_ref().unwrap().serial, 1);
+}
+
+// ----- the candidate -----------------------------------------------------------------------
+
+#[test]
+fn a_new_release_registers_a_copy_of_the_base_with_the_spec_s_image_and_its_tags() {
+    let world = World::new();
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Pending);
+    assert_eq!(
+        condition(&decision.status, ConditionType::Ready).1,
+        Reason::RegisteringTaskDefinition
+    );
+    let registration = registration(&decision);
+    assert_eq!(registration.base, td(1, OLD_IMAGE));
+    assert_eq!(registration.containers[0].image, NEW_IMAGE);
+    assert_eq!(
+        registration.containers[0].environment["MODE"], "prod",
+        "the base's environment is kept"
+    );
+    assert_eq!(
+        registration.containers[1],
+        td(1, OLD_IMAGE).containers[1],
+        "other containers are untouched"
+    );
+    let candidate = decision.status.candidate.as_ref().unwrap();
+    assert_eq!(candidate.base, td_arn(1));
+    assert_eq!(candidate.arn, None);
+    assert_eq!(
+        candidate.registering_since,
+        Some(now()),
+        "the intent is written before the call"
+    );
+    assert_eq!(
+        registration.tags,
+        BTreeMap::from([
+            (TAG_RELEASE.to_string(), NAME.to_string()),
+            (TAG_BASE.to_string(), td_arn(1)),
+            (TAG_FINGERPRINT.to_string(), candidate.fingerprint.clone()),
+        ])
+    );
+    assert_eq!(
+        decision.status.rollout, None,
+        "no rollout before a candidate"
+    );
+}
+
+#[test]
+fn the_base_is_the_revision_the_shell_found_not_the_live_one() {
+    // web:3 is the family's latest revision switchyard did not register; web:1 is live.
+    let mut world = World::new();
+    world.aws.revisions.push(TaskDefinition {
+        other_fields_digest: "t3".into(),
+        ..td(3, "registry/web:1.5")
+    });
+    let decision = check(&world);
+    let registration = registration(&decision);
+    assert_eq!(registration.base.arn, td_arn(3));
+    assert_eq!(registration.containers[0].image, NEW_IMAGE);
+    assert_eq!(decision.status.candidate.as_ref().unwrap().base, td_arn(3));
+}
+
+#[test]
+fn environment_changes_merge_over_the_base_s_environment() {
+    let world = World::new().with_spec(|s| {
+        let web = web_container(s);
+        web.environment.insert("FEATURE_X".into(), "on".into());
+        web.environment.insert("MODE".into(), "canary".into());
+    });
+    let decision = check(&world);
+    assert_eq!(
+        registration(&decision).containers[0].environment,
+        BTreeMap::from([
+            ("FEATURE_X".to_string(), "on".to_string()),
+            ("MODE".to_string(), "canary".to_string())
+        ])
+    );
+}
+
+#[test]
+fn a_variable_removed_from_the_spec_is_not_in_the_next_candidate() {
+    let world = World::new()
+        .with_spec(|s| {
+            web_container(s)
+                .environment
+                .insert("FEATURE_X".into(), "on".into());
+        })
+        .healthy();
+    assert!(
+        world.aws.revisions[1].containers[0]
+            .environment
+            .contains_key("FEATURE_X"),
+        "web:2, live, has it"
+    );
+    let world = world.edit(|s| web_container(s).environment.clear());
+    let decision = check(&world);
+    let registration = registration(&decision);
+    assert_eq!(
+        registration.base.arn,
+        td_arn(1),
+        "web:2 is ours: not a base"
+    );
+    assert_eq!(
+        registration.containers[0].environment,
+        BTreeMap::from([("MODE".to_string(), "prod".to_string())])
+    );
+    assert_eq!(registration.containers[0].image, NEW_IMAGE);
+}
+
+#[test]
+fn content_equal_to_the_live_revision_is_healthy_with_nothing_registered() {
+    // web:2 carries the candidate's content and is live (registered before the status was
+    // lost, say): nothing to deploy.
+    let mut registered = World::new();
+    registered.pass();
+    let mut world = World::new();
+    world.aws.revisions = registered.aws.revisions;
+    world.aws.set_live(2);
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Healthy);
+    assert_eq!(
+        condition(&decision.status, ConditionType::Ready),
+        (ConditionStatus::True, Reason::AlreadyLive)
+    );
+    assert_eq!(decision.action, None);
+    assert_eq!(
+        decision.status.desired_task_definition.as_deref(),
+        Some(td_arn(2).as_str())
+    );
+    assert_eq!(decision.status.history.len(), 1);
+    assert_eq!(decision.status.history[0].outcome, Outcome::AlreadyLive);
+    assert_eq!(
+        decision.status.rollout.as_ref().unwrap().outcome,
+        Some(Outcome::AlreadyLive)
+    );
+    assert_stable(&world, &decision);
+}
+
+#[test]
+fn content_equal_to_the_base_makes_the_base_the_candidate_with_nothing_registered() {
+    // CI registered web:3 with the new image itself; it is the family's latest revision.
+    let mut world = World::new();
+    world.aws.revisions.push(td(3, NEW_IMAGE));
+    let decision = check(&world);
+    let request = create_request(&decision);
+    assert_eq!(appspec_task_definition(request), td_arn(3));
+    let candidate = decision.status.candidate.as_ref().unwrap();
+    assert_eq!(
+        (candidate.base.as_str(), candidate.arn.as_deref()),
+        (td_arn(3).as_str(), Some(td_arn(3).as_str()))
+    );
+    assert_eq!(
+        decision.status.desired_task_definition.as_deref(),
+        Some(td_arn(3).as_str())
+    );
+}
+
+#[test]
+fn a_revision_registered_with_the_same_fingerprint_is_reused_instead_of_registering_again() {
+    // Registered once; then the status was lost (a new table, a restore).
+    let mut world = World::new().registered();
+    world.status = None;
+    let decision = check(&world);
+    assert_eq!(action_name(&decision), Some("CreateDeployment"));
+    assert_eq!(
+        appspec_task_definition(create_request(&decision)),
+        td_arn(2)
+    );
+    assert_eq!(world.aws.revisions.len(), 2);
+}
+
+#[test]
+fn a_registration_whose_reply_was_lost_is_adopted_by_its_fingerprint_not_registered_again() {
+    for lose in [
+        World::pass_lost as fn(&mut World) -> Decision,
+        |world: &mut World| {
+            world.pass_answering(|aws, action| {
+                aws.answer(action)?;
+                Err(aws_error(AwsErrorKind::Ambiguous))
+            })
+        },
+    ] {
+        let mut world = World::new();
+        lose(&mut world);
+        let intent = world.status().candidate.clone().unwrap();
+        assert_eq!((intent.arn, intent.registering_since), (None, Some(now())));
+        let decision = check(&world);
+        assert_eq!(action_name(&decision), Some("CreateDeployment"));
+        let candidate = decision.status.candidate.as_ref().unwrap();
+        assert_eq!(candidate.arn.as_deref(), Some(td_arn(2).as_str()));
+        assert_eq!(candidate.registering_since, None);
+        assert_eq!(world.aws.revisions.len(), 2, "registered once");
+    }
+}
+
+#[test]
+fn a_registration_that_did_not_take_effect_is_asked_again() {
+    let mut world = World::new();
+    world.pass_failing(aws_error(AwsErrorKind::Transient));
+    assert_eq!(
+        world.status().candidate.as_ref().unwrap().registering_since,
+        None,
+        "nothing to look for"
+    );
+    assert_eq!(action_name(&check(&world)), Some("RegisterTaskDefinition"));
+}
+
+#[test]
+fn the_recorded_base_is_kept_when_someone_registers_a_newer_revision() {
+    let mut world = World::new().healthy().label_edit();
+    world.aws.revisions.push(TaskDefinition {
+        other_fields_digest: "t9".into(),
+        ..td(9, "someone/else:9")
+    });
+    let decision = check(&world);
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Healthy);
+    assert_eq!(decision.status.candidate.as_ref().unwrap().base, td_arn(1));
+
+    // Even shown the newer revision as a base, the recorded resolution stands.
+    let world = world.seen(|observed| {
+        observed.task_definitions.base = Lookup::Found(TaskDefinition {
+            other_fields_digest: "t9".into(),
+            ..td(9, "someone/else:9")
+        });
+    });
+    let decision = check(&world);
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Healthy);
+}
+
+#[test]
+fn the_base_is_resolved_again_when_the_spec_s_task_definition_changes() {
+    let mut world = World::new().healthy();
+    world.aws.revisions.push(TaskDefinition {
+        other_fields_digest: "t9".into(),
+        ..td(9, "registry/web:1.9")
+    });
+    let world = world.edit(|s| web_container(s).image = Some(NEWER_IMAGE.into()));
+    let decision = check(&world);
+    let registration = registration(&decision);
+    assert_eq!(registration.base.arn, td_arn(9));
+    assert_eq!(registration.containers[0].image, NEWER_IMAGE);
+}
+
+#[test]
+fn a_spec_naming_a_container_the_base_does_not_have_is_invalid_and_names_the_field() {
+    let world = World::new().with_spec(|s| {
+        s.task_definition.containers.insert(
+            "sidecar".into(),
+            ContainerChange {
+                image: Some("x:1".into()),
+                environment: BTreeMap::new(),
+            },
+        );
+    });
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Invalid);
+    assert!(
+        decision.status.message.starts_with(
+            "spec.taskDefinition.containers.sidecar: task definition web:1 has no container sidecar"
+        ),
+        "{}",
+        decision.status.message
+    );
+    assert_eq!(decision.action, None);
+}
+
+#[test]
+fn a_family_without_a_revision_switchyard_did_not_register_is_invalid() {
+    let mut world = World::new();
+    world.aws.revisions[0].tags = BTreeMap::from([(TAG_RELEASE.into(), "api".into())]);
+    let decision = check(&world);
+    assert_eq!(decision.status.phase, Phase::Invalid);
+    assert!(
+        decision
+            .status
+            .message
+            .starts_with("spec.taskDefinition.from: task definition web not found"),
+        "{}",
+        decision.status.message
+    );
+    assert_eq!(decision.action, None);
+}
