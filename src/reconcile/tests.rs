@@ -1169,3 +1169,486 @@ fn a_family_without_a_revision_switchyard_did_not_register_is_invalid() {
     );
     assert_eq!(decision.action, None);
 }
+
+// ----- creating the deployment -----------------------------------------------------------
+
+#[test]
+fn the_rollout_starts_with_a_deployment_whose_appspec_is_built_from_the_live_service() {
+    let world = World::new().registered();
+    let decision = check(&world);
+    let request = create_request(&decision);
+    assert_eq!(request.application, "web");
+    assert_eq!(request.deployment_group, "web-prod");
+    assert_eq!(request.description, "switchyard release=web rollout=1");
+    assert_eq!(request.deployment_config, None);
+    let appspec: serde_json::Value = serde_json::from_str(&request.appspec_content).unwrap();
+    let props = &appspec["Resources"][0]["TargetService"]["Properties"];
+    assert_eq!(props["TaskDefinition"], td_arn(2));
+    assert_eq!(props["LoadBalancerInfo"]["ContainerName"], "web");
+    assert_eq!(props["LoadBalancerInfo"]["ContainerPort"], 8080);
+    assert_eq!(props["PlatformVersion"], "LATEST");
+    let network = &props["NetworkConfiguration"]["AwsvpcConfiguration"];
+    assert_eq!(network["Subnets"][0], "subnet-1");
+    assert_eq!(network["AssignPublicIp"], "DISABLED");
+    assert_eq!(
+        props["CapacityProviderStrategy"][0]["CapacityProvider"],
+        "FARGATE"
+    );
+    let status = &decision.status;
+    assert_eq!(status.phase, Phase::Pending);
+    assert_eq!(
+        status.code_deploy().unwrap().creating_since,
+        Some(now()),
+        "the intent is written before the call"
+    );
+    let rollout = status.rollout.as_ref().unwrap();
+    assert_eq!(rollout.serial, 1);
+    assert_eq!(rollout.candidate, td_arn(2));
+    assert_eq!(rollout.live.as_deref(), Some(td_arn(1).as_str()));
+    assert_eq!(rollout.generation, 1);
+    assert_eq!(rollout.outcome, None);
+}
+
+#[test]
+fn the_deployment_config_override_is_passed_through() {
+    let world = World::new()
+        .with_spec(|s| {
+            code_deploy(s).deployment_config =
+                Some("CodeDeployDefault.ECSCanary10Percent5Minutes".into());
+        })
+        .registered();
+    let decision = check(&world);
+    assert_eq!(
+        create_request(&decision).deployment_config.as_deref(),
+        Some("CodeDeployDefault.ECSCanary10Percent5Minutes")
+    );
+}
+
+#[test]
+fn a_created_deployment_is_recorded_and_the_intent_cleared() {
+    let mut world = World::new().registered();
+    let decision = world.pass();
+    assert_eq!(action_name(&decision), Some("CreateDeployment"));
+    let status = world.status();
+    assert_eq!(status.deployment_id.as_deref(), Some("d-1"));
+    assert_eq!(status.code_deploy().unwrap().creating_since, None);
+    assert_eq!(status.phase, Phase::Progressing);
+}
+
+#[test]
+fn an_intent_whose_deployment_the_search_did_not_find_creates_again() {
+    // The pass crashed before its call: the search of the group finds nothing.
+    let mut world = World::new().registered();
+    world.pass_crashed();
+    let decision = check(&world);
+    assert_eq!(action_name(&decision), Some("CreateDeployment"));
+    assert_eq!(
+        create_request(&decision).description,
+        "switchyard release=web rollout=1"
+    );
+
+    // Without the search, it looks before creating.
+    let world = world.seen(|observed| {
+        if let StrategyObserved::CodeDeploy(seen) = &mut observed.strategy {
+            seen.searched_since = None;
+        }
+    });
+    let decision = check(&world);
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Pending);
+    assert_eq!(decision.requeue_after, Some(AFTER_ACTION));
+}
+
+#[test]
+fn adopts_the_deployment_an_earlier_pass_created_instead_of_creating_another() {
+    let mut world = World::new().registered();
+    world.pass_lost();
+    assert_eq!(world.aws.deployments.len(), 1);
+    let decision = check(&world);
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Progressing);
+    assert_eq!(decision.status.deployment_id.as_deref(), Some("d-1"));
+    assert_eq!(decision.status.code_deploy().unwrap().creating_since, None);
+}
+
+#[test]
+fn an_ambiguous_create_keeps_the_intent_so_the_next_pass_searches_first() {
+    let mut world = World::new().registered();
+    world.pass_failing(aws_error(AwsErrorKind::Ambiguous));
+    let status = world.status();
+    assert_eq!(status.code_deploy().unwrap().creating_since, Some(now()));
+    let plan = plan_observation(&world.desired, Some(status), &service(1));
+    assert_eq!(
+        plan.strategy,
+        Some(StrategyPlan::CodeDeploy {
+            deployment_ids: vec![],
+            search_since: Some(now() - SignedDuration::from_mins(5)),
+        })
+    );
+}
+
+#[test]
+fn never_creates_a_deployment_while_any_deployment_is_active_in_the_group() {
+    let foreign = |id: &str, description: Option<&str>| Deployment {
+        description: description.map(str::to_string),
+        ..deployment(id, DeploymentStatus::Queued, 0)
+    };
+    for (active, expected) in [
+        (
+            deployment("d-OLD", DeploymentStatus::InProgress, 0),
+            Some("StopDeployment"),
+        ),
+        (foreign("d-CI", Some("pipeline run 42")), None),
+        (foreign("d-CONSOLE", None), None),
+        (
+            foreign("d-API", Some(&deployment_description("api", 1))),
+            None,
+        ),
+        (
+            Deployment {
+                creator: DeploymentCreator::CodeDeployRollback,
+                ..foreign("d-RB-API", None)
+            },
+            None,
+        ),
+    ] {
+        let mut world = World::new().registered();
+        world.aws.deployments.push(active.clone());
+        let decision = check(&world);
+        assert_eq!(action_name(&decision), expected, "active {}", active.id);
+        assert_eq!(
+            decision.status.phase,
+            Phase::Pending,
+            "active {}",
+            active.id
+        );
+    }
+}
+
+#[test]
+fn a_deployment_of_an_earlier_rollout_still_active_is_stopped_once() {
+    let mut world = World::new().registered();
+    world
+        .aws
+        .deployments
+        .push(deployment("d-OLD", DeploymentStatus::InProgress, 0));
+    let decision = world.pass();
+    assert_eq!(decision.action, stop("d-OLD"));
+    let record = stop_record(world.status()).unwrap();
+    assert!(record.superseded && record.sent);
+    let decision = check(&world);
+    assert_eq!(decision.action, None, "not sent again");
+    assert_eq!(decision.status.phase, Phase::Pending);
+    assert!(decision.status.message.contains("d-OLD"));
+}
+
+#[test]
+fn waits_for_a_deployment_switchyard_did_not_start_without_acting() {
+    let mut world = World::new().registered();
+    world.aws.deployments.push(Deployment {
+        description: None,
+        ..deployment("d-CONSOLE", DeploymentStatus::InProgress, 0)
+    });
+    let decision = check(&world);
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Pending);
+    assert_eq!(
+        condition(&decision.status, ConditionType::Ready).1,
+        Reason::WaitingForForeignDeployment
+    );
+    assert!(decision.status.message.contains("d-CONSOLE"));
+    assert_eq!(decision.requeue_after, Some(POLL_WAITING));
+    assert_stable(&world, &decision);
+}
+
+#[test]
+fn a_deployment_limit_error_clears_the_intent_and_waits_for_the_active_deployment() {
+    let mut world = World::new().registered();
+    world.pass_failing(aws_error(AwsErrorKind::DeploymentLimitExceeded {
+        active_deployment_id: Some("d-CI".into()),
+    }));
+    let status = world.status();
+    assert_eq!(status.code_deploy().unwrap().creating_since, None);
+    assert!(status.message.contains("d-CI"), "{}", status.message);
+    assert_eq!(status.refusal, None, "not a refusal");
+}
+
+// ----- a rollout is identified by its candidate and its target ------------------------------
+
+#[test]
+fn a_label_edit_never_stops_the_rollout_in_flight() {
+    let world = World::new()
+        .in_flight()
+        .deployment_at(DeploymentStatus::InProgress, "AllowTraffic", 10.0)
+        .label_edit();
+    let decision = check(&world);
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Progressing);
+    assert_eq!(decision.status.observed_generation, 2);
+    assert_eq!(decision.status.deployment_id.as_deref(), Some("d-1"));
+    let rollout = decision.status.rollout.as_ref().unwrap();
+    assert_eq!((rollout.serial, rollout.generation), (1, 1));
+    assert!(decision.status.history.is_empty());
+}
+
+#[test]
+fn edits_that_keep_the_candidate_and_target_never_stop_restart_or_roll_back_the_rollout() {
+    let edits: [(&str, fn(&mut ReleaseSpec)); 7] = [
+        ("labels", |_| {}),
+        ("paused", |s| s.paused = true),
+        ("rollback alarms", |s| s.rollback = alarms(&["web-5xx"])),
+        ("promotion", |s| {
+            code_deploy(s).promotion = Promotion::Manual
+        }),
+        ("onDrift", |s| s.on_drift = OnDrift::Converge),
+        ("deployment config", |s| {
+            code_deploy(s).deployment_config =
+                Some("CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into());
+        }),
+        ("the same environment as the base's", |s| {
+            web_container(s)
+                .environment
+                .insert("MODE".into(), "prod".into());
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut world = World::new()
+            .in_flight()
+            .deployment_at(DeploymentStatus::InProgress, "AllowTraffic", 10.0)
+            .edit(edit);
+        world.aws.alarms.insert("web-5xx".into(), AlarmState::Ok);
+        for pass in 0..3 {
+            let decision = world.pass();
+            assert_eq!(decision.action, None, "{what}, pass {pass}");
+            assert_eq!(decision.status.phase, Phase::Progressing, "{what}");
+            let rollout = decision.status.rollout.as_ref().unwrap();
+            assert_eq!((rollout.serial, rollout.outcome), (1, None), "{what}");
+            assert_eq!(stop_record(&decision.status), None, "{what}");
+            assert!(decision.status.history.is_empty(), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_new_image_supersedes_the_rollout_in_flight_then_the_newest_candidate_rolls_out() {
+    let mut world = World::new()
+        .in_flight()
+        .edit(|s| web_container(s).image = Some(NEWER_IMAGE.into()));
+
+    // 1. The deployment in flight is stopped with rollback, recorded as superseded.
+    let decision = world.pass();
+    assert_eq!(decision.action, stop("d-1"));
+    assert_eq!(decision.status.phase, Phase::Progressing);
+    assert_eq!(
+        condition(&decision.status, ConditionType::Progressing).1,
+        Reason::Superseded
+    );
+    assert!(
+        decision
+            .status
+            .message
+            .contains("superseded by generation 2: a new candidate"),
+        "{}",
+        decision.status.message
+    );
+    let record = stop_record(world.status()).unwrap();
+    assert!(record.superseded && record.sent);
+
+    // 2. CodeDeploy stops it and rolls back: the rollout waits for the rollback.
+    world.aws.roll_back(
+        "d-1",
+        DeploymentStatus::Stopped,
+        DeploymentStatus::InProgress,
+    );
+    let decision = world.pass();
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Progressing);
+    assert!(decision.status.rollout.as_ref().unwrap().is_in_flight());
+    assert!(decision.status.history.is_empty());
+
+    // 3. The rollback ended: rollout 1 is superseded, and the newest candidate is registered.
+    world.aws.deployment("d-RB").status = DeploymentStatus::Succeeded;
+    let decision = world.pass();
+    let entry = &decision.status.history[0];
+    assert_eq!((entry.outcome, entry.rollout), (Outcome::Superseded, 1));
+    assert_eq!(
+        decision.status.rollout.as_ref().unwrap().outcome,
+        Some(Outcome::Superseded)
+    );
+    assert_eq!(registration(&decision).containers[0].image, NEWER_IMAGE);
+
+    // 4. Rollout 2 deploys it.
+    let decision = world.pass();
+    let request = create_request(&decision);
+    assert_eq!(request.description, "switchyard release=web rollout=2");
+    assert_eq!(appspec_task_definition(request), td_arn(3));
+    let rollout = decision.status.rollout.as_ref().unwrap();
+    assert_eq!((rollout.serial, rollout.generation), (2, 2));
+    assert_eq!(
+        decision
+            .status
+            .history
+            .iter()
+            .filter(|h| h.outcome == Outcome::Superseded)
+            .count(),
+        1,
+        "superseded recorded once"
+    );
+}
+
+#[test]
+fn a_new_candidate_before_the_deployment_exists_supersedes_without_a_stop() {
+    let mut world = World::new().registered();
+    world.pass_crashed();
+    let world = world.edit(|s| web_container(s).image = Some(NEWER_IMAGE.into()));
+    let decision = check(&world);
+    assert_eq!(decision.status.history[0].outcome, Outcome::Superseded);
+    assert!(
+        decision.status.history[0]
+            .message
+            .contains("before its deployment started")
+    );
+    assert_eq!(registration(&decision).containers[0].image, NEWER_IMAGE);
+}
+
+#[test]
+fn a_new_target_supersedes_the_rollout_in_flight() {
+    let mut world = World::new()
+        .in_flight()
+        .edit(|s| code_deploy(s).deployment_group = "web-prod-2".into());
+    if let Lookup::Found(group) = &mut world.aws.group {
+        group.name = "web-prod-2".into();
+    }
+    let decision = world.pass();
+    assert_eq!(decision.action, stop("d-1"));
+    assert!(
+        decision.status.message.contains("the target changed"),
+        "{}",
+        decision.status.message
+    );
+    assert!(stop_record(world.status()).unwrap().superseded);
+
+    world.aws.roll_back(
+        "d-1",
+        DeploymentStatus::Stopped,
+        DeploymentStatus::Succeeded,
+    );
+    let decision = world.pass();
+    assert_eq!(decision.status.history[0].outcome, Outcome::Superseded);
+    let request = create_request(&decision);
+    assert_eq!(request.deployment_group, "web-prod-2");
+    assert_eq!(request.description, "switchyard release=web rollout=2");
+    assert_eq!(
+        appspec_task_definition(request),
+        td_arn(2),
+        "the same candidate"
+    );
+}
+
+// ----- following the deployment ------------------------------------------------------------
+
+#[test]
+fn follows_the_deployment_with_its_lifecycle_event_and_traffic() {
+    let world =
+        World::new()
+            .in_flight()
+            .deployment_at(DeploymentStatus::InProgress, "AllowTraffic", 10.0);
+    let decision = check(&world);
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.status.phase, Phase::Progressing);
+    assert_eq!(decision.status.stage().as_deref(), Some("AllowTraffic"));
+    assert_eq!(
+        decision.status.traffic_weights,
+        Some(TrafficWeights {
+            live: 90.0,
+            candidate: 10.0
+        })
+    );
+    assert!(
+        decision
+            .status
+            .message
+            .contains("10% of production traffic on the candidate"),
+        "{}",
+        decision.status.message
+    );
+    assert_stable(&world, &decision);
+}
+
+#[test]
+fn polling_during_the_hooks_is_relaxed_unless_the_group_waits_in_ready() {
+    // The group continues on its own: nothing waits for the controller until the end.
+    let world = World::new().in_flight();
+    assert_eq!(check(&world).requeue_after, Some(POLL_PASSIVE));
+
+    // The group waits in Ready: the controller must be there within 2 s of it.
+    let mut world = World::new().in_flight();
+    world.aws.group = Lookup::Found(group(ReadyAction::StopDeployment { wait_minutes: 60 }));
+    assert_eq!(check(&world).requeue_after, Some(POLL_ACTIVE));
+}
+
+#[test]
+fn a_canary_bake_is_looked_at_right_after_the_next_traffic_step() {
+    let mut world =
+        World::new()
+            .in_flight()
+            .deployment_at(DeploymentStatus::InProgress, "AllowTraffic", 10.0);
+    world.aws.deployment("d-1").deployment_config =
+        "CodeDeployDefault.ECSCanary10Percent5Minutes".into();
+    let started = now() - SignedDuration::from_mins(2);
+    if let Some(target) = &mut world.aws.target {
+        target.lifecycle_events[6].start_time = Some(started);
+    }
+    assert_eq!(
+        check(&world).requeue_after,
+        Some(Duration::from_secs(3 * 60) + STEP_SLACK)
+    );
+}
+
+#[test]
+fn a_succeeded_deployment_is_healthy_and_recorded_once() {
+    let mut world = World::new().in_flight().succeeded();
+    let decision = world.pass();
+    assert_eq!(decision.status.phase, Phase::Healthy);
+    assert_eq!(
+        condition(&decision.status, ConditionType::Ready),
+        (ConditionStatus::True, Reason::DeploymentSucceeded)
+    );
+    assert_eq!(decision.status.history.len(), 1);
+    assert_eq!(decision.status.history[0].outcome, Outcome::Succeeded);
+    assert_eq!(
+        decision.status.traffic_weights,
+        Some(TrafficWeights::ALL_LIVE)
+    );
+    assert_eq!(decision.status.stage(), None);
+    assert_stable(&world, &decision);
+}
+
+#[test]
+fn a_healthy_release_at_rest_stays_healthy_with_nothing_looked_up_but_the_service() {
+    let world = World::new().healthy();
+    let observed = world.observed();
+    assert_eq!(observed.strategy, StrategyObserved::NotLookedUp);
+    assert_eq!(observed.task_definitions, TaskDefinitions::default());
+    let decision = check(&world);
+    assert_eq!(Some(&decision.status), world.status.as_ref());
+    assert_eq!(decision.action, None);
+    assert_eq!(decision.requeue_after, None);
+}
+
+#[test]
+fn a_conflict_reply_keeps_the_strategy_s_own_message() {
+    // StopDeployment on a deployment that already finished.
+    let mut world = World::new()
+        .in_flight()
+        .asking(RequestKind::Abort, request(1, 1));
+    world.pass_failing(aws_error(AwsErrorKind::Conflict));
+    let status = world.status();
+    assert_eq!(status.message, "d-1 had already finished");
+    assert!(stop_record(status).unwrap().sent, "nothing left to stop");
+
+    // ContinueDeployment on a deployment no longer waiting in Ready.
+    let mut world = World::new().in_flight().ready();
+    world.pass_failing(aws_error(AwsErrorKind::Conflict));
+    assert_eq!(world.status().message, "d-1 was no longer waiting in Ready");
+}
