@@ -1003,31 +1003,37 @@ fn a_variable_removed_from_the_spec_is_not_in_the_next_candidate() {
 
 #[test]
 fn content_equal_to_the_live_revision_is_healthy_with_nothing_registered() {
-    // web:2 carries the candidate's content and is live (registered before the status was
-    // lost, say): nothing to deploy.
+    // web:2 carries the candidate's content and is live: registered by switchyard before the
+    // status was lost, say.
     let mut registered = World::new();
     registered.pass();
-    let mut world = World::new();
-    world.aws.revisions = registered.aws.revisions;
-    world.aws.set_live(2);
-    let decision = check(&world);
-    assert_eq!(decision.status.phase, Phase::Healthy);
-    assert_eq!(
-        condition(&decision.status, ConditionType::Ready),
-        (ConditionStatus::True, Reason::AlreadyLive)
-    );
-    assert_eq!(decision.action, None);
-    assert_eq!(
-        decision.status.desired_task_definition.as_deref(),
-        Some(td_arn(2).as_str())
-    );
-    assert_eq!(decision.status.history.len(), 1);
-    assert_eq!(decision.status.history[0].outcome, Outcome::AlreadyLive);
-    assert_eq!(
-        decision.status.rollout.as_ref().unwrap().outcome,
-        Some(Outcome::AlreadyLive)
-    );
-    assert_stable(&world, &decision);
+    let mut ours = World::new();
+    ours.aws.revisions = registered.aws.revisions;
+    ours.aws.set_live(2);
+    // Or registered by someone else, while the release copies web:1 by its ARN.
+    let mut theirs = World::new().with_spec(|s| s.task_definition.from = td_arn(1));
+    theirs.aws.revisions.push(td(2, NEW_IMAGE));
+    theirs.aws.set_live(2);
+    for (what, world) in [("ours", ours), ("someone else's", theirs)] {
+        let decision = check(&world);
+        assert_eq!(decision.status.phase, Phase::Healthy, "{what}");
+        assert_eq!(
+            condition(&decision.status, ConditionType::Ready),
+            (ConditionStatus::True, Reason::AlreadyLive)
+        );
+        assert_eq!(decision.action, None, "{what}");
+        assert_eq!(
+            decision.status.desired_task_definition.as_deref(),
+            Some(td_arn(2).as_str())
+        );
+        assert_eq!(decision.status.history.len(), 1);
+        assert_eq!(decision.status.history[0].outcome, Outcome::AlreadyLive);
+        assert_eq!(
+            decision.status.rollout.as_ref().unwrap().outcome,
+            Some(Outcome::AlreadyLive)
+        );
+        assert_stable(&world, &decision);
+    }
 }
 
 #[test]
