@@ -1559,6 +1559,43 @@ fn a_new_target_supersedes_the_rollout_in_flight() {
     );
 }
 
+#[test]
+#[ignore = "BUG: a candidate wanted again after its rollout was superseded (v2 -> v3 -> v2) waits for a retry as if rolled back"]
+fn a_candidate_wanted_again_after_its_rollout_was_superseded_rolls_out_again() {
+    // Edited to 3.0 and back to 2.0 while rollout 1 (2.0) was being stopped.
+    let mut stopped = World::new()
+        .in_flight()
+        .edit(|s| web_container(s).image = Some(NEWER_IMAGE.into()));
+    stopped.pass();
+    let mut stopped = stopped.edit(|s| web_container(s).image = Some(NEW_IMAGE.into()));
+    stopped.pass();
+    stopped.aws.roll_back(
+        "d-1",
+        DeploymentStatus::Stopped,
+        DeploymentStatus::Succeeded,
+    );
+    // Edited to 3.0 and back before rollout 1's deployment existed.
+    let mut early = World::new().registered();
+    early.pass_crashed();
+    let mut early = early.edit(|s| web_container(s).image = Some(NEWER_IMAGE.into()));
+    early.pass();
+    let early = early.edit(|s| web_container(s).image = Some(NEW_IMAGE.into()));
+    for (what, mut world) in [("stopped", stopped), ("before it started", early)] {
+        let decision = world.pass();
+        assert_ne!(
+            decision.status.phase,
+            Phase::RolledBack,
+            "{what}: nothing failed"
+        );
+        let request = create_request(&decision);
+        assert_eq!(
+            request.description, "switchyard release=web rollout=2",
+            "{what}"
+        );
+        assert_eq!(appspec_task_definition(request), td_arn(2), "{what}");
+    }
+}
+
 // ----- following the deployment ------------------------------------------------------------
 
 #[test]
