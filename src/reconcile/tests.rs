@@ -2044,6 +2044,22 @@ fn a_new_candidate_while_paused_and_in_flight_is_held_not_superseding() {
     assert!(stop_record(world.status()).unwrap().superseded);
 }
 
+#[test]
+#[ignore = "BUG: a rollout whose CreateDeployment did not take effect creates its deployment while paused"]
+fn a_rollout_whose_deployment_is_not_created_yet_does_not_create_it_while_paused() {
+    // CreateDeployment failed without taking effect; then the release was paused.
+    let mut world = World::new().registered();
+    world.pass_failing(aws_error(AwsErrorKind::Transient));
+    assert!(world.status().rollout_in_flight().is_some());
+    let world = world.edit(|s| s.paused = true);
+    let decision = check(&world);
+    assert_eq!(decision.action, None, "nothing new starts while paused");
+    assert_eq!(
+        condition(&decision.status, ConditionType::Paused).0,
+        ConditionStatus::True
+    );
+}
+
 // ----- rollback alarms and stops -----------------------------------------------------------
 
 #[test]
