@@ -1279,10 +1279,15 @@ pub fn record_outcome(
         Err(error) if is_refusal(error) => {
             record_refusal(&mut status, release, action.operation(), error, now);
         }
-        Err(error) if !error.is_retryable() => {
+        // Unless the strategy already said what the failure means (a deployment already
+        // active, a deployment no longer waiting or already finished).
+        Err(error) if !error.is_retryable() && status.message == decision.status.message => {
             status.message = format!("{} failed: {error}", action.operation());
         }
         Err(_) => {}
     }
     status
 }
+
+#[cfg(test)]
+mod tests;
