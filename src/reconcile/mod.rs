@@ -445,31 +445,26 @@ impl<'a> Pass<'a> {
         };
         let candidate_arn = candidate.arn.clone().unwrap_or_default();
         let same = |r: &Rollout| r.fingerprint == candidate.fingerprint && r.target == target;
+        let live = self.next.live_task_definition.as_deref() == Some(candidate_arn.as_str());
 
-        // The candidate is live: nothing to deploy.
-        if self.next.live_task_definition.as_deref() == Some(candidate_arn.as_str()) {
-            self.decline(
-                RequestKind::Retry,
-                "retry: nothing to retry, the candidate is live",
-            );
-            self.clear_drift();
-            let deployed = last.as_ref().is_some_and(|r| {
-                same(r) && matches!(r.outcome, Some(Outcome::Succeeded | Outcome::AlreadyLive))
-            });
-            if !deployed {
-                self.record_already_live(&candidate, &target, last.as_ref());
-            }
-            return self.healthy(&candidate_arn, deployed);
-        }
-
+        // A rollout that ended stays ended: only a retry, a new candidate or target, or
+        // drift convergence starts another.
         match last.as_ref().filter(|r| same(r)).and_then(|r| r.outcome) {
-            Some(outcome @ (Outcome::RolledBack | Outcome::Failed | Outcome::Superseded)) => {
+            Some(outcome @ (Outcome::RolledBack | Outcome::Failed)) => {
                 if !retry {
                     return self.after_failure(outcome);
                 }
                 self.handle(RequestKind::Retry, Outcome::Retried, "retrying".into());
             }
-            Some(_) => {
+            Some(Outcome::Succeeded | Outcome::AlreadyLive) if live => {
+                self.decline(
+                    RequestKind::Retry,
+                    "retry: nothing to retry, the candidate is live",
+                );
+                self.clear_drift();
+                return self.healthy(&candidate_arn, true);
+            }
+            Some(Outcome::Succeeded | Outcome::AlreadyLive) => {
                 // It was deployed (or already live) and someone changed the live version.
                 let message = format!(
                     "drift: the live task definition is {}, not {} that rollout {} deployed",
@@ -498,8 +493,26 @@ impl<'a> Pass<'a> {
                     );
                 }
             }
-            None => {
-                self.decline(RequestKind::Retry, "retry: nothing to retry");
+            // Superseded before it finished, and wanted again: a new rollout of it (or
+            // nothing, when it is live). Never rolled out yet: the same.
+            Some(_) | None => {
+                if retry && retryable {
+                    self.handle(
+                        RequestKind::Retry,
+                        Outcome::Retried,
+                        format!(
+                            "retrying with {}",
+                            task_definition_short_name(&candidate_arn)
+                        ),
+                    );
+                } else {
+                    self.decline(RequestKind::Retry, "retry: nothing to retry");
+                }
+                if live {
+                    self.clear_drift();
+                    self.record_already_live(&candidate, &target, last.as_ref());
+                    return self.healthy(&candidate_arn, false);
+                }
             }
         }
         self.start_rollout(spec, strategy, &candidate, &target, last.as_ref())
@@ -972,7 +985,7 @@ impl<'a> Pass<'a> {
             mut message,
             mut action,
             mut requeue_after,
-            completes,
+            mut completes,
         } = step;
         // A refused call is not asked again before its backoff ends (or a retry).
         if let Some(refusal) = self.next.refusal.clone()
@@ -995,11 +1008,18 @@ impl<'a> Pass<'a> {
                     ))
                     .unwrap_or_default();
                 if due > self.now {
+                    // Held back: nothing of the call happens, its intent included, and the
+                    // request it would carry out stays pending.
                     action = None;
+                    completes = None;
                     phase = Phase::Failed;
                     reason = Reason::Refused;
                     message = refusal.message.clone();
                     requeue_after = Some(crate::clock::elapsed_between(self.now, due));
+                    self.next.candidate = self.prev.and_then(|p| p.candidate.clone());
+                    if let Some(status) = self.next.strategy.as_mut() {
+                        drop_intents(status, self.prev.and_then(|p| p.strategy.as_ref()));
+                    }
                 }
             }
         }
@@ -1056,6 +1076,24 @@ pub fn pending_request<'r>(
 ) -> Option<&'r OperatorRequest> {
     let request = requests.get(kind)?;
     (status.handled_requests.get(kind) != Some(request.requested_at)).then_some(request)
+}
+
+/// Takes back the intents a step wrote for a call that is held back (the strategy's
+/// intents as they were before the pass).
+fn drop_intents(
+    status: &mut crate::model::StrategyStatus,
+    before: Option<&crate::model::StrategyStatus>,
+) {
+    match status {
+        crate::model::StrategyStatus::CodeDeploy(s) => {
+            let before = match before {
+                Some(crate::model::StrategyStatus::CodeDeploy(b)) => Some(b),
+                _ => None,
+            };
+            s.creating_since = before.and_then(|b| b.creating_since);
+            s.stop = before.and_then(|b| b.stop.clone());
+        }
+    }
 }
 
 /// Forgets the strategy's view of where a rollout stands once nothing is in flight.

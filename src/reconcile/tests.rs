@@ -1560,7 +1560,6 @@ fn a_new_target_supersedes_the_rollout_in_flight() {
 }
 
 #[test]
-#[ignore = "BUG: a candidate wanted again after its rollout was superseded (v2 -> v3 -> v2) waits for a retry as if rolled back"]
 fn a_candidate_wanted_again_after_its_rollout_was_superseded_rolls_out_again() {
     // Edited to 3.0 and back to 2.0 while rollout 1 (2.0) was being stopped.
     let mut stopped = World::new()
@@ -2045,7 +2044,6 @@ fn a_new_candidate_while_paused_and_in_flight_is_held_not_superseding() {
 }
 
 #[test]
-#[ignore = "BUG: a rollout whose CreateDeployment did not take effect creates its deployment while paused"]
 fn a_rollout_whose_deployment_is_not_created_yet_does_not_create_it_while_paused() {
     // CreateDeployment failed without taking effect; then the release was paused.
     let mut world = World::new().registered();
@@ -2343,7 +2341,6 @@ fn without_a_rollback_deployment_it_is_rolled_back_only_if_the_version_that_was_
 }
 
 #[test]
-#[ignore = "BUG: a failed deployment that left the candidate live is recorded AlreadyLive (Healthy) in the same pass"]
 fn a_failed_deployment_that_left_the_candidate_live_stays_failed() {
     // A hook failed after traffic shifted, with CodeDeploy's automatic rollback off: the
     // candidate is live, but the rollout failed and a human must act.
@@ -2509,7 +2506,6 @@ fn the_base_is_resolved_again_on_retry() {
 }
 
 #[test]
-#[ignore = "BUG: a retry that resolves a new base starts rollout 2 but is recorded Declined (nothing to retry)"]
 fn a_retry_that_resolves_a_new_base_is_recorded_as_retried() {
     let mut world = World::new()
         .rolled_back()
@@ -2701,7 +2697,6 @@ fn refusal_delay_doubles_from_one_second_with_a_bounded_jitter_and_is_capped_at_
 }
 
 #[test]
-#[ignore = "BUG: a request whose call is held back by a refusal's backoff is marked handled (Promoted/Aborted) without any call"]
 fn a_promote_whose_continue_was_refused_stays_pending_during_the_backoff() {
     let mut world = World::new()
         .manual()
@@ -2733,7 +2728,6 @@ fn a_promote_whose_continue_was_refused_stays_pending_during_the_backoff() {
 }
 
 #[test]
-#[ignore = "BUG: a StopDeployment held back by its backoff leaves an unsent stop record: sent again only after STOP_UNCONFIRMED_WAIT"]
 fn a_refused_stop_is_sent_again_when_its_backoff_ends() {
     let mut world = alarm_firing();
     world.pass_failing(refused(AwsErrorKind::AccessDenied, "AccessDeniedException"));
@@ -2745,7 +2739,6 @@ fn a_refused_stop_is_sent_again_when_its_backoff_ends() {
 }
 
 #[test]
-#[ignore = "BUG: a call held back by its backoff still writes its intent (registeringSince, creatingSince) as if it were made"]
 fn a_call_held_back_by_its_backoff_writes_no_intent() {
     for (mut world, operation) in about_to_call() {
         world.pass_failing(refused(AwsErrorKind::AccessDenied, "AccessDeniedException"));

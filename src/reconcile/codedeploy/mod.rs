@@ -283,6 +283,20 @@ impl<'a> CodeDeploy<'_, 'a> {
             ))
             .completing(roll_back.request);
         }
+        if gate.paused {
+            return Progress::Step(
+                Step::new(
+                    Phase::Pending,
+                    Reason::Paused,
+                    format!(
+                        "rollout {} has not created its deployment yet; it waits until `switchyard resume {}`",
+                        self.rollout.serial,
+                        self.release()
+                    ),
+                )
+                .requeue(POLL_WAITING),
+            );
+        }
         if let Some(since) = self.status().creating_since
             && self
                 .observed
