@@ -341,6 +341,8 @@ fn map_task_set(task_set: &sdk::TaskSet) -> TaskSet {
             .iter()
             .filter_map(|lb| lb.target_group_arn().map(str::to_string))
             .collect(),
+        load_balancers: Vec::new(),
+        launch: Default::default(),
     }
 }
 

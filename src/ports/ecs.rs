@@ -59,6 +59,44 @@ pub struct TaskSet {
     pub running_count: u32,
     pub stability: StabilityStatus,
     pub target_group_arns: Vec<String>,
+    /// The task set's load balancer entries: which container and port each target group
+    /// sends traffic to.
+    #[serde(default)]
+    pub load_balancers: Vec<LoadBalancerBinding>,
+    /// How its tasks are launched: what a new task set of the service must copy.
+    #[serde(default)]
+    pub launch: LaunchSettings,
+}
+
+/// How a task set's tasks are launched (`CreateTaskSet` takes them; a new task set copies
+/// the live one's, so that a release never changes them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchSettings {
+    /// `FARGATE`, `EC2` or `EXTERNAL`; absent with a capacity provider strategy.
+    pub launch_type: Option<String>,
+    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
+    pub platform_version: Option<String>,
+    pub network_configuration: Option<NetworkConfiguration>,
+}
+
+/// What `CreateTaskSet` needs for a candidate task set.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateTaskSetRequest {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition: String,
+    /// The candidate target group and the container (and port) that receives its traffic.
+    pub load_balancer: LoadBalancerBinding,
+    /// Percent (0..=100) of the service's desired count.
+    pub scale_percent: f64,
+    /// ECS's idempotency token (at most 36 characters): a retried call with the same token
+    /// creates no second task set.
+    pub client_token: String,
+    /// Marks the task set as the rollout's (`externalId`), so it is found again after a crash.
+    pub external_id: String,
+    pub launch: LaunchSettings,
 }
 
 /// A service's load balancer entry: which container and port receive traffic.
@@ -182,6 +220,16 @@ pub fn task_definition_short_name(arn: &str) -> &str {
         .unwrap_or(arn)
 }
 
+/// The error of an operation an implementation of a port does not offer.
+fn unsupported(operation: &'static str) -> AwsError {
+    AwsError::new(
+        "ecs",
+        operation,
+        super::AwsErrorKind::InvalidRequest,
+        format!("{operation} is not offered by this implementation of the ECS port"),
+    )
+}
+
 /// ECS as the controller uses it.
 #[async_trait]
 pub trait Ecs: Send + Sync {
@@ -208,6 +256,47 @@ pub trait Ecs: Send + Sync {
         family: &str,
         limit: usize,
     ) -> Result<Vec<String>, AwsError>;
+
+    /// `CreateTaskSet` on an `EXTERNAL` service; returns the new task set.
+    async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
+        let _ = request;
+        Err(unsupported("CreateTaskSet"))
+    }
+
+    /// `UpdateTaskSet`: sets the task set's scale (percent of the service's desired count).
+    async fn update_task_set_scale(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        scale_percent: f64,
+    ) -> Result<TaskSet, AwsError> {
+        let _ = (cluster, service, task_set_arn, scale_percent);
+        Err(unsupported("UpdateTaskSet"))
+    }
+
+    /// `UpdateServicePrimaryTaskSet`: makes the task set the service's primary.
+    async fn update_service_primary_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+    ) -> Result<TaskSet, AwsError> {
+        let _ = (cluster, service, task_set_arn);
+        Err(unsupported("UpdateServicePrimaryTaskSet"))
+    }
+
+    /// `DeleteTaskSet`; AWS refuses a task set whose scale is above 0 unless `force`.
+    async fn delete_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        force: bool,
+    ) -> Result<(), AwsError> {
+        let _ = (cluster, service, task_set_arn, force);
+        Err(unsupported("DeleteTaskSet"))
+    }
 
     /// Registers a new revision of `base`'s family: a copy of every registrable field of
     /// `base` (its tags included), with each container of `containers` (matched by name)

@@ -44,8 +44,139 @@ pub fn target_group_name_from_arn(arn: &str) -> &str {
         .unwrap_or(arn)
 }
 
-/// The load balancer as the controller uses it (read-only for the CodeDeploy strategy).
+/// A target group as the controller needs it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroup {
+    pub arn: String,
+    pub name: String,
+    /// The load balancers whose listeners (or rules) forward to it.
+    pub load_balancer_arns: Vec<String>,
+    pub port: Option<u16>,
+}
+
+impl TargetGroup {
+    /// The value of CloudWatch's `TargetGroup` dimension: `targetgroup/NAME/ID`.
+    pub fn dimension(&self) -> &str {
+        self.arn
+            .rsplit_once(':')
+            .map_or(self.arn.as_str(), |(_, tail)| tail)
+    }
+}
+
+/// Where a listener sends traffic: its default action, or one of its rules.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    /// The listener's ARN (its default action) or the rule's ARN.
+    pub arn: String,
+    pub listener_arn: String,
+    pub load_balancer_arn: String,
+    /// The listener's port.
+    pub port: Option<u16>,
+    /// `None` for the listener's default action; the rule's priority otherwise.
+    pub rule_priority: Option<String>,
+    /// The forward action's target groups and weights (0..=999; a single-target forward is
+    /// one entry of weight 1); `None` when the route does not forward (a redirect, a fixed
+    /// response).
+    pub forward: Option<Vec<WeightedTargetGroup>>,
+}
+
+impl Route {
+    /// The weight of `target_group_arn` in the forward action (0 when it is not there).
+    pub fn weight_of(&self, target_group_arn: &str) -> u32 {
+        self.forward
+            .iter()
+            .flatten()
+            .filter(|t| t.target_group_arn == target_group_arn)
+            .map(|t| t.weight)
+            .sum()
+    }
+
+    /// The percentage (0..=100) of this route's traffic that reaches `target_group_arn`.
+    pub fn percent_to(&self, target_group_arn: &str) -> Option<f64> {
+        let total: u32 = self.forward.iter().flatten().map(|t| t.weight).sum();
+        (total > 0).then(|| f64::from(self.weight_of(target_group_arn)) * 100.0 / f64::from(total))
+    }
+}
+
+/// The health of one target of a target group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TargetHealthState {
+    Initial,
+    Healthy,
+    Unhealthy,
+    Unused,
+    Draining,
+    Unavailable,
+}
+
+/// One registered target and its health.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetHealth {
+    /// The target's id (an IP address or instance id).
+    pub id: String,
+    pub port: Option<u16>,
+    pub state: TargetHealthState,
+}
+
+/// The load balancer as the controller uses it: read-only for the CodeDeploy strategy;
+/// the task-set strategy also weights forward actions.
 #[async_trait]
 pub trait LoadBalancer: Send + Sync {
     async fn describe_listener(&self, listener_arn: &str) -> Result<Listener, AwsError>;
+
+    /// `DescribeTargetGroups` by name or ARN; one that does not exist is `NotFound`.
+    async fn describe_target_groups(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<TargetGroup>, AwsError> {
+        let _ = references;
+        Err(unsupported("DescribeTargetGroups"))
+    }
+
+    /// Every listener's default action and every rule (but the default rule, which is the
+    /// listener's default action) of a load balancer (`DescribeListeners`, `DescribeRules`).
+    async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
+        let _ = load_balancer_arn;
+        Err(unsupported("DescribeListeners"))
+    }
+
+    /// One route by its ARN: a listener (its default action) or a rule.
+    async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
+        let _ = arn;
+        Err(unsupported("DescribeRules"))
+    }
+
+    /// `DescribeTargetHealth` of a target group.
+    async fn describe_target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<TargetHealth>, AwsError> {
+        let _ = target_group_arn;
+        Err(unsupported("DescribeTargetHealth"))
+    }
+
+    /// Rewrites the target groups and weights of a route's forward action (`ModifyListener`
+    /// for a listener's default action, `ModifyRule` for a rule), keeping every other action
+    /// and the forward action's stickiness as they are.
+    async fn set_forward_weights(
+        &self,
+        route_arn: &str,
+        weights: &[WeightedTargetGroup],
+    ) -> Result<(), AwsError> {
+        let _ = (route_arn, weights);
+        Err(unsupported("ModifyListener"))
+    }
+}
+
+/// The error of an operation an implementation of the port does not offer.
+fn unsupported(operation: &'static str) -> AwsError {
+    AwsError::new(
+        "elbv2",
+        operation,
+        super::AwsErrorKind::InvalidRequest,
+        format!("{operation} is not offered by this implementation of the load balancer port"),
+    )
 }

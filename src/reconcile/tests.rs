@@ -152,6 +152,8 @@ fn service(live_revision: u32) -> Service {
             running_count: 2,
             stability: StabilityStatus::SteadyState,
             target_group_arns: vec![tg_arn("web-tg-a")],
+            load_balancers: Vec::new(),
+            launch: Default::default(),
         }],
         load_balancers: vec![LoadBalancerBinding {
             target_group_arn: tg_arn("web-tg-a"),

@@ -62,6 +62,8 @@ impl SimTaskSet {
                 StabilityStatus::Stabilizing
             },
             target_group_arns: vec![self.target_group_arn.clone()],
+            load_balancers: Vec::new(),
+            launch: Default::default(),
         }
     }
 }
