@@ -9,13 +9,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 
-use super::store::{DynamoStore, PARTITION_KEY, number, store_error};
+use super::store::{DynamoStore, LEASE_PREFIX, PARTITION_KEY, lease_key, number, store_error};
 use crate::ports::{LeaseRecord, LeaseStore, StoreError};
-
-/// The `pk` of a shard's lease item.
-pub(super) fn lease_key(shard: u32) -> AttributeValue {
-    AttributeValue::S(format!("lease#{shard}"))
-}
 
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_LIMIT: usize = 100;
@@ -41,7 +36,7 @@ fn record(shard: u32, item: &HashMap<String, AttributeValue>) -> LeaseRecord {
 
 fn conflict(shard: u32) -> StoreError {
     StoreError::ConditionFailed {
-        name: format!("lease#{shard}"),
+        name: format!("{LEASE_PREFIX}{shard}"),
     }
 }
 
@@ -129,7 +124,8 @@ impl LeaseStore for DynamoStore {
                     .flatten()
                 {
                     if let Some(AttributeValue::S(pk)) = item.get(PARTITION_KEY)
-                        && let Some(shard) = pk.strip_prefix("lease#").and_then(|s| s.parse().ok())
+                        && let Some(shard) =
+                            pk.strip_prefix(LEASE_PREFIX).and_then(|s| s.parse().ok())
                     {
                         found.insert(shard, record(shard, item));
                     }

@@ -92,6 +92,8 @@ pub const TABLE_ADMIN_ACTIONS: &[&str] = &["dynamodb:CreateTable", "dynamodb:Des
 pub(super) const PARTITION_KEY: &str = "pk";
 /// The `pk` prefix of release items; other kinds of item use other prefixes.
 const RELEASE_PREFIX: &str = "release#";
+/// The `pk` prefix of shard lease items (`src/aws/lease.rs`).
+pub(super) const LEASE_PREFIX: &str = "lease#";
 /// The `kind` attribute of release items, which `list` filters on.
 const RELEASE_KIND: &str = "release";
 
@@ -215,6 +217,12 @@ fn request_attribute(kind: RequestKind) -> &'static str {
 
 fn release_key(name: &str) -> AttributeValue {
     AttributeValue::S(format!("{RELEASE_PREFIX}{name}"))
+}
+
+/// The `pk` of a shard's lease item. Here rather than in `lease.rs`, beside the release key:
+/// the fenced status write names the lease item too, and `lease.rs` builds on this module.
+pub(super) fn lease_key(shard: u32) -> AttributeValue {
+    AttributeValue::S(format!("{LEASE_PREFIX}{shard}"))
 }
 
 pub(super) fn number(value: u64) -> AttributeValue {
@@ -373,7 +381,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let lease_check = ConditionCheck::builder()
             .table_name(&self.table)
-            .key(PARTITION_KEY, super::lease::lease_key(fence.shard))
+            .key(PARTITION_KEY, lease_key(fence.shard))
             .condition_expression("#owner = :owner AND #term = :term")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#term", "term")
