@@ -6,6 +6,8 @@
 //! replicas against the simulated AWS under seeded faults is the `switchyard-simulation`
 //! crate, in `simulation/`: test code, outside this library.)
 
+#![forbid(unsafe_code)]
+
 pub mod aws;
 pub mod cli;
 pub mod clock;

@@ -368,6 +368,11 @@ impl DynamoStore {
         &self.table
     }
 
+    /// Creates this store's table (see [`create_table`]).
+    pub async fn create_table(&self) -> Result<TableCreated, StoreError> {
+        create_table(&self.client, &self.table).await
+    }
+
     /// The status write of a replica holding a shard lease: one transaction of a condition
     /// check on the lease item (same owner, same term) and the conditional status update, so
     /// a replica that lost the lease cannot write, however late its request arrives.

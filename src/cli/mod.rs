@@ -1,6 +1,10 @@
 //! The CLI's commands against a release store, independent of the argument parser, so they
-//! run the same against DynamoDB and against the simulated store in tests.
+//! run the same against DynamoDB and against the simulated store in tests; and, on top of
+//! them, the binary's command line.
 //!
+//! - `args.rs`: clap's types (every command, flag and value).
+//! - `commands.rs`: each command of the binary but the daemon: connect to the table, run the
+//!   command, print.
 //! - `files.rs`: the document files named on the command line, read and validated.
 //! - `apply.rs`: `apply` (with `--dry-run`, `--prune`) and `delete`.
 //! - `edit.rs`: conditional spec edits (`release set`, `pause`, `resume`) retried on conflict,
@@ -12,6 +16,8 @@
 //! return a [`CliError`] whose [`CliError::exit_code`] is the process's exit code.
 
 mod apply;
+pub mod args;
+mod commands;
 mod edit;
 mod files;
 mod view;
@@ -26,6 +32,7 @@ use crate::ports::{ReleaseStore, StoreError, StoredRelease};
 pub use apply::{
     Applied, ApplyOptions, ApplyReport, Change, PruneScope, Pruned, apply, delete, parse_selector,
 };
+pub use commands::{demo, execute, healthcheck};
 pub use edit::{
     EditOutcome, EnvArg, ImageArg, RequestOutcome, SetArgs, parse_env_arg, parse_image_arg,
     release_set, request, set_paused,
