@@ -637,22 +637,21 @@ impl ReleaseStore for DynamoStore {
         &self,
         each_page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
     ) -> Result<(), StoreError> {
-        let mut start_key = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .filter_expression("#kind = :release")
-                .expression_attribute_names("#kind", "kind")
-                .expression_attribute_values(":release", AttributeValue::S(RELEASE_KIND.into()))
-                .set_limit(self.scan_page_limit)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| store_error(&self.table, "Scan", e))?;
-            let next_start_key = page.last_evaluated_key;
+        // The SDK's paginator follows `LastEvaluatedKey`: a filtered page can be empty and
+        // still not be the last.
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .filter_expression("#kind = :release")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_values(":release", AttributeValue::S(RELEASE_KIND.into()))
+            .set_limit(self.scan_page_limit)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| store_error(&self.table, "Scan", e))?;
             let mut releases = Vec::new();
             for item in page.items.unwrap_or_default() {
                 let Some(name) = name_in_key(&item).map(str::to_string) else {
@@ -670,12 +669,8 @@ impl ReleaseStore for DynamoStore {
             if !releases.is_empty() {
                 each_page(releases);
             }
-            // A filtered page can be empty and still not be the last: only the key says.
-            match next_start_key {
-                Some(key) => start_key = Some(key),
-                None => return Ok(()),
-            }
         }
+        Ok(())
     }
 
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
