@@ -12,13 +12,13 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard::model::Outcome;
 use switchyard::ports::StoredRelease;
 use switchyard::state::ControllerState;
+use tempfile::TempDir;
 
 /// The metric families the controller exports; dashboards and alerts depend on these names.
 const FAMILIES: &[&str] = &[
@@ -502,10 +502,10 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     let url = format!("http://{}/", demo.addr);
 
     // The rendered DOM, after the page fetched the API and rendered it.
-    let profile = TempDir::new("chromium-dom");
+    let profile = scratch_dir("chromium-dom");
     let output = run_with_limit(
         Command::new(&chromium)
-            .args(chromium_flags(&profile.0))
+            .args(chromium_flags(profile.path()))
             .args(["--virtual-time-budget=5000", "--dump-dom"])
             .arg(&url),
         Duration::from_secs(120),
@@ -560,10 +560,10 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     std::fs::create_dir_all(&artifacts).unwrap();
     let png = artifacts.join("dashboard.png");
     let _ = std::fs::remove_file(&png);
-    let profile = TempDir::new("chromium-shot");
+    let profile = scratch_dir("chromium-shot");
     let output = run_with_limit(
         Command::new(&chromium)
-            .args(chromium_flags(&profile.0))
+            .args(chromium_flags(profile.path()))
             .args([
                 "--virtual-time-budget=5000",
                 "--hide-scrollbars",
@@ -616,10 +616,10 @@ fn the_dashboard_says_connection_lost_when_the_api_is_gone() {
             let _ = stream.write_all(reply.as_bytes());
         }
     });
-    let profile = TempDir::new("chromium-lost");
+    let profile = scratch_dir("chromium-lost");
     let output = run_with_limit(
         Command::new(&chromium)
-            .args(chromium_flags(&profile.0))
+            .args(chromium_flags(profile.path()))
             .args(["--virtual-time-budget=3000", "--dump-dom"])
             .arg(format!("http://{addr}/")),
         Duration::from_secs(120),
@@ -663,10 +663,10 @@ async fn the_dashboard_shows_hostile_text_as_text() {
 
     let url = format!("http://{}/", server.addr);
     let output = tokio::task::spawn_blocking(move || {
-        let profile = TempDir::new("chromium-hostile");
+        let profile = scratch_dir("chromium-hostile");
         run_with_limit(
             Command::new(&chromium)
-                .args(chromium_flags(&profile.0))
+                .args(chromium_flags(profile.path()))
                 .args(["--virtual-time-budget=3000", "--dump-dom"])
                 .arg(&url),
             Duration::from_secs(120),
@@ -841,8 +841,8 @@ impl Demo {
     fn start() -> Self {
         // Port 0, and the address the demo prints: no other test can take the port between
         // choosing it and binding it.
-        let log = TempDir::new("demo");
-        let stderr_path = log.0.join("stderr");
+        let log = scratch_dir("demo");
+        let stderr_path = log.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["demo", "--speed", "600", "--listen", "127.0.0.1:0"])
@@ -887,7 +887,7 @@ impl Demo {
         }
         panic!(
             "the demo did not get there within {SETTLE_LIMIT:?}; API: {last:#}\ndemo log:\n{}",
-            std::fs::read_to_string(self.log.0.join("stderr")).unwrap_or_default()
+            std::fs::read_to_string(self.log.path().join("stderr")).unwrap_or_default()
         );
     }
 }
@@ -997,26 +997,11 @@ fn run_with_limit(command: &mut Command, limit: Duration) -> std::process::Outpu
 }
 
 /// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "switchyard-http-{what}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn scratch_dir(what: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("switchyard-http-{what}-"))
+        .tempdir()
+        .expect("a scratch directory")
 }
 
 // ---- deploy/gitops: the pre-commit hook and the CI workflow. ------------------------------
@@ -1041,8 +1026,8 @@ fn release_document(name: &str, image: &str) -> String {
 
 #[test]
 fn the_pre_commit_hook_validates_staged_release_documents_only() {
-    let repo = TempDir::new("gitops");
-    let dir = &repo.0;
+    let repo = scratch_dir("gitops");
+    let dir = repo.path();
     assert!(git(dir, &["init", "-q", "-b", "main"]).status.success());
     git(dir, &["config", "user.email", "dev@example.com"]);
     git(dir, &["config", "user.name", "dev"]);
