@@ -196,7 +196,7 @@ fn validate_and_apply_name_the_file_document_and_field_of_every_error_and_write_
         ),
     )
     .unwrap();
-    let output = validate(&twice);
+    let output = validate(twice);
     let (_, stderr) = assert_exit(&output, 1, "validate a release defined twice");
     assert!(
         stderr.contains(&format!(
@@ -240,7 +240,7 @@ fn validate_never_panics_or_hangs_on_random_input() {
         files.push(path);
     }
     let started = Instant::now();
-    let output = validate(&dir);
+    let output = validate(dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
