@@ -19,5 +19,6 @@ pub mod lease;
 pub mod model;
 pub mod ports;
 pub mod reconcile;
+pub mod retry;
 pub mod sim;
 pub mod state;

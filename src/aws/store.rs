@@ -64,6 +64,7 @@ use crate::model::{
 use crate::ports::{
     AwsErrorKind, Fence, ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
 };
+use crate::retry::{Attempt, ConflictPolicy, GaveUp, retry_on_conflict};
 
 use super::error::{CodeMap, classify};
 use super::streams::stream_changes;
@@ -96,10 +97,6 @@ const RELEASE_PREFIX: &str = "release#";
 pub(super) const LEASE_PREFIX: &str = "lease#";
 /// The `kind` attribute of release items, which `list` filters on.
 const RELEASE_KIND: &str = "release";
-
-/// How many times a spec write without a precondition reads the generation and writes under
-/// a condition on it before giving up (each failure means another writer got in between).
-const UNCONDITIONAL_WRITE_ATTEMPTS: u32 = 8;
 
 /// How long `create_table` waits for a new table to become ACTIVE, and how often it looks.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -699,14 +696,21 @@ impl ReleaseStore for DynamoStore {
             // Read the generation and write under a condition on it, so the audit entry names
             // the generation this write creates.
             SpecPrecondition::Any => {
-                for _ in 0..UNCONDITIONAL_WRITE_ATTEMPTS {
-                    let expected = self.read_generation(&write.name).await?;
-                    match self.write_spec(&write, expected).await {
-                        Err(StoreError::ConditionFailed { .. }) => continue,
-                        other => return other,
+                let written = retry_on_conflict(ConflictPolicy::STORE_UNCONDITIONAL_WRITE, || {
+                    let write = &write;
+                    async move {
+                        let expected = self.read_generation(&write.name).await?;
+                        match self.write_spec(write, expected).await {
+                            Err(StoreError::ConditionFailed { .. }) => Err(Attempt::Conflict),
+                            other => other.map_err(Attempt::Failed),
+                        }
                     }
-                }
-                Err(StoreError::ConditionFailed { name: write.name })
+                })
+                .await;
+                written.map_err(|gave_up| match gave_up {
+                    GaveUp::Conflicts { .. } => StoreError::ConditionFailed { name: write.name },
+                    GaveUp::Failed(error) => error,
+                })
             }
         }
     }
