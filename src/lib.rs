@@ -22,3 +22,4 @@ pub mod reconcile;
 pub mod retry;
 pub mod sim;
 pub mod state;
+pub mod view;
