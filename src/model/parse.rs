@@ -813,7 +813,11 @@ fn null_fields(value: &Value) -> Vec<FieldError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
+
+    // tokio's clock (the monotonic clock outside a runtime): only `clock.rs` names the wall
+    // clock's types.
+    use tokio::time::Instant;
 
     use proptest::prelude::*;
 
