@@ -13,6 +13,7 @@ mod daemon;
 mod fuzz_props;
 mod harness;
 mod http;
+mod invariants;
 mod leases;
 mod moto;
 mod scenarios;
