@@ -17,11 +17,15 @@ WORKDIR /build
 
 # Dependencies first, against stub sources: this layer is rebuilt only when Cargo.toml or
 # Cargo.lock change, not on every source change. Cargo refuses a manifest whose declared
-# targets (tests, benches) have no file, so each gets a stub.
+# targets (tests, benches) have no file, so each gets a stub. The workspace's other member,
+# the simulation harness (a dev-dependency, never part of the binary), needs its manifest
+# and an empty library.
 COPY Cargo.toml Cargo.lock ./
+COPY simulation/Cargo.toml ./simulation/
 COPY deploy/docker/target-stubs.awk /usr/local/share/switchyard/
-RUN mkdir -p src \
+RUN mkdir -p src simulation/src \
     && echo 'fn main() {}' > src/main.rs \
+    && touch simulation/src/lib.rs \
     && awk -f /usr/local/share/switchyard/target-stubs.awk Cargo.toml | while read -r stub; do \
          mkdir -p "$(dirname "$stub")" && echo 'fn main() {}' > "$stub"; \
        done \

@@ -1,5 +1,5 @@
 //! Deterministic simulation of several controller replicas under seeded faults, crashes and
-//! pauses (see `switchyard::simulation`), over many seeds.
+//! pauses (the `switchyard-simulation` crate in `simulation/`), over many seeds.
 //!
 //! ```text
 //! cargo run --release --example simulate -- --seeds 500 --replicas 3
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use switchyard::simulation::{self, SeedReport, SimulationConfig};
+use switchyard_simulation::{SeedReport, SimulationConfig, Stats};
 
 #[derive(Debug, Parser)]
 #[command(about = "Run the deterministic multi-replica simulation over many seeds")]
@@ -62,7 +62,7 @@ fn run_seed(config: &SimulationConfig) -> SeedReport {
         .start_paused(true)
         .build()
         .expect("a tokio runtime")
-        .block_on(simulation::run(config))
+        .block_on(switchyard_simulation::run(config))
 }
 
 fn main() {
@@ -135,7 +135,7 @@ fn main() {
 
     let mut violations = 0;
     let mut virtual_time = Duration::ZERO;
-    let mut totals = simulation::Stats::default();
+    let mut totals = Stats::default();
     for report in &reports {
         virtual_time += report.virtual_time;
         add(&mut totals, &report.stats);
@@ -194,7 +194,7 @@ fn main() {
     }
 }
 
-fn add(totals: &mut simulation::Stats, stats: &simulation::Stats) {
+fn add(totals: &mut Stats, stats: &Stats) {
     totals.spec_writes += stats.spec_writes;
     totals.requests += stats.requests;
     totals.alarm_pulses += stats.alarm_pulses;

@@ -350,31 +350,15 @@ mod tests {
             .collect()
     }
 
-    fn write(text: &str) -> tempfile_path::TempFile {
-        tempfile_path::TempFile::new(text)
-    }
-
-    /// A file in the temp dir, removed on drop (no extra crate for one test helper).
-    mod tempfile_path {
-        pub struct TempFile(pub std::path::PathBuf);
-        impl TempFile {
-            pub fn new(text: &str) -> Self {
-                use std::sync::atomic::{AtomicU32, Ordering};
-                static N: AtomicU32 = AtomicU32::new(0);
-                let path = std::env::temp_dir().join(format!(
-                    "switchyard-config-{}-{}.yaml",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::fs::write(&path, text).unwrap();
-                Self(path)
-            }
-        }
-        impl Drop for TempFile {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
+    /// A configuration file in the temp dir with this text, removed when dropped.
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .prefix("switchyard-config-")
+            .suffix(".yaml")
+            .tempfile()
+            .expect("a scratch file");
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        file
     }
 
     #[test]
@@ -386,7 +370,7 @@ mod tests {
     fn environment_overrides_the_file_key_by_key() {
         let file = write("table: from-file\nconcurrency: 4\nresyncPeriod: 2m\n");
         let settings = load(
-            Some(&file.0),
+            Some(file.path()),
             &env(&[
                 ("SWITCHYARD_TABLE", "from-env"),
                 ("SWITCHYARD_DRAIN_TIMEOUT", "3s"),
@@ -409,7 +393,7 @@ mod tests {
     #[test]
     fn unknown_keys_in_the_file_are_rejected() {
         let file = write("tabel: x\n");
-        let error = load(Some(&file.0), &BTreeMap::new()).unwrap_err();
+        let error = load(Some(file.path()), &BTreeMap::new()).unwrap_err();
         assert!(error.to_string().contains("tabel"), "{error}");
     }
 

@@ -372,12 +372,12 @@ impl ProgressPrinter {
         line.push_str("  ");
         line.push_str(&status.message);
         let marker = if phase_changed { "*" } else { " " };
-        let line = crate::cli::escape_controls(&line);
+        let line = crate::terminal::escape_controls(&line);
         eprintln!("{} {marker} {line}", self.elapsed(now));
     }
 
     fn note(&self, now: Timestamp, name: &str, text: &str) {
-        let text = crate::cli::escape_controls(text);
+        let text = crate::terminal::escape_controls(text);
         eprintln!("{}   {name:<10} >> {text}", self.elapsed(now));
     }
 

@@ -2,8 +2,11 @@
 //!
 //! See `ARCHITECTURE.md` for the map. In short: [`reconcile`] is the pure core, [`controller`]
 //! the imperative shell around it, [`ports`] the traits for the outside world, [`sim`] a
-//! simulated AWS implementing them, [`simulation`] many replicas against it under seeded
-//! faults, and [`demo`] the whole thing in one command.
+//! simulated AWS implementing them, and [`demo`] the whole thing in one command. (Many
+//! replicas against the simulated AWS under seeded faults is the `switchyard-simulation`
+//! crate, in `simulation/`: test code, outside this library.)
+
+#![forbid(unsafe_code)]
 
 pub mod aws;
 pub mod cli;
@@ -16,6 +19,8 @@ pub mod lease;
 pub mod model;
 pub mod ports;
 pub mod reconcile;
+pub mod retry;
 pub mod sim;
-pub mod simulation;
 pub mod state;
+pub mod terminal;
+pub mod view;

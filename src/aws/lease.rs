@@ -3,22 +3,33 @@
 //! mutation is an UpdateItem conditioned on the counter the caller saw (KCL-style).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use backon::{BackoffBuilder as _, ExponentialBuilder};
 
-use super::store::{DynamoStore, PARTITION_KEY, number, store_error};
+use super::store::{DynamoStore, LEASE_PREFIX, PARTITION_KEY, lease_key, number, store_error};
 use crate::ports::{LeaseRecord, LeaseStore, StoreError};
-
-/// The `pk` of a shard's lease item.
-pub(super) fn lease_key(shard: u32) -> AttributeValue {
-    AttributeValue::S(format!("lease#{shard}"))
-}
 
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_LIMIT: usize = 100;
+
+/// How the lease read asks again for the keys BatchGetItem left unprocessed. DynamoDB leaves
+/// keys unprocessed when the table is throttled, and AWS asks callers to back off
+/// exponentially before asking again: 50 ms, doubling, each with a random jitter of up to as
+/// much again, five times at most (1.55 s to 3.1 s of waiting in all, well within a renew
+/// period); keys still unprocessed then make the read fail as throttled.
+fn unprocessed_keys_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(50))
+        .with_factor(2.0)
+        .with_max_delay(Duration::from_millis(800))
+        .with_max_times(5)
+        .with_jitter()
+}
 
 fn read_u64(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
     match item.get(name) {
@@ -41,7 +52,7 @@ fn record(shard: u32, item: &HashMap<String, AttributeValue>) -> LeaseRecord {
 
 fn conflict(shard: u32) -> StoreError {
     StoreError::ConditionFailed {
-        name: format!("lease#{shard}"),
+        name: format!("{LEASE_PREFIX}{shard}"),
     }
 }
 
@@ -103,11 +114,10 @@ impl LeaseStore for DynamoStore {
                 .iter()
                 .map(|shard| HashMap::from([(PARTITION_KEY.to_string(), lease_key(*shard))]))
                 .collect();
-            // BatchGetItem may return some keys unprocessed (throttling): ask again for them.
-            for _ in 0..5 {
-                if keys.is_empty() {
-                    break;
-                }
+            // BatchGetItem may return some keys unprocessed (throttling): ask again for them,
+            // after a delay (tokio's clock).
+            let mut delays = unprocessed_keys_backoff().build();
+            loop {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut keys)))
                     .consistent_read(true)
@@ -129,7 +139,8 @@ impl LeaseStore for DynamoStore {
                     .flatten()
                 {
                     if let Some(AttributeValue::S(pk)) = item.get(PARTITION_KEY)
-                        && let Some(shard) = pk.strip_prefix("lease#").and_then(|s| s.parse().ok())
+                        && let Some(shard) =
+                            pk.strip_prefix(LEASE_PREFIX).and_then(|s| s.parse().ok())
                     {
                         found.insert(shard, record(shard, item));
                     }
@@ -139,12 +150,20 @@ impl LeaseStore for DynamoStore {
                     .and_then(|u| u.get(self.table()))
                     .map(|k| k.keys().to_vec())
                     .unwrap_or_default();
-            }
-            if !keys.is_empty() {
-                return Err(StoreError::Unavailable {
-                    message: "lease read: keys left unprocessed".into(),
-                    throttled: true,
-                });
+                if keys.is_empty() {
+                    break;
+                }
+                let Some(delay) = delays.next() else {
+                    return Err(StoreError::Unavailable {
+                        message: format!(
+                            "lease read: BatchGetItem left {} key(s) unprocessed after \
+                             retrying with backoff (throttled)",
+                            keys.len()
+                        ),
+                        throttled: true,
+                    });
+                };
+                tokio::time::sleep(delay).await;
             }
         }
         Ok(all

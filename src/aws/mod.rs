@@ -2,6 +2,7 @@
 //! `aws_sdk_*` types. Adapters map requests, responses and errors; they decide nothing.
 
 pub mod actions;
+mod clients;
 mod cloudwatch;
 mod codedeploy;
 mod ecs;
@@ -20,6 +21,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+pub use clients::{AwsSession, CallerIdentityError};
 pub use error::{CodeMap, classify, kind_for};
 // Adapter re-exports (each adapter's author adds its line below).
 pub use cloudwatch::CloudWatchAlarms;

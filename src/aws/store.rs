@@ -64,6 +64,7 @@ use crate::model::{
 use crate::ports::{
     AwsErrorKind, Fence, ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
 };
+use crate::retry::{Attempt, ConflictPolicy, GaveUp, retry_on_conflict};
 
 use super::error::{CodeMap, classify};
 use super::streams::stream_changes;
@@ -92,12 +93,10 @@ pub const TABLE_ADMIN_ACTIONS: &[&str] = &["dynamodb:CreateTable", "dynamodb:Des
 pub(super) const PARTITION_KEY: &str = "pk";
 /// The `pk` prefix of release items; other kinds of item use other prefixes.
 const RELEASE_PREFIX: &str = "release#";
+/// The `pk` prefix of shard lease items (`src/aws/lease.rs`).
+pub(super) const LEASE_PREFIX: &str = "lease#";
 /// The `kind` attribute of release items, which `list` filters on.
 const RELEASE_KIND: &str = "release";
-
-/// How many times a spec write without a precondition reads the generation and writes under
-/// a condition on it before giving up (each failure means another writer got in between).
-const UNCONDITIONAL_WRITE_ATTEMPTS: u32 = 8;
 
 /// How long `create_table` waits for a new table to become ACTIVE, and how often it looks.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -215,6 +214,12 @@ fn request_attribute(kind: RequestKind) -> &'static str {
 
 fn release_key(name: &str) -> AttributeValue {
     AttributeValue::S(format!("{RELEASE_PREFIX}{name}"))
+}
+
+/// The `pk` of a shard's lease item. Here rather than in `lease.rs`, beside the release key:
+/// the fenced status write names the lease item too, and `lease.rs` builds on this module.
+pub(super) fn lease_key(shard: u32) -> AttributeValue {
+    AttributeValue::S(format!("{LEASE_PREFIX}{shard}"))
 }
 
 pub(super) fn number(value: u64) -> AttributeValue {
@@ -360,6 +365,11 @@ impl DynamoStore {
         &self.table
     }
 
+    /// Creates this store's table (see [`create_table`]).
+    pub async fn create_table(&self) -> Result<TableCreated, StoreError> {
+        create_table(&self.client, &self.table).await
+    }
+
     /// The status write of a replica holding a shard lease: one transaction of a condition
     /// check on the lease item (same owner, same term) and the conditional status update, so
     /// a replica that lost the lease cannot write, however late its request arrives.
@@ -373,7 +383,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let lease_check = ConditionCheck::builder()
             .table_name(&self.table)
-            .key(PARTITION_KEY, super::lease::lease_key(fence.shard))
+            .key(PARTITION_KEY, lease_key(fence.shard))
             .condition_expression("#owner = :owner AND #term = :term")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#term", "term")
@@ -624,22 +634,21 @@ impl ReleaseStore for DynamoStore {
         &self,
         each_page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
     ) -> Result<(), StoreError> {
-        let mut start_key = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .filter_expression("#kind = :release")
-                .expression_attribute_names("#kind", "kind")
-                .expression_attribute_values(":release", AttributeValue::S(RELEASE_KIND.into()))
-                .set_limit(self.scan_page_limit)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| store_error(&self.table, "Scan", e))?;
-            let next_start_key = page.last_evaluated_key;
+        // The SDK's paginator follows `LastEvaluatedKey`: a filtered page can be empty and
+        // still not be the last.
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .filter_expression("#kind = :release")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_values(":release", AttributeValue::S(RELEASE_KIND.into()))
+            .set_limit(self.scan_page_limit)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| store_error(&self.table, "Scan", e))?;
             let mut releases = Vec::new();
             for item in page.items.unwrap_or_default() {
                 let Some(name) = name_in_key(&item).map(str::to_string) else {
@@ -657,12 +666,8 @@ impl ReleaseStore for DynamoStore {
             if !releases.is_empty() {
                 each_page(releases);
             }
-            // A filtered page can be empty and still not be the last: only the key says.
-            match next_start_key {
-                Some(key) => start_key = Some(key),
-                None => return Ok(()),
-            }
         }
+        Ok(())
     }
 
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
@@ -691,14 +696,21 @@ impl ReleaseStore for DynamoStore {
             // Read the generation and write under a condition on it, so the audit entry names
             // the generation this write creates.
             SpecPrecondition::Any => {
-                for _ in 0..UNCONDITIONAL_WRITE_ATTEMPTS {
-                    let expected = self.read_generation(&write.name).await?;
-                    match self.write_spec(&write, expected).await {
-                        Err(StoreError::ConditionFailed { .. }) => continue,
-                        other => return other,
+                let written = retry_on_conflict(ConflictPolicy::STORE_UNCONDITIONAL_WRITE, || {
+                    let write = &write;
+                    async move {
+                        let expected = self.read_generation(&write.name).await?;
+                        match self.write_spec(write, expected).await {
+                            Err(StoreError::ConditionFailed { .. }) => Err(Attempt::Conflict),
+                            other => other.map_err(Attempt::Failed),
+                        }
                     }
-                }
-                Err(StoreError::ConditionFailed { name: write.name })
+                })
+                .await;
+                written.map_err(|gave_up| match gave_up {
+                    GaveUp::Conflicts { .. } => StoreError::ConditionFailed { name: write.name },
+                    GaveUp::Failed(error) => error,
+                })
             }
         }
     }

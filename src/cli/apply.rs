@@ -9,13 +9,10 @@ use serde_json::Value;
 use crate::model::validate::key_path;
 use crate::model::{AuditAction, Phase, ReleaseDocument};
 use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError, StoredRelease};
+use crate::retry::{Attempt, ConflictPolicy, GaveUp, retry_on_conflict};
 
-use super::terminal::write_line;
 use super::{Author, CliError};
-
-/// How many times `apply` re-reads and writes one release again when another writer got in
-/// between its read and its write.
-const APPLY_ATTEMPTS: u32 = 5;
+use crate::terminal::write_line;
 
 /// Which releases `--prune` may delete: those that carry every label of the selector, or all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,8 +230,9 @@ async fn apply_one(
     let name = &document.metadata.name;
     let spec = serde_json::to_value(&document.spec)
         .map_err(|e| CliError::Invalid(format!("{name}: cannot encode the spec: {e}")))?;
-    for _ in 0..APPLY_ATTEMPTS {
-        let existing = store.get(name).await?;
+    // Read again and write again (re-diffed against what is there now) after a lost race.
+    let outcome = retry_on_conflict(ConflictPolicy::CLI_APPLY, || async {
+        let existing = store.get(name).await.map_err(CliError::from)?;
         let (change, precondition, diff, generation) = match &existing {
             None => (Change::Created, SpecPrecondition::Absent, Vec::new(), 1),
             Some(current) => {
@@ -278,22 +276,24 @@ async fn apply_one(
             detail,
         };
         match store.put_spec(write).await {
-            Ok(generation) => {
-                return Ok(Applied {
-                    name: name.clone(),
-                    change,
-                    generation,
-                    diff,
-                });
-            }
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(other) => return Err(other.into()),
+            Ok(generation) => Ok(Applied {
+                name: name.clone(),
+                change,
+                generation,
+                diff,
+            }),
+            Err(StoreError::ConditionFailed { .. }) => Err(Attempt::Conflict),
+            Err(other) => Err(Attempt::Failed(other.into())),
         }
-    }
-    Err(CliError::ConflictOrNotFound(format!(
-        "release/{name}: changed by someone else {APPLY_ATTEMPTS} times while applying; nothing \
-         was written for it, run apply again"
-    )))
+    })
+    .await;
+    outcome.map_err(|gave_up| match gave_up {
+        GaveUp::Conflicts { attempts } => CliError::ConflictOrNotFound(format!(
+            "release/{name}: changed by someone else {attempts} times while applying; nothing \
+             was written for it, run apply again"
+        )),
+        GaveUp::Failed(error) => error,
+    })
 }
 
 /// The paths of a diff, without values: `spec.a, metadata.labels.b`.

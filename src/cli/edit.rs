@@ -7,21 +7,19 @@
 //! the new spec, a bounded number of times: concurrent edits of different fields all land,
 //! each bumping the generation once.
 
+use std::cell::Cell;
 use std::io::Write;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{AuditAction, OperatorRequest, Phase, RequestKind, parse_spec_value};
 use crate::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError};
+use crate::retry::{Attempt, ConflictPolicy, GaveUp, retry_on_conflict};
 
 use super::apply::diff_values;
-use super::terminal::{escape_controls, write_line};
 use super::{Author, CliError, get_release};
-
-/// How many times a spec edit reads and writes again after losing a race.
-const EDIT_ATTEMPTS: u32 = 25;
+use crate::terminal::{escape_controls, write_line};
 
 /// `--image CONTAINER=IMAGE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,72 +198,77 @@ async fn edit_spec(
     author: &Author,
     edit: impl Fn(&mut Value) -> Result<(), CliError>,
 ) -> Result<EditOutcome, CliError> {
-    let mut conflicts = 0;
-    for attempt in 0..EDIT_ATTEMPTS {
-        let current = get_release(store, name).await?;
-        let mut edited = current.spec.clone();
-        edit(&mut edited)?;
-        let spec = parse_spec_value(&edited).map_err(|errors| {
-            // One problem per line, each escaped: the line breaks are the only control
-            // characters of the message.
-            let lines: Vec<String> = errors
-                .iter()
-                .map(|e| format!("  {}", escape_controls(&e.to_string())))
-                .collect();
-            CliError::Invalid(format!(
-                "release/{}: the resulting spec is invalid; nothing was written:\n{}",
-                escape_controls(name),
-                lines.join("\n")
-            ))
-        })?;
-        // Stored as `apply` stores it, so an `apply` of the same document finds it unchanged.
-        let spec = serde_json::to_value(&spec)
-            .map_err(|e| CliError::Invalid(format!("release/{name}: cannot encode: {e}")))?;
-        let mut diff = Vec::new();
-        diff_values("spec", &current.spec, &spec, &mut diff);
-        if diff.is_empty() {
-            return Ok(EditOutcome {
-                name: name.to_string(),
-                generation: current.generation,
-                changed: false,
-                diff,
-                conflicts,
-            });
-        }
-        let write = SpecWrite {
-            name: name.to_string(),
-            labels: current.labels.clone(),
-            spec,
-            precondition: SpecPrecondition::Generation(current.generation),
-            written_by: author.by.clone(),
-            written_at: author.at,
-            action,
-            detail: diff.join("; "),
-        };
-        match store.put_spec(write).await {
-            Ok(generation) => {
+    let attempts = Cell::new(0);
+    let outcome = retry_on_conflict(ConflictPolicy::CLI_EDIT, || {
+        // Every attempt but the first follows a lost race.
+        let conflicts = attempts.replace(attempts.get() + 1);
+        let edit = &edit;
+        async move {
+            let current = get_release(store, name).await?;
+            let mut edited = current.spec.clone();
+            edit(&mut edited)?;
+            let spec = parse_spec_value(&edited).map_err(|errors| {
+                // One problem per line, each escaped: the line breaks are the only control
+                // characters of the message.
+                let lines: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("  {}", escape_controls(&e.to_string())))
+                    .collect();
+                CliError::Invalid(format!(
+                    "release/{}: the resulting spec is invalid; nothing was written:\n{}",
+                    escape_controls(name),
+                    lines.join("\n")
+                ))
+            })?;
+            // Stored as `apply` stores it, so an `apply` of the same document finds it
+            // unchanged.
+            let spec = serde_json::to_value(&spec)
+                .map_err(|e| CliError::Invalid(format!("release/{name}: cannot encode: {e}")))?;
+            let mut diff = Vec::new();
+            diff_values("spec", &current.spec, &spec, &mut diff);
+            if diff.is_empty() {
                 return Ok(EditOutcome {
+                    name: name.to_string(),
+                    generation: current.generation,
+                    changed: false,
+                    diff,
+                    conflicts,
+                });
+            }
+            let write = SpecWrite {
+                name: name.to_string(),
+                labels: current.labels.clone(),
+                spec,
+                precondition: SpecPrecondition::Generation(current.generation),
+                written_by: author.by.clone(),
+                written_at: author.at,
+                action,
+                detail: diff.join("; "),
+            };
+            match store.put_spec(write).await {
+                Ok(generation) => Ok(EditOutcome {
                     name: name.to_string(),
                     generation,
                     changed: true,
                     diff,
                     conflicts,
-                });
+                }),
+                Err(StoreError::ConditionFailed { .. }) => {
+                    tracing::debug!(release = %name, read_generation = current.generation, conflicts = conflicts + 1, "the release changed since it was read; reading it again");
+                    Err(Attempt::Conflict)
+                }
+                Err(other) => Err(Attempt::Failed(other.into())),
             }
-            Err(StoreError::ConditionFailed { .. }) => {
-                conflicts += 1;
-                tracing::debug!(release = %name, read_generation = current.generation, conflicts, "the release changed since it was read; reading it again");
-                // Spread the retries of concurrent writers apart.
-                let ceiling = 20 * u64::from(attempt.min(10) + 1);
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=ceiling))).await;
-            }
-            Err(other) => return Err(other.into()),
         }
-    }
-    Err(CliError::ConflictOrNotFound(format!(
-        "release/{name}: other writers changed it {EDIT_ATTEMPTS} times while this command \
-         tried to; nothing was written, run it again"
-    )))
+    })
+    .await;
+    outcome.map_err(|gave_up| match gave_up {
+        GaveUp::Conflicts { attempts } => CliError::ConflictOrNotFound(format!(
+            "release/{name}: other writers changed it {attempts} times while this command \
+             tried to; nothing was written, run it again"
+        )),
+        GaveUp::Failed(error) => error,
+    })
 }
 
 /// `spec.taskDefinition.containers.<container>`, created when missing.

@@ -13,7 +13,7 @@ use crate::model::parse::{DOCUMENT_PATH, MAX_SOURCE_BYTES};
 use crate::model::{ReleaseDocument, parse_documents_indexed};
 
 use super::CliError;
-use super::terminal::escape_controls;
+use crate::terminal::escape_controls;
 
 /// A path as error messages show it: its control characters escaped (file names can hold
 /// any byte but `/` and NUL).

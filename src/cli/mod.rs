@@ -1,44 +1,50 @@
 //! The CLI's commands against a release store, independent of the argument parser, so they
-//! run the same against DynamoDB and against the simulated store in tests.
+//! run the same against DynamoDB and against the simulated store in tests; and, on top of
+//! them, the binary's command line.
 //!
+//! - `args.rs`: clap's types (every command, flag and value).
+//! - `commands.rs`: each command of the binary but the daemon: connect to the table, run the
+//!   command, print.
 //! - `files.rs`: the document files named on the command line, read and validated.
 //! - `apply.rs`: `apply` (with `--dry-run`, `--prune`) and `delete`.
 //! - `edit.rs`: conditional spec edits (`release set`, `pause`, `resume`) retried on conflict,
 //!   and operator requests (`promote`, `abort`, `retry`).
 //! - `view.rs`: `get` and `history` as tables, JSON and YAML.
 //! - `watch.rs`: `watch`, until the release settles.
-//! - `terminal.rs`: control characters of text from outside escaped before it is printed.
 //!
 //! Commands write what they did to the `out` they are given (stdout in the binary) and
 //! return a [`CliError`] whose [`CliError::exit_code`] is the process's exit code.
 
 mod apply;
+pub mod args;
+mod commands;
 mod edit;
 mod files;
-pub mod terminal;
 mod view;
 mod watch;
 
 use jiff::Timestamp;
-use serde::Serialize;
 
-use crate::model::{AuditEntry, ReleaseStatus};
+use crate::model::AuditEntry;
 use crate::ports::{ReleaseStore, StoreError, StoredRelease};
 
+pub use crate::terminal::{escape_controls, escape_controls_keeping_lines};
 pub use apply::{
     Applied, ApplyOptions, ApplyReport, Change, PruneScope, Pruned, apply, delete, parse_selector,
 };
+pub use commands::{demo, execute, healthcheck};
 pub use edit::{
     EditOutcome, EnvArg, ImageArg, RequestOutcome, SetArgs, parse_env_arg, parse_image_arg,
     release_set, request, set_paused,
 };
 pub use files::{SourceDocument, collect_files, read_documents};
-pub use terminal::{escape_controls, escape_controls_keeping_lines};
 pub use view::{
     Format, HistoryItem, ListView, format_age, history_items, render_history, render_list, to_json,
     to_yaml,
 };
 pub use watch::{WatchOptions, watch};
+// The shape `get -o json|yaml` prints, shared with the status API.
+pub use crate::view::{ReleaseMetadataView, ReleaseView};
 
 /// Exit codes shared by every command. clap itself exits with 2 on a usage error.
 pub mod exit_code {
@@ -123,69 +129,6 @@ pub struct Author {
     /// The caller's AWS identity (STS GetCallerIdentity's ARN).
     pub by: String,
     pub at: Timestamp,
-}
-
-/// One release as `get -o json` and the status API show it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReleaseView {
-    pub metadata: ReleaseMetadataView,
-    pub spec: serde_json::Value,
-    pub status: Option<ReleaseStatus>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReleaseMetadataView {
-    pub name: String,
-    pub labels: std::collections::BTreeMap<String, String>,
-    pub generation: u64,
-    pub updated_by: Option<String>,
-    pub updated_at: Option<Timestamp>,
-}
-
-impl From<StoredRelease> for ReleaseView {
-    fn from(release: StoredRelease) -> Self {
-        Self {
-            metadata: ReleaseMetadataView {
-                name: release.name,
-                labels: release.labels,
-                generation: release.generation,
-                updated_by: release.spec_updated_by,
-                updated_at: release.spec_updated_at,
-            },
-            spec: canonical_spec(release.spec),
-            status: release.status,
-        }
-    }
-}
-
-/// The spec in a stable order whatever order the store returned its maps in: as `apply`
-/// writes it when it is valid, with every map's keys sorted otherwise.
-fn canonical_spec(spec: serde_json::Value) -> serde_json::Value {
-    match crate::model::parse_spec_value(&spec) {
-        Ok(typed) => serde_json::to_value(typed).unwrap_or_else(|_| sorted(spec)),
-        Err(_) => sorted(spec),
-    }
-}
-
-fn sorted(value: serde_json::Value) -> serde_json::Value {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            serde_json::Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(key, value)| (key, sorted(value)))
-                    .collect(),
-            )
-        }
-        serde_json::Value::Array(items) => {
-            serde_json::Value::Array(items.into_iter().map(sorted).collect())
-        }
-        other => other,
-    }
 }
 
 /// One release's spec and status.

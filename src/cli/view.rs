@@ -7,8 +7,8 @@ use crate::model::{API_VERSION, AuditEntry, HistoryEntry, Outcome};
 use crate::ports::StoredRelease;
 use crate::ports::task_definition_short_name;
 
-use super::terminal::{escape_controls, escape_json_controls};
 use super::{CliError, ReleaseView};
+use crate::terminal::{escape_controls, escape_json_controls};
 
 /// `-o table|json|yaml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

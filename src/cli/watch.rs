@@ -14,8 +14,8 @@ use tokio::time::Instant;
 use crate::model::{Phase, ReleaseStatus};
 use crate::ports::{ReleaseStore, StoredRelease, task_definition_short_name};
 
-use super::terminal::{escape_controls, escape_json_controls, write_line};
 use super::{CliError, Format, ReleaseView, to_yaml};
+use crate::terminal::{escape_controls, escape_json_controls, write_line};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchOptions {

@@ -3,7 +3,7 @@
 //! listener) and the calls it makes. The decisions are in `reconcile/codedeploy`.
 
 use super::Context;
-use super::observe::lookup;
+use super::lookup::lookup;
 use crate::ports::{
     AwsError, AwsPorts, DeploymentFilter, DeploymentStatus, Service, StoredRelease,
 };

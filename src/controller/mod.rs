@@ -5,6 +5,7 @@ mod alarms;
 mod caches;
 mod codedeploy;
 mod leases;
+mod lookup;
 mod metered;
 mod observe;
 mod pass;

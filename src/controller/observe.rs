@@ -6,6 +6,7 @@ use tracing::debug;
 
 use super::Context;
 use super::codedeploy;
+use super::lookup::lookup;
 use crate::model::ReleaseSpec;
 use crate::ports::{AwsError, AwsPorts, Service, StoredRelease, TaskDefinition};
 use crate::reconcile::candidate::{TAG_RELEASE, TaskDefinitions};
@@ -15,15 +16,6 @@ use crate::reconcile::{DesiredRelease, Lookup, Observed, StrategyObserved, plan_
 /// How many revisions of a family are looked at, newest first, for the base and for the
 /// candidates switchyard registered: beyond that, the family is refused as unresolvable.
 pub const FAMILY_SCAN_LIMIT: usize = 50;
-
-/// Maps a `NotFound` error to `Missing`; other errors fail the pass.
-pub fn lookup<T>(result: Result<T, AwsError>) -> Result<Lookup<T>, AwsError> {
-    match result {
-        Ok(value) => Ok(Lookup::Found(value)),
-        Err(error) if error.is_not_found() => Ok(Lookup::Missing),
-        Err(error) => Err(error),
-    }
-}
 
 /// The AWS ports of the release's region.
 pub fn ports_for(ctx: &Context, desired: &DesiredRelease) -> AwsPorts {

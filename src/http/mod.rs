@@ -12,8 +12,8 @@ use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde::Serialize;
 
-use crate::cli::ReleaseView;
 use crate::state::ControllerState;
+use crate::view::ReleaseView;
 
 /// The dashboard: one self-contained page (no CDN, no remote fonts) that polls the API.
 const DASHBOARD: &str = include_str!("dashboard.html");

@@ -10,7 +10,7 @@ use serde_saphyr::granit_parser::{self, Event, Marker, Parser};
 
 use super::document::{ReleaseDocument, ReleaseSpec};
 use super::validate::{
-    FieldError, field_path, index_path, key_path, validate_document, validate_spec,
+    FieldError, closest, field_path, index_path, key_path, validate_document, validate_spec,
 };
 
 /// Sources larger than this are refused before parsing (4 MiB).
@@ -780,36 +780,6 @@ fn explain(path: String, last_key: Option<&str>, message: String) -> (String, St
     (path, message)
 }
 
-/// The known name nearest to `name` (at most 2 edits away, ignoring case), if any.
-fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    let name = name.to_ascii_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&name, &k.to_ascii_lowercase()), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    // Field names are short; long inputs are not worth comparing.
-    if a.len() > 64 || b.len() > 64 {
-        return usize::MAX;
-    }
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitute.min(previous + 1).min(row[j] + 1);
-        }
-    }
-    row[b.len()]
-}
-
 /// Every explicit `null` in a written document. YAML reads `image:` with nothing after it as
 /// null, which serde would take as "no image"; a person who wrote the key meant to set it.
 fn null_fields(value: &Value) -> Vec<FieldError> {
@@ -843,7 +813,11 @@ fn null_fields(value: &Value) -> Vec<FieldError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
+
+    // tokio's clock (the monotonic clock outside a runtime): only `clock.rs` names the wall
+    // clock's types.
+    use tokio::time::Instant;
 
     use proptest::prelude::*;
 
@@ -1433,16 +1407,6 @@ spec:
             "document 2: kind: must be \"Release\"\ndocument 2: spec.strategy: must set exactly \
              one strategy (codeDeploy)"
         );
-    }
-
-    #[test]
-    fn edit_distance_finds_near_names() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(
-            closest("deploymentgroupp", &["application", "deploymentGroup"]),
-            Some("deploymentGroup")
-        );
-        assert_eq!(closest("zzz", &["application"]), None);
     }
 
     fn check_errors(result: Result<Vec<ReleaseDocument>, Vec<DocumentError>>) {

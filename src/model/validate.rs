@@ -21,6 +21,25 @@ pub const PREDEFINED_ECS_DEPLOYMENT_CONFIGS: [&str; 5] = [
     "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
 ];
 
+/// The known name nearest to `name` for a "did you mean" hint: at most 2 edits away
+/// (Levenshtein, ignoring case), the nearest first; none for names over 64 bytes, which are
+/// not typos of a field name and not worth comparing.
+pub(crate) fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    const MAX_EDITS: usize = 2;
+    const MAX_LEN: usize = 64;
+    if name.len() > MAX_LEN {
+        return None;
+    }
+    let name = name.to_ascii_lowercase();
+    known
+        .iter()
+        .filter(|k| k.len() <= MAX_LEN)
+        .map(|k| (strsim::levenshtein(&name, &k.to_ascii_lowercase()), *k))
+        .filter(|(edits, _)| *edits <= MAX_EDITS)
+        .min_by_key(|(edits, _)| *edits)
+        .map(|(_, k)| k)
+}
+
 /// CodeDeploy accepts at most this many alarms in a deployment group's alarm configuration.
 pub const MAX_ROLLBACK_ALARMS: usize = 10;
 
@@ -726,10 +745,12 @@ fn check_deployment_config(config: &str) -> Result<(), String> {
         if PREDEFINED_ECS_DEPLOYMENT_CONFIGS.contains(&config) {
             return Ok(());
         }
-        let hint = if let Some(near) = PREDEFINED_ECS_DEPLOYMENT_CONFIGS
-            .iter()
-            .find(|known| known.eq_ignore_ascii_case(config) || known.starts_with(config))
-        {
+        let near = closest(config, &PREDEFINED_ECS_DEPLOYMENT_CONFIGS).or_else(|| {
+            PREDEFINED_ECS_DEPLOYMENT_CONFIGS
+                .into_iter()
+                .find(|known| known.starts_with(config))
+        });
+        let hint = if let Some(near) = near {
             format!(" (did you mean {near}?)")
         } else if !rest.starts_with("ECS") {
             " (it is not an ECS config: CodeDeployDefault configs without ECS in their name are \
@@ -888,6 +909,17 @@ mod tests {
                 "{image}: {message:?} should mention {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn closest_suggests_names_at_most_two_edits_away_ignoring_case() {
+        assert_eq!(
+            closest("deploymentgroupp", &["application", "deploymentGroup"]),
+            Some("deploymentGroup")
+        );
+        assert_eq!(closest("Aplication", &["application"]), Some("application"));
+        assert_eq!(closest("zzz", &["application"]), None);
+        assert_eq!(closest(&"a".repeat(65), &["a"]), None);
     }
 
     #[test]

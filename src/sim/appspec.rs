@@ -4,7 +4,14 @@ use serde_json::{Map, Value};
 
 use crate::ports::{CapacityProviderItem, NetworkConfiguration};
 
-use super::ecs::LaunchSettings;
+/// The settings a task set runs with that CodeDeploy takes from the AppSpec (and silently
+/// resets when the AppSpec omits them). The service reports its primary task set's.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LaunchSettings {
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
+    pub platform_version: Option<String>,
+}
 
 /// What a deployment takes from its AppSpec.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,39 +8,12 @@ use async_trait::async_trait;
 use crate::ports::{AlarmState, Alarms, AwsError, AwsErrorKind};
 
 use super::SimAws;
-use super::world::World;
+use super::world::{AlarmType, SimAlarm, World};
 
 const SERVICE: &str = "cloudwatch";
 
 /// AWS's limit on alarm names per `DescribeAlarms` call.
 pub const DESCRIBE_ALARMS_LIMIT: usize = 100;
-
-/// CloudWatch's alarm types (`AlarmType` in the API). `DescribeAlarms` lists each type
-/// separately and returns only the types its `AlarmTypes` names, metric alarms alone when it
-/// names none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AlarmType {
-    MetricAlarm,
-    CompositeAlarm,
-    /// A metric alarm on a CloudWatch Logs query ("log alarm").
-    LogAlarm,
-}
-
-impl AlarmType {
-    /// Every type, as a caller that wants every alarm must ask.
-    pub const ALL: [AlarmType; 3] = [
-        AlarmType::MetricAlarm,
-        AlarmType::CompositeAlarm,
-        AlarmType::LogAlarm,
-    ];
-}
-
-/// One alarm of the simulated account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SimAlarm {
-    pub alarm_type: AlarmType,
-    pub state: AlarmState,
-}
 
 /// One alarm as `DescribeAlarms` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]

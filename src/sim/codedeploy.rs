@@ -15,8 +15,9 @@ use crate::ports::{
 
 use super::SimAws;
 use super::appspec::{self, AppSpec};
-use super::ecs::SimTaskSet;
-use super::world::{World, task_set_arn};
+use super::world::{
+    SimDeployment, SimGroup, SimService, SimTaskSet, Stage, TrafficRouting, World, task_set_arn,
+};
 
 // Step durations of the lifecycle, in virtual time.
 
@@ -57,28 +58,6 @@ const ALLOW_TRAFFIC: usize = 6;
 const AFTER_ALLOW_TRAFFIC: usize = 7;
 
 const SERVICE: &str = "codedeploy";
-
-/// How a deployment config shifts production traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrafficRouting {
-    /// 100% at once.
-    AllAtOnce,
-    /// `percent` at once, the rest after `interval_minutes` (`TimeBasedCanary`).
-    Canary {
-        /// Percent of production traffic shifted first.
-        percent: u32,
-        /// Minutes before the rest is shifted.
-        interval_minutes: u32,
-    },
-    /// `percent` at once, then `percent` more every `interval_minutes` until 100%
-    /// (`TimeBasedLinear`).
-    Linear {
-        /// Percent of production traffic shifted per step.
-        percent: u32,
-        /// Minutes between steps.
-        interval_minutes: u32,
-    },
-}
 
 impl TrafficRouting {
     /// The routing of one of the five predefined ECS configs.
@@ -130,76 +109,6 @@ impl TrafficRouting {
             } => SignedDuration::from_mins(i64::from(interval_minutes)),
         }
     }
-}
-
-/// A deployment group (one per service) and the wiring it deploys through.
-#[derive(Debug, Clone)]
-pub(crate) struct SimGroup {
-    pub application: String,
-    pub name: String,
-    pub cluster: String,
-    pub service: String,
-    pub deployment_config: String,
-    pub ready_action: ReadyAction,
-    pub termination_wait_minutes: u32,
-}
-
-/// Where a deployment is in its internal state machine; `next_at` says when it moves on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stage {
-    Created,
-    /// In a timed lifecycle event (index into `LIFECYCLE_EVENTS`).
-    Event(usize),
-    /// Replacement tasks are starting (or, for a failing image, never will).
-    Installing,
-    /// Waiting for `ContinueDeployment`; `next_at` is the ready-wait timeout.
-    Ready,
-    /// Production traffic is partly shifted; `next_at` is the next step.
-    Shifting,
-    /// Traffic is on the replacement; the original is removed at `next_at`.
-    TerminationWait,
-    /// A rollback deployment rerouting traffic to the original.
-    RollingBack,
-    /// StopDeployment was accepted; the deployment stops (with rollback or not) at `next_at`.
-    Stopping {
-        rollback: bool,
-    },
-    Done,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SimDeployment {
-    pub id: String,
-    pub application: String,
-    pub group: String,
-    pub cluster: String,
-    pub service: String,
-    pub status: DeploymentStatus,
-    pub description: Option<String>,
-    pub creator: DeploymentCreator,
-    pub config_name: String,
-    pub routing: TrafficRouting,
-    pub ready_action: ReadyAction,
-    pub termination_wait_minutes: u32,
-    pub create_time: Timestamp,
-    pub complete_time: Option<Timestamp>,
-    pub error: Option<DeploymentErrorInfo>,
-    pub rollback: Option<RollbackInfo>,
-    /// The AppSpec text as submitted (`None` for rollback deployments).
-    pub appspec_content: Option<String>,
-    pub appspec: Option<AppSpec>,
-    pub events: Vec<LifecycleEvent>,
-    pub original_task_set: Option<String>,
-    pub replacement_task_set: Option<String>,
-    /// The replacement's image matches `fail_install_for_image`: `Install` times out.
-    pub install_never_healthy: bool,
-    /// Percent of production traffic on the replacement, as last set by `AllowTraffic`.
-    pub traffic_percent: u32,
-    pub stage: Stage,
-    pub next_at: Option<Timestamp>,
-    /// StopDeployment calls that CodeDeploy accepted for it (a second one while it stops is
-    /// accepted again, and counted, so checks can see a stop sent twice).
-    pub stop_calls: u32,
 }
 
 impl SimDeployment {
@@ -380,11 +289,7 @@ impl World {
         d.next_at = Some(after(at, duration));
     }
 
-    fn with_service<R>(
-        &mut self,
-        i: usize,
-        f: impl FnOnce(&mut super::ecs::SimService) -> R,
-    ) -> Option<R> {
+    fn with_service<R>(&mut self, i: usize, f: impl FnOnce(&mut SimService) -> R) -> Option<R> {
         let d = &self.deployments[i];
         let (cluster, service) = (d.cluster.clone(), d.service.clone());
         self.service_mut(&cluster, &service).map(f)

@@ -5,43 +5,18 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::ports::{
-    AwsError, AwsErrorKind, CapacityProviderItem, ContainerDefinition, DeploymentControllerType,
-    Ecs, LoadBalancerBinding, NetworkConfiguration, Service, StabilityStatus, TaskDefinition,
-    TaskSet, TaskSetStatus,
+    AwsError, AwsErrorKind, ContainerDefinition, DeploymentControllerType, Ecs, Service,
+    StabilityStatus, TaskDefinition, TaskSet, TaskSetStatus,
 };
 
 use super::SimAws;
-use super::world::{ACCOUNT, REGION, World, task_definition_arn};
+use super::world::{ACCOUNT, REGION, SimService, SimTaskSet, World, task_definition_arn};
 use crate::model::names;
 
 const SERVICE: &str = "ecs";
 
 /// AWS's limit on names per `DescribeServices` call.
 pub const DESCRIBE_SERVICES_LIMIT: usize = 10;
-
-/// The settings a task set runs with that CodeDeploy takes from the AppSpec (and silently
-/// resets when the AppSpec omits them). The service reports its primary task set's.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct LaunchSettings {
-    pub network_configuration: Option<NetworkConfiguration>,
-    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
-    pub platform_version: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SimTaskSet {
-    pub id: String,
-    pub arn: String,
-    pub status: TaskSetStatus,
-    pub task_definition: String,
-    pub external_id: Option<String>,
-    pub started_by: Option<String>,
-    pub running_count: u32,
-    pub target_group_arn: String,
-    /// Percent of production traffic (reported by `GetDeploymentTarget`).
-    pub traffic_weight: f64,
-    pub settings: LaunchSettings,
-}
 
 impl SimTaskSet {
     fn view(&self, desired_count: u32) -> TaskSet {
@@ -66,24 +41,6 @@ impl SimTaskSet {
             launch: Default::default(),
         }
     }
-}
-
-/// One blue/green service and the load balancer wiring CodeDeploy uses for it.
-#[derive(Debug, Clone)]
-pub(crate) struct SimService {
-    pub cluster: String,
-    pub name: String,
-    pub arn: String,
-    pub desired_count: u32,
-    /// The service's load balancer entry as created (ECS keeps target group A there).
-    pub binding: LoadBalancerBinding,
-    /// Used only if the service has no primary task set.
-    pub base_settings: LaunchSettings,
-    pub task_sets: Vec<SimTaskSet>,
-    /// The two target groups of the deployment group, in a fixed order (A, B).
-    pub target_group_arns: [String; 2],
-    pub production_listener: String,
-    pub test_listener: String,
 }
 
 impl SimService {

@@ -30,19 +30,20 @@ use crate::ports::{
     TaskDefinition, TaskSetStatus, WeightedTargetGroup,
 };
 
-pub use cloudwatch::{AlarmType, DESCRIBE_ALARMS_LIMIT, DescribedAlarm};
+pub use cloudwatch::{DESCRIBE_ALARMS_LIMIT, DescribedAlarm};
 pub use codedeploy::{
     ALLOW_TEST_TRAFFIC, CREATED_TO_IN_PROGRESS, HOOK_EVENT, INSTALL_TIMEOUT, LIFECYCLE_EVENTS,
-    ROLLBACK_DURATION, STOP_DELAY, TASK_START_INTERVAL, TrafficRouting,
+    ROLLBACK_DURATION, STOP_DELAY, TASK_START_INTERVAL,
 };
 pub use ecs::DESCRIBE_SERVICES_LIMIT;
 pub use faults::{Fault, FaultRule};
 pub use store::{CommittedStatusWrite, SimStore};
+pub use world::AlarmType;
+pub use world::TrafficRouting;
 
-use codedeploy::SimGroup;
-use ecs::{LaunchSettings, SimService, SimTaskSet};
+use appspec::LaunchSettings;
 use faults::FaultInjector;
-use world::World;
+use world::{SimGroup, SimService, SimTaskSet, World};
 
 /// Locks a mutex, ignoring poisoning: a panicking test must not cascade into every other
 /// user of a shared simulation.

@@ -1,12 +1,16 @@
-//! The simulated account's state and its deterministic identifiers (ARNs, ids).
+//! The simulated account's state (the `World` and the resources it holds) and its
+//! deterministic identifiers (ARNs, ids).
 
 use std::collections::BTreeMap;
 
-use crate::ports::{Listener, TaskDefinition};
+use jiff::Timestamp;
 
-use super::cloudwatch::SimAlarm;
-use super::codedeploy::{SimDeployment, SimGroup, TrafficRouting};
-use super::ecs::SimService;
+use crate::ports::{
+    DeploymentCreator, DeploymentErrorInfo, DeploymentStatus, LifecycleEvent, Listener,
+    LoadBalancerBinding, ReadyAction, RollbackInfo, TaskDefinition, TaskSetStatus,
+};
+
+use super::appspec::{AppSpec, LaunchSettings};
 
 pub(crate) const REGION: &str = "us-east-1";
 pub(crate) const ACCOUNT: &str = "111122223333";
@@ -34,6 +38,136 @@ pub(crate) struct World {
     /// progress finishes first); the deployment stays in its status meanwhile.
     pub stop_delay: std::time::Duration,
     counters: Counters,
+}
+
+// The resources of the account. Their behaviour lives with the service that owns them
+// (`ecs.rs`, `codedeploy.rs`); their definitions are here, below both, so that the world can
+// hold them without either service module and the world importing each other.
+
+/// One task set of a service.
+#[derive(Debug, Clone)]
+pub(crate) struct SimTaskSet {
+    pub id: String,
+    pub arn: String,
+    pub status: TaskSetStatus,
+    pub task_definition: String,
+    pub external_id: Option<String>,
+    pub started_by: Option<String>,
+    pub running_count: u32,
+    pub target_group_arn: String,
+    /// Percent of production traffic (reported by `GetDeploymentTarget`).
+    pub traffic_weight: f64,
+    pub settings: LaunchSettings,
+}
+
+/// One blue/green service and the load balancer wiring CodeDeploy uses for it.
+#[derive(Debug, Clone)]
+pub(crate) struct SimService {
+    pub cluster: String,
+    pub name: String,
+    pub arn: String,
+    pub desired_count: u32,
+    /// The service's load balancer entry as created (ECS keeps target group A there).
+    pub binding: LoadBalancerBinding,
+    /// Used only if the service has no primary task set.
+    pub base_settings: LaunchSettings,
+    pub task_sets: Vec<SimTaskSet>,
+    /// The two target groups of the deployment group, in a fixed order (A, B).
+    pub target_group_arns: [String; 2],
+    pub production_listener: String,
+    pub test_listener: String,
+}
+
+/// How a deployment config shifts production traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficRouting {
+    /// 100% at once.
+    AllAtOnce,
+    /// `percent` at once, the rest after `interval_minutes` (`TimeBasedCanary`).
+    Canary {
+        /// Percent of production traffic shifted first.
+        percent: u32,
+        /// Minutes before the rest is shifted.
+        interval_minutes: u32,
+    },
+    /// `percent` at once, then `percent` more every `interval_minutes` until 100%
+    /// (`TimeBasedLinear`).
+    Linear {
+        /// Percent of production traffic shifted per step.
+        percent: u32,
+        /// Minutes between steps.
+        interval_minutes: u32,
+    },
+}
+
+/// A deployment group (one per service) and the wiring it deploys through.
+#[derive(Debug, Clone)]
+pub(crate) struct SimGroup {
+    pub application: String,
+    pub name: String,
+    pub cluster: String,
+    pub service: String,
+    pub deployment_config: String,
+    pub ready_action: ReadyAction,
+    pub termination_wait_minutes: u32,
+}
+
+/// Where a deployment is in its internal state machine; `next_at` says when it moves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Created,
+    /// In a timed lifecycle event (index into `LIFECYCLE_EVENTS`).
+    Event(usize),
+    /// Replacement tasks are starting (or, for a failing image, never will).
+    Installing,
+    /// Waiting for `ContinueDeployment`; `next_at` is the ready-wait timeout.
+    Ready,
+    /// Production traffic is partly shifted; `next_at` is the next step.
+    Shifting,
+    /// Traffic is on the replacement; the original is removed at `next_at`.
+    TerminationWait,
+    /// A rollback deployment rerouting traffic to the original.
+    RollingBack,
+    /// StopDeployment was accepted; the deployment stops (with rollback or not) at `next_at`.
+    Stopping {
+        rollback: bool,
+    },
+    Done,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SimDeployment {
+    pub id: String,
+    pub application: String,
+    pub group: String,
+    pub cluster: String,
+    pub service: String,
+    pub status: DeploymentStatus,
+    pub description: Option<String>,
+    pub creator: DeploymentCreator,
+    pub config_name: String,
+    pub routing: TrafficRouting,
+    pub ready_action: ReadyAction,
+    pub termination_wait_minutes: u32,
+    pub create_time: Timestamp,
+    pub complete_time: Option<Timestamp>,
+    pub error: Option<DeploymentErrorInfo>,
+    pub rollback: Option<RollbackInfo>,
+    /// The AppSpec text as submitted (`None` for rollback deployments).
+    pub appspec_content: Option<String>,
+    pub appspec: Option<AppSpec>,
+    pub events: Vec<LifecycleEvent>,
+    pub original_task_set: Option<String>,
+    pub replacement_task_set: Option<String>,
+    /// The replacement's image matches `fail_install_for_image`: `Install` times out.
+    pub install_never_healthy: bool,
+    /// Percent of production traffic on the replacement, as last set by `AllowTraffic`.
+    pub traffic_percent: u32,
+    pub stage: Stage,
+    pub next_at: Option<Timestamp>,
+    /// StopDeployment calls that CodeDeploy accepted for it (a second one while it stops is
+    /// accepted again, and counted, so checks can see a stop sent twice).
+    pub stop_calls: u32,
 }
 
 /// Separate counters per kind of identifier, so e.g. the deployment ids a test sees do not
@@ -125,4 +259,31 @@ mod tests {
             );
         }
     }
+}
+
+/// CloudWatch's alarm types (`AlarmType` in the API). `DescribeAlarms` lists each type
+/// separately and returns only the types its `AlarmTypes` names, metric alarms alone when it
+/// names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlarmType {
+    MetricAlarm,
+    CompositeAlarm,
+    /// A metric alarm on a CloudWatch Logs query ("log alarm").
+    LogAlarm,
+}
+
+impl AlarmType {
+    /// Every type, as a caller that wants every alarm must ask.
+    pub const ALL: [AlarmType; 3] = [
+        AlarmType::MetricAlarm,
+        AlarmType::CompositeAlarm,
+        AlarmType::LogAlarm,
+    ];
+}
+
+/// One alarm of the simulated account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SimAlarm {
+    pub alarm_type: AlarmType,
+    pub state: crate::ports::AlarmState,
 }

@@ -1,13 +1,16 @@
 //! The DynamoDB release store and its stream against moto, with the behavioural checks shared
-//! with the simulated store.
+//! with the simulated store; the lease read against a throttled table with aws-smithy-mocks.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
     ScalarAttributeType,
 };
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use jiff::Timestamp;
@@ -19,8 +22,9 @@ use switchyard::model::{
     ConditionType, HistoryEntry, OperatorRequest, Outcome, Phase, Reason, ReleaseStatus,
     RequestKind, TrafficWeights,
 };
-use switchyard::ports::{ReleaseStore, SpecPrecondition, SpecWrite, StoreError};
+use switchyard::ports::{LeaseStore, ReleaseStore, SpecPrecondition, SpecWrite, StoreError};
 use switchyard::sim::SimStore;
+use tokio::time::Instant;
 
 use crate::harness::{ReleaseOptions, release_yaml};
 use crate::moto::Moto;
@@ -862,4 +866,132 @@ async fn the_change_feed_survives_its_table_being_deleted_and_created_again() {
         }
     }
     panic!("no write to the new table arrived within 30 s");
+}
+
+// ---- The lease read against a throttled table (aws-smithy-mocks: moto never throttles). ----
+
+/// A store whose BatchGetItem is answered by `answer`, which is told how many calls came
+/// before; the time of every call (tokio's clock) goes to the returned log.
+fn throttled_lease_store(
+    answer: impl Fn(usize, &BatchGetItemInput) -> BatchGetItemOutput + Send + Sync + 'static,
+) -> (DynamoStore, Arc<Mutex<Vec<Instant>>>) {
+    let calls: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let log = calls.clone();
+    let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(move |input| {
+        let mut calls = log.lock().unwrap();
+        calls.push(Instant::now());
+        answer(calls.len() - 1, input)
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+    // The lease read never touches the stream.
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+            .build(),
+    );
+    (DynamoStore::new(client, streams, TABLE), calls)
+}
+
+/// The keys a BatchGetItem asked for.
+fn requested_keys(input: &BatchGetItemInput) -> Vec<HashMap<String, AttributeValue>> {
+    input
+        .request_items()
+        .and_then(|items| items.get(TABLE))
+        .map(|k| k.keys().to_vec())
+        .unwrap_or_default()
+}
+
+/// BatchGetItem's answer that processed none of `keys`, as DynamoDB gives when throttled.
+fn none_processed(keys: Vec<HashMap<String, AttributeValue>>) -> BatchGetItemOutput {
+    BatchGetItemOutput::builder()
+        .responses(TABLE, Vec::new())
+        .unprocessed_keys(
+            TABLE,
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+fn gaps(calls: &[Instant]) -> Vec<Duration> {
+    calls.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lease_read_backs_off_before_asking_again_for_unprocessed_keys() {
+    let (store, calls) = throttled_lease_store(|call, input| {
+        let keys = requested_keys(input);
+        if call < 2 {
+            return none_processed(keys);
+        }
+        let items = keys
+            .into_iter()
+            .map(|mut key| {
+                key.insert("owner".into(), AttributeValue::S("replica-a".into()));
+                key.insert("counter".into(), AttributeValue::N("7".into()));
+                key.insert("term".into(), AttributeValue::N("3".into()));
+                key
+            })
+            .collect();
+        BatchGetItemOutput::builder()
+            .responses(TABLE, items)
+            .build()
+    });
+
+    let leases = LeaseStore::leases(&store, 2)
+        .await
+        .expect("the read succeeds");
+    assert_eq!(leases.len(), 2);
+    assert!(
+        leases
+            .iter()
+            .all(|l| l.owner.as_deref() == Some("replica-a") && l.counter == 7 && l.term == 3),
+        "{leases:?}"
+    );
+    let gaps = gaps(&calls.lock().unwrap());
+    assert_eq!(gaps.len(), 2, "asked three times");
+    // Exponential with jitter: each delay is in [base, 2 * base), the base doubling.
+    for (gap, base) in gaps.iter().zip([50, 100]) {
+        let base = Duration::from_millis(base);
+        assert!(
+            *gap >= base && *gap < 2 * base,
+            "waited {gap:?} before asking again; expected [{base:?}, {:?})",
+            2 * base
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lease_read_fails_as_throttled_when_keys_stay_unprocessed() {
+    let (store, calls) = throttled_lease_store(|_, input| none_processed(requested_keys(input)));
+
+    let started = Instant::now();
+    let error = LeaseStore::leases(&store, 3)
+        .await
+        .expect_err("keys never processed");
+    assert!(
+        matches!(
+            error,
+            StoreError::Unavailable {
+                throttled: true,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("3 key(s) unprocessed"),
+        "{error}"
+    );
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 6, "the first call and five retries");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1550) && waited < Duration::from_millis(3100),
+        "bounded backoff, waited {waited:?}"
+    );
 }

@@ -69,8 +69,11 @@ fn the_demo_settles_all_four_releases_as_described() {
 
 #[test]
 fn validate_accepts_good_documents_and_names_the_field_of_bad_ones() {
-    let dir = std::env::temp_dir().join(format!("switchyard-validate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new()
+        .prefix("switchyard-validate-")
+        .tempdir()
+        .unwrap();
+    let dir = scratch.path();
     let good = dir.join("good.yaml");
     std::fs::write(
         &good,
@@ -95,7 +98,7 @@ fn validate_accepts_good_documents_and_names_the_field_of_bad_ones() {
     std::fs::write(&bad, switchyard::demo::DEMO_RELEASES).unwrap();
     let failed = switchyard()
         .args(["validate", "-f"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert_eq!(failed.status.code(), Some(1));
@@ -104,7 +107,6 @@ fn validate_accepts_good_documents_and_names_the_field_of_bad_ones() {
         stderr.contains("bad.yaml: document 4: spec.strategy.codeDeploy.deploymentConfig"),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

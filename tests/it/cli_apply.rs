@@ -27,7 +27,7 @@ async fn apply_is_idempotent_dry_run_writes_nothing_and_prune_deletes_only_selec
         "releases/other.yaml",
         &release_yaml("other", "1.0", &labels(&[("team", "b"), ("tier", "web")])),
     );
-    let dir = cli.dir.join("releases");
+    let dir = cli.dir.path().join("releases");
     let dir = path_arg(&dir);
 
     // A dry run on an empty table: what would be created, nothing written.
@@ -111,8 +111,8 @@ async fn apply_is_idempotent_dry_run_writes_nothing_and_prune_deletes_only_selec
         },
     )
     .await;
-    std::fs::remove_file(cli.dir.join("releases/old.yaml")).unwrap();
-    std::fs::remove_file(cli.dir.join("releases/other.yaml")).unwrap();
+    std::fs::remove_file(cli.dir.path().join("releases/old.yaml")).unwrap();
+    std::fs::remove_file(cli.dir.path().join("releases/other.yaml")).unwrap();
     let stdout = cli.ok(&[
         "apply",
         "-f",

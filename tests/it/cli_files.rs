@@ -106,14 +106,14 @@ fn validate_and_apply_name_the_file_document_and_field_of_every_error_and_write_
     cli.write("releases/comments.yml", "# nothing but a comment\n");
     let mut rng = fastrand::Rng::with_seed(4);
     let bytes: Vec<u8> = (0..512).map(|_| rng.u8(..)).collect();
-    std::fs::write(cli.dir.join("releases/random.yaml"), &bytes).unwrap();
+    std::fs::write(cli.dir.path().join("releases/random.yaml"), &bytes).unwrap();
     cli.write(
         "releases/big.yaml",
         &format!("{good}# {}\n", "x".repeat(4 * 1024 * 1024)),
     );
     cli.write("releases/nested/broken.json", "{\"apiVersion\": ");
     cli.write("releases/notes.txt", "not a release document, and not read");
-    let dir = cli.dir.join("releases");
+    let dir = cli.dir.path().join("releases");
 
     let output = validate(&dir);
     let (stdout, stderr) = assert_exit(&output, 1, "validate -f releases/");
@@ -184,7 +184,8 @@ fn validate_and_apply_name_the_file_document_and_field_of_every_error_and_write_
     );
 
     // A release defined in two files: both named; a missing path and an empty directory.
-    let twice = scratch_dir();
+    let scratch = scratch_dir();
+    let twice = scratch.path();
     std::fs::write(twice.join("a.yaml"), release_yaml("web", "1", &labels(&[]))).unwrap();
     std::fs::write(
         twice.join("b.yaml"),
@@ -195,7 +196,7 @@ fn validate_and_apply_name_the_file_document_and_field_of_every_error_and_write_
         ),
     )
     .unwrap();
-    let output = validate(&twice);
+    let output = validate(twice);
     let (_, stderr) = assert_exit(&output, 1, "validate a release defined twice");
     assert!(
         stderr.contains(&format!(
@@ -212,20 +213,19 @@ fn validate_and_apply_name_the_file_document_and_field_of_every_error_and_write_
         "{stderr}"
     );
     let empty = scratch_dir();
-    let output = cli.run(&["apply", "-f", path_arg(&empty)]);
+    let output = cli.run(&["apply", "-f", path_arg(empty.path())]);
     let (_, stderr) = assert_exit(&output, 1, "apply an empty directory");
     assert!(
         stderr.contains("no *.yaml, *.yml or *.json file in"),
         "{stderr}"
     );
     assert_eq!(cli.names(), ["good-one"]);
-    std::fs::remove_dir_all(&twice).ok();
-    std::fs::remove_dir_all(&empty).ok();
 }
 
 #[test]
 fn validate_never_panics_or_hangs_on_random_input() {
-    let dir = scratch_dir();
+    let scratch = scratch_dir();
+    let dir = scratch.path();
     let mut rng = fastrand::Rng::with_seed(20_251_122);
     let mut files = Vec::new();
     for i in 0..300 {
@@ -240,7 +240,7 @@ fn validate_never_panics_or_hangs_on_random_input() {
         files.push(path);
     }
     let started = Instant::now();
-    let output = validate(&dir);
+    let output = validate(dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -259,5 +259,4 @@ fn validate_never_panics_or_hangs_on_random_input() {
         "took {:?}",
         started.elapsed()
     );
-    std::fs::remove_dir_all(&dir).ok();
 }

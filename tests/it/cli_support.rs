@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 use switchyard::aws::DynamoStore;
+use tempfile::TempDir;
 
 use crate::moto::Moto;
 
@@ -19,7 +19,8 @@ pub const MOTO_IDENTITY: &str = "arn:aws:sts::123456789012:user/moto";
 
 pub struct Cli {
     pub moto: Moto,
-    pub dir: PathBuf,
+    /// Removed when the `Cli` is dropped.
+    pub dir: TempDir,
 }
 
 impl Cli {
@@ -87,7 +88,7 @@ impl Cli {
 
     /// Writes `release_yaml` to `DIR/FILE` and returns the path.
     pub fn write(&self, file: &str, text: &str) -> PathBuf {
-        let path = self.dir.join(file);
+        let path = self.dir.path().join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         path
@@ -105,23 +106,12 @@ impl Cli {
     }
 }
 
-impl Drop for Cli {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A fresh directory under the system's temporary directory.
-pub fn scratch_dir() -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "switchyard-cli-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub fn scratch_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("switchyard-cli-")
+        .tempdir()
+        .expect("a scratch directory")
 }
 
 pub fn assert_success(output: &Output, what: &str) {

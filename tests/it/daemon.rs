@@ -249,9 +249,11 @@ async fn the_daemon_deploys_a_release_through_moto_exactly_once_across_a_restart
     let again = switchyard(&moto, &["table", "create"]);
     assert!(again.status.success(), "table create is idempotent");
 
-    let dir = std::env::temp_dir().join(format!("switchyard-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let release = write_release(&dir, "web", "2.0.0");
+    let dir = tempfile::Builder::new()
+        .prefix("switchyard-e2e-")
+        .tempdir()
+        .unwrap();
+    let release = write_release(dir.path(), "web", "2.0.0");
     let applied = switchyard(&moto, &["apply", "-f", release.to_str().unwrap()]);
     assert!(
         applied.status.success(),
@@ -433,7 +435,6 @@ async fn the_daemon_deploys_a_release_through_moto_exactly_once_across_a_restart
     // Applying the same document again writes nothing.
     let unchanged = switchyard(&moto, &["apply", "-f", release.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&unchanged.stdout).contains("release/web unchanged"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -2,23 +2,25 @@
 //! exposition checked by `promtool`, the dashboard rendered by headless Chromium, and the
 //! Grafana dashboard in `deploy/grafana`, which must query only metrics the code exports.
 //!
-//! API tests serve a `ControllerState` in-process; the promtool and Chromium tests run the
-//! `switchyard demo` binary on a free port. Both tools are Debian packages
-//! (`apt-get install -y chromium prometheus`; `./scripts/test.sh` installs them): a missing
-//! one fails its test with that hint.
+//! API tests send their requests to the server's router in process (`tower`'s `oneshot`, no
+//! socket); the `healthcheck` client and Chromium get a server on a free port; the promtool
+//! and Chromium tests run the `switchyard demo` binary on a free port. Both tools are Debian
+//! packages (`apt-get install -y chromium prometheus`; `./scripts/test.sh` installs them): a
+//! missing one fails its test with that hint.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard::model::Outcome;
 use switchyard::ports::StoredRelease;
 use switchyard::state::ControllerState;
+use tempfile::TempDir;
+use tower::ServiceExt as _;
 
 /// The metric families the controller exports; dashboards and alerts depend on these names.
 const FAMILIES: &[&str] = &[
@@ -34,7 +36,7 @@ const FAMILIES: &[&str] = &[
 /// How long the demo may take to settle at `--speed 600` before a test gives up.
 const SETTLE_LIMIT: Duration = Duration::from_secs(90);
 
-// ---- A tiny HTTP client (no client crate for a handful of GETs). --------------------------
+// ---- Requests: in process through the router, or over a socket to the demo binary. --------
 
 struct Response {
     status: u16,
@@ -57,7 +59,40 @@ impl Response {
     }
 }
 
-/// One blocking `GET path` over HTTP/1.1 with `Connection: close`.
+/// `GET path` through the server's router, in process: what the server answers, without a
+/// socket.
+async fn fetch(state: &ControllerState, path: &str) -> Response {
+    let request = axum::http::Request::get(path)
+        .header(axum::http::header::ACCEPT, "*/*")
+        .body(axum::body::Body::empty())
+        .expect("a valid request");
+    let response = switchyard::http::router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("the router answers");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                value.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the whole body");
+    Response {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).expect("a UTF-8 body"),
+    }
+}
+
+/// One blocking `GET path` over a socket, for the demo binary (which answers every GET with
+/// a `Content-Length`, so reading to the end of the connection is the whole body).
 fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -65,14 +100,11 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
         .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut body = raw[split + 4..].to_vec();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -83,54 +115,29 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    if headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Ok(Response {
+    let response = Response {
         status,
         headers,
-        body: String::from_utf8(body).map_err(std::io::Error::other)?,
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size_line = String::from_utf8_lossy(&data[..end]);
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or(0);
-        data = &data[end + 2..];
-        if size == 0 || data.len() < size {
-            break;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[(size + 2).min(data.len())..];
+        body: body.to_string(),
+    };
+    if response.header("content-length").is_none() {
+        return Err(std::io::Error::other(format!(
+            "GET {path}: no Content-Length (a chunked body?): {head}"
+        )));
     }
-    out
-}
-
-/// `get` from async tests: the server runs on the same runtime, so block elsewhere.
-async fn fetch(addr: SocketAddr, path: &str) -> Response {
-    let path = path.to_string();
-    tokio::task::spawn_blocking(move || get(addr, &path))
-        .await
-        .expect("the GET ran")
-        .unwrap_or_else(|e| panic!("GET {addr}: {e}"))
+    Ok(response)
 }
 
 // ---- In-process server with releases put in the controller state. ------------------------
 
-/// A running in-process server; stops when dropped.
+/// A server on a free port, for what needs a socket (the `healthcheck` client, Chromium);
+/// stops when dropped.
 struct InProcess {
     addr: SocketAddr,
-    state: ControllerState,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn serve(state: ControllerState) -> InProcess {
+async fn serve(state: &ControllerState) -> InProcess {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = switchyard::http::serve(state.clone(), "127.0.0.1:0".parse().unwrap(), async {
         let _ = stopped.await;
@@ -139,7 +146,6 @@ async fn serve(state: ControllerState) -> InProcess {
     .expect("the server binds a free port");
     InProcess {
         addr: server.local_addr,
-        state,
         _stop: stop,
     }
 }
@@ -223,14 +229,14 @@ fn releases() -> Vec<StoredRelease> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn the_release_list_shows_metadata_spec_and_status_of_every_release() {
-    let server = serve(ControllerState::new()).await;
+    let state = ControllerState::new();
     for release in releases() {
-        server.state.update_release(release);
+        state.update_release(release);
     }
 
-    let response = fetch(server.addr, "/api/v1/releases").await;
+    let response = fetch(&state, "/api/v1/releases").await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert!(
         response
@@ -281,14 +287,14 @@ async fn the_release_list_shows_metadata_spec_and_status_of_every_release() {
     assert_eq!(list[0]["status"], Value::Null);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn one_release_is_served_with_its_history() {
-    let server = serve(ControllerState::new()).await;
+    let state = ControllerState::new();
     for release in releases() {
-        server.state.update_release(release);
+        state.update_release(release);
     }
 
-    let response = fetch(server.addr, "/api/v1/releases/search").await;
+    let response = fetch(&state, "/api/v1/releases/search").await;
     assert_eq!(response.status, 200, "{}", response.body);
     let body = response.json();
     assert_eq!(body["metadata"]["name"], "search");
@@ -316,67 +322,69 @@ async fn one_release_is_served_with_its_history() {
         finished_at: "2026-01-01T11:00:00Z".parse().unwrap(),
         message: "retry requested by ops".into(),
     });
-    server.state.update_release(newer);
-    let body = fetch(server.addr, "/api/v1/releases/search").await.json();
+    state.update_release(newer);
+    let body = fetch(&state, "/api/v1/releases/search").await.json();
     let history = body["status"]["history"].as_array().unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[1]["outcome"], "Retried");
     assert_eq!(history[1]["rollout"], 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_missing_release_is_a_404_that_names_it() {
-    let server = serve(ControllerState::new()).await;
-    server.state.update_release(releases().remove(0));
+    let state = ControllerState::new();
+    state.update_release(releases().remove(0));
 
-    let response = fetch(server.addr, "/api/v1/releases/nope").await;
+    let response = fetch(&state, "/api/v1/releases/nope").await;
     assert_eq!(response.status, 404, "{}", response.body);
     assert_eq!(response.json(), json!({"error": "release nope not found"}));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn healthz_answers_200_from_the_start() {
-    let server = serve(ControllerState::new()).await;
-    let response = fetch(server.addr, "/healthz").await;
+    let state = ControllerState::new();
+    let response = fetch(&state, "/healthz").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body, "ok\n");
     // And through the `switchyard healthcheck` client the container image uses.
+    let server = serve(&state).await;
     switchyard::http::healthcheck(&format!("http://{}/healthz", server.addr))
         .await
         .expect("healthcheck passes");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn readyz_is_503_until_the_first_sync_with_a_reachable_store() {
-    let server = serve(ControllerState::new()).await;
-    let readyz = || fetch(server.addr, "/readyz");
+    let state = ControllerState::new();
+    let readyz = || fetch(&state, "/readyz");
 
     let response = readyz().await;
     assert_eq!(response.status, 503, "before anything: {}", response.body);
     assert!(response.body.contains("not ready"), "{}", response.body);
 
-    server.state.mark_synced();
+    state.mark_synced();
     assert_eq!(
         readyz().await.status,
         503,
         "synced, store not known reachable"
     );
 
-    server.state.set_store_reachable(true);
+    state.set_store_reachable(true);
     let response = readyz().await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.body, "ready\n");
 
-    server.state.set_store_reachable(false);
+    state.set_store_reachable(false);
     assert_eq!(readyz().await.status, 503, "the store became unreachable");
+    // And through the `switchyard healthcheck` client the container image uses.
+    let server = serve(&state).await;
     let url = format!("http://{}/readyz", server.addr);
     assert!(switchyard::http::healthcheck(&url).await.is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn the_dashboard_is_one_self_contained_page_that_never_injects_markup() {
-    let server = serve(ControllerState::new()).await;
-    let response = fetch(server.addr, "/").await;
+    let response = fetch(&ControllerState::new(), "/").await;
     assert_eq!(response.status, 200);
     assert!(
         response
@@ -440,10 +448,9 @@ fn state_with_every_metric() -> ControllerState {
     state
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn metrics_with_every_family_pass_promtool() {
-    let server = serve(state_with_every_metric()).await;
-    let response = fetch(server.addr, "/metrics").await;
+    let response = fetch(&state_with_every_metric(), "/metrics").await;
     assert_eq!(response.status, 200);
     let text = response.body;
 
@@ -505,10 +512,10 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     let url = format!("http://{}/", demo.addr);
 
     // The rendered DOM, after the page fetched the API and rendered it.
-    let profile = TempDir::new("chromium-dom");
+    let profile = scratch_dir("chromium-dom");
     let output = run_with_limit(
         Command::new(&chromium)
-            .args(chromium_flags(&profile.0))
+            .args(chromium_flags(profile.path()))
             .args(["--virtual-time-budget=5000", "--dump-dom"])
             .arg(&url),
         Duration::from_secs(120),
@@ -563,10 +570,10 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     std::fs::create_dir_all(&artifacts).unwrap();
     let png = artifacts.join("dashboard.png");
     let _ = std::fs::remove_file(&png);
-    let profile = TempDir::new("chromium-shot");
+    let profile = scratch_dir("chromium-shot");
     let output = run_with_limit(
         Command::new(&chromium)
-            .args(chromium_flags(&profile.0))
+            .args(chromium_flags(profile.path()))
             .args([
                 "--virtual-time-budget=5000",
                 "--hide-scrollbars",
@@ -619,10 +626,10 @@ fn the_dashboard_says_connection_lost_when_the_api_is_gone() {
             let _ = stream.write_all(reply.as_bytes());
         }
     });
-    let profile = TempDir::new("chromium-lost");
+    let profile = scratch_dir("chromium-lost");
     let output = run_with_limit(
         Command::new(&chromium)
-            .args(chromium_flags(&profile.0))
+            .args(chromium_flags(profile.path()))
             .args(["--virtual-time-budget=3000", "--dump-dom"])
             .arg(format!("http://{addr}/")),
         Duration::from_secs(120),
@@ -644,7 +651,8 @@ async fn the_dashboard_shows_hostile_text_as_text() {
         "SWITCHYARD_CHROMIUM",
         "apt-get install -y chromium prometheus",
     );
-    let server = serve(ControllerState::new()).await;
+    let state = ControllerState::new();
+    let server = serve(&state).await;
     let mut release: StoredRelease = serde_json::from_value(json!({
         "name": "evil",
         "generation": 1,
@@ -662,14 +670,14 @@ async fn the_dashboard_shows_hostile_text_as_text() {
     }))
     .unwrap();
     release.spec_updated_by = Some("<i>someone</i>".into());
-    server.state.update_release(release);
+    state.update_release(release);
 
     let url = format!("http://{}/", server.addr);
     let output = tokio::task::spawn_blocking(move || {
-        let profile = TempDir::new("chromium-hostile");
+        let profile = scratch_dir("chromium-hostile");
         run_with_limit(
             Command::new(&chromium)
-                .args(chromium_flags(&profile.0))
+                .args(chromium_flags(profile.path()))
                 .args(["--virtual-time-budget=3000", "--dump-dom"])
                 .arg(&url),
             Duration::from_secs(120),
@@ -705,7 +713,7 @@ async fn the_dashboard_shows_hostile_text_as_text() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn the_grafana_dashboard_queries_only_metrics_the_controller_exports() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/switchyard.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
@@ -748,8 +756,7 @@ async fn the_grafana_dashboard_queries_only_metrics_the_controller_exports() {
         }
     }
 
-    let server = serve(state_with_every_metric()).await;
-    let scraped = sample_names(&fetch(server.addr, "/metrics").await.body);
+    let scraped = sample_names(&fetch(&state_with_every_metric(), "/metrics").await.body);
     let mut queried = BTreeSet::new();
     for expr in &exprs {
         queried.extend(metric_names(expr));
@@ -844,8 +851,8 @@ impl Demo {
     fn start() -> Self {
         // Port 0, and the address the demo prints: no other test can take the port between
         // choosing it and binding it.
-        let log = TempDir::new("demo");
-        let stderr_path = log.0.join("stderr");
+        let log = scratch_dir("demo");
+        let stderr_path = log.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["demo", "--speed", "600", "--listen", "127.0.0.1:0"])
@@ -890,7 +897,7 @@ impl Demo {
         }
         panic!(
             "the demo did not get there within {SETTLE_LIMIT:?}; API: {last:#}\ndemo log:\n{}",
-            std::fs::read_to_string(self.log.0.join("stderr")).unwrap_or_default()
+            std::fs::read_to_string(self.log.path().join("stderr")).unwrap_or_default()
         );
     }
 }
@@ -1000,26 +1007,11 @@ fn run_with_limit(command: &mut Command, limit: Duration) -> std::process::Outpu
 }
 
 /// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "switchyard-http-{what}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn scratch_dir(what: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("switchyard-http-{what}-"))
+        .tempdir()
+        .expect("a scratch directory")
 }
 
 // ---- deploy/gitops: the pre-commit hook and the CI workflow. ------------------------------
@@ -1044,8 +1036,8 @@ fn release_document(name: &str, image: &str) -> String {
 
 #[test]
 fn the_pre_commit_hook_validates_staged_release_documents_only() {
-    let repo = TempDir::new("gitops");
-    let dir = &repo.0;
+    let repo = scratch_dir("gitops");
+    let dir = repo.path();
     assert!(git(dir, &["init", "-q", "-b", "main"]).status.success());
     git(dir, &["config", "user.email", "dev@example.com"]);
     git(dir, &["config", "user.name", "dev"]);
@@ -1202,7 +1194,8 @@ async fn the_dashboard_shows_every_field_from_outside_as_text() {
             hostile(field)
         )
     };
-    let server = serve(ControllerState::new()).await;
+    let state = ControllerState::new();
+    let server = serve(&state).await;
     let mut release: StoredRelease = serde_json::from_value(json!({
         "name": hostile("name"),
         "generation": 1,
@@ -1226,7 +1219,7 @@ async fn the_dashboard_shows_every_field_from_outside_as_text() {
             "conditions": [{"type": "Drifted", "status": "True", "reason": "AwsError",
                             "message": hostile("condition"),
                             "lastTransitionTime": "2026-01-01T10:00:00Z"}],
-            "history": [{"generation": 1, "attempt": 1, "outcome": "Failed",
+            "history": [{"generation": 1, "rollout": 1, "outcome": "Failed",
                          "finishedAt": "2026-01-01T10:00:00Z",
                          "message": hostile("history"),
                          "taskDefinition": td("history-td"),
@@ -1235,14 +1228,14 @@ async fn the_dashboard_shows_every_field_from_outside_as_text() {
     }))
     .unwrap();
     release.spec_updated_by = Some(hostile("updated-by"));
-    server.state.update_release(release);
+    state.update_release(release);
 
     let url = format!("http://{}/", server.addr);
     let output = tokio::task::spawn_blocking(move || {
-        let profile = TempDir::new("chromium-every-field");
+        let profile = TempDir::new().unwrap();
         run_with_limit(
             Command::new(&chromium)
-                .args(chromium_flags(&profile.0))
+                .args(chromium_flags(profile.path()))
                 .args(["--virtual-time-budget=3000", "--dump-dom"])
                 .arg(&url),
             Duration::from_secs(120),

@@ -327,9 +327,11 @@ async fn killing_the_owner_of_a_release_mid_deployment_hands_it_over_without_a_s
     let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
 
     let mut daemons: Vec<Child> = (0..3).map(|_| daemon(&moto, table)).collect();
-    let dir = std::env::temp_dir().join(format!("switchyard-ha-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let release = crate::daemon::write_release(&dir, "web", "2.0.0");
+    let dir = tempfile::Builder::new()
+        .prefix("switchyard-ha-")
+        .tempdir()
+        .unwrap();
+    let release = crate::daemon::write_release(dir.path(), "web", "2.0.0");
     crate::daemon::apply(&moto, table, &release);
 
     // Wait until the release's deployment exists (moto keeps it in flight forever).
@@ -416,5 +418,4 @@ async fn killing_the_owner_of_a_release_mid_deployment_hands_it_over_without_a_s
         let _ = daemon.kill();
         let _ = daemon.wait();
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

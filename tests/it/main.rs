@@ -18,6 +18,7 @@ mod fuzz_props;
 mod harness;
 mod http;
 mod identity;
+mod invariants;
 mod leases;
 mod moto;
 mod scenarios;

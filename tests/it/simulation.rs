@@ -1,4 +1,4 @@
-//! The deterministic multi-replica simulation (`switchyard::simulation`) inside the suite: a
+//! The deterministic multi-replica simulation (the `switchyard-simulation` crate) inside the suite: a
 //! bounded number of small seeds by default, as many as `SWITCHYARD_SIM_SEEDS` says otherwise
 //! (`cargo run --release --example simulate` runs the larger default configuration).
 //!
@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use switchyard::simulation::{self, SeedReport, SimulationConfig, ViolationKind};
+use switchyard_simulation::{SeedReport, SimulationConfig, ViolationKind};
 
 /// Seeds run by default: about 0.3 s of CPU each in a debug build, on up to four threads.
 const DEFAULT_SEEDS: u64 = 150;
@@ -41,7 +41,7 @@ fn run_seed(config: &SimulationConfig) -> SeedReport {
         .start_paused(true)
         .build()
         .expect("a tokio runtime")
-        .block_on(simulation::run(config))
+        .block_on(switchyard_simulation::run(config))
 }
 
 /// Written straight to the process's stderr, past the test harness's capture, so that it is

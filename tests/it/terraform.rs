@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -97,7 +96,8 @@ fn missing(reason: &str) {
 /// provider from the mirror only; removed on drop.
 struct Terraform {
     binary: PathBuf,
-    root: PathBuf,
+    /// The copy of `deploy/terraform` and the CLI configuration, removed when dropped.
+    root: tempfile::TempDir,
     cli_config: PathBuf,
 }
 
@@ -119,15 +119,15 @@ impl Terraform {
             ));
             return None;
         }
-        static N: AtomicU32 = AtomicU32::new(0);
-        let root = std::env::temp_dir().join(format!(
-            "switchyard-terraform-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        copy_tree(&repo().join("deploy/terraform"), &root.join("terraform"));
-        let cli_config = root.join("terraform.rc");
+        let root = tempfile::Builder::new()
+            .prefix("switchyard-terraform-")
+            .tempdir()
+            .expect("a scratch directory");
+        copy_tree(
+            &repo().join("deploy/terraform"),
+            &root.path().join("terraform"),
+        );
+        let cli_config = root.path().join("terraform.rc");
         std::fs::write(
             &cli_config,
             format!(
@@ -154,7 +154,7 @@ impl Terraform {
 
     /// A directory of the copy, relative to `deploy/terraform`.
     fn dir(&self, relative: &str) -> PathBuf {
-        self.root.join("terraform").join(relative)
+        self.root.path().join("terraform").join(relative)
     }
 
     fn command(&self, dir: &Path, args: &[&str]) -> Command {
@@ -208,12 +208,6 @@ impl Terraform {
         self.run(dir, &args);
         let json = self.run(dir, &["show", "-json", "-no-color", "test.tfplan"]);
         serde_json::from_str(&json).expect("terraform show -json prints JSON")
-    }
-}
-
-impl Drop for Terraform {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -464,7 +458,7 @@ fn the_example_plans_against_moto_and_renders_its_release_yaml() {
         without_comments(&rendered),
         "examples/complete/release.yaml differs from `terraform output -raw release_yaml`"
     );
-    let rendered_path = tf.root.join("rendered-release.yaml");
+    let rendered_path = tf.root.path().join("rendered-release.yaml");
     std::fs::write(&rendered_path, &rendered).unwrap();
     let validated = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["validate", "-f"])

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::log::{Entry, Event};
-use super::{ReleaseOutcome, Violation, ViolationKind};
-use crate::lease::Fence;
-use crate::model::Phase;
-use crate::ports::Deployment;
-use crate::reconcile::codedeploy::parse_deployment_description;
+use crate::log::{Entry, Event};
+use crate::{ReleaseOutcome, Violation, ViolationKind};
+use switchyard::lease::Fence;
+use switchyard::model::Phase;
+use switchyard::ports::Deployment;
+use switchyard::reconcile::codedeploy::parse_deployment_description;
 
 /// 1. Never two deployments for one rollout of a release.
 pub(super) fn one_deployment_per_attempt(deployments: &[Deployment]) -> Vec<Violation> {
@@ -440,7 +440,7 @@ pub(super) fn recorded_stops_are_sent(
         };
         let ended_at = deployment
             .complete_time
-            .map(|t| crate::clock::elapsed_between(origin, t));
+            .map(|t| switchyard::clock::elapsed_between(origin, t));
         let until = ended_at.unwrap_or(owners.end);
         let shard = shard_of(stop.release);
         let up = owners.up(shard, stop.at, until);

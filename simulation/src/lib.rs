@@ -67,9 +67,9 @@ use tokio::sync::mpsc;
 
 pub use log::{Entry, Event, EventLog, digest};
 
-use crate::lease::LeaseTiming;
-use crate::model::Phase;
 use driver::Driver;
+use switchyard::lease::LeaseTiming;
+use switchyard::model::Phase;
 
 /// The image registry of every simulated service.
 pub const REGISTRY: &str = "111122223333.dkr.ecr.us-east-1.amazonaws.com";

@@ -1,15 +1,20 @@
 //! The event log of one simulated run: everything the driver did and everything the replicas
 //! did that the invariants look at, in the order it happened, with a digest for determinism.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::lease::Fence;
-use crate::model::Phase;
-use crate::sim::lock;
+use switchyard::lease::Fence;
+use switchyard::model::Phase;
+
+/// Locks a mutex, ignoring poisoning: a replica task that panicked must not hide the log
+/// and the gates from the checks.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Something that happened, as the invariant checks need it.
 #[derive(Debug, Clone, PartialEq)]

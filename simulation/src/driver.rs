@@ -10,19 +10,19 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::log::{Event, EventLog, digest};
-use super::replica::{Gate, replica_ports};
-use super::{LEASE_TIMING, REGISTRY, ReleaseOutcome, SeedReport, SimulationConfig, Stats, checks};
-use crate::clock::Clock;
-use crate::controller::{self, Context, ControllerConfig, Leases, RunSummary};
-use crate::lease::shard_of;
-use crate::model::parse::parse_documents;
-use crate::model::{AuditAction, OperatorRequest, Phase, RequestKind};
-use crate::ports::{
+use crate::log::{Event, EventLog, digest};
+use crate::replica::{Gate, replica_ports};
+use crate::{LEASE_TIMING, REGISTRY, ReleaseOutcome, SeedReport, SimulationConfig, Stats, checks};
+use switchyard::clock::Clock;
+use switchyard::controller::{self, Context, ControllerConfig, Leases, RunSummary};
+use switchyard::lease::shard_of;
+use switchyard::model::parse::parse_documents;
+use switchyard::model::{AuditAction, OperatorRequest, Phase, RequestKind};
+use switchyard::ports::{
     AlarmState, LeaseStore, ReadyAction, ReleaseStore, SpecPrecondition, SpecWrite, StoreError,
 };
-use crate::sim::{BlueGreenSetup, Fault, FaultRule, SimAws, SimStore};
-use crate::state::ControllerState;
+use switchyard::sim::{BlueGreenSetup, Fault, FaultRule, SimAws, SimStore};
+use switchyard::state::ControllerState;
 
 /// Image tags containing this never become healthy (their Install fails).
 const BAD_TAG: &str = "-bad";
@@ -796,7 +796,7 @@ impl Driver {
                     .and_then(|s| s.live_task_definition().map(str::to_string));
                 let live_image = live.as_ref().and_then(|arn| {
                     self.aws
-                        .task_definitions(crate::reconcile::family_of(arn))
+                        .task_definitions(switchyard::reconcile::family_of(arn))
                         .into_iter()
                         .find(|t| &t.arn == arn)
                         .and_then(|t| t.container(&plan.name).map(|c| c.image.clone()))

@@ -14,17 +14,17 @@ use futures::stream::BoxStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::log::{Event, EventLog};
-use crate::lease::Fence;
-use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
-use crate::ports::{
+use crate::log::{Event, EventLog, lock};
+use switchyard::lease::Fence;
+use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
+use switchyard::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
     CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
     LeaseRecord, LeaseStore, Listener, LoadBalancer, ReleaseStore, Service, SpecWrite, StoreError,
     StoredRelease, TaskDefinition,
 };
-use crate::reconcile::codedeploy::parse_deployment_description;
-use crate::sim::{SimAws, SimStore, lock};
+use switchyard::reconcile::codedeploy::parse_deployment_description;
+use switchyard::sim::{SimAws, SimStore};
 
 /// Controls one replica's access to the world.
 pub(super) struct Gate {
