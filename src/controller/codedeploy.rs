@@ -17,7 +17,7 @@ pub struct Seen {
 }
 
 /// The deployment of the release's rollout the status tracks, if any.
-fn followed_deployment<'a>(record: &'a StoredRelease) -> Option<&'a str> {
+fn followed_deployment(record: &StoredRelease) -> Option<&str> {
     record
         .status
         .as_ref()

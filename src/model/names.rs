@@ -167,6 +167,12 @@ pub fn target_group_name(reference: &str) -> Result<&str, ReferenceError> {
     }
 }
 
+/// The cluster's name for a reference the document's validation accepted (a name or a
+/// cluster ARN); anything else is returned as it is, so that a key built from it is stable.
+pub fn cluster_key(reference: &str) -> &str {
+    cluster_name(reference).unwrap_or(reference)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,10 +281,4 @@ mod tests {
         assert!(Arn::parse("prod").is_err());
         assert!(Arn::parse("arn:aws:ecs:eu-west-1:111122223333:").is_err());
     }
-}
-
-/// The cluster's name for a reference the document's validation accepted (a name or a
-/// cluster ARN); anything else is returned as it is, so that a key built from it is stable.
-pub fn cluster_key(reference: &str) -> &str {
-    cluster_name(reference).unwrap_or(reference)
 }

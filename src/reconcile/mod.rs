@@ -99,6 +99,8 @@ pub struct Observed {
 }
 
 /// What one strategy observed.
+// One value per pass, moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum StrategyObserved {
     #[default]
@@ -212,6 +214,8 @@ pub fn target_key(spec: &ReleaseSpec, strategy: SelectedStrategy<'_>) -> String 
 }
 
 /// What a strategy concluded for the rollout in flight.
+// One value per pass, moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Progress {
     /// The rollout goes on: this is the step.
@@ -520,6 +524,8 @@ impl<'a> Pass<'a> {
 
     // ----- the target ---------------------------------------------------------------
 
+    // `Err` is the step to take instead: one per pass, moved once.
+    #[allow(clippy::result_large_err)]
     fn check_target(
         &mut self,
         spec: &'a ReleaseSpec,

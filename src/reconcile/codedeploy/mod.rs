@@ -132,7 +132,9 @@ enum Owner {
 }
 
 /// Checks the target before anything is registered: the service's deployment controller
-/// and the deployment group (it must exist and deploy exactly this service).
+/// and the deployment group (it must exist and deploy exactly this service). `Err` is the
+/// step to take instead.
+#[allow(clippy::result_large_err)]
 pub fn check_target(
     spec: &ReleaseSpec,
     strategy: &CodeDeployStrategy,
