@@ -413,6 +413,8 @@ fn map_service(cluster: &str, service: &sdk::Service) -> Service {
         network_configuration,
         capacity_provider_strategy: map_strategy(strategy),
         platform_version,
+        current_service_deployment: service.current_service_deployment().map(str::to_string),
+        ecs_deployment: None,
     }
 }
 

@@ -144,6 +144,160 @@ pub struct Service {
     pub network_configuration: Option<NetworkConfiguration>,
     pub capacity_provider_strategy: Vec<CapacityProviderItem>,
     pub platform_version: Option<String>,
+    /// The service deployment in progress or last finished (`currentServiceDeployment`), for
+    /// services with the ECS deployment controller.
+    #[serde(default)]
+    pub current_service_deployment: Option<String>,
+    /// The service's own deployment configuration (ECS deployment controller).
+    #[serde(default)]
+    pub ecs_deployment: Option<EcsDeploymentView>,
+}
+
+/// What a service's `deploymentConfiguration` says of ECS's own deployments.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsDeploymentView {
+    /// `ROLLING`, `BLUE_GREEN`, `LINEAR` or `CANARY` (absent: `ROLLING`).
+    pub strategy: Option<String>,
+    pub bake_time_minutes: Option<u32>,
+    /// The lifecycle stages (AWS names, `POST_TEST_TRAFFIC_SHIFT`) where a `PAUSE` hook waits.
+    pub pause_hook_stages: Vec<String>,
+    /// Whether the deployment circuit breaker is on (rolling updates).
+    pub circuit_breaker: bool,
+    /// Whether every load balancer of the service has the advanced configuration
+    /// (alternate target group, listener rules, role) that blue/green, linear and canary need.
+    pub load_balancers_have_advanced_configuration: bool,
+}
+
+/// ECS's own deployment strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EcsDeploymentStrategy {
+    Rolling,
+    BlueGreen,
+    Linear,
+    Canary,
+}
+
+/// The deployment configuration switchyard sets with `UpdateService` (from the document's
+/// `strategy.ecs.deployment`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsDeploymentSettings {
+    pub strategy: EcsDeploymentStrategy,
+    pub bake_time_minutes: Option<u32>,
+    /// `canaryConfiguration`: percent of traffic (0.1..=100), bake minutes.
+    pub canary: Option<(f64, u32)>,
+    /// `linearConfiguration`: step percent (3..=100), step bake minutes.
+    pub linear: Option<(f64, u32)>,
+    /// `PAUSE` lifecycle hooks at these stages (AWS names, `POST_TEST_TRAFFIC_SHIFT`).
+    pub pause_at: Vec<String>,
+    /// The load balancer's advanced configuration (blue/green, linear, canary).
+    pub load_balancer: Option<AdvancedLoadBalancer>,
+}
+
+/// `loadBalancers[].advancedConfiguration` of an ECS blue/green, linear or canary service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvancedLoadBalancer {
+    pub alternate_target_group_arn: String,
+    pub production_listener_rule: String,
+    pub test_listener_rule: Option<String>,
+    pub role_arn: String,
+}
+
+/// `UpdateService` for a service with the ECS deployment controller: the candidate task
+/// definition and, when the document carries one, the deployment configuration; nothing
+/// else (no forced deployment, no desired count).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateServiceRequest {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition: String,
+    pub deployment: Option<EcsDeploymentSettings>,
+}
+
+/// The status of an ECS service deployment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ServiceDeploymentStatus {
+    Pending,
+    InProgress,
+    Successful,
+    StopRequested,
+    Stopped,
+    RollbackRequested,
+    RollbackInProgress,
+    RollbackSuccessful,
+    RollbackFailed,
+    /// A status this version does not know; treated as non-terminal.
+    Other(String),
+}
+
+impl ServiceDeploymentStatus {
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Successful | Self::Stopped | Self::RollbackSuccessful | Self::RollbackFailed
+        )
+    }
+}
+
+/// One lifecycle hook of a service deployment (`lifecycleHookDetails`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleHookDetail {
+    /// The id `ContinueServiceDeployment` answers.
+    pub hook_id: String,
+    /// `PAUSE` or `AWS_LAMBDA`.
+    pub target_type: String,
+    /// `AWAITING_ACTION`, `IN_PROGRESS`, `SUCCEEDED`, `FAILED` or `TIMED_OUT`.
+    pub status: String,
+    pub expires_at: Option<jiff::Timestamp>,
+}
+
+impl LifecycleHookDetail {
+    /// A `PAUSE` hook that waits for `ContinueServiceDeployment`.
+    pub fn is_waiting_pause(&self) -> bool {
+        self.target_type == "PAUSE" && self.status == "AWAITING_ACTION"
+    }
+}
+
+/// An ECS service deployment, as `DescribeServiceDeployments` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceDeployment {
+    pub arn: String,
+    pub status: ServiceDeploymentStatus,
+    pub status_reason: Option<String>,
+    /// `SCALE_UP`, `TEST_TRAFFIC_SHIFT`, `BAKE_TIME`, ... (AWS names).
+    pub lifecycle_stage: Option<String>,
+    /// The service revision it deploys.
+    pub target_revision_arn: Option<String>,
+    pub created_at: Option<jiff::Timestamp>,
+    pub finished_at: Option<jiff::Timestamp>,
+    /// Why ECS rolled it back, when it did.
+    pub rollback_reason: Option<String>,
+    /// The circuit breaker's and the deployment alarms' status (`TRIGGERED`, ...).
+    pub circuit_breaker_status: Option<String>,
+    pub alarms_status: Option<String>,
+    pub triggered_alarms: Vec<String>,
+    pub hooks: Vec<LifecycleHookDetail>,
+}
+
+/// A service revision: which task definition a service deployment runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRevision {
+    pub arn: String,
+    pub task_definition: String,
+}
+
+/// The answer to a lifecycle hook (`ContinueServiceDeployment`'s `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HookAction {
+    Continue,
+    Rollback,
 }
 
 impl Service {
@@ -296,6 +450,63 @@ pub trait Ecs: Send + Sync {
     ) -> Result<(), AwsError> {
         let _ = (cluster, service, task_set_arn, force);
         Err(unsupported("DeleteTaskSet"))
+    }
+
+    /// `UpdateService` on a service with the ECS deployment controller; returns the service
+    /// deployment it started (`currentServiceDeployment` of the answer), when it names one.
+    async fn update_service(
+        &self,
+        request: &UpdateServiceRequest,
+    ) -> Result<Option<String>, AwsError> {
+        let _ = request;
+        Err(unsupported("UpdateService"))
+    }
+
+    /// `ListServiceDeployments`: the service's deployments created at or after `since`
+    /// (all when `None`), newest first, as ARNs.
+    async fn list_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Vec<String>, AwsError> {
+        let _ = (cluster, service, since);
+        Err(unsupported("ListServiceDeployments"))
+    }
+
+    /// `DescribeServiceDeployments` (at most 20 per call; adapters batch).
+    async fn describe_service_deployments(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceDeployment>, AwsError> {
+        let _ = arns;
+        Err(unsupported("DescribeServiceDeployments"))
+    }
+
+    /// `DescribeServiceRevisions` (at most 20 per call; adapters batch).
+    async fn describe_service_revisions(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceRevision>, AwsError> {
+        let _ = arns;
+        Err(unsupported("DescribeServiceRevisions"))
+    }
+
+    /// `ContinueServiceDeployment`: answers the lifecycle hook `hook_id` of a deployment.
+    async fn continue_service_deployment(
+        &self,
+        deployment_arn: &str,
+        hook_id: &str,
+        action: HookAction,
+    ) -> Result<(), AwsError> {
+        let _ = (deployment_arn, hook_id, action);
+        Err(unsupported("ContinueServiceDeployment"))
+    }
+
+    /// `StopServiceDeployment` with rollback.
+    async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
+        let _ = deployment_arn;
+        Err(unsupported("StopServiceDeployment"))
     }
 
     /// Registers a new revision of `base`'s family: a copy of every registrable field of

@@ -171,6 +171,8 @@ fn service(live_revision: u32) -> Service {
             weight: 1,
         }],
         platform_version: Some("LATEST".into()),
+        current_service_deployment: None,
+        ecs_deployment: None,
     }
 }
 

@@ -84,6 +84,8 @@ impl SimService {
             network_configuration: settings.network_configuration.clone(),
             capacity_provider_strategy: settings.capacity_provider_strategy.clone(),
             platform_version: settings.platform_version.clone(),
+            current_service_deployment: None,
+            ecs_deployment: None,
         }
     }
 }
