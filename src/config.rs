@@ -294,16 +294,7 @@ fn invalid(key: &'static str, source: &str, message: String) -> ConfigError {
 }
 
 /// A duration like `60s`, `5m`, `1h 30m` or ISO 8601 `PT1M`.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let parsed: jiff::SignedDuration = value
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{value}` is not a duration like 30s, 5m or 1h 30m"))?;
-    if parsed.is_negative() {
-        return Err(format!("`{value}` is negative"));
-    }
-    Ok(parsed.unsigned_abs())
-}
+pub use crate::model::duration::parse_duration;
 
 /// DynamoDB table names: 3 to 255 of letters, digits, '_', '-', '.'.
 pub fn parse_table(value: &str) -> Result<String, String> {

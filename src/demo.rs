@@ -298,6 +298,7 @@ impl ScriptedOperator {
                             generation: release.generation,
                             requested_by: "demo-operator".into(),
                             requested_at: now,
+                            full: false,
                         };
                         if world
                             .store

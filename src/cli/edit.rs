@@ -352,6 +352,7 @@ pub async fn request(
         generation: current.generation,
         requested_by: author.by.clone(),
         requested_at: author.at,
+        full: false,
     };
     store.put_request(name, kind, request).await?;
     let outcome = RequestOutcome {

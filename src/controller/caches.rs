@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::ports::{AlarmState, DeploymentGroup, Service, TaskDefinition};
+use crate::ports::{AlarmState, DeploymentGroup, Service, TargetGroup, TaskDefinition};
 
 /// How long a deployment group is trusted (virtual time).
 pub const GROUP_TTL: Duration = Duration::from_secs(300);
@@ -35,6 +35,9 @@ pub struct Caches {
     /// Task definitions by full ARN (a revision's content never changes), as registered or
     /// described, for a short while: the creation pass needs the candidate just registered.
     task_definitions: Mutex<BTreeMap<String, (Instant, TaskDefinition)>>,
+    /// The pairs of target groups of task-set releases, by the references the document gives
+    /// (they change rarely; their load balancers are what a rollout discovers routes on).
+    target_groups: Mutex<BTreeMap<(Option<String>, Vec<String>), (Instant, Vec<TargetGroup>)>>,
     /// release -> (the deployment of ours being followed, the service seen when it started).
     following: Mutex<BTreeMap<String, (String, Service)>>,
 }
@@ -133,6 +136,33 @@ impl Caches {
             };
             alarms.insert((region.map(str::to_string), name.clone()), (expires, state));
         }
+    }
+
+    /// The target groups named by `references`, if cached and fresh.
+    pub fn target_groups(
+        &self,
+        region: Option<&str>,
+        references: &[String],
+    ) -> Option<Vec<TargetGroup>> {
+        let cached = self.target_groups.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .get(&(region.map(str::to_string), references.to_vec()))
+            .filter(|(expires, _)| *expires > Instant::now())
+            .map(|(_, groups)| groups.clone())
+    }
+
+    pub fn put_target_groups(
+        &self,
+        clock: &Clock,
+        region: Option<&str>,
+        references: &[String],
+        groups: &[TargetGroup],
+    ) {
+        let mut cached = self.target_groups.lock().unwrap_or_else(|e| e.into_inner());
+        cached.insert(
+            (region.map(str::to_string), references.to_vec()),
+            (clock.deadline_after(GROUP_TTL), groups.to_vec()),
+        );
     }
 
     /// The service seen when `deployment` of `release` started, if that is the deployment

@@ -8,7 +8,6 @@ use crate::ports::{
     AwsError, AwsPorts, DeploymentFilter, DeploymentStatus, Service, StoredRelease,
 };
 use crate::reconcile::codedeploy::{Action, ActionResult, Observed};
-use crate::reconcile::plan::StrategyPlan;
 use crate::reconcile::{DesiredRelease, Lookup};
 
 /// What a look at the followed deployment already fetched, handed to [`observe`].
@@ -59,13 +58,10 @@ pub async fn observe(
     desired: &DesiredRelease,
     record: &StoredRelease,
     observed_so_far: &crate::reconcile::Observed,
-    plan: &StrategyPlan,
+    deployment_ids: &[String],
+    search_since: Option<jiff::Timestamp>,
     seen: Option<Seen>,
 ) -> Result<Observed, AwsError> {
-    let StrategyPlan::CodeDeploy {
-        deployment_ids,
-        search_since,
-    } = plan;
     let mut observed = Observed::default();
     let Ok(spec) = &desired.spec else {
         return Ok(observed);
@@ -108,7 +104,7 @@ pub async fn observe(
 
     // The deployments the status tracks first: if one of them is still active, it is the
     // group's only active deployment (CodeDeploy allows one), and listing is not needed.
-    let mut ids: Vec<String> = deployment_ids.clone();
+    let mut ids: Vec<String> = deployment_ids.to_vec();
     fetch_deployments(ports, &mut ids, &mut observed.deployments).await?;
     let tracked_active = observed.deployments.iter().any(|d| !d.status.is_terminal());
     if !tracked_active {
@@ -124,11 +120,11 @@ pub async fn observe(
                     .list_deployments(
                         &group.application,
                         &group.name,
-                        DeploymentFilter::CreatedSince(*since),
+                        DeploymentFilter::CreatedSince(since),
                     )
                     .await?,
             );
-            observed.searched_since = Some(*since);
+            observed.searched_since = Some(since);
         }
         fetch_deployments(ports, &mut ids, &mut observed.deployments).await?;
     }

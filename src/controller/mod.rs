@@ -11,6 +11,7 @@ mod observe;
 mod pass;
 mod queue;
 mod resync;
+mod task_sets;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

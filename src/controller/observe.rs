@@ -7,6 +7,7 @@ use tracing::debug;
 use super::Context;
 use super::codedeploy;
 use super::lookup::lookup;
+use super::task_sets;
 use crate::model::ReleaseSpec;
 use crate::ports::{AwsError, AwsPorts, Service, StoredRelease, TaskDefinition};
 use crate::reconcile::candidate::{TAG_RELEASE, TaskDefinitions};
@@ -96,15 +97,34 @@ pub async fn observe(
         });
     }
     observed.strategy = match strategy_plan {
-        StrategyPlan::CodeDeploy { .. } => StrategyObserved::CodeDeploy(
+        StrategyPlan::CodeDeploy {
+            deployment_ids,
+            search_since,
+        } => StrategyObserved::CodeDeploy(
             codedeploy::observe(
                 ctx,
                 &ports,
                 desired,
                 record,
                 &observed,
-                strategy_plan,
+                deployment_ids,
+                *search_since,
                 strategy_seen,
+            )
+            .await?,
+        ),
+        StrategyPlan::TaskSets {
+            target_groups,
+            routes,
+            candidate_health,
+        } => StrategyObserved::TaskSets(
+            task_sets::observe(
+                ctx,
+                &ports,
+                spec,
+                target_groups,
+                routes,
+                candidate_health.as_deref(),
             )
             .await?,
         ),

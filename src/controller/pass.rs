@@ -379,6 +379,9 @@ async fn apply(ports: &AwsPorts, action: &Action) -> Result<ActionResult, AwsErr
         Action::CodeDeploy(action) => super::codedeploy::apply(ports, action)
             .await
             .map(ActionResult::CodeDeploy),
+        Action::TaskSets(action) => super::task_sets::apply(ports, action)
+            .await
+            .map(ActionResult::TaskSets),
     }
 }
 

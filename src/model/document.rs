@@ -89,23 +89,29 @@ pub struct ContainerChange {
 pub struct Strategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_deploy: Option<CodeDeployStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_sets: Option<super::task_sets::TaskSetsStrategy>,
 }
 
 /// The one strategy a spec selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelectedStrategy<'a> {
     CodeDeploy(&'a CodeDeployStrategy),
+    TaskSets(&'a super::task_sets::TaskSetsStrategy),
 }
 
 impl Strategy {
     /// The document names of every strategy, for messages.
-    pub const NAMES: &'static [&'static str] = &["codeDeploy"];
+    pub const NAMES: &'static [&'static str] = &["codeDeploy", "taskSets"];
 
     /// Every strategy that is set, in document order.
     pub fn all_set(&self) -> Vec<SelectedStrategy<'_>> {
         let mut set = Vec::new();
         if let Some(s) = &self.code_deploy {
             set.push(SelectedStrategy::CodeDeploy(s));
+        }
+        if let Some(s) = &self.task_sets {
+            set.push(SelectedStrategy::TaskSets(s));
         }
         set
     }
@@ -124,6 +130,7 @@ impl SelectedStrategy<'_> {
     pub fn name(&self) -> &'static str {
         match self {
             SelectedStrategy::CodeDeploy(_) => "codeDeploy",
+            SelectedStrategy::TaskSets(_) => "taskSets",
         }
     }
 }

@@ -3,9 +3,11 @@
 
 mod audit;
 mod document;
+pub mod duration;
 pub mod names;
 pub mod parse;
 mod status;
+pub mod task_sets;
 pub mod validate;
 
 pub use audit::*;
@@ -15,3 +17,4 @@ pub use parse::{
     parse_documents_indexed, parse_spec_value,
 };
 pub use status::*;
+pub use task_sets::{CanaryStep, PauseStep, TaskSetsStage, TaskSetsStatus, TaskSetsStrategy};

@@ -329,6 +329,7 @@ pub struct StopRecord {
 #[serde(rename_all = "camelCase")]
 pub enum StrategyStatus {
     CodeDeploy(CodeDeployStatus),
+    TaskSets(super::task_sets::TaskSetsStatus),
 }
 
 /// The `requestedAt` of the last operator request of each kind the controller handled
@@ -429,6 +430,9 @@ impl ReleaseStatus {
     pub fn stage(&self) -> Option<String> {
         match &self.strategy {
             Some(StrategyStatus::CodeDeploy(status)) => status.lifecycle_event.clone(),
+            Some(StrategyStatus::TaskSets(status)) => {
+                self.rollout_in_flight().and_then(|_| status.describe())
+            }
             None => None,
         }
     }
@@ -465,6 +469,13 @@ pub struct OperatorRequest {
     pub generation: u64,
     pub requested_by: String,
     pub requested_at: Timestamp,
+    /// `promote --full`: skip every remaining step, not only the current pause.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub full: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The latest request of each kind.

@@ -176,11 +176,31 @@ impl Validator {
         self.service(&field_path(base, "service"), &spec.service);
         self.task_definition(&field_path(base, "taskDefinition"), &spec.task_definition);
         let strategy = field_path(base, "strategy");
-        match &spec.strategy.code_deploy {
-            Some(code_deploy) => {
-                self.code_deploy(&field_path(&strategy, "codeDeploy"), code_deploy)
-            }
-            None => self.error(strategy, "must set exactly one strategy (codeDeploy)"),
+        let set = spec.strategy.all_set();
+        if set.len() != 1 {
+            let names = crate::model::Strategy::NAMES.join(", ");
+            let got: Vec<&str> = set.iter().map(|s| s.name()).collect();
+            self.error(
+                strategy.clone(),
+                if got.is_empty() {
+                    format!("must set exactly one strategy ({names})")
+                } else {
+                    format!(
+                        "must set exactly one strategy ({names}), not {}",
+                        got.join(" and ")
+                    )
+                },
+            );
+        }
+        if let Some(code_deploy) = &spec.strategy.code_deploy {
+            self.code_deploy(&field_path(&strategy, "codeDeploy"), code_deploy);
+        }
+        if let Some(task_sets) = &spec.strategy.task_sets {
+            crate::model::task_sets::validate(
+                &field_path(&strategy, "taskSets"),
+                task_sets,
+                &mut self.errors,
+            );
         }
         if let Some(rollback) = &spec.rollback {
             self.rollback(&field_path(base, "rollback"), rollback);

@@ -35,6 +35,7 @@
 pub mod candidate;
 pub mod codedeploy;
 pub mod plan;
+pub mod task_sets;
 
 use std::time::Duration;
 
@@ -106,6 +107,7 @@ pub enum StrategyObserved {
     #[default]
     NotLookedUp,
     CodeDeploy(codedeploy::Observed),
+    TaskSets(task_sets::Observed),
 }
 
 /// The one mutating call a pass may make.
@@ -114,6 +116,7 @@ pub enum Action {
     /// Register the candidate (the status already holds the intent).
     RegisterTaskDefinition(Registration),
     CodeDeploy(codedeploy::Action),
+    TaskSets(task_sets::Action),
 }
 
 impl Action {
@@ -122,6 +125,7 @@ impl Action {
         match self {
             Action::RegisterTaskDefinition(_) => "ecs:RegisterTaskDefinition",
             Action::CodeDeploy(action) => action.operation(),
+            Action::TaskSets(action) => action.operation(),
         }
     }
 
@@ -139,6 +143,7 @@ impl Action {
 pub enum ActionResult {
     Registered(TaskDefinition),
     CodeDeploy(codedeploy::ActionResult),
+    TaskSets(task_sets::ActionResult),
 }
 
 /// A request that the decision's action carries out: marked handled, with its history
@@ -210,6 +215,7 @@ pub fn service_key(spec: &ReleaseSpec) -> String {
 pub fn target_key(spec: &ReleaseSpec, strategy: SelectedStrategy<'_>) -> String {
     match strategy {
         SelectedStrategy::CodeDeploy(s) => codedeploy::target_key(spec, s),
+        SelectedStrategy::TaskSets(s) => task_sets::target_key(spec, s),
     }
 }
 
@@ -362,6 +368,12 @@ impl<'a> Pass<'a> {
 
     pub fn generation(&self) -> u64 {
         self.desired.generation
+    }
+
+    /// Whether the pending promote asks to skip every remaining step (`promote --full`).
+    pub fn promote_is_full(&self) -> bool {
+        self.pending_request(RequestKind::Promote)
+            .is_some_and(|r| r.full)
     }
 
     /// The content of a task definition the pass looked up, by ARN.
@@ -540,6 +552,14 @@ impl<'a> Pass<'a> {
                 };
                 codedeploy::check_target(spec, s, service, observed)
             }
+            SelectedStrategy::TaskSets(s) => {
+                let observed = match &self.observed.strategy {
+                    StrategyObserved::TaskSets(o) => Some(o),
+                    _ => None,
+                };
+                let in_flight = self.next.rollout_in_flight().is_some();
+                task_sets::check_target(spec, s, service, observed, in_flight)
+            }
         }
     }
 
@@ -590,6 +610,9 @@ impl<'a> Pass<'a> {
         let progress = match strategy {
             SelectedStrategy::CodeDeploy(s) => {
                 codedeploy::progress(self, s, rollout, &gate, superseded.as_deref())
+            }
+            SelectedStrategy::TaskSets(s) => {
+                task_sets::progress(self, spec, s, rollout, &gate, superseded.as_deref())
             }
         };
         match progress {
@@ -763,6 +786,33 @@ impl<'a> Pass<'a> {
                 .requeue(POLL_FAILED);
             }
         }
+        // The last rollout's clean-up comes first (a new candidate task set must not join a
+        // task set still waiting to be deleted); it is due at once.
+        if let SelectedStrategy::TaskSets(_) = strategy
+            && let Some(crate::model::StrategyStatus::TaskSets(state)) = self.next.strategy.as_mut()
+            && let Some(job) = state.clean_up.as_mut()
+        {
+            job.due = job.due.min(self.now);
+            match task_sets::clean_up(self, spec) {
+                task_sets::CleanUpStep::Done => {}
+                task_sets::CleanUpStep::Due(clean_up, what) => {
+                    return Step::new(
+                        Phase::Pending,
+                        Reason::Resolving,
+                        format!("the last rollout's clean-up comes first: {what}"),
+                    )
+                    .act(Action::TaskSets(clean_up));
+                }
+                task_sets::CleanUpStep::Waiting(after, what) => {
+                    return Step::new(
+                        Phase::Pending,
+                        Reason::Resolving,
+                        format!("the last rollout's clean-up comes first: {what}"),
+                    )
+                    .requeue(after);
+                }
+            }
+        }
         let rollout = Rollout {
             serial: last.map_or(1, |r| r.serial + 1),
             candidate: candidate.arn.clone().unwrap_or_default(),
@@ -933,7 +983,7 @@ impl<'a> Pass<'a> {
         self.next.history.truncate(HISTORY_LIMIT);
     }
 
-    fn clear_drift(&mut self) {
+    pub(crate) fn clear_drift(&mut self) {
         if self
             .next
             .condition(ConditionType::Drifted)
@@ -1036,6 +1086,26 @@ impl<'a> Pass<'a> {
         {
             clear_stage(status);
         }
+        // Clean-up after a rollout ended (a task set to scale down and delete) rides on the
+        // settled step: it never changes the verdict.
+        if action.is_none()
+            && self.next.rollout_in_flight().is_none()
+            && let Ok(spec) = &self.desired.spec
+            && let Some(SelectedStrategy::TaskSets(_)) = spec.strategy.selected()
+        {
+            match task_sets::clean_up(&mut self, spec) {
+                task_sets::CleanUpStep::Done => {}
+                task_sets::CleanUpStep::Due(clean_up, what) => {
+                    action = Some(Action::TaskSets(clean_up));
+                    message = format!("{message}; {what}");
+                    requeue_after = Some(AFTER_ACTION);
+                }
+                task_sets::CleanUpStep::Waiting(after, what) => {
+                    message = format!("{message}; {what}");
+                    requeue_after = Some(requeue_after.map_or(after, |r| r.min(after)));
+                }
+            }
+        }
         apply_phase(&mut self.next, self.prev, phase, reason, &message, self.now);
         let mut ack = None;
         if let Some(kind) = completes {
@@ -1099,6 +1169,13 @@ fn drop_intents(
             s.creating_since = before.and_then(|b| b.creating_since);
             s.stop = before.and_then(|b| b.stop.clone());
         }
+        crate::model::StrategyStatus::TaskSets(s) => {
+            let before = match before {
+                Some(crate::model::StrategyStatus::TaskSets(b)) => Some(b),
+                _ => None,
+            };
+            task_sets::drop_intents(s, before);
+        }
     }
 }
 
@@ -1106,6 +1183,10 @@ fn drop_intents(
 fn clear_stage(status: &mut crate::model::StrategyStatus) {
     match status {
         crate::model::StrategyStatus::CodeDeploy(s) => s.lifecycle_event = None,
+        crate::model::StrategyStatus::TaskSets(s) => {
+            s.step = None;
+            s.pause_ends_at = None;
+        }
     }
 }
 
@@ -1194,7 +1275,7 @@ pub fn refusal_delay(release: &str, count: u32) -> Duration {
 }
 
 /// A duration as people write it (`4s`, `2m 8s`).
-fn friendly(duration: Duration) -> String {
+pub(crate) fn friendly(duration: Duration) -> String {
     let whole = Duration::from_secs(duration.as_secs().max(1));
     jiff::SignedDuration::try_from(whole)
         .map(|d| format!("{d:#}"))
@@ -1308,6 +1389,12 @@ pub fn record_outcome(
         }
         (Action::CodeDeploy(action), Err(error)) => {
             codedeploy::record_outcome(&mut status, action, &Err(error.clone()));
+        }
+        (Action::TaskSets(action), Ok(ActionResult::TaskSets(result))) => {
+            task_sets::record_outcome(&mut status, action, &Ok(result.clone()));
+        }
+        (Action::TaskSets(action), Err(error)) => {
+            task_sets::record_outcome(&mut status, action, &Err(error.clone()));
         }
         _ => {}
     }

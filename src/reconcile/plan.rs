@@ -3,7 +3,9 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::model::{Outcome, Phase, Reason, ReleaseStatus, RequestKind, SelectedStrategy};
+use crate::model::{
+    Outcome, Phase, Reason, ReleaseStatus, RequestKind, SelectedStrategy, TaskSetsStage,
+};
 use crate::ports::Service;
 
 use super::{DesiredRelease, candidate, pending_request};
@@ -31,9 +33,25 @@ pub struct ObservationPlan {
     pub strategy: Option<StrategyPlan>,
 }
 
+/// Which routes (listener default actions and rules) a task-set pass reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutesPlan {
+    /// The rollout's own, by ARN.
+    Known(Vec<String>),
+    /// Every route of the pair's load balancers, and the listed ones.
+    Discover { listed: Vec<String> },
+}
+
 /// What to look at in the strategy's world.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrategyPlan {
+    TaskSets {
+        /// The pair, as the document names it.
+        target_groups: Vec<String>,
+        routes: RoutesPlan,
+        /// The candidate group whose targets' health the rollout waits for.
+        candidate_health: Option<String>,
+    },
     CodeDeploy {
         /// Deployments to get by id (the one the status tracks, one being stopped).
         deployment_ids: Vec<String>,
@@ -63,7 +81,11 @@ pub fn is_at_rest(desired: &DesiredRelease, status: Option<&ReleaseStatus>) -> b
             .is_some_and(|c| matches!(c.reason, Reason::DeploymentFailed | Reason::Drifted)),
         Phase::Pending | Phase::Progressing | Phase::AwaitingPromotion => false,
     };
-    settled && nothing_asked && status.rollout_in_flight().is_none()
+    let cleaning_up = matches!(
+        &status.strategy,
+        Some(crate::model::StrategyStatus::TaskSets(t)) if t.clean_up.is_some()
+    );
+    settled && nothing_asked && status.rollout_in_flight().is_none() && !cleaning_up
 }
 
 /// Plans the lookups for one release, given its last status and its described service.
@@ -134,6 +156,41 @@ pub fn plan_observation(
                 search_since: cd
                     .and_then(|s| s.creating_since)
                     .map(|since| since - INTENT_SEARCH_SLACK),
+            }
+        }
+        SelectedStrategy::TaskSets(task_sets) => {
+            let state = status.and_then(|s| match &s.strategy {
+                Some(crate::model::StrategyStatus::TaskSets(t)) => Some(t),
+                _ => None,
+            });
+            // A rollout in flight (or its clean-up) reads exactly its own routes; one about
+            // to start finds them on the pair's load balancers.
+            let known = state.filter(|t| in_flight.is_some() || t.clean_up.is_some());
+            let routes = match known {
+                Some(t) => {
+                    RoutesPlan::Known(t.routes.iter().chain(&t.test_routes).cloned().collect())
+                }
+                None => RoutesPlan::Discover {
+                    listed: task_sets
+                        .listeners
+                        .iter()
+                        .chain(&task_sets.test_listeners)
+                        .cloned()
+                        .collect(),
+                },
+            };
+            let candidate_health = known
+                .filter(|t| {
+                    matches!(
+                        t.stage,
+                        TaskSetsStage::Creating | TaskSetsStage::WaitingForCandidate
+                    )
+                })
+                .and_then(|t| t.candidate_target_group.clone());
+            StrategyPlan::TaskSets {
+                target_groups: task_sets.target_groups.clone(),
+                routes,
+                candidate_health,
             }
         }
     });
