@@ -164,6 +164,7 @@ impl ControllerState {
         {
             return;
         }
+        self.inner.metrics.set_candidate_weight(&release);
         let changed = releases.put(release);
         self.set_phase_gauges(&releases, changed.into_iter().flatten());
     }
@@ -180,6 +181,7 @@ impl ControllerState {
     }
 
     pub fn remove_release(&self, name: &str) {
+        self.inner.metrics.forget_release(name);
         let mut releases = self.write();
         if let Some(phase) = releases.remove(name) {
             self.set_phase_gauges(&releases, [phase]);
@@ -264,6 +266,12 @@ impl EncodeLabelValue for PhaseLabel {
     }
 }
 
+/// One release.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReleaseLabels {
+    pub release: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub phase: PhaseLabel,
@@ -317,6 +325,9 @@ pub struct Metrics {
     /// `switchyard_pass_panics_total`: passes that panicked (a bug; the release is retried
     /// with backoff and its status says so).
     pub pass_panics: Counter,
+    /// `switchyard_candidate_weight{release}`: the candidate's percent of production
+    /// traffic, for releases with a rollout in flight (the series goes when it ends).
+    pub candidate_weight: Family<ReleaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -378,6 +389,13 @@ impl Default for Metrics {
             "Reconcile passes that panicked",
             pass_panics.clone(),
         );
+        let candidate_weight =
+            Family::<ReleaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "candidate_weight",
+            "Percent of production traffic on the candidate, per release with a rollout in flight",
+            candidate_weight.clone(),
+        );
         Self {
             registry,
             releases,
@@ -388,6 +406,7 @@ impl Default for Metrics {
             queue_depth,
             passes_in_flight,
             pass_panics,
+            candidate_weight,
         }
     }
 }
@@ -399,6 +418,34 @@ impl Metrics {
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Sets (or removes) the candidate weight of a release from its status.
+    pub fn set_candidate_weight(&self, release: &StoredRelease) {
+        let labels = ReleaseLabels {
+            release: release.name.clone(),
+        };
+        let weight = release
+            .status
+            .as_ref()
+            .filter(|s| s.rollout_in_flight().is_some())
+            .and_then(|s| s.traffic_weights)
+            .map(|w| w.candidate);
+        match weight {
+            Some(weight) => {
+                self.candidate_weight.get_or_create(&labels).set(weight);
+            }
+            None => {
+                self.candidate_weight.remove(&labels);
+            }
+        }
+    }
+
+    /// Forgets every series of a deleted release.
+    pub fn forget_release(&self, name: &str) {
+        self.candidate_weight.remove(&ReleaseLabels {
+            release: name.to_string(),
+        });
     }
 
     /// Counts one AWS call.

@@ -197,29 +197,33 @@ pub enum StoreCommand {
         #[command(flatten)]
         table: TableArg,
     },
-    /// Ask the controller to shift production traffic to the current generation's deployment
-    /// (manual promotion) once it is ready.
+    /// Let the rollout in flight past the gate it waits at: CodeDeploy's `Ready`, a canary's
+    /// pause, an ECS `PAUSE` hook.
     ///
-    /// Records a request beside the spec for the current generation (never bumps it, never
-    /// calls AWS); the controller acts on it once and records that in the history.
+    /// Records a request beside the spec (never bumps the generation, never calls AWS); the
+    /// controller applies it to the rollout in flight once and records that in the history,
+    /// or declines it with the reason when nothing is in flight.
     Promote {
         /// The release's name (`metadata.name`).
         name: String,
+        /// Skip every remaining step of a `taskSets` canary, not only the current pause.
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         table: TableArg,
     },
-    /// Ask the controller to stop the current generation's deployment and roll back.
+    /// Ask the controller to roll the rollout in flight back.
     ///
-    /// Records a request beside the spec for the current generation (never bumps it, never
-    /// calls AWS); with nothing in flight the controller ignores it.
+    /// Records a request beside the spec (never bumps the generation, never calls AWS);
+    /// with nothing in flight the controller declines it, saying so in the history.
     Abort {
         /// The release's name (`metadata.name`).
         name: String,
         #[command(flatten)]
         table: TableArg,
     },
-    /// Ask the controller to deploy the current generation again after it rolled back or
-    /// failed (a new attempt).
+    /// Ask the controller to roll the candidate out again after it rolled back or failed (a
+    /// new rollout), or to ask again at once for a call AWS refused.
     ///
     /// Records a request beside the spec for the current generation (never bumps it, never
     /// calls AWS).

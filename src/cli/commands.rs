@@ -96,7 +96,20 @@ pub async fn execute(command: StoreCommand) -> Result<(), CliError> {
                 .await
                 .map(|_| ())
         }
-        StoreCommand::Promote { name, table } => request(&name, RequestKind::Promote, &table).await,
+        StoreCommand::Promote { name, full, table } => {
+            let session = Session::connect(&table).await?;
+            let author = session.author().await?;
+            super::edit::request_full(
+                &session.store,
+                &name,
+                RequestKind::Promote,
+                full,
+                &author,
+                &mut std::io::stdout(),
+            )
+            .await
+            .map(|_| ())
+        }
         StoreCommand::Abort { name, table } => request(&name, RequestKind::Abort, &table).await,
         StoreCommand::Retry { name, table } => request(&name, RequestKind::Retry, &table).await,
         StoreCommand::Pause { name, table } => pause(&name, true, &table).await,

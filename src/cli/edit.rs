@@ -347,12 +347,24 @@ pub async fn request(
     author: &Author,
     out: &mut dyn Write,
 ) -> Result<RequestOutcome, CliError> {
+    request_full(store, name, kind, false, author, out).await
+}
+
+/// [`request`], with `full` for `promote --full` (skip every remaining step of a canary).
+pub async fn request_full(
+    store: &dyn ReleaseStore,
+    name: &str,
+    kind: RequestKind,
+    full: bool,
+    author: &Author,
+    out: &mut dyn Write,
+) -> Result<RequestOutcome, CliError> {
     let current = get_release(store, name).await?;
     let request = OperatorRequest {
         generation: current.generation,
         requested_by: author.by.clone(),
         requested_at: author.at,
-        full: false,
+        full,
     };
     store.put_request(name, kind, request).await?;
     let outcome = RequestOutcome {

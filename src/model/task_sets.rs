@@ -260,6 +260,10 @@ pub struct TaskSetsStatus {
     /// The candidate's share of production traffic switchyard set last (percent).
     #[serde(default)]
     pub weight: u32,
+    /// Every change of that share during the rollout, oldest first (for the dashboard's
+    /// weight-over-time chart); bounded by the number of steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<WeightPoint>,
     /// The last time the rollout made progress (for the progress deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_at: Option<Timestamp>,
@@ -274,6 +278,31 @@ pub struct TaskSetsStatus {
     /// after a rollback; never blocks the verdict).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clean_up: Option<CleanUp>,
+}
+
+/// The candidate's share of production traffic from a point in time on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightPoint {
+    pub at: Timestamp,
+    pub candidate: u32,
+}
+
+impl TaskSetsStatus {
+    /// Records that the candidate's share is now `weight` (a change only).
+    pub fn set_weight(&mut self, weight: u32, at: Timestamp) {
+        if self.weights.last().map(|p| p.candidate) != Some(weight) {
+            self.weights.push(WeightPoint {
+                at,
+                candidate: weight,
+            });
+            // At most one point per step, and a few for the switch and a rollback.
+            if self.weights.len() > 64 {
+                self.weights.remove(0);
+            }
+        }
+        self.weight = weight;
+    }
 }
 
 /// Why a task-set rollout rolls back.

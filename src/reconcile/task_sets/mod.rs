@@ -480,6 +480,10 @@ impl<'a> TaskSets<'_, 'a> {
             step_count: steps.len(),
             steps_digest: steps_digest(&steps),
             progress_at: Some(now),
+            weights: vec![crate::model::task_sets::WeightPoint {
+                at: now,
+                candidate: 0,
+            }],
             ..TaskSetsStatus::default()
         };
         Ok(())
@@ -926,7 +930,7 @@ impl<'a> TaskSets<'_, 'a> {
     fn next_step(&mut self, weight: u32) {
         let now = self.pass.now;
         let status = self.status();
-        status.weight = weight;
+        status.set_weight(weight, now);
         status.step_index = Some(status.step_index.unwrap_or(0) + 1);
         status.step_started_at = Some(now);
         status.pause_ends_at = None;
@@ -1013,7 +1017,8 @@ impl<'a> TaskSets<'_, 'a> {
             );
         }
         if state.weight != 100 {
-            self.status().weight = 100;
+            let now = self.pass.now;
+            self.status().set_weight(100, now);
             self.advanced();
         }
         let Some(candidate) = self.candidate_task_set(&state) else {
@@ -1088,8 +1093,9 @@ impl<'a> TaskSets<'_, 'a> {
         let due = self.pass.now
             + jiff::SignedDuration::try_from(self.strategy.abort_scale_down_delay())
                 .unwrap_or_default();
+        let now = self.pass.now;
         let status = self.status();
-        status.weight = 0;
+        status.set_weight(0, now);
         status.clean_up = candidate.map(|task_set| CleanUp {
             task_set,
             due,
