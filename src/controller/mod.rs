@@ -4,6 +4,7 @@
 mod alarms;
 mod caches;
 mod codedeploy;
+mod ecs;
 mod leases;
 mod lookup;
 mod metered;

@@ -113,6 +113,9 @@ pub async fn observe(
             )
             .await?,
         ),
+        StrategyPlan::Ecs(plan) => {
+            StrategyObserved::Ecs(super::ecs::observe(&ports, spec, plan).await?)
+        }
         StrategyPlan::TaskSets {
             target_groups,
             routes,

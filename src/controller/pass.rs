@@ -382,6 +382,9 @@ async fn apply(ports: &AwsPorts, action: &Action) -> Result<ActionResult, AwsErr
         Action::TaskSets(action) => super::task_sets::apply(ports, action)
             .await
             .map(ActionResult::TaskSets),
+        Action::Ecs(action) => super::ecs::apply(ports, action)
+            .await
+            .map(ActionResult::Ecs),
     }
 }
 

@@ -91,6 +91,8 @@ pub struct Strategy {
     pub code_deploy: Option<CodeDeployStrategy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_sets: Option<super::task_sets::TaskSetsStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<super::ecs::EcsStrategy>,
 }
 
 /// The one strategy a spec selects.
@@ -98,11 +100,12 @@ pub struct Strategy {
 pub enum SelectedStrategy<'a> {
     CodeDeploy(&'a CodeDeployStrategy),
     TaskSets(&'a super::task_sets::TaskSetsStrategy),
+    Ecs(&'a super::ecs::EcsStrategy),
 }
 
 impl Strategy {
     /// The document names of every strategy, for messages.
-    pub const NAMES: &'static [&'static str] = &["codeDeploy", "taskSets"];
+    pub const NAMES: &'static [&'static str] = &["codeDeploy", "taskSets", "ecs"];
 
     /// Every strategy that is set, in document order.
     pub fn all_set(&self) -> Vec<SelectedStrategy<'_>> {
@@ -112,6 +115,9 @@ impl Strategy {
         }
         if let Some(s) = &self.task_sets {
             set.push(SelectedStrategy::TaskSets(s));
+        }
+        if let Some(s) = &self.ecs {
+            set.push(SelectedStrategy::Ecs(s));
         }
         set
     }
@@ -131,6 +137,7 @@ impl SelectedStrategy<'_> {
         match self {
             SelectedStrategy::CodeDeploy(_) => "codeDeploy",
             SelectedStrategy::TaskSets(_) => "taskSets",
+            SelectedStrategy::Ecs(_) => "ecs",
         }
     }
 }
@@ -158,7 +165,7 @@ pub enum Promotion {
 }
 
 impl Promotion {
-    fn is_default(&self) -> bool {
+    pub fn is_default(&self) -> bool {
         *self == Self::Auto
     }
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod document;
 pub mod duration;
+pub mod ecs;
 pub mod names;
 pub mod parse;
 mod status;
@@ -12,6 +13,7 @@ pub mod validate;
 
 pub use audit::*;
 pub use document::*;
+pub use ecs::{EcsStatus, EcsStrategy};
 pub use parse::{
     DocumentError, document_to_json, document_to_yaml, parse_document_value, parse_documents,
     parse_documents_indexed, parse_spec_value,

@@ -330,6 +330,7 @@ pub struct StopRecord {
 pub enum StrategyStatus {
     CodeDeploy(CodeDeployStatus),
     TaskSets(super::task_sets::TaskSetsStatus),
+    Ecs(super::ecs::EcsStatus),
 }
 
 /// The `requestedAt` of the last operator request of each kind the controller handled
@@ -433,6 +434,13 @@ impl ReleaseStatus {
             Some(StrategyStatus::TaskSets(status)) => {
                 self.rollout_in_flight().and_then(|_| status.describe())
             }
+            Some(StrategyStatus::Ecs(status)) => self.rollout_in_flight().and_then(|_| {
+                match (&status.lifecycle_stage, &status.waiting_hook) {
+                    (Some(stage), Some(_)) => Some(format!("{stage} (a PAUSE hook waits)")),
+                    (Some(stage), None) => Some(stage.clone()),
+                    (None, _) => None,
+                }
+            }),
             None => None,
         }
     }

@@ -195,6 +195,9 @@ impl Validator {
         if let Some(code_deploy) = &spec.strategy.code_deploy {
             self.code_deploy(&field_path(&strategy, "codeDeploy"), code_deploy);
         }
+        if let Some(ecs) = &spec.strategy.ecs {
+            crate::model::ecs::validate(&field_path(&strategy, "ecs"), ecs, &mut self.errors);
+        }
         if let Some(task_sets) = &spec.strategy.task_sets {
             crate::model::task_sets::validate(
                 &field_path(&strategy, "taskSets"),

@@ -34,6 +34,7 @@
 
 pub mod candidate;
 pub mod codedeploy;
+pub mod ecs;
 pub mod plan;
 pub mod task_sets;
 
@@ -108,6 +109,7 @@ pub enum StrategyObserved {
     NotLookedUp,
     CodeDeploy(codedeploy::Observed),
     TaskSets(task_sets::Observed),
+    Ecs(ecs::Observed),
 }
 
 /// The one mutating call a pass may make.
@@ -117,6 +119,7 @@ pub enum Action {
     RegisterTaskDefinition(Registration),
     CodeDeploy(codedeploy::Action),
     TaskSets(task_sets::Action),
+    Ecs(ecs::Action),
 }
 
 impl Action {
@@ -126,6 +129,7 @@ impl Action {
             Action::RegisterTaskDefinition(_) => "ecs:RegisterTaskDefinition",
             Action::CodeDeploy(action) => action.operation(),
             Action::TaskSets(action) => action.operation(),
+            Action::Ecs(action) => action.operation(),
         }
     }
 
@@ -144,6 +148,7 @@ pub enum ActionResult {
     Registered(TaskDefinition),
     CodeDeploy(codedeploy::ActionResult),
     TaskSets(task_sets::ActionResult),
+    Ecs(ecs::ActionResult),
 }
 
 /// A request that the decision's action carries out: marked handled, with its history
@@ -216,6 +221,7 @@ pub fn target_key(spec: &ReleaseSpec, strategy: SelectedStrategy<'_>) -> String 
     match strategy {
         SelectedStrategy::CodeDeploy(s) => codedeploy::target_key(spec, s),
         SelectedStrategy::TaskSets(s) => task_sets::target_key(spec, s),
+        SelectedStrategy::Ecs(s) => ecs::target_key(spec, s),
     }
 }
 
@@ -560,6 +566,7 @@ impl<'a> Pass<'a> {
                 let in_flight = self.next.rollout_in_flight().is_some();
                 task_sets::check_target(spec, s, service, observed, in_flight)
             }
+            SelectedStrategy::Ecs(s) => ecs::check_target(s, service),
         }
     }
 
@@ -613,6 +620,9 @@ impl<'a> Pass<'a> {
             }
             SelectedStrategy::TaskSets(s) => {
                 task_sets::progress(self, spec, s, rollout, &gate, superseded.as_deref())
+            }
+            SelectedStrategy::Ecs(s) => {
+                ecs::progress(self, spec, s, rollout, &gate, superseded.as_deref())
             }
         };
         match progress {
@@ -825,7 +835,14 @@ impl<'a> Pass<'a> {
         };
         self.next.rollout = Some(rollout.clone());
         self.next.deployment_id = None;
-        self.next.strategy = None;
+        // A new rollout starts its strategy's status afresh, keeping what must outlive a
+        // rollout (ECS: which service deployments were switchyard's).
+        self.next.strategy = match &self.next.strategy {
+            Some(crate::model::StrategyStatus::Ecs(previous)) => {
+                Some(crate::model::StrategyStatus::Ecs(ecs::carry_over(previous)))
+            }
+            _ => None,
+        };
         self.next.traffic_weights = None;
         self.clear_drift();
         match self.carry_on(spec, strategy, target, &rollout) {
@@ -1176,6 +1193,13 @@ fn drop_intents(
             };
             task_sets::drop_intents(s, before);
         }
+        crate::model::StrategyStatus::Ecs(s) => {
+            let before = match before {
+                Some(crate::model::StrategyStatus::Ecs(b)) => Some(b),
+                _ => None,
+            };
+            ecs::drop_intents(s, before);
+        }
     }
 }
 
@@ -1186,6 +1210,10 @@ fn clear_stage(status: &mut crate::model::StrategyStatus) {
         crate::model::StrategyStatus::TaskSets(s) => {
             s.step = None;
             s.pause_ends_at = None;
+        }
+        crate::model::StrategyStatus::Ecs(s) => {
+            s.lifecycle_stage = None;
+            s.waiting_hook = None;
         }
     }
 }
@@ -1395,6 +1423,12 @@ pub fn record_outcome(
         }
         (Action::TaskSets(action), Err(error)) => {
             task_sets::record_outcome(&mut status, action, &Err(error.clone()));
+        }
+        (Action::Ecs(action), Ok(ActionResult::Ecs(result))) => {
+            ecs::record_outcome(&mut status, action, &Ok(result.clone()));
+        }
+        (Action::Ecs(action), Err(error)) => {
+            ecs::record_outcome(&mut status, action, &Err(error.clone()));
         }
         _ => {}
     }

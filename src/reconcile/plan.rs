@@ -45,6 +45,7 @@ pub enum RoutesPlan {
 /// What to look at in the strategy's world.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrategyPlan {
+    Ecs(super::ecs::Plan),
     TaskSets {
         /// The pair, as the document names it.
         target_groups: Vec<String>,
@@ -158,6 +159,7 @@ pub fn plan_observation(
                     .map(|since| since - INTENT_SEARCH_SLACK),
             }
         }
+        SelectedStrategy::Ecs(_) => StrategyPlan::Ecs(super::ecs::plan(status, service)),
         SelectedStrategy::TaskSets(task_sets) => {
             let state = status.and_then(|s| match &s.strategy {
                 Some(crate::model::StrategyStatus::TaskSets(t)) => Some(t),

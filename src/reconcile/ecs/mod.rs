@@ -1,0 +1,839 @@
+//! `strategy.ecs`: ECS's own deployments (rolling, blue/green, linear, canary), started and
+//! gated by switchyard, one mutating call per pass:
+//!
+//! 1. **Target.** Before anything is registered: the service uses the `ECS` deployment
+//!    controller; a blue/green, linear or canary deployment has the load balancer's advanced
+//!    configuration (from the document or the service); manual promotion has a `PAUSE` hook
+//!    to wait on (the document's `pauseAt`, or the service's own hooks).
+//! 2. **Start.** Nothing else in flight (a service deployment switchyard did not start is
+//!    waited for, never stopped): the intent (`updatingSince`) is written, then one
+//!    `UpdateService` carries the candidate (and the document's deployment configuration,
+//!    when it has one) and nothing else. The service deployment it answers with is the
+//!    rollout's. After a crash, the intent makes the next pass adopt the newest deployment
+//!    created since it whose target revision runs the candidate, before ever updating again.
+//! 3. **Follow** its status and lifecycle stage. A `PAUSE` hook that waits is answered
+//!    `CONTINUE` (automatic promotion, or a `promote`), or shows `AwaitingPromotion`;
+//!    `paused: true` holds it.
+//! 4. **Gate.** An abort or a rollback alarm makes exactly one call: `ROLLBACK` on the hook
+//!    that waits, if one does, else `StopServiceDeployment` (rollback). A deployment that
+//!    makes no progress (no new stage, no hook waiting) for `progressDeadline` is stopped.
+//!    Every answer is recorded before its call and sent once. A newer candidate replaces the
+//!    deployment in flight with the next rollout's `UpdateService`, as ECS itself does.
+//! 5. **Verdict**, from the service deployment's terminal status: `SUCCESSFUL` is `Healthy`
+//!    (ECS's bake time is part of the rollout); `ROLLBACK_SUCCESSFUL` is `RolledBack`, with
+//!    ECS's own reason when ECS rolled back (circuit breaker, alarms); `ROLLBACK_FAILED`, or
+//!    a deployment replaced by someone else's, is `Failed`.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::model::ecs::{EcsAnswer, EcsDeploymentType, EcsStatus, OWN_DEPLOYMENTS_KEPT};
+use crate::model::{
+    EcsStrategy, Outcome, Phase, Promotion, Reason, ReleaseSpec, ReleaseStatus, Rollout,
+    StrategyStatus,
+};
+use crate::ports::{
+    AdvancedLoadBalancer, AwsError, AwsErrorKind, DeploymentControllerType, EcsDeploymentSettings,
+    EcsDeploymentStrategy, HookAction, Service, ServiceDeployment, ServiceDeploymentStatus,
+    ServiceRevision, UpdateServiceRequest, task_definition_short_name,
+};
+
+use super::{
+    AFTER_ACTION, Gate, POLL_ACTIVE, POLL_FAILED, POLL_PASSIVE, POLL_WAITING, Pass, Progress, Step,
+    Verdict,
+};
+
+/// How long an answer or stop whose call's outcome was lost is followed before it is sent
+/// again.
+pub const ANSWER_UNCONFIRMED_WAIT: Duration = Duration::from_secs(60);
+/// Polling during ECS's bake time (nothing to act on but alarms, watched separately).
+pub const POLL_BAKING: Duration = Duration::from_secs(60);
+/// How far before a recorded intent to search, for clock skew between host and AWS.
+const INTENT_SEARCH_SLACK: SignedDuration = SignedDuration::from_mins(5);
+
+/// What the shell observed of the service's deployments.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    /// The rollout's deployment, the service's current one, and (for an intent without a
+    /// deployment) those created since the intent.
+    pub deployments: Vec<ServiceDeployment>,
+    /// The target revisions of those found by the search.
+    pub revisions: Vec<ServiceRevision>,
+    /// When the search for deployments created since an intent started (if it ran).
+    pub searched_since: Option<Timestamp>,
+    /// The ARN of the document's alternate target group, when it names it by name.
+    pub alternate_target_group: Option<String>,
+}
+
+/// The calls a pass may make.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    UpdateService(UpdateServiceRequest),
+    Answer {
+        deployment: String,
+        hook_id: String,
+        action: HookAction,
+    },
+    Stop {
+        deployment: String,
+    },
+}
+
+impl Action {
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Action::UpdateService(_) => "ecs:UpdateService",
+            Action::Answer { .. } => "ecs:ContinueServiceDeployment",
+            Action::Stop { .. } => "ecs:StopServiceDeployment",
+        }
+    }
+}
+
+/// What a call returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionResult {
+    /// `UpdateService`: the service deployment it started, when it named one.
+    Updated(Option<String>),
+    Done,
+}
+
+/// What the observation plan asks the shell to look at.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub deployment_arns: Vec<String>,
+    pub search_since: Option<Timestamp>,
+}
+
+/// The plan for a release of this strategy, from its status and service.
+pub fn plan(status: Option<&ReleaseStatus>, service: &Service) -> Plan {
+    let state = status.and_then(ecs_status);
+    let mut deployment_arns: Vec<String> = Vec::new();
+    if let Some(arn) = state.and_then(|s| s.service_deployment.clone()) {
+        deployment_arns.push(arn);
+    }
+    if let Some(current) = &service.current_service_deployment
+        && !deployment_arns.contains(current)
+    {
+        deployment_arns.push(current.clone());
+    }
+    let search_since = state
+        .filter(|s| s.service_deployment.is_none())
+        .and_then(|s| s.updating_since)
+        .map(|since| since - INTENT_SEARCH_SLACK);
+    Plan {
+        deployment_arns,
+        search_since,
+    }
+}
+
+/// The rollout's target, normalized.
+pub fn target_key(spec: &ReleaseSpec, _strategy: &EcsStrategy) -> String {
+    format!("ecs:{}", super::service_key(spec))
+}
+
+fn ecs_status(status: &ReleaseStatus) -> Option<&EcsStatus> {
+    match &status.strategy {
+        Some(StrategyStatus::Ecs(status)) => Some(status),
+        _ => None,
+    }
+}
+
+/// The strategy's part of `status`, created when missing.
+pub fn status_of(status: &mut ReleaseStatus) -> &mut EcsStatus {
+    if !matches!(status.strategy, Some(StrategyStatus::Ecs(_))) {
+        status.strategy = Some(StrategyStatus::Ecs(EcsStatus::default()));
+    }
+    match &mut status.strategy {
+        Some(StrategyStatus::Ecs(status)) => status,
+        _ => unreachable!("set just above"),
+    }
+}
+
+/// What a new rollout keeps of the last one's status: which deployments were switchyard's.
+pub fn carry_over(previous: &EcsStatus) -> EcsStatus {
+    EcsStatus {
+        own_deployments: previous.own_deployments.clone(),
+        ..EcsStatus::default()
+    }
+}
+
+/// The deployment type the rollout uses: the document's, else the service's.
+fn deployment_type(strategy: &EcsStrategy, service: &Service) -> EcsDeploymentType {
+    if let Some(deployment) = &strategy.deployment {
+        return deployment.kind;
+    }
+    match service
+        .ecs_deployment
+        .as_ref()
+        .and_then(|d| d.strategy.as_deref())
+    {
+        Some("BLUE_GREEN") => EcsDeploymentType::BlueGreen,
+        Some("LINEAR") => EcsDeploymentType::Linear,
+        Some("CANARY") => EcsDeploymentType::Canary,
+        _ => EcsDeploymentType::Rolling,
+    }
+}
+
+/// Checks the target before anything is registered. `Err` is the step to take instead.
+#[allow(clippy::result_large_err)]
+pub fn check_target(strategy: &EcsStrategy, service: &Service) -> Result<(), Step> {
+    let failed = |reason: Reason, message: String| {
+        Err(Step::new(Phase::Failed, reason, message).requeue(POLL_FAILED))
+    };
+    if service.deployment_controller != DeploymentControllerType::Ecs {
+        return failed(
+            Reason::WrongDeploymentController,
+            format!(
+                "service {}/{} uses the {} deployment controller; the ecs strategy needs ECS (for CODE_DEPLOY use codeDeploy, for EXTERNAL taskSets)",
+                service.cluster,
+                service.name,
+                service.deployment_controller.as_str()
+            ),
+        );
+    }
+    let kind = deployment_type(strategy, service);
+    let has_load_balancer = strategy
+        .deployment
+        .as_ref()
+        .is_some_and(|d| d.load_balancer.is_some())
+        || service
+            .ecs_deployment
+            .as_ref()
+            .is_some_and(|d| d.load_balancers_have_advanced_configuration);
+    if kind != EcsDeploymentType::Rolling && !has_load_balancer {
+        return failed(
+            Reason::MisconfiguredService,
+            format!(
+                "a {} deployment needs the load balancer's advanced configuration (alternate target group, production listener rule, role); set spec.strategy.ecs.deployment.loadBalancer or configure it on service {}/{}",
+                kind.as_str(),
+                service.cluster,
+                service.name
+            ),
+        );
+    }
+    let hooks = match &strategy.deployment {
+        Some(deployment) => !deployment.pause_at.is_empty(),
+        None => service
+            .ecs_deployment
+            .as_ref()
+            .is_some_and(|d| !d.pause_hook_stages.is_empty()),
+    };
+    if strategy.promotion == Promotion::Manual && !hooks {
+        let example = if kind == EcsDeploymentType::Rolling {
+            "postScaleUp"
+        } else {
+            "postTestTrafficShift"
+        };
+        return failed(
+            Reason::MisconfiguredService,
+            format!(
+                "promotion: manual needs a PAUSE lifecycle hook to wait on; add spec.strategy.ecs.deployment.pauseAt: [{example}] (or a PAUSE hook on the service)"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The deployment configuration `UpdateService` sets, from the document; the alternate
+/// target group as an ARN (ECS takes nothing else).
+fn settings(strategy: &EcsStrategy, alternate_arn: Option<&str>) -> Option<EcsDeploymentSettings> {
+    let deployment = strategy.deployment.as_ref()?;
+    let minutes =
+        |d: &crate::model::duration::DurationSpec| crate::model::ecs::whole_minutes(d).unwrap_or(0);
+    Some(EcsDeploymentSettings {
+        strategy: match deployment.kind {
+            EcsDeploymentType::Rolling => EcsDeploymentStrategy::Rolling,
+            EcsDeploymentType::BlueGreen => EcsDeploymentStrategy::BlueGreen,
+            EcsDeploymentType::Linear => EcsDeploymentStrategy::Linear,
+            EcsDeploymentType::Canary => EcsDeploymentStrategy::Canary,
+        },
+        bake_time_minutes: deployment.bake_time.as_ref().map(minutes),
+        canary: deployment
+            .canary
+            .as_ref()
+            .map(|c| (c.percent, minutes(&c.bake))),
+        linear: deployment
+            .linear
+            .as_ref()
+            .map(|l| (l.step_percent, minutes(&l.step_bake))),
+        pause_at: deployment
+            .pause_at
+            .iter()
+            .filter_map(|s| crate::model::ecs::stage_name(s))
+            .map(str::to_string)
+            .collect(),
+        load_balancer: deployment
+            .load_balancer
+            .as_ref()
+            .map(|lb| AdvancedLoadBalancer {
+                alternate_target_group_arn: alternate_arn
+                    .map(str::to_string)
+                    .unwrap_or_else(|| lb.alternate_target_group.clone()),
+                production_listener_rule: lb.production_listener_rule.clone(),
+                test_listener_rule: lb.test_listener_rule.clone(),
+                role_arn: lb.role_arn.clone(),
+            }),
+    })
+}
+
+/// Carries the rollout in flight one step further.
+pub fn progress<'a>(
+    pass: &mut Pass<'a>,
+    spec: &'a ReleaseSpec,
+    strategy: &'a EcsStrategy,
+    rollout: &Rollout,
+    gate: &Gate,
+    superseded: Option<&str>,
+) -> Progress {
+    let all: &'a super::Observed = pass.observed;
+    let Some(service) = all.service.found() else {
+        return Progress::Step(
+            Step::new(Phase::Pending, Reason::Resolving, "observing the service")
+                .requeue(AFTER_ACTION),
+        );
+    };
+    let observed = match &all.strategy {
+        super::StrategyObserved::Ecs(observed) => observed,
+        _ => {
+            return Progress::Step(
+                Step::new(
+                    Phase::Pending,
+                    Reason::Resolving,
+                    "looking at the service's deployments",
+                )
+                .requeue(AFTER_ACTION),
+            );
+        }
+    };
+    // ECS sets the service's task definition at UpdateService: while the rollout is in
+    // flight, the live version is the one it started from.
+    pass.next.live_task_definition = rollout.live.clone();
+    let mut ecs = Ecs {
+        pass,
+        spec,
+        strategy,
+        service,
+        observed,
+        rollout: rollout.clone(),
+    };
+    ecs.progress(gate, superseded)
+}
+
+struct Ecs<'p, 'a> {
+    pass: &'p mut Pass<'a>,
+    spec: &'a ReleaseSpec,
+    strategy: &'a EcsStrategy,
+    service: &'a Service,
+    observed: &'a Observed,
+    rollout: Rollout,
+}
+
+impl<'a> Ecs<'_, 'a> {
+    fn status(&mut self) -> &mut EcsStatus {
+        status_of(&mut self.pass.next)
+    }
+
+    fn state(&self) -> EcsStatus {
+        ecs_status(&self.pass.next).cloned().unwrap_or_default()
+    }
+
+    fn release(&self) -> &'a str {
+        &self.pass.desired.name
+    }
+
+    fn deployment(&self, arn: &str) -> Option<&'a ServiceDeployment> {
+        self.observed.deployments.iter().find(|d| d.arn == arn)
+    }
+
+    fn progress(&mut self, gate: &Gate, superseded: Option<&str>) -> Progress {
+        if let Some(why) = superseded {
+            // The next rollout's UpdateService replaces this deployment, as ECS itself does.
+            return Progress::Ended(Verdict::new(
+                Outcome::Superseded,
+                format!("{why}; the next UpdateService replaces its deployment"),
+            ));
+        }
+        let state = self.state();
+        match state.service_deployment.clone() {
+            Some(arn) => self.follow(&arn, gate),
+            None => self.start(gate),
+        }
+    }
+
+    // ----- step 2 -------------------------------------------------------------------
+
+    fn start(&mut self, gate: &Gate) -> Progress {
+        let state = self.state();
+        // An intent without a deployment: adopt what the last UpdateService started.
+        if let Some(since) = state.updating_since {
+            if self.observed.searched_since.is_none() {
+                return Progress::Step(
+                    Step::new(
+                        Phase::Pending,
+                        Reason::CreatingDeployment,
+                        "looking for the service deployment an earlier pass may have started",
+                    )
+                    .requeue(AFTER_ACTION),
+                );
+            }
+            if let Some(found) = self.adoptable(since) {
+                let arn = found.arn.clone();
+                self.own(&arn);
+                let status = self.status();
+                status.service_deployment = Some(arn.clone());
+                status.updating_since = None;
+                return self.follow(&arn, gate);
+            }
+        }
+        if let Some(foreign) = self.foreign_in_flight(&state) {
+            return Progress::Step(
+                Step::new(
+                    Phase::Pending,
+                    Reason::WaitingForForeignDeployment,
+                    format!(
+                        "waiting for service deployment {foreign}, not started by switchyard for this release, to finish"
+                    ),
+                )
+                .requeue(POLL_WAITING),
+            );
+        }
+        if let Some(roll_back) = &gate.roll_back {
+            return Progress::Ended(Verdict::new(
+                Outcome::RolledBack,
+                format!("{} before its deployment started", roll_back.message),
+            ))
+            .completing(roll_back.request);
+        }
+        if gate.paused {
+            return Progress::Step(
+                Step::new(
+                    Phase::Pending,
+                    Reason::Paused,
+                    format!(
+                        "rollout {} has not started its deployment yet; it waits until `switchyard resume {}`",
+                        self.rollout.serial,
+                        self.release()
+                    ),
+                )
+                .requeue(POLL_WAITING),
+            );
+        }
+        let named = self
+            .strategy
+            .deployment
+            .as_ref()
+            .and_then(|d| d.load_balancer.as_ref())
+            .is_some_and(|lb| !lb.alternate_target_group.starts_with("arn:"));
+        if named && self.observed.alternate_target_group.is_none() {
+            return Progress::Step(
+                Step::new(
+                    Phase::Pending,
+                    Reason::Resolving,
+                    "looking up the alternate target group",
+                )
+                .requeue(AFTER_ACTION),
+            );
+        }
+        let request = UpdateServiceRequest {
+            cluster: crate::model::names::cluster_key(&self.spec.service.cluster).to_string(),
+            service: self.spec.service.name.clone(),
+            task_definition: self.rollout.candidate.clone(),
+            deployment: settings(
+                self.strategy,
+                self.observed.alternate_target_group.as_deref(),
+            ),
+        };
+        let now = self.pass.now;
+        let status = self.status();
+        status.updating_since = Some(now);
+        status.progress_at = Some(now);
+        Progress::Step(
+            Step::new(
+                Phase::Pending,
+                Reason::CreatingDeployment,
+                format!(
+                    "updating service {}/{} to {}",
+                    request.cluster,
+                    request.service,
+                    task_definition_short_name(&self.rollout.candidate)
+                ),
+            )
+            .act(super::Action::Ecs(Action::UpdateService(request))),
+        )
+    }
+
+    /// The newest deployment created since the intent whose target revision runs the
+    /// candidate (after a retry, an older one may run it too).
+    fn adoptable(&self, since: Timestamp) -> Option<&'a ServiceDeployment> {
+        let from = since - INTENT_SEARCH_SLACK;
+        let mut found: Vec<&ServiceDeployment> =
+            self.observed
+                .deployments
+                .iter()
+                .filter(|d| d.created_at.is_none_or(|at| at >= from))
+                .filter(|d| {
+                    d.target_revision_arn.as_deref().is_some_and(|revision| {
+                        self.observed.revisions.iter().any(|r| {
+                            r.arn == revision && r.task_definition == self.rollout.candidate
+                        })
+                    })
+                })
+                .collect();
+        found.sort_by_key(|d| d.created_at);
+        found.pop()
+    }
+
+    /// A service deployment in flight that switchyard did not start for this release.
+    fn foreign_in_flight(&self, state: &EcsStatus) -> Option<String> {
+        let current = self.service.current_service_deployment.as_ref()?;
+        if state.own_deployments.contains(current) {
+            return None;
+        }
+        let deployment = self.deployment(current)?;
+        (!deployment.status.is_terminal()).then(|| current.clone())
+    }
+
+    fn own(&mut self, arn: &str) {
+        let status = self.status();
+        if !status.own_deployments.iter().any(|a| a == arn) {
+            status.own_deployments.push(arn.to_string());
+            let excess = status
+                .own_deployments
+                .len()
+                .saturating_sub(OWN_DEPLOYMENTS_KEPT);
+            status.own_deployments.drain(..excess);
+        }
+    }
+
+    // ----- steps 3 to 5 -------------------------------------------------------------
+
+    fn follow(&mut self, arn: &str, gate: &Gate) -> Progress {
+        self.pass.next.deployment_id = Some(arn.to_string());
+        let Some(deployment) = self.deployment(arn) else {
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::DeploymentInProgress,
+                    format!("looking at service deployment {arn}"),
+                )
+                .requeue(AFTER_ACTION),
+            );
+        };
+        let state = self.state();
+        if deployment.lifecycle_stage != state.lifecycle_stage {
+            let now = self.pass.now;
+            let status = self.status();
+            status.lifecycle_stage = deployment.lifecycle_stage.clone();
+            status.progress_at = Some(now);
+        }
+        let waiting = deployment.hooks.iter().find(|h| h.is_waiting_pause());
+        self.status().waiting_hook = waiting.map(|h| h.hook_id.clone());
+        if deployment.status.is_terminal() {
+            return self.verdict(deployment);
+        }
+        let state = self.state();
+        let stage = deployment
+            .lifecycle_stage
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", deployment.status));
+
+        // An answer or stop recorded before its call: sent once, then followed.
+        if let Some(answer) = &state.answer {
+            let still_waiting = match &answer.hook_id {
+                Some(hook) => waiting.is_some_and(|h| &h.hook_id == hook),
+                None => !matches!(
+                    deployment.status,
+                    ServiceDeploymentStatus::StopRequested
+                        | ServiceDeploymentStatus::RollbackRequested
+                        | ServiceDeploymentStatus::RollbackInProgress
+                ),
+            };
+            let waited = crate::clock::elapsed_between(answer.at, self.pass.now);
+            if still_waiting && !answer.sent && waited >= ANSWER_UNCONFIRMED_WAIT {
+                return self.send_answer(
+                    arn,
+                    answer.hook_id.clone(),
+                    &answer.action,
+                    "sending it again: its reply was lost",
+                );
+            }
+            if still_waiting || answer.action == "ROLLBACK" {
+                let reason = if answer.action == "ROLLBACK" {
+                    Reason::RollingBack
+                } else {
+                    Reason::Promoting
+                };
+                return Progress::Step(
+                    Step::new(
+                        Phase::Progressing,
+                        reason,
+                        format!(
+                            "{}service deployment {arn}: {stage}",
+                            state
+                                .rolling_back
+                                .as_ref()
+                                .map(|r| format!("{r}: rolling back; "))
+                                .unwrap_or_default()
+                        ),
+                    )
+                    .requeue(POLL_ACTIVE),
+                );
+            }
+            // The hook answered CONTINUE moved on: forget the answer.
+            self.status().answer = None;
+        }
+        if matches!(
+            deployment.status,
+            ServiceDeploymentStatus::RollbackRequested
+                | ServiceDeploymentStatus::RollbackInProgress
+        ) {
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::RollingBack,
+                    format!("ECS is rolling service deployment {arn} back"),
+                )
+                .requeue(POLL_ACTIVE),
+            );
+        }
+        if let Some(roll_back) = &gate.roll_back {
+            let reason = roll_back.message.clone();
+            self.status().rolling_back = Some(reason.clone());
+            return self
+                .send_answer(arn, waiting.map(|h| h.hook_id.clone()), "ROLLBACK", &reason)
+                .completing(roll_back.request);
+        }
+        if waiting.is_none()
+            && let Some(since) = state.progress_at
+            && crate::clock::elapsed_between(since, self.pass.now)
+                > self.strategy.progress_deadline()
+        {
+            let reason = format!(
+                "no progress for {}: service deployment {arn} stayed at {stage}",
+                super::friendly(self.strategy.progress_deadline())
+            );
+            self.status().rolling_back = Some(reason.clone());
+            return self.send_answer(arn, None, "ROLLBACK", &reason);
+        }
+        if let Some(hook) = waiting {
+            let manual = self.strategy.promotion == Promotion::Manual;
+            if gate.paused {
+                return Progress::Step(
+                    Step::new(
+                        if manual { Phase::AwaitingPromotion } else { Phase::Progressing },
+                        Reason::Paused,
+                        format!(
+                            "service deployment {arn} waits at {stage}; its hook is answered once the release is resumed (`switchyard resume {}`)",
+                            self.release()
+                        ),
+                    )
+                    .requeue(POLL_WAITING),
+                );
+            }
+            if !manual || gate.promote.is_some() {
+                let step =
+                    self.send_answer(arn, Some(hook.hook_id.clone()), "CONTINUE", "promoted");
+                return if manual {
+                    step.completing(gate.promote)
+                } else {
+                    step
+                };
+            }
+            return Progress::Step(
+                Step::new(
+                    Phase::AwaitingPromotion,
+                    Reason::AwaitingPromotion,
+                    format!(
+                        "service deployment {arn} waits at {stage}; run `switchyard promote {}` to go on",
+                        self.release()
+                    ),
+                )
+                .requeue(POLL_WAITING),
+            );
+        }
+        let poll = if stage == "BAKE_TIME" {
+            POLL_BAKING
+        } else {
+            POLL_PASSIVE
+        };
+        Progress::Step(
+            Step::new(
+                Phase::Progressing,
+                Reason::DeploymentInProgress,
+                format!("service deployment {arn}: {stage}"),
+            )
+            .requeue(poll),
+        )
+    }
+
+    /// Records an answer (or, without a hook, a stop) and makes its call.
+    fn send_answer(
+        &mut self,
+        arn: &str,
+        hook_id: Option<String>,
+        action: &str,
+        why: &str,
+    ) -> Progress {
+        let now = self.pass.now;
+        self.status().answer = Some(EcsAnswer {
+            hook_id: hook_id.clone(),
+            action: action.to_string(),
+            at: now,
+            sent: false,
+        });
+        let (call, message, reason) = match (hook_id, action) {
+            (Some(hook_id), "CONTINUE") => (
+                Action::Answer {
+                    deployment: arn.to_string(),
+                    hook_id,
+                    action: HookAction::Continue,
+                },
+                format!("service deployment {arn}: answering its PAUSE hook CONTINUE ({why})"),
+                Reason::Promoting,
+            ),
+            (Some(hook_id), _) => (
+                Action::Answer {
+                    deployment: arn.to_string(),
+                    hook_id,
+                    action: HookAction::Rollback,
+                },
+                format!("{why}: answering the PAUSE hook of {arn} ROLLBACK"),
+                Reason::RollingBack,
+            ),
+            (None, _) => (
+                Action::Stop {
+                    deployment: arn.to_string(),
+                },
+                format!("{why}: stopping service deployment {arn} with rollback"),
+                Reason::RollingBack,
+            ),
+        };
+        Progress::Step(Step::new(Phase::Progressing, reason, message).act(super::Action::Ecs(call)))
+    }
+
+    fn verdict(&mut self, deployment: &ServiceDeployment) -> Progress {
+        let state = self.state();
+        let ecs_reason = deployment
+            .rollback_reason
+            .clone()
+            .or_else(|| {
+                (deployment.circuit_breaker_status.as_deref() == Some("TRIGGERED"))
+                    .then(|| "the deployment circuit breaker was triggered".to_string())
+            })
+            .or_else(|| {
+                (!deployment.triggered_alarms.is_empty()).then(|| {
+                    format!(
+                        "ECS deployment alarms in ALARM: {}",
+                        deployment.triggered_alarms.join(", ")
+                    )
+                })
+            })
+            .or_else(|| deployment.status_reason.clone());
+        let arn = &deployment.arn;
+        match &deployment.status {
+            ServiceDeploymentStatus::Successful => Progress::Ended(Verdict::new(
+                Outcome::Succeeded,
+                format!("service deployment {arn} succeeded"),
+            )),
+            ServiceDeploymentStatus::RollbackSuccessful => {
+                let why = state
+                    .rolling_back
+                    .clone()
+                    .or(ecs_reason)
+                    .unwrap_or_else(|| "ECS rolled it back".into());
+                Progress::Ended(Verdict::new(
+                    Outcome::RolledBack,
+                    format!(
+                        "service deployment {arn} rolled back ({why}); traffic is back on {}",
+                        task_definition_short_name(self.rollout.live.as_deref().unwrap_or("?"))
+                    ),
+                ))
+            }
+            ServiceDeploymentStatus::RollbackFailed => Progress::Ended(Verdict::new(
+                Outcome::Failed,
+                format!(
+                    "service deployment {arn} failed to roll back ({}); check the service",
+                    ecs_reason.unwrap_or_else(|| "no reason given".into())
+                ),
+            )),
+            _ => {
+                // STOPPED: replaced by another deployment, or stopped without rollback.
+                let replaced_by = self
+                    .service
+                    .current_service_deployment
+                    .as_ref()
+                    .filter(|current| *current != arn);
+                Progress::Ended(Verdict::new(
+                    Outcome::Failed,
+                    match replaced_by {
+                        Some(other) => format!(
+                            "service deployment {arn} was replaced by {other}, which switchyard did not start; run `switchyard retry {}` to roll the candidate out again",
+                            self.release()
+                        ),
+                        None => format!(
+                            "service deployment {arn} was stopped ({}); run `switchyard retry {}` to roll the candidate out again",
+                            ecs_reason.unwrap_or_else(|| "no reason given".into()),
+                            self.release()
+                        ),
+                    },
+                ))
+            }
+        }
+    }
+}
+
+/// Records what a call returned in the status the pass wrote before it.
+pub fn record_outcome(
+    status: &mut ReleaseStatus,
+    action: &Action,
+    result: &Result<ActionResult, AwsError>,
+) {
+    match (action, result) {
+        (Action::UpdateService(_), Ok(ActionResult::Updated(Some(arn)))) => {
+            status.deployment_id = Some(arn.clone());
+            let state = status_of(status);
+            state.service_deployment = Some(arn.clone());
+            state.updating_since = None;
+            if !state.own_deployments.contains(arn) {
+                state.own_deployments.push(arn.clone());
+                let excess = state
+                    .own_deployments
+                    .len()
+                    .saturating_sub(OWN_DEPLOYMENTS_KEPT);
+                state.own_deployments.drain(..excess);
+            }
+            status.phase = Phase::Progressing;
+            status.message = format!("service deployment {arn} started");
+        }
+        // Updated without naming its deployment: the next pass adopts it by its intent.
+        (Action::UpdateService(_), Ok(_)) => {}
+        (Action::UpdateService(_), Err(error)) if !error.is_ambiguous() => {
+            status_of(status).updating_since = None;
+        }
+        (Action::Answer { .. } | Action::Stop { .. }, Ok(_)) => {
+            if let Some(answer) = status_of(status).answer.as_mut() {
+                answer.sent = true;
+            }
+        }
+        (Action::Answer { .. } | Action::Stop { .. }, Err(error))
+            if error.kind == AwsErrorKind::Conflict =>
+        {
+            // The hook was answered or the deployment finished already: the next pass reads
+            // how it ended.
+            if let Some(answer) = status_of(status).answer.as_mut() {
+                answer.sent = true;
+            }
+        }
+        (Action::Answer { .. } | Action::Stop { .. }, Err(error)) if !error.is_ambiguous() => {
+            status_of(status).answer = None;
+        }
+        _ => {}
+    }
+}
+
+/// Takes back the intents of a call that is held back.
+pub fn drop_intents(status: &mut EcsStatus, before: Option<&EcsStatus>) {
+    status.updating_since = before.and_then(|b| b.updating_since);
+    status.answer = before.and_then(|b| b.answer.clone());
+}
