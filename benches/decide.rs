@@ -257,6 +257,7 @@ impl Scenario {
                     generation,
                     requested_by: "arn:aws:iam::111122223333:user/bench".into(),
                     requested_at: self.clock.now(),
+                    full: false,
                 },
             )
             .await

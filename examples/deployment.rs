@@ -479,6 +479,7 @@ async fn measure_config(config: &str, args: &Args) -> serde_json::Value {
                     generation: 1,
                     requested_by: "arn:aws:iam::111122223333:user/bench".into(),
                     requested_at,
+                    full: false,
                 },
             )
             .await

@@ -106,6 +106,7 @@ fn real_item(name: &str, spec: &Value, with_status: bool) -> HashMap<String, Att
             generation: 2,
             requested_by: "arn:aws:iam::111122223333:user/bob".to_owned(),
             requested_at: timestamp("2025-01-02T03:10:00Z"),
+            full: false,
         };
         item.insert(
             "requestPromote".to_owned(),

@@ -689,6 +689,7 @@ impl Driver {
                     generation,
                     requested_by: "arn:aws:iam::111122223333:user/simulation".into(),
                     requested_at: self.clock.now(),
+                    full: false,
                 },
             )
             .await

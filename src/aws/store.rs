@@ -1085,6 +1085,7 @@ mod tests {
             generation: 3,
             requested_by: "alice".into(),
             requested_at: "2025-01-02T03:04:05Z".parse().unwrap(),
+            full: false,
         };
         let mut item = minimal_item("web");
         item.insert(

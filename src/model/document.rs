@@ -84,7 +84,7 @@ pub struct ContainerChange {
 
 /// How to roll out. Exactly one strategy is set (validation says so otherwise); adding a
 /// strategy adds a field here and a variant to [`SelectedStrategy`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Strategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,20 +155,7 @@ pub struct CodeDeployStrategy {
     pub promotion: Promotion,
 }
 
-/// Whether a `Ready` deployment shifts production traffic by itself or waits for `promote`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Promotion {
-    #[default]
-    Auto,
-    Manual,
-}
-
-impl Promotion {
-    pub fn is_default(&self) -> bool {
-        *self == Self::Auto
-    }
-}
+pub use super::promotion::Promotion;
 
 /// When to roll back beyond CodeDeploy's own failure handling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

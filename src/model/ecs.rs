@@ -4,9 +4,9 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::document::Promotion;
 use super::duration::DurationSpec;
-use super::validate::FieldError;
+use super::field_error::FieldError;
+use super::promotion::Promotion;
 
 /// ECS's own deployments, started by switchyard with one `UpdateService` and gated by it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -918,6 +918,7 @@ spec:
                         ),
                         promotion: Promotion::Auto,
                     }),
+                    ..StrategySpec::default()
                 },
                 rollback: Some(RollbackSpec {
                     alarms: vec!["web-5xx".to_owned()],
@@ -1576,6 +1577,7 @@ spec:
                                         Promotion::Auto
                                     },
                                 }),
+                                ..StrategySpec::default()
                             },
                             rollback: alarms.map(|a| RollbackSpec {
                                 alarms: a.into_iter().collect(),

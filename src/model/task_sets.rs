@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::duration::DurationSpec;
-use super::validate::FieldError;
+use super::field_error::FieldError;
 
 /// A canary on an `EXTERNAL` service: each version runs as a task set on one of two target
 /// groups, and switchyard moves production traffic between them step by step.

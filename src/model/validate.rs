@@ -1,9 +1,6 @@
 //! Validation of release documents: every rule a document must satisfy before it may reach AWS.
 
 use std::collections::BTreeMap;
-use std::fmt;
-
-use serde::Serialize;
 
 use super::document::{
     API_VERSION, CodeDeployStrategy, ContainerChange, KIND, Metadata, ReleaseDocument, ReleaseSpec,
@@ -43,30 +40,7 @@ pub(crate) fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
 /// CodeDeploy accepts at most this many alarms in a deployment group's alarm configuration.
 pub const MAX_ROLLBACK_ALARMS: usize = 10;
 
-/// One problem in a document: where (a path of camelCase field names, map keys and `[i]` list
-/// positions, such as `spec.rollback.alarms[2]`) and what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-impl std::error::Error for FieldError {}
+pub use super::field_error::FieldError;
 
 /// Every problem of a whole document, in document order (an empty list means it is valid).
 pub fn validate_document(doc: &ReleaseDocument) -> Vec<FieldError> {
@@ -847,6 +821,7 @@ mod tests {
                         ),
                         promotion: Promotion::Auto,
                     }),
+                    ..Strategy::default()
                 },
                 rollback: Some(RollbackSpec {
                     alarms: vec!["web-5xx".to_owned()],
@@ -1227,7 +1202,7 @@ mod tests {
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
-            ["spec.strategy: must set exactly one strategy (codeDeploy)"]
+            ["spec.strategy: must set exactly one strategy (codeDeploy, taskSets, ecs)"]
         );
     }
 

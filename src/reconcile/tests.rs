@@ -102,6 +102,7 @@ fn spec() -> ReleaseSpec {
                 deployment_config: None,
                 promotion: Promotion::Auto,
             }),
+            ..Strategy::default()
         },
         rollback: None,
         paused: false,
@@ -259,6 +260,7 @@ fn request(generation: u64, second: i64) -> OperatorRequest {
         generation,
         requested_by: ALICE.into(),
         requested_at: Timestamp::from_second(1_700_000_000 + second).unwrap(),
+        full: false,
     }
 }
 
@@ -359,6 +361,9 @@ impl Aws {
                 ))
             }
             Action::CodeDeploy(_) => Ok(ActionResult::CodeDeploy(codedeploy::ActionResult::Done)),
+            Action::TaskSets(_) | Action::Ecs(_) => {
+                unreachable!("the CodeDeploy world makes no call of another strategy")
+            }
         }
     }
 
@@ -782,10 +787,9 @@ fn a_spec_without_exactly_one_strategy_is_invalid() {
     let decision = check(&world);
     assert_eq!(decision.status.phase, Phase::Invalid);
     assert!(
-        decision
-            .status
-            .message
-            .starts_with("spec.strategy: must set exactly one strategy (codeDeploy)"),
+        decision.status.message.starts_with(
+            "spec.strategy: must set exactly one strategy (codeDeploy, taskSets, ecs)"
+        ),
         "{}",
         decision.status.message
     );

@@ -1205,6 +1205,7 @@ async fn store_spec_writes_check_their_precondition_and_keep_the_status() {
         generation: 3,
         requested_by: "bob".into(),
         requested_at: Timestamp::from_second(1_767_225_700).unwrap(),
+        full: false,
     };
     store
         .put_request("web", RequestKind::Promote, request.clone())
@@ -1252,6 +1253,7 @@ async fn store_change_feed_skips_status_writes() {
         generation: 1,
         requested_by: "bob".into(),
         requested_at: Timestamp::from_second(1_767_225_700).unwrap(),
+        full: false,
     };
     store
         .put_request("web", RequestKind::Abort, request)

@@ -95,6 +95,7 @@ fn request(generation: u64) -> OperatorRequest {
         generation,
         requested_by: "arn:aws:iam::111122223333:user/bob".into(),
         requested_at: at("2025-03-04T06:00:00Z"),
+        full: false,
     }
 }
 

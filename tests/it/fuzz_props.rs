@@ -350,6 +350,7 @@ fn request() -> impl Strategy<Value = Option<OperatorRequest>> {
             generation,
             requested_by,
             requested_at,
+            full: false,
         },
     ))
 }

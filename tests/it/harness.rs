@@ -166,6 +166,7 @@ impl Harness {
                     generation,
                     requested_by: "arn:aws:iam::111122223333:user/alice".into(),
                     requested_at: self.clock.now(),
+                    full: false,
                 },
             )
             .await
