@@ -281,9 +281,7 @@ pub fn validate(base: &str, strategy: &EcsStrategy, errors: &mut Vec<FieldError>
                     );
                 }
             }
-            if !super::names::Arn::parse(&lb.role_arn)
-                .is_ok_and(|a| a.service == "iam" && a.resource.starts_with("role/"))
-            {
+            if !is_role_arn(&lb.role_arn) {
                 error(
                     format!("{base}.loadBalancer.roleArn"),
                     format!("must be an IAM role ARN, got {:?}", lb.role_arn),
@@ -292,6 +290,17 @@ pub fn validate(base: &str, strategy: &EcsStrategy, errors: &mut Vec<FieldError>
         }
         (None, _) => {}
     }
+}
+
+/// Whether `arn` is an IAM role ARN (IAM's ARNs have no region: `arn:aws:iam::ACCOUNT:role/NAME`).
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts[..], ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.len() > 5
+            && resource.starts_with("role/"))
 }
 
 /// Where an ECS rollout stands; the strategy's part of the status.
@@ -343,3 +352,93 @@ pub struct EcsAnswer {
 
 /// How many of its own service deployments a status remembers.
 pub const OWN_DEPLOYMENTS_KEPT: usize = 5;
+
+#[cfg(test)]
+mod tests {
+    use crate::model::parse::parse_documents;
+
+    const BASE: &str = "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata: {name: web}\nspec:\n  service: {cluster: prod, name: web}\n  taskDefinition: {from: web, containers: {web: {image: registry/web:2}}}\n  strategy:\n    ecs:\n";
+
+    fn errors(strategy: &str) -> Vec<String> {
+        match parse_documents(&format!("{BASE}{strategy}")) {
+            Ok(_) => vec![],
+            Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const LB: &str = "        loadBalancer: {alternateTargetGroup: web-b, productionListenerRule: 'arn:aws:elasticloadbalancing:us-east-1:111122223333:listener-rule/app/lb/0123456789abcdef/0123456789abcdef/0123456789abcdef', roleArn: 'arn:aws:iam::111122223333:role/ecs-lb'}\n";
+
+    #[test]
+    fn ecs_documents_parse_with_and_without_a_deployment() {
+        assert_eq!(errors("      promotion: auto\n"), Vec::<String>::new());
+        let blue_green = format!(
+            "      promotion: manual\n      deployment:\n        type: blueGreen\n        bakeTime: 5m\n        pauseAt: [postTestTrafficShift]\n{LB}"
+        );
+        assert_eq!(errors(&blue_green), Vec::<String>::new());
+        let canary = format!(
+            "      deployment:\n        type: canary\n        canary: {{percent: 12.5, bake: 10m}}\n{LB}"
+        );
+        assert_eq!(errors(&canary), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_ecs_input_is_refused_naming_the_field() {
+        let cases = [
+            (
+                "      deployment: {type: sideways}\n".to_string(),
+                "spec.strategy.ecs.deployment.type",
+            ),
+            (
+                "      deployment: {type: rolling, bakeTime: 30s}\n".to_string(),
+                "spec.strategy.ecs.deployment.bakeTime: ECS bakes in whole minutes",
+            ),
+            (
+                "      deployment: {type: rolling, bakeTime: 25h}\n".to_string(),
+                "spec.strategy.ecs.deployment.bakeTime: ECS bakes at most 1440 minutes",
+            ),
+            (
+                format!(
+                    "      deployment:\n        type: canary\n        canary: {{percent: 0.05, bake: 5m}}\n{LB}"
+                ),
+                "spec.strategy.ecs.deployment.canary.percent: must be 0.1 to 100",
+            ),
+            (
+                format!(
+                    "      deployment:\n        type: linear\n        linear: {{stepPercent: 2, stepBake: 1m}}\n{LB}"
+                ),
+                "spec.strategy.ecs.deployment.linear.stepPercent: must be 3 to 100",
+            ),
+            (
+                format!(
+                    "      deployment:\n        type: blueGreen\n        canary: {{percent: 10, bake: 5m}}\n{LB}"
+                ),
+                "spec.strategy.ecs.deployment.canary: is for type: canary, not blueGreen",
+            ),
+            (
+                format!("      deployment:\n        type: linear\n{LB}"),
+                "spec.strategy.ecs.deployment.linear: type: linear needs",
+            ),
+            (
+                format!(
+                    "      deployment:\n        type: blueGreen\n        pauseAt: [testTrafficShift]\n{LB}"
+                ),
+                "spec.strategy.ecs.deployment.pauseAt[0]: \"testTrafficShift\" is not a lifecycle stage where ECS allows a PAUSE hook",
+            ),
+            (
+                "      deployment: {type: rolling, pauseAt: [postTestTrafficShift]}\n".to_string(),
+                "spec.strategy.ecs.deployment.pauseAt[0]: a rolling deployment has no postTestTrafficShift stage",
+            ),
+            (
+                "      analysis: {count: 3}\n".to_string(),
+                "spec.strategy.ecs.analysis: analysis is not supported yet",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let errors = errors(&yaml);
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "{yaml}\n{errors:?}\nwanted: {expected}"
+            );
+        }
+    }
+}

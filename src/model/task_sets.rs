@@ -368,3 +368,119 @@ impl TaskSetsStatus {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse::parse_documents;
+
+    const BASE: &str = "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata: {name: web}\nspec:\n  service: {cluster: prod, name: web}\n  taskDefinition: {from: web, containers: {web: {image: registry/web:2}}}\n  strategy:\n    taskSets:\n";
+
+    fn errors(strategy: &str) -> Vec<String> {
+        match parse_documents(&format!("{BASE}{strategy}")) {
+            Ok(_) => vec![],
+            Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn one_error(strategy: &str) -> String {
+        let errors = errors(strategy);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors[0].clone()
+    }
+
+    #[test]
+    fn a_full_task_sets_strategy_parses_and_keeps_its_durations_as_written() {
+        let yaml = "      targetGroups: [web-a, web-b]\n      container: {name: web, port: 8080}\n      steps:\n        - setWeight: 10\n        - pause: {duration: 5m}\n        - setWeight: 50\n        - pause: {}\n      scaleDownDelay: 45s\n";
+        let documents = parse_documents(&format!("{BASE}{yaml}")).unwrap();
+        let strategy = documents[0].spec.strategy.task_sets.clone().unwrap();
+        assert_eq!(strategy.steps.len(), 4);
+        assert_eq!(
+            strategy.scale_down_delay(),
+            std::time::Duration::from_secs(45)
+        );
+        assert_eq!(
+            strategy.abort_scale_down_delay(),
+            DEFAULT_ABORT_SCALE_DOWN_DELAY
+        );
+        assert_eq!(strategy.steps[1].describe(), "pause 5m");
+        let back = serde_json::to_value(&strategy).unwrap();
+        assert_eq!(back["scaleDownDelay"], "45s");
+        assert_eq!(back["steps"][0]["setWeight"], 10);
+    }
+
+    #[test]
+    fn no_steps_mean_one_step_to_all_traffic() {
+        let strategy = TaskSetsStrategy {
+            target_groups: vec!["a".into(), "b".into()],
+            listeners: vec![],
+            test_listeners: vec![],
+            container: None,
+            steps: vec![],
+            scale_down_delay: None,
+            abort_scale_down_delay: None,
+            progress_deadline: None,
+        };
+        assert_eq!(strategy.effective_steps(), vec![CanaryStep::SetWeight(100)]);
+    }
+
+    #[test]
+    fn bad_task_sets_input_is_refused_naming_the_field() {
+        let cases = [
+            (
+                "      targetGroups: [web-a, web-b]\n      steps: [{setWeight: 120}]\n",
+                "spec.strategy.taskSets.steps[0].setWeight: must be a percentage, 0 to 100",
+            ),
+            (
+                "      targetGroups: [web-a, web-b]\n      steps: [{setWeight: 50}, {setWeight: 10}]\n",
+                "spec.strategy.taskSets.steps[1].setWeight: weights never go down",
+            ),
+            (
+                "      targetGroups: [web-a, web-b]\n      steps: [{jump: 10}]\n",
+                "spec.strategy.taskSets.steps[0]",
+            ),
+            (
+                "      targetGroups: [web-a, web-a]\n",
+                "spec.strategy.taskSets.targetGroups: must name two distinct target groups",
+            ),
+            (
+                "      targetGroups: [web-a]\n",
+                "spec.strategy.taskSets.targetGroups: must name exactly two target groups",
+            ),
+            (
+                "      targetGroups: [web-a, web-b]\n      steps: [{pause: {duration: soon}}]\n",
+                "spec.strategy.taskSets.steps[0].pause.duration",
+            ),
+            (
+                "      targetGroups: [web-a, web-b]\n      scaleDownDelay: tomorrow\n",
+                "spec.strategy.taskSets.scaleDownDelay",
+            ),
+            (
+                "      targetGroups: [web-a, web-b]\n      steps: [{analysis: {count: 1}}]\n",
+                "spec.strategy.taskSets.steps[0].analysis: analysis steps are not supported yet",
+            ),
+            (
+                "      targetGroups: [web-a, web-b]\n      listeners: [not-an-arn]\n",
+                "spec.strategy.taskSets.listeners[0]: must be a listener ARN",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let error = one_error(yaml);
+            assert!(
+                error.contains(expected),
+                "{yaml}\n{error}\nwanted: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_strategies_at_once_are_refused() {
+        let yaml = "      targetGroups: [web-a, web-b]\n    codeDeploy: {application: web, deploymentGroup: web-prod}\n";
+        let error = one_error(yaml);
+        assert!(
+            error.contains("spec.strategy: must set exactly one strategy")
+                && error.contains("not codeDeploy and taskSets"),
+            "{error}"
+        );
+    }
+}
