@@ -11,6 +11,7 @@ mod observe;
 mod pass;
 mod queue;
 mod resync;
+mod task_definitions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -29,6 +30,7 @@ pub use metered::{MeteredProvider, MeteredStore};
 pub use pass::{PassError, PassReport, observe_release, reconcile_guarded, reconcile_once};
 pub use queue::WorkQueue;
 pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};
+pub use task_definitions::{FAMILY_SCAN_LIMIT, TaskDefinitionReader};
 
 use crate::clock::Clock;
 use crate::ports::{AwsProvider, ReleaseStore};
