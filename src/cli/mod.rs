@@ -7,6 +7,8 @@
 //!   command, print.
 //! - `files.rs`: the document files named on the command line, read and validated.
 //! - `apply.rs`: `apply` (with `--dry-run`, `--prune`) and `delete`.
+//! - `diff.rs`: `diff`: the spec changes and the candidate task definition against the live
+//!   one, reading the table and AWS, writing nothing.
 //! - `edit.rs`: conditional spec edits (`release set`, `pause`, `resume`) retried on conflict,
 //!   and operator requests (`promote`, `abort`, `retry`).
 //! - `view.rs`: `get` and `history` as tables, JSON and YAML.
@@ -18,6 +20,7 @@
 mod apply;
 pub mod args;
 mod commands;
+mod diff;
 mod edit;
 mod files;
 mod view;
@@ -33,6 +36,10 @@ pub use apply::{
     Applied, ApplyOptions, ApplyReport, Change, PruneScope, Pruned, apply, delete, parse_selector,
 };
 pub use commands::{demo, execute, healthcheck};
+pub use diff::{
+    CandidateDiff, CandidateSource, DiffError, ReleaseDiff, ReuseReason, diff, render_json,
+    write_text,
+};
 pub use edit::{
     EditOutcome, EnvArg, ImageArg, RequestOutcome, SetArgs, parse_env_arg, parse_image_arg,
     release_set, request, set_paused,
@@ -63,6 +70,8 @@ pub mod exit_code {
     pub const NOT_HEALTHY: u8 = 5;
     /// `watch`: the timeout passed before the release settled.
     pub const TIMEOUT: u8 = 6;
+    /// `diff --exit-code`: something would change.
+    pub const WOULD_CHANGE: u8 = 7;
 }
 
 /// Why a command failed, and so its exit code.
@@ -84,6 +93,9 @@ pub enum CliError {
     /// `watch`: the timeout passed first.
     #[error("{0}")]
     Timeout(String),
+    /// `diff --exit-code`: something would change. Not a failure: the message is a note.
+    #[error("{0}")]
+    WouldChange(String),
 }
 
 impl CliError {
@@ -94,7 +106,13 @@ impl CliError {
             CliError::Aws(_) => exit_code::AWS,
             CliError::NotHealthy(_) => exit_code::NOT_HEALTHY,
             CliError::Timeout(_) => exit_code::TIMEOUT,
+            CliError::WouldChange(_) => exit_code::WOULD_CHANGE,
         }
+    }
+
+    /// Whether the command failed (as opposed to reporting a finding through its exit code).
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, CliError::WouldChange(_))
     }
 
     fn not_found(name: &str) -> Self {

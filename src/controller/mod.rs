@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
 pub use leases::{Leases, RoundOutcome};
 pub use metered::{MeteredProvider, MeteredStore};
+pub use observe::describe_service;
 pub use pass::{PassError, PassReport, observe_release, reconcile_guarded, reconcile_once};
 pub use queue::WorkQueue;
 pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};

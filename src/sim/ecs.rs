@@ -294,6 +294,13 @@ impl Ecs for SimAws {
     }
 }
 
+/// A registration's parts: the stored base, the copy's containers, and its tags.
+type CopyParts = (
+    TaskDefinition,
+    Vec<ContainerDefinition>,
+    BTreeMap<String, String>,
+);
+
 /// What registering a copy of `base` with `containers` and `tags` makes: the stored base,
 /// the copy's containers, and its tags (the base's, with the given ones over them). Refused
 /// as AWS refuses it: a base that does not exist, a container it does not define, an empty
@@ -304,14 +311,7 @@ fn registration(
     base: &TaskDefinition,
     containers: &[ContainerDefinition],
     tags: &BTreeMap<String, String>,
-) -> Result<
-    (
-        TaskDefinition,
-        Vec<ContainerDefinition>,
-        BTreeMap<String, String>,
-    ),
-    AwsError,
-> {
+) -> Result<CopyParts, AwsError> {
     // Copy the stored record, not the caller's struct: the real adapter re-reads the
     // base, and the digests stand for fields the port does not model.
     let stored = world

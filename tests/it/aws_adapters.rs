@@ -955,7 +955,7 @@ async fn the_registration_input_is_exactly_what_registering_sends_and_registers_
             .await
             .expect("listed")
     };
-    assert_eq!(revisions().await, [base_arn.clone()], "nothing registered");
+    assert_eq!(revisions().await, [base_arn], "nothing registered");
     assert_eq!(input["family"], "rich");
     assert_eq!(
         input["taskRoleArn"],
