@@ -830,6 +830,17 @@ mod tests {
         assert_eq!(aws.task_definitions("web").len(), 1, "nothing registered");
         assert!(!aws.call_counts().contains_key("ecs:RegisterTaskDefinition"));
         assert!(store.peek("web").is_none(), "nothing written");
+        // Only reads, and exactly the ones the GitOps pull request role is granted for diff.
+        let called: BTreeSet<String> = aws
+            .call_counts()
+            .into_keys()
+            .chain(store.call_counts().into_keys())
+            .collect();
+        let granted: BTreeSet<String> = crate::aws::actions::DIFF_ACTIONS
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(called, granted);
 
         // Registered by the controller before (tagged with its fingerprint): reused.
         let content = candidate::candidate_content(&base, &featured.document.spec);
