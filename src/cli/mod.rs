@@ -166,3 +166,37 @@ pub async fn get_release(store: &dyn ReleaseStore, name: &str) -> Result<StoredR
 pub fn audit_newest_first(release: &StoredRelease) -> Vec<AuditEntry> {
     release.audit.iter().rev().cloned().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+
+    #[test]
+    fn every_exit_code_is_documented_in_the_help_and_the_readme() {
+        let codes = [
+            (exit_code::OK, "success"),
+            (exit_code::INVALID, "invalid input"),
+            (exit_code::USAGE, "usage error"),
+            (exit_code::CONFLICT_OR_NOT_FOUND, "conflict"),
+            (exit_code::AWS, "AWS or network error"),
+            (exit_code::NOT_HEALTHY, "watch"),
+            (exit_code::TIMEOUT, "watch"),
+            (exit_code::WOULD_CHANGE, "diff --exit-code"),
+        ];
+        let readme = include_str!("../../README.md");
+        for (code, words) in codes {
+            assert!(
+                super::args::EXIT_CODES.contains(&format!("\n  {code}  {words}")),
+                "exit code {code} ({words}) missing from args::EXIT_CODES"
+            );
+            assert!(
+                readme.contains(&format!("\n| `{code}` |")),
+                "exit code {code} missing from the README's table"
+            );
+        }
+        assert!(
+            readme.contains("| `7` | `diff --exit-code`: something would change |"),
+            "the README says what 7 means"
+        );
+    }
+}
