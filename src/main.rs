@@ -40,7 +40,11 @@ fn main() -> ExitCode {
         Err(error) => {
             // Messages carry text from AWS and documents; the CLI's own line breaks stay.
             let message = cli::escape_controls_keeping_lines(&error.to_string());
-            eprintln!("error: {message}");
+            if error.is_failure() {
+                eprintln!("error: {message}");
+            } else {
+                eprintln!("{message}");
+            }
             ExitCode::from(error.exit_code())
         }
     }

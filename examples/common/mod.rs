@@ -319,6 +319,17 @@ impl Ecs for RecordingPorts {
             .register_task_definition(base, containers, tags);
         self.recorder.call("ecs:RegisterTaskDefinition", call).await
     }
+
+    async fn registration_input(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, AwsError> {
+        // Nothing is registered: the one AWS call it makes reads the base.
+        let call = self.ports.ecs.registration_input(base, containers, tags);
+        self.recorder.call("ecs:DescribeTaskDefinition", call).await
+    }
 }
 
 #[async_trait]

@@ -393,6 +393,18 @@ impl Ecs for ReplicaAws {
         )
         .await
     }
+
+    async fn registration_input(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, AwsError> {
+        // A read, not a mutation: nothing is registered.
+        self.gate
+            .call(self.inner.registration_input(base, containers, tags))
+            .await
+    }
 }
 
 #[async_trait]

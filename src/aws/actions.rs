@@ -34,6 +34,35 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     "cloudwatch:DescribeAlarms",
 ];
 
+/// What `switchyard diff` calls, all reads: the stored release, the release's service, and
+/// the task definitions that resolve its candidate (the registration it shows is built by
+/// the adapter and never sent, so it needs no `ecs:RegisterTaskDefinition`).
+pub const DIFF_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "ecs:DescribeServices",
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions",
+];
+
+/// The GitOps workflow's pull request role (`deploy/terraform/modules/gitops`): `diff`, and
+/// `apply --dry-run --prune`, which lists the table for the releases it would prune.
+pub const GITOPS_PULL_REQUEST_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:Scan",
+    "ecs:DescribeServices",
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions",
+];
+
+/// The GitOps workflow's apply role: `apply --prune` reads, writes and deletes releases
+/// (STS GetCallerIdentity, which names the author, needs no permission).
+pub const GITOPS_APPLY_ACTIONS: &[&str] = &[
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +74,7 @@ mod tests {
     /// one calls.
     const CONTROLLER_ADAPTERS: &[(&str, &str)] = &[
         ("ecs", include_str!("ecs.rs")),
+        ("ecs", include_str!("ecs_registration.rs")),
         ("codedeploy", include_str!("codedeploy.rs")),
         ("elasticloadbalancing", include_str!("elb.rs")),
         ("cloudwatch", include_str!("cloudwatch.rs")),
@@ -240,6 +270,34 @@ mod tests {
             "the controller never creates tables"
         );
         assert_eq!(set(STORE_ACTIONS).len(), STORE_ACTIONS.len(), "duplicates");
+    }
+
+    #[test]
+    fn the_gitops_roles_need_only_actions_the_code_calls_and_the_pull_request_role_covers_diff() {
+        let called: BTreeSet<&str> = CONTROLLER_AWS_ACTIONS
+            .iter()
+            .chain(STORE_ACTIONS)
+            .copied()
+            .collect();
+        let pull_request: BTreeSet<&str> = GITOPS_PULL_REQUEST_ACTIONS.iter().copied().collect();
+        for action in DIFF_ACTIONS {
+            assert!(pull_request.contains(action), "{action} missing");
+        }
+        for action in GITOPS_PULL_REQUEST_ACTIONS
+            .iter()
+            .chain(GITOPS_APPLY_ACTIONS)
+        {
+            assert!(called.contains(action), "{action} is called by no adapter");
+        }
+        for action in GITOPS_PULL_REQUEST_ACTIONS {
+            let (_, name) = action.split_once(':').unwrap();
+            assert!(
+                ["Get", "Describe", "List", "Scan"]
+                    .iter()
+                    .any(|read| name.starts_with(read)),
+                "{action}: the pull request role only reads"
+            );
+        }
     }
 
     #[test]

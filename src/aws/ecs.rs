@@ -201,6 +201,15 @@ impl Ecs for EcsAdapter {
         })?;
         Ok(map_task_definition(registered, &registered_tags))
     }
+
+    async fn registration_input(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, AwsError> {
+        super::ecs_registration::registration_input(&self.client, base, containers, tags).await
+    }
 }
 
 // ----- RegisterTaskDefinition -----------------------------------------------------------

@@ -6,6 +6,7 @@ mod clients;
 mod cloudwatch;
 mod codedeploy;
 mod ecs;
+mod ecs_registration;
 mod elb;
 mod error;
 mod lease;

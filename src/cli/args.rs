@@ -19,6 +19,7 @@ Exit codes:
   4  AWS or network error, including an AWS identity that cannot be determined
   5  watch: the release settled without becoming Healthy (RolledBack, Failed, Invalid, Paused)
   6  watch: the timeout passed before the release settled
+  7  diff --exit-code: something would change
 
 Every command that reads or writes releases takes --table or SWITCHYARD_TABLE, and the
 standard AWS environment (credentials, AWS_REGION, AWS_ENDPOINT_URL). Every write records
@@ -129,6 +130,38 @@ pub enum StoreCommand {
         /// With --prune: every release of the table may be deleted.
         #[arg(long, group = "prune_scope", requires = "prune")]
         all: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Show what `apply` would change, reading the table and AWS, writing nothing.
+    ///
+    /// Per release: the spec fields that would change (as `apply --dry-run` lists them; a
+    /// release the table does not hold is shown as created), then the candidate task
+    /// definition the controller would deploy, resolved as the controller resolves it,
+    /// against the live one: a new revision it would register, a revision it would reuse,
+    /// or the live one (nothing to deploy). The text output is a unified diff of the two
+    /// task definitions' JSON (keys sorted, unchanged fields left out); `-o json` prints
+    /// `{"releases": [{"name", "changes", "liveTaskDefinitionArn",
+    /// "candidateTaskDefinition"}]}`, where `candidateTaskDefinition` is the input
+    /// `RegisterTaskDefinition` would get. Environment values are shown only with
+    /// `--show-values`; otherwise the text lists which keys are added, removed or changed,
+    /// and JSON has `"(hidden)"`.
+    ///
+    /// Exit 0 whether or not something would change (7 with `--exit-code` when something
+    /// would), 1 for invalid documents.
+    Diff {
+        /// Files or directories (`*.yaml`, `*.yml`, `*.json` inside, recursively).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// The output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = DiffOutput::Text)]
+        output: DiffOutput,
+        /// Show environment variables' values (hidden by default: they often hold secrets).
+        #[arg(long)]
+        show_values: bool,
+        /// Exit 7 when something would change (0 when nothing would).
+        #[arg(long)]
+        exit_code: bool,
         #[command(flatten)]
         table: TableArg,
     },
@@ -324,6 +357,12 @@ impl From<OutputFormat> for Format {
             OutputFormat::Yaml => Format::Yaml,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffOutput {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

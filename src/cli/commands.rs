@@ -3,15 +3,15 @@
 //! command of this module's siblings against it and prints to stdout.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::args::{DemoOutput, ReleaseCommand, StoreCommand, TableArg, TableCommand};
+use super::args::{DemoOutput, DiffOutput, ReleaseCommand, StoreCommand, TableArg, TableCommand};
 use super::{
-    ApplyOptions, Author, CliError, Format, HistoryItem, ListView, PruneScope, ReleaseView,
-    SetArgs, SourceDocument, WatchOptions,
+    ApplyOptions, Author, CliError, DiffError, Format, HistoryItem, ListView, PruneScope,
+    ReleaseView, SetArgs, SourceDocument, WatchOptions,
 };
 use crate::aws::{AwsSession, CallerIdentityError, ClientSettings, DynamoStore};
 use crate::clock::Clock;
@@ -40,6 +40,13 @@ pub async fn execute(command: StoreCommand) -> Result<(), CliError> {
             };
             apply(&files, ApplyOptions { dry_run, prune }, &table).await
         }
+        StoreCommand::Diff {
+            files,
+            output,
+            show_values,
+            exit_code,
+            table,
+        } => diff(&files, output, show_values, exit_code, &table).await,
         StoreCommand::Get {
             name,
             output,
@@ -273,6 +280,44 @@ async fn apply(paths: &[PathBuf], options: ApplyOptions, table: &TableArg) -> Re
     )
     .await
     .map(|_| ())
+}
+
+/// `diff`: reads every document (invalid ones exit 1 as in `apply`), then the table and AWS;
+/// prints what would change and writes nothing.
+async fn diff(
+    paths: &[PathBuf],
+    output: DiffOutput,
+    show_values: bool,
+    exit_code: bool,
+    table: &TableArg,
+) -> Result<(), CliError> {
+    let consequence = "nothing was compared";
+    let documents = read_all(paths, consequence)?;
+    let session = Session::connect(table).await?;
+    let aws = session.aws.adapters();
+    let diffs = match super::diff(&session.store, &aws, &documents, Clock::system().now()).await {
+        Ok(diffs) => diffs,
+        Err(DiffError::Invalid(errors)) => {
+            let files: BTreeSet<&PathBuf> = documents.iter().map(|d| &d.file).collect();
+            return Err(invalid_documents(&errors, files.len(), consequence));
+        }
+        Err(DiffError::Failed(error)) => return Err(error),
+    };
+    match output {
+        DiffOutput::Json => print(&super::render_json(&diffs, show_values))?,
+        DiffOutput::Text => {
+            let mut out = std::io::stdout().lock();
+            super::write_text(&mut out, &diffs, show_values)?;
+            out.flush()?;
+        }
+    }
+    let changing = diffs.iter().filter(|d| d.would_change()).count();
+    if exit_code && changing > 0 {
+        return Err(CliError::WouldChange(format!(
+            "{changing} release(s) would change"
+        )));
+    }
+    Ok(())
 }
 
 fn print(text: &str) -> Result<(), CliError> {

@@ -7,6 +7,8 @@
 //!   command, print.
 //! - `files.rs`: the document files named on the command line, read and validated.
 //! - `apply.rs`: `apply` (with `--dry-run`, `--prune`) and `delete`.
+//! - `diff.rs`: `diff`: the spec changes and the candidate task definition against the live
+//!   one, reading the table and AWS, writing nothing.
 //! - `edit.rs`: conditional spec edits (`release set`, `pause`, `resume`) retried on conflict,
 //!   and operator requests (`promote`, `abort`, `retry`).
 //! - `view.rs`: `get` and `history` as tables, JSON and YAML.
@@ -18,6 +20,7 @@
 mod apply;
 pub mod args;
 mod commands;
+mod diff;
 mod edit;
 mod files;
 mod view;
@@ -33,6 +36,10 @@ pub use apply::{
     Applied, ApplyOptions, ApplyReport, Change, PruneScope, Pruned, apply, delete, parse_selector,
 };
 pub use commands::{demo, execute, healthcheck};
+pub use diff::{
+    CandidateDiff, CandidateSource, DiffError, ReleaseDiff, ReuseReason, diff, render_json,
+    write_text,
+};
 pub use edit::{
     EditOutcome, EnvArg, ImageArg, RequestOutcome, SetArgs, parse_env_arg, parse_image_arg,
     release_set, request, set_paused,
@@ -63,6 +70,8 @@ pub mod exit_code {
     pub const NOT_HEALTHY: u8 = 5;
     /// `watch`: the timeout passed before the release settled.
     pub const TIMEOUT: u8 = 6;
+    /// `diff --exit-code`: something would change.
+    pub const WOULD_CHANGE: u8 = 7;
 }
 
 /// Why a command failed, and so its exit code.
@@ -84,6 +93,9 @@ pub enum CliError {
     /// `watch`: the timeout passed first.
     #[error("{0}")]
     Timeout(String),
+    /// `diff --exit-code`: something would change. Not a failure: the message is a note.
+    #[error("{0}")]
+    WouldChange(String),
 }
 
 impl CliError {
@@ -94,7 +106,13 @@ impl CliError {
             CliError::Aws(_) => exit_code::AWS,
             CliError::NotHealthy(_) => exit_code::NOT_HEALTHY,
             CliError::Timeout(_) => exit_code::TIMEOUT,
+            CliError::WouldChange(_) => exit_code::WOULD_CHANGE,
         }
+    }
+
+    /// Whether the command failed (as opposed to reporting a finding through its exit code).
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, CliError::WouldChange(_))
     }
 
     fn not_found(name: &str) -> Self {
@@ -147,4 +165,38 @@ pub async fn get_release(store: &dyn ReleaseStore, name: &str) -> Result<StoredR
 /// The audit trail of a release, newest first.
 pub fn audit_newest_first(release: &StoredRelease) -> Vec<AuditEntry> {
     release.audit.iter().rev().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+
+    #[test]
+    fn every_exit_code_is_documented_in_the_help_and_the_readme() {
+        let codes = [
+            (exit_code::OK, "success"),
+            (exit_code::INVALID, "invalid input"),
+            (exit_code::USAGE, "usage error"),
+            (exit_code::CONFLICT_OR_NOT_FOUND, "conflict"),
+            (exit_code::AWS, "AWS or network error"),
+            (exit_code::NOT_HEALTHY, "watch"),
+            (exit_code::TIMEOUT, "watch"),
+            (exit_code::WOULD_CHANGE, "diff --exit-code"),
+        ];
+        let readme = include_str!("../../README.md");
+        for (code, words) in codes {
+            assert!(
+                super::args::EXIT_CODES.contains(&format!("\n  {code}  {words}")),
+                "exit code {code} ({words}) missing from args::EXIT_CODES"
+            );
+            assert!(
+                readme.contains(&format!("\n| `{code}` |")),
+                "exit code {code} missing from the README's table"
+            );
+        }
+        assert!(
+            readme.contains("| `7` | `diff --exit-code`: something would change |"),
+            "the README says what 7 means"
+        );
+    }
 }

@@ -134,6 +134,22 @@ impl Ecs for MeteredPorts {
             outcome
         )
     }
+
+    async fn registration_input(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, AwsError> {
+        // Nothing is registered: the one AWS call it makes reads the base.
+        metered!(
+            self.state,
+            "ecs",
+            "DescribeTaskDefinition",
+            self.ports.ecs.registration_input(base, containers, tags),
+            outcome
+        )
+    }
 }
 
 #[async_trait]

@@ -12,6 +12,7 @@ mod observe;
 mod pass;
 mod queue;
 mod resync;
+mod task_definitions;
 mod task_sets;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,9 +29,11 @@ use tracing::{debug, info, warn};
 pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
 pub use leases::{Leases, RoundOutcome};
 pub use metered::{MeteredProvider, MeteredStore};
+pub use observe::describe_service;
 pub use pass::{PassError, PassReport, observe_release, reconcile_guarded, reconcile_once};
 pub use queue::WorkQueue;
 pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};
+pub use task_definitions::{FAMILY_SCAN_LIMIT, TaskDefinitionReader};
 
 use crate::clock::Clock;
 use crate::ports::{AwsProvider, ReleaseStore};

@@ -2,21 +2,15 @@
 //! service, the task definitions that resolve the candidate, the rollback alarms, and (by
 //! the release's strategy module) the strategy's world.
 
-use tracing::debug;
-
 use super::Context;
 use super::codedeploy;
 use super::lookup::lookup;
 use super::task_sets;
+use super::task_definitions::TaskDefinitionReader;
 use crate::model::ReleaseSpec;
 use crate::ports::{AwsError, AwsPorts, Service, StoredRelease, TaskDefinition};
-use crate::reconcile::candidate::{TAG_RELEASE, TaskDefinitions};
-use crate::reconcile::plan::{ResolveLookups, StrategyPlan};
+use crate::reconcile::plan::StrategyPlan;
 use crate::reconcile::{DesiredRelease, Lookup, Observed, StrategyObserved, plan_observation};
-
-/// How many revisions of a family are looked at, newest first, for the base and for the
-/// candidates switchyard registered: beyond that, the family is refused as unresolvable.
-pub const FAMILY_SCAN_LIMIT: usize = 50;
 
 /// The AWS ports of the release's region.
 pub fn ports_for(ctx: &Context, desired: &DesiredRelease) -> AwsPorts {
@@ -76,7 +70,9 @@ pub async fn observe(
     observed.service = Lookup::Found(service);
 
     if let Some(lookups) = &plan.resolve {
-        observed.task_definitions = resolve(ctx, &ports, &desired.name, lookups).await?;
+        observed.task_definitions = reader(ctx, &ports)
+            .resolve_inputs(&desired.name, lookups)
+            .await?;
     } else if let Some(candidate) = &plan.candidate {
         observed.task_definitions.candidate =
             describe_task_definition(ctx, &ports, candidate).await?;
@@ -158,86 +154,15 @@ pub async fn describe_service(
     }))
 }
 
-/// Looks up what resolving the candidate needs: the base (a family's latest revision that
-/// switchyard did not register, or the ARN), the revisions registered for this release
-/// since, and the live revision.
-async fn resolve(
-    ctx: &Context,
-    ports: &AwsPorts,
-    release: &str,
-    lookups: &ResolveLookups,
-) -> Result<TaskDefinitions, AwsError> {
-    let mut found = TaskDefinitions::default();
-    let is_arn = lookups.base.starts_with("arn:");
-    let base_revision = if is_arn {
-        found.base = describe_task_definition(ctx, ports, &lookups.base).await?;
-        found.base.found().map(|t| t.revision)
-    } else {
-        None
-    };
-    let revisions = ports
-        .ecs
-        .list_task_definitions(&lookups.family, FAMILY_SCAN_LIMIT)
-        .await?;
-    for arn in revisions {
-        if base_revision.is_some_and(|base| revision_of(&arn) <= base) {
-            break;
-        }
-        let Lookup::Found(revision) = describe_task_definition(ctx, ports, &arn).await? else {
-            continue;
-        };
-        match revision.tags.get(TAG_RELEASE) {
-            Some(owner) if owner == release => found.registered.push(revision),
-            // Another release's candidate: neither a base nor ours.
-            Some(_) => {}
-            None if is_arn => {}
-            None => {
-                found.base = Lookup::Found(revision);
-                break;
-            }
-        }
-    }
-    if !is_arn && found.base == Lookup::NotLookedUp {
-        debug!(family = %lookups.family, "no revision that switchyard did not register");
-        found.base = Lookup::Missing;
-    }
-    if let Some(live) = &lookups.live {
-        let known = [found.base.found()]
-            .into_iter()
-            .flatten()
-            .chain(found.registered.iter())
-            .find(|t| &t.arn == live)
-            .cloned();
-        found.live = match known {
-            Some(t) => Lookup::Found(t),
-            None => describe_task_definition(ctx, ports, live).await?,
-        };
-    } else {
-        found.live = Lookup::Missing;
-    }
-    Ok(found)
-}
-
-/// The revision number at the end of a task definition ARN.
-fn revision_of(arn: &str) -> u32 {
-    arn.rsplit_once(':')
-        .and_then(|(_, revision)| revision.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Describes a task definition, from the cache when `reference` is a full ARN (a revision
-/// never changes); a family name asks for its latest revision, which only ECS knows.
+/// Describes a task definition through the controller's cache.
 pub async fn describe_task_definition(
     ctx: &Context,
     ports: &AwsPorts,
     reference: &str,
 ) -> Result<Lookup<TaskDefinition>, AwsError> {
-    if let Some(cached) = ctx.caches.task_definition(reference) {
-        return Ok(Lookup::Found(cached));
-    }
-    let described = lookup(ports.ecs.describe_task_definition(reference).await)?;
-    if let Lookup::Found(task_definition) = &described {
-        ctx.caches.put_task_definition(&ctx.clock, task_definition);
-    }
-    Ok(described)
+    reader(ctx, ports).describe(reference).await
+}
+
+fn reader<'a>(ctx: &'a Context, ports: &'a AwsPorts) -> TaskDefinitionReader<'a> {
+    TaskDefinitionReader::cached(ports.ecs.as_ref(), &ctx.caches, &ctx.clock)
 }

@@ -519,4 +519,19 @@ pub trait Ecs: Send + Sync {
         containers: &[ContainerDefinition],
         tags: &BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError>;
+
+    /// The input [`Ecs::register_task_definition`] would send for the same arguments, as
+    /// JSON in ECS's own form (`RegisterTaskDefinition`'s request members, camelCase),
+    /// built exactly as the registration builds it and never sent: nothing is registered.
+    /// With no containers and no tags, a revision rendered as a registration of itself, so
+    /// two renderings compare field by field. Reads the base as the registration does.
+    async fn registration_input(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, AwsError> {
+        let _ = (base, containers, tags);
+        Err(unsupported("RegisterTaskDefinition"))
+    }
 }

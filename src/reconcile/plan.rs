@@ -4,7 +4,8 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::model::{
-    Outcome, Phase, Reason, ReleaseStatus, RequestKind, SelectedStrategy, TaskSetsStage,
+    Candidate, Outcome, Phase, Reason, ReleaseSpec, ReleaseStatus, RequestKind, SelectedStrategy,
+    TaskSetsStage,
 };
 use crate::ports::Service;
 
@@ -124,17 +125,8 @@ pub fn plan_observation(
     let registering = recorded.is_some_and(|c| c.arn.is_none());
     let retry =
         status.is_some_and(|s| pending_request(&desired.requests, s, RequestKind::Retry).is_some());
-    let resolve = (!current || registering || retry).then(|| {
-        let base = recorded
-            .filter(|_| current && !retry)
-            .map(|c| c.base.clone())
-            .unwrap_or_else(|| spec.task_definition.from.clone());
-        ResolveLookups {
-            family: family_of(&base).to_string(),
-            base,
-            live: live.map(str::to_string),
-        }
-    });
+    let resolve =
+        (!current || registering || retry).then(|| resolve_lookups(spec, recorded, retry, live));
     // Starting a rollout needs the candidate's content (CodeDeploy's AppSpec).
     let candidate = recorded
         .filter(|_| current && resolve.is_none())
@@ -200,6 +192,27 @@ pub fn plan_observation(
         resolve,
         candidate,
         strategy,
+    }
+}
+
+/// What resolving the candidate for `spec` looks up: the base recorded for this
+/// `spec.taskDefinition` (a `retry` resolves `from` again), else `from`; the base's family;
+/// and the live task definition. `switchyard diff` resolves with the same lookups.
+pub fn resolve_lookups(
+    spec: &ReleaseSpec,
+    recorded: Option<&Candidate>,
+    retry: bool,
+    live: Option<&str>,
+) -> ResolveLookups {
+    let current = candidate::is_current(recorded, spec);
+    let base = recorded
+        .filter(|_| current && !retry)
+        .map(|c| c.base.clone())
+        .unwrap_or_else(|| spec.task_definition.from.clone());
+    ResolveLookups {
+        family: family_of(&base).to_string(),
+        base,
+        live: live.map(str::to_string),
     }
 }
 

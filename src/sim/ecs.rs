@@ -265,50 +265,7 @@ impl Ecs for SimAws {
     ) -> Result<TaskDefinition, AwsError> {
         const OP: &str = "RegisterTaskDefinition";
         self.call(SERVICE, OP, |world, _| {
-            // Copy the stored record, not the caller's struct: the real adapter re-reads the
-            // base, and the digests stand for fields the port does not model.
-            let stored = world
-                .find_task_definition(&base.arn)
-                .cloned()
-                .ok_or_else(|| {
-                    error(
-                        OP,
-                        AwsErrorKind::NotFound,
-                        "ClientException",
-                        format!("Unable to describe the base task definition {}.", base.arn),
-                    )
-                })?;
-            let mut copy = stored.containers.clone();
-            for change in containers {
-                let Some(target) = copy.iter_mut().find(|c| c.name == change.name) else {
-                    return Err(error(
-                        OP,
-                        AwsErrorKind::InvalidRequest,
-                        "ClientException",
-                        format!(
-                            "Container '{}' is not defined in task definition {}.",
-                            change.name,
-                            stored.short_name()
-                        ),
-                    ));
-                };
-                if change.image.trim().is_empty() {
-                    return Err(error(
-                        OP,
-                        AwsErrorKind::InvalidRequest,
-                        "ClientException",
-                        format!(
-                            "Container.image should not be null or empty (container '{}').",
-                            change.name
-                        ),
-                    ));
-                }
-                target.image = change.image.clone();
-                target.environment = change.environment.clone();
-            }
-            // The base's tags are copied (as the adapter does), the given ones added over them.
-            let mut all_tags = stored.tags.clone();
-            all_tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let (stored, copy, all_tags) = registration(world, OP, base, containers, tags)?;
             Ok(
                 world.register_revision(
                     &stored.family,
@@ -320,4 +277,123 @@ impl Ecs for SimAws {
         })
         .await
     }
+
+    async fn registration_input(
+        &self,
+        base: &TaskDefinition,
+        containers: &[ContainerDefinition],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, AwsError> {
+        // Like the adapter, it reads the base (and only reads: nothing is registered).
+        const OP: &str = "DescribeTaskDefinition";
+        self.call(SERVICE, OP, |world, _| {
+            let (stored, copy, all_tags) = registration(world, OP, base, containers, tags)?;
+            Ok(registration_json(&stored.family, &copy, &all_tags))
+        })
+        .await
+    }
+}
+
+/// A registration's parts: the stored base, the copy's containers, and its tags.
+type CopyParts = (
+    TaskDefinition,
+    Vec<ContainerDefinition>,
+    BTreeMap<String, String>,
+);
+
+/// What registering a copy of `base` with `containers` and `tags` makes: the stored base,
+/// the copy's containers, and its tags (the base's, with the given ones over them). Refused
+/// as AWS refuses it: a base that does not exist, a container it does not define, an empty
+/// image.
+fn registration(
+    world: &World,
+    operation: &'static str,
+    base: &TaskDefinition,
+    containers: &[ContainerDefinition],
+    tags: &BTreeMap<String, String>,
+) -> Result<CopyParts, AwsError> {
+    // Copy the stored record, not the caller's struct: the real adapter re-reads the
+    // base, and the digests stand for fields the port does not model.
+    let stored = world
+        .find_task_definition(&base.arn)
+        .cloned()
+        .ok_or_else(|| {
+            error(
+                operation,
+                AwsErrorKind::NotFound,
+                "ClientException",
+                format!("Unable to describe the base task definition {}.", base.arn),
+            )
+        })?;
+    let mut copy = stored.containers.clone();
+    for change in containers {
+        let Some(target) = copy.iter_mut().find(|c| c.name == change.name) else {
+            return Err(error(
+                operation,
+                AwsErrorKind::InvalidRequest,
+                "ClientException",
+                format!(
+                    "Container '{}' is not defined in task definition {}.",
+                    change.name,
+                    stored.short_name()
+                ),
+            ));
+        };
+        if change.image.trim().is_empty() {
+            return Err(error(
+                operation,
+                AwsErrorKind::InvalidRequest,
+                "ClientException",
+                format!(
+                    "Container.image should not be null or empty (container '{}').",
+                    change.name
+                ),
+            ));
+        }
+        target.image = change.image.clone();
+        target.environment = change.environment.clone();
+    }
+    // The base's tags are copied (as the adapter does), the given ones added over them.
+    let mut all_tags = stored.tags.clone();
+    all_tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok((stored, copy, all_tags))
+}
+
+/// A registration's input as ECS's JSON has it, for what the simulation models: the family,
+/// each container's name, image, environment and ports, and the tags.
+fn registration_json(
+    family: &str,
+    containers: &[ContainerDefinition],
+    tags: &BTreeMap<String, String>,
+) -> serde_json::Value {
+    let containers: Vec<serde_json::Value> = containers
+        .iter()
+        .map(|c| {
+            let mut definition = serde_json::json!({
+                "name": c.name,
+                "image": c.image,
+                "environment": c
+                    .environment
+                    .iter()
+                    .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+                    .collect::<Vec<_>>(),
+            });
+            if !c.container_ports.is_empty() {
+                definition["portMappings"] = c
+                    .container_ports
+                    .iter()
+                    .map(|port| serde_json::json!({"containerPort": port}))
+                    .collect();
+            }
+            definition
+        })
+        .collect();
+    let mut input = serde_json::json!({"family": family, "containerDefinitions": containers});
+    if !tags.is_empty() {
+        input["tags"] = tags
+            .iter()
+            .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+            .collect();
+    }
+    input
 }

@@ -851,6 +851,56 @@ async fn task_definitions_resolve_by_family_revision_and_arn() {
     assert_eq!(f.aws.task_definitions("web").len(), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_registration_input_renders_the_copy_and_registers_nothing() {
+    let f = Fixture::new(|_| {});
+    let base = f.handles.task_definition.clone();
+    let mut change = base.containers[0].clone();
+    change.image = "web:2.0.0".into();
+    change.environment = BTreeMap::from([("MODE".into(), "fast".into())]);
+    let tags = BTreeMap::from([("switchyard.dev/release".to_string(), "web".to_string())]);
+    let input = f
+        .aws
+        .registration_input(&base, std::slice::from_ref(&change), &tags)
+        .await
+        .unwrap();
+    assert_eq!(input["family"], "web");
+    assert_eq!(
+        input["containerDefinitions"][0]["name"],
+        change.name.as_str()
+    );
+    assert_eq!(input["containerDefinitions"][0]["image"], "web:2.0.0");
+    assert_eq!(
+        input["containerDefinitions"][0]["environment"],
+        serde_json::json!([{"name": "MODE", "value": "fast"}])
+    );
+    assert_eq!(
+        input["tags"],
+        serde_json::json!([{"key": "switchyard.dev/release", "value": "web"}])
+    );
+    assert_eq!(f.aws.task_definitions("web").len(), 1, "nothing registered");
+
+    // A revision rendered as a registration of itself, and a container it does not have.
+    let itself = f
+        .aws
+        .registration_input(&base, &[], &BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        itself["containerDefinitions"][0]["image"],
+        base.containers[0].image.as_str()
+    );
+    let mut stranger = change.clone();
+    stranger.name = "sidecar".into();
+    let refused = f
+        .aws
+        .registration_input(&base, &[stranger], &tags)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, AwsErrorKind::InvalidRequest);
+    assert_eq!(f.aws.task_definitions("web").len(), 1);
+}
+
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|n| n.to_string()).collect()
 }

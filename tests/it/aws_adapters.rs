@@ -907,6 +907,110 @@ async fn registering_a_copy_keeps_every_field_of_the_base() {
     );
 }
 
+/// Keeps the body of every `RegisterTaskDefinition` a client really sends.
+#[derive(Debug, Clone, Default)]
+struct SentRegistrations(Arc<Mutex<Vec<serde_json::Value>>>);
+
+impl Intercept for SentRegistrations {
+    fn name(&self) -> &'static str {
+        "SentRegistrations"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        if target.ends_with(".RegisterTaskDefinition") {
+            let body = request.body().bytes().expect("an in-memory body");
+            self.0.lock().unwrap().push(serde_json::from_slice(body)?);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_registration_input_is_exactly_what_registering_sends_and_registers_nothing() {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let raw = aws_sdk_ecs::Client::new(&config);
+    let base_arn = register_rich_base(&raw).await;
+    let adapter = EcsAdapter::new(raw.clone());
+    let base = adapter.describe_task_definition(&base_arn).await.unwrap();
+    let mut changed = base.container("app").unwrap().clone();
+    changed.image = "registry.example/app:2.0.0".into();
+    changed.environment.remove("FEATURE_X");
+    let tags = BTreeMap::from([("switchyard.dev/release".to_string(), "rich".to_string())]);
+
+    let input = adapter
+        .registration_input(&base, std::slice::from_ref(&changed), &tags)
+        .await
+        .expect("the input");
+    let revisions = || async {
+        adapter
+            .list_task_definitions("rich", 10)
+            .await
+            .expect("listed")
+    };
+    assert_eq!(revisions().await, [base_arn], "nothing registered");
+    assert_eq!(input["family"], "rich");
+    assert_eq!(
+        input["taskRoleArn"],
+        "arn:aws:iam::123456789012:role/app-task"
+    );
+    assert_eq!(input["cpu"], "512");
+    let app = &input["containerDefinitions"][0];
+    assert_eq!(app["image"], "registry.example/app:2.0.0");
+    assert_eq!(
+        app["environment"],
+        serde_json::json!([{"name": "LOG_LEVEL", "value": "info"}])
+    );
+    assert_eq!(app["dockerLabels"]["tier"], "web");
+    assert_eq!(input["containerDefinitions"][1]["name"], "envoy");
+    let mut tag_keys: Vec<&str> = input["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
+    tag_keys.sort();
+    assert_eq!(tag_keys, ["cost-center", "switchyard.dev/release", "team"]);
+
+    // The same registration, really sent: its body is the captured input, byte for byte
+    // the same JSON.
+    let sent = SentRegistrations::default();
+    let recording = EcsAdapter::new(aws_sdk_ecs::Client::from_conf(
+        raw.config().to_builder().interceptor(sent.clone()).build(),
+    ));
+    recording
+        .register_task_definition(&base, std::slice::from_ref(&changed), &tags)
+        .await
+        .expect("registered");
+    assert_eq!(sent.0.lock().unwrap().as_slice(), [input]);
+    assert_eq!(revisions().await.len(), 2);
+
+    // A revision as a registration of itself; a container the base lacks is refused.
+    let itself = adapter
+        .registration_input(&base, &[], &BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        itself["containerDefinitions"][0]["image"],
+        "registry.example/app:1.0.0"
+    );
+    let mut stranger = changed.clone();
+    stranger.name = "worker".into();
+    let refused = adapter
+        .registration_input(&base, &[stranger], &tags)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, AwsErrorKind::InvalidRequest, "{refused}");
+    assert_eq!(revisions().await.len(), 2);
+}
+
 // ----- ELB against moto ---------------------------------------------------------------------
 
 #[tokio::test]

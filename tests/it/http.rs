@@ -1124,7 +1124,8 @@ fn the_pre_commit_hook_validates_staged_release_documents_only() {
 }
 
 #[test]
-fn the_gitops_workflow_validates_everywhere_and_applies_main_with_flags_the_cli_has() {
+fn the_gitops_workflow_validates_everywhere_diffs_pull_requests_and_applies_main_with_flags_the_cli_has()
+ {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gitops/github-workflow.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let workflow: Value = serde_saphyr::from_str(&text)
@@ -1139,6 +1140,15 @@ fn the_gitops_workflow_validates_everywhere_and_applies_main_with_flags_the_cli_
             .join("\n")
     };
     assert!(runs("validate").contains("switchyard validate -f releases/"));
+    // Pull requests show `switchyard diff` (and what would be pruned) in the step summary.
+    assert!(runs("diff").contains("switchyard diff -f releases/ 2>&1"));
+    assert!(runs("diff").contains("GITHUB_STEP_SUMMARY"));
+    assert!(
+        workflow["jobs"]["diff"]["if"]
+            .as_str()
+            .unwrap()
+            .starts_with("github.event_name == 'pull_request'")
+    );
     assert!(
         runs("diff").contains(
             "switchyard apply -f releases/ --dry-run --prune --selector managed-by=gitops"
@@ -1160,16 +1170,24 @@ fn the_gitops_workflow_validates_everywhere_and_applies_main_with_flags_the_cli_
     }
 
     // The flags the workflow uses exist.
-    let help = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["apply", "--help"])
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--dry-run", "--prune", "--selector", "--filename"] {
-        assert!(
-            help.contains(flag),
-            "`switchyard apply` has no {flag}:\n{help}"
-        );
+    for (command, flags) in [
+        (
+            "apply",
+            &["--dry-run", "--prune", "--selector", "--filename"][..],
+        ),
+        ("diff", &["--filename"][..]),
+    ] {
+        let help = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        for flag in flags {
+            assert!(
+                help.contains(flag),
+                "`switchyard {command}` has no {flag}:\n{help}"
+            );
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod aws_adapters;
 mod aws_store;
 mod cli;
 mod cli_apply;
+mod cli_diff;
 mod cli_files;
 mod cli_get_watch;
 mod cli_release;

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use switchyard::aws::STORE_ACTIONS;
-use switchyard::aws::actions::CONTROLLER_AWS_ACTIONS;
+use switchyard::aws::actions::{
+    CONTROLLER_AWS_ACTIONS, GITOPS_APPLY_ACTIONS, GITOPS_PULL_REQUEST_ACTIONS,
+};
 
 use crate::moto::Moto;
 
@@ -386,6 +388,7 @@ fn every_module_and_the_example_validate_without_warnings() {
     for relative in [
         "modules/controller",
         "modules/bluegreen-service",
+        "modules/gitops",
         "examples/complete",
     ] {
         let dir = tf.dir(relative);
@@ -862,6 +865,116 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
     assert_eq!(env["SWITCHYARD_REGION"], "us-east-1");
     assert_eq!(env["SWITCHYARD_LISTEN"], "0.0.0.0:8080");
     assert_eq!(env["SWITCHYARD_LOG_FORMAT"], "json");
+}
+
+/// The actions a planned policy grants, KMS left out (DynamoDB's calls on the caller's behalf,
+/// not the code's).
+fn granted_actions(policy: &Value) -> BTreeSet<String> {
+    statements(policy)
+        .iter()
+        .flat_map(|s| strings(&s["Action"]))
+        .filter(|a| !a.starts_with("kms:"))
+        .collect()
+}
+
+#[test]
+fn the_gitops_roles_grant_exactly_what_diff_and_apply_call_to_one_repository_each() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("moto-root");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        format!(
+            r#"{provider}
+module "gitops" {{
+  source = "../modules/gitops"
+
+  github_repository = "example/releases"
+  oidc_provider_arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+  table_name        = "switchyard-terraform-test"
+  table_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+  ecs_services      = ["prod/web", "arn:aws:ecs:eu-west-1:123456789012:service/prod/search"]
+}}
+"#,
+            provider = moto_provider(&moto, true),
+        ),
+    )
+    .unwrap();
+    tf.init(&dir);
+    let plan = tf.plan_json(&dir, &[]);
+    let resources = planned_resources(&plan);
+    let comments =
+        statement_comments(&std::fs::read_to_string(tf.dir("modules/gitops/main.tf")).unwrap());
+    let expected =
+        |actions: &[&str]| -> BTreeSet<String> { actions.iter().map(|a| a.to_string()).collect() };
+
+    // Pull requests: what `diff` and `apply --dry-run --prune` call, reads only.
+    let pull_request = policy_of(values(
+        &resources,
+        "module.gitops.aws_iam_role_policy.pull_request",
+    ));
+    assert_eq!(
+        granted_actions(&pull_request),
+        expected(GITOPS_PULL_REQUEST_ACTIONS),
+        "{pull_request:#}"
+    );
+    check_statements("gitops pull request", &pull_request, &comments);
+    assert_eq!(
+        resources_of(&pull_request, "ReadReleases"),
+        ["arn:aws:dynamodb:us-east-1:123456789012:table/switchyard-terraform-test"]
+    );
+    assert_eq!(
+        resources_of(&pull_request, "ManagedServices"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:service/prod/web",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/search"
+        ]
+    );
+
+    // After merge: what `apply --prune` calls.
+    let apply = policy_of(values(
+        &resources,
+        "module.gitops.aws_iam_role_policy.apply",
+    ));
+    assert_eq!(
+        granted_actions(&apply),
+        expected(GITOPS_APPLY_ACTIONS),
+        "{apply:#}"
+    );
+    check_statements("gitops apply", &apply, &comments);
+    for policy in [&pull_request, &apply] {
+        let kms = statement(policy, "TableKeyThroughDynamoDB");
+        assert_eq!(
+            kms["Condition"]["StringEquals"]["kms:ViaService"],
+            "dynamodb.us-east-1.amazonaws.com"
+        );
+    }
+
+    // Each role trusts one kind of job of one repository, through GitHub's OIDC provider.
+    for (role, subject) in [
+        ("pull_request", "repo:example/releases:pull_request"),
+        ("apply", "repo:example/releases:environment:production"),
+    ] {
+        let trust: Value = serde_json::from_str(
+            values(&resources, &format!("module.gitops.aws_iam_role.{role}"))["assume_role_policy"]
+                .as_str()
+                .expect("the trust policy is known at plan time"),
+        )
+        .unwrap();
+        let statement = &statements(&trust)[0];
+        assert_eq!(statement["Action"], "sts:AssumeRoleWithWebIdentity");
+        assert_eq!(
+            statement["Principal"]["Federated"],
+            "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+        );
+        let equals = &statement["Condition"]["StringEquals"];
+        assert_eq!(equals["token.actions.githubusercontent.com:sub"], subject);
+        assert_eq!(
+            equals["token.actions.githubusercontent.com:aud"],
+            "sts.amazonaws.com"
+        );
+    }
 }
 
 #[test]
