@@ -526,3 +526,76 @@ pub(super) async fn stop_service_deployment(
         .map_err(|e| classify(SERVICE, OP, e, STOP_CODES))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(target_group: Option<&str>, name: Option<&str>) -> sdk::LoadBalancer {
+        sdk::LoadBalancer::builder()
+            .set_target_group_arn(target_group.map(str::to_string))
+            .set_load_balancer_name(name.map(str::to_string))
+            .container_name("web")
+            .container_port(8080)
+            .build()
+    }
+
+    fn advanced() -> AdvancedLoadBalancer {
+        AdvancedLoadBalancer {
+            alternate_target_group_arn: "arn:tg-b".into(),
+            production_listener_rule: "arn:rule".into(),
+            test_listener_rule: None,
+            role_arn: "arn:role".into(),
+        }
+    }
+
+    #[test]
+    fn the_advanced_configuration_goes_to_the_one_entry_with_a_target_group() {
+        let entries = [entry(None, Some("classic")), entry(Some("arn:tg-a"), None)];
+        let written = with_advanced_configuration(&entries, &advanced()).unwrap();
+        assert_eq!(written[0].advanced_configuration(), None);
+        let configuration = written[1].advanced_configuration().expect("added");
+        assert_eq!(configuration.alternate_target_group_arn(), Some("arn:tg-b"));
+        assert_eq!(configuration.test_listener_rule(), None);
+        assert_eq!(written[1].target_group_arn(), Some("arn:tg-a"));
+    }
+
+    #[test]
+    fn the_advanced_configuration_needs_exactly_one_entry_with_a_target_group() {
+        let none = with_advanced_configuration(&[], &advanced()).unwrap_err();
+        assert!(none.contains("has 0"), "{none}");
+        let two = [entry(Some("arn:tg-a"), None), entry(Some("arn:tg-c"), None)];
+        let error = with_advanced_configuration(&two, &advanced()).unwrap_err();
+        assert!(
+            error.contains("has 2") && error.contains("arn:tg-c"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_service_without_hooks_and_without_pause_stages_is_sent_no_hook_list() {
+        let settings = EcsDeploymentSettings {
+            strategy: EcsDeploymentStrategy::Rolling,
+            bake_time_minutes: None,
+            canary: None,
+            linear: None,
+            pause_at: Vec::new(),
+            load_balancer: None,
+        };
+        let config = deployment_configuration(None, &settings);
+        assert_eq!(config.lifecycle_hooks, None);
+        assert_eq!(config.strategy(), Some(&sdk::DeploymentStrategy::Rolling));
+
+        // A service whose only hook was a PAUSE hook: an empty list removes it.
+        let with_pause = sdk::DeploymentConfiguration::builder()
+            .lifecycle_hooks(
+                sdk::DeploymentLifecycleHook::builder()
+                    .target_type(sdk::DeploymentLifecycleHookTargetType::Pause)
+                    .lifecycle_stages(sdk::DeploymentLifecycleHookStage::PostScaleUp)
+                    .build(),
+            )
+            .build();
+        let config = deployment_configuration(Some(&with_pause), &settings);
+        assert_eq!(config.lifecycle_hooks, Some(Vec::new()));
+    }
+}
