@@ -339,7 +339,7 @@ pub(super) async fn list_service_deployments(
         }
     }
     // Stable: deployments created at the same instant keep ECS's order.
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(created_at, _)| std::cmp::Reverse(*created_at));
     Ok(found.into_iter().map(|(_, arn)| arn).collect())
 }
 

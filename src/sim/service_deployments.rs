@@ -212,8 +212,7 @@ fn strategy_name(strategy: EcsDeploymentStrategy) -> &'static str {
 fn tenths(percent: f64) -> Option<u32> {
     let scaled = percent * 10.0;
     let rounded = scaled.round();
-    ((scaled - rounded).abs() < 1e-6 && rounded >= 0.0 && rounded <= 1000.0)
-        .then_some(rounded as u32)
+    ((scaled - rounded).abs() < 1e-6 && (0.0..=1000.0).contains(&rounded)).then_some(rounded as u32)
 }
 
 impl SimDeploymentConfiguration {
@@ -1409,7 +1408,8 @@ impl SimAws {
         })
     }
 
-    /// Every `UpdateService` request the port received for a service, oldest first.
+    /// Every `UpdateService` request of the port that ECS accepted for a service (those that
+    /// changed nothing included; refused ones and foreign ones not), oldest first.
     pub fn update_service_requests(
         &self,
         cluster: &str,

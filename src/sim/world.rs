@@ -235,7 +235,7 @@ pub(crate) struct SimEcsService {
     pub capacity_provider_strategy: Vec<CapacityProviderItem>,
     pub platform_version: Option<String>,
     pub config: SimDeploymentConfiguration,
-    /// Every `UpdateService` request made through the port (not the foreign ones).
+    /// Every accepted `UpdateService` request made through the port (not the foreign ones).
     pub update_requests: Vec<UpdateServiceRequest>,
 }
 
