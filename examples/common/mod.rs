@@ -27,8 +27,8 @@ use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
     CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
-    Listener, LoadBalancer, ReleaseStore, Service, SpecPrecondition, SpecWrite, StoreError,
-    StoredRelease, TaskDefinition,
+    HookAction, Listener, LoadBalancer, ReleaseStore, Service, ServiceDeployment, ServiceRevision,
+    SpecPrecondition, SpecWrite, StoreError, StoredRelease, TaskDefinition, UpdateServiceRequest,
 };
 
 // ----- allocations ----------------------------------------------------------------------
@@ -305,6 +305,67 @@ impl Ecs for RecordingPorts {
     ) -> Result<Vec<String>, AwsError> {
         let call = self.ports.ecs.list_task_definitions(family, limit);
         self.recorder.call("ecs:ListTaskDefinitions", call).await
+    }
+
+    async fn update_service(
+        &self,
+        request: &UpdateServiceRequest,
+    ) -> Result<Option<String>, AwsError> {
+        let call = self.ports.ecs.update_service(request);
+        self.recorder.call("ecs:UpdateService", call).await
+    }
+
+    async fn list_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Vec<String>, AwsError> {
+        let call = self
+            .ports
+            .ecs
+            .list_service_deployments(cluster, service, since);
+        self.recorder.call("ecs:ListServiceDeployments", call).await
+    }
+
+    async fn describe_service_deployments(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceDeployment>, AwsError> {
+        let call = self.ports.ecs.describe_service_deployments(arns);
+        self.recorder
+            .call("ecs:DescribeServiceDeployments", call)
+            .await
+    }
+
+    async fn describe_service_revisions(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceRevision>, AwsError> {
+        let call = self.ports.ecs.describe_service_revisions(arns);
+        self.recorder
+            .call("ecs:DescribeServiceRevisions", call)
+            .await
+    }
+
+    async fn continue_service_deployment(
+        &self,
+        deployment_arn: &str,
+        hook_id: &str,
+        action: HookAction,
+    ) -> Result<(), AwsError> {
+        let call = self
+            .ports
+            .ecs
+            .continue_service_deployment(deployment_arn, hook_id, action);
+        self.recorder
+            .call("ecs:ContinueServiceDeployment", call)
+            .await
+    }
+
+    async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
+        let call = self.ports.ecs.stop_service_deployment(deployment_arn);
+        self.recorder.call("ecs:StopServiceDeployment", call).await
     }
 
     async fn register_task_definition(

@@ -20,11 +20,12 @@ use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
     CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
-    LeaseRecord, LeaseStore, Listener, LoadBalancer, ReleaseStore, Service, SpecWrite, StoreError,
-    StoredRelease, TaskDefinition,
+    HookAction, LeaseRecord, LeaseStore, Listener, LoadBalancer, ReleaseStore, Service,
+    ServiceDeployment, ServiceRevision, SpecWrite, StoreError, StoredRelease, TaskDefinition,
+    UpdateServiceRequest,
 };
 use switchyard::reconcile::codedeploy::parse_deployment_description;
-use switchyard::sim::{SimAws, SimStore};
+use switchyard::sim::{SimAws, SimStore, service_of_deployment_arn};
 
 /// Controls one replica's access to the world.
 pub(super) struct Gate {
@@ -337,6 +338,14 @@ impl ReplicaAws {
     }
 }
 
+/// The release a service deployment belongs to: its service's (each simulated release has its
+/// own service, named after it).
+fn release_of_service_deployment(deployment_arn: &str) -> String {
+    service_of_deployment_arn(deployment_arn)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("<unknown service deployment {deployment_arn}>"))
+}
+
 impl AwsProvider for ReplicaAws {
     fn ports_for(&self, _region: Option<&str>) -> AwsPorts {
         AwsPorts {
@@ -377,6 +386,75 @@ impl Ecs for ReplicaAws {
         self.gate
             .call(self.inner.list_task_definitions(family, limit))
             .await
+    }
+
+    async fn update_service(
+        &self,
+        request: &UpdateServiceRequest,
+    ) -> Result<Option<String>, AwsError> {
+        // Each simulated release has its own service, named after it.
+        self.mutation(
+            "ecs:UpdateService",
+            request.service.clone(),
+            request.task_definition.clone(),
+            self.inner.update_service(request),
+        )
+        .await
+    }
+
+    async fn list_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Vec<String>, AwsError> {
+        self.gate
+            .call(self.inner.list_service_deployments(cluster, service, since))
+            .await
+    }
+
+    async fn describe_service_deployments(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceDeployment>, AwsError> {
+        self.gate
+            .call(self.inner.describe_service_deployments(arns))
+            .await
+    }
+
+    async fn describe_service_revisions(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceRevision>, AwsError> {
+        self.gate
+            .call(self.inner.describe_service_revisions(arns))
+            .await
+    }
+
+    async fn continue_service_deployment(
+        &self,
+        deployment_arn: &str,
+        hook_id: &str,
+        action: HookAction,
+    ) -> Result<(), AwsError> {
+        self.mutation(
+            "ecs:ContinueServiceDeployment",
+            release_of_service_deployment(deployment_arn),
+            format!("{deployment_arn} {hook_id} {action:?}"),
+            self.inner
+                .continue_service_deployment(deployment_arn, hook_id, action),
+        )
+        .await
+    }
+
+    async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
+        self.mutation(
+            "ecs:StopServiceDeployment",
+            release_of_service_deployment(deployment_arn),
+            deployment_arn.to_string(),
+            self.inner.stop_service_deployment(deployment_arn),
+        )
+        .await
     }
 
     async fn register_task_definition(

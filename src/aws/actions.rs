@@ -16,6 +16,15 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     // Registering a copy that names a task or execution role passes those roles; scope it
     // with `iam:PassedToService = ecs-tasks.amazonaws.com`.
     "iam:PassRole",
+    // EcsAdapter, ECS's own deployments (service_deployments.rs). UpdateService with a load
+    // balancer's advanced configuration passes its role to ECS (iam:PassRole above, scoped
+    // with `iam:PassedToService = ecs.amazonaws.com` to those roles).
+    "ecs:UpdateService",
+    "ecs:ListServiceDeployments",
+    "ecs:DescribeServiceDeployments",
+    "ecs:DescribeServiceRevisions",
+    "ecs:ContinueServiceDeployment",
+    "ecs:StopServiceDeployment",
     // CodeDeployAdapter
     "codedeploy:GetDeploymentGroup",
     "codedeploy:ListDeployments",
@@ -75,6 +84,7 @@ mod tests {
     const CONTROLLER_ADAPTERS: &[(&str, &str)] = &[
         ("ecs", include_str!("ecs.rs")),
         ("ecs", include_str!("ecs_registration.rs")),
+        ("ecs", include_str!("service_deployments.rs")),
         ("codedeploy", include_str!("codedeploy.rs")),
         ("elasticloadbalancing", include_str!("elb.rs")),
         ("cloudwatch", include_str!("cloudwatch.rs")),
@@ -198,6 +208,11 @@ mod tests {
                 "iam:PassRole".to_string(),
                 "ecs:RegisterTaskDefinition",
                 "a copy naming a task or execution role passes it (a permission, no API)",
+            ),
+            (
+                "iam:PassRole".to_string(),
+                "ecs:UpdateService",
+                "a load balancer's advanced configuration passes its role to ECS",
             ),
             (
                 sdk_action::<

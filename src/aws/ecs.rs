@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use super::error::{CodeMap, classify};
 use crate::ports::{
     AwsError, AwsErrorKind, CapacityProviderItem, ContainerDefinition, DeploymentControllerType,
-    Ecs, LoadBalancerBinding, NetworkConfiguration, Service, StabilityStatus, TaskDefinition,
-    TaskSet, TaskSetStatus,
+    Ecs, HookAction, LoadBalancerBinding, NetworkConfiguration, Service, ServiceDeployment,
+    ServiceRevision, StabilityStatus, TaskDefinition, TaskSet, TaskSetStatus, UpdateServiceRequest,
 };
 
 const SERVICE: &str = "ecs";
@@ -161,6 +161,56 @@ impl Ecs for EcsAdapter {
             }
         }
         Ok(arns)
+    }
+
+    async fn update_service(
+        &self,
+        request: &UpdateServiceRequest,
+    ) -> Result<Option<String>, AwsError> {
+        super::service_deployments::update_service(&self.client, request).await
+    }
+
+    async fn list_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Vec<String>, AwsError> {
+        super::service_deployments::list_service_deployments(&self.client, cluster, service, since)
+            .await
+    }
+
+    async fn describe_service_deployments(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceDeployment>, AwsError> {
+        super::service_deployments::describe_service_deployments(&self.client, arns).await
+    }
+
+    async fn describe_service_revisions(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceRevision>, AwsError> {
+        super::service_deployments::describe_service_revisions(&self.client, arns).await
+    }
+
+    async fn continue_service_deployment(
+        &self,
+        deployment_arn: &str,
+        hook_id: &str,
+        action: HookAction,
+    ) -> Result<(), AwsError> {
+        super::service_deployments::continue_service_deployment(
+            &self.client,
+            deployment_arn,
+            hook_id,
+            action,
+        )
+        .await
+    }
+
+    async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
+        super::service_deployments::stop_service_deployment(&self.client, deployment_arn).await
     }
 
     async fn register_task_definition(
@@ -423,7 +473,7 @@ fn map_service(cluster: &str, service: &sdk::Service) -> Service {
         capacity_provider_strategy: map_strategy(strategy),
         platform_version,
         current_service_deployment: service.current_service_deployment().map(str::to_string),
-        ecs_deployment: None,
+        ecs_deployment: super::service_deployments::map_ecs_deployment(service),
     }
 }
 

@@ -11,6 +11,7 @@ mod elb;
 mod error;
 mod lease;
 mod ports;
+mod service_deployments;
 mod store;
 mod streams;
 
@@ -30,6 +31,7 @@ pub use codedeploy::CodeDeployAdapter;
 pub use ecs::EcsAdapter;
 pub use elb::ElbAdapter;
 pub use ports::build_ports;
+pub use service_deployments::DESCRIBE_SERVICE_DEPLOYMENTS_BATCH;
 pub use store::{
     DynamoStore, ITEM_ATTRIBUTES, STORE_ACTIONS, TABLE_ADMIN_ACTIONS, TableCreated, create_table,
     decode_item,

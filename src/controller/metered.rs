@@ -11,8 +11,8 @@ use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use crate::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
     CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
-    Fence, Listener, LoadBalancer, ReleaseStore, Service, SpecWrite, StoreError, StoredRelease,
-    TaskDefinition,
+    Fence, HookAction, Listener, LoadBalancer, ReleaseStore, Service, ServiceDeployment,
+    ServiceRevision, SpecWrite, StoreError, StoredRelease, TaskDefinition, UpdateServiceRequest,
 };
 use crate::state::ControllerState;
 
@@ -114,6 +114,89 @@ impl Ecs for MeteredPorts {
             "ecs",
             "ListTaskDefinitions",
             self.ports.ecs.list_task_definitions(family, limit),
+            outcome
+        )
+    }
+
+    async fn update_service(
+        &self,
+        request: &UpdateServiceRequest,
+    ) -> Result<Option<String>, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "UpdateService",
+            self.ports.ecs.update_service(request),
+            outcome
+        )
+    }
+
+    async fn list_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Vec<String>, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "ListServiceDeployments",
+            self.ports
+                .ecs
+                .list_service_deployments(cluster, service, since),
+            outcome
+        )
+    }
+
+    async fn describe_service_deployments(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceDeployment>, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "DescribeServiceDeployments",
+            self.ports.ecs.describe_service_deployments(arns),
+            outcome
+        )
+    }
+
+    async fn describe_service_revisions(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceRevision>, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "DescribeServiceRevisions",
+            self.ports.ecs.describe_service_revisions(arns),
+            outcome
+        )
+    }
+
+    async fn continue_service_deployment(
+        &self,
+        deployment_arn: &str,
+        hook_id: &str,
+        action: HookAction,
+    ) -> Result<(), AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "ContinueServiceDeployment",
+            self.ports
+                .ecs
+                .continue_service_deployment(deployment_arn, hook_id, action),
+            outcome
+        )
+    }
+
+    async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "StopServiceDeployment",
+            self.ports.ecs.stop_service_deployment(deployment_arn),
             outcome
         )
     }

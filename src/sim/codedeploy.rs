@@ -196,6 +196,8 @@ impl World {
         {
             self.step(index, at);
         }
+        // ECS's own deployments (service_deployments.rs) never touch CodeDeploy's.
+        self.advance_service_deployments(now);
     }
 
     /// Performs the transition of deployment `i` that is due at `at`.

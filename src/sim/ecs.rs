@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::ports::{
-    AwsError, AwsErrorKind, ContainerDefinition, DeploymentControllerType, Ecs, Service,
-    StabilityStatus, TaskDefinition, TaskSet, TaskSetStatus,
+    AwsError, AwsErrorKind, ContainerDefinition, DeploymentControllerType, Ecs, HookAction,
+    Service, ServiceDeployment, ServiceRevision, StabilityStatus, TaskDefinition, TaskSet,
+    TaskSetStatus, UpdateServiceRequest,
 };
 
 use super::SimAws;
@@ -195,7 +196,7 @@ impl Ecs for SimAws {
                 ));
             }
             let cluster = requested_cluster(OP, cluster)?.unwrap_or_default();
-            if !world.services.keys().any(|(c, _)| c == cluster) {
+            if !world.has_cluster(cluster) {
                 return Err(error(
                     OP,
                     AwsErrorKind::NotFound,
@@ -205,8 +206,7 @@ impl Ecs for SimAws {
             }
             Ok(names
                 .iter()
-                .filter_map(|name| world.service(cluster, name))
-                .map(SimService::view)
+                .filter_map(|name| world.service_view(cluster, name))
                 .collect())
         })
         .await
@@ -255,6 +255,51 @@ impl Ecs for SimAws {
                 .unwrap_or_default())
         })
         .await
+    }
+
+    async fn update_service(
+        &self,
+        request: &UpdateServiceRequest,
+    ) -> Result<Option<String>, AwsError> {
+        self.sim_update_service(request).await
+    }
+
+    async fn list_service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Vec<String>, AwsError> {
+        self.sim_list_service_deployments(cluster, service, since)
+            .await
+    }
+
+    async fn describe_service_deployments(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceDeployment>, AwsError> {
+        self.sim_describe_service_deployments(arns).await
+    }
+
+    async fn describe_service_revisions(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ServiceRevision>, AwsError> {
+        self.sim_describe_service_revisions(arns).await
+    }
+
+    async fn continue_service_deployment(
+        &self,
+        deployment_arn: &str,
+        hook_id: &str,
+        action: HookAction,
+    ) -> Result<(), AwsError> {
+        self.sim_continue_service_deployment(deployment_arn, hook_id, action)
+            .await
+    }
+
+    async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
+        self.sim_stop_service_deployment(deployment_arn).await
     }
 
     async fn register_task_definition(

@@ -12,9 +12,12 @@ mod codedeploy;
 mod ecs;
 mod elb;
 mod faults;
+mod service_deployments;
 mod store;
 mod world;
 
+#[cfg(test)]
+mod service_deployment_tests;
 #[cfg(test)]
 mod tests;
 
@@ -37,8 +40,15 @@ pub use codedeploy::{
 };
 pub use ecs::DESCRIBE_SERVICES_LIMIT;
 pub use faults::{Fault, FaultRule};
+pub use service_deployments::{
+    CIRCUIT_BREAKER_REASON, DEFAULT_HOOK_TIMEOUT_MINUTES, DESCRIBE_SERVICE_DEPLOYMENTS_LIMIT,
+    EcsServiceHandles, EcsServiceSetup, PAUSE_HOOK_STAGES, SERVICE_DEPLOYMENT_START,
+    SERVICE_ROLLBACK_DURATION, SERVICE_STOP_DELAY, SERVICE_TASK_START_INTERVAL, STAGE_DURATION,
+    service_of_deployment_arn,
+};
 pub use store::{CommittedStatusWrite, SimStore};
 pub use world::AlarmType;
+pub use world::CircuitBreaker;
 pub use world::TrafficRouting;
 
 use appspec::LaunchSettings;
@@ -479,7 +489,7 @@ impl SimAws {
     /// cluster given by its name or its ARN.
     pub fn service(&self, cluster: &str, name: &str) -> Option<Service> {
         let cluster = ecs::requested_cluster("DescribeServices", cluster).ok()??;
-        self.with_world(|world| world.service(cluster, name).map(SimService::view))
+        self.with_world(|world| world.service_view(cluster, name))
     }
 
     /// A listener as `DescribeListeners` would show it now (not counted as a call).

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::ports::{
-    DeploymentCreator, DeploymentErrorInfo, DeploymentStatus, LifecycleEvent, Listener,
-    LoadBalancerBinding, ReadyAction, RollbackInfo, TaskDefinition, TaskSetStatus,
+    AdvancedLoadBalancer, CapacityProviderItem, DeploymentCreator, DeploymentErrorInfo,
+    DeploymentStatus, EcsDeploymentStrategy, HookAction, LifecycleEvent, Listener,
+    LoadBalancerBinding, NetworkConfiguration, ReadyAction, RollbackInfo, ServiceDeploymentStatus,
+    TaskDefinition, TaskSetStatus, UpdateServiceRequest,
 };
 
 use super::appspec::{AppSpec, LaunchSettings};
@@ -37,6 +39,18 @@ pub(crate) struct World {
     /// How long CodeDeploy takes to stop a deployment after StopDeployment (the hook in
     /// progress finishes first); the deployment stays in its status meanwhile.
     pub stop_delay: std::time::Duration,
+    /// Services with the ECS deployment controller by (cluster, name); `services` holds the
+    /// `CODE_DEPLOY` ones. A (cluster, name) is in at most one of the two.
+    pub ecs_services: BTreeMap<(String, String), SimEcsService>,
+    /// Every service revision, in creation order.
+    pub service_revisions: Vec<SimServiceRevision>,
+    /// Every ECS service deployment, in creation order.
+    pub service_deployments: Vec<SimServiceDeployment>,
+    /// Task definition ARNs whose tasks never become healthy in a service deployment.
+    pub unhealthy_task_definitions: Vec<String>,
+    /// The time service deployments were last advanced to: alarm states have not changed
+    /// since (every change advances the world first).
+    pub service_deployments_advanced_to: Option<Timestamp>,
     counters: Counters,
 }
 
@@ -170,6 +184,154 @@ pub(crate) struct SimDeployment {
     pub stop_calls: u32,
 }
 
+/// How a failure detector of ECS deployments (the circuit breaker) ends a failed deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    /// Roll back to the last successful revision (else the deployment just stops).
+    pub rollback: bool,
+}
+
+/// A service's `deploymentConfiguration` as ECS deployments use it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SimDeploymentConfiguration {
+    pub strategy: EcsDeploymentStrategy,
+    pub bake_time_minutes: Option<u32>,
+    pub canary: Option<(f64, u32)>,
+    pub linear: Option<(f64, u32)>,
+    /// Lifecycle stages with a `PAUSE` hook.
+    pub pause_at: Vec<String>,
+    /// The `PAUSE` hooks' timeout (their timeout action is `ROLLBACK`).
+    pub hook_timeout_minutes: u32,
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Deployment alarms (with rollback).
+    pub alarms: Vec<String>,
+}
+
+/// One load balancer entry of an ECS service, with its advanced configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SimEcsLoadBalancer {
+    pub binding: LoadBalancerBinding,
+    pub advanced: Option<AdvancedLoadBalancer>,
+}
+
+/// A service with the ECS deployment controller.
+#[derive(Debug, Clone)]
+pub(crate) struct SimEcsService {
+    pub cluster: String,
+    pub name: String,
+    pub arn: String,
+    pub desired_count: u32,
+    /// The service's task definition (the latest `UpdateService` asked for; set back by a
+    /// rollback).
+    pub task_definition: String,
+    /// The task definition serving production now.
+    pub running_task_definition: String,
+    /// The revision of the last successful deployment: what a rollback returns to.
+    pub stable_revision: String,
+    /// `currentServiceDeployment`.
+    pub current_deployment: Option<String>,
+    pub load_balancers: Vec<SimEcsLoadBalancer>,
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
+    pub platform_version: Option<String>,
+    pub config: SimDeploymentConfiguration,
+    /// Every accepted `UpdateService` request made through the port (not the foreign ones).
+    pub update_requests: Vec<UpdateServiceRequest>,
+}
+
+/// A service revision: what one deployment deploys.
+#[derive(Debug, Clone)]
+pub(crate) struct SimServiceRevision {
+    pub arn: String,
+    pub task_definition: String,
+}
+
+/// What one stage of a service deployment does once its hook (if any) is answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum StageWork {
+    /// Nothing but time passing (hook-only stages, test traffic, clean-up).
+    Pass,
+    /// The target revision's tasks start, one at a time (they may never become healthy).
+    ScaleUp,
+    /// Production traffic on the target revision becomes this percent.
+    Shift(f64),
+    /// A bake of this many minutes.
+    Bake(u32),
+}
+
+/// One planned stage of a service deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PlannedStage {
+    /// `lifecycleStage` while in it.
+    pub lifecycle_stage: &'static str,
+    /// The hook stage a `PAUSE` hook names to wait here (none for the bakes between steps).
+    pub hook_stage: Option<&'static str>,
+    pub work: StageWork,
+}
+
+/// Where a service deployment is in its state machine; `next_at` says when it moves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ServicePhase {
+    Pending,
+    /// Waiting on the `PAUSE` hook of planned stage `n` (`next_at` is its expiry).
+    Hook(usize),
+    /// Doing the work of planned stage `n`.
+    Working(usize),
+    /// `StopServiceDeployment` was accepted; the rollback starts at `next_at`.
+    RollbackRequested,
+    RollingBack,
+    Done,
+}
+
+/// One lifecycle hook of a service deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SimHook {
+    pub hook_id: String,
+    /// The hook stage it waits at.
+    pub stage: String,
+    /// `AWAITING_ACTION`, `SUCCEEDED`, `FAILED` or `TIMED_OUT`.
+    pub status: &'static str,
+    pub expires_at: Timestamp,
+    pub timeout_action: HookAction,
+}
+
+/// An ECS service deployment.
+#[derive(Debug, Clone)]
+pub(crate) struct SimServiceDeployment {
+    pub arn: String,
+    pub cluster: String,
+    pub service: String,
+    pub status: ServiceDeploymentStatus,
+    pub status_reason: Option<String>,
+    pub lifecycle_stage: Option<&'static str>,
+    pub target_revision: String,
+    /// What a rollback returns to: the task definition of the last successful revision.
+    pub source_task_definition: Option<String>,
+    pub target_task_definition: String,
+    pub config: SimDeploymentConfiguration,
+    pub plan: Vec<PlannedStage>,
+    pub phase: ServicePhase,
+    pub next_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub rollback_reason: Option<String>,
+    /// The target revision's tasks never become healthy.
+    pub never_healthy: bool,
+    pub running_tasks: u32,
+    /// Tasks that failed to start (what the circuit breaker counts).
+    pub failed_tasks: u32,
+    pub production_percent: f64,
+    /// `TRIGGERED` once the circuit breaker or an alarm rolled the deployment back.
+    pub circuit_breaker_triggered: bool,
+    pub triggered_alarms: Vec<String>,
+    pub hooks: Vec<SimHook>,
+    /// Every accepted `ContinueServiceDeployment` answer: (hook id, action).
+    pub hook_answers: Vec<(String, HookAction)>,
+    /// Accepted `StopServiceDeployment` calls.
+    pub stop_calls: u32,
+}
+
 /// Separate counters per kind of identifier, so e.g. the deployment ids a test sees do not
 /// depend on how many target groups it created first.
 #[derive(Default)]
@@ -177,6 +339,7 @@ struct Counters {
     deployments: u64,
     task_sets: u64,
     hex: u64,
+    ecs_tokens: u64,
 }
 
 /// 36^9: the number of 9-character upper-case alphanumeric strings.
@@ -216,6 +379,51 @@ impl World {
             self.counters.hex.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         )
     }
+}
+
+impl World {
+    /// The next `length` characters of ECS's URL-safe base64 identifiers (service deployment
+    /// ids, hook ids): a counter mixed by SplitMix64, so ids are deterministic, distinct in
+    /// practice and do not look sequential.
+    pub fn next_ecs_token(&mut self, length: usize) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut token = String::with_capacity(length);
+        while token.len() < length {
+            self.counters.ecs_tokens += 1;
+            let mut z = self.counters.ecs_tokens.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            for _ in 0..10 {
+                if token.len() == length {
+                    break;
+                }
+                token.push(char::from(ALPHABET[(z & 63) as usize]));
+                z >>= 6;
+            }
+        }
+        token
+    }
+}
+
+pub(crate) fn service_deployment_arn(cluster: &str, service: &str, id: &str) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster}/{service}/{id}")
+}
+
+pub(crate) fn service_revision_arn(cluster: &str, service: &str, id: &str) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{cluster}/{service}/{id}")
+}
+
+pub(crate) fn listener_rule_arn(load_balancer: &str, hexes: [&str; 3]) -> String {
+    let [lb, listener, rule] = hexes;
+    format!(
+        "arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/{load_balancer}/{lb}/{listener}/{rule}"
+    )
+}
+
+pub(crate) fn role_arn(name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{name}")
 }
 
 pub(crate) fn service_arn(cluster: &str, service: &str) -> String {

@@ -2,6 +2,7 @@
 //! simulated AWS, adapter tests against moto server, and end-to-end runs of the binary.
 
 mod aws_adapters;
+mod aws_ecs_deployments;
 mod aws_store;
 mod cli;
 mod cli_apply;
@@ -22,6 +23,7 @@ mod identity;
 mod invariants;
 mod leases;
 mod moto;
+mod port_wrappers;
 mod scenarios;
 mod simulation;
 mod terraform;

@@ -738,7 +738,7 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
         dir.join("main.tf"),
         controller_root(
             &moto,
-            "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n",
+            "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n  ecs_load_balancer_role_arns  = [\"arn:aws:iam::123456789012:role/ecsInfrastructureRoleForLoadBalancers\"]\n",
         ),
     )
     .unwrap();
@@ -786,6 +786,39 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
             "arn:aws:iam::123456789012:role/web-task",
             "arn:aws:iam::123456789012:role/web-execution"
         ]
+    );
+    // ECS's own deployments: the managed services, their deployments and revisions only; the
+    // load balancers' infrastructure roles only to ECS.
+    assert_eq!(
+        resources_of(&policy, "EcsDeploymentsOfManagedServices"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:service/prod/web",
+            "arn:aws:ecs:us-east-1:123456789012:service/prod/search"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "ServiceDeploymentsOfManagedServices"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/web/*",
+            "arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/search/*"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "ServiceRevisionsOfManagedServices"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:service-revision/prod/web/*",
+            "arn:aws:ecs:us-east-1:123456789012:service-revision/prod/search/*"
+        ]
+    );
+    let pass_load_balancer_roles = statement(&policy, "PassLoadBalancerRoles");
+    assert_eq!(
+        pass_load_balancer_roles["Condition"]["StringEquals"]["iam:PassedToService"],
+        "ecs.amazonaws.com",
+        "{pass_load_balancer_roles:#}"
+    );
+    assert_eq!(
+        resources_of(&policy, "PassLoadBalancerRoles"),
+        ["arn:aws:iam::123456789012:role/ecsInfrastructureRoleForLoadBalancers"]
     );
     let tag = statement(&policy, "TagNewRevisionsOnRegister");
     assert_eq!(

@@ -119,6 +119,46 @@ data "aws_iam_policy_document" "controller" {
     }
   }
 
+  # Resource: UpdateService and ListServiceDeployments are authorized on the service ARN; the managed services only (strategy.ecs starts a rollout with UpdateService and finds its deployment by listing).
+  statement {
+    sid       = "EcsDeploymentsOfManagedServices"
+    actions   = ["ecs:ListServiceDeployments", "ecs:UpdateService"]
+    resources = local.ecs_service_arns
+  }
+
+  # Resource wildcard: a service deployment's ARN (service-deployment/CLUSTER/SERVICE/ID) ends in an id ECS makes at UpdateService; CLUSTER/SERVICE/* matches the managed services' deployments only.
+  statement {
+    sid = "ServiceDeploymentsOfManagedServices"
+    actions = [
+      "ecs:ContinueServiceDeployment",
+      "ecs:DescribeServiceDeployments",
+      "ecs:StopServiceDeployment",
+    ]
+    resources = local.service_deployment_arns
+  }
+
+  # Resource wildcard: a service revision's ARN (service-revision/CLUSTER/SERVICE/ID) ends in an id ECS makes with each deployment; CLUSTER/SERVICE/* matches the managed services' revisions only.
+  statement {
+    sid       = "ServiceRevisionsOfManagedServices"
+    actions   = ["ecs:DescribeServiceRevisions"]
+    resources = local.service_revision_arns
+  }
+
+  # Resource: PassRole is authorized on each role ARN; only the ECS infrastructure roles for load balancers that the releases' strategy.ecs.deployment.loadBalancer.roleArn name, only to ECS (no statement when there are none).
+  dynamic "statement" {
+    for_each = length(var.ecs_load_balancer_role_arns) > 0 ? [var.ecs_load_balancer_role_arns] : []
+    content {
+      sid       = "PassLoadBalancerRoles"
+      actions   = ["iam:PassRole"]
+      resources = statement.value
+      condition {
+        test     = "StringEquals"
+        variable = "iam:PassedToService"
+        values   = ["ecs.amazonaws.com"]
+      }
+    }
+  }
+
   # Resource: these CodeDeploy actions are authorized on the deployment group ARN; the managed groups only.
   statement {
     sid = "ManagedDeploymentGroups"

@@ -22,6 +22,15 @@ locals {
     startswith(s, "arn:") ? s : "arn:${local.partition}:ecs:${local.region}:${local.account}:service/${s}"
   ]
 
+  # The managed services' ECS deployments and revisions (strategy.ecs):
+  # arn:...:service/CLUSTER/SERVICE -> arn:...:service-deployment/CLUSTER/SERVICE/*
+  service_deployment_arns = [
+    for s in local.ecs_service_arns : "${replace(s, ":service/", ":service-deployment/")}/*"
+  ]
+  service_revision_arns = [
+    for s in local.ecs_service_arns : "${replace(s, ":service/", ":service-revision/")}/*"
+  ]
+
   # Every revision of each family: arn:...:task-definition/FAMILY:*
   task_definition_arns = [
     for f in var.task_definition_families :

@@ -118,6 +118,17 @@ variable "passable_role_arns" {
   }
 }
 
+variable "ecs_load_balancer_role_arns" {
+  description = "The ECS infrastructure roles for load balancers that releases name in strategy.ecs.deployment.loadBalancer.roleArn. UpdateService with a load balancer's advanced configuration passes that role to ECS, so the controller needs iam:PassRole on exactly these (and only to ecs.amazonaws.com). Empty (the default): no such statement."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.ecs_load_balancer_role_arns : can(regex("^arn:[^:]+:iam::[0-9]{12}:role/.+$", r))])
+    error_message = "ecs_load_balancer_role_arns must be IAM role ARNs."
+  }
+}
+
 variable "permissions_boundary_arn" {
   description = "An IAM permissions boundary for the roles this module creates, where the organisation requires one."
   type        = string
