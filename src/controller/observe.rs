@@ -5,8 +5,8 @@
 use super::Context;
 use super::codedeploy;
 use super::lookup::lookup;
-use super::task_sets;
 use super::task_definitions::TaskDefinitionReader;
+use super::task_sets;
 use crate::model::ReleaseSpec;
 use crate::ports::{AwsError, AwsPorts, Service, StoredRelease, TaskDefinition};
 use crate::reconcile::plan::StrategyPlan;

@@ -14,6 +14,7 @@ mod cli_support;
 mod daemon;
 mod daemon_edges;
 mod daemon_identity;
+mod ecs_strategy;
 mod edges;
 mod fault_proxy;
 mod fuzz_props;
