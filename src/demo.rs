@@ -1,6 +1,7 @@
 //! `switchyard demo`: the controller against a simulated AWS inside the process, with a
-//! built-in scenario of four releases (a canary that succeeds, one whose alarm fires
-//! mid-shift, one promoted by hand, and an invalid document).
+//! built-in scenario covering every strategy: CodeDeploy canaries (one that succeeds, one
+//! whose alarm fires mid-shift, one promoted by hand, one paused in flight and resumed), an
+//! ECS-native blue/green deployment promoted at its hook, and an invalid document.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -27,8 +28,11 @@ pub const DEMO_RELEASES: &str = include_str!("demo_releases.yaml");
 const SEARCH_ALARM: &str = "search-5xx";
 /// When the alarm fires: once this share of traffic reached the candidate.
 const ALARM_AT_CANDIDATE_PERCENT: f64 = 30.0;
-/// How long (virtual) the demo's operator looks at `payments` before promoting it.
+/// How long (virtual) the demo's operator looks at a release that waits for a promotion
+/// before promoting it.
 const PROMOTE_AFTER: Duration = Duration::from_secs(90);
+/// How long (virtual) `catalog` stays paused in flight.
+const PAUSED_FOR: Duration = Duration::from_secs(120);
 /// The demo gives up if the scenario has not settled after this much virtual time.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(3 * 3600);
 
@@ -103,6 +107,16 @@ pub async fn build_world(clock: Clock) -> Result<DemoWorld, DemoError> {
 
     aws.add_bluegreen_service(BlueGreenSetup::new("shop", "inventory"));
 
+    let mut catalog = BlueGreenSetup::new("shop", "catalog");
+    catalog.deployment_config = "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into();
+    aws.add_bluegreen_service(catalog);
+
+    aws.add_ecs_service(crate::sim::EcsServiceSetup::new(
+        "shop",
+        "orders",
+        crate::ports::EcsDeploymentStrategy::BlueGreen,
+    ));
+
     let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(DEMO_RELEASES)
         .map_err(|e| DemoError::Setup(format!("the built-in documents do not parse: {e}")))?;
     for document in documents {
@@ -156,7 +170,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     }));
 
     eprintln!(
-        "switchyard demo: 4 releases against a simulated AWS, time x{} (Ctrl-C to stop)",
+        "switchyard demo: {} releases against a simulated AWS, time x{} (Ctrl-C to stop)",
+        world.store.peek_all().len(),
         options.speed
     );
     eprintln!("dashboard: http://{}/", server.local_addr);
@@ -259,13 +274,18 @@ fn summarize(release: &StoredRelease) -> ReleaseSummary {
     }
 }
 
-/// Plays the operator of the scenario: fires `search`'s alarm mid-shift and promotes
-/// `payments` a while after it is ready.
+/// Plays the operator of the scenario: fires `search`'s alarm mid-shift, promotes every
+/// release that waits for a promotion a while after it started waiting, and pauses
+/// `catalog` in flight, resuming it a while later.
 #[derive(Default)]
 struct ScriptedOperator {
     alarm_fired: bool,
-    awaiting_since: Option<Timestamp>,
-    promoted: bool,
+    /// Since when each release has waited for a promotion (reset once promoted).
+    awaiting_since: BTreeMap<String, Timestamp>,
+    /// The `requestedAt` of the last promote sent per release.
+    promoted_at: BTreeMap<String, Timestamp>,
+    paused_at: Option<Timestamp>,
+    resumed: bool,
 }
 
 impl ScriptedOperator {
@@ -291,34 +311,92 @@ impl ScriptedOperator {
                         printer.note(now, "search", &format!("the demo sets alarm {SEARCH_ALARM} to ALARM (errors on the candidate)"));
                     }
                 }
-                "payments" if !self.promoted && status.phase == Phase::AwaitingPromotion => {
-                    let since = *self.awaiting_since.get_or_insert(now);
-                    if crate::clock::elapsed_between(since, now) >= PROMOTE_AFTER {
-                        let request = OperatorRequest {
-                            generation: release.generation,
-                            requested_by: "demo-operator".into(),
-                            requested_at: now,
-                            full: false,
-                        };
-                        if world
-                            .store
-                            .put_request("payments", RequestKind::Promote, request)
-                            .await
-                            .is_ok()
-                        {
-                            self.promoted = true;
-                            printer.note(
-                                now,
-                                "payments",
-                                "the demo operator runs `switchyard promote payments`",
-                            );
+                "catalog" if self.paused_at.is_none() => {
+                    let shifted = status.traffic_weights.is_some_and(|t| t.candidate >= 10.0);
+                    if status.phase == Phase::Progressing && shifted {
+                        if set_paused(world, release, true).await {
+                            self.paused_at = Some(now);
+                            printer.note(now, "catalog", "the demo operator runs `switchyard pause catalog` (the rollout is held, not rolled back)");
                         }
+                    }
+                }
+                "catalog" if !self.resumed => {
+                    let since = self.paused_at.unwrap_or(now);
+                    if crate::clock::elapsed_between(since, now) >= PAUSED_FOR
+                        && set_paused(world, release, false).await
+                    {
+                        self.resumed = true;
+                        printer.note(
+                            now,
+                            "catalog",
+                            "the demo operator runs `switchyard resume catalog`",
+                        );
                     }
                 }
                 _ => {}
             }
+            if status.phase != Phase::AwaitingPromotion {
+                self.awaiting_since.remove(&release.name);
+                continue;
+            }
+            let since = *self
+                .awaiting_since
+                .entry(release.name.clone())
+                .or_insert(now);
+            let already = self
+                .promoted_at
+                .get(&release.name)
+                .is_some_and(|at| *at >= since);
+            if !already && crate::clock::elapsed_between(since, now) >= PROMOTE_AFTER {
+                let request = OperatorRequest {
+                    generation: release.generation,
+                    requested_by: "demo-operator".into(),
+                    requested_at: now,
+                    full: false,
+                };
+                if world
+                    .store
+                    .put_request(&release.name, RequestKind::Promote, request)
+                    .await
+                    .is_ok()
+                {
+                    self.promoted_at.insert(release.name.clone(), now);
+                    printer.note(
+                        now,
+                        &release.name,
+                        &format!(
+                            "the demo operator runs `switchyard promote {}`",
+                            release.name
+                        ),
+                    );
+                }
+            }
         }
     }
+}
+
+/// Sets `spec.paused` as `switchyard pause` / `resume` would (a spec edit).
+async fn set_paused(world: &DemoWorld, release: &StoredRelease, paused: bool) -> bool {
+    let mut spec = release.spec.clone();
+    spec["paused"] = serde_json::Value::Bool(paused);
+    world
+        .store
+        .put_spec(SpecWrite {
+            name: release.name.clone(),
+            labels: release.labels.clone(),
+            spec,
+            precondition: SpecPrecondition::Generation(release.generation),
+            written_by: "demo-operator".into(),
+            written_at: world.clock.now(),
+            action: if paused {
+                AuditAction::Pause
+            } else {
+                AuditAction::Resume
+            },
+            detail: format!("spec.paused: {} -> {paused}", !paused),
+        })
+        .await
+        .is_ok()
 }
 
 /// Prints a line whenever a release's phase, lifecycle event, traffic split or message
@@ -371,6 +449,12 @@ impl ProgressPrinter {
             line.push_str(&format!(" {}", traffic_bar(t.candidate)));
         }
         line.push_str("  ");
+        let held = status
+            .condition(crate::model::ConditionType::Paused)
+            .is_some_and(|c| c.status == crate::model::ConditionStatus::True);
+        if held && status.phase != Phase::Paused {
+            line.push_str("(paused) ");
+        }
         line.push_str(&status.message);
         let marker = if phase_changed { "*" } else { " " };
         let line = crate::terminal::escape_controls(&line);

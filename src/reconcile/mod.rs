@@ -441,7 +441,14 @@ impl<'a> Pass<'a> {
         if let Some(rollout) = self.next.rollout.clone().filter(Rollout::is_in_flight) {
             match self.carry_on(spec, strategy, &target, &rollout) {
                 Ok(step) => return step,
-                Err(verdict) => self.end_rollout(&rollout, verdict),
+                Err(verdict) => {
+                    self.end_rollout(&rollout, verdict);
+                    // A strategy may show the version it started from while in flight
+                    // (ECS sets the service's task definition at once): the verdict is
+                    // read against the service as it is.
+                    self.next.live_task_definition =
+                        service.live_task_definition().map(str::to_string);
+                }
             }
         }
 

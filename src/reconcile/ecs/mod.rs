@@ -508,14 +508,16 @@ impl<'a> Ecs<'_, 'a> {
 
     // ----- steps 3 to 5 -------------------------------------------------------------
 
-    fn follow(&mut self, arn: &str, gate: &Gate) -> Progress {
-        self.pass.next.deployment_id = Some(arn.to_string());
+    fn follow(&mut self, full_arn: &str, gate: &Gate) -> Progress {
+        self.pass.next.deployment_id = Some(full_arn.to_string());
+        let arn = full_arn;
+        let short = short_id(arn).to_string();
         let Some(deployment) = self.deployment(arn) else {
             return Progress::Step(
                 Step::new(
                     Phase::Progressing,
                     Reason::DeploymentInProgress,
-                    format!("looking at service deployment {arn}"),
+                    format!("looking at service deployment {short}"),
                 )
                 .requeue(AFTER_ACTION),
             );
@@ -569,7 +571,7 @@ impl<'a> Ecs<'_, 'a> {
                         Phase::Progressing,
                         reason,
                         format!(
-                            "{}service deployment {arn}: {stage}",
+                            "{}service deployment {short}: {stage}",
                             state
                                 .rolling_back
                                 .as_ref()
@@ -592,7 +594,7 @@ impl<'a> Ecs<'_, 'a> {
                 Step::new(
                     Phase::Progressing,
                     Reason::RollingBack,
-                    format!("ECS is rolling service deployment {arn} back"),
+                    format!("ECS is rolling service deployment {short} back"),
                 )
                 .requeue(POLL_ACTIVE),
             );
@@ -610,7 +612,7 @@ impl<'a> Ecs<'_, 'a> {
                 > self.strategy.progress_deadline()
         {
             let reason = format!(
-                "no progress for {}: service deployment {arn} stayed at {stage}",
+                "no progress for {}: service deployment {short} stayed at {stage}",
                 super::friendly(self.strategy.progress_deadline())
             );
             self.status().rolling_back = Some(reason.clone());
@@ -624,7 +626,7 @@ impl<'a> Ecs<'_, 'a> {
                         if manual { Phase::AwaitingPromotion } else { Phase::Progressing },
                         Reason::Paused,
                         format!(
-                            "service deployment {arn} waits at {stage}; its hook is answered once the release is resumed (`switchyard resume {}`)",
+                            "service deployment {short} waits at {stage}; its hook is answered once the release is resumed (`switchyard resume {}`)",
                             self.release()
                         ),
                     )
@@ -645,7 +647,7 @@ impl<'a> Ecs<'_, 'a> {
                     Phase::AwaitingPromotion,
                     Reason::AwaitingPromotion,
                     format!(
-                        "service deployment {arn} waits at {stage}; run `switchyard promote {}` to go on",
+                        "service deployment {short} waits at {stage}; run `switchyard promote {}` to go on",
                         self.release()
                     ),
                 )
@@ -661,7 +663,7 @@ impl<'a> Ecs<'_, 'a> {
             Step::new(
                 Phase::Progressing,
                 Reason::DeploymentInProgress,
-                format!("service deployment {arn}: {stage}"),
+                format!("service deployment {short}: {stage}"),
             )
             .requeue(poll),
         )
@@ -675,6 +677,7 @@ impl<'a> Ecs<'_, 'a> {
         action: &str,
         why: &str,
     ) -> Progress {
+        let short = short_id(arn);
         let now = self.pass.now;
         self.status().answer = Some(EcsAnswer {
             hook_id: hook_id.clone(),
@@ -689,7 +692,7 @@ impl<'a> Ecs<'_, 'a> {
                     hook_id,
                     action: HookAction::Continue,
                 },
-                format!("service deployment {arn}: answering its PAUSE hook CONTINUE ({why})"),
+                format!("service deployment {short}: answering its PAUSE hook CONTINUE ({why})"),
                 Reason::Promoting,
             ),
             (Some(hook_id), _) => (
@@ -698,14 +701,17 @@ impl<'a> Ecs<'_, 'a> {
                     hook_id,
                     action: HookAction::Rollback,
                 },
-                format!("{why}: answering the PAUSE hook of {arn} ROLLBACK"),
+                format!("{why}: answering the PAUSE hook of {short} ROLLBACK"),
                 Reason::RollingBack,
             ),
             (None, _) => (
                 Action::Stop {
                     deployment: arn.to_string(),
                 },
-                format!("{why}: stopping service deployment {arn} with rollback"),
+                format!(
+                    "{why}: stopping service deployment {} with rollback",
+                    short_id(arn)
+                ),
                 Reason::RollingBack,
             ),
         };
@@ -714,6 +720,7 @@ impl<'a> Ecs<'_, 'a> {
 
     fn verdict(&mut self, deployment: &ServiceDeployment) -> Progress {
         let state = self.state();
+        let short = short_id(&deployment.arn);
         let ecs_reason = deployment
             .rollback_reason
             .clone()
@@ -734,7 +741,7 @@ impl<'a> Ecs<'_, 'a> {
         match &deployment.status {
             ServiceDeploymentStatus::Successful => Progress::Ended(Verdict::new(
                 Outcome::Succeeded,
-                format!("service deployment {arn} succeeded"),
+                format!("service deployment {short} succeeded"),
             )),
             ServiceDeploymentStatus::RollbackSuccessful => {
                 let why = state
@@ -745,7 +752,7 @@ impl<'a> Ecs<'_, 'a> {
                 Progress::Ended(Verdict::new(
                     Outcome::RolledBack,
                     format!(
-                        "service deployment {arn} rolled back ({why}); traffic is back on {}",
+                        "service deployment {short} rolled back ({why}); traffic is back on {}",
                         task_definition_short_name(self.rollout.live.as_deref().unwrap_or("?"))
                     ),
                 ))
@@ -753,7 +760,7 @@ impl<'a> Ecs<'_, 'a> {
             ServiceDeploymentStatus::RollbackFailed => Progress::Ended(Verdict::new(
                 Outcome::Failed,
                 format!(
-                    "service deployment {arn} failed to roll back ({}); check the service",
+                    "service deployment {short} failed to roll back ({}); check the service",
                     ecs_reason.unwrap_or_else(|| "no reason given".into())
                 ),
             )),
@@ -768,11 +775,12 @@ impl<'a> Ecs<'_, 'a> {
                     Outcome::Failed,
                     match replaced_by {
                         Some(other) => format!(
-                            "service deployment {arn} was replaced by {other}, which switchyard did not start; run `switchyard retry {}` to roll the candidate out again",
+                            "service deployment {short} was replaced by {}, which switchyard did not start; run `switchyard retry {}` to roll the candidate out again",
+                            short_id(other),
                             self.release()
                         ),
                         None => format!(
-                            "service deployment {arn} was stopped ({}); run `switchyard retry {}` to roll the candidate out again",
+                            "service deployment {short} was stopped ({}); run `switchyard retry {}` to roll the candidate out again",
                             ecs_reason.unwrap_or_else(|| "no reason given".into()),
                             self.release()
                         ),
@@ -781,6 +789,11 @@ impl<'a> Ecs<'_, 'a> {
             }
         }
     }
+}
+
+/// The last part of a service deployment's ARN: its id, enough for people.
+pub fn short_id(arn: &str) -> &str {
+    arn.rsplit_once('/').map_or(arn, |(_, id)| id)
 }
 
 /// Records what a call returned in the status the pass wrote before it.
@@ -804,7 +817,7 @@ pub fn record_outcome(
                 state.own_deployments.drain(..excess);
             }
             status.phase = Phase::Progressing;
-            status.message = format!("service deployment {arn} started");
+            status.message = format!("service deployment {} started", short_id(arn));
         }
         // Updated without naming its deployment: the next pass adopts it by its intent.
         (Action::UpdateService(_), Ok(_)) => {}
