@@ -7,7 +7,7 @@ fn switchyard() -> Command {
 }
 
 #[test]
-fn the_demo_settles_all_four_releases_as_described() {
+fn the_demo_settles_every_release_as_described() {
     let output = switchyard()
         .args([
             "demo",
@@ -35,6 +35,8 @@ fn the_demo_settles_all_four_releases_as_described() {
     assert_eq!(phase_of("checkout")["phase"], "Healthy", "{stderr}");
     assert_eq!(phase_of("search")["phase"], "RolledBack", "{stderr}");
     assert_eq!(phase_of("payments")["phase"], "Healthy", "{stderr}");
+    assert_eq!(phase_of("catalog")["phase"], "Healthy", "{stderr}");
+    assert_eq!(phase_of("orders")["phase"], "Healthy", "{stderr}");
     let inventory = phase_of("inventory");
     assert_eq!(inventory["phase"], "Invalid");
     assert!(
@@ -55,16 +57,22 @@ fn the_demo_settles_all_four_releases_as_described() {
     }
     let calls = report["apiCalls"].as_object().unwrap();
     assert_eq!(
-        calls["codedeploy:CreateDeployment"], 3,
-        "one per valid release"
+        calls["codedeploy:CreateDeployment"], 4,
+        "one per valid CodeDeploy release, the paused one included"
+    );
+    assert_eq!(calls["ecs:UpdateService"], 1, "orders");
+    assert_eq!(
+        calls["ecs:ContinueServiceDeployment"], 1,
+        "orders is promoted at its hook"
     );
     assert_eq!(calls["codedeploy:StopDeployment"], 1, "search rolls back");
     assert_eq!(
         calls["codedeploy:ContinueDeployment"], 1,
         "payments is promoted"
     );
-    // Progress went to stderr.
+    // Progress went to stderr; the paused canary was held, never rolled back.
     assert!(stderr.contains("AwaitingPromotion"), "{stderr}");
+    assert!(stderr.contains("(paused)"), "{stderr}");
 }
 
 #[test]

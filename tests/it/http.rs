@@ -472,7 +472,9 @@ async fn metrics_with_every_family_pass_promtool() {
 #[test]
 fn a_running_demo_serves_metrics_that_pass_promtool() {
     let demo = Demo::start();
-    demo.wait_until(|releases| releases.len() == 4 && releases.iter().all(has_status));
+    demo.wait_until(|releases| {
+        releases.len() == demo_release_count() && releases.iter().all(has_status)
+    });
     let response = get(demo.addr, "/metrics").expect("GET /metrics");
     assert_eq!(response.status, 200);
     let text = response.body;
@@ -501,7 +503,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     );
     let demo = Demo::start();
     let settled = demo.wait_until(|releases| {
-        releases.len() == 4
+        releases.len() == demo_release_count()
             && releases.iter().all(|r| {
                 let status = &r["status"];
                 status["observedGeneration"] == r["metadata"]["generation"]
@@ -532,6 +534,8 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
         ("search", "RolledBack"),
         ("payments", "Healthy"),
         ("inventory", "Invalid"),
+        ("catalog", "Healthy"),
+        ("orders", "Healthy"),
     ];
     let cards = cards(&dom);
     for (name, phase) in expected {
@@ -548,11 +552,21 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     let order: Vec<&str> = cards.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         order,
-        ["search", "inventory", "checkout", "payments"],
+        [
+            "search",
+            "inventory",
+            "catalog",
+            "checkout",
+            "orders",
+            "payments"
+        ],
         "RolledBack, then Invalid, then Healthy by name"
     );
     assert!(
-        dom.contains("2 of 4 releases need attention"),
+        dom.contains(&format!(
+            "2 of {} releases need attention",
+            demo_release_count()
+        )),
         "the headline counts what needs attention"
     );
     assert!(
@@ -561,7 +575,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     );
     assert!(
         dom.contains(r#"data-phase="RolledBack" data-count="1""#)
-            && dom.contains(r#"data-phase="Healthy" data-count="2""#),
+            && dom.contains(r#"data-phase="Healthy" data-count="4""#),
         "the summary counts releases by phase"
     );
 
@@ -1310,4 +1324,12 @@ async fn the_dashboard_shows_every_field_from_outside_as_text() {
         title.is_some_and(|t| !t.contains("pwned")),
         "a script ran: title {title:?}"
     );
+}
+
+/// How many releases the demo has: its built-in documents.
+fn demo_release_count() -> usize {
+    switchyard::demo::DEMO_RELEASES
+        .lines()
+        .filter(|line| *line == "kind: Release")
+        .count()
 }
