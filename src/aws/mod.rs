@@ -10,8 +10,10 @@ mod elb;
 mod error;
 mod lease;
 mod ports;
+mod routes;
 mod store;
 mod streams;
+mod task_sets;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
