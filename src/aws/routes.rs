@@ -288,11 +288,20 @@ pub(crate) async fn describe_target_groups(
                     g.target_group_arn() == Some(reference.as_str())
                         || g.target_group_name() == Some(reference.as_str())
                 })
-                .map(|g| TargetGroup {
-                    arn: g.target_group_arn().unwrap_or_default().to_string(),
-                    name: g.target_group_name().unwrap_or_default().to_string(),
-                    load_balancer_arns: g.load_balancer_arns().to_vec(),
-                    port: port(g.port()),
+                .map(|g| {
+                    // Each load balancer once (moto repeats one per listener and rule).
+                    let mut load_balancer_arns: Vec<String> = Vec::new();
+                    for arn in g.load_balancer_arns() {
+                        if !load_balancer_arns.contains(arn) {
+                            load_balancer_arns.push(arn.clone());
+                        }
+                    }
+                    TargetGroup {
+                        arn: g.target_group_arn().unwrap_or_default().to_string(),
+                        name: g.target_group_name().unwrap_or_default().to_string(),
+                        load_balancer_arns,
+                        port: port(g.port()),
+                    }
                 })
                 .ok_or_else(|| not_found(OP, format!("target group {reference} not found")))
         })

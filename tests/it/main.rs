@@ -3,6 +3,7 @@
 
 mod aws_adapters;
 mod aws_store;
+mod aws_task_sets;
 mod cli;
 mod cli_apply;
 mod cli_files;
