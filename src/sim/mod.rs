@@ -535,6 +535,18 @@ impl SimAws {
         self.with_world(|world| world.set_desired_count(cluster, service, desired, now));
     }
 
+    /// The service (cluster, name) whose setup created a target group, if one did (not a
+    /// call): what a decorator needs to name the release a route change is for.
+    pub fn service_of_target_group(&self, target_group_arn: &str) -> Option<(String, String)> {
+        self.with_world(|world| {
+            world
+                .services
+                .values()
+                .find(|s| s.target_group_arns.iter().any(|t| t == target_group_arn))
+                .map(|s| (s.cluster.clone(), s.name.clone()))
+        })
+    }
+
     /// How many calls of one `"<service>:<Operation>"` were made so far.
     pub fn call_count(&self, operation: &str) -> u64 {
         self.call_counts().get(operation).copied().unwrap_or(0)

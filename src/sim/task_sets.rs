@@ -90,9 +90,9 @@ impl SimTaskSet {
     /// `STEADY_STATE`: every task it should run runs, and (for task sets created with
     /// `CreateTaskSet`) every one of them passed its target group's health checks.
     pub fn is_steady(&self, computed: u32) -> bool {
-        self.running_count >= computed
-            && self.tasks.iter().all(|t| t.checked)
-            && !(self.never_healthy && !self.tasks.is_empty())
+        // A task set whose tasks fail their health checks never is.
+        let healthy = !self.never_healthy || self.tasks.is_empty();
+        healthy && self.running_count >= computed && self.tasks.iter().all(|t| t.checked)
     }
 }
 

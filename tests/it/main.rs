@@ -22,6 +22,7 @@ mod identity;
 mod invariants;
 mod leases;
 mod moto;
+mod port_wrappers;
 mod scenarios;
 mod simulation;
 mod terraform;
