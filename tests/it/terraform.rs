@@ -35,6 +35,9 @@ const DEFAULT_MIRROR: &str = "/opt/tf-plugins";
 /// Any single Terraform command gets this long before the test fails.
 const COMMAND_LIMIT: Duration = Duration::from_secs(240);
 
+/// A listener whose forward action the controller may weight, in the policy tests.
+const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2";
+
 /// Actions that the IAM Service Authorization Reference lists without a resource type: they
 /// take `"Resource": "*"` or nothing. A statement with `"*"` may hold only these.
 const UNSCOPABLE_ACTIONS: &[&str] = &[
@@ -735,7 +738,9 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
         dir.join("main.tf"),
         controller_root(
             &moto,
-            "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n",
+            &format!(
+                "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n  traffic_listener_arns        = [\"{LISTENER}\"]\n"
+            ),
         ),
     )
     .unwrap();
@@ -812,6 +817,32 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
         ]
     );
     assert_eq!(
+        resources_of(&policy, "ManagedServicesTaskSets"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:task-set/prod/web/*",
+            "arn:aws:ecs:us-east-1:123456789012:task-set/prod/search/*"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "ManagedServicesPrimaryTaskSet"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:service/prod/web",
+            "arn:aws:ecs:us-east-1:123456789012:service/prod/search"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "TrafficListeners"),
+        [
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "TrafficListenerRules"),
+        [
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/*"
+        ]
+    );
+    assert_eq!(
         resources_of(&policy, "ManagedApplications"),
         [
             "arn:aws:codedeploy:us-east-1:123456789012:application:web",
@@ -862,6 +893,34 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
     assert_eq!(env["SWITCHYARD_REGION"], "us-east-1");
     assert_eq!(env["SWITCHYARD_LISTEN"], "0.0.0.0:8080");
     assert_eq!(env["SWITCHYARD_LOG_FORMAT"], "json");
+}
+
+#[test]
+fn a_rule_given_as_a_traffic_listener_is_refused() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("moto-root");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rule = LISTENER.replace(":listener/", ":listener-rule/") + "/9683b2d02a6cabee";
+    std::fs::write(
+        dir.join("main.tf"),
+        controller_root(&moto, &format!("  traffic_listener_arns = [\"{rule}\"]\n")),
+    )
+    .unwrap();
+    tf.init(&dir);
+    let plan = run_with_limit(
+        tf.command(&dir, &["plan", "-input=false", "-no-color"]),
+        COMMAND_LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert!(!plan.status.success(), "a plan with a rule ARN must fail");
+    let words: Vec<&str> = stderr.split_whitespace().collect();
+    assert!(
+        words
+            .join(" ")
+            .contains("the rules of each listed listener are included"),
+        "{stderr}"
+    );
 }
 
 #[test]
