@@ -146,6 +146,20 @@ pub(crate) fn listener_of_rule(rule_arn: &str) -> Option<String> {
         .then(|| listener.replacen(":listener-rule/", ":listener/", 1))
 }
 
+/// What ELB would refuse of any forward action: no target group, a weight above 999.
+fn check_weights(weights: &[WeightedTargetGroup]) -> Result<(), String> {
+    if weights.is_empty() {
+        return Err("a forward action needs at least one target group".to_string());
+    }
+    match weights.iter().find(|w| w.weight > MAX_WEIGHT) {
+        Some(heavy) => Err(format!(
+            "the weight {} of {} is not between 0 and {MAX_WEIGHT}",
+            heavy.weight, heavy.target_group_arn
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The actions of a listener (its default actions) or a rule, with the forward action's
 /// target groups replaced by `weights` (a weighted `ForwardConfig`, the single
 /// `TargetGroupArn` dropped), its stickiness and order kept, and every other action kept as
@@ -155,15 +169,7 @@ pub(crate) fn rewrite_forward(
     actions: &[sdk::Action],
     weights: &[WeightedTargetGroup],
 ) -> Result<Vec<sdk::Action>, String> {
-    if weights.is_empty() {
-        return Err("a forward action needs at least one target group".to_string());
-    }
-    if let Some(heavy) = weights.iter().find(|w| w.weight > MAX_WEIGHT) {
-        return Err(format!(
-            "the weight {} of {} is not between 0 and {MAX_WEIGHT}",
-            heavy.weight, heavy.target_group_arn
-        ));
-    }
+    check_weights(weights)?;
     let forward = forward_index(actions).ok_or("the route has no forward action to weight")?;
     let tuples: Vec<sdk::TargetGroupTuple> = weights
         .iter()
@@ -399,13 +405,22 @@ pub(crate) async fn describe_target_health(
 }
 
 /// Reads the route's actions and writes them back with the forward action's weights
-/// replaced (`ModifyListener` with `DefaultActions`, or `ModifyRule` with `Actions`).
+/// replaced (`ModifyListener` with `DefaultActions`, or `ModifyRule` with `Actions`). Weights
+/// ELB would refuse are refused before any call.
 pub(crate) async fn set_forward_weights(
     client: &Client,
     route: &str,
     weights: &[WeightedTargetGroup],
 ) -> Result<(), AwsError> {
-    match route_arn("ModifyListener", route)? {
+    let kind = route_arn("ModifyListener", route)?;
+    if let Err(message) = check_weights(weights) {
+        let operation = match kind {
+            RouteArn::Listener => "ModifyListener",
+            RouteArn::Rule { .. } => "ModifyRule",
+        };
+        return Err(invalid(operation, format!("{route}: {message}")));
+    }
+    match kind {
         RouteArn::Listener => {
             const OP: &str = "ModifyListener";
             let current = listener(client, route).await?;

@@ -19,6 +19,7 @@ use switchyard::ports::{
     TargetHealthState, TaskSetStatus, WeightedTargetGroup,
 };
 
+use crate::aws_adapters::RequestCounter;
 use crate::daemon::create_external_world;
 use crate::moto::Moto;
 
@@ -376,12 +377,19 @@ async fn forward_weights_are_rewritten_on_a_listener_and_a_rule_and_read_back() 
 async fn a_weight_above_999_is_refused_before_it_reaches_elb() {
     let w = world().await;
     let production = w.str("productionListenerArn");
-    let error = w
-        .elb()
+    let requests = RequestCounter::default();
+    let counted = aws_sdk_elasticloadbalancingv2::Client::from_conf(
+        aws_sdk_elasticloadbalancingv2::config::Builder::from(&w.config)
+            .interceptor(requests.clone())
+            .build(),
+    );
+    let error = ElbAdapter::new(counted)
         .set_forward_weights(&production, &weighted(&[(&w.a(), 1000)]))
         .await
         .expect_err("refused");
     assert_eq!(error.kind, AwsErrorKind::InvalidRequest, "{error}");
+    assert_eq!(error.operation, "ModifyListener");
+    assert_eq!(requests.count(), 0, "not even the read was sent");
     assert_eq!(
         w.route(&production).await.forward,
         Some(weighted(&[(&w.a(), 1)])),
