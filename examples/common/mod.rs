@@ -26,9 +26,10 @@ use switchyard::model::parse::parse_documents;
 use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
-    CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
-    HookAction, Listener, LoadBalancer, ReleaseStore, Service, ServiceDeployment, ServiceRevision,
-    SpecPrecondition, SpecWrite, StoreError, StoredRelease, TaskDefinition, UpdateServiceRequest,
+    CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
+    DeploymentTarget, Ecs, HookAction, Listener, LoadBalancer, ReleaseStore, Route, Service,
+    ServiceDeployment, ServiceRevision, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
+    TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
 };
 
 // ----- allocations ----------------------------------------------------------------------
@@ -368,6 +369,54 @@ impl Ecs for RecordingPorts {
         self.recorder.call("ecs:StopServiceDeployment", call).await
     }
 
+    async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
+        let call = self.ports.ecs.create_task_set(request);
+        self.recorder.call("ecs:CreateTaskSet", call).await
+    }
+
+    async fn update_task_set_scale(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        scale_percent: f64,
+    ) -> Result<TaskSet, AwsError> {
+        let call =
+            self.ports
+                .ecs
+                .update_task_set_scale(cluster, service, task_set_arn, scale_percent);
+        self.recorder.call("ecs:UpdateTaskSet", call).await
+    }
+
+    async fn update_service_primary_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+    ) -> Result<TaskSet, AwsError> {
+        let call = self
+            .ports
+            .ecs
+            .update_service_primary_task_set(cluster, service, task_set_arn);
+        self.recorder
+            .call("ecs:UpdateServicePrimaryTaskSet", call)
+            .await
+    }
+
+    async fn delete_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        force: bool,
+    ) -> Result<(), AwsError> {
+        let call = self
+            .ports
+            .ecs
+            .delete_task_set(cluster, service, task_set_arn, force);
+        self.recorder.call("ecs:DeleteTaskSet", call).await
+    }
+
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
@@ -473,6 +522,59 @@ impl LoadBalancer for RecordingPorts {
         let call = self.ports.load_balancer.describe_listener(listener_arn);
         self.recorder
             .call("elasticloadbalancing:DescribeListeners", call)
+            .await
+    }
+
+    async fn describe_target_groups(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<TargetGroup>, AwsError> {
+        let call = self.ports.load_balancer.describe_target_groups(references);
+        self.recorder
+            .call("elasticloadbalancing:DescribeTargetGroups", call)
+            .await
+    }
+
+    /// One port call: DescribeListeners and DescribeRules per listener (the simulation's
+    /// own call counts have each).
+    async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
+        let call = self.ports.load_balancer.describe_routes(load_balancer_arn);
+        self.recorder
+            .call("elasticloadbalancing:DescribeRoutes", call)
+            .await
+    }
+
+    async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
+        let call = self.ports.load_balancer.describe_route(arn);
+        self.recorder
+            .call("elasticloadbalancing:DescribeRoute", call)
+            .await
+    }
+
+    async fn describe_target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<TargetHealth>, AwsError> {
+        let call = self
+            .ports
+            .load_balancer
+            .describe_target_health(target_group_arn);
+        self.recorder
+            .call("elasticloadbalancing:DescribeTargetHealth", call)
+            .await
+    }
+
+    async fn set_forward_weights(
+        &self,
+        route_arn: &str,
+        weights: &[WeightedTargetGroup],
+    ) -> Result<(), AwsError> {
+        let call = self
+            .ports
+            .load_balancer
+            .set_forward_weights(route_arn, weights);
+        self.recorder
+            .call("elasticloadbalancing:SetForwardWeights", call)
             .await
     }
 }

@@ -19,10 +19,11 @@ use switchyard::lease::Fence;
 use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
-    CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
-    HookAction, LeaseRecord, LeaseStore, Listener, LoadBalancer, ReleaseStore, Service,
-    ServiceDeployment, ServiceRevision, SpecWrite, StoreError, StoredRelease, TaskDefinition,
-    UpdateServiceRequest,
+    CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
+    DeploymentTarget, Ecs, HookAction, LeaseRecord, LeaseStore, Listener, LoadBalancer,
+    ReleaseStore, Route, Service, ServiceDeployment, ServiceRevision, SpecWrite, StoreError,
+    StoredRelease, TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest,
+    WeightedTargetGroup,
 };
 use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::sim::{SimAws, SimStore, service_of_deployment_arn};
@@ -285,6 +286,16 @@ impl LeaseStore for ReplicaStore {
 }
 
 impl ReplicaAws {
+    /// The release a route change is for: each simulated release has a service of its name,
+    /// whose target groups the weights name.
+    fn release_of_weights(&self, route_arn: &str, weights: &[WeightedTargetGroup]) -> String {
+        weights
+            .iter()
+            .find_map(|w| self.inner.service_of_target_group(&w.target_group_arn))
+            .map(|(_, service)| service)
+            .unwrap_or_else(|| format!("<unknown route {route_arn}>"))
+    }
+
     /// The release a deployment belongs to: from its description when it is ours, else its
     /// application (each simulated release has its own).
     fn release_of_deployment(&self, deployment_id: &str) -> String {
@@ -457,6 +468,73 @@ impl Ecs for ReplicaAws {
         .await
     }
 
+    async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
+        // Each simulated release has a service of its name.
+        self.mutation(
+            "ecs:CreateTaskSet",
+            request.service.clone(),
+            format!(
+                "{} on {} at {}% (token {})",
+                request.task_definition,
+                request.load_balancer.target_group_arn,
+                request.scale_percent,
+                request.client_token
+            ),
+            self.inner.create_task_set(request),
+        )
+        .await
+    }
+
+    async fn update_task_set_scale(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        scale_percent: f64,
+    ) -> Result<TaskSet, AwsError> {
+        self.mutation(
+            "ecs:UpdateTaskSet",
+            service.to_string(),
+            format!("{task_set_arn} to {scale_percent}%"),
+            self.inner
+                .update_task_set_scale(cluster, service, task_set_arn, scale_percent),
+        )
+        .await
+    }
+
+    async fn update_service_primary_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+    ) -> Result<TaskSet, AwsError> {
+        self.mutation(
+            "ecs:UpdateServicePrimaryTaskSet",
+            service.to_string(),
+            task_set_arn.to_string(),
+            self.inner
+                .update_service_primary_task_set(cluster, service, task_set_arn),
+        )
+        .await
+    }
+
+    async fn delete_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        force: bool,
+    ) -> Result<(), AwsError> {
+        self.mutation(
+            "ecs:DeleteTaskSet",
+            service.to_string(),
+            format!("{task_set_arn} (force: {force})"),
+            self.inner
+                .delete_task_set(cluster, service, task_set_arn, force),
+        )
+        .await
+    }
+
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
@@ -580,6 +658,53 @@ impl LoadBalancer for ReplicaAws {
             .call(self.inner.describe_listener(listener_arn))
             .await
     }
+
+    async fn describe_target_groups(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<TargetGroup>, AwsError> {
+        self.gate
+            .call(self.inner.describe_target_groups(references))
+            .await
+    }
+
+    async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
+        self.gate
+            .call(self.inner.describe_routes(load_balancer_arn))
+            .await
+    }
+
+    async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
+        self.gate.call(self.inner.describe_route(arn)).await
+    }
+
+    async fn describe_target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<TargetHealth>, AwsError> {
+        self.gate
+            .call(self.inner.describe_target_health(target_group_arn))
+            .await
+    }
+
+    async fn set_forward_weights(
+        &self,
+        route_arn: &str,
+        weights: &[WeightedTargetGroup],
+    ) -> Result<(), AwsError> {
+        let detail = weights
+            .iter()
+            .map(|w| format!("{}={}", w.target_group_arn, w.weight))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.mutation(
+            "elasticloadbalancing:SetForwardWeights",
+            self.release_of_weights(route_arn, weights),
+            format!("{route_arn}: {detail}"),
+            self.inner.set_forward_weights(route_arn, weights),
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -589,5 +714,107 @@ impl Alarms for ReplicaAws {
         names: &[String],
     ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
         self.gate.call(self.inner.alarm_states(names)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard::clock::Clock;
+    use switchyard::ports::LoadBalancerBinding;
+    use switchyard::sim::ExternalSetup;
+
+    /// Task-set and route changes are mutations of the release whose service they change
+    /// (the invariants check their fences); reads are not.
+    #[tokio::test]
+    async fn task_set_and_route_changes_are_logged_as_mutations_of_their_release() {
+        let clock = Clock::fixed_epoch();
+        let aws = SimAws::new(clock.clone());
+        let store = SimStore::new(clock);
+        let world = aws.add_external_service(ExternalSetup::new("prod", "web"));
+        let (gate, log) = (Gate::new(), EventLog::new());
+        let (crashed, _crashes) = mpsc::unbounded_channel();
+        let (_, replica) = replica_ports("r1", &store, &aws, &gate, &log, &crashed);
+        let [a, b] = world.target_group_arns.clone();
+
+        replica
+            .describe_routes(&world.load_balancer_arn)
+            .await
+            .unwrap();
+        replica
+            .describe_route(&world.production_listener_arn)
+            .await
+            .unwrap();
+        replica
+            .describe_target_groups(std::slice::from_ref(&a))
+            .await
+            .unwrap();
+        replica.describe_target_health(&a).await.unwrap();
+        let weights = [
+            WeightedTargetGroup {
+                target_group_arn: a.clone(),
+                weight: 100,
+            },
+            WeightedTargetGroup {
+                target_group_arn: b.clone(),
+                weight: 0,
+            },
+        ];
+        replica
+            .set_forward_weights(&world.production_listener_arn, &weights)
+            .await
+            .unwrap();
+        let setup = ExternalSetup::new("prod", "web");
+        let created = replica
+            .create_task_set(&CreateTaskSetRequest {
+                cluster: "prod".into(),
+                service: "web".into(),
+                task_definition: world.task_definition.arn.clone(),
+                load_balancer: LoadBalancerBinding {
+                    target_group_arn: b.clone(),
+                    container_name: setup.container_name.clone(),
+                    container_port: setup.container_port,
+                },
+                scale_percent: 100.0,
+                client_token: "t1".into(),
+                external_id: "web/1".into(),
+                launch: setup.launch.clone(),
+            })
+            .await
+            .unwrap();
+        replica
+            .update_task_set_scale("prod", "web", &created.arn, 0.0)
+            .await
+            .unwrap();
+        replica
+            .update_service_primary_task_set("prod", "web", &world.primary_task_set_arn)
+            .await
+            .unwrap();
+        replica
+            .delete_task_set("prod", "web", &created.arn, false)
+            .await
+            .unwrap();
+
+        let issued: Vec<(&'static str, String)> = log
+            .entries()
+            .into_iter()
+            .filter_map(|entry| match entry.event {
+                Event::MutationIssued {
+                    operation, release, ..
+                } => Some((operation, release)),
+                _ => None,
+            })
+            .collect();
+        let web = || "web".to_string();
+        assert_eq!(
+            issued,
+            vec![
+                ("elasticloadbalancing:SetForwardWeights", web()),
+                ("ecs:CreateTaskSet", web()),
+                ("ecs:UpdateTaskSet", web()),
+                ("ecs:UpdateServicePrimaryTaskSet", web()),
+                ("ecs:DeleteTaskSet", web()),
+            ]
+        );
     }
 }

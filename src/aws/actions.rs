@@ -13,9 +13,16 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     // release, base, fingerprint) is also authorized as
     // ecs:TagResource; scope it with the condition `ecs:CreateAction = RegisterTaskDefinition`.
     "ecs:TagResource",
-    // Registering a copy that names a task or execution role passes those roles; scope it
-    // with `iam:PassedToService = ecs-tasks.amazonaws.com`.
+    // Registering a copy that names a task or execution role passes those roles, and so does
+    // CreateTaskSet (its tasks run with them); scope it with
+    // `iam:PassedToService = ecs-tasks.amazonaws.com`.
     "iam:PassRole",
+    // EcsAdapter, task sets of EXTERNAL services (src/aws/task_sets.rs). CreateTaskSet is
+    // sent without tags, so it needs no ecs:TagResource of its own.
+    "ecs:CreateTaskSet",
+    "ecs:UpdateTaskSet",
+    "ecs:UpdateServicePrimaryTaskSet",
+    "ecs:DeleteTaskSet",
     // EcsAdapter, ECS's own deployments (service_deployments.rs). UpdateService with a load
     // balancer's advanced configuration passes its role to ECS (iam:PassRole above, scoped
     // with `iam:PassedToService = ecs.amazonaws.com` to those roles).
@@ -39,6 +46,12 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     "codedeploy:StopDeployment",
     // ElbAdapter
     "elasticloadbalancing:DescribeListeners",
+    // ElbAdapter, routes of the task-set strategy (src/aws/routes.rs)
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:ModifyRule",
     // CloudWatchAlarms
     "cloudwatch:DescribeAlarms",
 ];
@@ -85,8 +98,10 @@ mod tests {
         ("ecs", include_str!("ecs.rs")),
         ("ecs", include_str!("ecs_registration.rs")),
         ("ecs", include_str!("service_deployments.rs")),
+        ("ecs", include_str!("task_sets.rs")),
         ("codedeploy", include_str!("codedeploy.rs")),
         ("elasticloadbalancing", include_str!("elb.rs")),
+        ("elasticloadbalancing", include_str!("routes.rs")),
         ("cloudwatch", include_str!("cloudwatch.rs")),
     ];
     /// DynamoDB Streams' actions are authorized under the `dynamodb` prefix.
@@ -208,6 +223,11 @@ mod tests {
                 "iam:PassRole".to_string(),
                 "ecs:RegisterTaskDefinition",
                 "a copy naming a task or execution role passes it (a permission, no API)",
+            ),
+            (
+                "iam:PassRole".to_string(),
+                "ecs:CreateTaskSet",
+                "a task set's tasks run with its task definition's roles",
             ),
             (
                 "iam:PassRole".to_string(),

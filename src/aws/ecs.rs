@@ -10,9 +10,10 @@ use sha2::{Digest, Sha256};
 
 use super::error::{CodeMap, classify};
 use crate::ports::{
-    AwsError, AwsErrorKind, CapacityProviderItem, ContainerDefinition, DeploymentControllerType,
-    Ecs, HookAction, LoadBalancerBinding, NetworkConfiguration, Service, ServiceDeployment,
-    ServiceRevision, StabilityStatus, TaskDefinition, TaskSet, TaskSetStatus, UpdateServiceRequest,
+    AwsError, AwsErrorKind, CapacityProviderItem, ContainerDefinition, CreateTaskSetRequest,
+    DeploymentControllerType, Ecs, HookAction, LaunchSettings, LoadBalancerBinding,
+    NetworkConfiguration, Service, ServiceDeployment, ServiceRevision, StabilityStatus,
+    TaskDefinition, TaskSet, TaskSetStatus, UpdateServiceRequest,
 };
 
 const SERVICE: &str = "ecs";
@@ -213,6 +214,56 @@ impl Ecs for EcsAdapter {
         super::service_deployments::stop_service_deployment(&self.client, deployment_arn).await
     }
 
+    async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
+        super::task_sets::create_task_set(&self.client, request)
+            .await
+            .map(|t| map_task_set(&t))
+    }
+
+    async fn update_task_set_scale(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        scale_percent: f64,
+    ) -> Result<TaskSet, AwsError> {
+        super::task_sets::update_task_set_scale(
+            &self.client,
+            cluster,
+            service,
+            task_set_arn,
+            scale_percent,
+        )
+        .await
+        .map(|t| map_task_set(&t))
+    }
+
+    async fn update_service_primary_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+    ) -> Result<TaskSet, AwsError> {
+        super::task_sets::update_service_primary_task_set(
+            &self.client,
+            cluster,
+            service,
+            task_set_arn,
+        )
+        .await
+        .map(|t| map_task_set(&t))
+    }
+
+    async fn delete_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        force: bool,
+    ) -> Result<(), AwsError> {
+        super::task_sets::delete_task_set(&self.client, cluster, service, task_set_arn, force).await
+    }
+
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
@@ -377,7 +428,17 @@ fn map_task_set_status(status: Option<&str>) -> TaskSetStatus {
     }
 }
 
-fn map_task_set(task_set: &sdk::TaskSet) -> TaskSet {
+/// A load balancer entry with a target group; entries without one (Classic Load Balancers)
+/// take no part in blue/green or task-set releases.
+fn map_binding(lb: &sdk::LoadBalancer) -> Option<LoadBalancerBinding> {
+    Some(LoadBalancerBinding {
+        target_group_arn: lb.target_group_arn()?.to_string(),
+        container_name: lb.container_name()?.to_string(),
+        container_port: u16::try_from(lb.container_port()?).ok()?,
+    })
+}
+
+pub(crate) fn map_task_set(task_set: &sdk::TaskSet) -> TaskSet {
     TaskSet {
         id: task_set.id().unwrap_or_default().to_string(),
         arn: task_set.task_set_arn().unwrap_or_default().to_string(),
@@ -400,8 +461,17 @@ fn map_task_set(task_set: &sdk::TaskSet) -> TaskSet {
             .iter()
             .filter_map(|lb| lb.target_group_arn().map(str::to_string))
             .collect(),
-        load_balancers: Vec::new(),
-        launch: Default::default(),
+        load_balancers: task_set
+            .load_balancers()
+            .iter()
+            .filter_map(map_binding)
+            .collect(),
+        launch: LaunchSettings {
+            launch_type: task_set.launch_type().map(|l| l.as_str().to_string()),
+            capacity_provider_strategy: map_strategy(task_set.capacity_provider_strategy()),
+            platform_version: task_set.platform_version().map(str::to_string),
+            network_configuration: task_set.network_configuration().and_then(map_network),
+        },
     }
 }
 
@@ -456,18 +526,10 @@ fn map_service(cluster: &str, service: &sdk::Service) -> Service {
         task_definition: service.task_definition().map(str::to_string),
         desired_count: count(service.desired_count()),
         task_sets,
-        // Entries without a target group (Classic Load Balancers) cannot take part in a
-        // CodeDeploy blue/green deployment.
         load_balancers: service
             .load_balancers()
             .iter()
-            .filter_map(|lb| {
-                Some(LoadBalancerBinding {
-                    target_group_arn: lb.target_group_arn()?.to_string(),
-                    container_name: lb.container_name()?.to_string(),
-                    container_port: u16::try_from(lb.container_port()?).ok()?,
-                })
-            })
+            .filter_map(map_binding)
             .collect(),
         network_configuration,
         capacity_provider_strategy: map_strategy(strategy),

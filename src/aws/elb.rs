@@ -1,11 +1,16 @@
-//! The Elastic Load Balancing v2 port on the AWS SDK: a listener's default forward action.
+//! The Elastic Load Balancing v2 port on the AWS SDK: a listener's default forward action;
+//! target groups, routes, target health and forward weights are in `routes.rs`.
 
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 
 use super::error::{CodeMap, classify};
-use crate::ports::{AwsError, AwsErrorKind, Listener, LoadBalancer, WeightedTargetGroup};
+use super::routes::forward_targets;
+use crate::ports::{
+    AwsError, AwsErrorKind, Listener, LoadBalancer, Route, TargetGroup, TargetHealth,
+    WeightedTargetGroup,
+};
 
 const SERVICE: &str = "elbv2";
 
@@ -32,37 +37,6 @@ impl ElbAdapter {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
-}
-
-/// The target groups a forward action sends to, with their weights. A `ForwardConfig` wins
-/// when present (AWS reports both shapes for a single target group); a bare
-/// `TargetGroupArn` is one target of weight 1. A tuple without a weight has weight 1, as
-/// ELB defaults it.
-pub(crate) fn forward_targets(action: &sdk::Action) -> Vec<WeightedTargetGroup> {
-    let tuples = action
-        .forward_config()
-        .map(|f| f.target_groups())
-        .unwrap_or_default();
-    if !tuples.is_empty() {
-        return tuples
-            .iter()
-            .filter_map(|t| {
-                Some(WeightedTargetGroup {
-                    target_group_arn: t.target_group_arn()?.to_string(),
-                    weight: t.weight().map_or(1, |w| u32::try_from(w).unwrap_or(0)),
-                })
-            })
-            .collect();
-    }
-    action
-        .target_group_arn()
-        .map(|arn| {
-            vec![WeightedTargetGroup {
-                target_group_arn: arn.to_string(),
-                weight: 1,
-            }]
-        })
-        .unwrap_or_default()
 }
 
 pub(crate) fn map_listener(listener: &sdk::Listener) -> Listener {
@@ -110,6 +84,36 @@ impl LoadBalancer for ElbAdapter {
                     format!("listener {listener_arn} not in the answer"),
                 )
             })
+    }
+
+    async fn describe_target_groups(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<TargetGroup>, AwsError> {
+        super::routes::describe_target_groups(&self.client, references).await
+    }
+
+    async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
+        super::routes::describe_routes(&self.client, load_balancer_arn).await
+    }
+
+    async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
+        super::routes::describe_route(&self.client, arn).await
+    }
+
+    async fn describe_target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<TargetHealth>, AwsError> {
+        super::routes::describe_target_health(&self.client, target_group_arn).await
+    }
+
+    async fn set_forward_weights(
+        &self,
+        route_arn: &str,
+        weights: &[WeightedTargetGroup],
+    ) -> Result<(), AwsError> {
+        super::routes::set_forward_weights(&self.client, route_arn, weights).await
     }
 }
 
@@ -163,21 +167,6 @@ mod tests {
                     weight: 1
                 },
             ]
-        );
-    }
-
-    #[test]
-    fn a_bare_target_group_is_one_entry_of_weight_one() {
-        let action = sdk::Action::builder()
-            .r#type(sdk::ActionTypeEnum::Forward)
-            .target_group_arn("arn:blue")
-            .build();
-        assert_eq!(
-            forward_targets(&action),
-            vec![WeightedTargetGroup {
-                target_group_arn: "arn:blue".into(),
-                weight: 1
-            }]
         );
     }
 }

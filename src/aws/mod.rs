@@ -11,9 +11,11 @@ mod elb;
 mod error;
 mod lease;
 mod ports;
+mod routes;
 mod service_deployments;
 mod store;
 mod streams;
+mod task_sets;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

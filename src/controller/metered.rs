@@ -1,5 +1,9 @@
 //! Decorators that count every call of every port in the metrics (service, operation,
 //! outcome), so adapters stay free of metrics and every implementation is measured alike.
+//! A port call is counted once, under its AWS operation; the few that make several AWS calls
+//! are counted under a name of their own: `DescribeRoutes` (DescribeListeners and
+//! DescribeRules per listener), `DescribeRoute` (DescribeListeners or DescribeRules) and
+//! `SetForwardWeights` (a read, then ModifyListener or ModifyRule).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,9 +14,10 @@ use futures::stream::BoxStream;
 use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use crate::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
-    CreateDeploymentRequest, Deployment, DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs,
-    Fence, HookAction, Listener, LoadBalancer, ReleaseStore, Service, ServiceDeployment,
-    ServiceRevision, SpecWrite, StoreError, StoredRelease, TaskDefinition, UpdateServiceRequest,
+    CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
+    DeploymentTarget, Ecs, Fence, HookAction, Listener, LoadBalancer, ReleaseStore, Route, Service,
+    ServiceDeployment, ServiceRevision, SpecWrite, StoreError, StoredRelease, TargetGroup,
+    TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
 };
 use crate::state::ControllerState;
 
@@ -201,6 +206,69 @@ impl Ecs for MeteredPorts {
         )
     }
 
+    async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "CreateTaskSet",
+            self.ports.ecs.create_task_set(request),
+            outcome
+        )
+    }
+
+    async fn update_task_set_scale(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        scale_percent: f64,
+    ) -> Result<TaskSet, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "UpdateTaskSet",
+            self.ports
+                .ecs
+                .update_task_set_scale(cluster, service, task_set_arn, scale_percent),
+            outcome
+        )
+    }
+
+    async fn update_service_primary_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+    ) -> Result<TaskSet, AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "UpdateServicePrimaryTaskSet",
+            self.ports
+                .ecs
+                .update_service_primary_task_set(cluster, service, task_set_arn),
+            outcome
+        )
+    }
+
+    async fn delete_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        force: bool,
+    ) -> Result<(), AwsError> {
+        metered!(
+            self.state,
+            "ecs",
+            "DeleteTaskSet",
+            self.ports
+                .ecs
+                .delete_task_set(cluster, service, task_set_arn, force),
+            outcome
+        )
+    }
+
     async fn register_task_definition(
         &self,
         base: &TaskDefinition,
@@ -347,6 +415,70 @@ impl LoadBalancer for MeteredPorts {
             outcome
         )
     }
+
+    async fn describe_target_groups(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<TargetGroup>, AwsError> {
+        metered!(
+            self.state,
+            "elasticloadbalancing",
+            "DescribeTargetGroups",
+            self.ports.load_balancer.describe_target_groups(references),
+            outcome
+        )
+    }
+
+    async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
+        metered!(
+            self.state,
+            "elasticloadbalancing",
+            "DescribeRoutes",
+            self.ports.load_balancer.describe_routes(load_balancer_arn),
+            outcome
+        )
+    }
+
+    async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
+        metered!(
+            self.state,
+            "elasticloadbalancing",
+            "DescribeRoute",
+            self.ports.load_balancer.describe_route(arn),
+            outcome
+        )
+    }
+
+    async fn describe_target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<TargetHealth>, AwsError> {
+        metered!(
+            self.state,
+            "elasticloadbalancing",
+            "DescribeTargetHealth",
+            self.ports
+                .load_balancer
+                .describe_target_health(target_group_arn),
+            outcome
+        )
+    }
+
+    async fn set_forward_weights(
+        &self,
+        route_arn: &str,
+        weights: &[WeightedTargetGroup],
+    ) -> Result<(), AwsError> {
+        metered!(
+            self.state,
+            "elasticloadbalancing",
+            "SetForwardWeights",
+            self.ports
+                .load_balancer
+                .set_forward_weights(route_arn, weights),
+            outcome
+        )
+    }
 }
 
 #[async_trait]
@@ -482,5 +614,135 @@ impl ReleaseStore for MeteredStore {
 
     fn changes(&self) -> Option<BoxStream<'static, String>> {
         self.inner.changes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::ports::LoadBalancerBinding;
+    use crate::sim::{ExternalSetup, SimAws};
+
+    /// Every task-set and route operation reaches the wrapped implementation (the simulation
+    /// counts it) and is counted in the metrics under its operation, with its outcome.
+    #[tokio::test(start_paused = true)]
+    async fn metered_ports_forward_and_count_every_task_set_and_route_operation() {
+        let aws = SimAws::new(Clock::fixed_epoch());
+        let setup = ExternalSetup::new("prod", "web");
+        let world = aws.add_external_service(setup.clone());
+        let state = ControllerState::new();
+        let ports = MeteredProvider {
+            inner: Arc::new(aws.clone()),
+            state: state.clone(),
+        }
+        .ports_for(None);
+        let [a, b] = world.target_group_arns.clone();
+        let production = world.production_listener_arn.clone();
+
+        ports
+            .load_balancer
+            .describe_target_groups(&[a.clone(), b.clone()])
+            .await
+            .unwrap();
+        ports
+            .load_balancer
+            .describe_routes(&world.load_balancer_arn)
+            .await
+            .unwrap();
+        ports
+            .load_balancer
+            .describe_route(&production)
+            .await
+            .unwrap();
+        ports
+            .load_balancer
+            .describe_target_health(&a)
+            .await
+            .unwrap();
+        let weights = [
+            WeightedTargetGroup {
+                target_group_arn: a.clone(),
+                weight: 100,
+            },
+            WeightedTargetGroup {
+                target_group_arn: b.clone(),
+                weight: 0,
+            },
+        ];
+        ports
+            .load_balancer
+            .set_forward_weights(&production, &weights)
+            .await
+            .unwrap();
+        let created = ports
+            .ecs
+            .create_task_set(&CreateTaskSetRequest {
+                cluster: "prod".into(),
+                service: "web".into(),
+                task_definition: world.task_definition.arn.clone(),
+                load_balancer: LoadBalancerBinding {
+                    target_group_arn: b.clone(),
+                    container_name: setup.container_name.clone(),
+                    container_port: setup.container_port,
+                },
+                scale_percent: 100.0,
+                client_token: "t1".into(),
+                external_id: "web/1".into(),
+                launch: setup.launch.clone(),
+            })
+            .await
+            .unwrap();
+        ports
+            .ecs
+            .update_task_set_scale("prod", "web", &created.arn, 0.0)
+            .await
+            .unwrap();
+        ports
+            .ecs
+            .update_service_primary_task_set("prod", "web", &world.primary_task_set_arn)
+            .await
+            .unwrap();
+        let refused = ports
+            .ecs
+            .delete_task_set("prod", "web", &world.primary_task_set_arn, false)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind.as_str(), "conflict");
+
+        let counts = aws.call_counts();
+        for operation in [
+            "ecs:CreateTaskSet",
+            "ecs:UpdateTaskSet",
+            "ecs:UpdateServicePrimaryTaskSet",
+            "ecs:DeleteTaskSet",
+            "elbv2:DescribeTargetGroups",
+            "elbv2:DescribeListeners",
+            "elbv2:DescribeRules",
+            "elbv2:DescribeTargetHealth",
+            "elbv2:ModifyListener",
+        ] {
+            assert!(
+                counts.contains_key(operation),
+                "{operation} not forwarded: {counts:?}"
+            );
+        }
+        let metrics = state.metrics().encode();
+        for (service, operation, outcome) in [
+            ("ecs", "CreateTaskSet", "ok"),
+            ("ecs", "UpdateTaskSet", "ok"),
+            ("ecs", "UpdateServicePrimaryTaskSet", "ok"),
+            ("ecs", "DeleteTaskSet", "conflict"),
+            ("elasticloadbalancing", "DescribeTargetGroups", "ok"),
+            ("elasticloadbalancing", "DescribeRoutes", "ok"),
+            ("elasticloadbalancing", "DescribeRoute", "ok"),
+            ("elasticloadbalancing", "DescribeTargetHealth", "ok"),
+            ("elasticloadbalancing", "SetForwardWeights", "ok"),
+        ] {
+            let line = format!(
+                "switchyard_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",outcome=\"{outcome}\"}} 1"
+            );
+            assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+        }
     }
 }

@@ -185,8 +185,11 @@ fn pending_events(names: &[&str]) -> Vec<LifecycleEvent> {
 impl World {
     /// Moves every in-flight deployment through its state machine up to `now`, one step at a
     /// time in time order across all deployments (ties in creation order), so interactions
-    /// such as a rollback created by a timeout are seen in the order they happened.
+    /// such as a rollback created by a timeout are seen in the order they happened. The tasks
+    /// of task sets created with `CreateTaskSet` (never part of a CodeDeploy deployment) are
+    /// brought up to `now` first.
     pub fn advance(&mut self, now: Timestamp) {
+        self.advance_task_sets(now);
         while let Some((at, index)) = self
             .deployments
             .iter()
@@ -333,8 +336,15 @@ impl World {
                 started_by: Some("CODE_DEPLOY".to_string()),
                 running_count: 0,
                 target_group_arn: target_group,
+                container_name: spec.container_name.clone(),
+                container_port: spec.container_port,
                 traffic_weight: 0.0,
                 settings: spec.settings.clone(),
+                launch_type: None,
+                scale_percent: 100.0,
+                tasks: Vec::new(),
+                never_healthy: false,
+                drained_at: None,
             });
             Some((original, svc.desired_count))
         });
@@ -414,7 +424,7 @@ impl World {
                 .task_set(replacement.as_deref()?)?
                 .target_group_arn
                 .clone();
-            Some((svc.test_listener.clone(), tg))
+            Some((svc.test_listener.clone()?, tg))
         });
         if let Some(Some((listener, tg))) = wiring {
             self.set_forward(&listener, vec![(tg, 1)]);
@@ -579,7 +589,9 @@ impl World {
         });
         if let Some(Some((production, forward, test, original_tg))) = listeners {
             self.set_forward(&production, forward);
-            self.set_forward(&test, vec![(original_tg, 1)]);
+            if let Some(test) = test {
+                self.set_forward(&test, vec![(original_tg, 1)]);
+            }
         }
     }
 
@@ -707,8 +719,9 @@ impl CodeDeploy for SimAws {
                     .map(|s| vec![s.production_listener.clone()])
                     .unwrap_or_default(),
                 test_listener_arns: svc
-                    .map(|s| vec![s.test_listener.clone()])
-                    .unwrap_or_default(),
+                    .and_then(|s| s.test_listener.clone())
+                    .into_iter()
+                    .collect(),
             })
         })
         .await

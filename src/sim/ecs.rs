@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::ports::{
-    AwsError, AwsErrorKind, ContainerDefinition, DeploymentControllerType, Ecs, HookAction,
-    Service, ServiceDeployment, ServiceRevision, StabilityStatus, TaskDefinition, TaskSet,
-    TaskSetStatus, UpdateServiceRequest,
+    AwsError, AwsErrorKind, ContainerDefinition, CreateTaskSetRequest, Ecs, HookAction,
+    LaunchSettings, LoadBalancerBinding, Service, ServiceDeployment, ServiceRevision,
+    StabilityStatus, TaskDefinition, TaskSet, TaskSetStatus, UpdateServiceRequest,
 };
 
 use super::SimAws;
@@ -21,6 +21,7 @@ pub const DESCRIBE_SERVICES_LIMIT: usize = 10;
 
 impl SimTaskSet {
     fn view(&self, desired_count: u32) -> TaskSet {
+        let computed = self.computed_desired(desired_count);
         TaskSet {
             id: self.id.clone(),
             arn: self.arn.clone(),
@@ -28,23 +29,37 @@ impl SimTaskSet {
             task_definition: self.task_definition.clone(),
             external_id: self.external_id.clone(),
             started_by: self.started_by.clone(),
-            scale_percent: 100.0,
-            computed_desired_count: desired_count,
-            pending_count: desired_count.saturating_sub(self.running_count),
+            scale_percent: self.scale_percent,
+            computed_desired_count: computed,
+            pending_count: self.pending_count(computed),
             running_count: self.running_count,
-            stability: if self.running_count >= desired_count {
+            stability: if self.is_steady(computed) {
                 StabilityStatus::SteadyState
             } else {
                 StabilityStatus::Stabilizing
             },
             target_group_arns: vec![self.target_group_arn.clone()],
-            load_balancers: Vec::new(),
-            launch: Default::default(),
+            load_balancers: vec![LoadBalancerBinding {
+                target_group_arn: self.target_group_arn.clone(),
+                container_name: self.container_name.clone(),
+                container_port: self.container_port,
+            }],
+            launch: LaunchSettings {
+                launch_type: self.launch_type.clone(),
+                capacity_provider_strategy: self.settings.capacity_provider_strategy.clone(),
+                platform_version: self.settings.platform_version.clone(),
+                network_configuration: self.settings.network_configuration.clone(),
+            },
         }
     }
 }
 
 impl SimService {
+    /// The service's task sets as `DescribeServices` shows them.
+    pub fn task_set_views(&self) -> impl Iterator<Item = TaskSet> + '_ {
+        self.task_sets.iter().map(|t| t.view(self.desired_count))
+    }
+
     pub fn primary(&self) -> Option<&SimTaskSet> {
         self.task_sets
             .iter()
@@ -73,14 +88,10 @@ impl SimService {
             name: self.name.clone(),
             arn: self.arn.clone(),
             status: "ACTIVE".to_string(),
-            deployment_controller: DeploymentControllerType::CodeDeploy,
+            deployment_controller: self.deployment_controller,
             task_definition: primary.map(|p| p.task_definition.clone()),
             desired_count: self.desired_count,
-            task_sets: self
-                .task_sets
-                .iter()
-                .map(|t| t.view(self.desired_count))
-                .collect(),
+            task_sets: self.task_set_views().collect(),
             load_balancers: vec![self.binding.clone()],
             network_configuration: settings.network_configuration.clone(),
             capacity_provider_strategy: settings.capacity_provider_strategy.clone(),
@@ -300,6 +311,51 @@ impl Ecs for SimAws {
 
     async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
         self.sim_stop_service_deployment(deployment_arn).await
+    }
+
+    async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
+        self.call(SERVICE, "CreateTaskSet", |world, now| {
+            world.create_task_set(request, now)
+        })
+        .await
+    }
+
+    async fn update_task_set_scale(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        scale_percent: f64,
+    ) -> Result<TaskSet, AwsError> {
+        self.call(SERVICE, "UpdateTaskSet", |world, now| {
+            world.update_task_set_scale(cluster, service, task_set_arn, scale_percent, now)
+        })
+        .await
+    }
+
+    async fn update_service_primary_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+    ) -> Result<TaskSet, AwsError> {
+        self.call(SERVICE, "UpdateServicePrimaryTaskSet", |world, _| {
+            world.update_service_primary_task_set(cluster, service, task_set_arn)
+        })
+        .await
+    }
+
+    async fn delete_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set_arn: &str,
+        force: bool,
+    ) -> Result<(), AwsError> {
+        self.call(SERVICE, "DeleteTaskSet", |world, now| {
+            world.delete_task_set(cluster, service, task_set_arn, force, now)
+        })
+        .await
     }
 
     async fn register_task_definition(

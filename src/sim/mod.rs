@@ -11,13 +11,17 @@ mod cloudwatch;
 mod codedeploy;
 mod ecs;
 mod elb;
+mod external;
 mod faults;
 mod service_deployments;
 mod store;
+mod task_sets;
 mod world;
 
 #[cfg(test)]
 mod service_deployment_tests;
+#[cfg(test)]
+mod task_set_tests;
 #[cfg(test)]
 mod tests;
 
@@ -29,8 +33,8 @@ use jiff::Timestamp;
 use crate::clock::Clock;
 use crate::ports::{
     AwsError, AwsErrorKind, AwsPorts, AwsProvider, CapacityProviderItem, ContainerDefinition,
-    Deployment, Listener, LoadBalancerBinding, NetworkConfiguration, ReadyAction, Service,
-    TaskDefinition, TaskSetStatus, WeightedTargetGroup,
+    Deployment, DeploymentControllerType, Listener, LoadBalancerBinding, NetworkConfiguration,
+    ReadyAction, Route, Service, TargetHealth, TaskDefinition, TaskSetStatus, WeightedTargetGroup,
 };
 
 pub use cloudwatch::{DESCRIBE_ALARMS_LIMIT, DescribedAlarm};
@@ -39,6 +43,8 @@ pub use codedeploy::{
     ROLLBACK_DURATION, STOP_DELAY, TASK_START_INTERVAL,
 };
 pub use ecs::DESCRIBE_SERVICES_LIMIT;
+pub use elb::{MAX_FORWARD_TARGET_GROUPS, MAX_FORWARD_WEIGHT};
+pub use external::{ExternalHandles, ExternalRule, ExternalSetup};
 pub use faults::{Fault, FaultRule};
 pub use service_deployments::{
     CIRCUIT_BREAKER_REASON, DEFAULT_HOOK_TIMEOUT_MINUTES, DESCRIBE_SERVICE_DEPLOYMENTS_LIMIT,
@@ -47,6 +53,9 @@ pub use service_deployments::{
     service_of_deployment_arn,
 };
 pub use store::{CommittedStatusWrite, SimStore};
+pub use task_sets::{
+    CLIENT_TOKEN_MAX_LEN, DEREGISTRATION_DELAY, HEALTH_CHECK, TASK_SETS_PER_SERVICE, TASK_START,
+};
 pub use world::AlarmType;
 pub use world::CircuitBreaker;
 pub use world::TrafficRouting;
@@ -334,29 +343,21 @@ impl SimAws {
                 BTreeMap::new(),
             );
             let target_group_arns = [
-                world::target_group_arn(&format!("{}-tg-a", setup.service), &world.next_hex()),
-                world::target_group_arn(&format!("{}-tg-b", setup.service), &world.next_hex()),
+                world.create_target_group(&format!("{}-tg-a", setup.service), setup.container_port),
+                world.create_target_group(&format!("{}-tg-b", setup.service), setup.container_port),
             ];
-            let lb_name = format!("{}-alb", setup.service);
-            let lb_hex = world.next_hex();
-            let production_listener_arn = world::listener_arn(&lb_name, &lb_hex, &world.next_hex());
-            let test_listener_arn = world::listener_arn(&lb_name, &lb_hex, &world.next_hex());
-            for (arn, port) in [
-                (&production_listener_arn, PRODUCTION_PORT),
-                (&test_listener_arn, TEST_PORT),
-            ] {
-                world.listeners.insert(
-                    arn.clone(),
-                    Listener {
-                        arn: arn.clone(),
+            let load_balancer = world.create_load_balancer(&format!("{}-alb", setup.service));
+            let [production_listener_arn, test_listener_arn] =
+                [PRODUCTION_PORT, TEST_PORT].map(|port| {
+                    world.create_listener(
+                        &load_balancer,
                         port,
-                        forward: vec![WeightedTargetGroup {
+                        vec![WeightedTargetGroup {
                             target_group_arn: target_group_arns[0].clone(),
                             weight: 1,
                         }],
-                    },
-                );
-            }
+                    )
+                });
             let settings = LaunchSettings {
                 network_configuration: setup.network_configuration.clone(),
                 capacity_provider_strategy: setup.capacity_provider_strategy.clone(),
@@ -370,6 +371,7 @@ impl SimAws {
                     cluster: setup.cluster.clone(),
                     name: setup.service.clone(),
                     arn: service_arn.clone(),
+                    deployment_controller: DeploymentControllerType::CodeDeploy,
                     desired_count: setup.desired_count,
                     binding: LoadBalancerBinding {
                         target_group_arn: target_group_arns[0].clone(),
@@ -386,12 +388,20 @@ impl SimAws {
                         started_by: None,
                         running_count: setup.desired_count,
                         target_group_arn: target_group_arns[0].clone(),
+                        container_name: setup.container_name.clone(),
+                        container_port: setup.container_port,
                         traffic_weight: 100.0,
                         settings,
+                        launch_type: None,
+                        scale_percent: 100.0,
+                        tasks: Vec::new(),
+                        never_healthy: false,
+                        drained_at: None,
                     }],
                     target_group_arns: target_group_arns.clone(),
                     production_listener: production_listener_arn.clone(),
-                    test_listener: test_listener_arn.clone(),
+                    test_listener: Some(test_listener_arn.clone()),
+                    client_tokens: BTreeMap::new(),
                 },
             );
             world
@@ -441,8 +451,10 @@ impl SimAws {
     }
 
     /// From now on, replacement task sets whose task definition has a container image
-    /// containing `image_substring` never become healthy: their `Install` fails after
-    /// [`INSTALL_TIMEOUT`].
+    /// containing `image_substring` never become healthy: CodeDeploy's `Install` fails after
+    /// [`INSTALL_TIMEOUT`]; the tasks of a task set created with `CreateTaskSet` run but fail
+    /// their target group's health checks (`unhealthy` targets), so the task set never
+    /// reaches `STEADY_STATE`.
     pub fn fail_install_for_image(&self, image_substring: &str) {
         self.with_world(|world| world.failing_images.push(image_substring.to_string()));
     }
@@ -494,7 +506,60 @@ impl SimAws {
 
     /// A listener as `DescribeListeners` would show it now (not counted as a call).
     pub fn listener(&self, arn: &str) -> Option<Listener> {
-        self.with_world(|world| world.listeners.get(arn).cloned())
+        self.with_world(|world| world.listeners.get(arn).map(|l| l.view()))
+    }
+
+    /// A route (a listener's default action or a rule) as `describe_route` would show it
+    /// now, with its forward weights (not counted as a call).
+    pub fn route(&self, arn: &str) -> Option<Route> {
+        self.with_world(|world| world.route_view(arn))
+    }
+
+    /// The targets of a target group and their health now (not counted as a call).
+    pub fn target_health(&self, target_group_arn: &str) -> Option<Vec<TargetHealth>> {
+        self.with_world(|world| world.target_health_view(target_group_arn))
+    }
+
+    /// Moves traffic by hand, as an operator in the console would: rewrites the forward
+    /// action of a listener's default action or of a rule (`(target group ARN, weight)`; one
+    /// entry of weight 1 is a single-target forward), without ELB's checks and without a
+    /// call. Panics on an unknown route (a test setup mistake).
+    pub fn set_forward(&self, route_arn: &str, forward: &[(&str, u32)]) {
+        let forward = forward
+            .iter()
+            .map(|(arn, weight)| WeightedTargetGroup {
+                target_group_arn: arn.to_string(),
+                weight: *weight,
+            })
+            .collect();
+        assert!(
+            self.with_world(|world| world.set_route_forward(route_arn, forward)),
+            "no listener or rule {route_arn}"
+        );
+    }
+
+    /// Sets a service's desired count, as autoscaling would: its task sets resize to their
+    /// scale of the new count.
+    pub fn set_desired_count(&self, cluster: &str, service: &str, desired: u32) {
+        let now = self.inner.clock.now();
+        self.with_world(|world| world.set_desired_count(cluster, service, desired, now));
+    }
+
+    /// The service (cluster, name) whose setup created a target group, if one did (not a
+    /// call): what a decorator needs to name the release a route change is for.
+    pub fn service_of_target_group(&self, target_group_arn: &str) -> Option<(String, String)> {
+        self.with_world(|world| {
+            world
+                .services
+                .values()
+                .find(|s| s.target_group_arns.iter().any(|t| t == target_group_arn))
+                .map(|s| (s.cluster.clone(), s.name.clone()))
+        })
+    }
+
+    /// How many calls of one `"<service>:<Operation>"` were made so far.
+    pub fn call_count(&self, operation: &str) -> u64 {
+        self.call_counts().get(operation).copied().unwrap_or(0)
     }
 
     /// Every revision of a family, oldest first.

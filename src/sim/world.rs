@@ -1,15 +1,16 @@
 //! The simulated account's state (the `World` and the resources it holds) and its
 //! deterministic identifiers (ARNs, ids).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
 use crate::ports::{
-    AdvancedLoadBalancer, CapacityProviderItem, DeploymentCreator, DeploymentErrorInfo,
-    DeploymentStatus, EcsDeploymentStrategy, HookAction, LifecycleEvent, Listener,
+    AdvancedLoadBalancer, CapacityProviderItem, DeploymentControllerType, DeploymentCreator,
+    DeploymentErrorInfo, DeploymentStatus, EcsDeploymentStrategy, HookAction, LifecycleEvent,
     LoadBalancerBinding, NetworkConfiguration, ReadyAction, RollbackInfo, ServiceDeploymentStatus,
-    TaskDefinition, TaskSetStatus, UpdateServiceRequest,
+    TargetHealthState, TaskDefinition, TaskSet, TaskSetStatus, UpdateServiceRequest,
+    WeightedTargetGroup,
 };
 
 use super::appspec::{AppSpec, LaunchSettings};
@@ -25,8 +26,14 @@ pub(crate) struct World {
     pub services: BTreeMap<(String, String), SimService>,
     /// Task definition revisions by family; revision `n` is at index `n - 1`.
     pub task_definitions: BTreeMap<String, Vec<TaskDefinition>>,
+    /// The ARNs of the load balancers (their listeners and rules are below).
+    pub load_balancers: BTreeSet<String>,
     /// Listeners by ARN.
-    pub listeners: BTreeMap<String, Listener>,
+    pub listeners: BTreeMap<String, SimListener>,
+    /// Listener rules (but the default rules, which are the listeners' default actions) by ARN.
+    pub rules: BTreeMap<String, SimRule>,
+    /// Target groups by ARN.
+    pub target_groups: BTreeMap<String, SimTargetGroup>,
     /// Deployment groups by application, then group name.
     pub applications: BTreeMap<String, BTreeMap<String, SimGroup>>,
     /// Every deployment ever created, in creation order.
@@ -51,6 +58,10 @@ pub(crate) struct World {
     /// The time service deployments were last advanced to: alarm states have not changed
     /// since (every change advances the world first).
     pub service_deployments_advanced_to: Option<Timestamp>,
+    /// The earliest moment a task of a task set starts, turns healthy or unhealthy, or a
+    /// target or task set finishes draining (`None`: nothing pending); see
+    /// `World::advance_task_sets`.
+    pub next_task_event: Option<Timestamp>,
     counters: Counters,
 }
 
@@ -69,27 +80,101 @@ pub(crate) struct SimTaskSet {
     pub started_by: Option<String>,
     pub running_count: u32,
     pub target_group_arn: String,
+    /// The container (and port) its target group sends traffic to.
+    pub container_name: String,
+    pub container_port: u16,
     /// Percent of production traffic (reported by `GetDeploymentTarget`).
     pub traffic_weight: f64,
     pub settings: LaunchSettings,
+    /// `FARGATE`, `EC2` or `EXTERNAL` (task sets of `EXTERNAL` services only).
+    pub launch_type: Option<String>,
+    /// Percent (0..=100) of the service's desired count; CodeDeploy's task sets run at 100.
+    pub scale_percent: f64,
+    /// The tasks of a task set created with `CreateTaskSet` (CodeDeploy's task sets count
+    /// `running_count` only): each registers with the target group once it runs.
+    pub tasks: Vec<SimTask>,
+    /// Its tasks never pass the target group's health checks (`fail_install_for_image`).
+    pub never_healthy: bool,
+    /// Deleted: DRAINING until this moment, then gone.
+    pub drained_at: Option<Timestamp>,
 }
 
-/// One blue/green service and the load balancer wiring CodeDeploy uses for it.
+/// One task of a task set created with `CreateTaskSet`.
+#[derive(Debug, Clone)]
+pub(crate) struct SimTask {
+    /// Its private IP: the target id in the target group.
+    pub ip: String,
+    /// When it runs and registers with the target group (state `initial`).
+    pub runs_at: Timestamp,
+    /// When its health checks have decided: `healthy`, or `unhealthy` for a task set whose
+    /// tasks never become healthy.
+    pub checked_at: Timestamp,
+    pub running: bool,
+    pub checked: bool,
+}
+
+/// A listener and its default action.
+#[derive(Debug, Clone)]
+pub(crate) struct SimListener {
+    pub arn: String,
+    pub load_balancer_arn: String,
+    pub port: u16,
+    /// The default action's forward targets and weights (a single-target forward is one entry
+    /// of weight 1); empty when the default action does not forward (a fixed response).
+    pub forward: Vec<WeightedTargetGroup>,
+}
+
+/// A listener rule other than the default one (its conditions are not modelled: which
+/// requests a rule matches is none of the controller's business).
+#[derive(Debug, Clone)]
+pub(crate) struct SimRule {
+    pub arn: String,
+    pub listener_arn: String,
+    pub priority: u32,
+    /// As `SimListener::forward`: empty for a rule that does not forward.
+    pub forward: Vec<WeightedTargetGroup>,
+}
+
+/// A target group and its registered targets.
+#[derive(Debug, Clone)]
+pub(crate) struct SimTargetGroup {
+    pub arn: String,
+    pub name: String,
+    pub port: u16,
+    pub targets: Vec<SimTarget>,
+}
+
+/// A registered target.
+#[derive(Debug, Clone)]
+pub(crate) struct SimTarget {
+    pub id: String,
+    pub port: u16,
+    pub state: TargetHealthState,
+    /// Deregistered: `draining` until this moment, then gone.
+    pub leaves_at: Option<Timestamp>,
+}
+
+/// One service: a `CODE_DEPLOY` service and the load balancer wiring CodeDeploy uses for it,
+/// or an `EXTERNAL` service whose task sets are created by hand.
 #[derive(Debug, Clone)]
 pub(crate) struct SimService {
     pub cluster: String,
     pub name: String,
     pub arn: String,
+    pub deployment_controller: DeploymentControllerType,
     pub desired_count: u32,
     /// The service's load balancer entry as created (ECS keeps target group A there).
     pub binding: LoadBalancerBinding,
     /// Used only if the service has no primary task set.
     pub base_settings: LaunchSettings,
     pub task_sets: Vec<SimTaskSet>,
-    /// The two target groups of the deployment group, in a fixed order (A, B).
+    /// The two target groups of the deployment group (or of the `EXTERNAL` setup), in a
+    /// fixed order (A, B).
     pub target_group_arns: [String; 2],
     pub production_listener: String,
-    pub test_listener: String,
+    pub test_listener: Option<String>,
+    /// `CreateTaskSet` client tokens seen, with the task set each created as it was created.
+    pub client_tokens: BTreeMap<String, TaskSet>,
 }
 
 /// How a deployment config shifts production traffic.
@@ -340,6 +425,7 @@ struct Counters {
     task_sets: u64,
     hex: u64,
     ecs_tokens: u64,
+    ips: u64,
 }
 
 /// 36^9: the number of 9-character upper-case alphanumeric strings.
@@ -369,6 +455,13 @@ impl World {
             "ecs-svc/{:019}",
             4_000_000_000_000_000_000u64 + self.counters.task_sets * 7_919
         )
+    }
+
+    /// The next private IP address of a task (`10.x.y.z`, unique per account).
+    pub fn next_ip(&mut self) -> String {
+        self.counters.ips += 1;
+        let n = self.counters.ips;
+        format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
     }
 
     /// The next 16 hex digits for ARN suffixes (odd multiplier: a bijection on u64).
@@ -442,9 +535,17 @@ pub(crate) fn target_group_arn(name: &str, hex: &str) -> String {
     format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/{name}/{hex}")
 }
 
-pub(crate) fn listener_arn(load_balancer: &str, lb_hex: &str, listener_hex: &str) -> String {
+pub(crate) fn load_balancer_arn(load_balancer: &str, lb_hex: &str) -> String {
     format!(
-        "arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener/app/{load_balancer}/{lb_hex}/{listener_hex}"
+        "arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/{load_balancer}/{lb_hex}"
+    )
+}
+
+/// A rule's ARN: its listener's, as `listener-rule/...`, and the rule's own id.
+pub(crate) fn rule_arn(listener_arn: &str, rule_hex: &str) -> String {
+    format!(
+        "{}/{rule_hex}",
+        listener_arn.replacen(":listener/", ":listener-rule/", 1)
     )
 }
 

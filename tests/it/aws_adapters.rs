@@ -357,10 +357,10 @@ impl World {
 
 /// Counts the requests a client sends (one per attempt).
 #[derive(Debug, Clone, Default)]
-struct RequestCounter(Arc<AtomicUsize>);
+pub(crate) struct RequestCounter(Arc<AtomicUsize>);
 
 impl RequestCounter {
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
 }

@@ -31,6 +31,20 @@ pub(crate) fn command(moto: &Moto, args: &[&str]) -> Command {
 
 /// Creates the service world in moto with boto3 (installed with moto) and returns its JSON.
 pub(crate) fn create_world(moto: &Moto, names: &[&str]) -> serde_json::Value {
+    run_world_script(moto, names)
+}
+
+/// Creates an `EXTERNAL` service world per name (`moto_world.py --external`): target groups A
+/// and B, a production listener forwarding to A only, a test listener to B, a rule to A, and
+/// a primary task set on A at 100 percent with two registered targets.
+pub(crate) fn create_external_world(moto: &Moto, names: &[&str]) -> serde_json::Value {
+    let args: Vec<&str> = std::iter::once("--external")
+        .chain(names.iter().copied())
+        .collect();
+    run_world_script(moto, &args)
+}
+
+fn run_world_script(moto: &Moto, args: &[&str]) -> serde_json::Value {
     let python = std::env::var("SWITCHYARD_MOTO_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
@@ -40,7 +54,7 @@ pub(crate) fn create_world(moto: &Moto, names: &[&str]) -> serde_json::Value {
     let output = Command::new(&python)
         .arg(script)
         .arg(&moto.endpoint)
-        .args(names)
+        .args(args)
         .output()
         .unwrap_or_else(|e| {
             panic!(

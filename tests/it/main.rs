@@ -4,6 +4,7 @@
 mod aws_adapters;
 mod aws_ecs_deployments;
 mod aws_store;
+mod aws_task_sets;
 mod cli;
 mod cli_apply;
 mod cli_diff;

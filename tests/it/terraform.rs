@@ -37,6 +37,9 @@ const DEFAULT_MIRROR: &str = "/opt/tf-plugins";
 /// Any single Terraform command gets this long before the test fails.
 const COMMAND_LIMIT: Duration = Duration::from_secs(240);
 
+/// A listener whose forward action the controller may weight, in the policy tests.
+const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2";
+
 /// Actions that the IAM Service Authorization Reference lists without a resource type: they
 /// take `"Resource": "*"` or nothing. A statement with `"*"` may hold only these.
 const UNSCOPABLE_ACTIONS: &[&str] = &[
@@ -738,7 +741,9 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
         dir.join("main.tf"),
         controller_root(
             &moto,
-            "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n  ecs_load_balancer_role_arns  = [\"arn:aws:iam::123456789012:role/ecsInfrastructureRoleForLoadBalancers\"]\n",
+            &format!(
+                "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n  ecs_load_balancer_role_arns  = [\"arn:aws:iam::123456789012:role/ecsInfrastructureRoleForLoadBalancers\"]\n  traffic_listener_arns        = [\"{LISTENER}\"]\n"
+            ),
         ),
     )
     .unwrap();
@@ -845,6 +850,32 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
         [
             "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-5xx",
             "arn:aws:cloudwatch:us-east-1:123456789012:alarm:search-5xx"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "ManagedServicesTaskSets"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:task-set/prod/web/*",
+            "arn:aws:ecs:us-east-1:123456789012:task-set/prod/search/*"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "ManagedServicesPrimaryTaskSet"),
+        [
+            "arn:aws:ecs:us-east-1:123456789012:service/prod/web",
+            "arn:aws:ecs:us-east-1:123456789012:service/prod/search"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "TrafficListeners"),
+        [
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2"
+        ]
+    );
+    assert_eq!(
+        resources_of(&policy, "TrafficListenerRules"),
+        [
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/*"
         ]
     );
     assert_eq!(
@@ -1008,6 +1039,34 @@ module "gitops" {{
             "sts.amazonaws.com"
         );
     }
+}
+
+#[test]
+fn a_rule_given_as_a_traffic_listener_is_refused() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("moto-root");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rule = LISTENER.replace(":listener/", ":listener-rule/") + "/9683b2d02a6cabee";
+    std::fs::write(
+        dir.join("main.tf"),
+        controller_root(&moto, &format!("  traffic_listener_arns = [\"{rule}\"]\n")),
+    )
+    .unwrap();
+    tf.init(&dir);
+    let plan = run_with_limit(
+        tf.command(&dir, &["plan", "-input=false", "-no-color"]),
+        COMMAND_LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert!(!plan.status.success(), "a plan with a rule ARN must fail");
+    let words: Vec<&str> = stderr.split_whitespace().collect();
+    assert!(
+        words
+            .join(" ")
+            .contains("the rules of each listed listener are included"),
+        "{stderr}"
+    );
 }
 
 #[test]

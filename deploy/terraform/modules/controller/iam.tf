@@ -41,7 +41,7 @@ data "aws_iam_policy_document" "execution_trust" {
 
 resource "aws_iam_role" "task" {
   name                 = "${var.name}-task"
-  description          = "switchyard controller: reads releases, drives CodeDeploy for the managed ECS services"
+  description          = "switchyard controller: reads releases, drives CodeDeploy and task sets for the managed ECS services"
   assume_role_policy   = data.aws_iam_policy_document.task_trust.json
   permissions_boundary = var.permissions_boundary_arn
   tags                 = var.tags
@@ -196,11 +196,54 @@ data "aws_iam_policy_document" "controller" {
     resources = ["*"]
   }
 
-  # Resource "*": elasticloadbalancing:DescribeListeners, like every ELB Describe* action, accepts no resource-level scoping.
+  # Resource wildcard: CreateTaskSet, UpdateTaskSet and DeleteTaskSet are authorized on the task set's ARN, whose id ECS picks at CreateTaskSet; task-set/CLUSTER/SERVICE/* matches the managed services' task sets only.
   statement {
-    sid       = "LoadBalancerReads"
-    actions   = ["elasticloadbalancing:DescribeListeners"]
+    sid = "ManagedServicesTaskSets"
+    actions = [
+      "ecs:CreateTaskSet",
+      "ecs:DeleteTaskSet",
+      "ecs:UpdateTaskSet",
+    ]
+    resources = local.task_set_arns
+  }
+
+  # Resource: UpdateServicePrimaryTaskSet is authorized on the service ARN (not the task set's); the managed services only.
+  statement {
+    sid       = "ManagedServicesPrimaryTaskSet"
+    actions   = ["ecs:UpdateServicePrimaryTaskSet"]
+    resources = local.ecs_service_arns
+  }
+
+  # Resource "*": elasticloadbalancing:DescribeListeners, DescribeRules, DescribeTargetGroups and DescribeTargetHealth, like every ELB Describe* action, accept no resource-level scoping.
+  statement {
+    sid = "LoadBalancerReads"
+    actions = [
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeRules",
+      "elasticloadbalancing:DescribeTargetGroups",
+      "elasticloadbalancing:DescribeTargetHealth",
+    ]
     resources = ["*"]
+  }
+
+  # Resource: ModifyListener is authorized on the listener ARN; the listeners of `traffic_listener_arns` only (no statement when there are none).
+  dynamic "statement" {
+    for_each = length(var.traffic_listener_arns) > 0 ? [var.traffic_listener_arns] : []
+    content {
+      sid       = "TrafficListeners"
+      actions   = ["elasticloadbalancing:ModifyListener"]
+      resources = statement.value
+    }
+  }
+
+  # Resource wildcard: ModifyRule is authorized on the rule ARN, whose id ELB picks when the rule is created; listener-rule/.../LISTENER/* matches the rules of `traffic_listener_arns` only.
+  dynamic "statement" {
+    for_each = length(local.traffic_rule_arns) > 0 ? [local.traffic_rule_arns] : []
+    content {
+      sid       = "TrafficListenerRules"
+      actions   = ["elasticloadbalancing:ModifyRule"]
+      resources = statement.value
+    }
   }
 
   # Resource: DescribeAlarms is authorized on each alarm ARN; the releases' rollback alarms only (no statement when there are none).

@@ -31,6 +31,18 @@ locals {
     for s in local.ecs_service_arns : "${replace(s, ":service/", ":service-revision/")}/*"
   ]
 
+  # The task sets of each service (EXTERNAL services, the taskSets strategy):
+  # arn:...:task-set/CLUSTER/SERVICE/*
+  task_set_arns = [
+    for s in local.ecs_service_arns : "${replace(s, ":service/", ":task-set/")}/*"
+  ]
+
+  # The rules of each listener whose forward actions the controller weights:
+  # arn:...:listener/app/LB/ID/LISTENER -> arn:...:listener-rule/app/LB/ID/LISTENER/*
+  traffic_rule_arns = [
+    for l in var.traffic_listener_arns : "${replace(l, ":listener/", ":listener-rule/")}/*"
+  ]
+
   # Every revision of each family: arn:...:task-definition/FAMILY:*
   task_definition_arns = [
     for f in var.task_definition_families :

@@ -50,7 +50,7 @@ variable "table_deletion_protection" {
 # ----- what the controller manages (its IAM scope) --------------------------------------
 
 variable "ecs_services" {
-  description = "The ECS services the controller may observe, as \"CLUSTER/SERVICE\" in this account and region, or full service ARNs (for another region)."
+  description = "The ECS services the controller may observe and release, as \"CLUSTER/SERVICE\" in this account and region, or full service ARNs (for another region). For services with the EXTERNAL deployment controller (`strategy.taskSets`), their task sets too."
   type        = list(string)
 
   validation {
@@ -106,6 +106,17 @@ variable "alarm_names" {
   description = "The CloudWatch alarms (names in this account and region, or alarm ARNs) that the managed releases name under `spec.rollback.alarms`. The controller may describe only these; an empty list grants no cloudwatch:DescribeAlarms at all."
   type        = list(string)
   default     = []
+}
+
+variable "traffic_listener_arns" {
+  description = "The listeners (ARNs) whose forward actions the controller may weight for `strategy.taskSets` releases: their default actions (elasticloadbalancing:ModifyListener) and their rules (ModifyRule). The listeners of the releases' load balancers that `strategy.taskSets.listeners` and `testListeners` name, or that the controller finds forwarding to the releases' target groups. Empty (the default): no listener may be modified, which is all the codeDeploy strategy needs."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for l in var.traffic_listener_arns : can(regex("^arn:[^:]+:elasticloadbalancing:[^:]+:[0-9]{12}:listener/(app|net)/[^/]+/[^/]+/[^/]+$", l))])
+    error_message = "traffic_listener_arns must be listener ARNs (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/LOAD_BALANCER/ID/LISTENER_ID), not rule ARNs: the rules of each listed listener are included."
+  }
 }
 
 variable "passable_role_arns" {
