@@ -28,4 +28,5 @@ mod moto;
 mod port_wrappers;
 mod scenarios;
 mod simulation;
+mod task_sets_strategy;
 mod terraform;

@@ -272,12 +272,13 @@ pub fn check_target(
         }
         Lookup::NotLookedUp => return Ok(()),
     };
-    if let Some(unattached) = groups.iter().find(|g| g.load_balancer_arns.is_empty()) {
+    if groups.iter().all(|g| g.load_balancer_arns.is_empty()) {
         return failed(
             Reason::MisconfiguredService,
             format!(
-                "target group {} is on no listener; attach both groups of the pair to the load balancer's listener (or a rule) first",
-                unattached.name
+                "target groups {} and {} are on no listener; forward a listener (or a rule) of the load balancer to the live group first",
+                groups[0].name,
+                groups.get(1).map_or("", |g| g.name.as_str())
             ),
         );
     }
@@ -612,6 +613,32 @@ impl<'a> TaskSets<'_, 'a> {
             status.stage = TaskSetsStage::WaitingForCandidate;
             self.advanced();
             return self.wait_for_candidate(gate);
+        }
+        // ECS refuses a task set on a target group no listener forwards to: a production
+        // route names the candidate group first, at weight 0 (no traffic moves).
+        let candidate_group = state.candidate_target_group.clone().unwrap_or_default();
+        let attached = self
+            .observed
+            .target_groups
+            .found()
+            .and_then(|groups| groups.iter().find(|g| g.arn == candidate_group))
+            .is_some_and(|g| !g.load_balancer_arns.is_empty())
+            || self.observed.routes.iter().any(|r| {
+                r.forward
+                    .iter()
+                    .flatten()
+                    .any(|t| t.target_group_arn == candidate_group)
+            });
+        if !attached && !gate.paused {
+            if let Some(route) = state.routes.first().cloned() {
+                return self.set_weights(
+                    route,
+                    0,
+                    Phase::Progressing,
+                    Reason::DeploymentInProgress,
+                    "naming the candidate group in the production route at weight 0 (ECS needs it on a listener)".into(),
+                );
+            }
         }
         if gate.paused {
             return Progress::Step(

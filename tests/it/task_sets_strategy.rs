@@ -1,0 +1,387 @@
+//! `strategy.taskSets` against the simulated AWS in paused time, as a user would run it: a
+//! canary on two target groups, step by step, rolled back traffic first.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use switchyard::model::{AuditAction, ConditionStatus, ConditionType, Outcome, Phase, RequestKind};
+use switchyard::ports::{AlarmState, ReleaseStore, SpecPrecondition, SpecWrite, TaskSetStatus};
+use switchyard::sim::{ExternalHandles, ExternalSetup};
+
+use crate::harness::{Harness, REGISTRY, minutes};
+
+/// The YAML of a `taskSets` release of service `web` with these steps (YAML list items).
+fn release(tag: &str, steps: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: web\nspec:\n  service: {{cluster: prod, name: web}}\n  taskDefinition:\n    from: web\n    containers:\n      web:\n        image: {REGISTRY}/web:{tag}\n  strategy:\n    taskSets:\n      targetGroups: [web-tg-a, web-tg-b]\n      steps:\n{steps}      scaleDownDelay: 30s\n      abortScaleDownDelay: 10s\n{extra}"
+    )
+}
+
+const CANARY: &str = "        - setWeight: 10\n        - pause: {duration: 5s}\n        - setWeight: 50\n        - pause: {duration: 5s}\n";
+
+async fn apply(h: &Harness, yaml: &str) -> u64 {
+    let documents = switchyard::model::parse_documents(yaml).expect("the document is valid");
+    h.store
+        .put_spec(SpecWrite {
+            name: "web".into(),
+            labels: BTreeMap::new(),
+            spec: serde_json::to_value(&documents[0].spec).unwrap(),
+            precondition: SpecPrecondition::Any,
+            written_by: "test".into(),
+            written_at: h.clock.now(),
+            action: AuditAction::Apply,
+            detail: String::new(),
+        })
+        .await
+        .expect("spec written")
+}
+
+fn world(h: &Harness) -> ExternalHandles {
+    h.aws
+        .add_external_service(ExternalSetup::new("prod", "web"))
+}
+
+/// The candidate's percent of the production listener's traffic, as ELB has it.
+fn candidate_percent(h: &Harness, handles: &ExternalHandles, candidate_group: &str) -> u32 {
+    h.aws
+        .route(&handles.production_listener_arn)
+        .and_then(|r| r.percent_to(candidate_group))
+        .map(|p| p.round() as u32)
+        .unwrap_or(0)
+}
+
+/// Runs a controller for `duration`, sampling the production weight of group B every second;
+/// returns the samples.
+async fn run_sampling(h: &Harness, handles: &ExternalHandles, duration: Duration) -> Vec<u32> {
+    let b = handles.target_group_arns[1].clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    let mut samples = Vec::new();
+    let steps = duration.as_secs();
+    for _ in 0..steps {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push(candidate_percent(h, handles, &b));
+    }
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    samples
+}
+
+fn never_down(samples: &[u32]) -> bool {
+    samples.windows(2).all(|w| w[1] >= w[0])
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_walks_its_steps_switches_and_cleans_up_with_one_task_set() {
+    let h = Harness::new();
+    let handles = world(&h);
+    let test_listener = handles.test_listener_arn.clone().unwrap();
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            CANARY,
+            &format!("      testListeners: [\"{test_listener}\"]\n"),
+        ),
+    )
+    .await;
+
+    let samples = run_sampling(&h, &handles, Duration::from_secs(90)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert!(never_down(&samples), "weights went down: {samples:?}");
+    assert!(
+        samples.contains(&10) && samples.contains(&50),
+        "{samples:?}"
+    );
+    assert_eq!(*samples.last().unwrap(), 100);
+    assert_eq!(h.calls("ecs:CreateTaskSet"), 1);
+
+    // The candidate is the primary task set; its group serves all production traffic and
+    // the test listener.
+    let service = h.aws.service("prod", "web").unwrap();
+    let primary = service.primary_task_set().unwrap();
+    assert_eq!(
+        h.image_of(&primary.task_definition, "web"),
+        format!("{REGISTRY}/web:2.0.0")
+    );
+    assert_eq!(
+        primary.target_group_arns,
+        vec![handles.target_group_arns[1].clone()]
+    );
+    let test = h.aws.route(&test_listener).unwrap();
+    assert_eq!(test.percent_to(&handles.target_group_arns[1]), Some(100.0));
+    assert_eq!(status.history[0].outcome, Outcome::Succeeded);
+
+    // After scaleDownDelay the old task set is scaled down and deleted.
+    h.run_for(minutes(2)).await;
+    let service = h.aws.service("prod", "web").unwrap();
+    assert!(
+        service
+            .task_sets
+            .iter()
+            .all(|t| t.arn != handles.primary_task_set_arn),
+        "the old task set is deleted: {:?}",
+        service.task_sets
+    );
+    assert_eq!(service.task_sets.len(), 1);
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    // Autoscaling owns the desired count: never written.
+    assert_eq!(h.calls("ecs:UpdateService"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_test_listener_points_at_the_candidate_before_any_production_weight_moves() {
+    let h = Harness::new();
+    let handles = world(&h);
+    let test_listener = handles.test_listener_arn.clone().unwrap();
+    // Point the test listener at the live group first: switchyard must move it.
+    h.aws
+        .set_forward(&test_listener, &[(&handles.target_group_arns[0], 1)]);
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 10\n        - pause: {}\n",
+            &format!("      testListeners: [\"{test_listener}\"]\n"),
+        ),
+    )
+    .await;
+    h.run_for(minutes(3)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::AwaitingPromotion, "{}", status.message);
+    let test = h.aws.route(&test_listener).unwrap();
+    assert_eq!(test.percent_to(&handles.target_group_arns[1]), Some(100.0));
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        10
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_restores_all_traffic_before_the_candidate_task_set_is_deleted() {
+    let h = Harness::new();
+    let handles = world(&h);
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 20\n        - pause: {}\n",
+            "",
+        ),
+    )
+    .await;
+    h.run_for(minutes(3)).await;
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        20
+    );
+    let candidate = h
+        .status("web")
+        .await
+        .deployment_id
+        .expect("the candidate task set");
+
+    h.request("web", RequestKind::Abort).await;
+    // Just after the rollback: traffic is back, the candidate still there (it drains).
+    h.run_for(Duration::from_secs(5)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::RolledBack, "{}", status.message);
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        0
+    );
+    assert!(
+        h.aws
+            .service("prod", "web")
+            .unwrap()
+            .task_sets
+            .iter()
+            .any(|t| t.arn == candidate)
+    );
+
+    // After abortScaleDownDelay it is gone; the live task set is still the primary.
+    h.run_for(minutes(2)).await;
+    let service = h.aws.service("prod", "web").unwrap();
+    assert!(
+        service.task_sets.iter().all(|t| t.arn != candidate),
+        "{:?}",
+        service.task_sets
+    );
+    assert_eq!(
+        service.primary_task_set().unwrap().arn,
+        handles.primary_task_set_arn
+    );
+    assert!(
+        status.history.iter().any(|e| e.outcome == Outcome::Aborted),
+        "{:?}",
+        status.history
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_controller_killed_at_ten_percent_resumes_without_a_second_task_set_or_a_weight_going_down()
+ {
+    let h = Harness::new();
+    let handles = world(&h);
+    apply(&h, &release("2.0.0", CANARY, "")).await;
+    let b = handles.target_group_arns[1].clone();
+    let mut samples = Vec::new();
+    // Killed (dropped) every few seconds, restarted fresh each time.
+    for _ in 0..40 {
+        h.run_for(Duration::from_secs(3)).await;
+        samples.push(candidate_percent(&h, &handles, &b));
+        if h.status("web").await.phase == Phase::Healthy {
+            break;
+        }
+    }
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert!(never_down(&samples), "{samples:?}");
+    assert_eq!(h.calls("ecs:CreateTaskSet"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn promote_ends_a_manual_pause_and_promote_full_skips_the_rest() {
+    let h = Harness::new();
+    let handles = world(&h);
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 10\n        - pause: {}\n        - setWeight: 30\n        - pause: {}\n        - setWeight: 60\n",
+            "",
+        ),
+    )
+    .await;
+    h.run_for(minutes(3)).await;
+    assert_eq!(h.status("web").await.phase, Phase::AwaitingPromotion);
+    h.request("web", RequestKind::Promote).await;
+    h.run_for(minutes(1)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::AwaitingPromotion, "{}", status.message);
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        30
+    );
+
+    // promote --full: every remaining step is skipped.
+    let generation = h.store.get("web").await.unwrap().unwrap().generation;
+    h.store
+        .put_request(
+            "web",
+            RequestKind::Promote,
+            switchyard::model::OperatorRequest {
+                generation,
+                requested_by: "arn:aws:iam::111122223333:user/alice".into(),
+                requested_at: h.clock.now(),
+                full: true,
+            },
+        )
+        .await
+        .unwrap();
+    h.run_for(minutes(1)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        100
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_weight_changed_by_hand_holds_the_rollout_until_promote_sets_it_again() {
+    let h = Harness::new();
+    let handles = world(&h);
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 25\n        - pause: {duration: 10m}\n",
+            "",
+        ),
+    )
+    .await;
+    h.run_for(minutes(2)).await;
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        25
+    );
+    // An operator moves traffic off the canary in an emergency.
+    h.aws.set_forward(
+        &handles.production_listener_arn,
+        &[
+            (&handles.target_group_arns[0], 100),
+            (&handles.target_group_arns[1], 0),
+        ],
+    );
+    h.run_for(minutes(3)).await;
+    let held = h.status("web").await;
+    assert_eq!(held.phase, Phase::AwaitingPromotion, "{}", held.message);
+    assert_eq!(
+        held.condition(ConditionType::Drifted).map(|c| c.status),
+        Some(ConditionStatus::True)
+    );
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        0,
+        "nothing is set back silently"
+    );
+    h.request("web", RequestKind::Promote).await;
+    h.run_for(minutes(1)).await;
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        25
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_during_a_bake_rolls_back_traffic_first() {
+    let h = Harness::new();
+    let handles = world(&h);
+    h.aws.set_alarm("web-5xx", AlarmState::Ok);
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 30\n        - pause: {duration: 10m}\n",
+            "  rollback:\n    alarms: [web-5xx]\n",
+        ),
+    )
+    .await;
+    h.run_for(minutes(2)).await;
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        30
+    );
+    h.aws.set_alarm("web-5xx", AlarmState::Alarm);
+    h.run_for(minutes(2)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::RolledBack, "{}", status.message);
+    assert!(status.message.contains("web-5xx"), "{}", status.message);
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        0
+    );
+    let service = h.aws.service("prod", "web").unwrap();
+    assert_eq!(service.task_sets.len(), 1, "the candidate is deleted");
+    assert_eq!(service.task_sets[0].status, TaskSetStatus::Primary);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_that_is_not_external_fails_before_anything_is_registered() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    apply(&h, &release("2.0.0", CANARY, "")).await;
+    h.run_for(minutes(1)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Failed, "{}", status.message);
+    assert!(
+        status.message.contains("needs EXTERNAL"),
+        "{}",
+        status.message
+    );
+    assert_eq!(h.calls("ecs:RegisterTaskDefinition"), 0);
+}
