@@ -1,7 +1,8 @@
 //! `switchyard demo`: the controller against a simulated AWS inside the process, with a
 //! built-in scenario covering every strategy: CodeDeploy canaries (one that succeeds, one
 //! whose alarm fires mid-shift, one promoted by hand, one paused in flight and resumed), an
-//! ECS-native blue/green deployment promoted at its hook, and an invalid document.
+//! ECS-native blue/green deployment promoted at its hook, a canary switchyard drives on two
+//! target groups (10%, a bake, 50%, a manual gate), and an invalid document.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -116,6 +117,8 @@ pub async fn build_world(clock: Clock) -> Result<DemoWorld, DemoError> {
         "orders",
         crate::ports::EcsDeploymentStrategy::BlueGreen,
     ));
+
+    aws.add_external_service(crate::sim::ExternalSetup::new("shop", "storefront"));
 
     let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(DEMO_RELEASES)
         .map_err(|e| DemoError::Setup(format!("the built-in documents do not parse: {e}")))?;

@@ -37,6 +37,7 @@ fn the_demo_settles_every_release_as_described() {
     assert_eq!(phase_of("payments")["phase"], "Healthy", "{stderr}");
     assert_eq!(phase_of("catalog")["phase"], "Healthy", "{stderr}");
     assert_eq!(phase_of("orders")["phase"], "Healthy", "{stderr}");
+    assert_eq!(phase_of("storefront")["phase"], "Healthy", "{stderr}");
     let inventory = phase_of("inventory");
     assert_eq!(inventory["phase"], "Invalid");
     assert!(
@@ -61,6 +62,11 @@ fn the_demo_settles_every_release_as_described() {
         "one per valid CodeDeploy release, the paused one included"
     );
     assert_eq!(calls["ecs:UpdateService"], 1, "orders");
+    assert_eq!(calls["ecs:CreateTaskSet"], 1, "storefront's candidate");
+    assert_eq!(
+        calls["ecs:DeleteTaskSet"], 1,
+        "storefront's old task set, cleaned up"
+    );
     assert_eq!(
         calls["ecs:ContinueServiceDeployment"], 1,
         "orders is promoted at its hook"

@@ -536,6 +536,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
         ("inventory", "Invalid"),
         ("catalog", "Healthy"),
         ("orders", "Healthy"),
+        ("storefront", "Healthy"),
     ];
     let cards = cards(&dom);
     for (name, phase) in expected {
@@ -575,7 +576,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     );
     assert!(
         dom.contains(r#"data-phase="RolledBack" data-count="1""#)
-            && dom.contains(r#"data-phase="Healthy" data-count="4""#),
+            && dom.contains(r#"data-phase="Healthy" data-count="5""#),
         "the summary counts releases by phase"
     );
 
