@@ -559,7 +559,8 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
             "catalog",
             "checkout",
             "orders",
-            "payments"
+            "payments",
+            "storefront"
         ],
         "RolledBack, then Invalid, then Healthy by name"
     );
