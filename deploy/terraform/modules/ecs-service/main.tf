@@ -24,7 +24,7 @@ locals {
   groups = local.native ? ["a", "b"] : ["a"]
   test   = local.native && var.test_listener_port != null
 
-  create_load_balancer_role = local.native && var.load_balancer_role_arn == null
+  create_load_balancer_role = local.native && var.create_load_balancer_role
   load_balancer_role_arn = !local.native ? null : (
     local.create_load_balancer_role ? aws_iam_role.load_balancers[0].arn : var.load_balancer_role_arn
   )
@@ -227,6 +227,11 @@ resource "aws_lb_listener_rule" "production" {
 
   lifecycle {
     ignore_changes = [action]
+
+    precondition {
+      condition     = var.create_load_balancer_role || var.load_balancer_role_arn != null
+      error_message = "With create_load_balancer_role = false, load_balancer_role_arn must name the ECS infrastructure role for load balancers."
+    }
   }
 }
 

@@ -274,8 +274,14 @@ variable "linear_step_bake_in_minutes" {
   }
 }
 
+variable "create_load_balancer_role" {
+  description = "blueGreen, linear, canary: create the ECS infrastructure role for load balancers, NAME-ecs-load-balancers (trusting ecs.amazonaws.com, with the AWS managed policy AmazonECSInfrastructureRolePolicyForLoadBalancers). false: pass one in load_balancer_role_arn."
+  type        = bool
+  default     = true
+}
+
 variable "load_balancer_role_arn" {
-  description = "blueGreen, linear, canary: an existing ECS infrastructure role for load balancers (trusting ecs.amazonaws.com, with AmazonECSInfrastructureRolePolicyForLoadBalancers or equivalent). null: the module creates NAME-ecs-load-balancers."
+  description = "With create_load_balancer_role = false: an existing ECS infrastructure role for load balancers (trusting ecs.amazonaws.com, with AmazonECSInfrastructureRolePolicyForLoadBalancers or equivalent)."
   type        = string
   default     = null
 }
