@@ -1,9 +1,11 @@
 //! The Terraform in `deploy/terraform`, checked with the real Terraform CLI, offline: the AWS
 //! provider comes from the filesystem mirror in `/opt/tf-plugins`, and the AWS APIs are a
-//! moto server. Formatting, validation of every module and the example, a plan of the example
+//! moto server. Formatting, validation of every module and the example, plans of the example
 //! (CodeDeploy resources can be planned but not applied against moto), an apply of the
-//! controller module whose table the `switchyard` binary then uses, and the controller's IAM
-//! policy compared with the actions the code calls.
+//! controller module whose table the `switchyard` binary then uses, an apply of the
+//! external-service and ecs-service modules (their rendered releases, the bootstrap of the
+//! first task set, and plans showing that Terraform leaves what releases change alone), and
+//! the controller's IAM policy compared with the actions the code calls.
 //!
 //! Terraform is expected on these machines (test-world.md) but is not installable from the
 //! package registries: without it (or without the provider mirror) these tests fail, saying
