@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a fresh clone, installing what the tests need first:
-# moto server (PyPI) in .venv-moto for the AWS adapter and end-to-end tests, and headless
+# moto server (PyPI) in .venv-moto for the AWS adapter and end-to-end tests, the AWS CLI
+# (PyPI, in .venv-awscli when it is not on the PATH) for a Terraform test, and headless
 # Chromium and promtool (Debian) for the dashboard and metrics tests.
 # Used by the README's quick start and by CI (.ci/run). Safe to run repeatedly.
 set -euo pipefail
@@ -24,6 +25,16 @@ if ! .venv-moto/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$
   rm -rf .venv-moto
   python3 -m venv .venv-moto
   .venv-moto/bin/python -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
+# The AWS CLI (PyPI awscli), for the Terraform test that runs the external-service module's
+# bootstrap script against moto: the one on the PATH, or else one in a virtualenv of its own
+# (never in .venv-moto, whose botocore moto pins).
+if ! command -v aws >/dev/null 2>&1 && [ ! -x .venv-awscli/bin/aws ]; then
+  say "installing awscli into .venv-awscli"
+  rm -rf .venv-awscli
+  python3 -m venv .venv-awscli
+  .venv-awscli/bin/python -m pip install --quiet --disable-pip-version-check awscli
 fi
 
 # Headless Chromium (the dashboard tests) and promtool (the /metrics tests), both Debian

@@ -1,9 +1,11 @@
 //! The Terraform in `deploy/terraform`, checked with the real Terraform CLI, offline: the AWS
 //! provider comes from the filesystem mirror in `/opt/tf-plugins`, and the AWS APIs are a
-//! moto server. Formatting, validation of every module and the example, a plan of the example
+//! moto server. Formatting, validation of every module and the example, plans of the example
 //! (CodeDeploy resources can be planned but not applied against moto), an apply of the
-//! controller module whose table the `switchyard` binary then uses, and the controller's IAM
-//! policy compared with the actions the code calls.
+//! controller module whose table the `switchyard` binary then uses, an apply of the
+//! external-service and ecs-service modules (their rendered releases, the bootstrap of the
+//! first task set, and plans showing that Terraform leaves what releases change alone), and
+//! the controller's IAM policy compared with the actions the code calls.
 //!
 //! Terraform is expected on these machines (test-world.md) but is not installable from the
 //! package registries: without it (or without the provider mirror) these tests fail, saying
@@ -392,6 +394,8 @@ fn every_module_and_the_example_validate_without_warnings() {
         "modules/controller",
         "modules/bluegreen-service",
         "modules/gitops",
+        "modules/external-service",
+        "modules/ecs-service",
         "examples/complete",
     ] {
         let dir = tf.dir(relative);
@@ -405,6 +409,12 @@ fn every_module_and_the_example_validate_without_warnings() {
 
 /// Every resource of a plan's planned values, by address.
 fn planned_resources(plan: &Value) -> BTreeMap<String, Value> {
+    module_resources(&plan["planned_values"]["root_module"])
+}
+
+/// Every resource of a module of `terraform show -json` (a plan's planned values, or the
+/// state's values), its child modules' included, by address.
+fn module_resources(root: &Value) -> BTreeMap<String, Value> {
     fn walk(module: &Value, into: &mut BTreeMap<String, Value>) {
         for resource in module["resources"].as_array().into_iter().flatten() {
             into.insert(
@@ -417,7 +427,7 @@ fn planned_resources(plan: &Value) -> BTreeMap<String, Value> {
         }
     }
     let mut resources = BTreeMap::new();
-    walk(&plan["planned_values"]["root_module"], &mut resources);
+    walk(root, &mut resources);
     resources
 }
 
@@ -594,6 +604,679 @@ fn the_example_plans_against_moto_and_renders_its_release_yaml() {
         values(&resources, "module.switchyard.aws_ecs_service.controller")["desired_count"],
         2
     );
+}
+
+/// Runs `switchyard validate` on `text` (written to `dir/name`), failing with its complaint.
+fn assert_valid_release(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let validated = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["validate", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        validated.status.success(),
+        "{name} is not a valid release: {}\n{text}",
+        String::from_utf8_lossy(&validated.stderr)
+    );
+}
+
+/// The only document of a release text, as JSON (the document's own field names).
+fn release_json(text: &str) -> Value {
+    let documents = switchyard::model::parse_documents(text)
+        .unwrap_or_else(|errors| panic!("{errors:?}\n{text}"));
+    assert_eq!(documents.len(), 1, "{text}");
+    serde_json::to_value(&documents[0]).unwrap()
+}
+
+/// The ```yaml blocks of a Markdown text.
+fn yaml_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        let fence = line.trim_start();
+        if let Some(block) = current.as_mut() {
+            if fence == "```" {
+                blocks.extend(current.take());
+            } else {
+                block.push_str(line);
+                block.push('\n');
+            }
+        } else if fence == "```yaml" {
+            current = Some(String::new());
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_release_documents_in_the_module_readmes_are_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    for (module, strategy) in [("external-service", "taskSets"), ("ecs-service", "ecs")] {
+        let readme = std::fs::read_to_string(
+            repo().join(format!("deploy/terraform/modules/{module}/README.md")),
+        )
+        .unwrap();
+        let releases: Vec<String> = yaml_blocks(&readme)
+            .into_iter()
+            .filter(|b| b.contains("kind: Release"))
+            .collect();
+        assert_eq!(releases.len(), 1, "{module}/README.md: one release example");
+        assert_valid_release(dir.path(), &format!("{module}.yaml"), &releases[0]);
+        let json = release_json(&releases[0]);
+        assert!(json["spec"]["strategy"][strategy].is_object(), "{json:#}");
+    }
+    // The ECS example is the one the brief of the module promises: blue/green, a PAUSE hook
+    // after the test traffic shift, manual promotion.
+    let readme =
+        std::fs::read_to_string(repo().join("deploy/terraform/modules/ecs-service/README.md"))
+            .unwrap();
+    let ecs = release_json(&yaml_blocks(&readme)[0])["spec"]["strategy"]["ecs"].clone();
+    assert_eq!(ecs["promotion"], "manual");
+    assert_eq!(ecs["deployment"]["type"], "blueGreen");
+    assert_eq!(
+        ecs["deployment"]["pauseAt"],
+        serde_json::json!(["postTestTrafficShift"])
+    );
+}
+
+/// What the source of a module says of its lifecycle (plans do not show `lifecycle`).
+fn module_source(tf: &Terraform, module: &str) -> String {
+    std::fs::read_to_string(tf.dir(&format!("modules/{module}/main.tf"))).unwrap()
+}
+
+#[test]
+fn the_example_plans_its_task_set_and_ecs_services_against_moto() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("examples/complete");
+    std::fs::write(dir.join("moto_override.tf"), moto_provider(&moto, false)).unwrap();
+    tf.init(&dir);
+    let plan = tf.plan_json(
+        &dir,
+        &[
+            "-var=vpc_id=vpc-0123456789abcdef0".into(),
+            r#"-var=public_subnet_ids=["subnet-0aaaaaaaaaaaaaaa1","subnet-0aaaaaaaaaaaaaaa2"]"#
+                .into(),
+            r#"-var=private_subnet_ids=["subnet-0bbbbbbbbbbbbbbb1","subnet-0bbbbbbbbbbbbbbb2"]"#
+                .into(),
+            "-var=switchyard_image=registry.example.com/switchyard:test".into(),
+            "-var=canary_service=true".into(),
+            "-var=ecs_service=true".into(),
+        ],
+    );
+    let resources = planned_resources(&plan);
+    // The bluegreen service is still there, unchanged.
+    assert_eq!(
+        values(&resources, "module.web.aws_ecs_service.this[0]")["deployment_controller"][0]["type"],
+        "CODE_DEPLOY"
+    );
+
+    // taskSets: an EXTERNAL service that names nothing a task set carries.
+    let canary = values(&resources, "module.web_canary[0].aws_ecs_service.this[0]");
+    assert_eq!(canary["deployment_controller"][0]["type"], "EXTERNAL");
+    assert_eq!(canary["task_definition"], Value::Null, "{canary:#}");
+    assert_eq!(canary["load_balancer"], serde_json::json!([]), "{canary:#}");
+    assert_eq!(
+        canary["network_configuration"],
+        serde_json::json!([]),
+        "{canary:#}"
+    );
+    assert_eq!(canary["desired_count"], 2);
+    for group in ["a", "b"] {
+        let target_group = values(
+            &resources,
+            &format!("module.web_canary[0].aws_lb_target_group.this[\"{group}\"]"),
+        );
+        assert_eq!(target_group["name"], format!("web-canary-{group}"));
+        assert_eq!(target_group["target_type"], "ip");
+    }
+    for (listener, port) in [("production", 81), ("test[0]", 8081)] {
+        let listener = values(
+            &resources,
+            &format!("module.web_canary[0].aws_lb_listener.{listener}"),
+        );
+        assert_eq!(listener["port"], port);
+        assert_eq!(listener["default_action"][0]["type"], "forward");
+    }
+    // The first task set is the bootstrap's, never a Terraform resource (README.md says why),
+    // and the bootstrap runs from Terraform only when asked to.
+    assert!(
+        !resources.keys().any(|a| a.contains("aws_ecs_task_set")),
+        "no aws_ecs_task_set: {:?}",
+        resources.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        !resources
+            .keys()
+            .any(|a| a.starts_with("module.web_canary[0].terraform_data.bootstrap")),
+    );
+    let external = module_source(&tf, "external-service");
+    assert!(!external.contains("resource \"aws_ecs_task_set\""));
+    assert_eq!(
+        external
+            .matches("ignore_changes = [default_action]\n")
+            .count(),
+        2,
+        "both listeners leave their forward action to switchyard"
+    );
+    assert!(external.contains(
+        "ignore_changes = [task_definition, load_balancer, network_configuration, capacity_provider_strategy]\n"
+    ));
+    assert!(external.contains(
+        "ignore_changes = [task_definition, load_balancer, network_configuration, capacity_provider_strategy, desired_count]\n"
+    ));
+
+    // ecs: the ECS controller with what provider 5.100 has (circuit breaker and deployment
+    // alarms, both rolling back), and what ECS-native blue/green needs.
+    let service = values(&resources, "module.web_ecs[0].aws_ecs_service.this[0]");
+    assert_eq!(service["deployment_controller"][0]["type"], "ECS");
+    assert_eq!(
+        service["deployment_circuit_breaker"],
+        serde_json::json!([{"enable": true, "rollback": true}])
+    );
+    assert_eq!(
+        service["alarms"],
+        serde_json::json!([{"alarm_names": ["web-ecs-5xx"], "enable": true, "rollback": true}])
+    );
+    assert_eq!(service["deployment_minimum_healthy_percent"], 100);
+    assert_eq!(service["deployment_maximum_percent"], 200);
+    assert_eq!(service["launch_type"], "FARGATE");
+    assert_eq!(service["load_balancer"][0]["container_name"], "web-ecs");
+    for group in ["a", "b"] {
+        assert_eq!(
+            values(
+                &resources,
+                &format!("module.web_ecs[0].aws_lb_target_group.this[\"{group}\"]"),
+            )["name"],
+            format!("web-ecs-{group}")
+        );
+    }
+    for rule in ["production[0]", "test[0]"] {
+        let rule = values(
+            &resources,
+            &format!("module.web_ecs[0].aws_lb_listener_rule.{rule}"),
+        );
+        let weights: BTreeSet<i64> = rule["action"][0]["forward"][0]["target_group"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["weight"].as_i64().unwrap())
+            .collect();
+        assert_eq!(weights, BTreeSet::from([0, 100]), "{rule:#}");
+        assert_eq!(
+            rule["condition"][0]["path_pattern"][0]["values"],
+            serde_json::json!(["/*"])
+        );
+    }
+    assert_eq!(
+        values(&resources, "module.web_ecs[0].aws_lb_listener.test[0]")["port"],
+        8082
+    );
+    let role = values(
+        &resources,
+        "module.web_ecs[0].aws_iam_role.load_balancers[0]",
+    );
+    assert_eq!(role["name"], "web-ecs-ecs-load-balancers");
+    let trust: Value = serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Service"],
+        "ecs.amazonaws.com"
+    );
+    assert_eq!(
+        values(
+            &resources,
+            "module.web_ecs[0].aws_iam_role_policy_attachment.load_balancers[0]"
+        )["policy_arn"],
+        "arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+    );
+    let ecs = module_source(&tf, "ecs-service");
+    assert!(ecs.contains("ignore_changes = [task_definition, load_balancer]\n"));
+    assert!(ecs.contains("ignore_changes = [task_definition, load_balancer, desired_count]\n"));
+    assert_eq!(ecs.matches("ignore_changes = [action]\n").count(), 2);
+    assert!(
+        !ecs.contains("deployment_configuration {"),
+        "provider 5.100 has no deployment_configuration block"
+    );
+}
+
+/// The AWS CLI, for the external-service module's bootstrap script: on the PATH, or in the
+/// repository's `.venv-awscli` (`./scripts/test.sh` installs it there when it is missing).
+fn aws_cli() -> PathBuf {
+    let venv = repo().join(".venv-awscli/bin/aws");
+    if venv.is_file() {
+        return venv;
+    }
+    which("aws").unwrap_or_else(|| {
+        panic!(
+            "the AWS CLI is not on PATH: the bootstrap script of the external-service module \
+             runs with it. Run ./scripts/test.sh (which installs it into .venv-awscli), or \
+             `python3 -m pip install awscli`"
+        )
+    })
+}
+
+/// A root configuration with the external-service and ecs-service modules (blue/green with
+/// manual promotion, and rolling with an autoscaled desired count) on one load balancer in
+/// moto's default VPC, and their rendered outputs kept in the state by `terraform_data`.
+fn services_root(moto: &Moto) -> String {
+    format!(
+        r#"{provider}
+data "aws_vpc" "default" {{
+  default = true
+}}
+
+data "aws_subnets" "default" {{
+  filter {{
+    name   = "vpc-id"
+    values = [data.aws_vpc.default.id]
+  }}
+}}
+
+resource "aws_ecs_cluster" "prod" {{
+  name = "prod"
+}}
+
+resource "aws_security_group" "alb" {{
+  name   = "shared-alb"
+  vpc_id = data.aws_vpc.default.id
+}}
+
+resource "aws_lb" "shared" {{
+  name               = "shared"
+  load_balancer_type = "application"
+  subnets            = data.aws_subnets.default.ids
+  security_groups    = [aws_security_group.alb.id]
+}}
+
+# moto loads no AWS managed policies, so the ECS load balancer role comes from here (the
+# example's plan checks the module's own role and its managed policy).
+resource "aws_iam_role" "load_balancers" {{
+  name = "ecs-load-balancers"
+  assume_role_policy = jsonencode({{
+    Version   = "2012-10-17"
+    Statement = [{{ Effect = "Allow", Action = "sts:AssumeRole", Principal = {{ Service = "ecs.amazonaws.com" }} }}]
+  }})
+}}
+
+locals {{
+  common = {{
+    cluster_name                    = aws_ecs_cluster.prod.name
+    container_image                 = "public.ecr.aws/nginx/nginx:1.27"
+    container_port                  = 80
+    execution_role_arn              = "arn:aws:iam::123456789012:role/web-execution"
+    vpc_id                          = data.aws_vpc.default.id
+    subnet_ids                      = data.aws_subnets.default.ids
+    load_balancer_arn               = aws_lb.shared.arn
+    load_balancer_security_group_id = aws_security_group.alb.id
+  }}
+}}
+
+module "canary" {{
+  source = "../modules/external-service"
+
+  name                            = "web-canary"
+  cluster_name                    = local.common.cluster_name
+  container_image                 = local.common.container_image
+  container_port                  = local.common.container_port
+  execution_role_arn              = local.common.execution_role_arn
+  vpc_id                          = local.common.vpc_id
+  subnet_ids                      = local.common.subnet_ids
+  load_balancer_arn               = local.common.load_balancer_arn
+  load_balancer_security_group_id = local.common.load_balancer_security_group_id
+  production_listener_port        = 81
+  test_listener_port              = 8081
+  release_canary_pause            = null
+}}
+
+module "ecs" {{
+  source = "../modules/ecs-service"
+
+  name                            = "web-ecs"
+  cluster_name                    = local.common.cluster_name
+  container_image                 = local.common.container_image
+  container_port                  = local.common.container_port
+  execution_role_arn              = local.common.execution_role_arn
+  vpc_id                          = local.common.vpc_id
+  subnet_ids                      = local.common.subnet_ids
+  load_balancer_arn               = local.common.load_balancer_arn
+  load_balancer_security_group_id = local.common.load_balancer_security_group_id
+  production_listener_port        = 82
+  test_listener_port              = 8082
+  create_load_balancer_role       = false
+  load_balancer_role_arn          = aws_iam_role.load_balancers.arn
+  release_promotion               = "manual"
+}}
+
+module "rolling" {{
+  source = "../modules/ecs-service"
+
+  name                            = "web-rolling"
+  cluster_name                    = local.common.cluster_name
+  container_image                 = local.common.container_image
+  container_port                  = local.common.container_port
+  execution_role_arn              = local.common.execution_role_arn
+  vpc_id                          = local.common.vpc_id
+  subnet_ids                      = local.common.subnet_ids
+  load_balancer_arn               = local.common.load_balancer_arn
+  load_balancer_security_group_id = local.common.load_balancer_security_group_id
+  production_listener_port        = 83
+  deployment_type                 = "rolling"
+  ignore_desired_count            = true
+}}
+
+# Root outputs are not updated by a targeted apply; the state keeps these.
+resource "terraform_data" "rendered" {{
+  input = {{
+    canary_release   = module.canary.release_yaml
+    canary_bootstrap = module.canary.bootstrap_script
+    ecs_release      = module.ecs.release_yaml
+    rolling_release  = module.rolling.release_yaml
+  }}
+}}
+"#,
+        provider = moto_provider(moto, true),
+    )
+}
+
+/// The planned change of each resource of `terraform plan` in `dir`, by address: its actions,
+/// and the attributes that would change (before and after).
+fn planned_changes(tf: &Terraform, dir: &Path) -> BTreeMap<String, (Vec<String>, Value)> {
+    let plan = tf.plan_json(dir, &[]);
+    plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|resource| {
+            let change = &resource["change"];
+            let before = change["before"].as_object().cloned().unwrap_or_default();
+            let after = change["after"].as_object().cloned().unwrap_or_default();
+            let differences: serde_json::Map<String, Value> = after
+                .iter()
+                .filter(|(key, value)| before.get(*key) != Some(value))
+                .map(|(key, value)| {
+                    (
+                        key.clone(),
+                        serde_json::json!({"before": before.get(key), "after": value}),
+                    )
+                })
+                .collect();
+            (
+                resource["address"].as_str().unwrap().to_string(),
+                (strings(&change["actions"]), Value::Object(differences)),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_task_set_and_ecs_modules_apply_against_moto_and_terraform_leaves_releases_alone() {
+    let Some(tf) = Terraform::new() else { return };
+    let aws = aws_cli();
+    let moto = Moto::start();
+    let dir = tf.dir("moto-services");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.tf"), services_root(&moto)).unwrap();
+    tf.init(&dir);
+    // Everything but the EXTERNAL service: moto answers DescribeServices for it with an empty
+    // networkConfiguration, which the provider's read of aws_ecs_service dereferences and
+    // crashes on (real ECS leaves it out). The test creates that service itself below, with
+    // the arguments the module gives it. The second apply: moto's CreateService drops the
+    // grace period, managed tags and zone rebalancing, which the provider then sets again
+    // with UpdateService, so that the plan below shows only what the releases changed.
+    let apply = [
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+        "-target=terraform_data.rendered",
+        "-target=module.ecs",
+        "-target=module.rolling",
+    ];
+    tf.run(&dir, &apply);
+    tf.run(&dir, &apply);
+    let state: Value =
+        serde_json::from_str(&tf.run(&dir, &["show", "-json", "-no-color"])).unwrap();
+    let resources = module_resources(&state["values"]["root_module"]);
+    let rendered = &values(&resources, "terraform_data.rendered")["output"];
+    let text = |key: &str| rendered[key].as_str().unwrap().to_string();
+    let arn = |address: &str| {
+        values(&resources, address)["arn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // The rendered releases are valid, and name what Terraform created.
+    let scratch = tf.root.path();
+    assert_valid_release(scratch, "canary.yaml", &text("canary_release"));
+    assert_valid_release(scratch, "ecs.yaml", &text("ecs_release"));
+    assert_valid_release(scratch, "rolling.yaml", &text("rolling_release"));
+    let canary = release_json(&text("canary_release"));
+    let task_sets = &canary["spec"]["strategy"]["taskSets"];
+    assert_eq!(
+        task_sets["targetGroups"],
+        serde_json::json!(["web-canary-a", "web-canary-b"])
+    );
+    assert_eq!(
+        task_sets["listeners"],
+        serde_json::json!([arn("module.canary.aws_lb_listener.production")])
+    );
+    assert_eq!(
+        task_sets["testListeners"],
+        serde_json::json!([arn("module.canary.aws_lb_listener.test[0]")])
+    );
+    assert_eq!(
+        task_sets["container"],
+        serde_json::json!({"name": "web-canary", "port": 80})
+    );
+    assert_eq!(
+        task_sets["steps"],
+        serde_json::json!([{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}])
+    );
+    assert_eq!(
+        canary["spec"]["rollback"]["alarms"],
+        serde_json::json!(["web-canary-5xx"])
+    );
+    let ecs = release_json(&text("ecs_release"));
+    let strategy = &ecs["spec"]["strategy"]["ecs"];
+    assert_eq!(strategy["promotion"], "manual");
+    let deployment = &strategy["deployment"];
+    assert_eq!(deployment["type"], "blueGreen");
+    assert_eq!(deployment["bakeTime"], "5m");
+    assert_eq!(
+        deployment["pauseAt"],
+        serde_json::json!(["postTestTrafficShift"])
+    );
+    assert_eq!(
+        deployment["loadBalancer"],
+        serde_json::json!({
+            "alternateTargetGroup": "web-ecs-b",
+            "productionListenerRule": arn("module.ecs.aws_lb_listener_rule.production[0]"),
+            "testListenerRule": arn("module.ecs.aws_lb_listener_rule.test[0]"),
+            "roleArn": arn("aws_iam_role.load_balancers"),
+        })
+    );
+    let rolling = release_json(&text("rolling_release"));
+    assert_eq!(
+        rolling["spec"]["strategy"]["ecs"],
+        serde_json::json!({}),
+        "rolling with automatic promotion: the service's own settings decide"
+    );
+
+    // The EXTERNAL service, as the module creates it (see above), then its bootstrap: the
+    // first task set, primary, on group a; a second run changes nothing.
+    let sdk = moto.sdk_config().await;
+    let ecs_client = aws_sdk_ecs::Client::new(&sdk);
+    ecs_client
+        .create_service()
+        .cluster("prod")
+        .service_name("web-canary")
+        .desired_count(2)
+        .deployment_controller(
+            aws_sdk_ecs::types::DeploymentController::builder()
+                .r#type(aws_sdk_ecs::types::DeploymentControllerType::External)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let script = scratch.join("bootstrap.sh");
+    std::fs::write(&script, text("canary_bootstrap")).unwrap();
+    let bootstrap = || {
+        let mut command = Command::new("sh");
+        command
+            .arg(&script)
+            .env("PATH", {
+                let mut paths = vec![aws.parent().unwrap().to_path_buf()];
+                paths.extend(std::env::split_paths(
+                    &std::env::var_os("PATH").unwrap_or_default(),
+                ));
+                std::env::join_paths(paths).unwrap()
+            })
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env_remove("AWS_PROFILE");
+        for (key, value) in moto.env() {
+            command.env(key, value);
+        }
+        let output = run_with_limit(command, COMMAND_LIMIT);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "the bootstrap failed:\n{stderr}");
+        stderr
+    };
+    let first = bootstrap();
+    assert!(first.contains("created task set"), "{first}");
+    let again = bootstrap();
+    assert!(again.contains("nothing to do"), "{again}");
+    let described = ecs_client
+        .describe_services()
+        .cluster("prod")
+        .services("web-canary")
+        .send()
+        .await
+        .unwrap();
+    let service = &described.services()[0];
+    let task_sets = service.task_sets();
+    assert_eq!(task_sets.len(), 1, "{task_sets:#?}");
+    let first_task_set = &task_sets[0];
+    assert_eq!(first_task_set.status(), Some("PRIMARY"));
+    assert_eq!(
+        first_task_set.task_definition(),
+        Some(arn("module.canary.aws_ecs_task_definition.initial").as_str())
+    );
+    assert_eq!(
+        first_task_set.load_balancers()[0].target_group_arn(),
+        Some(arn("module.canary.aws_lb_target_group.this[\"a\"]").as_str())
+    );
+    assert_eq!(
+        first_task_set.load_balancers()[0].container_port(),
+        Some(80)
+    );
+    assert_eq!(first_task_set.external_id(), Some("terraform-bootstrap"));
+    let scale = first_task_set.scale().unwrap();
+    assert!((scale.value() - 100.0).abs() < 1e-9, "{scale:?}");
+
+    // What releases change, Terraform then leaves alone: the task definition ECS deploys,
+    // the weights of the listener rules ECS shifts, the listener weights switchyard sets, and
+    // a desired count autoscaling owns.
+    let initial = ecs_client
+        .describe_task_definition()
+        .task_definition("web-ecs")
+        .send()
+        .await
+        .unwrap()
+        .task_definition()
+        .cloned()
+        .unwrap();
+    let mut container = initial.container_definitions()[0].clone();
+    container.image = Some("public.ecr.aws/nginx/nginx:1.28".into());
+    let candidate = ecs_client
+        .register_task_definition()
+        .family("web-ecs")
+        .container_definitions(container)
+        .set_cpu(initial.cpu().map(str::to_string))
+        .set_memory(initial.memory().map(str::to_string))
+        .set_network_mode(initial.network_mode().cloned())
+        .set_requires_compatibilities(Some(initial.requires_compatibilities().to_vec()))
+        .set_execution_role_arn(initial.execution_role_arn().map(str::to_string))
+        .send()
+        .await
+        .unwrap()
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_string();
+    ecs_client
+        .update_service()
+        .cluster("prod")
+        .service("web-ecs")
+        .task_definition(&candidate)
+        .send()
+        .await
+        .unwrap();
+    ecs_client
+        .update_service()
+        .cluster("prod")
+        .service("web-rolling")
+        .desired_count(5)
+        .send()
+        .await
+        .unwrap();
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let weighted = |a: u8, b: u8, prefix: &str| {
+        use aws_sdk_elasticloadbalancingv2::types as elb;
+        let group = |key: &str, weight: u8| {
+            elb::TargetGroupTuple::builder()
+                .target_group_arn(arn(&format!(
+                    "module.{prefix}.aws_lb_target_group.this[\"{key}\"]"
+                )))
+                .weight(i32::from(weight))
+                .build()
+        };
+        elb::Action::builder()
+            .r#type(elb::ActionTypeEnum::Forward)
+            .forward_config(
+                elb::ForwardActionConfig::builder()
+                    .target_groups(group("a", a))
+                    .target_groups(group("b", b))
+                    .build(),
+            )
+            .build()
+    };
+    elb.modify_rule()
+        .rule_arn(arn("module.ecs.aws_lb_listener_rule.production[0]"))
+        .actions(weighted(0, 100, "ecs"))
+        .send()
+        .await
+        .unwrap();
+    elb.modify_listener()
+        .listener_arn(arn("module.canary.aws_lb_listener.production"))
+        .default_actions(weighted(90, 10, "canary"))
+        .send()
+        .await
+        .unwrap();
+    let changes = planned_changes(&tf, &dir);
+    for address in [
+        "module.ecs.aws_ecs_service.this[0]",
+        "module.ecs.aws_lb_listener_rule.production[0]",
+        "module.ecs.aws_lb_listener_rule.test[0]",
+        "module.rolling.aws_ecs_service.autoscaled[0]",
+        "module.canary.aws_lb_listener.production",
+        "module.canary.aws_lb_listener.test[0]",
+        "module.canary.aws_ecs_task_definition.initial",
+    ] {
+        let (actions, differences) = changes
+            .get(address)
+            .unwrap_or_else(|| panic!("{address} is not in the plan"));
+        assert_eq!(
+            actions,
+            &["no-op"],
+            "{address} would change: {differences:#}"
+        );
+    }
 }
 
 /// The environment of the only container of a planned task definition.

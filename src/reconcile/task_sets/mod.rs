@@ -290,7 +290,7 @@ pub fn check_target(
         return failed(
             Reason::MisconfiguredService,
             format!(
-                "service {}/{} has no primary task set on target group {} or {}; create the first task set (the Terraform module does) before releasing",
+                "service {}/{} has no primary task set on target group {} or {}; create the first task set before releasing (the external-service Terraform module's bootstrap_script does)",
                 service.cluster,
                 service.name,
                 groups[0].name,

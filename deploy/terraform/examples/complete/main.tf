@@ -44,6 +44,34 @@ resource "aws_vpc_security_group_ingress_rule" "alb_test" {
   cidr_ipv4         = each.value
 }
 
+# The listeners of the optional services (var.canary_service, var.ecs_service).
+locals {
+  more_production_ports = concat(var.canary_service ? [81] : [], var.ecs_service ? [82] : [])
+  more_test_ports       = concat(var.canary_service ? [8081] : [], var.ecs_service ? [8082] : [])
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_more_production" {
+  for_each = { for pair in setproduct(local.more_production_ports, var.ingress_cidr_blocks) : "${pair[0]} ${pair[1]}" => pair }
+
+  security_group_id = aws_security_group.alb.id
+  description       = "production traffic"
+  ip_protocol       = "tcp"
+  from_port         = each.value[0]
+  to_port           = each.value[0]
+  cidr_ipv4         = each.value[1]
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_more_test" {
+  for_each = { for pair in setproduct(local.more_test_ports, var.test_traffic_cidr_blocks) : "${pair[0]} ${pair[1]}" => pair }
+
+  security_group_id = aws_security_group.alb.id
+  description       = "test traffic to the candidate version"
+  ip_protocol       = "tcp"
+  from_port         = each.value[0]
+  to_port           = each.value[0]
+  cidr_ipv4         = each.value[1]
+}
+
 resource "aws_lb" "this" {
   name               = "web"
   load_balancer_type = "application"
@@ -106,6 +134,58 @@ module "web" {
   deployment_config_name = "CodeDeployDefault.ECSCanary10Percent5Minutes"
 }
 
+# The same application released the two other ways (off unless asked for).
+
+# A canary switchyard drives itself: an EXTERNAL service, two target groups, listeners whose
+# forward action switchyard weights step by step. Before its first release, run
+# `terraform output -raw canary_bootstrap_script | sh` once (README.md).
+module "web_canary" {
+  source = "../../modules/external-service"
+  count  = var.canary_service ? 1 : 0
+
+  name         = "web-canary"
+  cluster_name = aws_ecs_cluster.this.name
+
+  container_image    = var.app_image
+  container_port     = 80
+  execution_role_arn = aws_iam_role.web_execution.arn
+  task_role_arn      = aws_iam_role.web_task.arn
+
+  vpc_id     = var.vpc_id
+  subnet_ids = var.private_subnet_ids
+
+  load_balancer_arn               = aws_lb.this.arn
+  load_balancer_security_group_id = aws_security_group.alb.id
+  production_listener_port        = 81
+  test_listener_port              = 8081
+}
+
+# ECS's own blue/green deployment, started and gated by switchyard: the release document
+# carries the deployment configuration the provider cannot set (README.md).
+module "web_ecs" {
+  source = "../../modules/ecs-service"
+  count  = var.ecs_service ? 1 : 0
+
+  name         = "web-ecs"
+  cluster_name = aws_ecs_cluster.this.name
+
+  container_image    = var.app_image
+  container_port     = 80
+  execution_role_arn = aws_iam_role.web_execution.arn
+  task_role_arn      = aws_iam_role.web_task.arn
+
+  vpc_id     = var.vpc_id
+  subnet_ids = var.private_subnet_ids
+
+  load_balancer_arn               = aws_lb.this.arn
+  load_balancer_security_group_id = aws_security_group.alb.id
+  production_listener_port        = 82
+  test_listener_port              = 8082
+
+  deployment_type   = "blueGreen"
+  release_promotion = "manual"
+}
+
 # ----- the controller ---------------------------------------------------------------------------
 
 module "switchyard" {
@@ -119,10 +199,23 @@ module "switchyard" {
   subnet_ids                  = var.private_subnet_ids
   metrics_ingress_cidr_blocks = var.metrics_cidr_blocks
 
-  # What it may release: exactly the web service (add every service's outputs here).
-  ecs_services                 = ["${module.web.cluster}/${module.web.service_name}"]
-  task_definition_families     = [module.web.task_definition_family]
+  # What it may release: exactly these services (add every service's outputs here).
+  ecs_services = concat(
+    ["${module.web.cluster}/${module.web.service_name}"],
+    [for m in concat(module.web_canary, module.web_ecs) : "${m.cluster}/${m.service_name}"],
+  )
+  task_definition_families = concat(
+    [module.web.task_definition_family],
+    [for m in concat(module.web_canary, module.web_ecs) : m.task_definition_family],
+  )
   codedeploy_deployment_groups = ["${module.web.codedeploy_application}/${module.web.codedeploy_deployment_group}"]
-  alarm_names                  = module.web.alarm_names
+  alarm_names                  = concat(module.web.alarm_names, flatten([for m in concat(module.web_canary, module.web_ecs) : m.alarm_names]))
   passable_role_arns           = [aws_iam_role.web_execution.arn, aws_iam_role.web_task.arn]
+
+  # The canary's listeners (strategy.taskSets weights their forward actions) and the roles
+  # ECS blue/green deployments are handed (strategy.ecs ... loadBalancer.roleArn).
+  traffic_listener_arns = flatten([
+    for m in module.web_canary : [for l in [m.production_listener_arn, m.test_listener_arn] : l if l != null]
+  ])
+  ecs_load_balancer_role_arns = [for m in module.web_ecs : m.load_balancer_role_arn if m.load_balancer_role_arn != null]
 }

@@ -22,3 +22,18 @@ output "controller_log_group" {
   description = "The controller's logs."
   value       = module.switchyard.log_group_name
 }
+
+output "canary_release_yaml" {
+  description = "With canary_service: the release document of web-canary (taskSets strategy)."
+  value       = one(module.web_canary[*].release_yaml)
+}
+
+output "canary_bootstrap_script" {
+  description = "With canary_service: run once before web-canary's first release (`terraform output -raw canary_bootstrap_script | sh`): its first task set, made primary."
+  value       = one(module.web_canary[*].bootstrap_script)
+}
+
+output "ecs_release_yaml" {
+  description = "With ecs_service: the release document of web-ecs (ecs strategy, blue/green with a manual gate)."
+  value       = one(module.web_ecs[*].release_yaml)
+}

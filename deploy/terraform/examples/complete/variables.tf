@@ -59,3 +59,15 @@ variable "metrics_cidr_blocks" {
   type        = list(string)
   default     = ["10.0.0.0/8"]
 }
+
+variable "canary_service" {
+  description = "Also create `web-canary`, a service switchyard releases with its own canary (the taskSets strategy, module external-service): production listener on 81, test listener on 8081."
+  type        = bool
+  default     = false
+}
+
+variable "ecs_service" {
+  description = "Also create `web-ecs`, a service released through ECS's own blue/green deployments (the ecs strategy, module ecs-service): production listener on 82, test listener on 8082."
+  type        = bool
+  default     = false
+}

@@ -1,0 +1,151 @@
+# Exactly what a release document of this service needs, and the document itself.
+
+output "cluster" {
+  description = "spec.service.cluster"
+  value       = var.cluster_name
+}
+
+output "service_name" {
+  description = "spec.service.name"
+  value       = one(concat(aws_ecs_service.this[*].name, aws_ecs_service.autoscaled[*].name))
+}
+
+output "task_definition_family" {
+  description = "spec.taskDefinition.from (and the controller module's task_definition_families)"
+  value       = aws_ecs_task_definition.initial.family
+}
+
+output "container_name" {
+  description = "The key under spec.taskDefinition.containers"
+  value       = local.container_name
+}
+
+output "deployment_type" {
+  description = "spec.strategy.ecs.deployment.type"
+  value       = var.deployment_type
+}
+
+output "target_group_names" {
+  description = "The service's target groups: the one it starts on, then (blueGreen, linear, canary) the alternate one, spec.strategy.ecs.deployment.loadBalancer.alternateTargetGroup"
+  value       = [for k in local.groups : aws_lb_target_group.this[k].name]
+}
+
+output "target_group_arns" {
+  description = "The ARNs of target_group_names, in the same order"
+  value       = [for k in local.groups : aws_lb_target_group.this[k].arn]
+}
+
+output "production_listener_arn" {
+  description = "The production listener"
+  value       = aws_lb_listener.production.arn
+}
+
+output "test_listener_arn" {
+  description = "The test listener (null for rolling updates or without test_listener_port)"
+  value       = one(aws_lb_listener.test[*].arn)
+}
+
+output "production_listener_rule_arn" {
+  description = "spec.strategy.ecs.deployment.loadBalancer.productionListenerRule (null for rolling updates)"
+  value       = one(aws_lb_listener_rule.production[*].arn)
+}
+
+output "test_listener_rule_arn" {
+  description = "spec.strategy.ecs.deployment.loadBalancer.testListenerRule (null without a test listener)"
+  value       = one(aws_lb_listener_rule.test[*].arn)
+}
+
+output "load_balancer_role_arn" {
+  description = "spec.strategy.ecs.deployment.loadBalancer.roleArn (null for rolling updates): the role switchyard passes to ECS, for the controller module's PassRole list of load balancer roles"
+  value       = local.load_balancer_role_arn
+}
+
+output "alarm_names" {
+  description = "spec.rollback.alarms (and the controller module's alarm_names)"
+  value       = local.alarm_names
+}
+
+output "security_group_id" {
+  description = "The tasks' security group"
+  value       = aws_security_group.tasks.id
+}
+
+output "release_yaml" {
+  description = "A release document for this service (ecs strategy), deploying the initial image: save it as release.yaml, change the image, `switchyard apply -f release.yaml`."
+  value = join("\n", concat(
+    [
+      "apiVersion: switchyard.dev/v1",
+      "kind: Release",
+      "metadata:",
+      "  name: ${local.release_name}",
+      "spec:",
+      "  service:",
+      "    cluster: ${local.yaml.cluster}",
+      "    name: ${local.yaml.service}",
+      "  taskDefinition:",
+      "    from: ${local.yaml.family}",
+      "    containers:",
+      "      ${local.yaml.container}:",
+      "        image: ${local.yaml.image}",
+      "  strategy:",
+      "    ecs:",
+      "      promotion: ${var.release_promotion}",
+    ],
+    # Rolling with automatic promotion needs nothing: the service's own settings (circuit
+    # breaker, alarms, percentages, from Terraform) decide.
+    !local.native && var.release_promotion == "auto" ? [] : concat(
+      [
+        "      deployment:",
+        "        type: ${var.deployment_type}",
+      ],
+      local.native ? ["        bakeTime: ${var.bake_time_in_minutes}m"] : [],
+      var.deployment_type == "canary" ? ["        canary: {percent: ${var.canary_percent}, bake: ${var.canary_bake_in_minutes}m}"] : [],
+      var.deployment_type == "linear" ? ["        linear: {stepPercent: ${var.linear_step_percent}, stepBake: ${var.linear_step_bake_in_minutes}m}"] : [],
+      var.release_promotion == "manual" ? ["        pauseAt: [${local.native ? "postTestTrafficShift" : "postScaleUp"}]"] : [],
+      !local.native ? [] : concat(
+        [
+          "        loadBalancer:",
+          "          alternateTargetGroup: ${local.yaml.alternate}",
+          "          productionListenerRule: ${local.yaml.production_rule}",
+        ],
+        local.test ? ["          testListenerRule: ${local.yaml.test_rule}"] : [],
+        ["          roleArn: ${local.yaml.role}"],
+      ),
+    ),
+    length(local.alarm_names) == 0 ? [] : concat(
+      ["  rollback:", "    alarms:"],
+      [for a in local.yaml_alarms : "      - ${a}"],
+    ),
+    [""],
+  ))
+
+  precondition {
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", local.release_name))
+    error_message = "The release name (release_name, or name) must be 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit."
+  }
+}
+
+locals {
+  # YAML scalars for the release document: plain where that is unambiguous (names, image
+  # references, ARNs), double-quoted (JSON strings are valid YAML) otherwise.
+  yaml_plain = "^[A-Za-z_/][A-Za-z0-9_./:@-]*$"
+  yaml_words = ["true", "false", "null", "yes", "no", "on", "off", "y", "n"]
+  yaml = {
+    for k, v in {
+      cluster         = var.cluster_name
+      service         = var.name
+      family          = local.family
+      container       = local.container_name
+      image           = var.container_image
+      alternate       = local.native ? aws_lb_target_group.this["b"].name : null
+      production_rule = one(aws_lb_listener_rule.production[*].arn)
+      test_rule       = one(aws_lb_listener_rule.test[*].arn)
+      role            = local.load_balancer_role_arn
+    } :
+    k => v == null ? "null" : can(regex(local.yaml_plain, v)) && !contains(local.yaml_words, lower(v)) ? v : jsonencode(v)
+  }
+  yaml_alarms = [
+    for a in local.alarm_names :
+    can(regex(local.yaml_plain, a)) && !contains(local.yaml_words, lower(a)) ? a : jsonencode(a)
+  ]
+}

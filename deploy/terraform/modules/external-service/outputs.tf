@@ -1,0 +1,136 @@
+# Exactly what a release document of this service needs, the document itself, and the
+# bootstrap that gives the service its first task set.
+
+output "cluster" {
+  description = "spec.service.cluster"
+  value       = var.cluster_name
+}
+
+output "service_name" {
+  description = "spec.service.name"
+  value       = local.service_name
+}
+
+output "task_definition_family" {
+  description = "spec.taskDefinition.from (and the controller module's task_definition_families)"
+  value       = aws_ecs_task_definition.initial.family
+}
+
+output "container_name" {
+  description = "The key under spec.taskDefinition.containers, and spec.strategy.taskSets.container.name"
+  value       = local.container_name
+}
+
+output "container_port" {
+  description = "spec.strategy.taskSets.container.port"
+  value       = var.container_port
+}
+
+output "target_group_names" {
+  description = "spec.strategy.taskSets.targetGroups: the pair, the first task set's group first"
+  value       = [for k in local.pair : aws_lb_target_group.this[k].name]
+}
+
+output "target_group_arns" {
+  description = "The pair's ARNs, in the order of target_group_names (targetGroups takes names or ARNs)"
+  value       = [for k in local.pair : aws_lb_target_group.this[k].arn]
+}
+
+output "production_listener_arn" {
+  description = "spec.strategy.taskSets.listeners: the listener whose forward action switchyard weights"
+  value       = aws_lb_listener.production.arn
+}
+
+output "test_listener_arn" {
+  description = "spec.strategy.taskSets.testListeners (null without a test listener)"
+  value       = one(aws_lb_listener.test[*].arn)
+}
+
+output "alarm_names" {
+  description = "spec.rollback.alarms (and the controller module's alarm_names)"
+  value       = local.alarm_names
+}
+
+output "security_group_id" {
+  description = "The tasks' security group (every task set of the service uses it)"
+  value       = aws_security_group.tasks.id
+}
+
+output "bootstrap_script" {
+  description = "Creates the service's first task set and makes it primary; does nothing when the service has a primary task set. Run it once after the first apply: `terraform output -raw bootstrap_script | sh` (README.md). Not needed with run_bootstrap."
+  value       = local.bootstrap_script
+}
+
+output "release_yaml" {
+  description = "A release document for this service (taskSets strategy), deploying the initial image: save it as release.yaml, change the image, `switchyard apply -f release.yaml`."
+  value = join("\n", concat(
+    [
+      "apiVersion: switchyard.dev/v1",
+      "kind: Release",
+      "metadata:",
+      "  name: ${local.release_name}",
+      "spec:",
+      "  service:",
+      "    cluster: ${local.yaml.cluster}",
+      "    name: ${local.yaml.service}",
+      "  taskDefinition:",
+      "    from: ${local.yaml.family}",
+      "    containers:",
+      "      ${local.yaml.container}:",
+      "        image: ${local.yaml.image}",
+      "  strategy:",
+      "    taskSets:",
+      "      targetGroups: [${local.yaml.group_a}, ${local.yaml.group_b}]",
+      "      listeners:",
+      "        - ${local.yaml.production}",
+    ],
+    var.test_listener_port == null ? [] : ["      testListeners:", "        - ${local.yaml.test}"],
+    [
+      "      container: {name: ${local.yaml.container}, port: ${var.container_port}}",
+    ],
+    length(var.release_canary_weights) == 0 ? [] : concat(
+      ["      steps:"],
+      flatten([
+        for w in var.release_canary_weights : [
+          "        - setWeight: ${w}",
+          var.release_canary_pause == null ? "        - pause: {}" : "        - pause: {duration: ${var.release_canary_pause}}",
+        ]
+      ]),
+    ),
+    length(local.alarm_names) == 0 ? [] : concat(
+      ["  rollback:", "    alarms:"],
+      [for a in local.yaml_alarms : "      - ${a}"],
+    ),
+    [""],
+  ))
+
+  precondition {
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", local.release_name))
+    error_message = "The release name (release_name, or name) must be 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit."
+  }
+}
+
+locals {
+  # YAML scalars for the release document: plain where that is unambiguous (names, image
+  # references, ARNs), double-quoted (JSON strings are valid YAML) otherwise.
+  yaml_plain = "^[A-Za-z_/][A-Za-z0-9_./:@-]*$"
+  yaml_words = ["true", "false", "null", "yes", "no", "on", "off", "y", "n"]
+  yaml = {
+    for k, v in {
+      cluster    = var.cluster_name
+      service    = var.name
+      family     = local.family
+      container  = local.container_name
+      image      = var.container_image
+      group_a    = aws_lb_target_group.this["a"].name
+      group_b    = aws_lb_target_group.this["b"].name
+      production = aws_lb_listener.production.arn
+      test       = one(aws_lb_listener.test[*].arn)
+    } :
+    k => v == null ? "null" : can(regex(local.yaml_plain, v)) && !contains(local.yaml_words, lower(v)) ? v : jsonencode(v)
+  }
+  yaml_alarms = [
+    for a in local.alarm_names :
+    can(regex(local.yaml_plain, a)) && !contains(local.yaml_words, lower(a)) ? a : jsonencode(a)
+  ]
+}
