@@ -874,6 +874,7 @@ impl CodeDeploy for SimAws {
                 stage: Stage::Created,
                 next_at: Some(after(now, CREATED_TO_IN_PROGRESS)),
                 stop_calls: 0,
+                continue_calls: 0,
             });
             Ok(id)
         })
@@ -899,6 +900,7 @@ impl CodeDeploy for SimAws {
                     ),
                 ));
             }
+            world.deployments[i].continue_calls += 1;
             world.begin_allow_traffic(i, now);
             Ok(())
         })

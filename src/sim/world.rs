@@ -168,6 +168,9 @@ pub(crate) struct SimDeployment {
     /// StopDeployment calls that CodeDeploy accepted for it (a second one while it stops is
     /// accepted again, and counted, so checks can see a stop sent twice).
     pub stop_calls: u32,
+    /// ContinueDeployment calls that CodeDeploy accepted for it (at most one can be: the
+    /// deployment leaves `Ready` at once; counted so checks need not trust that).
+    pub continue_calls: u32,
 }
 
 /// Separate counters per kind of identifier, so e.g. the deployment ids a test sees do not
