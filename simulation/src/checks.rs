@@ -1086,7 +1086,9 @@ pub(super) fn one_mutation_per_intent(
                 });
                 let went_down =
                     availability.down_or_paused(first.replica, first.issued_at, second.issued_at);
-                let handed_over = between.iter().any(|e| {
+                // The lease may have moved while the first call was on its way.
+                let since_sent = &entries[first.issued as usize..second.issued as usize];
+                let handed_over = since_sent.iter().any(|e| {
                     matches!(&e.event, Event::LeaseTaken { replica, shard: taken, .. }
                         if *taken == shard && replica != first.replica)
                 });
@@ -1648,6 +1650,32 @@ mod tests {
         // Another replica, after the lease moved before the first could record it.
         let (found, counts) = stops_twice(vec![taken], "replica-2");
         assert_eq!((found, counts.resends_after_handover), (vec![], 1));
+        // The lease moved while the first call was on its way (seed 619 of 2000).
+        let mut events: Vec<(u64, Event)> = Vec::new();
+        let [issued, returned] = stop_call("replica-1", "ok");
+        events.push((10, issued));
+        events.push((
+            11,
+            Event::LeaseTaken {
+                replica: "replica-2".into(),
+                shard: 0,
+                term: 2,
+            },
+        ));
+        events.push((12, returned));
+        events.extend(stop_call("replica-2", "ok").map(|e| (90, e)));
+        let (violations, counts) = one_mutation_per_intent(
+            &log(events),
+            &[deployment("d-1")],
+            &BTreeMap::from([("d-1".to_string(), 2)]),
+            &BTreeMap::new(),
+            origin(),
+            |_| 0,
+        );
+        assert_eq!(
+            (kinds(&violations), counts.resends_after_handover),
+            (vec![], 1)
+        );
     }
 
     #[test]
