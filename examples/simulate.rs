@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use switchyard_simulation::{SeedReport, SimulationConfig, Stats};
+use tracing_subscriber::Layer;
 
 #[derive(Debug, Parser)]
 #[command(about = "Run the deterministic multi-replica simulation over many seeds")]
@@ -68,10 +69,17 @@ fn run_seed(config: &SimulationConfig) -> SeedReport {
 fn main() {
     let args = Args::parse();
     if let Some(level) = &args.trace {
-        tracing_subscriber::fmt()
-            .with_env_filter(level.as_str())
+        // The simulation records every pass from the controller's spans: its recorder goes
+        // into this subscriber too.
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let printer = tracing_subscriber::fmt::layer()
             .without_time()
             .with_writer(std::io::stderr)
+            .with_filter(tracing_subscriber::EnvFilter::new(level.as_str()));
+        tracing_subscriber::registry()
+            .with(printer)
+            .with(switchyard_simulation::PassRecorder::new())
             .init();
     }
     let first = args.seed.unwrap_or(1);
@@ -110,7 +118,7 @@ fn main() {
                     let mut report = run_seed(&config);
                     if args.verbose {
                         eprintln!(
-                            "seed {seed}: {} violations, digest {}, {:.1} virtual minutes, settled after {}, final {:?}",
+                            "seed {seed}: {} violations, digest {}, {:.1} virtual minutes, settled after {}, stops take {}s; {}",
                             report.violations.len(),
                             report.digest,
                             report.virtual_time.as_secs_f64() / 60.0,
@@ -118,7 +126,8 @@ fn main() {
                                 .stats
                                 .settled_after
                                 .map_or("never".to_string(), |d| format!("{:.1} min", d.as_secs_f64() / 60.0)),
-                            report.stats.final_phases
+                            report.stats.stop_delay_secs,
+                            report.stats.summary()
                         );
                     }
                     if !args.log {
@@ -138,7 +147,7 @@ fn main() {
     let mut totals = Stats::default();
     for report in &reports {
         virtual_time += report.virtual_time;
-        add(&mut totals, &report.stats);
+        totals.add(&report.stats);
         if args.log {
             println!("--- seed {} (digest {})", report.config.seed, report.digest);
             for line in &report.log {
@@ -170,46 +179,9 @@ fn main() {
         virtual_time.as_secs_f64() / 3600.0,
         virtual_time.as_secs_f64() / wall.as_secs_f64().max(1e-9),
     );
-    eprintln!(
-        "in all: {} spec writes, {} requests, {} alarm pulses, {} crashes (+{} right after CreateDeployment), {} graceful restarts, {} pauses, {} replicas started, {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
-        totals.spec_writes,
-        totals.requests,
-        totals.alarm_pulses,
-        totals.crashes,
-        totals.crashes_after_create,
-        totals.graceful_restarts,
-        totals.freezes,
-        totals.replicas_started,
-        totals.deployments,
-        totals.mutations,
-        totals.status_writes,
-        totals.lease_takes,
-        totals.aws_calls,
-        totals.store_calls,
-        totals.final_phases
-    );
+    eprintln!("in all: {}", totals.summary());
     println!("{} seeds, {violations} violations", reports.len());
     if violations > 0 {
         std::process::exit(1);
-    }
-}
-
-fn add(totals: &mut Stats, stats: &Stats) {
-    totals.spec_writes += stats.spec_writes;
-    totals.requests += stats.requests;
-    totals.alarm_pulses += stats.alarm_pulses;
-    totals.crashes += stats.crashes;
-    totals.crashes_after_create += stats.crashes_after_create;
-    totals.graceful_restarts += stats.graceful_restarts;
-    totals.freezes += stats.freezes;
-    totals.replicas_started += stats.replicas_started;
-    totals.deployments += stats.deployments;
-    totals.mutations += stats.mutations;
-    totals.status_writes += stats.status_writes;
-    totals.lease_takes += stats.lease_takes;
-    totals.aws_calls += stats.aws_calls;
-    totals.store_calls += stats.store_calls;
-    for (phase, n) in &stats.final_phases {
-        *totals.final_phases.entry(*phase).or_default() += n;
     }
 }

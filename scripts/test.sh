@@ -89,14 +89,15 @@ if [ -n "$terraform_missing" ]; then
   terraform_banner
 fi
 
-# cargo-nextest runs the suite faster and reports clearly; fall back to cargo test.
+# cargo-nextest runs the suite faster and reports clearly; fall back to cargo test. The whole
+# workspace: the simulation crate has unit tests of its checks.
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
   say "running the test suite (cargo nextest)"
-  cargo nextest run --locked --no-fail-fast "$@" || status=$?
+  cargo nextest run --workspace --locked --no-fail-fast "$@" || status=$?
 else
   say "running the test suite (cargo test)"
-  cargo test --locked --no-fail-fast "$@" || status=$?
+  cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 fi
 if [ -n "$terraform_missing" ]; then
   terraform_banner

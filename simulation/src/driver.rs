@@ -10,17 +10,22 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::log::{Event, EventLog, digest};
+use crate::log::{Event, EventLog, HandledRequest, RolloutSeen, digest};
+use crate::passes::PassLog;
 use crate::replica::{Gate, replica_ports};
 use crate::{LEASE_TIMING, REGISTRY, ReleaseOutcome, SeedReport, SimulationConfig, Stats, checks};
 use switchyard::clock::Clock;
 use switchyard::controller::{self, Context, ControllerConfig, Leases, RunSummary};
 use switchyard::lease::shard_of;
 use switchyard::model::parse::parse_documents;
-use switchyard::model::{AuditAction, OperatorRequest, Phase, RequestKind};
+use switchyard::model::{
+    AuditAction, ConditionType, OperatorRequest, Phase, Reason, ReleaseStatus, RequestKind,
+};
 use switchyard::ports::{
     AlarmState, LeaseStore, ReadyAction, ReleaseStore, SpecPrecondition, SpecWrite, StoreError,
 };
+use switchyard::reconcile::codedeploy::parse_deployment_description;
+use switchyard::reconcile::pending_request;
 use switchyard::sim::{BlueGreenSetup, Fault, FaultRule, SimAws, SimStore};
 use switchyard::state::ControllerState;
 
@@ -36,17 +41,69 @@ const SETTLE_CHECK: Duration = Duration::from_secs(60);
 const SETTLED_CHECKS: u32 = 3;
 /// How long shutting the replicas down may take at the end (virtual).
 const FINAL_SHUTDOWN_LIMIT: Duration = Duration::from_secs(600);
+/// The longest a stop takes CodeDeploy (drawn per run from zero to this): hooks finish first.
+const MAX_STOP_DELAY_SECS: u64 = 180;
+/// The mutating calls a refusal episode may hit.
+const REFUSABLE: [&str; 4] = [
+    "ecs:RegisterTaskDefinition",
+    "codedeploy:CreateDeployment",
+    "codedeploy:ContinueDeployment",
+    "codedeploy:StopDeployment",
+];
+/// The AWS calls an injected panic may hit (every one a pass, the resync or the alarm
+/// watcher makes).
+const PANICKABLE: [&str; 13] = [
+    "ecs:DescribeServices",
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions",
+    "ecs:RegisterTaskDefinition",
+    "codedeploy:GetDeploymentGroup",
+    "codedeploy:GetDeployment",
+    "codedeploy:GetDeploymentTarget",
+    "codedeploy:ListDeployments",
+    "codedeploy:CreateDeployment",
+    "codedeploy:ContinueDeployment",
+    "codedeploy:StopDeployment",
+    "elbv2:DescribeListeners",
+    "cloudwatch:DescribeAlarms",
+];
+/// The mutations a replica may be armed to crash right after.
+const CRASH_POINTS: [&str; 4] = [
+    "codedeploy:CreateDeployment",
+    "codedeploy:CreateDeployment",
+    "ecs:RegisterTaskDefinition",
+    "codedeploy:StopDeployment",
+];
+
+/// The fields of a release's spec the driver edits.
+#[derive(Debug, Clone, PartialEq)]
+struct Knobs {
+    /// The image tag: the only field that changes the candidate.
+    tag: String,
+    manual: bool,
+    /// `rollback.alarms` names the release's alarm.
+    alarms: bool,
+    paused: bool,
+    /// `onDrift: converge`.
+    converge: bool,
+    /// The cluster given as its ARN (the same target as its name).
+    cluster_arn: bool,
+    labels: BTreeMap<String, String>,
+}
 
 /// One simulated release: how its service is set up and what was last written.
 struct ReleasePlan {
     name: String,
-    manual: bool,
-    alarm: Option<String>,
+    /// The release's alarm (it exists in CloudWatch; the spec names it or not).
+    alarm: String,
     /// The deployment config named in the spec (else the group's default applies).
     spec_config: Option<String>,
     versions: u32,
+    /// The spec as last written.
+    knobs: Knobs,
+    /// Every image tag written, oldest first.
+    tags: Vec<String>,
     last_generation: u64,
-    last_tag: String,
     last_spec: serde_json::Value,
     alarm_firing: bool,
 }
@@ -56,21 +113,32 @@ impl ReleasePlan {
         format!("{REGISTRY}/{}:{tag}", self.name)
     }
 
-    /// The release's spec with this image tag, parsed and validated as `apply` would.
-    fn spec(&self, tag: &str) -> serde_json::Value {
+    /// The release's spec with these fields, parsed and validated as `apply` would.
+    fn spec(&self, knobs: &Knobs) -> serde_json::Value {
         let name = &self.name;
+        let cluster = if knobs.cluster_arn {
+            "arn:aws:ecs:us-east-1:111122223333:cluster/prod"
+        } else {
+            "prod"
+        };
         let mut yaml = format!(
-            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: prod, name: {name}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {image}\n  strategy:\n    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n",
-            image = self.image(tag)
+            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: \"{cluster}\", name: {name}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {image}\n  strategy:\n    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n",
+            image = self.image(&knobs.tag)
         );
         if let Some(config) = &self.spec_config {
             yaml.push_str(&format!("      deploymentConfig: {config}\n"));
         }
-        if self.manual {
+        if knobs.manual {
             yaml.push_str("      promotion: manual\n");
         }
-        if let Some(alarm) = &self.alarm {
-            yaml.push_str(&format!("  rollback:\n    alarms: [{alarm}]\n"));
+        if knobs.alarms {
+            yaml.push_str(&format!("  rollback:\n    alarms: [{}]\n", self.alarm));
+        }
+        if knobs.paused {
+            yaml.push_str("  paused: true\n");
+        }
+        if knobs.converge {
+            yaml.push_str("  onDrift: converge\n");
         }
         let documents = parse_documents(&yaml).expect("the simulation's documents are valid");
         serde_json::to_value(&documents[0].spec).expect("a spec serializes")
@@ -92,6 +160,10 @@ enum Scheduled {
     Restart(usize),
     /// Set this release's alarm back to OK.
     AlarmOk(usize),
+    /// Resume this release (if it is still paused).
+    Resume(usize),
+    /// AWS stops refusing this operation.
+    EndRefusals(&'static str),
 }
 
 /// The predefined configs the releases' groups and specs draw from, with weights: mostly fast
@@ -133,6 +205,12 @@ pub(super) struct Driver {
     stats: Stats,
     /// The virtual wall time at which the log's clock starts.
     clock_origin: jiff::Timestamp,
+    /// When each release had a pass.
+    passes: PassLog,
+    /// Operations AWS refuses now (one episode each).
+    refusing: Vec<&'static str>,
+    /// Every replica's shared state, for its count of panicked passes.
+    replica_states: Vec<ControllerState>,
 }
 
 impl Driver {
@@ -145,6 +223,7 @@ impl Driver {
         let clock_origin = clock.now();
         let observer = log.clone();
         store.observe_status_writes(move |write| {
+            let stop = write.status.code_deploy().and_then(|s| s.stop.as_ref());
             observer.push(Event::StatusCommitted {
                 release: write.release.clone(),
                 fence: write.fence.clone(),
@@ -152,11 +231,16 @@ impl Driver {
                 observed_generation: write.status.observed_generation,
                 phase: write.status.phase,
                 message: write.status.message.clone(),
-                stop_requested: write
-                    .status
-                    .code_deploy()
-                    .and_then(|s| s.stop.as_ref())
-                    .map(|s| s.deployment_id.clone()),
+                stop_requested: stop.map(|s| s.deployment_id.clone()),
+                stop_sent: stop.is_some_and(|s| s.sent),
+                stop_superseded: stop.is_some_and(|s| s.superseded),
+                rollout: write.status.rollout.as_ref().map(|r| RolloutSeen {
+                    serial: r.serial,
+                    generation: r.generation,
+                    candidate: r.candidate.clone(),
+                    outcome: r.outcome,
+                }),
+                handled: handled_requests(&write.status),
             });
         });
         Self {
@@ -175,7 +259,15 @@ impl Driver {
             crash_tx,
             stats: Stats::default(),
             clock_origin,
+            passes: PassLog::new(),
+            refusing: Vec::new(),
+            replica_states: Vec::new(),
         }
+    }
+
+    /// When each release had a pass (the run records into it).
+    pub(super) fn pass_log(&self) -> PassLog {
+        self.passes.clone()
     }
 
     pub(super) async fn run(
@@ -208,14 +300,23 @@ impl Driver {
             }
         }
 
-        // Quiesce: no more faults, pauses, crashes or writes; everyone back up.
+        // Quiesce: no more faults, pauses, crashes or writes; everyone back up; the operator
+        // resumes what is paused.
         self.aws.clear_faults();
         self.store.clear_faults();
+        for operation in std::mem::take(&mut self.refusing) {
+            self.log.push(Event::Refusals {
+                operation,
+                on: false,
+            });
+        }
+        self.log.push(Event::FaultsCleared);
         while let Ok(replica) = crash_rx.try_recv() {
             self.on_self_crash(&replica);
         }
         for replica in self.slots.iter().flatten() {
-            replica.gate.arm_crash_after_create(false);
+            replica.gate.arm_crash_after(None);
+            replica.gate.disarm_write_faults();
         }
         for index in 0..self.releases.len() {
             if self.releases[index].alarm_firing {
@@ -226,6 +327,11 @@ impl Driver {
             .retain(|_, s| matches!(s, Scheduled::Restart(_)));
         self.run_scheduled(Instant::now() + Duration::from_secs(24 * 3600))
             .await;
+        for index in 0..self.releases.len() {
+            if self.releases[index].knobs.paused {
+                self.resume(index).await;
+            }
+        }
         self.log.push(Event::Quiesced);
         let quiesced_at = Instant::now();
 
@@ -284,6 +390,12 @@ impl Driver {
                     }
                 }
                 Scheduled::AlarmOk(index) => self.set_alarm(index, AlarmState::Ok),
+                Scheduled::Resume(index) => {
+                    if self.releases[index].knobs.paused {
+                        self.resume(index).await;
+                    }
+                }
+                Scheduled::EndRefusals(operation) => self.end_refusals(operation),
             }
         }
     }
@@ -304,26 +416,35 @@ impl Driver {
                 setup.termination_wait_minutes = self.rng.u32(1..=3);
             }
             self.aws.add_bluegreen_service(setup);
-            let alarm = self.rng.bool().then(|| format!("{name}-5xx"));
-            if let Some(alarm) = &alarm {
-                self.aws.set_alarm(alarm, AlarmState::Ok);
-            }
+            // Every release has an alarm; its spec names it or not (an edit switches).
+            let alarm = format!("{name}-5xx");
+            self.aws.set_alarm(&alarm, AlarmState::Ok);
+            let alarms = self.rng.bool();
             let spec_config = (self.rng.u32(0..3) == 0).then(|| pick_config(&mut self.rng));
-            let plan = ReleasePlan {
+            let knobs = Knobs {
+                tag: "1.0.0".into(),
                 manual: waits_in_ready && self.rng.bool(),
+                alarms,
+                paused: false,
+                converge: self.rng.u32(0..4) == 0,
+                cluster_arn: self.rng.u32(0..4) == 0,
+                labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
+            };
+            let plan = ReleasePlan {
                 name,
                 alarm,
                 spec_config,
                 versions: 0,
+                knobs,
+                tags: Vec::new(),
                 last_generation: 0,
-                last_tag: "1.0.0".into(),
                 last_spec: serde_json::Value::Null,
                 alarm_firing: false,
             };
             self.releases.push(plan);
         }
         for index in 0..self.releases.len() {
-            self.write_spec(index).await;
+            self.write_version(index, false).await;
         }
     }
 
@@ -346,6 +467,14 @@ impl Driver {
         let store_latency = rng.f64() * 0.10;
         let store_long = rng.f64() * 0.02;
         let store_long_secs = rng.u64(8..=25);
+        // Status writes fail more often than other store calls: the write after an action
+        // among them.
+        let status_error = rng.f64() * 0.05;
+        let status_lost = rng.f64() * 0.03;
+        // Realistic CodeDeploy timings: a stop waits for the hook in progress.
+        let stop_delay = rng.u64(0..=MAX_STOP_DELAY_SECS);
+        self.aws.set_stop_delay(Duration::from_secs(stop_delay));
+        self.stats.stop_delay_secs = stop_delay;
         let rule = |operation: &str, fault: Fault, probability: f64| {
             FaultRule::always(operation, fault).with_probability(probability)
         };
@@ -368,6 +497,16 @@ impl Driver {
             Fault::Latency(Duration::from_secs(aws_long_secs)),
             aws_long,
         ));
+        self.store.inject(rule(
+            "dynamodb:TransactWriteItems",
+            Fault::ServerError,
+            status_error,
+        ));
+        self.store.inject(rule(
+            "dynamodb:TransactWriteItems",
+            Fault::LostResponse,
+            status_lost,
+        ));
         self.store
             .inject(rule("*", Fault::Throttle, store_throttle));
         self.store
@@ -386,7 +525,7 @@ impl Driver {
         ));
         self.log.push(Event::FaultsInjected {
             description: format!(
-                "aws: lost CreateDeployment {lost_create:.3}, throttle {aws_throttle:.3}, 5xx {aws_error:.3}, lost {aws_lost:.3}, latency 2s {aws_latency:.3}, latency {aws_long_secs}s {aws_long:.3}; store: throttle {store_throttle:.3}, 5xx {store_error:.3}, lost {store_lost:.3}, latency 1s {store_latency:.3}, latency {store_long_secs}s {store_long:.3}"
+                "aws: lost CreateDeployment {lost_create:.3}, throttle {aws_throttle:.3}, 5xx {aws_error:.3}, lost {aws_lost:.3}, latency 2s {aws_latency:.3}, latency {aws_long_secs}s {aws_long:.3}, stops take {stop_delay}s; store: status write 5xx {status_error:.3}, status write lost {status_lost:.3}, throttle {store_throttle:.3}, 5xx {store_error:.3}, lost {store_lost:.3}, latency 1s {store_latency:.3}, latency {store_long_secs}s {store_long:.3}"
             ),
         });
     }
@@ -402,6 +541,7 @@ impl Driver {
             &self.aws,
             &gate,
             &self.log,
+            &self.passes,
             &self.crash_tx,
         );
         let store = Arc::new(store);
@@ -417,14 +557,10 @@ impl Driver {
             jitter_seed: Some(self.rng.u64(..)),
             ..ControllerConfig::default()
         };
-        let ctx = Context::new(
-            store,
-            Arc::new(aws),
-            self.clock.clone(),
-            config,
-            ControllerState::new(),
-        )
-        .with_leases(leases);
+        let state = ControllerState::new();
+        self.replica_states.push(state.clone());
+        let ctx = Context::new(store, Arc::new(aws), self.clock.clone(), config, state)
+            .with_leases(leases);
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         // The replica's id on the loop's own log lines (`--trace`); passes log their release.
         let span = tracing::info_span!("replica", id = %id);
@@ -472,7 +608,7 @@ impl Driver {
         self.schedule_at(restart, Scheduled::Restart(slot));
     }
 
-    /// A replica crashed itself right after CreateDeployment; its task goes too.
+    /// A replica crashed itself right after a mutation; its task goes too.
     fn on_self_crash(&mut self, id: &str) {
         let Some(slot) = (0..self.slots.len())
             .find(|&slot| self.slots[slot].as_ref().is_some_and(|r| r.id == id))
@@ -481,7 +617,7 @@ impl Driver {
         };
         if let Some(replica) = self.slots[slot].take() {
             replica.task.abort();
-            self.stats.crashes_after_create += 1;
+            self.stats.crashes_after_action += 1;
             let restart = Instant::now() + Duration::from_secs(self.rng.u64(5..=120));
             self.schedule_at(restart, Scheduled::Restart(slot));
         }
@@ -504,9 +640,7 @@ impl Driver {
 
     fn set_alarm(&mut self, index: usize, state: AlarmState) {
         let plan = &mut self.releases[index];
-        let Some(alarm) = plan.alarm.clone() else {
-            return;
-        };
+        let alarm = plan.alarm.clone();
         plan.alarm_firing = state == AlarmState::Alarm;
         self.aws.set_alarm(&alarm, state);
         self.log.push(Event::AlarmSet {
@@ -522,8 +656,12 @@ impl Driver {
     async fn random_event(&mut self) {
         let index = self.rng.usize(0..self.releases.len().max(1));
         match self.rng.u32(0..100) {
-            0..=37 => self.write_spec(index).await,
-            38..=51 => {
+            0..=25 => {
+                let revert = self.rng.u32(0..5) == 0;
+                self.write_version(index, revert).await;
+            }
+            26..=39 => self.edit_keeping_candidate().await,
+            40..=51 => {
                 let kind = match self.rng.u32(0..10) {
                     0..=3 => RequestKind::Promote,
                     4..=6 => RequestKind::Abort,
@@ -531,34 +669,36 @@ impl Driver {
                 };
                 self.request(index, kind).await;
             }
-            52..=59 => {
-                if self.releases[index].alarm.is_some() && !self.releases[index].alarm_firing {
+            52..=57 => {
+                if !self.releases[index].alarm_firing {
                     self.stats.alarm_pulses += 1;
                     self.set_alarm(index, AlarmState::Alarm);
                     let ok_at = Instant::now() + Duration::from_secs(self.rng.u64(20..=240));
                     self.schedule_at(ok_at, Scheduled::AlarmOk(index));
                 }
             }
-            60..=67 => {
+            58..=63 => {
                 if let Some(slot) = self.pick_running() {
                     self.crash(slot, "at a random point");
                 }
             }
-            68..=72 => {
+            64..=67 => {
                 if let Some(slot) = self.pick_running() {
+                    let operation = CRASH_POINTS[self.rng.usize(0..CRASH_POINTS.len())];
                     let replica = self.slots[slot].as_ref().expect("running");
-                    replica.gate.arm_crash_after_create(true);
+                    replica.gate.arm_crash_after(Some(operation));
                     self.log.push(Event::CrashArmed {
                         replica: replica.id.clone(),
+                        operation,
                     });
                 }
             }
-            73..=79 => {
+            68..=72 => {
                 if let Some(slot) = self.pick_running() {
                     self.restart_gracefully(slot);
                 }
             }
-            80..=87 => {
+            73..=78 => {
                 if let Some(slot) = self.pick_running() {
                     let for_secs = self.rng.u64(25..=120);
                     let replica = self.slots[slot].as_ref().expect("running");
@@ -572,7 +712,7 @@ impl Driver {
                     });
                 }
             }
-            88..=92 => {
+            79..=82 => {
                 let times = self.rng.u32(5..=40);
                 let (fault, name) = if self.rng.bool() {
                     (Fault::ServerError, "5xx")
@@ -593,7 +733,7 @@ impl Driver {
                     ),
                 });
             }
-            _ => {
+            83..=85 => {
                 self.aws.inject(FaultRule::times(
                     "codedeploy:CreateDeployment",
                     Fault::LostResponse,
@@ -603,18 +743,182 @@ impl Driver {
                     description: "the next CreateDeployment's reply is lost".into(),
                 });
             }
+            86..=89 => self.start_refusals(),
+            90..=93 => {
+                let operation = PANICKABLE[self.rng.usize(0..PANICKABLE.len())];
+                let times = self.rng.u32(1..=3);
+                self.aws
+                    .inject(FaultRule::times(operation, Fault::Panic, times));
+                self.stats.panics_injected += times;
+                self.log.push(Event::FaultsInjected {
+                    description: format!("the next {times} {operation} call(s) panic"),
+                });
+            }
+            94..=97 => {
+                if let Some(slot) = self.pick_running() {
+                    let writes = self.rng.u32(1..=4);
+                    let lost = self.rng.bool();
+                    let replica = self.slots[slot].as_ref().expect("running");
+                    replica.gate.arm_write_faults(writes, lost);
+                    self.stats.write_faults_armed += 1;
+                    self.log.push(Event::WriteFaultArmed {
+                        replica: replica.id.clone(),
+                        writes,
+                        lost,
+                    });
+                }
+            }
+            _ => {
+                let times = self.rng.u32(2..=12);
+                let (fault, name) = if self.rng.bool() {
+                    (Fault::ServerError, "5xx")
+                } else {
+                    (Fault::LostResponse, "lost replies")
+                };
+                self.store.inject(FaultRule::times(
+                    "dynamodb:TransactWriteItems",
+                    fault,
+                    times,
+                ));
+                self.log.push(Event::FaultsInjected {
+                    description: format!("a burst of {times} {name} on status writes"),
+                });
+            }
         }
     }
 
-    /// Writes a new desired version as a user would: read the generation, write under it.
-    /// A reply lost on the way back is resolved by looking at what the store holds.
-    async fn write_spec(&mut self, index: usize) {
+    /// AWS refuses one mutating operation (AccessDeniedException) for a while, as when a
+    /// policy is changed and changed back.
+    fn start_refusals(&mut self) {
+        let operation = REFUSABLE[self.rng.usize(0..REFUSABLE.len())];
+        if self.refusing.contains(&operation) {
+            return;
+        }
+        self.aws
+            .inject(FaultRule::always(operation, Fault::AccessDenied));
+        self.refusing.push(operation);
+        self.stats.refusal_episodes += 1;
+        self.log.push(Event::Refusals {
+            operation,
+            on: true,
+        });
+        let ends = Instant::now() + Duration::from_secs(self.rng.u64(30..=360));
+        self.schedule_at(ends, Scheduled::EndRefusals(operation));
+    }
+
+    fn end_refusals(&mut self, operation: &'static str) {
+        if !self.refusing.contains(&operation) {
+            return;
+        }
+        self.aws
+            .remove_fault(&FaultRule::always(operation, Fault::AccessDenied));
+        self.refusing.retain(|o| *o != operation);
+        self.log.push(Event::Refusals {
+            operation,
+            on: false,
+        });
+    }
+
+    /// The release with a deployment of its own active, if any (`None`: none is).
+    fn release_in_flight(&self) -> Vec<usize> {
+        let deployments = self.aws.all_deployments();
+        (0..self.releases.len())
+            .filter(|&index| {
+                active_deployment_of(&deployments, &self.releases[index].name).is_some()
+            })
+            .collect()
+    }
+
+    /// An edit that keeps the candidate (labels, pause, alarms, promotion, onDrift, the
+    /// cluster's form), mostly of a release with a rollout in flight.
+    async fn edit_keeping_candidate(&mut self) {
+        let in_flight = self.release_in_flight();
+        let index = if !in_flight.is_empty() && self.rng.u32(0..4) != 0 {
+            in_flight[self.rng.usize(0..in_flight.len())]
+        } else {
+            self.rng.usize(0..self.releases.len().max(1))
+        };
+        let mut knobs = self.releases[index].knobs.clone();
+        let edit = match self.rng.u32(0..6) {
+            0 => {
+                let value = format!("v{}", self.rng.u32(0..1000));
+                knobs.labels.insert("edited".into(), value);
+                "labels".to_string()
+            }
+            1 => {
+                knobs.paused = !knobs.paused;
+                if knobs.paused {
+                    let resume_at = Instant::now() + Duration::from_secs(self.rng.u64(20..=300));
+                    self.schedule_at(resume_at, Scheduled::Resume(index));
+                    "paused".to_string()
+                } else {
+                    "resumed".to_string()
+                }
+            }
+            2 => {
+                knobs.alarms = !knobs.alarms;
+                format!("alarms {}", if knobs.alarms { "on" } else { "off" })
+            }
+            3 => {
+                knobs.manual = !knobs.manual;
+                format!("promotion {}", if knobs.manual { "manual" } else { "auto" })
+            }
+            4 => {
+                knobs.converge = !knobs.converge;
+                format!(
+                    "onDrift {}",
+                    if knobs.converge { "converge" } else { "report" }
+                )
+            }
+            _ => {
+                knobs.cluster_arn = !knobs.cluster_arn;
+                format!(
+                    "cluster as {}",
+                    if knobs.cluster_arn { "ARN" } else { "name" }
+                )
+            }
+        };
+        self.write_spec(index, knobs, edit).await;
+    }
+
+    /// The operator resumes a paused release.
+    async fn resume(&mut self, index: usize) {
+        let mut knobs = self.releases[index].knobs.clone();
+        knobs.paused = false;
+        self.write_spec(index, knobs, "resumed".into()).await;
+    }
+
+    /// Writes a new desired version (a new image tag; `revert`: the one before the current
+    /// one again, when there is one).
+    async fn write_version(&mut self, index: usize, revert: bool) {
         let plan = &mut self.releases[index];
-        plan.versions += 1;
-        let bad = plan.versions > 1 && self.rng.u32(0..8) == 0;
-        let tag = format!("1.{}.0{}", plan.versions, if bad { BAD_TAG } else { "" });
-        let spec = plan.spec(&tag);
+        let previous = plan
+            .tags
+            .iter()
+            .rev()
+            .find(|t| **t != plan.knobs.tag)
+            .cloned();
+        let (tag, edit) = match previous.filter(|_| revert) {
+            Some(tag) => (tag.clone(), format!("revert to {tag}")),
+            None => {
+                plan.versions += 1;
+                let bad = plan.versions > 1 && self.rng.u32(0..8) == 0;
+                let tag = format!("1.{}.0{}", plan.versions, if bad { BAD_TAG } else { "" });
+                (tag.clone(), format!("image {tag}"))
+            }
+        };
+        let mut knobs = self.releases[index].knobs.clone();
+        knobs.tag = tag;
+        self.write_spec(index, knobs, edit).await;
+    }
+
+    /// Writes the spec with these fields as a user would: read the generation, write under
+    /// it. A reply lost on the way back is resolved by looking at what the store holds.
+    async fn write_spec(&mut self, index: usize, knobs: Knobs, edit: String) {
+        let plan = &self.releases[index];
+        let spec = plan.spec(&knobs);
         let name = plan.name.clone();
+        let keeps_candidate = plan.last_generation > 0 && knobs.tag == plan.knobs.tag;
         let precondition = match self.store.get(&name).await {
             Ok(Some(record)) => SpecPrecondition::Generation(record.generation),
             Ok(None) => SpecPrecondition::Absent,
@@ -634,19 +938,23 @@ impl Driver {
             .store
             .put_spec(SpecWrite {
                 name: name.clone(),
-                labels: BTreeMap::new(),
+                labels: knobs.labels.clone(),
                 spec: spec.clone(),
                 precondition,
                 written_by: "simulation".into(),
                 written_at: self.clock.now(),
                 action: AuditAction::Apply,
-                detail: format!("image tag {tag}"),
+                detail: edit.clone(),
             })
             .await;
         let written = match result {
             Ok(generation) => Ok(generation),
             Err(error @ StoreError::Unavailable { .. }) => match self.store.peek(&name) {
-                Some(record) if record.generation == expected && record.spec == spec => {
+                Some(record)
+                    if record.generation == expected
+                        && record.spec == spec
+                        && record.labels == knobs.labels =>
+                {
                     Ok(expected)
                 }
                 _ => Err(error),
@@ -655,16 +963,32 @@ impl Driver {
         };
         match written {
             Ok(generation) => {
+                let in_flight =
+                    active_deployment_of(&self.aws.all_deployments(), &name).map(|d| d.id.clone());
                 let plan = &mut self.releases[index];
                 plan.last_generation = generation;
-                plan.last_tag = tag.clone();
                 plan.last_spec = spec;
-                self.stats.spec_writes += 1;
-                self.log.push(Event::SpecWritten {
+                if plan.tags.last() != Some(&knobs.tag) {
+                    plan.tags.push(knobs.tag.clone());
+                }
+                let image = plan.image(&knobs.tag);
+                let event = Event::SpecWritten {
                     release: name,
                     generation,
-                    tag,
-                });
+                    tag: knobs.tag.clone(),
+                    image,
+                    edit,
+                    keeps_candidate,
+                    alarms: knobs.alarms,
+                    paused: knobs.paused,
+                    in_flight,
+                };
+                plan.knobs = knobs;
+                self.stats.spec_writes += 1;
+                if keeps_candidate {
+                    self.stats.edits_keeping_candidate += 1;
+                }
+                self.log.push(event);
             }
             Err(error) => {
                 self.log.push(Event::SpecWriteFailed {
@@ -680,7 +1004,8 @@ impl Driver {
         let Some(generation) = self.store.peek(&name).map(|r| r.generation) else {
             return;
         };
-        let ok = self
+        let requested_at = self.clock.now();
+        let result = self
             .store
             .put_request(
                 &name,
@@ -688,64 +1013,64 @@ impl Driver {
                 OperatorRequest {
                     generation,
                     requested_by: "arn:aws:iam::111122223333:user/simulation".into(),
-                    requested_at: self.clock.now(),
+                    requested_at,
                     full: false,
                 },
             )
-            .await
-            .is_ok();
+            .await;
+        // A lost reply: the request is there or not.
+        let ok = result.is_ok()
+            || self.store.peek(&name).is_some_and(|r| {
+                r.requests
+                    .get(kind)
+                    .is_some_and(|stored| stored.requested_at == requested_at)
+            });
         self.stats.requests += 1;
         self.log.push(Event::Requested {
             release: name,
             kind: kind.as_str(),
             generation,
+            requested_at,
             ok,
         });
     }
 
-    /// The operator promotes every release that waits for it (once per generation).
+    /// The operator promotes every release that waits for it and has no promotion pending.
     async fn promote_waiting(&mut self) {
         for index in 0..self.releases.len() {
             let Some(record) = self.store.peek(&self.releases[index].name) else {
                 continue;
             };
-            let waiting = record.status.as_ref().is_some_and(|s| {
-                s.phase == Phase::AwaitingPromotion && s.observed_generation == record.generation
-            });
-            let asked = record
-                .requests
-                .promote
-                .as_ref()
-                .is_some_and(|r| r.generation == record.generation);
-            let handled = record
-                .status
-                .as_ref()
-                .and_then(|s| s.handled_requests.promote)
-                .zip(record.requests.promote.as_ref())
-                .is_some_and(|(handled, asked)| handled >= asked.requested_at);
-            if waiting && (!asked || handled) {
+            let Some(status) = record.status.as_ref() else {
+                continue;
+            };
+            let waiting = status.phase == Phase::AwaitingPromotion
+                && status.observed_generation == record.generation;
+            let pending = pending_request(&record.requests, status, RequestKind::Promote).is_some();
+            if waiting && !pending {
                 self.request(index, RequestKind::Promote).await;
             }
         }
     }
 
-    /// `(name, status version)` of every release when all have settled: a settled phase for
-    /// the latest generation and no deployment of theirs still active.
+    /// `(name, status version)` of every release when all have settled: a final phase for
+    /// the latest generation (`Failed` only for a verdict or drift, not for a refusal or an
+    /// internal error, which are asked again), no request pending, and no deployment of
+    /// theirs still active.
     fn settled_snapshot(&self) -> Option<Vec<(String, u64)>> {
         let deployments = self.aws.all_deployments();
         let mut snapshot = Vec::new();
         for plan in &self.releases {
             let record = self.store.peek(&plan.name)?;
             let status = record.status.as_ref()?;
-            let settled = status.observed_generation == record.generation
-                && matches!(
-                    status.phase,
-                    Phase::Healthy | Phase::RolledBack | Phase::Failed
-                );
+            let settled = status.observed_generation == record.generation && is_final(status);
+            let asked = [RequestKind::Promote, RequestKind::Abort, RequestKind::Retry]
+                .into_iter()
+                .any(|kind| pending_request(&record.requests, status, kind).is_some());
             let active = deployments
                 .iter()
                 .any(|d| d.application == plan.name && !d.status.is_terminal());
-            if !settled || active {
+            if !settled || asked || active {
                 return None;
             }
             snapshot.push((plan.name.clone(), record.status_version));
@@ -803,7 +1128,7 @@ impl Driver {
                         .and_then(|t| t.container(&plan.name).map(|c| c.image.clone()))
                 });
                 let stored_tag = match &record {
-                    Some(r) if r.spec == plan.last_spec => plan.last_tag.clone(),
+                    Some(r) if r.spec == plan.last_spec => plan.knobs.tag.clone(),
                     Some(r) => format!("(another spec, generation {})", r.generation),
                     None => "(no release)".into(),
                 };
@@ -812,9 +1137,13 @@ impl Driver {
                     stored_generation: record.as_ref().map_or(0, |r| r.generation),
                     last_written_generation: plan.last_generation,
                     stored_tag,
-                    last_written_tag: plan.last_tag.clone(),
-                    last_written_image: plan.image(&plan.last_tag),
+                    last_written_tag: plan.knobs.tag.clone(),
+                    last_written_image: plan.image(&plan.knobs.tag),
                     phase: status.as_ref().map(|s| s.phase),
+                    reason: status
+                        .as_ref()
+                        .and_then(|s| s.condition(ConditionType::Ready))
+                        .map(|c| c.reason),
                     message: status
                         .as_ref()
                         .map(|s| s.message.clone())
@@ -868,31 +1197,93 @@ impl Driver {
         let deployments = self.aws.all_deployments();
         let outcomes = self.outcomes();
         let shards = self.config.shards;
+        let shard = |release: &str| shard_of(release, shards);
+        let names: Vec<String> = self.releases.iter().map(|p| p.name.clone()).collect();
+        let task_definitions: Vec<_> = names
+            .iter()
+            .flat_map(|name| self.aws.task_definitions(name))
+            .collect();
+        // The image of every revision (each family's one container is named after it).
+        let images: BTreeMap<String, String> = task_definitions
+            .iter()
+            .filter_map(|t| {
+                t.container(&t.family)
+                    .map(|c| (t.arn.clone(), c.image.clone()))
+            })
+            .collect();
+        let stop_calls = self.aws.stop_calls();
+        let continue_calls = self.aws.continue_calls();
+        let passes = self.passes.passes();
 
-        let mut violations = checks::one_deployment_per_attempt(&deployments);
-        violations.extend(checks::one_owner_per_term(&entries, |release| {
-            shard_of(release, shards)
-        }));
-        violations.extend(checks::converged(&outcomes, &entries));
+        let mut stats = std::mem::take(&mut self.stats);
+        let mut violations = checks::one_deployment_per_rollout(&deployments);
+        violations.extend(checks::one_owner_per_term(&entries, shard));
+        let candidates = checks::Candidates::new(&entries, &deployments, &images);
+        violations.extend(checks::converged(&outcomes, &entries, &candidates));
         violations.extend(checks::observed_generation_never_goes_back(&entries));
         violations.extend(checks::recorded_stops_are_sent(
             &entries,
             &deployments,
+            &candidates,
             self.clock_origin,
-            |release| shard_of(release, shards),
+            shard,
         ));
+        let (found, edits) =
+            checks::edits_keep_rollouts(&entries, &deployments, &candidates, self.clock_origin);
+        violations.extend(found);
+        stats.edits_in_flight = edits.in_flight;
+        stats.stops_justified = edits.stops;
+        stats.candidates_wanted_again = edits.wanted_again;
+        let (found, registrations) = checks::one_registration_per_candidate(&task_definitions);
+        violations.extend(found);
+        stats.registrations = registrations;
+        let (found, mutations) = checks::one_mutation_per_intent(
+            &entries,
+            &deployments,
+            &stop_calls,
+            &continue_calls,
+            self.clock_origin,
+            shard,
+        );
+        violations.extend(found);
+        stats.stops_accepted = mutations.stops_accepted;
+        stats.stop_resends_excused = mutations.resends_excused;
+        stats.stop_resends_after_handover = mutations.resends_after_handover;
+        stats.continues_accepted = mutations.continues_accepted;
+        let (found, requests) = checks::requests_are_handled(&entries);
+        violations.extend(found);
+        stats.requests_handled = requests.handled;
+        stats.requests_declined = requests.declined;
+        stats.requests_replaced = requests.replaced;
+        let (found, longest_gap) = checks::no_wedged_release(&entries, &passes, &names, shard);
+        violations.extend(found);
+        stats.passes = passes.values().map(Vec::len).sum();
+        stats.longest_pass_gap = longest_gap;
+        let (found, refused) = checks::refusals_back_off(&entries);
+        violations.extend(found);
+        stats.refused_attempts = refused;
         violations.sort_by_key(|v| v.kind);
 
-        let mut stats = std::mem::take(&mut self.stats);
         stats.deployments = deployments.len();
         for entry in &entries {
             match entry.event {
                 Event::MutationIssued { .. } => stats.mutations += 1,
                 Event::StatusCommitted { .. } => stats.status_writes += 1,
+                Event::StatusWriteFailed { .. } => stats.status_writes_failed += 1,
                 Event::LeaseTaken { .. } => stats.lease_takes += 1,
+                Event::SpecWritten {
+                    keeps_candidate: false,
+                    ref edit,
+                    ..
+                } if edit.starts_with("revert") => stats.reverts += 1,
                 _ => {}
             }
         }
+        stats.passes_panicked = self
+            .replica_states
+            .iter()
+            .map(|state| state.metrics().pass_panics.get())
+            .sum();
         stats.aws_calls = self.aws.call_counts().values().sum();
         stats.store_calls = self.store.call_counts().values().sum();
         for outcome in &outcomes {
@@ -904,8 +1295,12 @@ impl Driver {
         let mut log: Vec<String> = entries.iter().map(ToString::to_string).collect();
         for deployment in &deployments {
             log.push(format!(
-                "deployment {} {} {:?} {:?}",
-                deployment.id, deployment.application, deployment.status, deployment.description
+                "deployment {} {} {:?} {:?} stop calls {}",
+                deployment.id,
+                deployment.application,
+                deployment.status,
+                deployment.description,
+                stop_calls.get(&deployment.id).copied().unwrap_or(0)
             ));
         }
         for outcome in &outcomes {
@@ -920,4 +1315,50 @@ impl Driver {
             log,
         }
     }
+}
+
+/// The active deployment of the release's own (not a rollback), if any.
+fn active_deployment_of<'a>(
+    deployments: &'a [switchyard::ports::Deployment],
+    release: &str,
+) -> Option<&'a switchyard::ports::Deployment> {
+    deployments.iter().find(|d| {
+        !d.status.is_terminal()
+            && d.description
+                .as_deref()
+                .and_then(parse_deployment_description)
+                .is_some_and(|(owner, _)| owner == release)
+    })
+}
+
+/// Whether a status is where a release may rest at the end: `Healthy`, `RolledBack`, or
+/// `Failed` for a verdict or drift (a refusal or an internal error is asked again).
+fn is_final(status: &ReleaseStatus) -> bool {
+    match status.phase {
+        Phase::Healthy | Phase::RolledBack => true,
+        Phase::Failed => status
+            .condition(ConditionType::Ready)
+            .is_some_and(|c| matches!(c.reason, Reason::DeploymentFailed | Reason::Drifted)),
+        _ => false,
+    }
+}
+
+/// The requests a status records as handled, each with its history entry if still held.
+fn handled_requests(status: &ReleaseStatus) -> Vec<HandledRequest> {
+    [RequestKind::Promote, RequestKind::Abort, RequestKind::Retry]
+        .into_iter()
+        .filter_map(|kind| {
+            let at = status.handled_requests.get(kind)?;
+            let entry = status
+                .history
+                .iter()
+                .find(|h| h.started_at == Some(at) && !h.outcome.ends_rollout())
+                .map(|h| (h.outcome, h.message.clone()));
+            Some(HandledRequest {
+                kind: kind.as_str(),
+                requested_at: at,
+                entry,
+            })
+        })
+        .collect()
 }

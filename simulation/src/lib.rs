@@ -10,24 +10,47 @@
 //!
 //! A run:
 //! 1. sets up `releases` blue/green services with mixed deployment configs, ready options,
-//!    promotion modes and alarms, and writes a first version of each;
+//!    promotion modes, alarms (every release has one; its spec names it or not) and cluster
+//!    references (a name or its ARN), and writes a first version of each;
 //! 2. starts `replicas` controllers (`controller::run`), each with its own state, its own
 //!    leases under a unique replica id, and its own decorators of the shared store and AWS
-//!    (`replica.rs`: freeze, kill, record);
-//! 3. for `minutes` of virtual time: injects faults (throttling, server errors, latency,
-//!    lost responses, with a CreateDeployment whose reply is lost among them), writes new
-//!    desired versions under the current generation, asks for promotions, aborts and retries,
-//!    pulses alarms, crashes replicas (their leases are not released; one may crash right
-//!    after CreateDeployment returned, before recording the id) and restarts them under a
-//!    new id, restarts them gracefully (leases released), and freezes one for longer than a
-//!    lease lasts;
-//! 4. stops the faults and writes, restarts every crashed replica, promotes what waits for a
-//!    promotion, and waits (at most `settle_minutes`) until every release has settled;
-//! 5. shuts every replica down and checks the invariants (`checks.rs`).
+//!    (`replica.rs`: freeze, kill, fail status writes after an action, record);
+//! 3. for `minutes` of virtual time: injects faults (below), writes new desired versions
+//!    under the current generation (a new image, sometimes the previous one again), makes
+//!    edits that keep the candidate (labels, `paused` on and off, `rollback.alarms` on and
+//!    off, `promotion`, `onDrift`, the cluster as its name or its ARN), mostly of releases
+//!    with a deployment in flight, asks for promotions, aborts and retries, pulses alarms,
+//!    crashes replicas (their leases are not released; one may crash right after
+//!    CreateDeployment, RegisterTaskDefinition or StopDeployment returned, before recording
+//!    what it returned) and restarts them under a new id, restarts them gracefully (leases
+//!    released), and freezes one for longer than a lease lasts;
+//! 4. stops the faults and writes, restarts every crashed replica, resumes what is paused,
+//!    promotes what waits for a promotion, and waits (at most `settle_minutes`) until every
+//!    release has settled: a final phase for its latest generation (`Failed` only for a
+//!    verdict or drift), no request pending, no deployment of its own active;
+//! 5. shuts every replica down and checks the invariants (`checks.rs`) over the event log
+//!    (`log.rs`), the passes (`passes.rs`) and the final state of the store and AWS.
+//!
+//! The faults, drawn from the seed (the seed report's first `FaultsInjected` line says which
+//! rates and delays a run drew; later lines name each burst and episode):
+//! - AWS calls: throttling, server errors, latency (below the adapters' attempt timeout),
+//!   lost replies (the call took effect), a CreateDeployment whose reply is lost, bursts;
+//! - refusals: `AccessDeniedException` on RegisterTaskDefinition, CreateDeployment,
+//!   ContinueDeployment or StopDeployment for 30 s to 6 min, then gone (`Event::Refusals`);
+//! - panics: the next one to three calls of an AWS operation panic (`Fault::Panic`), in a
+//!   pass, the resync or the alarm watcher;
+//! - the store: throttling, server errors, latency, lost replies, and on status writes in
+//!   particular: server errors and lost replies at a rate of their own, bursts of them, and a
+//!   replica armed to fail (or lose the replies of) its next one to four status writes right
+//!   after its next successful mutation: the write recording what the call returned;
+//! - slow stops: CodeDeploy takes from 0 to 3 minutes (drawn per run) to stop a deployment
+//!   after StopDeployment, as while a hook runs; `SimAws::stop_calls` counts the accepted
+//!   calls;
+//! - crashes, graceful restarts and freezes of replicas (above).
 //!
 //! The invariants, each violation named by a [`ViolationKind`]:
-//! 1. never two deployments for one (release, generation, attempt) (from the descriptions of
-//!    every deployment CodeDeploy holds);
+//! 1. never two deployments for one rollout of a release (from the descriptions of every
+//!    deployment CodeDeploy holds: `switchyard release=NAME rollout=N`);
 //! 2. never two replicas acting on one release in overlapping lease terms: every status write
 //!    the store commits is fenced, per shard the terms never go back in commit order and each
 //!    term has one owner; every mutating AWS call (RegisterTaskDefinition, CreateDeployment,
@@ -36,12 +59,47 @@
 //!    newer term committed. A call sent before that write, in flight when the lease moved,
 //!    is the limit fencing cannot lift: AWS checks no fence;
 //! 3. every release converges, once the faults stop, to its latest spec (Healthy, with the
-//!    desired image live and the status saying so) or to an explicit RolledBack or Failed;
+//!    desired image live and the status saying so) or to an explicit RolledBack or Failed
+//!    (a verdict or drift: never a refusal or a panic whose cause is gone);
 //! 4. observedGeneration never goes back (over every committed status write);
 //! 5. no desired version is lost: the stored generation and spec are the last ones written,
 //!    and the status describes that generation;
 //! 6. a stop the controller recorded in a status (superseded, alarm, abort) reaches
-//!    CodeDeploy while the release's owner is up, or the deployment ended by itself first.
+//!    CodeDeploy while the release's owner is up, or the deployment ended by itself first,
+//!    or (superseded only) a later generation asked for the stopped rollout's candidate
+//!    again before it was sent, and the status dropped it;
+//! 7. an edit that keeps the candidate never stops its rollout: every stop a status records
+//!    as superseding was decided under a generation asking for another image than the
+//!    stopped rollout's; every other stop has a cause (an abort since the deployment was
+//!    created, or the release's alarm in ALARM while the spec names it); no rollout ends
+//!    `Superseded` while every generation during it asked for its image. Not vacuous: the
+//!    seed report counts the edits that kept the candidate while a deployment was in flight
+//!    (`Stats::edits_in_flight`) and the stops judged;
+//! 8. at most one RegisterTaskDefinition per candidate fingerprint per release, across
+//!    restarts, takeovers and retries: no two revisions ECS holds carry one release's
+//!    `switchyard.dev/fingerprint` twice (counted: registrations, and generations asking for
+//!    an image an earlier one asked for, reverts and edits);
+//! 9. no mutation twice per intent: no deployment accepts a second StopDeployment after a
+//!    first one succeeded (`SimAws::stop_calls` and the log), unless the replica that made it
+//!    could not record it and another one sent the second (the first crashed, stopped, froze,
+//!    or its lease moved on before its status said the stop was sent); the same replica
+//!    never sends it twice, whatever write failed, and nobody does once a status says it was
+//!    sent; no deployment accepts two ContinueDeployment calls (`SimAws::continue_calls`);
+//!    one deployment per rollout is check 1, one registration per candidate check 8;
+//! 10. no lost request: every promote, abort and retry written is handled by the end (its
+//!     `requestedAt` in `handledRequests`) unless a newer one of its kind replaced it first,
+//!     and the status that handled it holds its history entry: carried out, or `Declined`
+//!     with the reason;
+//! 11. no wedged release: a release's shard owner is never up (alive, not paused, holding
+//!     the lease) for more than 8 minutes without a pass of it (passes are read from the
+//!     controller's `reconcile` span, `passes.rs`);
+//! 12. refusals back off: while AWS refuses an operation, each release asks for it no more
+//!     often than the refusal backoff (1 s doubling, at most 5 min) allows, counted from
+//!     each spec write, retry or successful call of the release, plus one per status write
+//!     of it that failed and per replica crash or stop.
+//!
+//! Each check has a unit test on a log written by hand (`checks.rs`), and the suite's sweep
+//! asserts that its seeds gave every check something to look at.
 //!
 //! How the faults are modelled, and where the model stops:
 //! - A crash aborts the replica's task and kills its gate: nothing it sends afterwards
@@ -54,10 +112,16 @@
 //!   below the adapters' attempt timeout (10 s): AWS does not act on a request long after the
 //!   client gave up, and no design without an idempotency token could keep a CreateDeployment
 //!   that lands after that from duplicating one.
+//! - An injected panic fires before the call reaches the world: the call did not happen.
+//! - What a replica learned from a call and could not write (its status writes failed) lives
+//!   in its memory only: when its lease moves to another replica first, the new owner cannot
+//!   know that a stop was accepted, and sends it again once it waited for it in vain (check 9
+//!   counts these as `Stats::stop_resends_after_handover`).
 
 mod checks;
 mod driver;
 mod log;
+mod passes;
 mod replica;
 
 use std::collections::BTreeMap;
@@ -65,11 +129,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-pub use log::{Entry, Event, EventLog, digest};
+pub use log::{Entry, Event, EventLog, HandledRequest, RolloutSeen, digest};
+pub use passes::{PassLog, PassRecorder};
 
 use driver::Driver;
 use switchyard::lease::LeaseTiming;
-use switchyard::model::Phase;
+use switchyard::model::{Phase, Reason};
 
 /// The image registry of every simulated service.
 pub const REGISTRY: &str = "111122223333.dkr.ecr.us-east-1.amazonaws.com";
@@ -129,7 +194,7 @@ impl SimulationConfig {
 /// What exactly went wrong; each kind belongs to one invariant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ViolationKind {
-    /// 1: two deployments for one (release, generation, attempt).
+    /// 1: two deployments for one rollout of a release.
     DuplicateDeployment,
     /// 2: a status write committed without a fence.
     UnfencedStatusWrite,
@@ -156,6 +221,8 @@ pub enum ViolationKind {
     HealthyButNotLive,
     /// 3: the status names another live task definition than AWS serves.
     StatusDisagreesWithAws,
+    /// 3: Failed at the end for a cause that is gone (a refusal, a panicked pass).
+    FailedForAGoneCause,
     /// 4: observedGeneration went back.
     GenerationWentBack,
     /// 5: the stored generation is not the last one written.
@@ -166,10 +233,33 @@ pub enum ViolationKind {
     StatusNotOnLatest,
     /// 6: a stop recorded in the status never reached CodeDeploy.
     StopNeverSent,
+    /// 7: a stop recorded as superseding, decided under a generation that asks for the
+    /// stopped rollout's own candidate.
+    EditStoppedRollout,
+    /// 7: a rollout ended Superseded while no generation during it asked for another
+    /// candidate.
+    SupersededWithoutNewCandidate,
+    /// 7: a stop recorded for neither a new candidate, an abort nor a firing alarm.
+    StopWithoutCause,
+    /// 8: two revisions registered for one candidate fingerprint of a release.
+    DuplicateRegistration,
+    /// 9: a deployment accepted a second StopDeployment after a first one succeeded and
+    /// its replica, up, knew.
+    StopSentTwice,
+    /// 9: a deployment accepted two ContinueDeployment calls.
+    ContinuedTwice,
+    /// 10: a request never handled.
+    LostRequest,
+    /// 10: a request handled without its history entry (or declined without a reason).
+    RequestWithoutHistory,
+    /// 11: a release without a pass for too long while its owner was up.
+    Wedged,
+    /// 12: a refused call asked again more often than the refusal backoff allows.
+    RefusedCallAskedHot,
 }
 
 impl ViolationKind {
-    /// The invariant (1 to 6) this kind breaks.
+    /// The invariant (1 to 12) this kind breaks.
     pub fn invariant(self) -> u8 {
         use ViolationKind::*;
         match self {
@@ -185,21 +275,34 @@ impl ViolationKind {
             | StaleStatus
             | ActiveDeploymentWhenSettled
             | HealthyButNotLive
-            | StatusDisagreesWithAws => 3,
+            | StatusDisagreesWithAws
+            | FailedForAGoneCause => 3,
             GenerationWentBack => 4,
             GenerationLost | SpecLost | StatusNotOnLatest => 5,
             StopNeverSent => 6,
+            EditStoppedRollout | SupersededWithoutNewCandidate | StopWithoutCause => 7,
+            DuplicateRegistration => 8,
+            StopSentTwice | ContinuedTwice => 9,
+            LostRequest | RequestWithoutHistory => 10,
+            Wedged => 11,
+            RefusedCallAskedHot => 12,
         }
     }
 
     pub fn invariant_name(self) -> &'static str {
         match self.invariant() {
-            1 => "one deployment per attempt",
+            1 => "one deployment per rollout",
             2 => "one owner per lease term",
             3 => "convergence",
             4 => "observedGeneration never goes back",
             5 => "no desired version lost",
-            _ => "a recorded stop is sent",
+            6 => "a recorded stop is sent",
+            7 => "an edit that keeps the candidate never stops its rollout",
+            8 => "one registration per candidate",
+            9 => "one mutation per intent",
+            10 => "no lost request",
+            11 => "no wedged release",
+            _ => "refusals back off",
         }
     }
 }
@@ -216,9 +319,7 @@ impl Violation {
         Self { kind, message }
     }
 
-    /// 1: one deployment per attempt; 2: one owner per term; 3: convergence;
-    /// 4: observedGeneration never goes back; 5: no desired version is lost; 6: a stop the
-    /// controller recorded is sent.
+    /// The invariant it breaks (see [`ViolationKind::invariant_name`]).
     pub fn invariant(&self) -> u8 {
         self.kind.invariant()
     }
@@ -247,6 +348,8 @@ pub struct ReleaseOutcome {
     pub last_written_tag: String,
     pub last_written_image: String,
     pub phase: Option<Phase>,
+    /// The reason of the status's `Ready` condition.
+    pub reason: Option<Reason>,
     pub message: String,
     pub observed_generation: Option<u64>,
     /// Deployments of the release's group not yet finished.
@@ -265,17 +368,61 @@ pub struct ReleaseOutcome {
     pub unhandled_request: Option<&'static str>,
 }
 
-/// What happened in one run, counted.
+/// What happened in one run, counted: the faults injected, and what each check saw (so
+/// that a check that found nothing shows it had something to look at).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub spec_writes: u32,
+    /// Spec writes that kept the candidate (labels, pause, alarms, promotion, onDrift, the
+    /// cluster's form).
+    pub edits_keeping_candidate: u32,
+    /// Of those, the ones written while a deployment of the release was active (check 7).
+    pub edits_in_flight: u32,
+    /// Writes of an earlier image again (a revert).
+    pub reverts: u32,
+    /// Generations asking for an image an earlier generation of the release asked for
+    /// (a registration to reuse; check 8).
+    pub candidates_wanted_again: u32,
+    /// Stops recorded, each judged by check 7.
+    pub stops_justified: u32,
+    /// Revisions switchyard registered (check 8).
+    pub registrations: usize,
     pub requests: u32,
+    /// Requests handled (check 10), of which declined; replaced by a newer one first.
+    pub requests_handled: usize,
+    pub requests_declined: usize,
+    pub requests_replaced: usize,
     pub alarm_pulses: u32,
     pub crashes: u32,
-    pub crashes_after_create: u32,
+    /// Crashes right after a mutation returned (CreateDeployment, RegisterTaskDefinition,
+    /// StopDeployment), before its outcome was recorded.
+    pub crashes_after_action: u32,
     pub graceful_restarts: u32,
     pub freezes: u32,
     pub replicas_started: u32,
+    /// Refusal episodes (an operation refused for a while), and the attempts refused
+    /// (check 12).
+    pub refusal_episodes: u32,
+    pub refused_attempts: usize,
+    /// Panics injected into AWS calls, and passes that panicked.
+    pub panics_injected: u32,
+    pub passes_panicked: u64,
+    /// Replicas armed to fail their status writes after an action, and status writes that
+    /// failed in all.
+    pub write_faults_armed: u32,
+    pub status_writes_failed: usize,
+    /// How long CodeDeploy took to stop a deployment in this run.
+    pub stop_delay_secs: u64,
+    /// StopDeployment calls accepted (check 9), and the second ones excused: the replica
+    /// that knew crashed, stopped or froze; or its lease moved on before it could record it.
+    pub stops_accepted: u32,
+    pub stop_resends_excused: u32,
+    pub stop_resends_after_handover: u32,
+    pub continues_accepted: u32,
+    /// Passes (check 11), and the longest time an owner was up without a pass of one of its
+    /// releases.
+    pub passes: usize,
+    pub longest_pass_gap: Duration,
     pub deployments: usize,
     pub mutations: usize,
     pub status_writes: usize,
@@ -285,6 +432,94 @@ pub struct Stats {
     /// Virtual time from the end of the faults until every release had settled.
     pub settled_after: Option<Duration>,
     pub final_phases: BTreeMap<Phase, u32>,
+}
+
+impl Stats {
+    /// Adds another run's counts (the longest gap is the longest of both).
+    pub fn add(&mut self, other: &Stats) {
+        self.spec_writes += other.spec_writes;
+        self.edits_keeping_candidate += other.edits_keeping_candidate;
+        self.edits_in_flight += other.edits_in_flight;
+        self.reverts += other.reverts;
+        self.candidates_wanted_again += other.candidates_wanted_again;
+        self.stops_justified += other.stops_justified;
+        self.registrations += other.registrations;
+        self.requests += other.requests;
+        self.requests_handled += other.requests_handled;
+        self.requests_declined += other.requests_declined;
+        self.requests_replaced += other.requests_replaced;
+        self.alarm_pulses += other.alarm_pulses;
+        self.crashes += other.crashes;
+        self.crashes_after_action += other.crashes_after_action;
+        self.graceful_restarts += other.graceful_restarts;
+        self.freezes += other.freezes;
+        self.replicas_started += other.replicas_started;
+        self.refusal_episodes += other.refusal_episodes;
+        self.refused_attempts += other.refused_attempts;
+        self.panics_injected += other.panics_injected;
+        self.passes_panicked += other.passes_panicked;
+        self.write_faults_armed += other.write_faults_armed;
+        self.status_writes_failed += other.status_writes_failed;
+        self.stop_delay_secs = self.stop_delay_secs.max(other.stop_delay_secs);
+        self.stops_accepted += other.stops_accepted;
+        self.stop_resends_excused += other.stop_resends_excused;
+        self.stop_resends_after_handover += other.stop_resends_after_handover;
+        self.continues_accepted += other.continues_accepted;
+        self.passes += other.passes;
+        self.longest_pass_gap = self.longest_pass_gap.max(other.longest_pass_gap);
+        self.deployments += other.deployments;
+        self.mutations += other.mutations;
+        self.status_writes += other.status_writes;
+        self.lease_takes += other.lease_takes;
+        self.aws_calls += other.aws_calls;
+        self.store_calls += other.store_calls;
+        for (phase, n) in &other.final_phases {
+            *self.final_phases.entry(*phase).or_default() += n;
+        }
+    }
+
+    /// The counts, one line (the seed report's and the summary's).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
+            self.spec_writes,
+            self.edits_keeping_candidate,
+            self.edits_in_flight,
+            self.reverts,
+            self.candidates_wanted_again,
+            self.stops_justified,
+            self.registrations,
+            self.requests,
+            self.requests_handled,
+            self.requests_declined,
+            self.requests_replaced,
+            self.alarm_pulses,
+            self.crashes,
+            self.crashes_after_action,
+            self.graceful_restarts,
+            self.freezes,
+            self.replicas_started,
+            self.refusal_episodes,
+            self.refused_attempts,
+            self.panics_injected,
+            self.passes_panicked,
+            self.write_faults_armed,
+            self.status_writes_failed,
+            self.stops_accepted,
+            self.stop_resends_excused,
+            self.stop_resends_after_handover,
+            self.continues_accepted,
+            self.passes,
+            self.longest_pass_gap.as_secs_f64(),
+            self.deployments,
+            self.mutations,
+            self.status_writes,
+            self.lease_takes,
+            self.aws_calls,
+            self.store_calls,
+            self.final_phases
+        )
+    }
 }
 
 /// The result of one seed.
@@ -312,5 +547,31 @@ pub async fn run(config: &SimulationConfig) -> SeedReport {
     );
     let (crash_tx, crash_rx) = mpsc::unbounded_channel();
     let mut driver = Driver::new(config.clone(), crash_tx);
+    // The passes are recorded from the controller's tracing spans, on this thread.
+    let _recording = passes::record_on_this_thread(&driver.pass_log());
+    let _subscriber = (!passes::global_recorder_installed())
+        .then(|| tracing::subscriber::set_default(passes::PassSubscriber::new()));
+    install_panic_filter();
     driver.run(crash_rx).await
+}
+
+/// Keeps the panics the simulation injects (`Fault::Panic`) off stderr: the controller
+/// catches them, logs them, and the checks look at what follows. Every other panic is
+/// reported as before.
+fn install_panic_filter() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !message.starts_with("injected panic in ") {
+                previous(info);
+            }
+        }));
+    });
 }

@@ -4,11 +4,12 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use switchyard::lease::Fence;
-use switchyard::model::Phase;
+use switchyard::model::{Outcome, Phase};
 
 /// Locks a mutex, ignoring poisoning: a replica task that panicked must not hide the log
 /// and the gates from the checks.
@@ -24,6 +25,18 @@ pub enum Event {
         release: String,
         generation: u64,
         tag: String,
+        /// The image the spec asks for (the candidate's only change to the base).
+        image: String,
+        /// What this write changed (`image 1.3.0`, `revert to 1.2.0`, `labels`, `paused`,
+        /// `resumed`, `alarms on`, `promotion manual`, `onDrift converge`, `cluster as ARN`).
+        edit: String,
+        /// The image is the previous generation's: the candidate and the target are kept.
+        keeps_candidate: bool,
+        /// `rollback.alarms` names the release's alarm.
+        alarms: bool,
+        paused: bool,
+        /// A deployment of the release that was active when the write committed.
+        in_flight: Option<String>,
     },
     /// A spec write failed and did not take effect.
     SpecWriteFailed {
@@ -35,6 +48,7 @@ pub enum Event {
         release: String,
         kind: &'static str,
         generation: u64,
+        requested_at: Timestamp,
         ok: bool,
     },
     AlarmSet {
@@ -43,6 +57,19 @@ pub enum Event {
     },
     FaultsInjected {
         description: String,
+    },
+    /// AWS refuses every call of `operation` (`AccessDeniedException`) from now on
+    /// (`on`), or no longer.
+    Refusals {
+        operation: &'static str,
+        on: bool,
+    },
+    /// The next `writes` status writes of the replica after its next successful mutation
+    /// fail (`lost`: they take effect, but the reply is lost).
+    WriteFaultArmed {
+        replica: String,
+        writes: u32,
+        lost: bool,
     },
     FaultsCleared,
     ReplicaStarted {
@@ -67,9 +94,10 @@ pub enum Event {
         replica: String,
         for_secs: u64,
     },
-    /// The replica will crash right after its next successful CreateDeployment.
+    /// The replica will crash right after its next successful call of `operation`.
     CrashArmed {
         replica: String,
+        operation: &'static str,
     },
     /// The store committed a status write (observed inside the store, in commit order).
     StatusCommitted {
@@ -81,6 +109,21 @@ pub enum Event {
         message: String,
         /// The deployment the status says the controller is stopping.
         stop_requested: Option<String>,
+        /// The stop was sent (a StopDeployment call succeeded) as the status records it.
+        stop_sent: bool,
+        /// The stop is because the rollout was superseded (not an alarm or an abort).
+        stop_superseded: bool,
+        /// The rollout the status records last.
+        rollout: Option<RolloutSeen>,
+        /// The requests the status records as handled, with their history entries.
+        handled: Vec<HandledRequest>,
+    },
+    /// A replica's status write failed (or it heard so: a lost reply).
+    StatusWriteFailed {
+        replica: String,
+        release: String,
+        /// `injected` (a write the driver armed to fail), or the store's error.
+        cause: String,
     },
     /// A replica heard that its status write succeeded.
     StatusAcknowledged {
@@ -112,7 +155,7 @@ pub enum Event {
         release: String,
         operation: &'static str,
         detail: String,
-        /// `ok`, or the kind of the error (`throttling`, `ambiguous`, ...).
+        /// `ok`, the kind of the error (`throttling`, `ambiguous`, ...), or `panicked`.
         outcome: String,
     },
     /// Faults and writes stopped; from here on the releases must settle.
@@ -120,6 +163,26 @@ pub enum Event {
     Settled {
         all: bool,
     },
+}
+
+/// A rollout as a committed status records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutSeen {
+    pub serial: u32,
+    /// The generation that started it.
+    pub generation: u64,
+    /// The candidate task definition.
+    pub candidate: String,
+    pub outcome: Option<Outcome>,
+}
+
+/// A request a committed status records as handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandledRequest {
+    pub kind: &'static str,
+    pub requested_at: Timestamp,
+    /// Its history entry (outcome and message), if the status's history still holds it.
+    pub entry: Option<(Outcome, String)>,
 }
 
 /// One entry: its place in the order, when (virtual time since the run started), what.

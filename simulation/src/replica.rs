@@ -1,12 +1,14 @@
 //! One replica's ports onto the shared simulated world: decorators of `SimStore` and `SimAws`
 //! that can freeze the replica (a long pause: its calls and their replies are held, so its
 //! leases expire under it), kill it (a crash: nothing it sends reaches the world any more,
-//! and nothing returns to it), and record what the invariants need: the fence of every status
-//! write it heard succeed, and every mutating AWS call with the fence it acted under.
+//! and nothing returns to it), fail its status writes right after an action, and record what
+//! the invariants need: the fence of every status write it heard succeed (and every one that
+//! failed), every mutating AWS call with the fence it acted under, and every fresh read of a
+//! release (a pass starting).
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -15,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::log::{Event, EventLog, lock};
+use crate::passes::PassLog;
 use switchyard::lease::Fence;
 use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
@@ -32,7 +35,14 @@ use switchyard::sim::{SimAws, SimStore, service_of_deployment_arn};
 pub(super) struct Gate {
     frozen_until: Mutex<Option<Instant>>,
     dead: watch::Sender<bool>,
-    crash_after_create: AtomicBool,
+    /// The replica crashes right after its next successful call of this operation.
+    crash_after: Mutex<Option<&'static str>>,
+    /// Status writes to fail once the replica's next mutation succeeded (armed by the driver).
+    writes_to_fail: AtomicU32,
+    /// Whether the armed writes take effect (their reply is lost) or not.
+    lose_write_replies: AtomicBool,
+    /// A mutation succeeded since the writes were armed: the next writes fail.
+    acted_since_armed: AtomicBool,
 }
 
 impl Gate {
@@ -40,8 +50,43 @@ impl Gate {
         Arc::new(Self {
             frozen_until: Mutex::new(None),
             dead: watch::Sender::new(false),
-            crash_after_create: AtomicBool::new(false),
+            crash_after: Mutex::new(None),
+            writes_to_fail: AtomicU32::new(0),
+            lose_write_replies: AtomicBool::new(false),
+            acted_since_armed: AtomicBool::new(false),
         })
+    }
+
+    /// The next `writes` status writes after the replica's next successful mutation fail:
+    /// they do not take effect, or (`lost`) they do and the reply is lost.
+    pub fn arm_write_faults(&self, writes: u32, lost: bool) {
+        self.acted_since_armed.store(false, Ordering::SeqCst);
+        self.lose_write_replies.store(lost, Ordering::SeqCst);
+        self.writes_to_fail.store(writes, Ordering::SeqCst);
+    }
+
+    /// Disarms the write faults (the faults stop).
+    pub fn disarm_write_faults(&self) {
+        self.writes_to_fail.store(0, Ordering::SeqCst);
+    }
+
+    fn on_mutation_succeeded(&self) {
+        if self.writes_to_fail.load(Ordering::SeqCst) > 0 {
+            self.acted_since_armed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether this status write is one to fail, and whether it takes effect first.
+    fn take_write_fault(&self) -> Option<bool> {
+        if !self.acted_since_armed.load(Ordering::SeqCst) {
+            return None;
+        }
+        let left = self.writes_to_fail.load(Ordering::SeqCst);
+        if left == 0 {
+            return None;
+        }
+        self.writes_to_fail.store(left - 1, Ordering::SeqCst);
+        Some(self.lose_write_replies.load(Ordering::SeqCst))
     }
 
     /// Holds every call (and every reply) until `until`.
@@ -59,10 +104,22 @@ impl Gate {
         *self.dead.borrow()
     }
 
-    /// The replica crashes right after its next successful CreateDeployment, before it can
-    /// record the deployment id.
-    pub fn arm_crash_after_create(&self, armed: bool) {
-        self.crash_after_create.store(armed, Ordering::SeqCst);
+    /// The replica crashes right after its next successful call of `operation` (a
+    /// mutation: `codedeploy:CreateDeployment`, ...), before it can record what it returned;
+    /// `None` disarms.
+    pub fn arm_crash_after(&self, operation: Option<&'static str>) {
+        *lock(&self.crash_after) = operation;
+    }
+
+    /// Whether the replica is to crash now, after a successful `operation`.
+    fn crashes_after(&self, operation: &str) -> bool {
+        let mut armed = lock(&self.crash_after);
+        if *armed == Some(operation) {
+            *armed = None;
+            true
+        } else {
+            false
+        }
     }
 
     /// Waits while frozen; never returns once dead.
@@ -112,6 +169,7 @@ pub(super) struct ReplicaStore {
     gate: Arc<Gate>,
     log: EventLog,
     acked: AckedFences,
+    passes: PassLog,
 }
 
 /// One replica's AWS.
@@ -133,6 +191,7 @@ pub(super) fn replica_ports(
     aws: &SimAws,
     gate: &Arc<Gate>,
     log: &EventLog,
+    passes: &PassLog,
     crashed: &mpsc::UnboundedSender<String>,
 ) -> (ReplicaStore, ReplicaAws) {
     let acked = AckedFences::default();
@@ -143,6 +202,7 @@ pub(super) fn replica_ports(
             gate: gate.clone(),
             log: log.clone(),
             acked: acked.clone(),
+            passes: passes.clone(),
         },
         ReplicaAws {
             replica: replica.to_string(),
@@ -169,6 +229,8 @@ impl ReleaseStore for ReplicaStore {
     }
 
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
+        // Only a pass reads one release (a fresh read, before its span opens).
+        self.passes.record(name);
         self.gate.call(self.inner.get(name)).await
     }
 
@@ -196,10 +258,35 @@ impl ReleaseStore for ReplicaStore {
     ) -> Result<u64, StoreError> {
         self.gate
             .call(async {
-                let result = self
-                    .inner
-                    .write_status(name, status, expected_version, fence)
-                    .await;
+                let result = match self.gate.take_write_fault() {
+                    None => {
+                        self.inner
+                            .write_status(name, status, expected_version, fence)
+                            .await
+                    }
+                    Some(lost) => {
+                        if lost {
+                            let _ = self
+                                .inner
+                                .write_status(name, status, expected_version, fence)
+                                .await;
+                        }
+                        Err(StoreError::Unavailable {
+                            message: format!(
+                                "TransactWriteItems: injected failure after an action{}",
+                                if lost { " (it took effect)" } else { "" }
+                            ),
+                            throttled: false,
+                        })
+                    }
+                };
+                if let Err(error) = &result {
+                    self.log.push(Event::StatusWriteFailed {
+                        replica: self.replica.clone(),
+                        release: name.to_string(),
+                        cause: error.to_string(),
+                    });
+                }
                 if let Ok(version) = result {
                     lock(&self.acked).insert(name.to_string(), fence.cloned());
                     self.log.push(Event::StatusAcknowledged {
@@ -322,30 +409,72 @@ impl ReplicaAws {
         detail: String,
         call: impl Future<Output = Result<T, AwsError>>,
     ) -> Result<T, AwsError> {
-        self.gate
-            .call(async {
-                let fence = lock(&self.acked).get(&release).cloned().flatten();
-                self.log.push(Event::MutationIssued {
-                    replica: self.replica.clone(),
-                    release: release.clone(),
-                    operation,
-                    detail: detail.clone(),
-                    fence,
-                });
-                let result = call.await;
-                self.log.push(Event::MutationReturned {
-                    replica: self.replica.clone(),
-                    release,
-                    operation,
-                    detail,
-                    outcome: match &result {
-                        Ok(_) => "ok".to_string(),
-                        Err(error) => error.kind.as_str().to_string(),
-                    },
-                });
-                result
-            })
-            .await
+        let result =
+            self.gate
+                .call(async {
+                    let fence = lock(&self.acked).get(&release).cloned().flatten();
+                    self.log.push(Event::MutationIssued {
+                        replica: self.replica.clone(),
+                        release: release.clone(),
+                        operation,
+                        detail: detail.clone(),
+                        fence,
+                    });
+                    // A panic in the call (an injected bug) is logged, then goes on up.
+                    let result =
+                        match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(call))
+                            .await
+                        {
+                            Ok(result) => result,
+                            Err(panic) => {
+                                self.log.push(Event::MutationReturned {
+                                    replica: self.replica.clone(),
+                                    release,
+                                    operation,
+                                    detail,
+                                    outcome: "panicked".to_string(),
+                                });
+                                std::panic::resume_unwind(panic);
+                            }
+                        };
+                    if result.is_ok() {
+                        self.gate.on_mutation_succeeded();
+                    }
+                    self.log.push(Event::MutationReturned {
+                        replica: self.replica.clone(),
+                        release,
+                        operation,
+                        detail,
+                        outcome: match &result {
+                            Ok(_) => "ok".to_string(),
+                            Err(error) => error.kind.as_str().to_string(),
+                        },
+                    });
+                    result
+                })
+                .await;
+        if result.is_ok() && self.gate.crashes_after(operation) {
+            // Crash between the call and recording what it returned: the reply dies with us.
+            self.gate.kill();
+            self.log.push(Event::ReplicaCrashed {
+                replica: self.replica.clone(),
+                point: crash_point(operation),
+            });
+            let _ = self.crashed.send(self.replica.clone());
+            std::future::pending::<()>().await;
+        }
+        result
+    }
+}
+
+/// Where a replica armed to crash after `operation` crashes, for the log.
+fn crash_point(operation: &str) -> &'static str {
+    match operation {
+        "codedeploy:CreateDeployment" => "right after CreateDeployment returned",
+        "ecs:RegisterTaskDefinition" => "right after RegisterTaskDefinition returned",
+        "codedeploy:StopDeployment" => "right after StopDeployment returned",
+        "codedeploy:ContinueDeployment" => "right after ContinueDeployment returned",
+        _ => "right after a mutation returned",
     }
 }
 
@@ -609,25 +738,13 @@ impl CodeDeploy for ReplicaAws {
         let release = parse_deployment_description(&request.description)
             .map(|(release, _)| release)
             .unwrap_or_else(|| request.application.clone());
-        let result = self
-            .mutation(
-                "codedeploy:CreateDeployment",
-                release,
-                request.description.clone(),
-                self.inner.create_deployment(request),
-            )
-            .await;
-        if result.is_ok() && self.gate.crash_after_create.swap(false, Ordering::SeqCst) {
-            // Crash between CreateDeployment and recording its id: the reply dies with us.
-            self.gate.kill();
-            self.log.push(Event::ReplicaCrashed {
-                replica: self.replica.clone(),
-                point: "right after CreateDeployment returned",
-            });
-            let _ = self.crashed.send(self.replica.clone());
-            std::future::pending::<()>().await;
-        }
-        result
+        self.mutation(
+            "codedeploy:CreateDeployment",
+            release,
+            request.description.clone(),
+            self.inner.create_deployment(request),
+        )
+        .await
     }
 
     async fn continue_deployment(&self, deployment_id: &str) -> Result<(), AwsError> {
@@ -734,7 +851,15 @@ mod tests {
         let world = aws.add_external_service(ExternalSetup::new("prod", "web"));
         let (gate, log) = (Gate::new(), EventLog::new());
         let (crashed, _crashes) = mpsc::unbounded_channel();
-        let (_, replica) = replica_ports("r1", &store, &aws, &gate, &log, &crashed);
+        let (_, replica) = replica_ports(
+            "r1",
+            &store,
+            &aws,
+            &gate,
+            &log,
+            &crate::passes::PassLog::new(),
+            &crashed,
+        );
         let [a, b] = world.target_group_arns.clone();
 
         replica

@@ -178,10 +178,16 @@ async fn diff_one(
         .and_then(|s| s.live_task_definition())
         .map(str::to_string);
     // As the controller: the base recorded for this `spec.taskDefinition`, else `from`.
+    // A registration the controller has in flight is, for a diff, one still to be made.
     let recorded = stored
         .as_ref()
         .and_then(|s| s.status.as_ref())
-        .and_then(|s| s.candidate.as_ref());
+        .and_then(|s| s.candidate.clone())
+        .map(|mut c| {
+            c.registering_since = None;
+            c
+        });
+    let recorded = recorded.as_ref();
     let lookups = resolve_lookups(spec, recorded, false, live_arn.as_deref());
     let reader = TaskDefinitionReader::direct(ecs);
     let found = reader
@@ -213,7 +219,7 @@ async fn diff_one(
                 })
                 .collect()));
         }
-        Resolution::NeedsLookup => {
+        Resolution::NeedsLookup | Resolution::Registering(..) => {
             return Err(CliError::Aws(format!(
                 "release/{name}: the candidate could not be resolved from what ECS answered"
             ))

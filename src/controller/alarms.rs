@@ -14,44 +14,52 @@ use crate::ports::AlarmState;
 pub(super) async fn watch_alarms(ctx: Context, events: UnboundedSender<Event>) {
     loop {
         ctx.clock.sleep(ALARM_POLL).await;
-        // region -> alarm -> releases watching it. The state keeps the releases in flight up
-        // to date as passes report: nothing here scans the fleet.
-        let mut watched: BTreeMap<Option<String>, BTreeMap<String, BTreeSet<String>>> =
-            BTreeMap::new();
-        for (name, release) in ctx.state.in_flight() {
-            // Only releases this replica acts on: the others' owners watch theirs.
-            if ctx.may_act(&name).is_err() {
-                continue;
-            }
-            let by_alarm = watched.entry(release.region).or_default();
-            for alarm in release.alarms {
-                by_alarm.entry(alarm).or_default().insert(name.clone());
-            }
+        // A round that panics (a bug) is logged and the next one runs as usual.
+        if let Ok(false) = super::catching_panics("the alarm watcher", round(&ctx, &events)).await {
+            return;
         }
-        for (region, alarms) in watched {
-            let names: Vec<String> = alarms.keys().cloned().collect();
-            let ports = ctx.aws.ports_for(region.as_deref());
-            match ports.alarms.alarm_states(&names).await {
-                Ok(states) => {
-                    ctx.caches
-                        .put_alarms(&ctx.clock, region.as_deref(), &names, &states);
-                    let firing: BTreeSet<String> = states
-                        .iter()
-                        .filter(|(_, state)| **state == AlarmState::Alarm)
-                        .flat_map(|(alarm, _)| alarms[alarm].iter().cloned())
-                        .collect();
-                    if !firing.is_empty()
-                        && events
-                            .send(Event::AlarmFired(firing.into_iter().collect()))
-                            .is_err()
-                    {
-                        return;
-                    }
+    }
+}
+
+/// One round of the watcher; `false` once the loop no longer listens.
+async fn round(ctx: &Context, events: &UnboundedSender<Event>) -> bool {
+    // region -> alarm -> releases watching it. The state keeps the releases in flight up
+    // to date as passes report: nothing here scans the fleet.
+    let mut watched: BTreeMap<Option<String>, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (name, release) in ctx.state.in_flight() {
+        // Only releases this replica acts on: the others' owners watch theirs.
+        if ctx.may_act(&name).is_err() {
+            continue;
+        }
+        let by_alarm = watched.entry(release.region).or_default();
+        for alarm in release.alarms {
+            by_alarm.entry(alarm).or_default().insert(name.clone());
+        }
+    }
+    for (region, alarms) in watched {
+        let names: Vec<String> = alarms.keys().cloned().collect();
+        let ports = ctx.aws.ports_for(region.as_deref());
+        match ports.alarms.alarm_states(&names).await {
+            Ok(states) => {
+                ctx.caches
+                    .put_alarms(&ctx.clock, region.as_deref(), &names, &states);
+                let firing: BTreeSet<String> = states
+                    .iter()
+                    .filter(|(_, state)| **state == AlarmState::Alarm)
+                    .flat_map(|(alarm, _)| alarms[alarm].iter().cloned())
+                    .collect();
+                if !firing.is_empty()
+                    && events
+                        .send(Event::AlarmFired(firing.into_iter().collect()))
+                        .is_err()
+                {
+                    return false;
                 }
-                Err(error) => {
-                    debug!(cause = %error, "alarm watcher: DescribeAlarms failed; passes will ask themselves")
-                }
+            }
+            Err(error) => {
+                debug!(cause = %error, "alarm watcher: DescribeAlarms failed; passes will ask themselves")
             }
         }
     }
+    true
 }

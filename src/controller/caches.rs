@@ -1,6 +1,7 @@
 //! Short-lived caches shared by the passes: deployment groups (they change rarely), alarm
-//! states (refreshed in one batch for every release by the alarm watcher), and the service
-//! of each release while the controller follows its deployment.
+//! states (refreshed in one batch for every release by the alarm watcher), the service of
+//! each release while the controller follows its deployment, and what an action returned
+//! while the status write recording it failed.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
+use crate::model::ReleaseStatus;
 use crate::ports::{AlarmState, DeploymentGroup, Service, TargetGroup, TaskDefinition};
 
 /// How long a deployment group is trusted (virtual time).
@@ -40,6 +42,12 @@ pub struct Caches {
     target_groups: Mutex<BTreeMap<(Option<String>, Vec<String>), (Instant, Vec<TargetGroup>)>>,
     /// release -> (the deployment of ours being followed, the service seen when it started).
     following: Mutex<BTreeMap<String, (String, Service)>>,
+    /// release -> (the status version it was to replace, the status recording what an action
+    /// returned) when that write failed: the replica knows what it did even though the store
+    /// does not say so yet.
+    unrecorded: Mutex<BTreeMap<String, (u64, ReleaseStatus)>>,
+    /// release -> the deployment whose StopDeployment this replica saw accepted (the last).
+    stops_sent: Mutex<BTreeMap<String, String>>,
 }
 
 impl Caches {
@@ -185,6 +193,49 @@ impl Caches {
             release.to_string(),
             (deployment.to_string(), service.clone()),
         );
+    }
+
+    /// Keeps the status recording what an action of `release` returned, whose write (to
+    /// replace status version `version`) failed, for the next pass: a failed write must not
+    /// make the controller act again on an intent it already carried out.
+    pub fn keep_unrecorded(&self, release: &str, version: u64, status: ReleaseStatus) {
+        let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        unrecorded.insert(release.to_string(), (version, status));
+    }
+
+    /// The status a pass of `release` could not write, while the stored status is still the
+    /// one it was to replace (`version`). Forgotten once anyone wrote the status since: that
+    /// write took effect after all (its reply was lost), or another replica, which does not
+    /// know, owns the release now.
+    pub fn unrecorded(&self, release: &str, version: u64) -> Option<ReleaseStatus> {
+        let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        match unrecorded.get(release) {
+            Some((kept, status)) if *kept == version => Some(status.clone()),
+            Some(_) => {
+                unrecorded.remove(release);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers that CodeDeploy accepted this replica's StopDeployment of `deployment_id`
+    /// (or found it finished): whatever the store says, it is not sent again from here.
+    pub fn stop_sent(&self, release: &str, deployment_id: &str) {
+        let mut stops = self.stops_sent.lock().unwrap_or_else(|e| e.into_inner());
+        stops.insert(release.to_string(), deployment_id.to_string());
+    }
+
+    /// The deployment of `release` this replica last saw a StopDeployment accepted for.
+    pub fn sent_stop(&self, release: &str) -> Option<String> {
+        let stops = self.stops_sent.lock().unwrap_or_else(|e| e.into_inner());
+        stops.get(release).cloned()
+    }
+
+    /// Forgets the unrecorded status of `release`: a status built on it was written.
+    pub fn recorded(&self, release: &str) {
+        let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        unrecorded.remove(release);
     }
 
     /// Forgets the followed deployment of `release` (it ended, or the release is gone).

@@ -215,7 +215,12 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         let tx = events_tx.clone();
         AbortOnDrop(tokio::spawn(async move {
             loop {
-                match leases.round().await {
+                let round = catching_panics("the lease keeper", leases.round()).await;
+                let Ok(round) = round else {
+                    tokio::time::sleep(leases.renew_period()).await;
+                    continue;
+                };
+                match round {
                     Ok(outcome) if !outcome.taken.is_empty() => {
                         if tx.send(Event::LeasesTaken(outcome.taken)).is_err() {
                             return;
@@ -265,7 +270,17 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             let mut scheduled = queue.scheduled_or_running();
             scheduled.retain(|name| ctx.state.is_in_flight(name));
             resync_task = Some(AbortOnDrop(tokio::spawn(async move {
-                let _ = tx.send(Event::Resynced(take_snapshot(&ctx, &scheduled).await));
+                // A resync that panics (a bug) fails like one that cannot list: the loop
+                // tries again soon. Ending silently would leave `resync_running` set, and no
+                // resync would ever run again.
+                let listed = catching_panics("the resync", take_snapshot(&ctx, &scheduled))
+                    .await
+                    .unwrap_or_else(|what| {
+                        Err(crate::ports::StoreError::Other {
+                            message: format!("the resync panicked: {what}"),
+                        })
+                    });
+                let _ = tx.send(Event::Resynced(listed));
             })));
         }
         let next_wake = match (queue.next_due(), resync_running) {
@@ -478,6 +493,24 @@ fn nothing_new(listed: &crate::ports::StoredRelease, known: &crate::ports::Store
     listed.generation == known.generation
         && listed.requests == known.requests
         && listed.status_version <= known.status_version
+}
+
+/// Runs background work of the loop (a resync, a round of the lease keeper or of the alarm
+/// watcher) so that a panic in it, a bug, is caught and logged instead of silently ending
+/// the task that runs it: `Err` is what the panic said.
+pub(crate) async fn catching_panics<T>(
+    what: &'static str,
+    work: impl Future<Output = T>,
+) -> Result<T, String> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(done) => Ok(done),
+        Err(panic) => {
+            let message = pass::panic_message(panic.as_ref());
+            tracing::error!(task = what, panic = %message, "a background task of the controller panicked; it goes on");
+            Err(message)
+        }
+    }
 }
 
 /// Aborts its task when dropped.

@@ -92,11 +92,7 @@ pub async fn reconcile_guarded(
     match pass.catch_unwind().await {
         Ok(result) => result,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
+            let what = panic_message(panic.as_ref());
             ctx.state.metrics().pass_panics.inc();
             tracing::error!(release = %name, panic = %what, "a reconcile pass panicked");
             if let Err(error) = record_internal_error(ctx, name, &what, fence.as_ref()).await {
@@ -105,6 +101,15 @@ pub async fn reconcile_guarded(
             Err(PassError::Panicked(what))
         }
     }
+}
+
+/// What a caught panic said.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Writes `Failed` (an internal error) into the release's status after a panic.
@@ -117,13 +122,19 @@ async fn record_internal_error(
     let Some(record) = ctx.store.get(name).await? else {
         return Ok(());
     };
-    let mut status = record.status.clone().unwrap_or_default();
+    // What an earlier action returned and could not be written is kept, not overwritten.
+    let unrecorded = known_outcomes(ctx, &record);
+    let written = unrecorded.is_some();
+    let mut status = unrecorded
+        .or_else(|| record.status.clone())
+        .unwrap_or_default();
     status.observed_generation = record.generation;
     crate::reconcile::record_internal_error(&mut status, what, ctx.clock.now());
-    if record.status.as_ref() != Some(&status) {
+    if written || record.status.as_ref() != Some(&status) {
         ctx.store
             .write_status(name, &status, record.status_version, fence)
             .await?;
+        ctx.caches.recorded(name);
     }
     Ok(())
 }
@@ -204,6 +215,17 @@ async fn reconcile_record(
         spec,
         service,
     } = snapshot;
+    // An action of an earlier pass of this replica whose outcome could not be written: start
+    // from the status that records it, as if the write had succeeded, and write it now.
+    let (record, unrecorded) = match known_outcomes(ctx, &record) {
+        Some(status) => {
+            debug!("starting from the outcome an earlier pass could not write");
+            let mut patched = StoredRelease::clone(&record);
+            patched.status = Some(status);
+            (Arc::new(patched), true)
+        }
+        None => (record, false),
+    };
     let desired = DesiredRelease {
         name: record.name.clone(),
         generation: record.generation,
@@ -225,10 +247,11 @@ async fn reconcile_record(
                 &error,
                 ctx.clock.now(),
             );
-            if record.status.as_ref() != Some(&status) {
+            if unrecorded || record.status.as_ref() != Some(&status) {
                 ctx.store
                     .write_status(&record.name, &status, record.status_version, fence)
                     .await?;
+                ctx.caches.recorded(&record.name);
             }
             return Err(PassError::Aws(error));
         }
@@ -244,11 +267,12 @@ async fn reconcile_record(
     // The status is written before any action, even unchanged: the write's condition (same
     // status version, same generation) proves the spec did not change since it was read,
     // and an intent becomes durable before the call it announces.
-    if record.status.as_ref() != Some(&decision.status) || decision.action.is_some() {
+    if unrecorded || record.status.as_ref() != Some(&decision.status) || decision.action.is_some() {
         version = ctx
             .store
             .write_status(&record.name, &decision.status, version, fence)
             .await?;
+        ctx.caches.recorded(&record.name);
         report.status_written = true;
         if record.status.as_ref().map(|s| s.phase) != Some(decision.status.phase) {
             info!(phase = %decision.status.phase, message = %decision.status.message, "phase changed");
@@ -288,9 +312,26 @@ async fn reconcile_record(
         }
         _ => {}
     }
+    if let Action::CodeDeploy(codedeploy::Action::Stop { deployment_id }) = &action
+        && match &result {
+            Ok(_) => true,
+            Err(error) => error.kind == crate::ports::AwsErrorKind::Conflict,
+        }
+    {
+        ctx.caches.stop_sent(&record.name, deployment_id);
+    }
     let recorded = record_outcome(&decision, &action, &result, &desired.name, ctx.clock.now());
     if recorded != decision.status {
-        version = write_recorded(ctx, &record.name, &recorded, version, fence).await?;
+        version = match write_recorded(ctx, &record.name, &recorded, version, fence).await {
+            Ok(version) => version,
+            Err(error) => {
+                // The call is done and this replica knows how it went: its next pass starts
+                // from that (unless someone writes the status first), never from the intent.
+                ctx.caches
+                    .keep_unrecorded(&record.name, version, recorded.clone());
+                return Err(error.into());
+            }
+        };
     }
     match result {
         Err(error) if error.is_retryable() => Err(PassError::Aws(error)),
@@ -310,6 +351,27 @@ async fn reconcile_record(
             Ok(report)
         }
     }
+}
+
+/// The stored status with what this replica knows and the store may not say yet: the
+/// outcome of its last action whose recording write failed (while nobody wrote the status
+/// since), and a stop it saw accepted (CodeDeploy stops asynchronously: a stop sent again
+/// would be a second mutation for one intent). `None`: the stored status says it all.
+fn known_outcomes(ctx: &Context, record: &StoredRelease) -> Option<crate::model::ReleaseStatus> {
+    let mut status = ctx.caches.unrecorded(&record.name, record.status_version);
+    let known = status.is_some();
+    let sent = ctx.caches.sent_stop(&record.name);
+    let base = status.get_or_insert_with(|| record.status.clone().unwrap_or_default());
+    let mut patched = false;
+    if let Some(crate::model::StrategyStatus::CodeDeploy(cd)) = base.strategy.as_mut()
+        && let Some(stop) = cd.stop.as_mut()
+        && !stop.sent
+        && sent.as_deref() == Some(stop.deployment_id.as_str())
+    {
+        stop.sent = true;
+        patched = true;
+    }
+    (known || patched).then_some(status).flatten()
 }
 
 /// Writes what an action returned. A store that throttles or blinks is tried a few times

@@ -15,6 +15,7 @@
 //!    fingerprint, so that after a crash it finds the registration instead of repeating it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -31,6 +32,12 @@ pub const TAG_RELEASE: &str = "switchyard.dev/release";
 pub const TAG_BASE: &str = "switchyard.dev/base";
 /// The tag carrying a registered candidate's content fingerprint.
 pub const TAG_FINGERPRINT: &str = "switchyard.dev/fingerprint";
+
+/// How long after its intent a registration that is not found yet may still land: longer
+/// than a call of the AWS adapters may take, retries included (30 s), so that a new owner
+/// does not register a second revision for one candidate while the old owner's call is on
+/// its way.
+pub const REGISTRATION_IN_FLIGHT: Duration = Duration::from_secs(40);
 
 /// What the shell looked up to resolve the candidate.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -60,6 +67,9 @@ pub enum Resolution {
     Ready(Candidate),
     /// The content is known (its fingerprint), the revision must be registered.
     NeedsRegistration(Candidate, Box<Registration>),
+    /// An earlier pass asked for this registration and it is not found yet: look again
+    /// (within this long) before asking again.
+    Registering(Candidate, Duration),
     /// The shell did not look up what resolving needs: look next pass.
     NeedsLookup,
     /// The spec cannot be resolved against the base (a container the base does not have).
@@ -154,6 +164,17 @@ pub fn resolve(
     if matches!(looked_up.live, Lookup::NotLookedUp) {
         // The live revision might already be the candidate: look before registering.
         return Resolution::NeedsLookup;
+    }
+    // The same registration asked for a moment ago and not found yet: it may still land.
+    if let Some(since) = recorded
+        .filter(|r| r.fingerprint == candidate.fingerprint && r.arn.is_none())
+        .and_then(|r| r.registering_since)
+    {
+        let waited = crate::clock::elapsed_between(since, now);
+        if waited < REGISTRATION_IN_FLIGHT {
+            candidate.registering_since = Some(since);
+            return Resolution::Registering(candidate, REGISTRATION_IN_FLIGHT - waited);
+        }
     }
     candidate.registering_since = Some(now);
     let tags = BTreeMap::from([

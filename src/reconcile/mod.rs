@@ -739,6 +739,18 @@ impl<'a> Pass<'a> {
                         .requeue(Duration::ZERO),
                 ))
             }
+            Resolution::Registering(candidate, wait) => {
+                self.next.desired_task_definition = None;
+                self.next.candidate = Some(candidate);
+                Err(Box::new(
+                    Step::new(
+                        Phase::Pending,
+                        Reason::RegisteringTaskDefinition,
+                        "waiting for the registration an earlier pass asked for (its call may still be on its way)",
+                    )
+                    .requeue(wait.min(POLL_PASSIVE)),
+                ))
+            }
             Resolution::NeedsLookup => Err(Box::new(
                 Step::new(
                     Phase::Pending,
@@ -762,7 +774,9 @@ impl<'a> Pass<'a> {
             &self.observed.task_definitions,
             self.now,
         ) {
-            Resolution::Ready(c) | Resolution::NeedsRegistration(c, _) => Some(c.fingerprint),
+            Resolution::Ready(c)
+            | Resolution::NeedsRegistration(c, _)
+            | Resolution::Registering(c, _) => Some(c.fingerprint),
             // A spec that cannot be resolved is not the candidate in flight.
             Resolution::Invalid(_) => Some(String::new()),
             Resolution::NeedsLookup => None,

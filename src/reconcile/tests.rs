@@ -1101,6 +1101,60 @@ fn a_registration_whose_reply_was_lost_is_adopted_by_its_fingerprint_not_registe
     }
 }
 
+/// Found by the simulation (seed 245 of 300, 3 replicas): the owner's RegisterTaskDefinition
+/// was on its way (5 s of latency) when another replica took the shard over; the new owner
+/// found the intent, no revision with its fingerprint yet, and registered the candidate
+/// again: two revisions for one candidate.
+#[test]
+fn a_registration_not_found_yet_is_waited_for_before_asking_again() {
+    let mut world = World::new();
+    world.pass_crashed();
+    let intent = world.status().candidate.clone().unwrap();
+    assert_eq!(intent.registering_since, Some(now()));
+
+    let soon = world.clone().at(after(Duration::from_secs(5)));
+    let decision = check(&soon);
+    assert_eq!(action_name(&decision), None, "{}", decision.status.message);
+    assert_eq!(decision.status.phase, Phase::Pending);
+    assert_eq!(
+        decision
+            .status
+            .candidate
+            .as_ref()
+            .unwrap()
+            .registering_since,
+        Some(now()),
+        "the intent stays as it was"
+    );
+    assert!(
+        decision
+            .requeue_after
+            .is_some_and(|after| after <= candidate::REGISTRATION_IN_FLIGHT),
+        "{:?}",
+        decision.requeue_after
+    );
+
+    // The call lands meanwhile: adopted, not registered again.
+    let mut landed = soon.clone();
+    landed
+        .aws
+        .answer(&Action::RegisterTaskDefinition(
+            match World::new().pass_crashed().action {
+                Some(Action::RegisterTaskDefinition(registration)) => registration,
+                other => panic!("a registration, not {other:?}"),
+            },
+        ))
+        .unwrap();
+    assert_eq!(action_name(&check(&landed)), Some("CreateDeployment"));
+    assert_eq!(landed.aws.revisions.len(), 2, "registered once");
+
+    // It never landed: asked again once no call could still land.
+    let later = world.at(after(
+        candidate::REGISTRATION_IN_FLIGHT + Duration::from_secs(1),
+    ));
+    assert_eq!(action_name(&check(&later)), Some("RegisterTaskDefinition"));
+}
+
 #[test]
 fn a_registration_that_did_not_take_effect_is_asked_again() {
     let mut world = World::new();

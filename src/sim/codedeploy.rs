@@ -889,6 +889,7 @@ impl CodeDeploy for SimAws {
                 stage: Stage::Created,
                 next_at: Some(after(now, CREATED_TO_IN_PROGRESS)),
                 stop_calls: 0,
+                continue_calls: 0,
             });
             Ok(id)
         })
@@ -914,6 +915,7 @@ impl CodeDeploy for SimAws {
                     ),
                 ));
             }
+            world.deployments[i].continue_calls += 1;
             world.begin_allow_traffic(i, now);
             Ok(())
         })

@@ -118,6 +118,18 @@ impl FaultInjector {
         lock(&self.state).rules.clear();
     }
 
+    /// Removes the first rule equal to `rule`; whether there was one.
+    pub fn remove(&self, rule: &FaultRule) -> bool {
+        let mut state = lock(&self.state);
+        match state.rules.iter().position(|r| r == rule) {
+            Some(index) => {
+                state.rules.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn counts(&self) -> BTreeMap<String, u64> {
         lock(&self.state).counts.clone()
     }
@@ -194,6 +206,30 @@ mod tests {
         faults.clear();
         assert_eq!(faults.on_call("ecs:DescribeServices"), Decision::default());
         assert_eq!(faults.counts()["ecs:DescribeServices"], 3);
+    }
+
+    #[test]
+    fn a_rule_can_be_removed_alone() {
+        let faults = FaultInjector::new();
+        let refusal = FaultRule::always("ecs:RegisterTaskDefinition", Fault::AccessDenied);
+        faults.inject(FaultRule::always(
+            "*",
+            Fault::Latency(Duration::from_secs(1)),
+        ));
+        faults.inject(refusal.clone());
+        assert_eq!(
+            faults.on_call("ecs:RegisterTaskDefinition").failure,
+            Some(Fault::AccessDenied)
+        );
+        assert!(faults.remove(&refusal));
+        assert!(!faults.remove(&refusal), "removed once");
+        let after = faults.on_call("ecs:RegisterTaskDefinition");
+        assert_eq!(after.failure, None);
+        assert_eq!(
+            after.latency,
+            Duration::from_secs(1),
+            "the other rule stays"
+        );
     }
 
     #[test]

@@ -212,6 +212,18 @@ impl SimAws {
         })
     }
 
+    /// How many ContinueDeployment calls each deployment accepted, by id.
+    pub fn continue_calls(&self) -> BTreeMap<String, u32> {
+        self.with_world(|world| {
+            world
+                .deployments
+                .iter()
+                .filter(|d| d.continue_calls > 0)
+                .map(|d| (d.id.clone(), d.continue_calls))
+                .collect()
+        })
+    }
+
     /// Reseeds the random source of probabilistic fault rules.
     pub fn with_seed(self, seed: u64) -> Self {
         self.inner.faults.reseed(seed);
@@ -473,6 +485,12 @@ impl SimAws {
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
         self.inner.faults.clear();
+    }
+
+    /// Removes the first fault rule equal to `rule` (a fault that lasted a while is gone);
+    /// whether there was one.
+    pub fn remove_fault(&self, rule: &FaultRule) -> bool {
+        self.inner.faults.remove(rule)
     }
 
     /// Calls per `"<service>:<Operation>"`, including calls failed by injected faults.

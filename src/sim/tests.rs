@@ -409,9 +409,16 @@ async fn ready_deployment_waits_for_continue() {
         LifecycleEventStatus::Pending
     );
 
+    assert!(
+        f.aws.continue_calls().is_empty(),
+        "the early call was refused"
+    );
     f.aws.continue_deployment(&id).await.unwrap();
     assert_eq!(f.status(&id).await, DeploymentStatus::InProgress);
     assert_eq!(f.production(), map(&[("web-tg-a", 0), ("web-tg-b", 100)]));
+    let again = f.aws.continue_deployment(&id).await.unwrap_err();
+    assert_eq!(again.kind, AwsErrorKind::Conflict, "no longer Ready");
+    assert_eq!(f.aws.continue_calls().get(&id), Some(&1));
     advance(HOOK_EVENT).await;
     assert_eq!(f.status(&id).await, DeploymentStatus::Succeeded);
     assert_eq!(f.web().task_definition.as_deref(), Some(td.arn.as_str()));

@@ -267,6 +267,9 @@ pub(crate) struct SimDeployment {
     /// StopDeployment calls that CodeDeploy accepted for it (a second one while it stops is
     /// accepted again, and counted, so checks can see a stop sent twice).
     pub stop_calls: u32,
+    /// ContinueDeployment calls that CodeDeploy accepted for it (at most one can be: the
+    /// deployment leaves `Ready` at once; counted so checks need not trust that).
+    pub continue_calls: u32,
 }
 
 /// How a failure detector of ECS deployments (the circuit breaker) ends a failed deployment.

@@ -575,3 +575,170 @@ async fn shutdown_drains_within_its_limit_even_while_aws_hangs() {
     h.run_for(Duration::from_secs(5)).await;
     assert!(started.elapsed() <= limit, "took {:?}", started.elapsed());
 }
+
+/// CodeDeploy of the simulation, except that once a StopDeployment succeeds, the store fails
+/// the next `writes` status writes: the write recording the stop among them.
+struct StopThenStoreFails {
+    aws: switchyard::sim::SimAws,
+    store: switchyard::sim::SimStore,
+    writes: u32,
+}
+
+#[async_trait::async_trait]
+impl switchyard::ports::CodeDeploy for StopThenStoreFails {
+    async fn get_deployment_group(
+        &self,
+        application: &str,
+        group: &str,
+    ) -> Result<switchyard::ports::DeploymentGroup, switchyard::ports::AwsError> {
+        self.aws.get_deployment_group(application, group).await
+    }
+
+    async fn list_deployments(
+        &self,
+        application: &str,
+        group: &str,
+        filter: switchyard::ports::DeploymentFilter,
+    ) -> Result<Vec<String>, switchyard::ports::AwsError> {
+        self.aws.list_deployments(application, group, filter).await
+    }
+
+    async fn get_deployment(
+        &self,
+        deployment_id: &str,
+    ) -> Result<switchyard::ports::Deployment, switchyard::ports::AwsError> {
+        self.aws.get_deployment(deployment_id).await
+    }
+
+    async fn get_deployment_target(
+        &self,
+        deployment_id: &str,
+        target_id: &str,
+    ) -> Result<switchyard::ports::DeploymentTarget, switchyard::ports::AwsError> {
+        self.aws
+            .get_deployment_target(deployment_id, target_id)
+            .await
+    }
+
+    async fn create_deployment(
+        &self,
+        request: &CreateDeploymentRequest,
+    ) -> Result<String, switchyard::ports::AwsError> {
+        self.aws.create_deployment(request).await
+    }
+
+    async fn continue_deployment(
+        &self,
+        deployment_id: &str,
+    ) -> Result<(), switchyard::ports::AwsError> {
+        self.aws.continue_deployment(deployment_id).await
+    }
+
+    async fn stop_deployment(
+        &self,
+        deployment_id: &str,
+        rollback: bool,
+    ) -> Result<(), switchyard::ports::AwsError> {
+        let result = self.aws.stop_deployment(deployment_id, rollback).await;
+        if result.is_ok() {
+            self.store.inject(FaultRule::times(
+                "dynamodb:UpdateItem",
+                Fault::ServerError,
+                self.writes,
+            ));
+        }
+        result
+    }
+}
+
+struct WithCodeDeploy(switchyard::sim::SimAws, std::sync::Arc<StopThenStoreFails>);
+
+impl switchyard::ports::AwsProvider for WithCodeDeploy {
+    fn ports_for(&self, region: Option<&str>) -> switchyard::ports::AwsPorts {
+        switchyard::ports::AwsPorts {
+            codedeploy: self.1.clone(),
+            ..self.0.ports_for(region)
+        }
+    }
+}
+
+/// Found by the simulation (seed 172 of 200, 3 replicas): a StopDeployment succeeded, every
+/// write recording it failed, and 60 s later the same replica, up all along, sent it again
+/// while CodeDeploy was still stopping the deployment (stops take minutes while hooks run).
+/// The replica knows what it did: its next pass starts from the outcome it could not write.
+#[tokio::test(start_paused = true)]
+async fn a_stop_whose_recording_write_fails_is_not_sent_again() {
+    let h = Harness::new();
+    h.add_service("web", |s| {
+        s.deployment_config = "CodeDeployDefault.ECSCanary10Percent15Minutes".into();
+    });
+    h.aws.set_stop_delay(minutes(3));
+    h.apply("web", &ReleaseOptions::default()).await;
+    h.run_for(minutes(2)).await;
+    let first = h.deployments_of("web")[0].id.clone();
+
+    // A new candidate supersedes the rollout: one stop, whose recording write (and the three
+    // retries of it) fail.
+    h.apply(
+        "web",
+        &ReleaseOptions {
+            image_tag: "3.0.0".into(),
+            ..ReleaseOptions::default()
+        },
+    )
+    .await;
+    let hooked = std::sync::Arc::new(StopThenStoreFails {
+        aws: h.aws.clone(),
+        store: h.store.clone(),
+        writes: 4,
+    });
+    let ctx = switchyard::controller::Context::new(
+        std::sync::Arc::new(h.store.clone()),
+        std::sync::Arc::new(WithCodeDeploy(h.aws.clone(), hooked)),
+        h.clock.clone(),
+        h.config.clone(),
+        switchyard::state::ControllerState::new(),
+    );
+    switchyard::controller::run(ctx, tokio::time::sleep(minutes(30))).await;
+
+    assert_eq!(
+        h.aws.stop_calls().get(&first),
+        Some(&1),
+        "the stop reached CodeDeploy once"
+    );
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let live = h.live_task_definition("web");
+    assert_eq!(h.image_of(&live, "web"), format!("{REGISTRY}/web:3.0.0"));
+    h.assert_one_deployment_per_rollout();
+}
+
+/// Found by the simulation (seeds 7 and 47 of 50, 3 replicas): an injected panic in the
+/// resync's batched DescribeServices ended the resync task without a word to the loop, which
+/// then waited for it forever: no resync ran again in that replica, and its releases at rest
+/// had no pass for the rest of the run. A panicking resync now fails like one that cannot
+/// list, and the next one comes soon.
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_the_resync_does_not_end_the_resyncs() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    h.apply("web", &ReleaseOptions::default()).await;
+    let aws = h.aws.clone();
+    let injected = tokio::spawn(async move {
+        // Healthy by then: only the resync describes the service, once a minute.
+        tokio::time::sleep(minutes(5)).await;
+        aws.inject(FaultRule::times("ecs:DescribeServices", Fault::Panic, 1));
+        aws.call_counts()
+            .get("ecs:DescribeServices")
+            .copied()
+            .unwrap_or(0)
+    });
+    h.run_for(minutes(15)).await;
+    let before = injected.await.unwrap();
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    let after = h.calls("ecs:DescribeServices");
+    assert!(
+        after >= before + 8,
+        "resyncs go on after one panicked: {before} DescribeServices before, {after} after ten minutes"
+    );
+}

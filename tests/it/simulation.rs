@@ -6,20 +6,27 @@
 //! and not fixed yet: they are printed, counted, and tolerated unless
 //! `SWITCHYARD_SIM_STRICT=1`. The list is empty: the bugs the simulation found are fixed, and
 //! the seeds that showed each are kept below as regression tests.
+//!
+//! A check that found nothing must have had something to look at: the sweep also asserts
+//! that its seeds made edits that keep the candidate while rollouts were in flight, wanted
+//! candidates again, refused, panicked, failed status writes after actions, and handled
+//! requests (the counts are printed).
 
 use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use switchyard_simulation::{SeedReport, SimulationConfig, ViolationKind};
+use switchyard_simulation::{SeedReport, SimulationConfig, Stats, ViolationKind};
 
 /// Seeds run by default: about 0.3 s of CPU each in a debug build, on up to four threads.
 const DEFAULT_SEEDS: u64 = 150;
 
 /// Violation kinds of open controller bugs (see the module documentation).
 const KNOWN_OPEN: &[ViolationKind] = &[
-    // Empty: the three bugs the simulation found (a recorded stop never re-sent, a release
-    // dropped while its lease was unsafe, no lease check before the AWS call) are fixed.
+    // Empty: the bugs the simulation found (a recorded stop never re-sent, a release dropped
+    // while its lease was unsafe, no lease check before the AWS call, a panicking resync that
+    // ended the resyncs, a stop sent again after its recording write failed, a registration
+    // repeated while the first was on its way) are fixed.
 ];
 
 /// The small configuration the suite runs.
@@ -129,9 +136,14 @@ fn every_seed_keeps_the_invariants() {
         }
     }
     let total: usize = reports.iter().map(|r| r.violations.len()).sum();
+    let mut totals = Stats::default();
+    for report in &reports {
+        totals.add(&report.stats);
+    }
     say(&format!(
-        "simulation: {} seeds, {total} violations",
-        reports.len()
+        "simulation: {} seeds, {total} violations; in all: {}",
+        reports.len(),
+        totals.summary()
     ));
     if !known.is_empty() {
         say(&format!(
@@ -147,6 +159,48 @@ fn every_seed_keeps_the_invariants() {
         failures.len(),
         reports.len(),
         failures.join("\n")
+    );
+    if seeds >= 100 {
+        assert_checks_had_work(&totals);
+    }
+}
+
+/// Every check had something to look at over the sweep (see the module documentation).
+fn assert_checks_had_work(totals: &Stats) {
+    let work = [
+        (
+            "edits keeping the candidate in flight (7)",
+            totals.edits_in_flight as usize,
+        ),
+        ("stops judged (7)", totals.stops_justified as usize),
+        (
+            "candidates wanted again (8)",
+            totals.candidates_wanted_again as usize,
+        ),
+        ("registrations (8)", totals.registrations),
+        ("stops accepted (9)", totals.stops_accepted as usize),
+        ("continues accepted (9)", totals.continues_accepted as usize),
+        (
+            "crashes right after a mutation (9)",
+            totals.crashes_after_action as usize,
+        ),
+        ("status writes failed (9)", totals.status_writes_failed),
+        ("write faults armed (9)", totals.write_faults_armed as usize),
+        ("requests handled (10)", totals.requests_handled),
+        ("requests declined (10)", totals.requests_declined),
+        ("passes (11)", totals.passes),
+        ("passes panicked (11)", totals.passes_panicked as usize),
+        ("refusal episodes (12)", totals.refusal_episodes as usize),
+        ("attempts refused (12)", totals.refused_attempts),
+    ];
+    let idle: Vec<&str> = work
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(what, _)| *what)
+        .collect();
+    assert!(
+        idle.is_empty(),
+        "checks with nothing to look at over the sweep: {idle:?}"
     );
 }
 
@@ -230,7 +284,7 @@ fn a_replica_paused_after_its_status_write_does_not_act_once_its_lease_moved() {
 /// Seed 13 (the example's default configuration): replica-11 is paused just as its intent
 /// to create generation 6's deployment of app-1 commits; replica-17 takes the shard over and
 /// deploys generation 6, which succeeds; replica-11 wakes up and sends its CreateDeployment:
-/// a second deployment for (app-1, generation 6, attempt 1).
+/// a second deployment for one rollout of app-1 (then keyed by generation and attempt).
 #[test]
 fn a_paused_replica_never_creates_a_second_deployment_for_one_attempt() {
     assert_seed_free_of(
@@ -243,4 +297,36 @@ fn a_paused_replica_never_creates_a_second_deployment_for_one_attempt() {
             ViolationKind::MutationAfterNewerTerm,
         ],
     );
+}
+
+/// The example's default configuration for `seed`.
+fn example_config(seed: u64) -> SimulationConfig {
+    SimulationConfig {
+        seed,
+        ..SimulationConfig::default()
+    }
+}
+
+/// Seeds 7 and 47 (the example's configuration, with the invariants of rollouts): an
+/// injected panic in the resync's DescribeServices ended the resync task of a replica for
+/// good, and its releases at rest had no pass for the rest of the run (no wedged release).
+#[test]
+fn a_panic_in_the_resync_wedges_no_release() {
+    for seed in [7, 47] {
+        assert_seed_free_of(example_config(seed), &[ViolationKind::Wedged]);
+    }
+}
+
+/// Seed 172: a StopDeployment succeeded, its four recording writes failed, and the same
+/// replica sent it again 60 s later while CodeDeploy was still stopping (stops took 142 s).
+#[test]
+fn a_failed_recording_write_never_sends_a_stop_twice() {
+    assert_seed_free_of(example_config(172), &[ViolationKind::StopSentTwice]);
+}
+
+/// Seed 245: the owner's RegisterTaskDefinition was on its way (5 s of latency) when
+/// another replica took the shard over and registered the same candidate again.
+#[test]
+fn a_registration_on_its_way_is_not_repeated_by_the_next_owner() {
+    assert_seed_free_of(example_config(245), &[ViolationKind::DuplicateRegistration]);
 }
