@@ -280,6 +280,13 @@ impl Validator {
         if let Some(Err(message)) = cd.deployment_config.as_deref().map(check_deployment_config) {
             self.error(field_path(base, "deploymentConfig"), message);
         }
+        if let Some(analysis) = &cd.analysis {
+            crate::model::analysis::validate(
+                &field_path(base, "analysis"),
+                analysis,
+                &mut self.errors,
+            );
+        }
     }
 
     fn rollback(&mut self, base: &str, rollback: &RollbackSpec) {
@@ -820,6 +827,7 @@ mod tests {
                             "CodeDeployDefault.ECSCanary10Percent5Minutes".to_owned(),
                         ),
                         promotion: Promotion::Auto,
+                        analysis: None,
                     }),
                     ..Strategy::default()
                 },

@@ -62,6 +62,13 @@ pub(crate) struct World {
     /// target or task set finishes draining (`None`: nothing pending); see
     /// `World::advance_task_sets`.
     pub next_task_event: Option<Timestamp>,
+    /// CloudWatch metrics by (namespace, name, dimensions), and the `GetMetricData` requests
+    /// accepted (`metrics.rs`).
+    pub metrics: BTreeMap<super::metrics::MetricKey, super::metrics::SimMetric>,
+    pub metric_requests: Vec<crate::ports::MetricDataRequest>,
+    /// What HTTP probes of a URL get, and how many there were.
+    pub http_answers: BTreeMap<String, Result<u16, crate::ports::ProbeError>>,
+    pub http_probes: BTreeMap<String, u64>,
     counters: Counters,
 }
 
