@@ -233,7 +233,7 @@ impl MetricData for CloudWatchMetricData {
                 }
             }
         }
-        datapoints.sort_by(|a, b| b.at.cmp(&a.at));
+        datapoints.sort_by_key(|d| std::cmp::Reverse(d.at));
         Ok(datapoints)
     }
 }

@@ -362,6 +362,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                             ctx.state.update_release(release);
                         }
                         ctx.state.metrics().record_outcomes(report.new_outcomes.iter().copied());
+                        ctx.state
+                            .metrics()
+                            .record_measurements(report.new_measurements.iter().copied());
                         if report.deleted {
                             known.remove(&name);
                             queue.forget(&name);

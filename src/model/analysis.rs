@@ -416,7 +416,7 @@ fn validate_query(path: &str, query: &CloudWatchQuery, error: &mut impl FnMut(St
     let high_resolution = [1, 5, 10, 20, 30];
     if period.subsec_nanos() != 0
         || seconds == 0
-        || !(high_resolution.contains(&seconds) || seconds % 60 == 0)
+        || !(high_resolution.contains(&seconds) || seconds.is_multiple_of(60))
     {
         error(
             format!("{path}.period"),
@@ -592,6 +592,9 @@ pub enum AnalysisPhase {
     Inconclusive,
     /// Ended early by `promote`.
     Skipped,
+    /// Ended without a verdict: the rollout rolled back for another reason (an alarm, an
+    /// abort, a newer candidate) or its gate went away (a hook answered by someone else).
+    Stopped,
 }
 
 impl AnalysisPhase {
@@ -602,6 +605,7 @@ impl AnalysisPhase {
             AnalysisPhase::Failed => "Failed",
             AnalysisPhase::Inconclusive => "Inconclusive",
             AnalysisPhase::Skipped => "Skipped",
+            AnalysisPhase::Stopped => "Stopped",
         }
     }
 }

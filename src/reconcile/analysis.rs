@@ -229,7 +229,8 @@ pub fn run(
         .next
         .analysis
         .as_ref()
-        .is_none_or(|s| s.gate != at_gate.gate);
+        // A stopped analysis never passes: back at its gate, it starts again.
+        .is_none_or(|s| s.gate != at_gate.gate || s.phase == AnalysisPhase::Stopped);
     if fresh {
         pass.next.analysis = Some(AnalysisStatus {
             gate: at_gate.gate.clone(),
@@ -264,7 +265,7 @@ pub fn run(
     }
     match state.phase {
         AnalysisPhase::Running => {}
-        AnalysisPhase::Successful | AnalysisPhase::Skipped => {
+        AnalysisPhase::Successful | AnalysisPhase::Skipped | AnalysisPhase::Stopped => {
             return AnalysisProgress::Passed {
                 message: state.message.clone().unwrap_or_else(|| state.summary()),
                 promoted: false,
@@ -545,6 +546,35 @@ pub fn judge(
             format!("not measured: {message}"),
         ),
     }
+}
+
+/// Ends a running analysis without a verdict (`Stopped`, saying why): the rollout rolls back
+/// for another reason, or the gate it ran at went away. No measurement is due after it.
+pub fn stop_running(status: &mut ReleaseStatus, why: &str, now: Timestamp) {
+    if let Some(state) = status
+        .analysis
+        .as_mut()
+        .filter(|s| s.phase == AnalysisPhase::Running)
+    {
+        let message = format!(
+            "analysis at {} stopped after {} of {} measurements: {why}",
+            state.gate, state.taken, state.count
+        );
+        end(state, AnalysisPhase::Stopped, message, now, |_| {
+            AnalysisProgress::Passed {
+                message: String::new(),
+                promoted: false,
+            }
+        });
+    }
+}
+
+/// Whether the status's analysis runs at `gate` and is still running.
+pub fn running_at(status: &ReleaseStatus, gate: &str) -> bool {
+    status
+        .analysis
+        .as_ref()
+        .is_some_and(|s| s.phase == AnalysisPhase::Running && s.gate == gate)
 }
 
 /// The measurements recorded in `after` that `before` did not have, by result (for

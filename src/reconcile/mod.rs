@@ -624,6 +624,12 @@ impl<'a> Pass<'a> {
             held = superseded.take();
         }
         let gate = self.gate(spec);
+        if let Some(why) =
+            (gate.roll_back.as_ref().map(|r| r.message.as_str())).or(superseded.as_deref())
+        {
+            // Rolling back for another reason: the analysis in flight has no say any more.
+            analysis::stop_running(&mut self.next, why, self.now);
+        }
         let progress = match strategy {
             SelectedStrategy::CodeDeploy(s) => {
                 codedeploy::progress(self, s, rollout, &gate, superseded.as_deref())

@@ -59,7 +59,7 @@ fn is_id(id: &str) -> bool {
 }
 
 fn is_period(seconds: u32) -> bool {
-    [1, 5, 10, 20, 30].contains(&seconds) || (seconds > 0 && seconds % 60 == 0)
+    [1, 5, 10, 20, 30].contains(&seconds) || (seconds > 0 && seconds.is_multiple_of(60))
 }
 
 /// A token of a metric math expression.

@@ -301,3 +301,169 @@ async fn a_probe_that_times_out_is_a_failed_measurement() {
         "{health:?}"
     );
 }
+
+// ----- CodeDeploy: the gate while the deployment waits in `Ready` ---------------------------
+
+/// A `codeDeploy` release of service `web` whose analysis probes [`HEALTH`] `count` times, 30 s
+/// apart.
+fn code_deploy_with_analysis(count: u32) -> String {
+    crate::harness::release_yaml("web", &crate::harness::ReleaseOptions::default()).replace(
+        "      deploymentGroup: web-prod\n",
+        &format!(
+            "      deploymentGroup: web-prod\n      analysis:\n        interval: 30s\n        count: {count}\n        metrics:\n          - name: health\n            http: {{url: \"{HEALTH}\", expectStatus: [200]}}\n"
+        ),
+    )
+}
+
+fn ready_for(h: &Harness, minutes: u32) {
+    h.add_service("web", |s| {
+        s.ready_action = switchyard::ports::ReadyAction::StopDeployment {
+            wait_minutes: minutes,
+        };
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_codedeploy_deployment_in_ready_is_continued_only_after_its_analysis_passes() {
+    let h = Harness::new();
+    ready_for(&h, 30);
+    h.aws.set_http_answer(HEALTH, Ok(200));
+    apply(&h, &code_deploy_with_analysis(4)).await;
+
+    // Until every measurement passed, production traffic stays where it is.
+    let mut continued_after = None;
+    for second in 0..900 {
+        h.run_for(Duration::from_secs(1)).await;
+        if continued_after.is_none() && h.calls("codedeploy:ContinueDeployment") > 0 {
+            continued_after = Some(second);
+            let status = h.status("web").await;
+            let analysis = status.analysis.as_ref().expect("analysed");
+            assert_eq!(analysis.phase, AnalysisPhase::Successful, "{analysis:?}");
+            assert_eq!(measurement_numbers(&status, "health"), [1, 2, 3, 4]);
+        }
+        if h.status("web").await.phase == Phase::Healthy {
+            break;
+        }
+    }
+    assert!(continued_after.is_some(), "never continued");
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(h.calls("codedeploy:ContinueDeployment"), 1);
+    assert_eq!(h.aws.http_probes(HEALTH), 4, "one probe per measurement");
+    let analysis = status.analysis.as_ref().unwrap();
+    assert!(analysis.gate.ends_with("in Ready"), "{}", analysis.gate);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_codedeploy_deployment_whose_analysis_fails_is_rolled_back_from_ready() {
+    let h = Harness::new();
+    ready_for(&h, 30);
+    h.aws.set_http_answer(HEALTH, Ok(503));
+    apply(&h, &code_deploy_with_analysis(4)).await;
+    h.run_for(minutes(20)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::RolledBack, "{}", status.message);
+    assert_eq!(h.calls("codedeploy:ContinueDeployment"), 0);
+    assert_eq!(h.calls("codedeploy:StopDeployment"), 1);
+    let analysis = status.analysis.as_ref().unwrap();
+    assert_eq!(analysis.phase, AnalysisPhase::Failed);
+    assert_eq!(analysis.metrics[0].failed, 1, "failureLimit 0: one failure");
+    assert!(
+        status.history[0].message.contains("metric health failed")
+            && status.history[0].message.contains("HTTP 503"),
+        "{}",
+        status.history[0].message
+    );
+    h.assert_one_deployment_per_rollout();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_codedeploy_group_that_does_not_wait_in_ready_longer_than_the_analysis_fails_before_deploying()
+ {
+    for ready in [
+        switchyard::ports::ReadyAction::ContinueDeployment,
+        // 4 × 30 s is 2 minutes: a 2-minute wait is not longer.
+        switchyard::ports::ReadyAction::StopDeployment { wait_minutes: 2 },
+    ] {
+        let h = Harness::new();
+        h.add_service("web", |s| s.ready_action = ready);
+        h.aws.set_http_answer(HEALTH, Ok(200));
+        apply(&h, &code_deploy_with_analysis(4)).await;
+        h.run_for(minutes(5)).await;
+        let status = h.status("web").await;
+        assert_eq!(status.phase, Phase::Failed, "{ready:?}: {}", status.message);
+        assert!(
+            status
+                .message
+                .contains("STOP_DEPLOYMENT with waitTimeInMinutes of at least 3"),
+            "{}",
+            status.message
+        );
+        assert!(
+            h.deployments_of("web").is_empty(),
+            "never an ungated rollout"
+        );
+        assert_eq!(h.calls("ecs:RegisterTaskDefinition"), 0);
+    }
+}
+
+// ----- ECS: the answer to a PAUSE hook ------------------------------------------------------
+
+fn ecs_with_analysis(count: u32) -> String {
+    format!(
+        "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: web\nspec:\n  service: {{cluster: prod, name: web}}\n  taskDefinition:\n    from: web\n    containers:\n      web:\n        image: {REGISTRY}/web:2.0.0\n  strategy:\n    ecs:\n      analysis:\n        interval: 20s\n        count: {count}\n        metrics:\n          - name: health\n            http: {{url: \"{HEALTH}\", expectStatus: [200]}}\n"
+    )
+}
+
+fn ecs_service(h: &Harness) {
+    h.aws.add_ecs_service(
+        switchyard::sim::EcsServiceSetup::new(
+            "prod",
+            "web",
+            switchyard::ports::EcsDeploymentStrategy::BlueGreen,
+        )
+        .pausing_at(&["POST_TEST_TRAFFIC_SHIFT"]),
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ecs_pause_hook_is_answered_continue_when_its_analysis_passes() {
+    let h = Harness::new();
+    ecs_service(&h);
+    h.aws.set_http_answer(HEALTH, Ok(200));
+    apply(&h, &ecs_with_analysis(3)).await;
+    h.run_for(minutes(15)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let arn = status.deployment_id.clone().unwrap();
+    let answers = h.aws.hook_answers(&arn);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].1, switchyard::ports::HookAction::Continue);
+    let analysis = status.analysis.as_ref().unwrap();
+    assert_eq!(analysis.phase, AnalysisPhase::Successful);
+    assert!(analysis.gate.starts_with("PAUSE hook"), "{}", analysis.gate);
+    assert_eq!(measurement_numbers(&status, "health"), [1, 2, 3]);
+    assert_eq!(h.aws.http_probes(HEALTH), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ecs_pause_hook_is_answered_rollback_when_its_analysis_fails() {
+    let h = Harness::new();
+    ecs_service(&h);
+    h.aws.set_http_answer(HEALTH, Ok(500));
+    apply(&h, &ecs_with_analysis(3)).await;
+    h.run_for(minutes(15)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::RolledBack, "{}", status.message);
+    let arn = status.deployment_id.clone().unwrap();
+    let answers = h.aws.hook_answers(&arn);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].1, switchyard::ports::HookAction::Rollback);
+    let analysis = status.analysis.as_ref().unwrap();
+    assert_eq!(analysis.phase, AnalysisPhase::Failed);
+    assert!(
+        status.history[0].message.contains("metric health failed"),
+        "{}",
+        status.history[0].message
+    );
+}

@@ -31,6 +31,7 @@ const FAMILIES: &[&str] = &[
     "switchyard_deployments_total",
     "switchyard_queue_depth",
     "switchyard_passes_in_flight",
+    "switchyard_analysis_measurements_total",
 ];
 
 /// How long the demo may take to settle at `--speed 600` before a test gives up.

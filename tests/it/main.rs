@@ -2,6 +2,7 @@
 //! simulated AWS, adapter tests against moto server, and end-to-end runs of the binary.
 
 mod analysis;
+mod analysis_adapters;
 mod aws_adapters;
 mod aws_ecs_deployments;
 mod aws_store;
