@@ -538,6 +538,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
         ("catalog", "Healthy"),
         ("orders", "Healthy"),
         ("storefront", "Healthy"),
+        ("reviews", "RolledBack"),
     ];
     let cards = cards(&dom);
     for (name, phase) in expected {
@@ -555,6 +556,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     assert_eq!(
         order,
         [
+            "reviews",
             "search",
             "inventory",
             "catalog",
@@ -567,7 +569,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     );
     assert!(
         dom.contains(&format!(
-            "2 of {} releases need attention",
+            "3 of {} releases need attention",
             demo_release_count()
         )),
         "the headline counts what needs attention"
@@ -577,9 +579,17 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
         "the connection-lost banner is hidden while the API answers"
     );
     assert!(
-        dom.contains(r#"data-phase="RolledBack" data-count="1""#)
+        dom.contains(r#"data-phase="RolledBack" data-count="2""#)
             && dom.contains(r#"data-phase="Healthy" data-count="5""#),
         "the summary counts releases by phase"
+    );
+
+    // The analysis that rolled reviews back: its verdict and each metric's measurements.
+    assert!(
+        dom.contains("Analysis failed at step 2")
+            && dom.contains(">error-rate</th>")
+            && dom.contains(">health</th>"),
+        "the dashboard shows reviews' analysis"
     );
 
     // A screenshot, kept as a test artifact (`test-artifacts/` is not in git).
