@@ -460,7 +460,7 @@ fn validate_query(path: &str, query: &CloudWatchQuery, error: &mut impl FnMut(St
         );
     }
     for (id, stat) in &query.metrics {
-        let metric_path = super::validate::key_path(&format!("{path}.metrics"), id);
+        let metric_path = super::field_error::key_path(&format!("{path}.metrics"), id);
         if let Err(message) = check_query_id(id) {
             error(metric_path.clone(), message);
         }
@@ -492,7 +492,7 @@ fn validate_query(path: &str, query: &CloudWatchQuery, error: &mut impl FnMut(St
         }
         for (name, value) in &stat.dimensions {
             let dimension_path =
-                super::validate::key_path(&format!("{metric_path}.dimensions"), name);
+                super::field_error::key_path(&format!("{metric_path}.dimensions"), name);
             if name.is_empty() || name.len() > 255 {
                 error(
                     dimension_path.clone(),
@@ -781,6 +781,51 @@ pub fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::model::parse::parse_documents;
+
+    /// The errors of a `codeDeploy` release whose analysis is `analysis` (flow YAML).
+    fn errors(analysis: &str) -> Vec<String> {
+        let yaml = format!(
+            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata: {{name: web}}\nspec:\n  service: {{cluster: prod, name: web}}\n  taskDefinition: {{from: web, containers: {{web: {{image: registry/web:2}}}}}}\n  strategy:\n    codeDeploy:\n      application: web\n      deploymentGroup: web-prod\n      analysis: {analysis}\n"
+        );
+        match parse_documents(&yaml) {
+            Ok(_) => vec![],
+            Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const PROBE: &str = "{name: up, http: {url: \"http://web/health\"}}";
+    const QUERY: &str = "{metrics: {m1: {namespace: AWS/ApplicationELB, name: RequestCount, stat: Sum}}, period: 60s}";
+
+    #[test]
+    fn bad_analyses_are_refused_naming_the_field() {
+        let base = "spec.strategy.codeDeploy.analysis";
+        let cases = [
+            (format!("{{interval: 30s, count: 0, metrics: [{PROBE}]}}"), format!("{base}.count: must be 1 to 10000")),
+            (format!("{{interval: soon, count: 3, metrics: [{PROBE}]}}"), format!("{base}.interval")),
+            (format!("{{interval: 30s, count: 3, failureLimit: -1, metrics: [{PROBE}]}}"), format!("{base}.failureLimit: must be 0 or more")),
+            (format!("{{interval: 30s, count: 3, inconclusiveLimit: -2, metrics: [{PROBE}]}}"), format!("{base}.inconclusiveLimit: must be 0 or more")),
+            ("{interval: 30s, count: 3, metrics: [{name: m}]}".to_string(), format!("{base}.metrics[0]: must set one of cloudWatch")),
+            (format!("{{interval: 30s, count: 3, metrics: [{{name: m, cloudWatch: {QUERY}, http: {{url: \"http://x\"}}, failWhen: {{above: 1}}}}]}}"), format!("{base}.metrics[0]: must set one of cloudWatch and http, not both")),
+            (format!("{{interval: 30s, count: 3, metrics: [{{name: m, cloudWatch: {QUERY}, failWhen: {{above: 1, below: 0}}}}]}}"), format!("{base}.metrics[0].failWhen: must set one of above and below, not both")),
+            (format!("{{interval: 30s, count: 3, metrics: [{{name: m, cloudWatch: {QUERY}, failWhen: {{}}}}]}}"), format!("{base}.metrics[0].failWhen: must set one of above and below")),
+            ("{interval: 30s, count: 3, metrics: [{name: m, http: {url: \"ftp://web/health\"}}]}".to_string(), format!("{base}.metrics[0].http.url: must be an http:// or https:// URL")),
+            (format!("{{interval: 30s, count: 3, metrics: [{{name: m, cloudWatch: {{metrics: {{m1: {{namespace: N, name: X, stat: Sum}}}}, period: 45s}}, failWhen: {{above: 1}}}}]}}"), format!("{base}.metrics[0].cloudWatch.period: must be 1s, 5s, 10s, 20s, 30s or a multiple of 60s")),
+            (format!("{{interval: 30s, count: 3, metrics: [{PROBE}, {PROBE}]}}"), format!("{base}.metrics[1].name: \"up\" names two metrics")),
+        ];
+        for (analysis, expected) in cases {
+            let found = errors(&analysis);
+            assert!(
+                found.iter().any(|e| e.contains(&expected)),
+                "{analysis}: expected {expected:?}, got {found:?}"
+            );
+        }
+        assert_eq!(
+            errors(&format!("{{interval: 30s, count: 3, metrics: [{PROBE}]}}")),
+            Vec::<String>::new()
+        );
+    }
 
     #[test]
     fn statistics_are_those_cloudwatch_takes() {

@@ -20,32 +20,13 @@ use crate::ports::{
 };
 
 use super::SimAws;
-use super::world::World;
+use super::world::{MetricKey, World};
 
 const SERVICE: &str = "cloudwatch";
 const OP: &str = "GetMetricData";
 
 /// How many `GetMetricData` requests the world keeps for tests to read.
 const REQUESTS_KEPT: usize = 256;
-
-/// One metric's values over time: each value is in force from its time on.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SimMetric {
-    pub timeline: Vec<(Timestamp, Option<f64>)>,
-}
-
-impl SimMetric {
-    fn value_at(&self, at: Timestamp) -> Option<f64> {
-        self.timeline
-            .iter()
-            .rev()
-            .find(|(from, _)| *from <= at)
-            .and_then(|(_, value)| *value)
-    }
-}
-
-/// A metric's identity: namespace, name and the exact set of dimensions.
-pub(crate) type MetricKey = (String, String, BTreeMap<String, String>);
 
 fn invalid(message: impl Into<String>) -> AwsError {
     AwsError::new(SERVICE, OP, AwsErrorKind::InvalidRequest, message).with_code("ValidationError")

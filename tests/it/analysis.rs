@@ -467,3 +467,75 @@ async fn an_ecs_pause_hook_is_answered_rollback_when_its_analysis_fails() {
         status.history[0].message
     );
 }
+
+// ----- A takeover by another replica ----------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_takeover_by_another_replica_in_the_middle_of_an_analysis_neither_repeats_nor_skips_a_measurement()
+ {
+    use std::sync::Arc;
+    use switchyard::controller::Leases;
+    use switchyard::lease::{LeaseTiming, shard_of};
+    const SHARDS: u32 = 4;
+    let timing = LeaseTiming {
+        duration: Duration::from_secs(20),
+        renew_period: Duration::from_secs(5),
+        safety_margin: Duration::from_secs(5),
+    };
+    let h = Harness::new();
+    let replica = |id: &str| {
+        let leases = Leases::new(Arc::new(h.store.clone()), id, SHARDS, timing, &h.clock);
+        (h.context().with_leases(leases.clone()), leases)
+    };
+    let _handles = external(&h);
+    h.aws.set_http_answer(HEALTH, Ok(200));
+    apply(&h, &canary(&http_analysis(8, 0))).await;
+
+    // Replica A starts the analysis and crashes after a few measurements, its leases kept.
+    let (a, _) = replica("replica-a");
+    let run_a = tokio::spawn(switchyard::controller::run(a, std::future::pending::<()>()));
+    let mut taken = 0;
+    for _ in 0..600 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        taken = h.status("web").await.analysis.map_or(0, |a| a.taken);
+        if taken >= 2 {
+            break;
+        }
+    }
+    assert!(taken >= 2, "replica A measured");
+    run_a.abort();
+    let _ = run_a.await;
+
+    // Replica B takes the release over once A's lease expires (slots pass meanwhile).
+    let (b, leases_b) = replica("replica-b");
+    let shard = shard_of("web", SHARDS);
+    let run_b = tokio::spawn(switchyard::controller::run(
+        b,
+        tokio::time::sleep(minutes(5)),
+    ));
+    while !leases_b.held().contains(&shard) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    run_b.await.unwrap();
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    assert_eq!(
+        measurement_numbers(&status, "health"),
+        [1, 2, 3, 4, 5, 6, 7, 8]
+    );
+    let analysis = status.analysis.as_ref().unwrap();
+    assert_eq!((analysis.taken, analysis.metrics[0].successful), (8, 8));
+    // One slot, one measurement: never two less than an interval apart.
+    let times: Vec<_> = analysis.metrics[0]
+        .measurements
+        .iter()
+        .map(|m| m.at)
+        .collect();
+    for pair in times.windows(2) {
+        assert!(pair[1].duration_since(pair[0]).as_secs() >= 10, "{times:?}");
+    }
+    // A probe is a read: at most the one a crash cut off before it was recorded is repeated.
+    let probes = h.aws.http_probes(HEALTH);
+    assert!((8..=9).contains(&probes), "{probes} probes");
+}
