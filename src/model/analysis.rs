@@ -811,7 +811,7 @@ mod tests {
             (format!("{{interval: 30s, count: 3, metrics: [{{name: m, cloudWatch: {QUERY}, failWhen: {{above: 1, below: 0}}}}]}}"), format!("{base}.metrics[0].failWhen: must set one of above and below, not both")),
             (format!("{{interval: 30s, count: 3, metrics: [{{name: m, cloudWatch: {QUERY}, failWhen: {{}}}}]}}"), format!("{base}.metrics[0].failWhen: must set one of above and below")),
             ("{interval: 30s, count: 3, metrics: [{name: m, http: {url: \"ftp://web/health\"}}]}".to_string(), format!("{base}.metrics[0].http.url: must be an http:// or https:// URL")),
-            (format!("{{interval: 30s, count: 3, metrics: [{{name: m, cloudWatch: {{metrics: {{m1: {{namespace: N, name: X, stat: Sum}}}}, period: 45s}}, failWhen: {{above: 1}}}}]}}"), format!("{base}.metrics[0].cloudWatch.period: must be 1s, 5s, 10s, 20s, 30s or a multiple of 60s")),
+            ("{interval: 30s, count: 3, metrics: [{name: m, cloudWatch: {metrics: {m1: {namespace: N, name: X, stat: Sum}}, period: 45s}, failWhen: {above: 1}}]}".to_string(), format!("{base}.metrics[0].cloudWatch.period: must be 1s, 5s, 10s, 20s, 30s or a multiple of 60s")),
             (format!("{{interval: 30s, count: 3, metrics: [{PROBE}, {PROBE}]}}"), format!("{base}.metrics[1].name: \"up\" names two metrics")),
         ];
         for (analysis, expected) in cases {

@@ -129,7 +129,7 @@ pub fn plan(
 /// The `GetMetricData` request of one measurement of `query`, taken `at`: its metrics (the
 /// placeholders replaced by the target groups' dimension values) and, with an expression,
 /// the expression as the one query that returns data; over the last interval and one period
-/// (CloudWatch publishes a period's datapoint once it ends). `Err`: a placeholder without a
+/// of complete periods (the range ends where the period in progress starts). `Err`: a placeholder without a
 /// value.
 pub fn metric_data_request(
     query: &CloudWatchQuery,
@@ -184,12 +184,16 @@ pub fn metric_data_request(
             return_data: true,
         });
     }
+    // Complete periods only: the one in progress holds part of a period's data (a `Sum`
+    // that looks low), so the range ends where it starts.
+    let seconds = i64::from(period);
+    let end = Timestamp::from_second(at.as_second().div_euclid(seconds) * seconds).unwrap_or(at);
     let window = interval + query.period.get();
-    let start = at - SignedDuration::try_from(window).unwrap_or(SignedDuration::from_secs(60));
+    let start = end - SignedDuration::try_from(window).unwrap_or(SignedDuration::from_secs(60));
     Ok(MetricDataRequest {
         queries,
         start,
-        end: at,
+        end,
     })
 }
 
@@ -965,11 +969,21 @@ mod tests {
             Some("targetgroup/web-a/1"),
             Some("targetgroup/web-b/2"),
             Duration::from_secs(30),
-            t(600),
+            t(640),
         )
         .unwrap();
         assert_eq!(request.returned_id(), Some("m1"));
-        assert_eq!((request.start, request.end), (t(510), t(600)));
+        assert_eq!((request.start, request.end), (t(550), t(640)));
+        // Never the period in progress: 45 s into a period, the range ends where it started.
+        let late = metric_data_request(
+            &query,
+            None,
+            Some("targetgroup/web-b/2"),
+            Duration::from_secs(30),
+            t(685),
+        )
+        .unwrap();
+        assert_eq!((late.start, late.end), (t(550), t(640)));
         let MetricDataKind::Stat { dimensions, .. } = &request.queries[0].kind else {
             panic!()
         };

@@ -162,7 +162,7 @@ async fn the_same_canary_with_a_healthy_endpoint_ends_healthy_after_count_measur
     }
 }
 
-const CLOUDWATCH: &str = "            interval: 30s\n            count: 3\n            metrics:\n              - name: error-rate\n                cloudWatch:\n                  expression: \"m1 / m2 * 100\"\n                  metrics:\n                    m1: {namespace: AWS/ApplicationELB, name: HTTPCode_Target_5XX_Count, stat: Sum, dimensions: {TargetGroup: CANDIDATE_TARGET_GROUP, LoadBalancer: app/web/1}}\n                    m2: {namespace: AWS/ApplicationELB, name: RequestCount, stat: Sum, dimensions: {TargetGroup: CANDIDATE_TARGET_GROUP, LoadBalancer: app/web/1}}\n                  period: 60s\n                failWhen: {above: 1.0}\n";
+const CLOUDWATCH: &str = "            interval: 30s\n            count: 5\n            metrics:\n              - name: error-rate\n                cloudWatch:\n                  expression: \"m1 / m2 * 100\"\n                  metrics:\n                    m1: {namespace: AWS/ApplicationELB, name: HTTPCode_Target_5XX_Count, stat: Sum, dimensions: {TargetGroup: CANDIDATE_TARGET_GROUP, LoadBalancer: app/web/1}}\n                    m2: {namespace: AWS/ApplicationELB, name: RequestCount, stat: Sum, dimensions: {TargetGroup: CANDIDATE_TARGET_GROUP, LoadBalancer: app/web/1}}\n                  period: 60s\n                failWhen: {above: 1.0}\n";
 
 /// The candidate group's CloudWatch dimension value (`targetgroup/NAME/ID`).
 fn dimension(arn: &str) -> String {
@@ -186,6 +186,9 @@ async fn a_cloudwatch_analysis_reads_the_candidate_group_and_fails_when_errors_r
         &dims,
         Some(1.0),
     );
+    // The metrics have a history: complete periods exist when the analysis starts (it reads
+    // complete periods only).
+    tokio::time::sleep(minutes(2)).await;
     apply(&h, &canary(CLOUDWATCH)).await;
     // 0.5% of errors: the first measurement passes.
     h.run_for(Duration::from_secs(75)).await;
