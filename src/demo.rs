@@ -27,6 +27,8 @@ pub const DEMO_RELEASES: &str = include_str!("demo_releases.yaml");
 
 /// The alarm the demo fires while `search` shifts traffic.
 const SEARCH_ALARM: &str = "search-5xx";
+/// The health endpoint `reviews`' analysis probes.
+const REVIEWS_HEALTH: &str = "http://reviews.shop.internal:8081/health";
 /// When the alarm fires: once this share of traffic reached the candidate.
 const ALARM_AT_CANDIDATE_PERCENT: f64 = 30.0;
 /// How long (virtual) the demo's operator looks at a release that waits for a promotion
@@ -120,6 +122,28 @@ pub async fn build_world(clock: Clock) -> Result<DemoWorld, DemoError> {
 
     aws.add_external_service(crate::sim::ExternalSetup::new("shop", "storefront"));
 
+    // `reviews`: its candidate target group answers 8% errors; its health endpoint is up.
+    let reviews = aws.add_external_service(crate::sim::ExternalSetup::new("shop", "reviews"));
+    // CloudWatch's `TargetGroup` dimension: the ARN's resource, `targetgroup/NAME/ID`.
+    let candidate = &reviews.target_group_arns[1];
+    let dimension = candidate
+        .rsplit_once(':')
+        .map_or(candidate.as_str(), |(_, d)| d);
+    let dimensions = [("TargetGroup", dimension)];
+    aws.set_metric(
+        "AWS/ApplicationELB",
+        "RequestCount",
+        &dimensions,
+        Some(250.0),
+    );
+    aws.set_metric(
+        "AWS/ApplicationELB",
+        "HTTPCode_Target_5XX_Count",
+        &dimensions,
+        Some(20.0),
+    );
+    aws.set_http_answer(REVIEWS_HEALTH, Ok(200));
+
     let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(DEMO_RELEASES)
         .map_err(|e| DemoError::Setup(format!("the built-in documents do not parse: {e}")))?;
     for document in documents {
@@ -161,7 +185,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
             ..ControllerConfig::default()
         },
         state.clone(),
-    );
+    )
+    // The analyses' probes reach the simulated endpoints.
+    .with_probe(Arc::new(world.aws.clone()));
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = start_server(state.clone(), options.listen, async move {
         let _ = server_stopped.await;

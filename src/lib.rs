@@ -18,6 +18,7 @@ pub mod http;
 pub mod lease;
 pub mod model;
 pub mod ports;
+pub mod probe;
 pub mod reconcile;
 pub mod retry;
 pub mod sim;

@@ -328,6 +328,14 @@ pub struct Metrics {
     /// `switchyard_candidate_weight{release}`: the candidate's percent of production
     /// traffic, for releases with a rollout in flight (the series goes when it ends).
     pub candidate_weight: Family<ReleaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `switchyard_analysis_measurements_total{result}`: analysis measurements of one metric
+    /// by result (`successful`, `failed`, `inconclusive`).
+    pub analysis_measurements: Family<ResultLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
 }
 
 impl Default for Metrics {
@@ -396,6 +404,17 @@ impl Default for Metrics {
             "Percent of production traffic on the candidate, per release with a rollout in flight",
             candidate_weight.clone(),
         );
+        let analysis_measurements = Family::<ResultLabels, Counter>::default();
+        for result in crate::model::MeasurementResult::ALL {
+            let _ = analysis_measurements.get_or_create(&ResultLabels {
+                result: result.as_str().to_string(),
+            });
+        }
+        registry.register(
+            "analysis_measurements",
+            "Analysis measurements (one metric, one measurement) by result",
+            analysis_measurements.clone(),
+        );
         Self {
             registry,
             releases,
@@ -407,6 +426,7 @@ impl Default for Metrics {
             passes_in_flight,
             pass_panics,
             candidate_weight,
+            analysis_measurements,
         }
     }
 }
@@ -481,6 +501,20 @@ impl Metrics {
                 event: event.to_string(),
             })
             .inc();
+    }
+
+    /// Counts the analysis measurements a pass recorded.
+    pub fn record_measurements(
+        &self,
+        results: impl IntoIterator<Item = crate::model::MeasurementResult>,
+    ) {
+        for result in results {
+            self.analysis_measurements
+                .get_or_create(&ResultLabels {
+                    result: result.as_str().to_string(),
+                })
+                .inc();
+        }
     }
 
     /// Counts the deployment events that a pass's new history entries represent.

@@ -27,9 +27,10 @@ use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
     CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
-    DeploymentTarget, Ecs, HookAction, Listener, LoadBalancer, ReleaseStore, Route, Service,
-    ServiceDeployment, ServiceRevision, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
-    TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
+    DeploymentTarget, Ecs, HookAction, Listener, LoadBalancer, MetricData, MetricDataRequest,
+    MetricDatapoint, ReleaseStore, Route, Service, ServiceDeployment, ServiceRevision,
+    SpecPrecondition, SpecWrite, StoreError, StoredRelease, TargetGroup, TargetHealth,
+    TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
 };
 
 // ----- allocations ----------------------------------------------------------------------
@@ -270,7 +271,8 @@ impl AwsProvider for RecordingAws {
             ecs: ports.clone(),
             codedeploy: ports.clone(),
             load_balancer: ports.clone(),
-            alarms: ports,
+            alarms: ports.clone(),
+            metric_data: ports,
         }
     }
 }
@@ -587,6 +589,17 @@ impl Alarms for RecordingPorts {
     ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
         let call = self.ports.alarms.alarm_states(names);
         self.recorder.call("cloudwatch:DescribeAlarms", call).await
+    }
+}
+
+#[async_trait]
+impl MetricData for RecordingPorts {
+    async fn get_metric_data(
+        &self,
+        request: &MetricDataRequest,
+    ) -> Result<Vec<MetricDatapoint>, AwsError> {
+        let call = self.ports.metric_data.get_metric_data(request);
+        self.recorder.call("cloudwatch:GetMetricData", call).await
     }
 }
 

@@ -23,10 +23,10 @@ use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
     CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
-    DeploymentTarget, Ecs, HookAction, LeaseRecord, LeaseStore, Listener, LoadBalancer,
-    ReleaseStore, Route, Service, ServiceDeployment, ServiceRevision, SpecWrite, StoreError,
-    StoredRelease, TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest,
-    WeightedTargetGroup,
+    DeploymentTarget, Ecs, HookAction, LeaseRecord, LeaseStore, Listener, LoadBalancer, MetricData,
+    MetricDataRequest, MetricDatapoint, ReleaseStore, Route, Service, ServiceDeployment,
+    ServiceRevision, SpecWrite, StoreError, StoredRelease, TargetGroup, TargetHealth,
+    TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
 };
 use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::sim::{SimAws, SimStore, service_of_deployment_arn};
@@ -493,6 +493,7 @@ impl AwsProvider for ReplicaAws {
             codedeploy: Arc::new(self.clone()),
             load_balancer: Arc::new(self.clone()),
             alarms: Arc::new(self.clone()),
+            metric_data: Arc::new(self.clone()),
         }
     }
 }
@@ -831,6 +832,16 @@ impl Alarms for ReplicaAws {
         names: &[String],
     ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
         self.gate.call(self.inner.alarm_states(names)).await
+    }
+}
+
+#[async_trait]
+impl MetricData for ReplicaAws {
+    async fn get_metric_data(
+        &self,
+        request: &MetricDataRequest,
+    ) -> Result<Vec<MetricDatapoint>, AwsError> {
+        self.gate.call(self.inner.get_metric_data(request)).await
     }
 }
 

@@ -54,6 +54,8 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     "elasticloadbalancing:ModifyRule",
     // CloudWatchAlarms
     "cloudwatch:DescribeAlarms",
+    // CloudWatchMetricData (analyses)
+    "cloudwatch:GetMetricData",
 ];
 
 /// What `switchyard diff` calls, all reads: the stored release, the release's service, and

@@ -8,7 +8,10 @@ use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types as sdk;
 
 use super::error::{CodeMap, classify};
-use crate::ports::{AlarmState, Alarms, AwsError};
+use crate::ports::{
+    AlarmState, Alarms, AwsError, AwsErrorKind, MetricData, MetricDataKind, MetricDataQuery,
+    MetricDataRequest, MetricDatapoint,
+};
 
 const SERVICE: &str = "cloudwatch";
 
@@ -90,5 +93,147 @@ impl Alarms for CloudWatchAlarms {
             }
         }
         Ok(states)
+    }
+}
+
+/// CloudWatch metric data through the AWS SDK: the same client as the alarms'.
+#[derive(Debug, Clone)]
+pub struct CloudWatchMetricData {
+    client: Client,
+}
+
+impl CloudWatchMetricData {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+const GET_METRIC_DATA_CODES: CodeMap = CodeMap {
+    not_found: &[],
+    conflict: &[],
+    invalid: &[
+        "InvalidNextToken",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "MissingParameter",
+        "ValidationError",
+    ],
+};
+
+fn to_sdk_time(at: jiff::Timestamp) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(
+        at.as_second(),
+        at.subsec_nanosecond().max(0) as u32,
+    )
+}
+
+fn from_sdk_time(at: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::new(at.secs(), at.subsec_nanos() as i32).ok()
+}
+
+fn to_sdk_query(query: &MetricDataQuery) -> sdk::MetricDataQuery {
+    let mut builder = sdk::MetricDataQuery::builder()
+        .id(&query.id)
+        .return_data(query.return_data);
+    builder = match &query.kind {
+        MetricDataKind::Stat {
+            namespace,
+            metric_name,
+            dimensions,
+            period_seconds,
+            stat,
+            unit,
+        } => {
+            let mut metric = sdk::Metric::builder()
+                .namespace(namespace)
+                .metric_name(metric_name);
+            for (name, value) in dimensions {
+                metric =
+                    metric.dimensions(sdk::Dimension::builder().name(name).value(value).build());
+            }
+            let mut metric_stat = sdk::MetricStat::builder()
+                .metric(metric.build())
+                .period(i32::try_from(*period_seconds).unwrap_or(i32::MAX))
+                .stat(stat);
+            if let Some(unit) = unit {
+                metric_stat = metric_stat.unit(sdk::StandardUnit::from(unit.as_str()));
+            }
+            builder.metric_stat(metric_stat.build())
+        }
+        MetricDataKind::Expression {
+            expression,
+            period_seconds,
+        } => builder
+            .expression(expression)
+            .period(i32::try_from(*period_seconds).unwrap_or(i32::MAX)),
+    };
+    builder.build()
+}
+
+#[async_trait]
+impl MetricData for CloudWatchMetricData {
+    async fn get_metric_data(
+        &self,
+        request: &MetricDataRequest,
+    ) -> Result<Vec<MetricDatapoint>, AwsError> {
+        const OP: &str = "GetMetricData";
+        let queries = request.queries.iter().map(to_sdk_query).collect::<Vec<_>>();
+        let returned = request.returned_id().unwrap_or_default().to_string();
+        let mut pages = self
+            .client
+            .get_metric_data()
+            .set_metric_data_queries(Some(queries))
+            .start_time(to_sdk_time(request.start))
+            .end_time(to_sdk_time(request.end))
+            .scan_by(sdk::ScanBy::TimestampDescending)
+            .into_paginator()
+            .send();
+        let mut datapoints = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, OP, e, GET_METRIC_DATA_CODES))?;
+            for result in page.metric_data_results() {
+                if result.id() != Some(returned.as_str()) {
+                    continue;
+                }
+                // A result CloudWatch could not compute is an error, never "no data".
+                if let Some(code @ (sdk::StatusCode::InternalError | sdk::StatusCode::Forbidden)) =
+                    result.status_code()
+                {
+                    let said: Vec<&str> = result
+                        .messages()
+                        .iter()
+                        .chain(page.messages())
+                        .filter_map(|m| m.value())
+                        .collect();
+                    let kind = if *code == sdk::StatusCode::Forbidden {
+                        AwsErrorKind::AccessDenied
+                    } else {
+                        AwsErrorKind::Transient
+                    };
+                    return Err(AwsError::new(
+                        SERVICE,
+                        OP,
+                        kind,
+                        format!(
+                            "the result of query {returned} is {}{}",
+                            code.as_str(),
+                            if said.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", said.join("; "))
+                            }
+                        ),
+                    )
+                    .with_code(code.as_str()));
+                }
+                for (at, value) in result.timestamps().iter().zip(result.values()) {
+                    if let Some(at) = from_sdk_time(at) {
+                        datapoints.push(MetricDatapoint { at, value: *value });
+                    }
+                }
+            }
+        }
+        datapoints.sort_by_key(|d| std::cmp::Reverse(d.at));
+        Ok(datapoints)
     }
 }

@@ -28,7 +28,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 pub use clients::{AwsSession, CallerIdentityError};
 pub use error::{CodeMap, classify, kind_for};
 // Adapter re-exports (each adapter's author adds its line below).
-pub use cloudwatch::CloudWatchAlarms;
+pub use cloudwatch::{CloudWatchAlarms, CloudWatchMetricData};
 pub use codedeploy::CodeDeployAdapter;
 pub use ecs::EcsAdapter;
 pub use elb::ElbAdapter;

@@ -42,6 +42,8 @@ struct Snapshot {
     candidate: Option<f64>,
     deployment_id: Option<String>,
     desired: Option<String>,
+    /// The analysis's one-line summary (its metrics' latest values and counts).
+    analysis: Option<String>,
     message: String,
 }
 
@@ -58,6 +60,9 @@ impl Snapshot {
             desired: status
                 .and_then(|s| s.desired_task_definition.as_deref())
                 .map(|arn| task_definition_short_name(arn).to_string()),
+            analysis: status
+                .and_then(|s| s.analysis.as_ref())
+                .map(|a| a.summary()),
             message: status.map(|s| s.message.clone()).unwrap_or_default(),
         }
     }
@@ -99,6 +104,9 @@ impl Snapshot {
         if let Some(candidate) = self.candidate {
             parts.push(format!("traffic {candidate}% new"));
         }
+        if let Some(analysis) = &self.analysis {
+            parts.push(analysis.clone());
+        }
         if !self.message.is_empty() {
             parts.push(self.message.clone());
         }
@@ -120,6 +128,9 @@ impl Snapshot {
         }
         if let Some(candidate) = self.candidate {
             lines.push(format!("  traffic:    {}", progress_bar(candidate, 30)));
+        }
+        if let Some(analysis) = &self.analysis {
+            lines.push(format!("  analysis:   {analysis}"));
         }
         lines.push(format!("  message:    {}", self.message));
         lines.push(format!("  elapsed:    {}s", elapsed.as_secs()));

@@ -15,7 +15,8 @@ use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use crate::ports::{
     AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
     CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
-    DeploymentTarget, Ecs, Fence, HookAction, Listener, LoadBalancer, ReleaseStore, Route, Service,
+    DeploymentTarget, Ecs, Fence, HookAction, HttpProbe, Listener, LoadBalancer, MetricData,
+    MetricDataRequest, MetricDatapoint, ProbeError, ReleaseStore, Route, Service,
     ServiceDeployment, ServiceRevision, SpecWrite, StoreError, StoredRelease, TargetGroup,
     TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
 };
@@ -70,7 +71,8 @@ impl AwsProvider for MeteredProvider {
             ecs: inner.clone(),
             codedeploy: inner.clone(),
             load_balancer: inner.clone(),
-            alarms: inner,
+            alarms: inner.clone(),
+            metric_data: inner,
         }
     }
 }
@@ -494,6 +496,43 @@ impl Alarms for MeteredPorts {
             self.ports.alarms.alarm_states(names),
             outcome
         )
+    }
+}
+
+#[async_trait]
+impl MetricData for MeteredPorts {
+    async fn get_metric_data(
+        &self,
+        request: &MetricDataRequest,
+    ) -> Result<Vec<MetricDatapoint>, AwsError> {
+        metered!(
+            self.state,
+            "cloudwatch",
+            "GetMetricData",
+            self.ports.metric_data.get_metric_data(request),
+            outcome
+        )
+    }
+}
+
+/// Counts every HTTP probe (service `http`, operation `Probe`) like an AWS call: `ok` with a
+/// status, `timeout` or `failed` without one.
+pub struct MeteredProbe {
+    pub inner: Arc<dyn HttpProbe>,
+    pub state: ControllerState,
+}
+
+#[async_trait]
+impl HttpProbe for MeteredProbe {
+    async fn probe(&self, url: &str, timeout: std::time::Duration) -> Result<u16, ProbeError> {
+        let result = self.inner.probe(url, timeout).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(ProbeError::Timeout(_)) => "timeout",
+            Err(ProbeError::Failed(_)) => "failed",
+        };
+        self.state.metrics().record_call("http", "Probe", outcome);
+        result
     }
 }
 

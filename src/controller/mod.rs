@@ -2,6 +2,7 @@
 //! action, writes the status, and schedules the next pass.
 
 mod alarms;
+mod analysis;
 mod caches;
 mod codedeploy;
 mod ecs;
@@ -28,7 +29,7 @@ use tracing::{debug, info, warn};
 
 pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
 pub use leases::{Leases, RoundOutcome};
-pub use metered::{MeteredProvider, MeteredStore};
+pub use metered::{MeteredProbe, MeteredProvider, MeteredStore};
 pub use observe::describe_service;
 pub use pass::{PassError, PassReport, observe_release, reconcile_guarded, reconcile_once};
 pub use queue::WorkQueue;
@@ -36,7 +37,7 @@ pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};
 pub use task_definitions::{FAMILY_SCAN_LIMIT, TaskDefinitionReader};
 
 use crate::clock::Clock;
-use crate::ports::{AwsProvider, ReleaseStore};
+use crate::ports::{AwsProvider, HttpProbe, ReleaseStore};
 use crate::state::ControllerState;
 
 /// How the controller loop behaves.
@@ -82,6 +83,8 @@ pub struct Context {
     /// This replica's shard leases; `None`: this controller is alone and acts on every
     /// release (the demo, single-process tests).
     pub leases: Option<Leases>,
+    /// The analyses' HTTP probes (metered); hyper from the controller's network by default.
+    pub probe: Arc<dyn HttpProbe>,
 }
 
 impl Context {
@@ -104,10 +107,24 @@ impl Context {
             }),
             clock,
             config,
-            state,
             caches: Arc::new(Caches::default()),
             leases: None,
+            probe: Arc::new(MeteredProbe {
+                inner: Arc::new(crate::probe::HyperProbe::new()),
+                state: state.clone(),
+            }),
+            state,
         }
+    }
+
+    /// Probes HTTP endpoints through `probe` (metered) instead of the network: the demo and
+    /// tests give the simulated endpoints.
+    pub fn with_probe(mut self, probe: Arc<dyn HttpProbe>) -> Self {
+        self.probe = Arc::new(MeteredProbe {
+            inner: probe,
+            state: self.state.clone(),
+        });
+        self
     }
 
     /// Shares the releases with other replicas through `leases`.
@@ -345,6 +362,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                             ctx.state.update_release(release);
                         }
                         ctx.state.metrics().record_outcomes(report.new_outcomes.iter().copied());
+                        ctx.state
+                            .metrics()
+                            .record_measurements(report.new_measurements.iter().copied());
                         if report.deleted {
                             known.remove(&name);
                             queue.forget(&name);

@@ -128,6 +128,9 @@ pub async fn observe(
             .await?,
         ),
     };
+    // An analysis's measurement, when one is due: its readings (errors included) go to
+    // `decide`, which records it once.
+    observed.analysis = super::analysis::measure(ctx, &ports, spec, record.status.as_ref()).await;
     Ok(observed)
 }
 

@@ -70,6 +70,8 @@ pub struct PassReport {
     pub spec: Option<Result<crate::model::ReleaseSpec, Vec<crate::model::validate::FieldError>>>,
     /// Outcomes of history entries this pass added (for the deployment metrics).
     pub new_outcomes: Vec<crate::model::Outcome>,
+    /// Results of analysis measurements this pass recorded (for the measurement metrics).
+    pub new_measurements: Vec<crate::model::MeasurementResult>,
     /// The action taken, if any.
     pub action: Option<&'static str>,
     /// Whether the status was written.
@@ -418,6 +420,10 @@ impl PassReport {
             .take_while(|entry| !old_history.contains(entry))
             .map(|entry| entry.outcome)
             .collect();
+        self.new_measurements = crate::reconcile::analysis::new_measurements(
+            record.status.as_ref().and_then(|s| s.analysis.as_ref()),
+            status.analysis.as_ref(),
+        );
         let mut release = StoredRelease::clone(record);
         release.status = Some(status);
         release.status_version = version;

@@ -153,6 +153,10 @@ pub struct CodeDeployStrategy {
     pub deployment_config: Option<String>,
     #[serde(default, skip_serializing_if = "Promotion::is_default")]
     pub promotion: Promotion,
+    /// Runs while the deployment waits in `Ready` with test traffic on the candidate, before
+    /// ContinueDeployment; the group must wait for approval longer than it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<super::analysis::AnalysisSpec>,
 }
 
 pub use super::promotion::Promotion;

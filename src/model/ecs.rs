@@ -15,9 +15,10 @@ pub struct EcsStrategy {
     /// `manual`: a `PAUSE` lifecycle hook waits for `switchyard promote`.
     #[serde(default, skip_serializing_if = "Promotion::is_default")]
     pub promotion: Promotion,
-    /// Runs while a `PAUSE` hook waits: not supported yet (refused at validation).
+    /// Runs while a `PAUSE` hook waits; its verdict answers the hook (`CONTINUE` or
+    /// `ROLLBACK`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis: Option<serde_json::Value>,
+    pub analysis: Option<super::analysis::AnalysisSpec>,
     /// The service's deployment configuration, set by switchyard with the candidate; without
     /// it, the service's own configuration decides the mechanics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,13 +164,22 @@ pub fn whole_minutes(duration: &DurationSpec) -> Result<u32, String> {
 
 /// Checks `strategy.ecs` (`base` is its path); pushes one error per problem.
 pub fn validate(base: &str, strategy: &EcsStrategy, errors: &mut Vec<FieldError>) {
-    let mut error = |path: String, message: String| errors.push(FieldError::new(path, message));
-    if strategy.analysis.is_some() {
-        error(
-            format!("{base}.analysis"),
-            "analysis is not supported yet; use promotion: manual and rollback alarms".into(),
-        );
+    if let Some(analysis) = &strategy.analysis {
+        let mut found = Vec::new();
+        super::analysis::validate(&format!("{base}.analysis"), analysis, &mut found);
+        errors.extend(found);
+        let alternate = strategy
+            .deployment
+            .as_ref()
+            .is_some_and(|d| d.load_balancer.is_some());
+        if analysis.uses(super::analysis::CANDIDATE_TARGET_GROUP) && !alternate {
+            errors.push(FieldError::new(
+                format!("{base}.analysis"),
+                "CANDIDATE_TARGET_GROUP stands for the alternate target group: set spec.strategy.ecs.deployment.loadBalancer.alternateTargetGroup",
+            ));
+        }
     }
+    let mut error = |path: String, message: String| errors.push(FieldError::new(path, message));
     let Some(deployment) = &strategy.deployment else {
         return;
     };
@@ -429,8 +439,8 @@ mod tests {
                 "spec.strategy.ecs.deployment.pauseAt[0]: a rolling deployment has no postTestTrafficShift stage",
             ),
             (
-                "      analysis: {count: 3}\n".to_string(),
-                "spec.strategy.ecs.analysis: analysis is not supported yet",
+                "      analysis: {interval: 30s, count: 3, metrics: [{name: errors, cloudWatch: {metrics: {m1: {namespace: AWS/ApplicationELB, name: HTTPCode_Target_5XX_Count, stat: Sum}}, period: 60s}}]}\n".to_string(),
+                "spec.strategy.ecs.analysis.metrics[0].failWhen: is required for a cloudWatch metric",
             ),
         ];
         for (yaml, expected) in cases {

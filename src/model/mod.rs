@@ -1,6 +1,7 @@
 //! The release model: the document users write, its validation, and the status the
 //! controller writes.
 
+pub mod analysis;
 mod audit;
 mod document;
 pub mod duration;
@@ -13,6 +14,7 @@ mod status;
 pub mod task_sets;
 pub mod validate;
 
+pub use analysis::{AnalysisPhase, AnalysisSpec, AnalysisStatus, MeasurementResult};
 pub use audit::*;
 pub use document::*;
 pub use ecs::{EcsStatus, EcsStrategy};

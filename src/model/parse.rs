@@ -917,6 +917,7 @@ spec:
                             "CodeDeployDefault.ECSCanary10Percent5Minutes".to_owned(),
                         ),
                         promotion: Promotion::Auto,
+                        analysis: None,
                     }),
                     ..StrategySpec::default()
                 },
@@ -1576,6 +1577,7 @@ spec:
                                     } else {
                                         Promotion::Auto
                                     },
+                                    analysis: None,
                                 }),
                                 ..StrategySpec::default()
                             },

@@ -92,6 +92,14 @@ pub enum Reason {
     AlreadyLive,
     Drifted,
     InSync,
+    /// An analysis is taking measurements of the candidate.
+    Analyzing,
+    /// An analysis failed: the rollout rolls back.
+    AnalysisFailed,
+    /// Too many inconclusive measurements: the rollout waits for a human.
+    AnalysisInconclusive,
+    /// The CodeDeploy group does not wait in `Ready` long enough for the analysis.
+    AnalysisNotGated,
 }
 
 impl Reason {
@@ -125,6 +133,10 @@ impl Reason {
             Reason::AlreadyLive => "AlreadyLive",
             Reason::Drifted => "Drifted",
             Reason::InSync => "InSync",
+            Reason::Analyzing => "Analyzing",
+            Reason::AnalysisFailed => "AnalysisFailed",
+            Reason::AnalysisInconclusive => "AnalysisInconclusive",
+            Reason::AnalysisNotGated => "AnalysisNotGated",
         }
     }
 }
@@ -375,6 +387,10 @@ pub struct ReleaseStatus {
     /// What only the release's strategy reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<StrategyStatus>,
+    /// The analysis of the rollout in flight (a `taskSets` step, an ECS `PAUSE` hook, a
+    /// CodeDeploy deployment in `Ready`), or the last one, with its measurements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<super::analysis::AnalysisStatus>,
 
     // The controller's memory: what it decided earlier and must not decide differently later.
     #[serde(default, skip_serializing_if = "Option::is_none")]

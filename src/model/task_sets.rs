@@ -55,8 +55,8 @@ pub enum CanaryStep {
     SetWeight(u32),
     /// A bake (with a duration) or a manual gate (without: waits for `switchyard promote`).
     Pause(PauseStep),
-    /// An analysis: not supported yet (refused at validation, never ignored).
-    Analysis(serde_json::Value),
+    /// An analysis of the candidate at the current weight: a failed one rolls back.
+    Analysis(super::analysis::AnalysisSpec),
 }
 
 /// `pause: {duration: 5m}` or `pause: {}`.
@@ -76,7 +76,7 @@ impl CanaryStep {
                 duration: Some(duration),
             }) => format!("pause {}", duration.as_str()),
             CanaryStep::Pause(PauseStep { duration: None }) => "pause (until promoted)".into(),
-            CanaryStep::Analysis(_) => "analysis".into(),
+            CanaryStep::Analysis(analysis) => format!("analysis ({})", analysis.describe()),
         }
     }
 }
@@ -202,10 +202,9 @@ pub fn validate(base: &str, strategy: &TaskSetsStrategy, errors: &mut Vec<FieldE
                 last_weight = last_weight.max(*weight);
             }
             CanaryStep::Pause(_) => {}
-            CanaryStep::Analysis(_) => errors.push(FieldError::new(
-                format!("{step_path}.analysis"),
-                "analysis steps are not supported yet; use a pause (a bake or a manual gate) and rollback alarms",
-            )),
+            CanaryStep::Analysis(analysis) => {
+                super::analysis::validate(&format!("{step_path}.analysis"), analysis, errors);
+            }
         }
     }
 }
@@ -456,8 +455,8 @@ mod tests {
                 "spec.strategy.taskSets.scaleDownDelay",
             ),
             (
-                "      targetGroups: [web-a, web-b]\n      steps: [{analysis: {count: 1}}]\n",
-                "spec.strategy.taskSets.steps[0].analysis: analysis steps are not supported yet",
+                "      targetGroups: [web-a, web-b]\n      steps: [{analysis: {interval: 10s, count: 0, metrics: [{name: up, http: {url: http://web/health}}]}}]\n",
+                "spec.strategy.taskSets.steps[0].analysis.count: must be 1 to 10000 measurements (got 0)",
             ),
             (
                 "      targetGroups: [web-a, web-b]\n      listeners: [not-an-arn]\n",

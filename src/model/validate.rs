@@ -75,31 +75,9 @@ pub fn validate_spec(spec: &ReleaseSpec) -> Vec<FieldError> {
     v.errors
 }
 
-/// `base.name`, for a field name (always a plain camelCase identifier).
-pub(crate) fn field_path(base: &str, name: &str) -> String {
-    if base.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{base}.{name}")
-    }
-}
-
-/// `base.key` for a map key made of letters, digits, '-' and '_'; otherwise `base["key"]`, so
-/// that a key holding '.', spaces or quotes (a label such as `app.kubernetes.io/name`) still
-/// gives an unambiguous path.
-pub(crate) fn key_path(base: &str, key: &str) -> String {
-    let plain = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if plain {
-        field_path(base, key)
-    } else {
-        // Serializing a &str to JSON cannot fail; the fallback only keeps this panic-free.
-        let json = serde_json::to_string(key).unwrap_or_else(|_| format!("{key:?}"));
-        format!("{base}[{json}]")
-    }
-}
+// `field_path` and `key_path` live with `FieldError`, so that every section of the model can
+// name its fields without importing the validator.
+pub(crate) use super::field_error::{field_path, key_path};
 
 /// `base[i]`, for a list item.
 pub(crate) fn index_path(base: &str, index: usize) -> String {
@@ -279,6 +257,13 @@ impl Validator {
         }
         if let Some(Err(message)) = cd.deployment_config.as_deref().map(check_deployment_config) {
             self.error(field_path(base, "deploymentConfig"), message);
+        }
+        if let Some(analysis) = &cd.analysis {
+            crate::model::analysis::validate(
+                &field_path(base, "analysis"),
+                analysis,
+                &mut self.errors,
+            );
         }
     }
 
@@ -820,6 +805,7 @@ mod tests {
                             "CodeDeployDefault.ECSCanary10Percent5Minutes".to_owned(),
                         ),
                         promotion: Promotion::Auto,
+                        analysis: None,
                     }),
                     ..Strategy::default()
                 },

@@ -7,6 +7,8 @@ mod ecs;
 mod elb;
 mod error;
 mod lease;
+mod metric_data;
+mod probe;
 mod store;
 
 use std::sync::Arc;
@@ -17,6 +19,8 @@ pub use ecs::*;
 pub use elb::*;
 pub use error::*;
 pub use lease::*;
+pub use metric_data::*;
+pub use probe::*;
 pub use store::*;
 
 /// The AWS ports of one region.
@@ -26,6 +30,8 @@ pub struct AwsPorts {
     pub codedeploy: Arc<dyn CodeDeploy>,
     pub load_balancer: Arc<dyn LoadBalancer>,
     pub alarms: Arc<dyn Alarms>,
+    /// CloudWatch metric data, for analyses (the same CloudWatch client as `alarms`).
+    pub metric_data: Arc<dyn MetricData>,
 }
 
 /// Hands out the AWS ports for a release's region (`None`: the controller's own region).

@@ -32,6 +32,7 @@
 //! asked again with an exponential backoff per release (`refusal_delay`), or at once on a
 //! spec change or a `retry`.
 
+pub mod analysis;
 pub mod candidate;
 pub mod codedeploy;
 pub mod ecs;
@@ -98,6 +99,8 @@ pub struct Observed {
     pub alarms: Option<std::collections::BTreeMap<String, AlarmState>>,
     /// What the release's strategy observed.
     pub strategy: StrategyObserved,
+    /// The measurement the shell took for the analysis in progress, when one was due.
+    pub analysis: Option<analysis::Measured>,
 }
 
 /// What one strategy observed.
@@ -621,6 +624,12 @@ impl<'a> Pass<'a> {
             held = superseded.take();
         }
         let gate = self.gate(spec);
+        if let Some(why) =
+            (gate.roll_back.as_ref().map(|r| r.message.as_str())).or(superseded.as_deref())
+        {
+            // Rolling back for another reason: the analysis in flight has no say any more.
+            analysis::stop_running(&mut self.next, why, self.now);
+        }
         let progress = match strategy {
             SelectedStrategy::CodeDeploy(s) => {
                 codedeploy::progress(self, s, rollout, &gate, superseded.as_deref())
@@ -856,6 +865,8 @@ impl<'a> Pass<'a> {
         };
         self.next.rollout = Some(rollout.clone());
         self.next.deployment_id = None;
+        // Every analysis of the new rollout is its own.
+        self.next.analysis = None;
         // A new rollout starts its strategy's status afresh, keeping what must outlive a
         // rollout (ECS: which service deployments were switchyard's).
         self.next.strategy = match &self.next.strategy {

@@ -101,6 +101,7 @@ fn spec() -> ReleaseSpec {
                 deployment_group: "web-prod".into(),
                 deployment_config: None,
                 promotion: Promotion::Auto,
+                analysis: None,
             }),
             ..Strategy::default()
         },

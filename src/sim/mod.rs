@@ -13,6 +13,7 @@ mod ecs;
 mod elb;
 mod external;
 mod faults;
+mod metrics;
 mod service_deployments;
 mod store;
 mod task_sets;
@@ -230,13 +231,14 @@ impl SimAws {
         self
     }
 
-    /// The four AWS ports, all backed by this simulation.
+    /// The AWS ports, all backed by this simulation.
     pub fn ports(&self) -> AwsPorts {
         AwsPorts {
             ecs: Arc::new(self.clone()),
             codedeploy: Arc::new(self.clone()),
             load_balancer: Arc::new(self.clone()),
             alarms: Arc::new(self.clone()),
+            metric_data: Arc::new(self.clone()),
         }
     }
 

@@ -62,6 +62,13 @@ pub(crate) struct World {
     /// target or task set finishes draining (`None`: nothing pending); see
     /// `World::advance_task_sets`.
     pub next_task_event: Option<Timestamp>,
+    /// CloudWatch metrics by (namespace, name, dimensions), and the `GetMetricData` requests
+    /// accepted (`metrics.rs`).
+    pub metrics: BTreeMap<MetricKey, SimMetric>,
+    pub metric_requests: Vec<crate::ports::MetricDataRequest>,
+    /// What HTTP probes of a URL get, and how many there were.
+    pub http_answers: BTreeMap<String, Result<u16, crate::ports::ProbeError>>,
+    pub http_probes: BTreeMap<String, u64>,
     counters: Counters,
 }
 
@@ -599,3 +606,22 @@ pub(crate) struct SimAlarm {
     pub alarm_type: AlarmType,
     pub state: crate::ports::AlarmState,
 }
+
+/// One metric's values over time: each value is in force from its time on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimMetric {
+    pub timeline: Vec<(Timestamp, Option<f64>)>,
+}
+
+impl SimMetric {
+    pub(crate) fn value_at(&self, at: Timestamp) -> Option<f64> {
+        self.timeline
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= at)
+            .and_then(|(_, value)| *value)
+    }
+}
+
+/// A metric's identity: namespace, name and the exact set of dimensions.
+pub(crate) type MetricKey = (String, String, BTreeMap<String, String>);

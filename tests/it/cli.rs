@@ -38,6 +38,15 @@ fn the_demo_settles_every_release_as_described() {
     assert_eq!(phase_of("catalog")["phase"], "Healthy", "{stderr}");
     assert_eq!(phase_of("orders")["phase"], "Healthy", "{stderr}");
     assert_eq!(phase_of("storefront")["phase"], "Healthy", "{stderr}");
+    let reviews = phase_of("reviews");
+    assert_eq!(reviews["phase"], "RolledBack", "{stderr}");
+    assert!(
+        reviews["message"]
+            .as_str()
+            .unwrap()
+            .contains("metric error-rate failed"),
+        "{reviews}"
+    );
     let inventory = phase_of("inventory");
     assert_eq!(inventory["phase"], "Invalid");
     assert!(
@@ -62,10 +71,17 @@ fn the_demo_settles_every_release_as_described() {
         "one per valid CodeDeploy release, the paused one included"
     );
     assert_eq!(calls["ecs:UpdateService"], 1, "orders");
-    assert_eq!(calls["ecs:CreateTaskSet"], 1, "storefront's candidate");
     assert_eq!(
-        calls["ecs:DeleteTaskSet"], 1,
-        "storefront's old task set, cleaned up"
+        calls["ecs:CreateTaskSet"], 2,
+        "storefront's and reviews' candidates"
+    );
+    assert_eq!(
+        calls["ecs:DeleteTaskSet"], 2,
+        "storefront's old task set and reviews' candidate, cleaned up"
+    );
+    assert!(
+        calls["cloudwatch:GetMetricData"].as_u64().unwrap() >= 2,
+        "reviews' analysis measured twice"
     );
     assert_eq!(
         calls["ecs:ContinueServiceDeployment"], 1,

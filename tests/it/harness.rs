@@ -117,6 +117,7 @@ impl Harness {
             self.config.clone(),
             switchyard::state::ControllerState::new(),
         )
+        .with_probe(Arc::new(self.aws.clone()))
     }
 
     /// Writes a release as `apply` would (validated first); returns its generation.

@@ -31,6 +31,7 @@ const FAMILIES: &[&str] = &[
     "switchyard_deployments_total",
     "switchyard_queue_depth",
     "switchyard_passes_in_flight",
+    "switchyard_analysis_measurements_total",
 ];
 
 /// How long the demo may take to settle at `--speed 600` before a test gives up.
@@ -537,6 +538,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
         ("catalog", "Healthy"),
         ("orders", "Healthy"),
         ("storefront", "Healthy"),
+        ("reviews", "RolledBack"),
     ];
     let cards = cards(&dom);
     for (name, phase) in expected {
@@ -554,6 +556,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     assert_eq!(
         order,
         [
+            "reviews",
             "search",
             "inventory",
             "catalog",
@@ -566,7 +569,7 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
     );
     assert!(
         dom.contains(&format!(
-            "2 of {} releases need attention",
+            "3 of {} releases need attention",
             demo_release_count()
         )),
         "the headline counts what needs attention"
@@ -576,9 +579,17 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
         "the connection-lost banner is hidden while the API answers"
     );
     assert!(
-        dom.contains(r#"data-phase="RolledBack" data-count="1""#)
+        dom.contains(r#"data-phase="RolledBack" data-count="2""#)
             && dom.contains(r#"data-phase="Healthy" data-count="5""#),
         "the summary counts releases by phase"
+    );
+
+    // The analysis that rolled reviews back: its verdict and each metric's measurements.
+    assert!(
+        dom.contains("Analysis failed at step 2")
+            && dom.contains(">error-rate</th>")
+            && dom.contains(">health</th>"),
+        "the dashboard shows reviews' analysis"
     );
 
     // A screenshot, kept as a test artifact (`test-artifacts/` is not in git).

@@ -1,6 +1,8 @@
 //! The one integration-test binary: scenario tests of the controller loop against the
 //! simulated AWS, adapter tests against moto server, and end-to-end runs of the binary.
 
+mod analysis;
+mod analysis_adapters;
 mod aws_adapters;
 mod aws_ecs_deployments;
 mod aws_store;

@@ -20,6 +20,8 @@ const PORTS: &[(&str, &str)] = &[
     ("CodeDeploy", "src/ports/codedeploy.rs"),
     ("LoadBalancer", "src/ports/elb.rs"),
     ("Alarms", "src/ports/alarms.rs"),
+    ("MetricData", "src/ports/metric_data.rs"),
+    ("HttpProbe", "src/ports/probe.rs"),
 ];
 
 /// Where implementations live: the adapters, the simulation, the decorators.

@@ -47,6 +47,7 @@ use crate::ports::{
 /// How long a stop whose call's outcome was lost is followed before it is sent again.
 pub const STOP_UNCONFIRMED_WAIT: Duration = Duration::from_secs(60);
 
+use super::analysis::{AnalysisGate, AnalysisProgress};
 use super::{
     AFTER_ACTION, Gate, Lookup, POLL_ACTIVE, POLL_FAILED, POLL_PASSIVE, POLL_SLOW, POLL_WAITING,
     Pass, Progress, STEP_SLACK, Step, Verdict,
@@ -178,7 +179,7 @@ pub fn check_target(
             if crate::model::names::cluster_key(group_cluster) == cluster
                 && group_service == &spec.service.name =>
         {
-            Ok(())
+            check_analysis_gate(strategy, group)
         }
         other => {
             let deploys = match other {
@@ -196,6 +197,41 @@ pub fn check_target(
             .requeue(POLL_FAILED))
         }
     }
+}
+
+/// An analysis gates the deployment while it waits in `Ready`: the group must wait there
+/// (`STOP_DEPLOYMENT`) for longer than the analysis lasts, or production traffic would move
+/// before its verdict. Never an ungated rollout: `Failed` before `CreateDeployment`.
+#[allow(clippy::result_large_err)]
+fn check_analysis_gate(strategy: &CodeDeployStrategy, group: &DeploymentGroup) -> Result<(), Step> {
+    let Some(analysis) = &strategy.analysis else {
+        return Ok(());
+    };
+    let lasts = analysis.duration();
+    let needed = lasts.as_secs() / 60 + 1;
+    let waits = match group.ready_action {
+        ReadyAction::StopDeployment { wait_minutes } => {
+            if u64::from(wait_minutes) * 60 > lasts.as_secs() {
+                return Ok(());
+            }
+            format!("waits in Ready for {wait_minutes} minutes only")
+        }
+        ReadyAction::ContinueDeployment => {
+            "shifts production traffic without waiting in Ready (CONTINUE_DEPLOYMENT)".to_string()
+        }
+    };
+    Err(Step::new(
+        Phase::Failed,
+        Reason::AnalysisNotGated,
+        format!(
+            "deployment group {}/{} {waits}, but spec.strategy.codeDeploy.analysis lasts {} ({}): set the group's deploymentReadyOption to STOP_DEPLOYMENT with waitTimeInMinutes of at least {needed}, or shorten the analysis",
+            strategy.application,
+            strategy.deployment_group,
+            super::friendly(lasts),
+            analysis.describe()
+        ),
+    )
+    .requeue(POLL_FAILED))
 }
 
 /// Carries the rollout in flight one step further. `superseded` says why it must give way
@@ -469,6 +505,14 @@ impl<'a> CodeDeploy<'_, 'a> {
         if active.status == DeploymentStatus::Ready {
             return Progress::Step(self.at_ready(&id, gate));
         }
+        if super::analysis::running_at(&self.pass.next, &ready_gate(&id)) {
+            let now = self.pass.now;
+            super::analysis::stop_running(
+                &mut self.pass.next,
+                &format!("{id} no longer waits in Ready ({})", active.status.as_str()),
+                now,
+            );
+        }
         let stage = self
             .pass
             .next
@@ -501,6 +545,43 @@ impl<'a> CodeDeploy<'_, 'a> {
     /// The deployment waits in `Ready` with test traffic on the candidate.
     fn at_ready(&mut self, id: &str, gate: &Gate) -> Step {
         let manual = self.strategy.promotion == Promotion::Manual;
+        let mut skipped_by_promote = false;
+        if let Some(analysis) = &self.strategy.analysis {
+            let (live, candidate) = self.analysis_target_groups();
+            let at_gate = AnalysisGate {
+                gate: ready_gate(id),
+                live_target_group: live,
+                candidate_target_group: candidate,
+                promote: gate.promote.is_some(),
+            };
+            match super::analysis::run(self.pass, analysis, &at_gate) {
+                AnalysisProgress::Running { message, after } => {
+                    return Step::new(
+                        Phase::Progressing,
+                        Reason::Analyzing,
+                        format!("{id} is ready with test traffic on the candidate; {message}"),
+                    )
+                    .requeue(after.min(POLL_WAITING));
+                }
+                AnalysisProgress::Failed { message } => {
+                    return self.stop(id, Reason::AnalysisFailed, message, false);
+                }
+                AnalysisProgress::Inconclusive { message } => {
+                    return Step::new(
+                        Phase::AwaitingPromotion,
+                        Reason::AnalysisInconclusive,
+                        format!(
+                            "{id} is ready with test traffic on the candidate; {message}; `switchyard promote {0}` shifts production traffic, `switchyard abort {0}` rolls back",
+                            self.release()
+                        ),
+                    )
+                    .requeue(POLL_WAITING);
+                }
+                // Passed: promotion decides as without an analysis. A `promote` that skipped
+                // it is carried out by the same call (one request, one decision).
+                AnalysisProgress::Passed { promoted, .. } => skipped_by_promote = promoted,
+            }
+        }
         if gate.paused {
             let phase = if manual {
                 Phase::AwaitingPromotion
@@ -526,7 +607,7 @@ impl<'a> CodeDeploy<'_, 'a> {
             .act(super::Action::CodeDeploy(Action::Continue {
                 deployment_id: id.to_string(),
             }));
-            return if manual {
+            return if manual || skipped_by_promote {
                 step.completing(gate.promote)
             } else {
                 step
@@ -761,6 +842,34 @@ impl<'a> CodeDeploy<'_, 'a> {
 
     // ----- derived values -----------------------------------------------------------
 
+    /// The target groups an analysis's placeholders stand for: CodeDeploy's `Blue` task set's
+    /// (live) and `Green` one's (candidate), else the live task set's group and the other
+    /// one of the group's pair.
+    fn analysis_target_groups(&self) -> (Option<String>, Option<String>) {
+        let labelled = |label: &str| {
+            self.observed.target.as_ref().and_then(|t| {
+                t.task_sets
+                    .iter()
+                    .find(|s| s.label.as_deref() == Some(label))
+                    .and_then(|s| s.target_group_name.clone())
+            })
+        };
+        let live = labelled("Blue").or_else(|| {
+            let service = self.pass.observed.service.found()?;
+            let arn = service.primary_task_set()?.target_group_arns.first()?;
+            Some(crate::ports::target_group_name_from_arn(arn).to_string())
+        });
+        let candidate = labelled("Green").or_else(|| {
+            let live = live.as_deref()?;
+            self.group()
+                .target_group_names
+                .iter()
+                .find(|name| name.as_str() != live)
+                .cloned()
+        });
+        (live, candidate)
+    }
+
     fn traffic_weights(&self) -> Option<TrafficWeights> {
         if let Some(target) = &self.observed.target {
             // CodeDeploy labels the task set that was live `Blue` and the candidate `Green`.
@@ -832,6 +941,11 @@ impl<'a> CodeDeploy<'_, 'a> {
         }
         hooks
     }
+}
+
+/// The gate of an analysis of deployment `id`: its wait in `Ready`.
+fn ready_gate(id: &str) -> String {
+    format!("deployment {id} in Ready")
 }
 
 /// The strategy's part of `status`, created when missing.

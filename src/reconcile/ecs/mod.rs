@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::model::analysis::AnalysisPhase;
 use crate::model::ecs::{EcsAnswer, EcsDeploymentType, EcsStatus, OWN_DEPLOYMENTS_KEPT};
 use crate::model::{
     EcsStrategy, Outcome, Phase, Promotion, Reason, ReleaseSpec, ReleaseStatus, Rollout,
@@ -39,6 +40,7 @@ use crate::ports::{
     ServiceRevision, UpdateServiceRequest, task_definition_short_name,
 };
 
+use super::analysis::{AnalysisGate, AnalysisProgress};
 use super::{
     AFTER_ACTION, Gate, POLL_ACTIVE, POLL_FAILED, POLL_PASSIVE, POLL_WAITING, Pass, Progress, Step,
     Verdict,
@@ -139,6 +141,11 @@ fn ecs_status(status: &ReleaseStatus) -> Option<&EcsStatus> {
     }
 }
 
+/// The gate of an analysis answering the `PAUSE` hook `hook_id`.
+fn hook_gate(hook_id: &str) -> String {
+    format!("PAUSE hook {hook_id}")
+}
+
 /// The strategy's part of `status`, created when missing.
 pub fn status_of(status: &mut ReleaseStatus) -> &mut EcsStatus {
     if !matches!(status.strategy, Some(StrategyStatus::Ecs(_))) {
@@ -219,7 +226,7 @@ pub fn check_target(strategy: &EcsStrategy, service: &Service) -> Result<(), Ste
             .as_ref()
             .is_some_and(|d| !d.pause_hook_stages.is_empty()),
     };
-    if strategy.promotion == Promotion::Manual && !hooks {
+    if (strategy.promotion == Promotion::Manual || strategy.analysis.is_some()) && !hooks {
         let example = if kind == EcsDeploymentType::Rolling {
             "postScaleUp"
         } else {
@@ -228,7 +235,12 @@ pub fn check_target(strategy: &EcsStrategy, service: &Service) -> Result<(), Ste
         return failed(
             Reason::MisconfiguredService,
             format!(
-                "promotion: manual needs a PAUSE lifecycle hook to wait on; add spec.strategy.ecs.deployment.pauseAt: [{example}] (or a PAUSE hook on the service)"
+                "{} needs a PAUSE lifecycle hook to wait on; add spec.strategy.ecs.deployment.pauseAt: [{example}] (or a PAUSE hook on the service)",
+                if strategy.promotion == Promotion::Manual {
+                    "promotion: manual"
+                } else {
+                    "an analysis"
+                }
             ),
         );
     }
@@ -531,6 +543,23 @@ impl<'a> Ecs<'_, 'a> {
         }
         let waiting = deployment.hooks.iter().find(|h| h.is_waiting_pause());
         self.status().waiting_hook = waiting.map(|h| h.hook_id.clone());
+        if let Some(running) = self
+            .pass
+            .next
+            .analysis
+            .as_ref()
+            .filter(|a| a.phase == AnalysisPhase::Running)
+            .map(|a| a.gate.clone())
+            && waiting.is_none_or(|h| hook_gate(&h.hook_id) != running)
+        {
+            // Its hook was answered by someone else (or the deployment ended).
+            let now = self.pass.now;
+            super::analysis::stop_running(
+                &mut self.pass.next,
+                &format!("service deployment {short}'s PAUSE hook no longer waits"),
+                now,
+            );
+        }
         if deployment.status.is_terminal() {
             return self.verdict(deployment);
         }
@@ -620,6 +649,53 @@ impl<'a> Ecs<'_, 'a> {
         }
         if let Some(hook) = waiting {
             let manual = self.strategy.promotion == Promotion::Manual;
+            let mut skipped_by_promote = false;
+            if let Some(analysis) = &self.strategy.analysis {
+                let (live, candidate) = self.analysis_target_groups();
+                let at_gate = AnalysisGate {
+                    gate: hook_gate(&hook.hook_id),
+                    live_target_group: live,
+                    candidate_target_group: candidate,
+                    promote: gate.promote.is_some(),
+                };
+                match super::analysis::run(self.pass, analysis, &at_gate) {
+                    AnalysisProgress::Running { message, after } => {
+                        return Progress::Step(
+                            Step::new(
+                                Phase::Progressing,
+                                Reason::Analyzing,
+                                format!("service deployment {short} waits at {stage}; {message}"),
+                            )
+                            .requeue(after.min(POLL_WAITING)),
+                        );
+                    }
+                    AnalysisProgress::Failed { message } => {
+                        self.status().rolling_back = Some(message.clone());
+                        return self.send_answer(
+                            arn,
+                            Some(hook.hook_id.clone()),
+                            "ROLLBACK",
+                            &message,
+                        );
+                    }
+                    AnalysisProgress::Inconclusive { message } => {
+                        return Progress::Step(
+                            Step::new(
+                                Phase::AwaitingPromotion,
+                                Reason::AnalysisInconclusive,
+                                format!(
+                                    "service deployment {short} waits at {stage}; {message}; `switchyard promote {0}` answers CONTINUE, `switchyard abort {0}` ROLLBACK",
+                                    self.release()
+                                ),
+                            )
+                            .requeue(POLL_WAITING),
+                        );
+                    }
+                    // Passed: promotion decides as without an analysis. A `promote` that
+                    // skipped it is carried out by the same answer.
+                    AnalysisProgress::Passed { promoted, .. } => skipped_by_promote = promoted,
+                }
+            }
             if gate.paused {
                 return Progress::Step(
                     Step::new(
@@ -634,9 +710,13 @@ impl<'a> Ecs<'_, 'a> {
                 );
             }
             if !manual || gate.promote.is_some() {
-                let step =
-                    self.send_answer(arn, Some(hook.hook_id.clone()), "CONTINUE", "promoted");
-                return if manual {
+                let why = if self.strategy.analysis.is_some() && !skipped_by_promote {
+                    "its analysis passed"
+                } else {
+                    "promoted"
+                };
+                let step = self.send_answer(arn, Some(hook.hook_id.clone()), "CONTINUE", why);
+                return if manual || skipped_by_promote {
                     step.completing(gate.promote)
                 } else {
                     step
@@ -667,6 +747,33 @@ impl<'a> Ecs<'_, 'a> {
             )
             .requeue(poll),
         )
+    }
+
+    /// The target groups an analysis's placeholders stand for: the document's alternate
+    /// target group is the candidate's (ECS shifts test traffic to it first); the live one is
+    /// the service's other target group.
+    fn analysis_target_groups(&self) -> (Option<String>, Option<String>) {
+        let candidate = self.observed.alternate_target_group.clone().or_else(|| {
+            let deployment = self.strategy.deployment.as_ref()?;
+            Some(
+                deployment
+                    .load_balancer
+                    .as_ref()?
+                    .alternate_target_group
+                    .clone(),
+            )
+        });
+        let candidate_name = candidate
+            .as_deref()
+            .map(crate::ports::target_group_name_from_arn);
+        let live = self
+            .service
+            .load_balancers
+            .iter()
+            .map(|b| b.target_group_arn.as_str())
+            .find(|arn| Some(crate::ports::target_group_name_from_arn(arn)) != candidate_name)
+            .map(str::to_string);
+        (live, candidate)
     }
 
     /// Records an answer (or, without a hook, a stop) and makes its call.

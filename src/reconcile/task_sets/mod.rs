@@ -52,6 +52,7 @@ use crate::ports::{
     TaskSetStatus, WeightedTargetGroup, task_definition_short_name,
 };
 
+use super::analysis::AnalysisProgress;
 use super::{
     AFTER_ACTION, Gate, Lookup, POLL_ACTIVE, POLL_FAILED, POLL_WAITING, Pass, Progress, Step,
     Verdict,
@@ -932,16 +933,59 @@ impl<'a> TaskSets<'_, 'a> {
                         }
                     }
                 }
-                CanaryStep::Analysis(_) => {
-                    // Refused at validation; a stored document that slipped past it waits.
-                    return Progress::Step(
-                        Step::new(
-                            Phase::AwaitingPromotion,
-                            Reason::AwaitingPromotion,
-                            "analysis steps are not supported yet; promote to skip it or abort",
-                        )
-                        .requeue(POLL_WAITING),
-                    );
+                CanaryStep::Analysis(analysis) => {
+                    let at_gate = super::analysis::AnalysisGate {
+                        gate: format!("step {}", index + 1),
+                        live_target_group: state.live_target_group.clone(),
+                        candidate_target_group: state.candidate_target_group.clone(),
+                        promote,
+                    };
+                    let at = format!("step {}/{}", index + 1, steps.len());
+                    match super::analysis::run(self.pass, analysis, &at_gate) {
+                        AnalysisProgress::Running { message, after } => {
+                            let held = if gate.paused {
+                                " (the release is paused: the rollout stays here after it)"
+                            } else {
+                                ""
+                            };
+                            return Progress::Step(
+                                Step::new(
+                                    Phase::Progressing,
+                                    Reason::Analyzing,
+                                    format!(
+                                        "{at}: {}% on the candidate; {message}{held}",
+                                        state.weight
+                                    ),
+                                )
+                                .requeue(after),
+                            );
+                        }
+                        AnalysisProgress::Failed { message } => {
+                            return self.begin_roll_back(message, false);
+                        }
+                        AnalysisProgress::Inconclusive { message } => {
+                            return Progress::Step(
+                                Step::new(
+                                    Phase::AwaitingPromotion,
+                                    Reason::AnalysisInconclusive,
+                                    format!(
+                                        "{at}: {message}; `switchyard promote {0}` goes on, `switchyard abort {0}` rolls back",
+                                        self.release()
+                                    ),
+                                )
+                                .requeue(POLL_WAITING),
+                            );
+                        }
+                        AnalysisProgress::Passed { promoted, .. } => {
+                            if gate.paused {
+                                return self.held(index, &steps);
+                            }
+                            self.next_step(state.weight);
+                            if promoted {
+                                return self.continue_after_promote(gate);
+                            }
+                        }
+                    }
                 }
             }
         }

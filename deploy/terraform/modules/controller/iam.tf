@@ -246,6 +246,13 @@ data "aws_iam_policy_document" "controller" {
     }
   }
 
+  # Resource "*": cloudwatch:GetMetricData accepts no resource-level scoping (no resource type in the Service Authorization Reference); the releases' analyses read their candidates' metrics with it.
+  statement {
+    sid       = "AnalysisMetrics"
+    actions   = ["cloudwatch:GetMetricData"]
+    resources = ["*"]
+  }
+
   # Resource: DescribeAlarms is authorized on each alarm ARN; the releases' rollback alarms only (no statement when there are none).
   dynamic "statement" {
     for_each = length(local.alarm_arns) > 0 ? [local.alarm_arns] : []
