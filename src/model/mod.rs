@@ -7,6 +7,7 @@ pub mod duration;
 pub mod ecs;
 mod field_error;
 pub mod names;
+pub mod notifications;
 pub mod parse;
 mod promotion;
 mod status;
@@ -16,6 +17,9 @@ pub mod validate;
 pub use audit::*;
 pub use document::*;
 pub use ecs::{EcsStatus, EcsStrategy};
+pub use notifications::{
+    EventKind, NotificationDestination, NotificationMessage, NotificationsStatus,
+};
 pub use parse::{
     DocumentError, document_to_json, document_to_yaml, parse_document_value, parse_documents,
     parse_documents_indexed, parse_spec_value,

@@ -182,6 +182,13 @@ impl Validator {
         if let Some(rollback) = &spec.rollback {
             self.rollback(&field_path(base, "rollback"), rollback);
         }
+        if let Some(destinations) = &spec.notifications {
+            crate::model::notifications::validate(
+                &field_path(base, "notifications"),
+                destinations,
+                &mut self.errors,
+            );
+        }
     }
 
     fn service(&mut self, base: &str, service: &ServiceRef) {
@@ -828,6 +835,7 @@ mod tests {
                 }),
                 paused: false,
                 on_drift: OnDrift::Report,
+                notifications: None,
             },
         }
     }

@@ -107,6 +107,7 @@ fn spec() -> ReleaseSpec {
         rollback: None,
         paused: false,
         on_drift: OnDrift::Report,
+        notifications: None,
     }
 }
 
