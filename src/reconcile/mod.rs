@@ -35,6 +35,8 @@
 pub mod candidate;
 pub mod codedeploy;
 pub mod ecs;
+pub mod events;
+pub mod outbox;
 pub mod plan;
 pub mod task_sets;
 

@@ -3026,3 +3026,5 @@ fn handled_requests_start_empty() {
         assert_eq!(HandledRequests::default().get(kind), None);
     }
 }
+
+mod notifications;
