@@ -24,3 +24,4 @@ pub mod sim;
 pub mod state;
 pub mod terminal;
 pub mod view;
+pub mod webhook;

@@ -328,6 +328,17 @@ pub struct Metrics {
     /// `switchyard_candidate_weight{release}`: the candidate's percent of production
     /// traffic, for releases with a rollout in flight (the series goes when it ends).
     pub candidate_weight: Family<ReleaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `switchyard_notifications_total{destination,outcome}`: notification deliveries by
+    /// destination kind (`sns`, `eventBridge`, `webhook`) and outcome (`delivered`, `failed`:
+    /// an attempt to be retried, `dropped`: given up, `resent`: sent again after an attempt
+    /// whose outcome was lost).
+    pub notifications: Family<NotificationLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub destination: String,
+    pub outcome: String,
 }
 
 impl Default for Metrics {
@@ -396,6 +407,12 @@ impl Default for Metrics {
             "Percent of production traffic on the candidate, per release with a rollout in flight",
             candidate_weight.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification deliveries by destination kind and outcome",
+            notifications.clone(),
+        );
         Self {
             registry,
             releases,
@@ -407,11 +424,24 @@ impl Default for Metrics {
             passes_in_flight,
             pass_panics,
             candidate_weight,
+            notifications,
         }
     }
 }
 
 impl Metrics {
+    /// Counts `count` notification deliveries to a kind of destination with this outcome.
+    pub fn record_notifications(&self, destination: &str, outcome: &str, count: u64) {
+        if count > 0 {
+            self.notifications
+                .get_or_create(&NotificationLabels {
+                    destination: destination.to_string(),
+                    outcome: outcome.to_string(),
+                })
+                .inc_by(count);
+        }
+    }
+
     /// The Prometheus text exposition (OpenMetrics text format).
     pub fn encode(&self) -> String {
         let mut out = String::new();

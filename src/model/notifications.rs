@@ -16,7 +16,6 @@ use sha2::Digest;
 
 use super::field_error::FieldError;
 use super::names::Arn;
-use super::validate::{field_path, index_path};
 
 /// What happened to a release, as its notifications name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -223,6 +222,17 @@ impl NotificationDestination {
             .as_ref()
             .is_none_or(|events| events.contains(&event))
     }
+}
+
+/// `base.name` (the validator's own helpers live in `validate.rs`, which names the document
+/// that names this module).
+fn field_path(base: &str, name: &str) -> String {
+    format!("{base}.{name}")
+}
+
+/// `base[i]`.
+fn index_path(base: &str, index: usize) -> String {
+    format!("{base}[{index}]")
 }
 
 /// The most destinations one release (or the defaults) may name.
@@ -470,11 +480,52 @@ impl NotificationMessage {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// One line a person reads (Slack's text, an SNS subject).
+    /// One line a person reads (Slack's text).
     pub fn headline(&self) -> String {
         format!("{} {}: {}", self.release, self.event, self.message)
     }
+
+    /// An SNS subject: `switchyard: RELEASE EVENT`, printable ASCII only (SNS refuses line
+    /// breaks and control characters), at most 100 characters.
+    pub fn subject(&self) -> String {
+        let line = format!("switchyard: {} {}", self.release, self.event);
+        line.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .take(SUBJECT_MAX_CHARS)
+            .collect()
+    }
+
+    /// A webhook's body: the message itself (`json`), or for Slack's incoming webhooks a
+    /// `text` with the headline and the message as a code block (`slack`).
+    pub fn webhook_body(&self, format: WebhookFormat) -> String {
+        match format {
+            WebhookFormat::Json => self.to_json(),
+            WebhookFormat::Slack => {
+                // Slack's markup escapes only these three.
+                let escape = |s: &str| {
+                    s.replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('>', "&gt;")
+                };
+                let text = format!(
+                    "{}\n```{}```",
+                    escape(&self.headline()),
+                    escape(&self.to_json())
+                );
+                serde_json::json!({ "text": text }).to_string()
+            }
+        }
+    }
 }
+
+/// SNS's limit on a message's `Subject`.
+pub const SUBJECT_MAX_CHARS: usize = 100;
 
 /// The outbox and the delivery record of one release, in its status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -492,6 +543,11 @@ pub struct NotificationsStatus {
     /// Deliveries given up: dropped from a full outbox, too old, or refused for good.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped: u64,
+    /// Deliveries sent again because the outcome of an earlier attempt was never recorded
+    /// (a replica stopped or lost its lease mid-send): each may have reached its
+    /// destination twice, which the message's `id` lets the receiver tell.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
     /// The last failed attempt, or the last delivery given up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<DeliveryFailure>,
@@ -527,6 +583,11 @@ pub struct PendingDelivery {
     pub retry_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The intent of an attempt: written (fenced by the lease) before the attempt is made,
+    /// cleared with its outcome. Found without an outcome, the attempt may or may not have
+    /// reached the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending_since: Option<Timestamp>,
 }
 
 /// A failed delivery attempt, or a delivery given up, for the status.
@@ -818,6 +879,36 @@ mod tests {
             .key(),
             "sns:arn:aws:sns:us-east-1:111122223333:t"
         );
+    }
+
+    #[test]
+    fn a_slack_body_wraps_a_human_line_around_the_message_and_a_subject_fits_sns() {
+        let message = NotificationMessage {
+            event: EventKind::RolloutRolledBack,
+            release: "web".into(),
+            generation: 3,
+            strategy: "taskSets".into(),
+            live_task_definition: None,
+            candidate_task_definition: None,
+            message: "alarm <web-5xx> & more".into(),
+            time: "2026-01-02T03:04:05Z".parse().unwrap(),
+            id: "x".into(),
+        };
+        let body: serde_json::Value =
+            serde_json::from_str(&message.webhook_body(WebhookFormat::Slack)).unwrap();
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("web RolloutRolledBack: alarm &lt;web-5xx&gt; &amp; more\n```{"),
+            "{text}"
+        );
+        assert_eq!(message.webhook_body(WebhookFormat::Json), message.to_json());
+        let long = NotificationMessage {
+            release: format!("{}\u{7}", "r".repeat(120)),
+            ..message
+        };
+        let subject = long.subject();
+        assert_eq!(subject.chars().count(), SUBJECT_MAX_CHARS);
+        assert!(subject.chars().all(|c| c.is_ascii_graphic() || c == ' '));
     }
 
     #[test]

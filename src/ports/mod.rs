@@ -7,6 +7,7 @@ mod ecs;
 mod elb;
 mod error;
 mod lease;
+mod notify;
 mod store;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub use ecs::*;
 pub use elb::*;
 pub use error::*;
 pub use lease::*;
+pub use notify::*;
 pub use store::*;
 
 /// The AWS ports of one region.

@@ -97,6 +97,7 @@ pub fn record(
                 attempts: 0,
                 retry_at: None,
                 last_error: None,
+                sending_since: None,
             })
             .collect();
         let notifications = after.notifications.get_or_insert_with(Default::default);
@@ -133,7 +134,11 @@ pub fn record(
         );
         recorded.push(message);
     }
-    if after.notifications.as_ref().is_some_and(NotificationsStatus::is_empty) {
+    if after
+        .notifications
+        .as_ref()
+        .is_some_and(NotificationsStatus::is_empty)
+    {
         after.notifications = None;
     }
     recorded
@@ -351,10 +356,7 @@ fn cut(message: &str) -> String {
 /// formatted as a UUID (version 8, name-based). Pure, so a pass decides it like everything
 /// else; the time makes two releases of one name (deleted and created again) differ.
 pub fn event_id(release: &str, key: &str, now: Timestamp) -> String {
-    let digest = sha2::Sha256::digest(format!(
-        "{release}\n{key}\n{}",
-        now.as_nanosecond()
-    ));
+    let digest = sha2::Sha256::digest(format!("{release}\n{key}\n{}", now.as_nanosecond()));
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     bytes[6] = (bytes[6] & 0x0f) | 0x80;

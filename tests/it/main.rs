@@ -3,6 +3,7 @@
 
 mod aws_adapters;
 mod aws_ecs_deployments;
+mod aws_notify;
 mod aws_store;
 mod aws_task_sets;
 mod cli;
@@ -15,6 +16,7 @@ mod cli_support;
 mod daemon;
 mod daemon_edges;
 mod daemon_identity;
+mod daemon_notify;
 mod ecs_strategy;
 mod edges;
 mod fault_proxy;
@@ -25,6 +27,7 @@ mod identity;
 mod invariants;
 mod leases;
 mod moto;
+mod notifications;
 mod port_wrappers;
 mod scenarios;
 mod simulation;

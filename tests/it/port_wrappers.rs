@@ -20,6 +20,9 @@ const PORTS: &[(&str, &str)] = &[
     ("CodeDeploy", "src/ports/codedeploy.rs"),
     ("LoadBalancer", "src/ports/elb.rs"),
     ("Alarms", "src/ports/alarms.rs"),
+    ("Sns", "src/ports/notify.rs"),
+    ("EventBridge", "src/ports/notify.rs"),
+    ("Webhooks", "src/ports/notify.rs"),
 ];
 
 /// Where implementations live: the adapters, the simulation, the decorators.

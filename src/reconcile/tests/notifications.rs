@@ -111,19 +111,32 @@ fn a_rollout_records_one_started_and_one_succeeded_with_the_contract_fields() {
     assert_eq!(started.release, "web");
     assert_eq!(started.generation, 1);
     assert_eq!(started.strategy, "codeDeploy");
-    assert_eq!(started.live_task_definition.as_deref(), Some(td_arn(1).as_str()));
+    assert_eq!(
+        started.live_task_definition.as_deref(),
+        Some(td_arn(1).as_str())
+    );
     assert_eq!(
         started.candidate_task_definition.as_deref(),
         Some(td_arn(2).as_str())
     );
     assert_eq!(started.time, now());
-    assert!(started.message.contains("web:2 replaces web:1"), "{}", started.message);
+    assert!(
+        started.message.contains("web:2 replaces web:1"),
+        "{}",
+        started.message
+    );
     let succeeded = &all[1];
-    assert_eq!(succeeded.live_task_definition.as_deref(), Some(td_arn(2).as_str()));
+    assert_eq!(
+        succeeded.live_task_definition.as_deref(),
+        Some(td_arn(2).as_str())
+    );
     assert_ne!(started.id, succeeded.id);
     assert_eq!(started.id.len(), 36, "a UUID: {}", started.id);
     // Both wait in the outbox, in order, for the topic.
-    assert_eq!(outbox_ids(world.status()), [started.id.clone(), succeeded.id.clone()]);
+    assert_eq!(
+        outbox_ids(world.status()),
+        [started.id.clone(), succeeded.id.clone()]
+    );
     let pending = &world.status().notifications.as_ref().unwrap().outbox[0].pending;
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].destination, format!("sns:{TOPIC}"));
@@ -184,15 +197,21 @@ fn an_alarm_rolls_back_and_records_the_verdict_with_its_message() {
     let destinations = [sns()];
     world.aws.alarms.insert("web-5xx".into(), AlarmState::Alarm);
     let mut events = pass_notifying(&mut world, &destinations); // stops d-1
-    world
-        .aws
-        .roll_back("d-1", DeploymentStatus::Stopped, DeploymentStatus::Succeeded);
+    world.aws.roll_back(
+        "d-1",
+        DeploymentStatus::Stopped,
+        DeploymentStatus::Succeeded,
+    );
     for _ in 0..3 {
         events.extend(pass_notifying(&mut world, &destinations));
     }
     assert_eq!(world.status().phase, Phase::RolledBack);
     assert_eq!(kinds(&events), [EventKind::RolloutRolledBack]);
-    assert!(events[0].message.contains("web-5xx"), "{}", events[0].message);
+    assert!(
+        events[0].message.contains("web-5xx"),
+        "{}",
+        events[0].message
+    );
     assert_eq!(
         events[0].candidate_task_definition.as_deref(),
         Some(td_arn(2).as_str())
@@ -275,14 +294,25 @@ fn a_full_outbox_drops_its_oldest_event_and_says_so() {
             started_at: now(),
             outcome: None,
         });
-        assert_eq!(record(&recording, Some(&before), &mut status, now()).len(), 1);
+        assert_eq!(
+            record(&recording, Some(&before), &mut status, now()).len(),
+            1
+        );
     }
     let notifications = status.notifications.as_ref().unwrap();
     assert_eq!(notifications.outbox.len(), OUTBOX_LIMIT);
     assert_eq!(notifications.dropped, 2);
-    assert!(notifications.outbox[0].message.message.starts_with("rollout 3 "));
+    assert!(
+        notifications.outbox[0]
+            .message
+            .message
+            .starts_with("rollout 3 ")
+    );
     let failure = notifications.last_failure.as_ref().unwrap();
-    assert!(failure.dropped && failure.error.contains("at most 20 events"), "{failure:?}");
+    assert!(
+        failure.dropped && failure.error.contains("at most 20 events"),
+        "{failure:?}"
+    );
 }
 
 #[test]
@@ -405,12 +435,21 @@ fn each_destination_gets_its_oldest_event_first_and_one_at_a_time() {
     let (mut status, [first, second], topic, hook) = with_outbox();
     assert_eq!(
         due_now(&status, now()),
-        [(first.clone(), topic.clone()), (first.clone(), hook.clone())]
+        [
+            (first.clone(), topic.clone()),
+            (first.clone(), hook.clone())
+        ]
     );
-    assert!(outbox::apply(&mut status, &[delivered(&first, &topic, now())]));
+    assert!(outbox::apply(
+        &mut status,
+        &[delivered(&first, &topic, now())]
+    ));
     assert_eq!(
         due_now(&status, now()),
-        [(first.clone(), hook.clone()), (second.clone(), topic.clone())]
+        [
+            (first.clone(), hook.clone()),
+            (second.clone(), topic.clone())
+        ]
     );
     outbox::apply(
         &mut status,
@@ -424,7 +463,10 @@ fn each_destination_gets_its_oldest_event_first_and_one_at_a_time() {
     assert!(notifications.outbox.is_empty());
     assert_eq!(notifications.delivered, 4);
     // An outcome for an event no longer in the outbox changes nothing.
-    assert!(!outbox::apply(&mut status, &[delivered(&first, &topic, now())]));
+    assert!(!outbox::apply(
+        &mut status,
+        &[delivered(&first, &topic, now())]
+    ));
 }
 
 #[test]
@@ -434,8 +476,11 @@ fn a_failed_attempt_backs_off_and_holds_the_destination_but_not_the_others() {
     let delay = outbox::retry_delay(&first, 1);
     assert!(delay >= Duration::from_secs(1) && delay < Duration::from_millis(1250));
     assert_eq!(due_now(&status, now()), [(first.clone(), topic.clone())]);
+    let mut claimed = status.clone();
+    // Claims the topic's head; the webhook's waits for its backoff.
+    assert_eq!(outbox::claim(&mut claimed, now(), |_, _| false).len(), 1);
     assert_eq!(
-        outbox::next_due(&status, &[topic.clone()]),
+        outbox::next_due(&claimed, |_, d| d == topic),
         Some(after(delay)),
         "the webhook's retry is the next due when the topic is busy"
     );
@@ -448,7 +493,10 @@ fn a_failed_attempt_backs_off_and_holds_the_destination_but_not_the_others() {
     let notifications = status.notifications.as_ref().unwrap();
     assert_eq!(notifications.failed_attempts, 1);
     let failure = notifications.last_failure.as_ref().unwrap();
-    assert_eq!((failure.destination.as_str(), failure.dropped), (hook.as_str(), false));
+    assert_eq!(
+        (failure.destination.as_str(), failure.dropped),
+        (hook.as_str(), false)
+    );
     let pending = &notifications.outbox[0].pending[0];
     assert_eq!(pending.attempts, 1);
     assert_eq!(pending.last_error.as_deref(), Some("webhook answered 500"));
@@ -460,14 +508,20 @@ fn a_permanent_refusal_or_an_hour_of_failures_gives_the_delivery_up() {
     outbox::apply(&mut status, &[failed(&first, &hook, now(), true)]);
     assert_eq!(
         due_now(&status, now()),
-        [(first.clone(), topic.clone()), (second.clone(), hook.clone())]
+        [
+            (first.clone(), topic.clone()),
+            (second.clone(), hook.clone())
+        ]
     );
     let late = after(GIVE_UP_AFTER);
     outbox::apply(&mut status, &[failed(&second, &hook, late, false)]);
     let notifications = status.notifications.as_ref().unwrap();
     assert_eq!(notifications.dropped, 2);
     let failure = notifications.last_failure.as_ref().unwrap();
-    assert!(failure.dropped && failure.error.contains("given up after 1h"), "{failure:?}");
+    assert!(
+        failure.dropped && failure.error.contains("given up after 1h"),
+        "{failure:?}"
+    );
     assert_eq!(
         due_now(&status, late),
         [(first, topic)],
@@ -483,4 +537,69 @@ fn retry_delays_double_to_five_minutes() {
     assert_eq!(&delays[..3], [1, 2, 4]);
     assert!(delays.iter().all(|d| *d <= 300));
     assert_eq!(delays[11], 300);
+}
+
+#[test]
+fn a_claim_writes_the_intent_and_holds_its_destination_until_the_outcome() {
+    let (mut status, [first, second], topic, hook) = with_outbox();
+    let claims = outbox::claim(&mut status, now(), |_, _| false);
+    let claimed: Vec<_> = claims
+        .iter()
+        .map(|c| (c.message.id.clone(), c.destination.clone(), c.resend))
+        .collect();
+    assert_eq!(
+        claimed,
+        [
+            (first.clone(), topic.clone(), false),
+            (first.clone(), hook.clone(), false)
+        ]
+    );
+    let intents = status.notifications.as_ref().unwrap().outbox[0]
+        .pending
+        .iter()
+        .map(|p| p.sending_since)
+        .collect::<Vec<_>>();
+    assert_eq!(intents, [Some(now()), Some(now())]);
+    // Claimed and on its way here: nothing more to claim, and nothing to wake up for.
+    assert!(outbox::claim(&mut status, after(Duration::from_secs(60)), |_, _| true).is_empty());
+    assert_eq!(outbox::next_due(&status, |_, _| true), None);
+    // The outcome clears the intent; the next event of that destination is claimed next.
+    outbox::apply(&mut status, &[delivered(&first, &topic, now())]);
+    let claims = outbox::claim(&mut status, now(), |id, d| id == first && d == hook);
+    assert_eq!(claims.len(), 1);
+    assert_eq!(
+        (
+            claims[0].message.id.as_str(),
+            claims[0].destination.as_str()
+        ),
+        (second.as_str(), topic.as_str())
+    );
+    // A failed attempt clears its intent and waits for its backoff.
+    outbox::apply(&mut status, &[failed(&first, &hook, now(), false)]);
+    assert!(outbox::claim(&mut status, now(), |_, _| true).is_empty());
+    let retry = after(outbox::retry_delay(&first, 1));
+    assert_eq!(outbox::next_due(&status, |_, _| true), Some(retry));
+    assert_eq!(outbox::claim(&mut status, retry, |_, _| true).len(), 1);
+    assert_eq!(status.notifications.as_ref().unwrap().resent, 0);
+}
+
+#[test]
+fn an_intent_without_an_outcome_is_sent_again_only_after_the_unconfirmed_wait() {
+    let (mut status, [first, _], topic, _) = with_outbox();
+    outbox::claim(&mut status, now(), |_, _| false);
+    // Another replica (or this one before a restart) claimed it: nothing here is on its way.
+    let early = after(outbox::UNCONFIRMED_WAIT - Duration::from_secs(1));
+    assert!(outbox::claim(&mut status, early, |_, _| false).is_empty());
+    assert_eq!(
+        outbox::next_due(&status, |_, _| false),
+        Some(after(outbox::UNCONFIRMED_WAIT))
+    );
+    let late = after(outbox::UNCONFIRMED_WAIT);
+    let claims = outbox::claim(&mut status, late, |_, _| false);
+    assert_eq!(claims.len(), 2);
+    assert!(claims.iter().all(|c| c.resend && c.message.id == first));
+    assert_eq!(claims[0].destination, topic);
+    let notifications = status.notifications.as_ref().unwrap();
+    assert_eq!(notifications.resent, 2);
+    assert_eq!(notifications.outbox[0].pending[0].sending_since, Some(late));
 }
