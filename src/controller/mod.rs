@@ -398,6 +398,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                             queue.forget(&name);
                             held_looks.remove(&name);
                             woken_after.remove(&name);
+                            ctx.notifier.forget(&name);
                             snapshots.remove(&name);
                             ctx.caches.unfollow(&name);
                             ctx.state.remove_release(&name);

@@ -47,6 +47,8 @@ pub struct Prepared {
     claims: Vec<Claim>,
     /// Where the release's events go now (to resolve a claim's destination key).
     destinations: Vec<NotificationDestination>,
+    /// Deliveries this write gives up, by destination kind (counted once it is written).
+    dropped: BTreeMap<String, u64>,
 }
 
 /// One delivery attempt to make.
@@ -115,10 +117,8 @@ impl Notifier {
 
     /// Applies finished attempts, records the events between `before` and `status`, and
     /// claims the due deliveries, all in `status` (which the pass then writes).
-    #[allow(clippy::too_many_arguments)]
     pub fn prepare(
         &self,
-        state: &ControllerState,
         release: &str,
         generation: u64,
         spec: Option<&ReleaseSpec>,
@@ -126,12 +126,7 @@ impl Notifier {
         status: &mut ReleaseStatus,
         now: Timestamp,
     ) -> Prepared {
-        let counters = |s: &ReleaseStatus| {
-            s.notifications
-                .as_ref()
-                .map_or((0, 0), |n| (n.dropped, n.resent))
-        };
-        let (dropped_before, resent_before) = counters(status);
+        let mut pending = pending_deliveries(status);
         let finished: Vec<(u64, DeliveryOutcome)> = self
             .book()
             .finished
@@ -140,6 +135,11 @@ impl Notifier {
             .unwrap_or_default();
         let outcomes: Vec<DeliveryOutcome> = finished.iter().map(|(_, o)| o.clone()).collect();
         outbox::apply(status, &outcomes);
+        let delivered: BTreeSet<(String, String)> = outcomes
+            .iter()
+            .filter(|o| o.attempt == Attempt::Delivered)
+            .map(|o| (o.id.clone(), o.destination.clone()))
+            .collect();
         let applied = finished
             .into_iter()
             .map(|(serial, o)| (o.id, o.destination, serial))
@@ -154,9 +154,20 @@ impl Notifier {
             };
             for event in events::record(&recording, before, status, now) {
                 debug!(event = %event.event, id = %event.id, "notification recorded");
+                pending.extend(
+                    destinations
+                        .iter()
+                        .filter(|d| d.wants(event.event))
+                        .filter_map(NotificationDestination::destination)
+                        .map(|d| (event.id.clone(), d.key())),
+                );
             }
         }
-        let claims = {
+        // Without a valid spec, where the events go is unknown: nothing is claimed (nor given
+        // up) until the spec is valid again.
+        let claims = if spec.is_none() {
+            Vec::new()
+        } else {
             let book = self.book();
             outbox::claim(status, now, |id, destination| {
                 book.in_flight.contains(&(
@@ -166,24 +177,27 @@ impl Notifier {
                 ))
             })
         };
-        let (dropped_after, resent_after) = counters(status);
-        let metrics = state.metrics();
-        metrics.record_notifications(
-            "any",
-            "dropped",
-            dropped_after.saturating_sub(dropped_before),
-        );
-        metrics.record_notifications("any", "resent", resent_after.saturating_sub(resent_before));
+        // Pending before, or recorded now, and neither pending nor delivered after: given up.
+        let left = pending_deliveries(status);
+        let mut dropped = BTreeMap::new();
+        for (_, destination) in pending
+            .difference(&left)
+            .filter(|delivery| !delivered.contains(*delivery))
+        {
+            *dropped.entry(kind_of(destination).to_string()).or_insert(0) += 1;
+        }
         Prepared {
             applied,
             claims,
             destinations,
+            dropped,
         }
     }
 
-    /// After the write that carried `prepared` succeeded: forgets the outcomes it wrote and
-    /// starts the deliveries it claimed.
-    pub fn dispatch(&self, release: &str, prepared: Prepared) {
+    /// After the write that carried `prepared` succeeded: forgets the outcomes it wrote and,
+    /// when `send` (the lease still holds), starts the deliveries it claimed (otherwise their
+    /// intents wait for whoever owns the release, as after a crash).
+    pub fn dispatch(&self, state: &ControllerState, release: &str, prepared: Prepared, send: bool) {
         {
             let mut book = self.book();
             if let Some(finished) = book.finished.get_mut(release) {
@@ -193,6 +207,13 @@ impl Notifier {
                     book.finished.remove(release);
                 }
             }
+        }
+        let metrics = state.metrics();
+        for (kind, count) in &prepared.dropped {
+            metrics.record_notifications(kind, "dropped", *count);
+        }
+        if !send {
+            return;
         }
         for claim in prepared.claims {
             let destination = prepared
@@ -217,6 +238,7 @@ impl Notifier {
                 continue;
             };
             if claim.resend {
+                metrics.record_notifications(kind_of(&claim.destination), "resent", 1);
                 warn!(release, id = %claim.message.id, destination = %claim.destination,
                     "sending a notification again: an earlier attempt's outcome was never recorded");
             }
@@ -242,6 +264,13 @@ impl Notifier {
             book.in_flight
                 .contains(&(release.to_string(), id.to_string(), destination.to_string()))
         })
+    }
+
+    /// Forgets a deleted release's outcomes (its status is gone with it).
+    pub fn forget(&self, release: &str) {
+        let mut book = self.book();
+        book.finished.remove(release);
+        book.in_flight.retain(|(r, _, _)| r != release);
     }
 
     fn finish(&self, release: &str, outcome: DeliveryOutcome) {
@@ -377,4 +406,24 @@ impl Notifier {
             }
         }
     }
+}
+
+/// `(id, destination)` of every delivery waiting in the outbox.
+fn pending_deliveries(status: &ReleaseStatus) -> BTreeSet<(String, String)> {
+    status
+        .notifications
+        .iter()
+        .flat_map(|n| &n.outbox)
+        .flat_map(|entry| {
+            entry
+                .pending
+                .iter()
+                .map(|p| (entry.message.id.clone(), p.destination.clone()))
+        })
+        .collect()
+}
+
+/// A destination key's kind (`sns`, `eventBridge`, `webhook`), for the metrics.
+fn kind_of(key: &str) -> &str {
+    key.split(':').next().unwrap_or("")
 }

@@ -381,7 +381,6 @@ fn prepare_notifications(
     status: &mut crate::model::ReleaseStatus,
 ) -> super::notifier::Prepared {
     ctx.notifier.prepare(
-        &ctx.state,
         &record.name,
         desired.generation,
         desired.spec.as_ref().ok(),
@@ -399,12 +398,8 @@ fn dispatch_notifications(
     fence: Option<&Fence>,
     prepared: super::notifier::Prepared,
 ) {
-    if let Some(fence) = fence
-        && ctx.may_act(name).ok().flatten().as_ref() != Some(fence)
-    {
-        return;
-    }
-    ctx.notifier.dispatch(name, prepared);
+    let send = fence.is_none_or(|fence| ctx.may_act(name).ok().flatten().as_ref() == Some(fence));
+    ctx.notifier.dispatch(&ctx.state, name, prepared, send);
 }
 
 /// When the release's notifications need a pass, from now (never sooner than a second: a

@@ -179,7 +179,9 @@ async fn a_webhook_failing_for_a_minute_delays_nothing_and_gets_the_events_once_
         )
         .await;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let controller = tokio::spawn(controller::run(context(&h, &sim), async move {
+        let ctx = context(&h, &sim);
+        let state = ctx.state.clone();
+        let controller = tokio::spawn(controller::run(ctx, async move {
             let _ = stop_rx.await;
         }));
         let mut healthy = None;
@@ -210,6 +212,18 @@ async fn a_webhook_failing_for_a_minute_delays_nothing_and_gets_the_events_once_
         let notifications = status.notifications.expect("the delivery record");
         assert!(notifications.outbox.is_empty(), "{notifications:?}");
         let attempts = sim.call_counts().get("webhook:POST").copied().unwrap_or(0);
+        let metrics = state.metrics().encode();
+        assert!(
+            metrics.contains(
+                "switchyard_notifications_total{destination=\"webhook\",outcome=\"delivered\"} 2"
+            ),
+            "{metrics}"
+        );
+        assert_eq!(
+            metrics.contains("outcome=\"failed\""),
+            failing,
+            "failed attempts are counted: {metrics}"
+        );
         if failing {
             assert!(notifications.failed_attempts > 0);
             let failure = notifications
@@ -332,4 +346,58 @@ async fn a_task_set_canary_notifies_each_step_and_the_fleet_defaults_apply() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), received.len(), "no two messages share an id");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_webhook_that_refuses_for_good_is_given_up_counted_and_said_in_the_status() {
+    let h = Harness::new();
+    h.add_service("web", |_| {});
+    let sim = destinations();
+    sim.fail_webhook(HOOK, 404, None);
+    apply_with(
+        &h,
+        "web",
+        &release_yaml("web", &ReleaseOptions::default()),
+        json!([{"webhook": {"url": HOOK}}, {"sns": TOPIC}]),
+    )
+    .await;
+    let ctx = context(&h, &sim);
+    let state = ctx.state.clone();
+    controller::run(ctx, tokio::time::sleep(minutes(10))).await;
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let notifications = status.notifications.expect("the delivery record");
+    assert!(notifications.outbox.is_empty(), "{notifications:?}");
+    assert_eq!((notifications.delivered, notifications.dropped), (2, 2));
+    let failure = notifications.last_failure.expect("said in the status");
+    assert!(failure.dropped, "{failure:?}");
+    assert_eq!(failure.error, "the webhook answered HTTP 404");
+    assert!(
+        failure
+            .destination
+            .starts_with("webhook:https://hooks.example.com#")
+    );
+    assert!(
+        !failure.destination.contains("/switchyard"),
+        "the URL's path stays out"
+    );
+    assert_eq!(
+        sim.call_counts().get("webhook:POST").copied(),
+        Some(2),
+        "a 404 is not asked again"
+    );
+    let metrics = state.metrics().encode();
+    assert!(
+        metrics.contains(
+            "switchyard_notifications_total{destination=\"webhook\",outcome=\"dropped\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "switchyard_notifications_total{destination=\"sns\",outcome=\"delivered\"} 2"
+        ),
+        "{metrics}"
+    );
 }
