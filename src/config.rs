@@ -49,6 +49,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A `tracing` filter (`info`, `switchyard=debug,warn`, ...).
     pub log_level: String,
+    /// Where the events of releases whose spec names no `notifications` go (the document's
+    /// form: `- sns: ARN`, `- eventBridge: {bus: NAME}`, `- webhook: {url: URL}`).
+    pub notifications: Vec<crate::model::notifications::NotificationDestination>,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            notifications: Vec::new(),
         }
     }
 }
@@ -96,6 +100,7 @@ struct FileSettings {
     listen: Option<String>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
+    notifications: Option<serde_json::Value>,
 }
 
 /// What is wrong with the configuration.
@@ -278,6 +283,34 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Setti
         }
         settings.log_level = value;
     }
+    let var = env_var_for("notifications");
+    let notifications = match env.get(&var) {
+        Some(text) => Some((
+            serde_saphyr::from_str::<serde_json::Value>(text).map_err(|e| {
+                invalid(
+                    "notifications",
+                    &var,
+                    format!("is not a YAML or JSON list of destinations: {e}"),
+                )
+            })?,
+            var,
+        )),
+        None => from_file.notifications.map(|v| (v, file_name.clone())),
+    };
+    if let Some((value, source)) = notifications {
+        settings.notifications = crate::model::parse::parse_destinations(&value, "notifications")
+            .map_err(|errors| {
+            invalid(
+                "notifications",
+                &source,
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+    }
     Ok(settings)
 }
 
@@ -449,6 +482,36 @@ mod tests {
             error
                 .to_string()
                 .starts_with("cannot read /nonexistent/controller.yaml")
+        );
+    }
+
+    #[test]
+    fn fleet_wide_notifications_come_from_the_file_or_the_environment_with_field_paths() {
+        let file = write(
+            "notifications:\n  - sns: arn:aws:sns:us-east-1:111122223333:releases\n  - webhook: {url: \"https://hooks.example.com/x\", format: slack}\n",
+        );
+        let settings = load(Some(file.path()), &BTreeMap::new()).unwrap();
+        assert_eq!(settings.notifications.len(), 2);
+        let settings = load(
+            Some(file.path()),
+            &env(&[(
+                "SWITCHYARD_NOTIFICATIONS",
+                r#"[{"eventBridge": {"bus": "default"}}]"#,
+            )]),
+        )
+        .unwrap();
+        assert_eq!(settings.notifications.len(), 1, "the environment wins");
+        let error = load(
+            None,
+            &env(&[("SWITCHYARD_NOTIFICATIONS", "[{webhook: {url: ftp://x}}]")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with(
+                "notifications (from SWITCHYARD_NOTIFICATIONS): notifications[0].webhook.url: must be an http:// or https:// URL"
+            ),
+            "{error}"
         );
     }
 }

@@ -19,7 +19,7 @@ use crate::ports::{
     AlarmState, ReadyAction, ReleaseStore, SpecPrecondition, SpecWrite, StoredRelease,
     task_definition_short_name,
 };
-use crate::sim::{BlueGreenSetup, SimAws, SimStore};
+use crate::sim::{BlueGreenSetup, SimAws, SimNotifications, SimStore};
 use crate::state::ControllerState;
 
 /// The demo's documents, as a user would keep them in git.
@@ -87,7 +87,13 @@ pub struct DemoWorld {
     pub aws: SimAws,
     pub store: SimStore,
     pub clock: Clock,
+    /// Where the releases' events go: the demo's webhook receiver.
+    pub notifications: SimNotifications,
 }
+
+/// The demo's fleet-wide notification destination (a simulated receiver: nothing leaves the
+/// process).
+pub const DEMO_WEBHOOK: &str = "https://hooks.demo.example/switchyard";
 
 /// Builds the simulated account and stores the demo's documents (the invalid one as if
 /// written to the table by hand, since `apply` would refuse it).
@@ -166,7 +172,12 @@ pub async fn build_world(clock: Clock) -> Result<DemoWorld, DemoError> {
             .await
             .map_err(|e| DemoError::Setup(e.to_string()))?;
     }
-    Ok(DemoWorld { aws, store, clock })
+    Ok(DemoWorld {
+        aws,
+        store,
+        notifications: SimNotifications::new(clock.clone()),
+        clock,
+    })
 }
 
 /// Runs the demo: the controller, the scripted operator, and the progress printer.
@@ -187,7 +198,19 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
         state.clone(),
     )
     // The analyses' probes reach the simulated endpoints.
-    .with_probe(Arc::new(world.aws.clone()));
+    .with_probe(Arc::new(world.aws.clone()))
+    .with_notifications(
+        Arc::new(world.notifications.clone()),
+        vec![crate::model::notifications::NotificationDestination {
+            sns: None,
+            event_bridge: None,
+            webhook: Some(crate::model::notifications::WebhookTarget {
+                url: DEMO_WEBHOOK.into(),
+                format: crate::model::notifications::WebhookFormat::Json,
+            }),
+            events: None,
+        }],
+    );
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = start_server(state.clone(), options.listen, async move {
         let _ = server_stopped.await;
@@ -211,6 +234,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
         // Observed without counting: the report's API calls are the controller's alone.
         let releases = world.store.peek_all();
         printer.print_changes(&releases, clock.now());
+        printer.print_notifications(&world.notifications, clock.now());
         operator.act(&world, &releases, &printer).await;
         let unsettled: Vec<String> = releases
             .iter()
@@ -433,6 +457,8 @@ async fn set_paused(world: &DemoWorld, release: &StoredRelease, paused: bool) ->
 struct ProgressPrinter {
     started: Timestamp,
     last: BTreeMap<String, (Phase, Option<String>, Option<i64>, String)>,
+    /// How many of the webhook's deliveries were printed.
+    notified: usize,
 }
 
 impl ProgressPrinter {
@@ -440,7 +466,30 @@ impl ProgressPrinter {
         Self {
             started,
             last: BTreeMap::new(),
+            notified: 0,
         }
+    }
+
+    /// Prints each event the demo's webhook received since the last call.
+    fn print_notifications(&mut self, notifications: &SimNotifications, now: Timestamp) {
+        let received = notifications.received();
+        for delivery in received.iter().skip(self.notified) {
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(&delivery.body) else {
+                continue;
+            };
+            let release = message["release"].as_str().unwrap_or("?");
+            let id = message["id"].as_str().unwrap_or("");
+            self.note(
+                now,
+                release,
+                &format!(
+                    "webhook <- {} (id {}…)",
+                    message["event"].as_str().unwrap_or("?"),
+                    id.get(..8).unwrap_or(id)
+                ),
+            );
+        }
+        self.notified = received.len();
     }
 
     fn print_changes(&mut self, releases: &[StoredRelease], now: Timestamp) {

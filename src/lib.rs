@@ -25,3 +25,4 @@ pub mod sim;
 pub mod state;
 pub mod terminal;
 pub mod view;
+pub mod webhook;

@@ -126,7 +126,15 @@ async fn run_controller(
         controller_config(&settings),
         ControllerState::new(),
     )
-    .with_leases(leases);
+    .with_leases(leases)
+    .with_notifications(
+        Arc::new(
+            aws.notifications(Arc::new(switchyard::webhook::HttpWebhooks::new().map_err(
+                |e| CliError::Invalid(format!("the webhook client has no root certificates: {e}")),
+            )?)),
+        ),
+        settings.notifications.clone(),
+    );
     let state = ctx.state.clone();
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = switchyard::http::serve(state, settings.listen, async move {

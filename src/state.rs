@@ -331,11 +331,22 @@ pub struct Metrics {
     /// `switchyard_analysis_measurements_total{result}`: analysis measurements of one metric
     /// by result (`successful`, `failed`, `inconclusive`).
     pub analysis_measurements: Family<ResultLabels, Counter>,
+    /// `switchyard_notifications_total{destination,outcome}`: notification deliveries by
+    /// destination kind (`sns`, `eventBridge`, `webhook`) and outcome (`delivered`, `failed`:
+    /// an attempt to be retried, `dropped`: given up, `resent`: sent again after an attempt
+    /// whose outcome was lost).
+    pub notifications: Family<NotificationLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub destination: String,
+    pub outcome: String,
 }
 
 impl Default for Metrics {
@@ -415,6 +426,12 @@ impl Default for Metrics {
             "Analysis measurements (one metric, one measurement) by result",
             analysis_measurements.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification deliveries by destination kind and outcome",
+            notifications.clone(),
+        );
         Self {
             registry,
             releases,
@@ -427,11 +444,24 @@ impl Default for Metrics {
             pass_panics,
             candidate_weight,
             analysis_measurements,
+            notifications,
         }
     }
 }
 
 impl Metrics {
+    /// Counts `count` notification deliveries to a kind of destination with this outcome.
+    pub fn record_notifications(&self, destination: &str, outcome: &str, count: u64) {
+        if count > 0 {
+            self.notifications
+                .get_or_create(&NotificationLabels {
+                    destination: destination.to_string(),
+                    outcome: outcome.to_string(),
+                })
+                .inc_by(count);
+        }
+    }
+
     /// The Prometheus text exposition (OpenMetrics text format).
     pub fn encode(&self) -> String {
         let mut out = String::new();

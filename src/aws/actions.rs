@@ -1,7 +1,7 @@
 //! Every AWS API action the adapters call, in IAM's `service:Action` form: the one list the
 //! adapters, the Terraform policy test and the documentation share.
 
-/// Actions of the AWS ports (ECS, CodeDeploy, ELB, CloudWatch). Each adapter operation adds
+/// Actions of the AWS ports (ECS, CodeDeploy, ELB, CloudWatch, SNS, EventBridge). Each adapter operation adds
 /// its action here.
 pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     // EcsAdapter
@@ -56,6 +56,9 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     "cloudwatch:DescribeAlarms",
     // CloudWatchMetricData (analyses)
     "cloudwatch:GetMetricData",
+    // Notifications (sns.rs, eventbridge.rs): scoped to the configured topics and buses.
+    "sns:Publish",
+    "events:PutEvents",
 ];
 
 /// What `switchyard diff` calls, all reads: the stored release, the release's service, and
@@ -105,6 +108,8 @@ mod tests {
         ("elasticloadbalancing", include_str!("elb.rs")),
         ("elasticloadbalancing", include_str!("routes.rs")),
         ("cloudwatch", include_str!("cloudwatch.rs")),
+        ("sns", include_str!("sns.rs")),
+        ("events", include_str!("eventbridge.rs")),
     ];
     /// DynamoDB Streams' actions are authorized under the `dynamodb` prefix.
     const STORE_ADAPTERS: &[(&str, &str)] = &[

@@ -47,6 +47,14 @@ impl AwsSession {
         AwsAdapters::new(self.sdk.clone(), build_ports)
     }
 
+    /// The notification clients (SNS per topic region, EventBridge, and `webhooks`).
+    pub fn notifications(
+        &self,
+        webhooks: std::sync::Arc<dyn crate::ports::Webhooks>,
+    ) -> super::AwsNotifications {
+        super::AwsNotifications::new(self.sdk.clone(), webhooks)
+    }
+
     /// The caller's AWS identity: the ARN STS GetCallerIdentity returns.
     pub async fn caller_arn(&self) -> Result<String, CallerIdentityError> {
         let identity = aws_sdk_sts::Client::new(&self.sdk)

@@ -9,10 +9,13 @@ mod ecs;
 mod ecs_registration;
 mod elb;
 mod error;
+mod eventbridge;
 mod lease;
+mod notify;
 mod ports;
 mod routes;
 mod service_deployments;
+mod sns;
 mod store;
 mod streams;
 mod task_sets;
@@ -32,8 +35,11 @@ pub use cloudwatch::{CloudWatchAlarms, CloudWatchMetricData};
 pub use codedeploy::CodeDeployAdapter;
 pub use ecs::EcsAdapter;
 pub use elb::ElbAdapter;
+pub use eventbridge::EventBridgeAdapter;
+pub use notify::AwsNotifications;
 pub use ports::build_ports;
 pub use service_deployments::DESCRIBE_SERVICE_DEPLOYMENTS_BATCH;
+pub use sns::SnsAdapter;
 pub use store::{
     DynamoStore, ITEM_ATTRIBUTES, STORE_ACTIONS, TABLE_ADMIN_ACTIONS, TableCreated, create_table,
     decode_item,

@@ -9,6 +9,7 @@ mod ecs;
 mod leases;
 mod lookup;
 mod metered;
+mod notifier;
 mod observe;
 mod pass;
 mod queue;
@@ -30,6 +31,7 @@ use tracing::{debug, info, warn};
 pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
 pub use leases::{Leases, RoundOutcome};
 pub use metered::{MeteredProbe, MeteredProvider, MeteredStore};
+pub use notifier::{Notifier, SEND_TIMEOUT};
 pub use observe::describe_service;
 pub use pass::{PassError, PassReport, observe_release, reconcile_guarded, reconcile_once};
 pub use queue::WorkQueue;
@@ -85,6 +87,8 @@ pub struct Context {
     pub leases: Option<Leases>,
     /// The analyses' HTTP probes (metered); hyper from the controller's network by default.
     pub probe: Arc<dyn HttpProbe>,
+    /// Sends the releases' notifications (`notifier.rs`).
+    pub notifier: Arc<Notifier>,
 }
 
 impl Context {
@@ -113,6 +117,7 @@ impl Context {
                 inner: Arc::new(crate::probe::HyperProbe::new()),
                 state: state.clone(),
             }),
+            notifier: Arc::new(Notifier::default()),
             state,
         }
     }
@@ -124,6 +129,17 @@ impl Context {
             inner: probe,
             state: self.state.clone(),
         });
+        self
+    }
+
+    /// Sends notifications through `provider`, to `defaults` for releases whose spec names
+    /// no destination.
+    pub fn with_notifications(
+        mut self,
+        provider: Arc<dyn crate::ports::NotificationProvider>,
+        defaults: Vec<crate::model::notifications::NotificationDestination>,
+    ) -> Self {
+        self.notifier = Arc::new(Notifier::new(Some(provider), defaults));
         self
     }
 
@@ -198,6 +214,8 @@ enum Event {
     /// This replica took these shards' leases: their releases need a pass now (a new owner
     /// reconciles recorded intents first, which every pass does).
     LeasesTaken(Vec<u32>),
+    /// A notification attempt for this release ended: its outcome needs writing.
+    Delivered(String),
 }
 
 /// Runs the controller until `shutdown` completes, then drains within the configured limit.
@@ -217,6 +235,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     // that escaped) still gives its release back to the queue.
     let mut pass_names: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    // Looks a rollout had scheduled when a pass for its notifications came first, and
+    // releases whose delivery ended while their pass ran (see `Event::Delivered`).
+    let mut held_looks: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut woken_after: BTreeSet<String> = BTreeSet::new();
     let mut changes = ctx.store.changes();
     let mut resync_due = Instant::now();
     let mut resync_running = false;
@@ -250,6 +272,16 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             }
         }))
     });
+    let _deliveries = {
+        let tx = events_tx.clone();
+        AbortOnDrop(tokio::spawn(Arc::clone(&ctx.notifier).deliveries(
+            ctx.state.clone(),
+            ctx.clock.clone(),
+            move |release| {
+                let _ = tx.send(Event::Delivered(release));
+            },
+        )))
+    };
     tokio::pin!(shutdown);
 
     loop {
@@ -333,11 +365,27 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 match result {
                     Ok(report) => {
                         failures.remove(&name);
-                        let next = report.requeue_after.map(|after| {
-                            // Looks are spaced from the start of the pass: polling every n
-                            // seconds means a look every n seconds, however long a look takes.
-                            (started + ctx.clock.to_tokio(after)).max(Instant::now())
-                        });
+                        // Looks are spaced from the start of the pass: polling every n
+                        // seconds means a look every n seconds, however long a look takes.
+                        let at = |after: Duration| (started + ctx.clock.to_tokio(after)).max(Instant::now());
+                        let mut next = report.requeue_after.map(at);
+                        // A pass made early for a notification never postpones the look
+                        // the rollout had scheduled.
+                        if let Some(held) = held_looks.remove(&name).filter(|h| *h > started) {
+                            next = Some(next.map_or(held, |n| n.min(held)));
+                        }
+                        let mut notify = report.notify_after.map(at);
+                        if woken_after.remove(&name) {
+                            notify = Some(Instant::now());
+                        }
+                        if let Some(notify) = notify
+                            && next.is_none_or(|n| notify < n)
+                        {
+                            if let Some(look) = next {
+                                held_looks.insert(name.clone(), look);
+                            }
+                            next = Some(notify);
+                        }
                         if let Some(release) = report.release {
                             // With a change feed, any write by someone else wakes the
                             // release and drops this record; until then it is the latest
@@ -368,6 +416,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                         if report.deleted {
                             known.remove(&name);
                             queue.forget(&name);
+                            held_looks.remove(&name);
+                            woken_after.remove(&name);
+                            ctx.notifier.forget(&name);
                             snapshots.remove(&name);
                             ctx.caches.unfollow(&name);
                             ctx.state.remove_release(&name);
@@ -403,6 +454,18 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                             snapshots.remove(name);
                             queue.enqueue(name, Instant::now());
                         }
+                    }
+                }
+                Event::Delivered(name) => {
+                    // Its outcome needs writing: a pass now, keeping the rollout's next look.
+                    if queue.is_running(&name) {
+                        woken_after.insert(name);
+                    } else {
+                        if let Some(due) = queue.due(&name) {
+                            let held = held_looks.entry(name.clone()).or_insert(due);
+                            *held = (*held).min(due);
+                        }
+                        queue.enqueue(&name, Instant::now());
                     }
                 }
                 Event::AlarmFired(names) => {

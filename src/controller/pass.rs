@@ -77,6 +77,9 @@ pub struct PassReport {
     /// Whether the status was written.
     pub status_written: bool,
     pub requeue_after: Option<Duration>,
+    /// When a notification needs a pass (a retry, an unconfirmed attempt); the loop keeps
+    /// the rollout's own schedule beside it, so deliveries never move the rollout's looks.
+    pub notify_after: Option<Duration>,
 }
 
 /// Runs one pass for `name` like [`reconcile_once`], but a pass that panics does not take
@@ -249,20 +252,24 @@ async fn reconcile_record(
                 &error,
                 ctx.clock.now(),
             );
+            let notifications = prepare_notifications(ctx, &desired, &record, None, &mut status);
             if unrecorded || record.status.as_ref() != Some(&status) {
                 ctx.store
                     .write_status(&record.name, &status, record.status_version, fence)
                     .await?;
                 ctx.caches.recorded(&record.name);
+                dispatch_notifications(ctx, &record.name, fence, notifications);
             }
             return Err(PassError::Aws(error));
         }
         Err(error) => return Err(PassError::Aws(error)),
     };
-    let decision = decide(&desired, &observed, ctx.clock.now());
+    let mut decision = decide(&desired, &observed, ctx.clock.now());
+    let notifications = prepare_notifications(ctx, &desired, &record, None, &mut decision.status);
 
     let mut report = PassReport {
         requeue_after: decision.requeue_after,
+        notify_after: notifications_due(ctx, &record.name, &decision.status),
         ..PassReport::default()
     };
     let mut version = record.status_version;
@@ -275,6 +282,7 @@ async fn reconcile_record(
             .write_status(&record.name, &decision.status, version, fence)
             .await?;
         ctx.caches.recorded(&record.name);
+        dispatch_notifications(ctx, &record.name, fence, notifications);
         report.status_written = true;
         if record.status.as_ref().map(|s| s.phase) != Some(decision.status.phase) {
             info!(phase = %decision.status.phase, message = %decision.status.message, "phase changed");
@@ -322,7 +330,15 @@ async fn reconcile_record(
     {
         ctx.caches.stop_sent(&record.name, deployment_id);
     }
-    let recorded = record_outcome(&decision, &action, &result, &desired.name, ctx.clock.now());
+    let mut recorded = record_outcome(&decision, &action, &result, &desired.name, ctx.clock.now());
+    let notifications = prepare_notifications(
+        ctx,
+        &desired,
+        &record,
+        Some(&decision.status),
+        &mut recorded,
+    );
+    report.notify_after = notifications_due(ctx, &record.name, &recorded);
     if recorded != decision.status {
         version = match write_recorded(ctx, &record.name, &recorded, version, fence).await {
             Ok(version) => version,
@@ -334,6 +350,7 @@ async fn reconcile_record(
                 return Err(error.into());
             }
         };
+        dispatch_notifications(ctx, &record.name, fence, notifications);
     }
     match result {
         Err(error) if error.is_retryable() => Err(PassError::Aws(error)),
@@ -353,6 +370,49 @@ async fn reconcile_record(
             Ok(report)
         }
     }
+}
+
+/// Records the notifications of the status about to be written (the events since `before`,
+/// the stored status when `None`), with the outcomes of this replica's finished attempts
+/// and the claims of due deliveries (see `notifier.rs`).
+fn prepare_notifications(
+    ctx: &Context,
+    desired: &DesiredRelease,
+    record: &StoredRelease,
+    before: Option<&crate::model::ReleaseStatus>,
+    status: &mut crate::model::ReleaseStatus,
+) -> super::notifier::Prepared {
+    ctx.notifier.prepare(
+        &record.name,
+        desired.generation,
+        desired.spec.as_ref().ok(),
+        before.or(record.status.as_ref()),
+        status,
+        ctx.clock.now(),
+    )
+}
+
+/// After the write that carried them: the claimed deliveries are made, unless the lease
+/// was lost meanwhile (the next owner sends them after the unconfirmed wait).
+fn dispatch_notifications(
+    ctx: &Context,
+    name: &str,
+    fence: Option<&Fence>,
+    prepared: super::notifier::Prepared,
+) {
+    let send = fence.is_none_or(|fence| ctx.may_act(name).ok().flatten().as_ref() == Some(fence));
+    ctx.notifier.dispatch(&ctx.state, name, prepared, send);
+}
+
+/// When the release's notifications need a pass, from now (never sooner than a second: a
+/// delivery never makes a release spin).
+fn notifications_due(
+    ctx: &Context,
+    name: &str,
+    status: &crate::model::ReleaseStatus,
+) -> Option<Duration> {
+    let at = ctx.notifier.next_due(name, status)?;
+    Some(crate::clock::elapsed_between(ctx.clock.now(), at).max(Duration::from_secs(1)))
 }
 
 /// The stored status with what this replica knows and the store may not say yet: the

@@ -44,6 +44,9 @@ pub struct ReleaseSpec {
     pub paused: bool,
     #[serde(default, skip_serializing_if = "OnDrift::is_default")]
     pub on_drift: OnDrift,
+    /// Where the release's events go; the controller's defaults when absent (`[]`: nowhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<super::notifications::NotificationDestination>>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -8,6 +8,7 @@ pub mod duration;
 pub mod ecs;
 mod field_error;
 pub mod names;
+pub mod notifications;
 pub mod parse;
 mod promotion;
 mod status;
@@ -18,6 +19,9 @@ pub use analysis::{AnalysisPhase, AnalysisSpec, AnalysisStatus, MeasurementResul
 pub use audit::*;
 pub use document::*;
 pub use ecs::{EcsStatus, EcsStrategy};
+pub use notifications::{
+    EventKind, NotificationDestination, NotificationMessage, NotificationsStatus,
+};
 pub use parse::{
     DocumentError, document_to_json, document_to_yaml, parse_document_value, parse_documents,
     parse_documents_indexed, parse_spec_value,

@@ -174,6 +174,42 @@ pub fn parse_spec_value(value: &Value) -> Result<ReleaseSpec, Vec<FieldError>> {
     }
 }
 
+/// Deserializes and validates a list of notification destinations held as a
+/// `serde_json::Value` (the controller's `notifications` defaults), with the document's
+/// rules; paths start with `root`.
+pub fn parse_destinations(
+    value: &Value,
+    root: &str,
+) -> Result<Vec<crate::model::notifications::NotificationDestination>, Vec<FieldError>> {
+    if !value.is_array() {
+        return Err(vec![FieldError::new(
+            root,
+            format!(
+                "must be a list of destinations (- sns: ARN, - eventBridge: {{bus: NAME}}, - webhook: {{url: URL}}), not {}",
+                describe(value)
+            ),
+        )]);
+    }
+    // A plain key as the root names the items `root[i]...`.
+    let mut wrapped = serde_json::Map::new();
+    wrapped.insert(root.to_owned(), value.clone());
+    let mut errors = null_fields(&Value::Object(wrapped));
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let parsed: Vec<crate::model::notifications::NotificationDestination> =
+        deserialize_at(value, root).map_err(|e| vec![e])?;
+    if let Ok(shape) = serde_json::to_value(&parsed) {
+        lists_for_mappings(value, &shape, root, &mut errors);
+    }
+    crate::model::notifications::validate(root, &parsed, &mut errors);
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Deserializes and validates a whole document held as a `serde_json::Value`, with the same
 /// rules as [`parse_spec_value`].
 pub fn parse_document_value(value: &Value) -> Result<ReleaseDocument, Vec<FieldError>> {
@@ -629,8 +665,7 @@ impl Expansion {
 }
 
 const DOCUMENT_FIELDS: &str = "apiVersion, kind, metadata and spec";
-const SPEC_FIELDS: &str =
-    "service, taskDefinition, strategy and the optional rollback, paused and onDrift";
+const SPEC_FIELDS: &str = "service, taskDefinition, strategy and the optional rollback, paused, onDrift and notifications";
 
 /// Deserializes `T` (a document or a spec, whose fields are `fields`) from a value, with the
 /// structural checks serde leaves out.
@@ -762,6 +797,15 @@ fn explain(path: String, last_key: Option<&str>, message: String) -> (String, St
             path,
             format!("{message}{hint}; unknown fields are not allowed"),
         );
+    }
+    if let Some((variant, expected)) = message
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        if let Some(near) = closest(variant, &known) {
+            return (path, format!("{message} (did you mean `{near}`?)"));
+        }
     }
     let scalar_for_string = message.contains("expected a string")
         && [
@@ -926,6 +970,7 @@ spec:
                 }),
                 paused: false,
                 on_drift: OnDrift::Report,
+                notifications: None,
             },
         }
     }
@@ -1590,6 +1635,7 @@ spec:
                             } else {
                                 OnDrift::Report
                             },
+                            notifications: None,
                         },
                     }
                 },

@@ -404,6 +404,9 @@ pub struct ReleaseStatus {
     pub refusal: Option<Refusal>,
     #[serde(default)]
     pub handled_requests: HandledRequests,
+    /// The events recorded and not yet delivered, and how deliveries went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::notifications::NotificationsStatus>,
 }
 
 /// A mutating call AWS refused (access denied, an invalid parameter, a missing resource):

@@ -160,6 +160,13 @@ impl Validator {
         if let Some(rollback) = &spec.rollback {
             self.rollback(&field_path(base, "rollback"), rollback);
         }
+        if let Some(destinations) = &spec.notifications {
+            crate::model::notifications::validate(
+                &field_path(base, "notifications"),
+                destinations,
+                &mut self.errors,
+            );
+        }
     }
 
     fn service(&mut self, base: &str, service: &ServiceRef) {
@@ -814,6 +821,7 @@ mod tests {
                 }),
                 paused: false,
                 on_drift: OnDrift::Report,
+                notifications: None,
             },
         }
     }

@@ -8,6 +8,7 @@ mod elb;
 mod error;
 mod lease;
 mod metric_data;
+mod notify;
 mod probe;
 mod store;
 
@@ -20,6 +21,7 @@ pub use elb::*;
 pub use error::*;
 pub use lease::*;
 pub use metric_data::*;
+pub use notify::*;
 pub use probe::*;
 pub use store::*;
 

@@ -36,6 +36,8 @@ pub mod analysis;
 pub mod candidate;
 pub mod codedeploy;
 pub mod ecs;
+pub mod events;
+pub mod outbox;
 pub mod plan;
 pub mod task_sets;
 

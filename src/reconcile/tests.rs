@@ -108,6 +108,7 @@ fn spec() -> ReleaseSpec {
         rollback: None,
         paused: false,
         on_drift: OnDrift::Report,
+        notifications: None,
     }
 }
 
@@ -3026,3 +3027,5 @@ fn handled_requests_start_empty() {
         assert_eq!(HandledRequests::default().get(kind), None);
     }
 }
+
+mod notifications;

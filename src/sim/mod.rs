@@ -14,6 +14,7 @@ mod elb;
 mod external;
 mod faults;
 mod metrics;
+mod notify;
 mod service_deployments;
 mod store;
 mod task_sets;
@@ -47,6 +48,7 @@ pub use ecs::DESCRIBE_SERVICES_LIMIT;
 pub use elb::{MAX_FORWARD_TARGET_GROUPS, MAX_FORWARD_WEIGHT};
 pub use external::{ExternalHandles, ExternalRule, ExternalSetup};
 pub use faults::{Fault, FaultRule};
+pub use notify::{Received, SimNotifications};
 pub use service_deployments::{
     CIRCUIT_BREAKER_REASON, DEFAULT_HOOK_TIMEOUT_MINUTES, DESCRIBE_SERVICE_DEPLOYMENTS_LIMIT,
     EcsServiceHandles, EcsServiceSetup, PAUSE_HOOK_STAGES, SERVICE_DEPLOYMENT_START,

@@ -22,6 +22,9 @@ const PORTS: &[(&str, &str)] = &[
     ("Alarms", "src/ports/alarms.rs"),
     ("MetricData", "src/ports/metric_data.rs"),
     ("HttpProbe", "src/ports/probe.rs"),
+    ("Sns", "src/ports/notify.rs"),
+    ("EventBridge", "src/ports/notify.rs"),
+    ("Webhooks", "src/ports/notify.rs"),
 ];
 
 /// Where implementations live: the adapters, the simulation, the decorators.

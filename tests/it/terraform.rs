@@ -348,6 +348,8 @@ module "controller" {{
   task_definition_families     = ["web", "search"]
   codedeploy_deployment_groups = ["web/web-prod", "search/search-prod"]
   alarm_names                  = ["web-5xx", "search-5xx"]
+  notification_topic_arns      = ["arn:aws:sns:eu-west-1:123456789012:releases"]
+  notification_event_buses     = ["default"]
   passable_role_arns           = ["arn:aws:iam::123456789012:role/web-task", "arn:aws:iam::123456789012:role/web-execution"]
   metrics_ingress_cidr_blocks  = ["10.0.0.0/8"]
 {extra_inputs}}}
@@ -1497,6 +1499,15 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
             "arn:aws:ecs:us-east-1:123456789012:service-revision/prod/web/*",
             "arn:aws:ecs:us-east-1:123456789012:service-revision/prod/search/*"
         ]
+    );
+    // Notifications: the configured topics (in their own region) and buses only.
+    assert_eq!(
+        resources_of(&policy, "NotificationTopics"),
+        ["arn:aws:sns:eu-west-1:123456789012:releases"]
+    );
+    assert_eq!(
+        resources_of(&policy, "NotificationEventBuses"),
+        ["arn:aws:events:us-east-1:123456789012:event-bus/default"]
     );
     let pass_load_balancer_roles = statement(&policy, "PassLoadBalancerRoles");
     assert_eq!(

@@ -253,6 +253,26 @@ data "aws_iam_policy_document" "controller" {
     resources = ["*"]
   }
 
+  # Resource: Publish is authorized on the topic ARN; the notification topics of `notification_topic_arns` only (no statement when there are none).
+  dynamic "statement" {
+    for_each = length(var.notification_topic_arns) > 0 ? [var.notification_topic_arns] : []
+    content {
+      sid       = "NotificationTopics"
+      actions   = ["sns:Publish"]
+      resources = statement.value
+    }
+  }
+
+  # Resource: PutEvents is authorized on the event bus ARN; the buses of `notification_event_buses` only (no statement when there are none).
+  dynamic "statement" {
+    for_each = length(local.notification_event_bus_arns) > 0 ? [local.notification_event_bus_arns] : []
+    content {
+      sid       = "NotificationEventBuses"
+      actions   = ["events:PutEvents"]
+      resources = statement.value
+    }
+  }
+
   # Resource: DescribeAlarms is authorized on each alarm ARN; the releases' rollback alarms only (no statement when there are none).
   dynamic "statement" {
     for_each = length(local.alarm_arns) > 0 ? [local.alarm_arns] : []

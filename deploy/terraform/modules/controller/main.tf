@@ -78,6 +78,12 @@ locals {
     startswith(a, "arn:") ? a : "arn:${local.partition}:cloudwatch:${local.region}:${local.account}:alarm:${a}"
   ]
 
+  # EventBridge buses are reached in the controller's region: a name is this account's bus.
+  notification_event_bus_arns = [
+    for b in var.notification_event_buses :
+    startswith(b, "arn:") ? b : "arn:${local.partition}:events:${local.region}:${local.account}:event-bus/${b}"
+  ]
+
   # The container's environment: the log level (which extra_environment may override), then
   # the settings this module owns.
   environment = merge({ SWITCHYARD_LOG_LEVEL = var.log_level }, var.extra_environment, {

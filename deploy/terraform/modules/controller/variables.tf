@@ -108,6 +108,28 @@ variable "alarm_names" {
   default     = []
 }
 
+variable "notification_topic_arns" {
+  description = "The SNS topics (ARNs, in any region) that releases' `spec.notifications` or the controller's default `notifications` name. The controller may publish to these only; empty (the default): no sns:Publish at all. A topic encrypted with a customer managed KMS key also needs kms:GenerateDataKey and kms:Decrypt on that key (the key policy's business)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for t in var.notification_topic_arns : can(regex("^arn:[^:]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+(\\.fifo)?$", t))])
+    error_message = "notification_topic_arns must be SNS topic ARNs (arn:aws:sns:REGION:ACCOUNT:TOPIC)."
+  }
+}
+
+variable "notification_event_buses" {
+  description = "The EventBridge buses (names in the controller's region, such as `default`, or bus ARNs) that releases' `notifications` name. The controller may put events on these only; empty (the default): no events:PutEvents at all."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.notification_event_buses : can(regex("^(arn:[^:]+:events:[a-z0-9-]+:[0-9]{12}:event-bus/)?[A-Za-z0-9._/-]+$", b))])
+    error_message = "notification_event_buses must be EventBridge bus names or event-bus ARNs."
+  }
+}
+
 variable "traffic_listener_arns" {
   description = "The listeners (ARNs) whose forward actions the controller may weight for `strategy.taskSets` releases: their default actions (elasticloadbalancing:ModifyListener) and their rules (ModifyRule). The listeners of the releases' load balancers that `strategy.taskSets.listeners` and `testListeners` name, or that the controller finds forwarding to the releases' target groups. Empty (the default): no listener may be modified, which is all the codeDeploy strategy needs."
   type        = list(string)
