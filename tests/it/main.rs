@@ -5,6 +5,7 @@ mod aws_adapters;
 mod aws_ecs_deployments;
 mod aws_store;
 mod aws_task_sets;
+mod budgets;
 mod cli;
 mod cli_apply;
 mod cli_diff;
