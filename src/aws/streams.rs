@@ -5,7 +5,8 @@
 //! resyncs periodically, so the consumer favours never stopping over never missing a record.
 //! It starts at LATEST (history before the controller started is covered by its first full
 //! list), resumes after the last sequence number it saw, follows shard splits, backs off while
-//! the stream or table is unreachable, and ends only when the receiver is dropped.
+//! the stream or table is unreachable (a shard that fails backs off on its own while the
+//! others are read), and ends only when the receiver is dropped.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -155,6 +156,11 @@ struct ShardCursor {
     start: StartAt,
     last_sequence_number: Option<String>,
     iterator: Option<String>,
+    /// Transient failures of this shard in a row: it backs off on its own, and the other
+    /// shards are read meanwhile.
+    failures: u32,
+    /// Not read again before this, after a transient failure.
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl ShardCursor {
@@ -164,6 +170,8 @@ impl ShardCursor {
             start,
             last_sequence_number: None,
             iterator: None,
+            failures: 0,
+            retry_at: None,
         }
     }
 
@@ -454,7 +462,11 @@ impl Consumer {
         })
     }
 
-    /// Polls every shard once and sends the names of changed releases.
+    /// Polls every shard once and sends the names of changed releases. A shard that fails
+    /// for a transient reason (throttling, a server error, the network) backs off on its
+    /// own, keeping its iterator and position, while the round goes on with the others: one
+    /// unhealthy shard never deafens the consumer to the rest of the table. Only a stream
+    /// that is gone ends the round with an error (the table is described again).
     async fn read_round(
         &mut self,
         sender: &mpsc::Sender<String>,
@@ -463,11 +475,21 @@ impl Consumer {
         let Some(stream_arn) = self.tracker.stream_arn.clone() else {
             return Ok(outcome);
         };
+        let now = tokio::time::Instant::now();
         let mut index = 0;
         while index < self.tracker.cursors.len() {
             let cursor = &mut self.tracker.cursors[index];
+            if cursor.retry_at.is_some_and(|at| now < at) {
+                index += 1;
+                continue;
+            }
             match read_shard(&self.streams, &stream_arn, cursor).await {
                 Ok(read) => {
+                    if cursor.failures > 0 {
+                        tracing::info!(table = %self.table, shard = %cursor.shard_id, "reading the stream shard again");
+                    }
+                    cursor.failures = 0;
+                    cursor.retry_at = None;
                     outcome.read_records |= read.record_count > 0;
                     for name in read.names {
                         if sender.send(name).await.is_err() {
@@ -496,7 +518,15 @@ impl Consumer {
                         self.tracker.reset();
                         return Err(error);
                     }
-                    StreamFailure::Transient => return Err(error),
+                    StreamFailure::Transient => {
+                        cursor.failures += 1;
+                        cursor.retry_at = Some(now + compute_backoff(cursor.failures));
+                        if cursor.failures == 1 {
+                            tracing::warn!(table = %self.table, shard = %cursor.shard_id, cause = %error.message, "a stream shard is unreachable; retrying it with backoff while the others are read");
+                        } else {
+                            tracing::debug!(table = %self.table, shard = %cursor.shard_id, cause = %error.message, failures = cursor.failures, "a stream shard is still unreachable");
+                        }
+                    }
                 },
             }
             index += 1;
@@ -760,5 +790,82 @@ mod tests {
         assert_eq!(compute_backoff(4), Duration::from_secs(4));
         assert_eq!(compute_backoff(5), MAX_BACKOFF);
         assert_eq!(compute_backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    /// One shard of two failing: the other shard's records are still delivered, and the
+    /// failing one backs off on its own (not asked again at once) keeping its iterator.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_shard_backs_off_alone_and_the_round_reads_the_others() {
+        use aws_sdk_dynamodbstreams::Client;
+        use aws_sdk_dynamodbstreams::operation::get_records::{GetRecordsError, GetRecordsOutput};
+        use aws_sdk_dynamodbstreams::types::error::InternalServerError;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        let failing = mock!(Client::get_records)
+            .match_requests(|r| r.shard_iterator() == Some("it-a"))
+            .then_error(|| {
+                GetRecordsError::InternalServerError(
+                    InternalServerError::builder().message("boom").build(),
+                )
+            });
+        let healthy = mock!(Client::get_records)
+            .match_requests(|r| r.shard_iterator() == Some("it-b"))
+            .then_output(|| {
+                GetRecordsOutput::builder()
+                    .records(record(OperationType::Insert, "release#web", None, None))
+                    .next_shard_iterator("it-b")
+                    .build()
+            });
+        let streams = mock_client!(
+            aws_sdk_dynamodbstreams,
+            RuleMode::MatchAny,
+            [&failing, &healthy],
+            |c| c.retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let mut tracker = ShardTracker::default();
+        tracker.apply_discovery("arn:stream", &[shard("a", true), shard("b", true)]);
+        for (cursor, iterator) in tracker.cursors.iter_mut().zip(["it-a", "it-b"]) {
+            cursor.iterator = Some(iterator.to_string());
+        }
+        let mut consumer = Consumer {
+            dynamodb,
+            streams,
+            table: "releases".into(),
+            tracker,
+        };
+        let (sender, mut receiver) = mpsc::channel(8);
+
+        let outcome = consumer
+            .read_round(&sender)
+            .await
+            .ok()
+            .expect("the round goes on");
+        assert!(outcome.read_records);
+        assert_eq!(receiver.try_recv().ok().as_deref(), Some("web"));
+        let a = &consumer.tracker.cursors[0];
+        assert_eq!((a.failures, a.iterator.as_deref()), (1, Some("it-a")));
+
+        // At once again: shard a waits out its backoff, shard b is read.
+        consumer
+            .read_round(&sender)
+            .await
+            .ok()
+            .expect("the round goes on");
+        assert_eq!((failing.num_calls(), healthy.num_calls()), (1, 2));
+        // After the backoff, shard a is asked again.
+        tokio::time::advance(FIRST_BACKOFF).await;
+        consumer
+            .read_round(&sender)
+            .await
+            .ok()
+            .expect("the round goes on");
+        assert_eq!((failing.num_calls(), healthy.num_calls()), (2, 3));
+        assert_eq!(consumer.tracker.cursors[0].failures, 2);
     }
 }
