@@ -14,6 +14,7 @@ mod ports;
 mod routes;
 mod service_deployments;
 mod store;
+mod stream_relay;
 mod streams;
 mod task_sets;
 

@@ -9,6 +9,7 @@
 //! others are read), and ends only when the receiver is dropped.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::{
@@ -18,6 +19,11 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use tokio::sync::mpsc;
+
+use super::stream_relay::{
+    FOLLOWER_POLL, READER_POLL, Route, is_stream_reader, poll_wakes, relay, route,
+};
+use crate::ports::HeldShards;
 
 /// Names waiting for the controller; a full channel pauses reading (nothing is dropped).
 const CHANNEL_CAPACITY: usize = 1024;
@@ -42,10 +48,15 @@ const CONTROLLER_ATTRIBUTES: [&str; 2] = ["status", "statusVersion"];
 
 /// The names of releases as they change in `table`, read from its DynamoDB stream by a
 /// spawned task that runs until the returned stream is dropped. The stream never ends.
+///
+/// With `replica`, the feed of one replica among several: it reads the stream only while it
+/// holds a reader lease (`stream_relay`), and takes the names of its releases from the
+/// readers through the table otherwise.
 pub fn stream_changes(
     dynamodb: aws_sdk_dynamodb::Client,
     streams: aws_sdk_dynamodbstreams::Client,
     table: String,
+    replica: Option<Arc<dyn HeldShards>>,
 ) -> BoxStream<'static, String> {
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     let consumer = Consumer {
@@ -53,6 +64,7 @@ pub fn stream_changes(
         streams,
         table,
         tracker: ShardTracker::default(),
+        replica,
     };
     let task = async move {
         // Dropping the receiver ends the task at whatever call or sleep it is in.
@@ -325,6 +337,8 @@ struct Consumer {
     streams: aws_sdk_dynamodbstreams::Client,
     table: String,
     tracker: ShardTracker,
+    /// The replica's leases, when it shares the releases with others.
+    replica: Option<Arc<dyn HeldShards>>,
 }
 
 impl Consumer {
@@ -336,8 +350,29 @@ impl Consumer {
         let mut read_failures: u32 = 0;
         let mut warned_no_stream = false;
         let mut next_discovery = tokio::time::Instant::now();
+        let mut next_wake_poll = tokio::time::Instant::now();
         loop {
             let now = tokio::time::Instant::now();
+            if let Some(replica) = &self.replica {
+                let held = replica.held_safely();
+                if !is_stream_reader(&held) {
+                    if self.tracker.stream_arn.is_some() {
+                        tracing::debug!(table = %self.table, "no longer a reader of the release table's stream: other replicas hand this one its changes");
+                        self.tracker.reset();
+                    }
+                    if !poll_wakes(&self.dynamodb, &self.table, &held, sender).await {
+                        return;
+                    }
+                    tokio::time::sleep(FOLLOWER_POLL).await;
+                    continue;
+                }
+                if now >= next_wake_poll {
+                    if !poll_wakes(&self.dynamodb, &self.table, &held, sender).await {
+                        return;
+                    }
+                    next_wake_poll = now + READER_POLL;
+                }
+            }
             if self.tracker.stream_arn.is_none() || now >= next_discovery {
                 match self.discover().await {
                     Ok(Discovery::Stream { stream_arn, shards }) => {
@@ -476,6 +511,10 @@ impl Consumer {
             return Ok(outcome);
         };
         let now = tokio::time::Instant::now();
+        let held = self
+            .replica
+            .as_ref()
+            .map(|replica| (replica.shards(), replica.held_safely()));
         let mut index = 0;
         while index < self.tracker.cursors.len() {
             let cursor = &mut self.tracker.cursors[index];
@@ -491,10 +530,22 @@ impl Consumer {
                     cursor.failures = 0;
                     cursor.retry_at = None;
                     outcome.read_records |= read.record_count > 0;
-                    for name in read.names {
-                        if sender.send(name).await.is_err() {
-                            // The receiver is gone; the select in `stream_changes` ends us.
-                            return Ok(outcome);
+                    for (name, sequence) in read.changes {
+                        let to = match &held {
+                            Some((shards, held)) => route(&name, *shards, held),
+                            None => Route::Local,
+                        };
+                        match to {
+                            Route::Local => {
+                                if sender.send(name).await.is_err() {
+                                    // The receiver is gone; the select in `stream_changes`
+                                    // ends us.
+                                    return Ok(outcome);
+                                }
+                            }
+                            Route::Relay(shard) => {
+                                relay(&self.dynamodb, &self.table, shard, &name, &sequence).await
+                            }
                         }
                     }
                     if read.closed {
@@ -539,8 +590,9 @@ impl Consumer {
 struct ShardRead {
     /// Records read, including those that wake nobody (a full batch means more may follow).
     record_count: usize,
-    /// Changed releases, each once, in the order of their first record.
-    names: Vec<String>,
+    /// Changed releases, each once, in the order of their first record, with the sequence
+    /// number of their last record.
+    changes: Vec<(String, String)>,
     /// The shard is closed and fully read.
     closed: bool,
 }
@@ -571,7 +623,7 @@ async fn read_shard(
                 None => {
                     return Ok(ShardRead {
                         record_count: 0,
-                        names: Vec::new(),
+                        changes: Vec::new(),
                         closed: true,
                     });
                 }
@@ -595,22 +647,25 @@ async fn read_shard(
             return Err(error);
         }
     };
-    let mut names: Vec<String> = Vec::new();
+    let mut changes: Vec<(String, String)> = Vec::new();
     for record in output.records() {
-        if let Some(sequence) = record.dynamodb().and_then(|d| d.sequence_number()) {
+        let sequence = record.dynamodb().and_then(|d| d.sequence_number());
+        if let Some(sequence) = sequence {
             cursor.last_sequence_number = Some(sequence.to_string());
         }
-        if let Some(name) = changed_release(record)
-            && !names.contains(&name)
-        {
-            names.push(name);
+        if let Some(name) = changed_release(record) {
+            let sequence = sequence.unwrap_or_default().to_string();
+            match changes.iter_mut().find(|(known, _)| *known == name) {
+                Some(change) => change.1 = sequence,
+                None => changes.push((name, sequence)),
+            }
         }
     }
     let record_count = output.records().len();
     cursor.iterator = output.next_shard_iterator;
     Ok(ShardRead {
         record_count,
-        names,
+        changes,
         closed: cursor.iterator.is_none(),
     })
 }
@@ -838,6 +893,7 @@ mod tests {
             streams,
             table: "releases".into(),
             tracker,
+            replica: None,
         };
         let (sender, mut receiver) = mpsc::channel(8);
 

@@ -200,7 +200,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     // that escaped) still gives its release back to the queue.
     let mut pass_names: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let mut changes = ctx.store.changes();
+    let mut changes = match &ctx.leases {
+        Some(leases) => ctx.store.replica_changes(Arc::new(leases.clone())),
+        None => ctx.store.changes(),
+    };
     let mut resync_due = Instant::now();
     let mut resync_running = false;
     let mut resync_task: Option<AbortOnDrop> = None;

@@ -29,5 +29,6 @@ mod moto;
 mod port_wrappers;
 mod scenarios;
 mod simulation;
+mod stream_readers;
 mod task_sets_strategy;
 mod terraform;
