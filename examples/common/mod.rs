@@ -681,6 +681,13 @@ impl ReleaseStore for RecordingStore {
     fn changes(&self) -> Option<BoxStream<'static, String>> {
         self.inner.changes()
     }
+
+    fn replica_changes(
+        &self,
+        replica: std::sync::Arc<dyn switchyard::ports::HeldShards>,
+    ) -> Option<BoxStream<'static, String>> {
+        self.inner.replica_changes(replica)
+    }
 }
 
 // ----- releases -------------------------------------------------------------------------

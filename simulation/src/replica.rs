@@ -308,6 +308,13 @@ impl ReleaseStore for ReplicaStore {
     fn changes(&self) -> Option<BoxStream<'static, String>> {
         self.inner.changes()
     }
+
+    fn replica_changes(
+        &self,
+        replica: std::sync::Arc<dyn switchyard::ports::HeldShards>,
+    ) -> Option<BoxStream<'static, String>> {
+        self.inner.replica_changes(replica)
+    }
 }
 
 #[async_trait]

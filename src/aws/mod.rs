@@ -17,6 +17,7 @@ mod routes;
 mod service_deployments;
 mod sns;
 mod store;
+mod stream_relay;
 mod streams;
 mod task_sets;
 

@@ -13,7 +13,7 @@ use super::error::{CodeMap, classify};
 use crate::ports::{
     AdvancedLoadBalancer, AwsError, AwsErrorKind, EcsDeploymentSettings, EcsDeploymentStrategy,
     EcsDeploymentView, HookAction, LifecycleHookDetail, ServiceDeployment, ServiceDeploymentStatus,
-    ServiceRevision, UpdateServiceRequest,
+    ServiceRevision, TrafficSteps, UpdateServiceRequest,
 };
 
 const SERVICE: &str = "ecs";
@@ -277,6 +277,7 @@ pub(crate) fn map_ecs_deployment(service: &sdk::Service) -> Option<EcsDeployment
         bake_time_minutes: config
             .and_then(|c| c.bake_time_in_minutes())
             .and_then(|m| u32::try_from(m).ok()),
+        traffic_steps: config.and_then(traffic_steps),
         pause_hook_stages: config
             .map(|c| c.lifecycle_hooks())
             .unwrap_or_default()
@@ -294,6 +295,26 @@ pub(crate) fn map_ecs_deployment(service: &sdk::Service) -> Option<EcsDeployment
                 .iter()
                 .all(|lb| lb.advanced_configuration().is_some()),
     })
+}
+
+/// The production traffic steps of a linear or canary deployment configuration.
+fn traffic_steps(config: &sdk::DeploymentConfiguration) -> Option<TrafficSteps> {
+    let minutes = |m: Option<i32>| m.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
+    match config.strategy() {
+        Some(sdk::DeploymentStrategy::Canary) => config.canary_configuration().map(|c| {
+            TrafficSteps::canary(
+                c.canary_percent().unwrap_or(100.0),
+                minutes(c.canary_bake_time_in_minutes()),
+            )
+        }),
+        Some(sdk::DeploymentStrategy::Linear) => config.linear_configuration().map(|c| {
+            TrafficSteps::linear(
+                c.step_percent().unwrap_or(100.0),
+                minutes(c.step_bake_time_in_minutes()),
+            )
+        }),
+        _ => None,
+    }
 }
 
 // ----- service deployments --------------------------------------------------------------

@@ -36,7 +36,10 @@
 //!   skipped): the audit is informational and must never make a release `Corrupt`. (An
 //!   `audit` that is not a list does make later user writes fail, as `list_append` refuses
 //!   it: remove the attribute to repair it.)
-//! - Other item kinds (leases, later) will use other `pk` prefixes (`lease#...`); list only
+//! - Other item kinds use other `pk` prefixes: the shard leases `lease#<shard>`
+//!   (`aws/lease.rs`) and the wake items `wake#<shard>` (`aws/stream_relay.rs`: one attribute
+//!   `w#<name>` per release whose change a stream reader handed to the shard's owner, holding
+//!   the stream record's sequence number, removed by the owner once woken). `list` only
 //!   returns `release#` items.
 
 use std::collections::{BTreeMap, HashMap};
@@ -854,12 +857,28 @@ impl ReleaseStore for DynamoStore {
     }
 
     /// Each call starts its own stream consumer: one more reader of every shard, where
-    /// DynamoDB advises at most two per shard. Call it once per process.
+    /// DynamoDB advises at most two per shard. Call it once per process; replicas sharing the
+    /// releases call `replica_changes`, which keeps the readers to two.
     fn changes(&self) -> Option<BoxStream<'static, String>> {
         Some(stream_changes(
             self.client.clone(),
             self.streams.clone(),
             self.table.clone(),
+            None,
+        ))
+    }
+
+    /// Reads the stream only while `replica` holds a reader lease, and takes the names of its
+    /// releases from the readers through the table's wake items otherwise (`stream_relay`).
+    fn replica_changes(
+        &self,
+        replica: std::sync::Arc<dyn crate::ports::HeldShards>,
+    ) -> Option<BoxStream<'static, String>> {
+        Some(stream_changes(
+            self.client.clone(),
+            self.streams.clone(),
+            self.table.clone(),
+            Some(replica),
         ))
     }
 }

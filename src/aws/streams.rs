@@ -5,9 +5,11 @@
 //! resyncs periodically, so the consumer favours never stopping over never missing a record.
 //! It starts at LATEST (history before the controller started is covered by its first full
 //! list), resumes after the last sequence number it saw, follows shard splits, backs off while
-//! the stream or table is unreachable, and ends only when the receiver is dropped.
+//! the stream or table is unreachable (a shard that fails backs off on its own while the
+//! others are read), and ends only when the receiver is dropped.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::{
@@ -17,6 +19,11 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use tokio::sync::mpsc;
+
+use super::stream_relay::{
+    FOLLOWER_POLL, READER_POLL, Route, is_stream_reader, poll_wakes, relay, route,
+};
+use crate::ports::HeldShards;
 
 /// Names waiting for the controller; a full channel pauses reading (nothing is dropped).
 const CHANNEL_CAPACITY: usize = 1024;
@@ -41,10 +48,15 @@ const CONTROLLER_ATTRIBUTES: [&str; 2] = ["status", "statusVersion"];
 
 /// The names of releases as they change in `table`, read from its DynamoDB stream by a
 /// spawned task that runs until the returned stream is dropped. The stream never ends.
+///
+/// With `replica`, the feed of one replica among several: it reads the stream only while it
+/// holds a reader lease (`stream_relay`), and takes the names of its releases from the
+/// readers through the table otherwise.
 pub fn stream_changes(
     dynamodb: aws_sdk_dynamodb::Client,
     streams: aws_sdk_dynamodbstreams::Client,
     table: String,
+    replica: Option<Arc<dyn HeldShards>>,
 ) -> BoxStream<'static, String> {
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     let consumer = Consumer {
@@ -52,6 +64,7 @@ pub fn stream_changes(
         streams,
         table,
         tracker: ShardTracker::default(),
+        replica,
     };
     let task = async move {
         // Dropping the receiver ends the task at whatever call or sleep it is in.
@@ -155,6 +168,11 @@ struct ShardCursor {
     start: StartAt,
     last_sequence_number: Option<String>,
     iterator: Option<String>,
+    /// Transient failures of this shard in a row: it backs off on its own, and the other
+    /// shards are read meanwhile.
+    failures: u32,
+    /// Not read again before this, after a transient failure.
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl ShardCursor {
@@ -164,6 +182,8 @@ impl ShardCursor {
             start,
             last_sequence_number: None,
             iterator: None,
+            failures: 0,
+            retry_at: None,
         }
     }
 
@@ -317,6 +337,8 @@ struct Consumer {
     streams: aws_sdk_dynamodbstreams::Client,
     table: String,
     tracker: ShardTracker,
+    /// The replica's leases, when it shares the releases with others.
+    replica: Option<Arc<dyn HeldShards>>,
 }
 
 impl Consumer {
@@ -328,8 +350,29 @@ impl Consumer {
         let mut read_failures: u32 = 0;
         let mut warned_no_stream = false;
         let mut next_discovery = tokio::time::Instant::now();
+        let mut next_wake_poll = tokio::time::Instant::now();
         loop {
             let now = tokio::time::Instant::now();
+            if let Some(replica) = &self.replica {
+                let held = replica.held_safely();
+                if !is_stream_reader(&held) {
+                    if self.tracker.stream_arn.is_some() {
+                        tracing::debug!(table = %self.table, "no longer a reader of the release table's stream: other replicas hand this one its changes");
+                        self.tracker.reset();
+                    }
+                    if !poll_wakes(&self.dynamodb, &self.table, &held, sender).await {
+                        return;
+                    }
+                    tokio::time::sleep(FOLLOWER_POLL).await;
+                    continue;
+                }
+                if now >= next_wake_poll {
+                    if !poll_wakes(&self.dynamodb, &self.table, &held, sender).await {
+                        return;
+                    }
+                    next_wake_poll = now + READER_POLL;
+                }
+            }
             if self.tracker.stream_arn.is_none() || now >= next_discovery {
                 match self.discover().await {
                     Ok(Discovery::Stream { stream_arn, shards }) => {
@@ -454,7 +497,11 @@ impl Consumer {
         })
     }
 
-    /// Polls every shard once and sends the names of changed releases.
+    /// Polls every shard once and sends the names of changed releases. A shard that fails
+    /// for a transient reason (throttling, a server error, the network) backs off on its
+    /// own, keeping its iterator and position, while the round goes on with the others: one
+    /// unhealthy shard never deafens the consumer to the rest of the table. Only a stream
+    /// that is gone ends the round with an error (the table is described again).
     async fn read_round(
         &mut self,
         sender: &mpsc::Sender<String>,
@@ -463,16 +510,42 @@ impl Consumer {
         let Some(stream_arn) = self.tracker.stream_arn.clone() else {
             return Ok(outcome);
         };
+        let now = tokio::time::Instant::now();
+        let held = self
+            .replica
+            .as_ref()
+            .map(|replica| (replica.shards(), replica.held_safely()));
         let mut index = 0;
         while index < self.tracker.cursors.len() {
             let cursor = &mut self.tracker.cursors[index];
+            if cursor.retry_at.is_some_and(|at| now < at) {
+                index += 1;
+                continue;
+            }
             match read_shard(&self.streams, &stream_arn, cursor).await {
                 Ok(read) => {
+                    if cursor.failures > 0 {
+                        tracing::info!(table = %self.table, shard = %cursor.shard_id, "reading the stream shard again");
+                    }
+                    cursor.failures = 0;
+                    cursor.retry_at = None;
                     outcome.read_records |= read.record_count > 0;
-                    for name in read.names {
-                        if sender.send(name).await.is_err() {
-                            // The receiver is gone; the select in `stream_changes` ends us.
-                            return Ok(outcome);
+                    for (name, sequence) in read.changes {
+                        let to = match &held {
+                            Some((shards, held)) => route(&name, *shards, held),
+                            None => Route::Local,
+                        };
+                        match to {
+                            Route::Local => {
+                                if sender.send(name).await.is_err() {
+                                    // The receiver is gone; the select in `stream_changes`
+                                    // ends us.
+                                    return Ok(outcome);
+                                }
+                            }
+                            Route::Relay(shard) => {
+                                relay(&self.dynamodb, &self.table, shard, &name, &sequence).await
+                            }
                         }
                     }
                     if read.closed {
@@ -496,7 +569,15 @@ impl Consumer {
                         self.tracker.reset();
                         return Err(error);
                     }
-                    StreamFailure::Transient => return Err(error),
+                    StreamFailure::Transient => {
+                        cursor.failures += 1;
+                        cursor.retry_at = Some(now + compute_backoff(cursor.failures));
+                        if cursor.failures == 1 {
+                            tracing::warn!(table = %self.table, shard = %cursor.shard_id, cause = %error.message, "a stream shard is unreachable; retrying it with backoff while the others are read");
+                        } else {
+                            tracing::debug!(table = %self.table, shard = %cursor.shard_id, cause = %error.message, failures = cursor.failures, "a stream shard is still unreachable");
+                        }
+                    }
                 },
             }
             index += 1;
@@ -509,8 +590,9 @@ impl Consumer {
 struct ShardRead {
     /// Records read, including those that wake nobody (a full batch means more may follow).
     record_count: usize,
-    /// Changed releases, each once, in the order of their first record.
-    names: Vec<String>,
+    /// Changed releases, each once, in the order of their first record, with the sequence
+    /// number of their last record.
+    changes: Vec<(String, String)>,
     /// The shard is closed and fully read.
     closed: bool,
 }
@@ -541,7 +623,7 @@ async fn read_shard(
                 None => {
                     return Ok(ShardRead {
                         record_count: 0,
-                        names: Vec::new(),
+                        changes: Vec::new(),
                         closed: true,
                     });
                 }
@@ -565,22 +647,25 @@ async fn read_shard(
             return Err(error);
         }
     };
-    let mut names: Vec<String> = Vec::new();
+    let mut changes: Vec<(String, String)> = Vec::new();
     for record in output.records() {
-        if let Some(sequence) = record.dynamodb().and_then(|d| d.sequence_number()) {
+        let sequence = record.dynamodb().and_then(|d| d.sequence_number());
+        if let Some(sequence) = sequence {
             cursor.last_sequence_number = Some(sequence.to_string());
         }
-        if let Some(name) = changed_release(record)
-            && !names.contains(&name)
-        {
-            names.push(name);
+        if let Some(name) = changed_release(record) {
+            let sequence = sequence.unwrap_or_default().to_string();
+            match changes.iter_mut().find(|(known, _)| *known == name) {
+                Some(change) => change.1 = sequence,
+                None => changes.push((name, sequence)),
+            }
         }
     }
     let record_count = output.records().len();
     cursor.iterator = output.next_shard_iterator;
     Ok(ShardRead {
         record_count,
-        names,
+        changes,
         closed: cursor.iterator.is_none(),
     })
 }
@@ -760,5 +845,83 @@ mod tests {
         assert_eq!(compute_backoff(4), Duration::from_secs(4));
         assert_eq!(compute_backoff(5), MAX_BACKOFF);
         assert_eq!(compute_backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    /// One shard of two failing: the other shard's records are still delivered, and the
+    /// failing one backs off on its own (not asked again at once) keeping its iterator.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_shard_backs_off_alone_and_the_round_reads_the_others() {
+        use aws_sdk_dynamodbstreams::Client;
+        use aws_sdk_dynamodbstreams::operation::get_records::{GetRecordsError, GetRecordsOutput};
+        use aws_sdk_dynamodbstreams::types::error::InternalServerError;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        let failing = mock!(Client::get_records)
+            .match_requests(|r| r.shard_iterator() == Some("it-a"))
+            .then_error(|| {
+                GetRecordsError::InternalServerError(
+                    InternalServerError::builder().message("boom").build(),
+                )
+            });
+        let healthy = mock!(Client::get_records)
+            .match_requests(|r| r.shard_iterator() == Some("it-b"))
+            .then_output(|| {
+                GetRecordsOutput::builder()
+                    .records(record(OperationType::Insert, "release#web", None, None))
+                    .next_shard_iterator("it-b")
+                    .build()
+            });
+        let streams = mock_client!(
+            aws_sdk_dynamodbstreams,
+            RuleMode::MatchAny,
+            [&failing, &healthy],
+            |c| c.retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let mut tracker = ShardTracker::default();
+        tracker.apply_discovery("arn:stream", &[shard("a", true), shard("b", true)]);
+        for (cursor, iterator) in tracker.cursors.iter_mut().zip(["it-a", "it-b"]) {
+            cursor.iterator = Some(iterator.to_string());
+        }
+        let mut consumer = Consumer {
+            dynamodb,
+            streams,
+            table: "releases".into(),
+            tracker,
+            replica: None,
+        };
+        let (sender, mut receiver) = mpsc::channel(8);
+
+        let outcome = consumer
+            .read_round(&sender)
+            .await
+            .ok()
+            .expect("the round goes on");
+        assert!(outcome.read_records);
+        assert_eq!(receiver.try_recv().ok().as_deref(), Some("web"));
+        let a = &consumer.tracker.cursors[0];
+        assert_eq!((a.failures, a.iterator.as_deref()), (1, Some("it-a")));
+
+        // At once again: shard a waits out its backoff, shard b is read.
+        consumer
+            .read_round(&sender)
+            .await
+            .ok()
+            .expect("the round goes on");
+        assert_eq!((failing.num_calls(), healthy.num_calls()), (1, 2));
+        // After the backoff, shard a is asked again.
+        tokio::time::advance(FIRST_BACKOFF).await;
+        consumer
+            .read_round(&sender)
+            .await
+            .ok()
+            .expect("the round goes on");
+        assert_eq!((failing.num_calls(), healthy.num_calls()), (2, 3));
+        assert_eq!(consumer.tracker.cursors[0].failures, 2);
     }
 }

@@ -3,7 +3,7 @@
 //! which releases it may act on: only those whose shard lease it holds and can still be sure
 //! of (renewed within the lease duration minus the safety margin).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
@@ -86,6 +86,18 @@ impl Leases {
                 owner: self.me.clone(),
                 term: held.term,
             })
+    }
+
+    /// The shards held now and still safe to act on (see `fence_for`).
+    pub fn held_safely(&self) -> BTreeSet<u32> {
+        let now = Instant::now();
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .held
+            .iter()
+            .filter(|(_, held)| is_safe(held, now, self.timing))
+            .map(|(shard, _)| *shard)
+            .collect()
     }
 
     /// The shards held now (safe or not).
@@ -193,5 +205,15 @@ impl Leases {
                 }
             }
         }
+    }
+}
+
+impl crate::ports::HeldShards for Leases {
+    fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    fn held_safely(&self) -> BTreeSet<u32> {
+        Leases::held_safely(self)
     }
 }

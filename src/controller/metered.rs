@@ -654,6 +654,13 @@ impl ReleaseStore for MeteredStore {
     fn changes(&self) -> Option<BoxStream<'static, String>> {
         self.inner.changes()
     }
+
+    fn replica_changes(
+        &self,
+        replica: std::sync::Arc<dyn crate::ports::HeldShards>,
+    ) -> Option<BoxStream<'static, String>> {
+        self.inner.replica_changes(replica)
+    }
 }
 
 #[cfg(test)]

@@ -239,7 +239,10 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     // releases whose delivery ended while their pass ran (see `Event::Delivered`).
     let mut held_looks: BTreeMap<String, Instant> = BTreeMap::new();
     let mut woken_after: BTreeSet<String> = BTreeSet::new();
-    let mut changes = ctx.store.changes();
+    let mut changes = match &ctx.leases {
+        Some(leases) => ctx.store.replica_changes(Arc::new(leases.clone())),
+        None => ctx.store.changes(),
+    };
     let mut resync_due = Instant::now();
     let mut resync_running = false;
     let mut resync_task: Option<AbortOnDrop> = None;

@@ -160,6 +160,11 @@ pub struct EcsDeploymentView {
     /// `ROLLING`, `BLUE_GREEN`, `LINEAR` or `CANARY` (absent: `ROLLING`).
     pub strategy: Option<String>,
     pub bake_time_minutes: Option<u32>,
+    /// Linear and canary deployments: how many production traffic steps there are (a
+    /// canary's percent, then the rest: 2; linear: one per step percent) and the bake after
+    /// each but the last, in minutes (`canaryConfiguration`, `linearConfiguration`).
+    #[serde(default)]
+    pub traffic_steps: Option<TrafficSteps>,
     /// The lifecycle stages (AWS names, `POST_TEST_TRAFFIC_SHIFT`) where a `PAUSE` hook waits.
     pub pause_hook_stages: Vec<String>,
     /// Whether the deployment circuit breaker is on (rolling updates).
@@ -167,6 +172,37 @@ pub struct EcsDeploymentView {
     /// Whether every load balancer of the service has the advanced configuration
     /// (alternate target group, listener rules, role) that blue/green, linear and canary need.
     pub load_balancers_have_advanced_configuration: bool,
+}
+
+/// The production traffic steps of a linear or canary deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSteps {
+    pub steps: u32,
+    pub bake_minutes: u32,
+}
+
+impl TrafficSteps {
+    /// A canary of `percent` (0.1 to 100), then the rest after `bake_minutes`.
+    pub fn canary(percent: f64, bake_minutes: u32) -> Self {
+        Self {
+            steps: if percent >= 100.0 { 1 } else { 2 },
+            bake_minutes,
+        }
+    }
+
+    /// Steps of `step_percent` (3 to 100) until all traffic moved, `bake_minutes` apart.
+    pub fn linear(step_percent: f64, bake_minutes: u32) -> Self {
+        let steps = (100.0 / step_percent.max(0.1)).ceil();
+        Self {
+            steps: if steps.is_finite() && steps >= 1.0 {
+                steps.min(1000.0) as u32
+            } else {
+                1
+            },
+            bake_minutes,
+        }
+    }
 }
 
 /// ECS's own deployment strategies.

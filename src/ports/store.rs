@@ -167,4 +167,24 @@ pub trait ReleaseStore: Send + Sync {
     /// Names of releases as they change, as a wake-up signal (best effort: the controller
     /// also resyncs periodically). `None` when the store offers no change feed.
     fn changes(&self) -> Option<BoxStream<'static, String>>;
+
+    /// The change feed of one replica among several: the names of the releases whose shard
+    /// leases `replica` holds, as they change. A store whose feed costs per reader (a
+    /// DynamoDB Stream, where AWS advises at most two readers per shard) has only some
+    /// replicas read it and hand the others their names (see ARCHITECTURE.md, "Stream
+    /// readers"). The default is `changes`, every name: a feed any number may read.
+    fn replica_changes(
+        &self,
+        replica: std::sync::Arc<dyn HeldShards>,
+    ) -> Option<BoxStream<'static, String>> {
+        let _ = replica;
+        self.changes()
+    }
+}
+
+/// What a replica's change feed needs of its leases: how many shards there are and which
+/// it holds (and can still be sure of) now.
+pub trait HeldShards: Send + Sync {
+    fn shards(&self) -> u32;
+    fn held_safely(&self) -> std::collections::BTreeSet<u32>;
 }

@@ -189,8 +189,8 @@ pub const POLL_ACTIVE: Duration = Duration::from_millis(1500);
 /// shifts traffic as soon as the candidate is ready, and rollback alarms are watched
 /// separately): only the status's lifecycle event lags, by at most this much.
 pub const POLL_PASSIVE: Duration = Duration::from_secs(5);
-/// Polling while waiting for someone else: a promotion (requests also wake the release
-/// through the change feed), a foreign deployment.
+/// Polling while a deployment someone else started is in flight: the rollout starts once it
+/// has ended.
 pub const POLL_WAITING: Duration = Duration::from_secs(15);
 /// Polling at most this far apart during a long canary bake or termination wait. Nothing
 /// the controller must act on changes there before the predicted step: rollback alarms are
@@ -198,6 +198,34 @@ pub const POLL_WAITING: Duration = Duration::from_secs(15);
 /// requests wake the release through the change feed. What is left, a deployment stopped
 /// outside switchyard, shows in the status within this long.
 pub const POLL_SLOW: Duration = Duration::from_secs(300);
+/// The budget of a rollout that waits, for a human (a manual promotion, a paused release,
+/// weights changed by hand), a bake or a timed pause: at most this many AWS calls a minute
+/// of its own. Nothing that ends or breaks such a wait needs its looks: a `promote` or an
+/// `abort` wakes the release through the change feed at once, a rollback alarm through the
+/// alarm watcher (one batched DescribeAlarms every 2 s for every release in flight, however
+/// many), and the end of a timed wait is scheduled exactly (a pause's end, a bake's
+/// predicted end). The looks only keep the status fresh and notice what changed behind the
+/// controller's back (a deployment stopped in the console, a hook that timed out, weights
+/// changed by hand), for which a minute or two is soon enough, while a look every few
+/// seconds over a wait of hours would cost AWS more calls than the rollout itself.
+pub const WAIT_CALLS_PER_MINUTE: u32 = 2;
+
+/// How far apart the looks at a waiting rollout are when each look makes `calls` AWS calls:
+/// as often as [`WAIT_CALLS_PER_MINUTE`] allows, a minute for a look of two calls. Looks are
+/// spaced from the start of each pass, so the budget holds however long a look takes.
+pub fn waiting_poll(calls: u32) -> Duration {
+    Duration::from_secs(60) * calls.max(1) / WAIT_CALLS_PER_MINUTE
+}
+
+/// The next look during a wait that ends `left` from now: the looks left are spread evenly
+/// over the wait, as many as the budget allows (see [`waiting_poll`]), the last one at its
+/// end exactly. Never two looks closer than the budget's spacing before the end, as a look
+/// just before it and one at it would be.
+pub fn waiting_until(left: Duration, calls: u32) -> Duration {
+    let spacing = waiting_poll(calls);
+    let looks = (left.as_nanos() / spacing.as_nanos()).max(1);
+    left / u32::try_from(looks).unwrap_or(u32::MAX)
+}
 /// Slack after a predicted traffic step, so the step has happened when the pass looks.
 pub const STEP_SLACK: Duration = Duration::from_secs(1);
 /// Re-checking a release that failed for an environmental reason (a missing service).

@@ -127,9 +127,11 @@ pub fn plan_observation(
         status.is_some_and(|s| pending_request(&desired.requests, s, RequestKind::Retry).is_some());
     let resolve =
         (!current || registering || retry).then(|| resolve_lookups(spec, recorded, retry, live));
-    // Starting a rollout needs the candidate's content (CodeDeploy's AppSpec).
+    // Starting a rollout needs the candidate's content (CodeDeploy's AppSpec, the task set's
+    // container).
     let candidate = recorded
         .filter(|_| current && resolve.is_none())
+        .filter(|_| may_start_rollout(spec, strategy, status))
         .and_then(|c| c.arn.clone());
 
     let strategy = Some(match strategy {
@@ -193,6 +195,33 @@ pub fn plan_observation(
         candidate,
         strategy,
     }
+}
+
+/// Whether a pass may start a rollout (and so need the candidate's content), given that the
+/// spec's candidate is the recorded one: not while the rollout in flight, of that candidate
+/// and of the spec's target, follows its deployment (or task set) and is not being wound
+/// down, since it can then only go on or end with a verdict. A long wait would otherwise
+/// describe the candidate again every time the cache lets it go.
+fn may_start_rollout(
+    spec: &ReleaseSpec,
+    strategy: SelectedStrategy<'_>,
+    status: Option<&ReleaseStatus>,
+) -> bool {
+    let Some(status) = status else {
+        return true;
+    };
+    let Some(rollout) = status.rollout_in_flight() else {
+        return true;
+    };
+    let winding_down = match &status.strategy {
+        Some(crate::model::StrategyStatus::CodeDeploy(cd)) => cd.stop.is_some(),
+        Some(crate::model::StrategyStatus::TaskSets(t)) => t.rolling_back.is_some(),
+        Some(crate::model::StrategyStatus::Ecs(e)) => e.rolling_back.is_some(),
+        None => true,
+    };
+    status.deployment_id.is_none()
+        || winding_down
+        || rollout.target != super::target_key(spec, strategy)
 }
 
 /// What resolving the candidate for `spec` looks up: the base recorded for this

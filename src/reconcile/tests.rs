@@ -1784,7 +1784,8 @@ fn manual_promotion_waits_in_awaiting_promotion() {
     assert_eq!(decision.status.phase, Phase::AwaitingPromotion);
     assert_eq!(decision.action, None);
     assert!(decision.status.message.contains("switchyard promote web"));
-    assert_eq!(decision.requeue_after, Some(POLL_WAITING));
+    // One look of two calls (GetDeployment, GetDeploymentTarget) a minute: the wait budget.
+    assert_eq!(decision.requeue_after, Some(Duration::from_secs(60)));
     assert_stable(&world, &decision);
 }
 
@@ -3026,6 +3027,30 @@ fn handled_requests_start_empty() {
     for kind in [RequestKind::Promote, RequestKind::Abort, RequestKind::Retry] {
         assert_eq!(HandledRequests::default().get(kind), None);
     }
+}
+
+#[test]
+fn waits_are_looked_at_within_the_budget_and_at_their_end_exactly() {
+    // A look of two calls a minute, of four calls every two minutes.
+    assert_eq!(waiting_poll(2), Duration::from_secs(60));
+    assert_eq!(waiting_poll(4), Duration::from_secs(120));
+    assert_eq!(waiting_poll(0), Duration::from_secs(30));
+    // A wait ending within the spacing is looked at at its end.
+    assert_eq!(
+        waiting_until(Duration::from_secs(45), 2),
+        Duration::from_secs(45)
+    );
+    // Never a look just before the end and another at it: 901 s left is 15 looks 60.07 s
+    // apart, not 15 a minute apart and one a second later.
+    let mut left = Duration::from_secs(901);
+    let mut looks = Vec::new();
+    while !left.is_zero() {
+        let next = waiting_until(left, 2);
+        assert!(next >= Duration::from_secs(60) || next == left, "{next:?}");
+        looks.push(next);
+        left -= next;
+    }
+    assert_eq!(looks.len(), 15);
 }
 
 mod notifications;

@@ -37,7 +37,7 @@ use crate::ports::{
     AdvancedLoadBalancer, AlarmState, AwsError, AwsErrorKind, DeploymentControllerType,
     EcsDeploymentStrategy, EcsDeploymentView, HookAction, LifecycleHookDetail, LoadBalancerBinding,
     Service, ServiceDeployment, ServiceDeploymentStatus, ServiceRevision, TaskDefinition,
-    UpdateServiceRequest,
+    TrafficSteps, UpdateServiceRequest,
 };
 
 use super::SimAws;
@@ -419,6 +419,15 @@ impl SimDeploymentConfiguration {
         EcsDeploymentView {
             strategy: Some(strategy_name(self.strategy).to_string()),
             bake_time_minutes: self.bake_time_minutes,
+            traffic_steps: match self.strategy {
+                EcsDeploymentStrategy::Canary => self
+                    .canary
+                    .map(|(percent, bake)| TrafficSteps::canary(percent, bake)),
+                EcsDeploymentStrategy::Linear => self
+                    .linear
+                    .map(|(step, bake)| TrafficSteps::linear(step, bake)),
+                _ => None,
+            },
             pause_hook_stages: self.pause_at.clone(),
             circuit_breaker: self.circuit_breaker.is_some(),
             load_balancers_have_advanced_configuration: !load_balancers.is_empty()

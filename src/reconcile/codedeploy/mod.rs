@@ -47,10 +47,19 @@ use crate::ports::{
 /// How long a stop whose call's outcome was lost is followed before it is sent again.
 pub const STOP_UNCONFIRMED_WAIT: Duration = Duration::from_secs(60);
 
+/// The AWS calls of a look at the deployment being followed: GetDeployment and
+/// GetDeploymentTarget. The service seen when it started serves until it ends, the group
+/// is cached while it is followed, and the alarm states come from the alarm watcher.
+const FOLLOWING_LOOK_CALLS: u32 = 2;
+/// The AWS calls of a look at a rollout that has not created its deployment yet:
+/// DescribeServices, ListDeployments (the group's active ones) and, at most every five
+/// minutes, GetDeploymentGroup.
+const CREATING_LOOK_CALLS: u32 = 3;
+
 use super::analysis::{AnalysisGate, AnalysisProgress};
 use super::{
     AFTER_ACTION, Gate, Lookup, POLL_ACTIVE, POLL_FAILED, POLL_PASSIVE, POLL_SLOW, POLL_WAITING,
-    Pass, Progress, STEP_SLACK, Step, Verdict,
+    Pass, Progress, STEP_SLACK, Step, Verdict, waiting_poll,
 };
 
 /// What the shell observed of CodeDeploy for the release.
@@ -332,7 +341,8 @@ impl<'a> CodeDeploy<'_, 'a> {
                         self.release()
                     ),
                 )
-                .requeue(POLL_WAITING),
+                // A wait for a human: `resume` wakes the release through the change feed.
+                .requeue(waiting_poll(CREATING_LOOK_CALLS)),
             );
         }
         if let Some(since) = self.status().creating_since
@@ -542,7 +552,10 @@ impl<'a> CodeDeploy<'_, 'a> {
         )
     }
 
-    /// The deployment waits in `Ready` with test traffic on the candidate.
+    /// The deployment waits in `Ready` with test traffic on the candidate. Waiting for a
+    /// human (a `promote`, a `resume`) is within the wait budget: what ends the wait wakes
+    /// the release through the change feed, an alarm through the alarm watcher, and a
+    /// deployment that times out in Ready (or is stopped in the console) shows within a look.
     fn at_ready(&mut self, id: &str, gate: &Gate) -> Step {
         let manual = self.strategy.promotion == Promotion::Manual;
         let mut skipped_by_promote = false;
@@ -575,7 +588,7 @@ impl<'a> CodeDeploy<'_, 'a> {
                             self.release()
                         ),
                     )
-                    .requeue(POLL_WAITING);
+                    .requeue(waiting_poll(FOLLOWING_LOOK_CALLS));
                 }
                 // Passed: promotion decides as without an analysis. A `promote` that skipped
                 // it is carried out by the same call (one request, one decision).
@@ -596,7 +609,7 @@ impl<'a> CodeDeploy<'_, 'a> {
                     self.release()
                 ),
             )
-            .requeue(POLL_WAITING);
+            .requeue(waiting_poll(FOLLOWING_LOOK_CALLS));
         }
         if !manual || gate.promote.is_some() {
             let step = Step::new(
@@ -621,7 +634,7 @@ impl<'a> CodeDeploy<'_, 'a> {
                 self.release()
             ),
         )
-        .requeue(POLL_WAITING)
+        .requeue(waiting_poll(FOLLOWING_LOOK_CALLS))
     }
 
     /// Decides a stop: recorded before the call, sent until one call succeeds.
@@ -902,7 +915,9 @@ impl<'a> CodeDeploy<'_, 'a> {
     /// How soon to look again at the rollout's deployment: often while anything can change
     /// at any moment; during a canary or linear bake, right after the next traffic step;
     /// during the termination wait, when it ends. Rollback alarms need no polling here: the
-    /// alarm watcher wakes the release.
+    /// alarm watcher wakes the release. A bake's looks are at most `POLL_SLOW` apart and at
+    /// least `POLL_ACTIVE`, one look per predicted step: well within the wait budget
+    /// (`WAIT_CALLS_PER_MINUTE`).
     fn poll_interval(&self, active: &Deployment) -> Duration {
         // Until traffic shifts, a group that waits in Ready needs the controller there within
         // 2 s (to continue, or to report AwaitingPromotion); one that continues on its own

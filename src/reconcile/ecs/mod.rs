@@ -42,15 +42,17 @@ use crate::ports::{
 
 use super::analysis::{AnalysisGate, AnalysisProgress};
 use super::{
-    AFTER_ACTION, Gate, POLL_ACTIVE, POLL_FAILED, POLL_PASSIVE, POLL_WAITING, Pass, Progress, Step,
-    Verdict,
+    AFTER_ACTION, Gate, POLL_ACTIVE, POLL_FAILED, POLL_PASSIVE, POLL_WAITING, Pass, Progress,
+    STEP_SLACK, Step, Verdict, waiting_poll, waiting_until,
 };
 
 /// How long an answer or stop whose call's outcome was lost is followed before it is sent
 /// again.
 pub const ANSWER_UNCONFIRMED_WAIT: Duration = Duration::from_secs(60);
-/// Polling during ECS's bake time (nothing to act on but alarms, watched separately).
-pub const POLL_BAKING: Duration = Duration::from_secs(60);
+/// The AWS calls of a look at the rollout, for the wait budget: DescribeServices and
+/// DescribeServiceDeployments (up to twenty deployments in one call); the alarm states come
+/// from the alarm watcher.
+const LOOK_CALLS: u32 = 2;
 /// How far before a recorded intent to search, for clock skew between host and AWS.
 const INTENT_SEARCH_SLACK: SignedDuration = SignedDuration::from_mins(5);
 
@@ -428,7 +430,7 @@ impl<'a> Ecs<'_, 'a> {
                         self.release()
                     ),
                 )
-                .requeue(POLL_WAITING),
+                .requeue(waiting_poll(LOOK_CALLS)),
             );
         }
         let named = self
@@ -635,10 +637,16 @@ impl<'a> Ecs<'_, 'a> {
                 .send_answer(arn, waiting.map(|h| h.hook_id.clone()), "ROLLBACK", &reason)
                 .completing(roll_back.request);
         }
+        // ECS's own bakes are progress by design: the deadline runs from their end.
+        let bakes = self.bakes(&stage);
+        let baking_for = bakes
+            .as_ref()
+            .and_then(|b| b.last().copied())
+            .unwrap_or_default();
         if waiting.is_none()
             && let Some(since) = state.progress_at
             && crate::clock::elapsed_between(since, self.pass.now)
-                > self.strategy.progress_deadline()
+                > self.strategy.progress_deadline() + baking_for
         {
             let reason = format!(
                 "no progress for {}: service deployment {short} stayed at {stage}",
@@ -688,7 +696,7 @@ impl<'a> Ecs<'_, 'a> {
                                     self.release()
                                 ),
                             )
-                            .requeue(POLL_WAITING),
+                            .requeue(waiting_poll(LOOK_CALLS)),
                         );
                     }
                     // Passed: promotion decides as without an analysis. A `promote` that
@@ -706,7 +714,7 @@ impl<'a> Ecs<'_, 'a> {
                             self.release()
                         ),
                     )
-                    .requeue(POLL_WAITING),
+                    .requeue(waiting_poll(LOOK_CALLS)),
                 );
             }
             if !manual || gate.promote.is_some() {
@@ -731,14 +739,12 @@ impl<'a> Ecs<'_, 'a> {
                         self.release()
                     ),
                 )
-                .requeue(POLL_WAITING),
+                // A wait for a human, within the wait budget: the promote wakes the
+                // release through the change feed, an alarm through the alarm watcher.
+                .requeue(waiting_poll(LOOK_CALLS)),
             );
         }
-        let poll = if stage == "BAKE_TIME" {
-            POLL_BAKING
-        } else {
-            POLL_PASSIVE
-        };
+        let poll = self.poll_interval(state.progress_at, bakes.as_deref());
         Progress::Step(
             Step::new(
                 Phase::Progressing,
@@ -774,6 +780,82 @@ impl<'a> Ecs<'_, 'a> {
             .find(|arn| Some(crate::ports::target_group_name_from_arn(arn)) != candidate_name)
             .map(str::to_string);
         (live, candidate)
+    }
+
+    /// When ECS's own bakes in `stage` end, as offsets from the stage's start, from the
+    /// service's deployment configuration: `BAKE_TIME`, the bake after the last traffic
+    /// shift; `PRODUCTION_TRAFFIC_SHIFT` of a linear or canary deployment, the bake after
+    /// each step but the last. `None`: the stage bakes for a time the configuration does not
+    /// say; empty: the stage does not bake.
+    fn bakes(&self, stage: &str) -> Option<Vec<Duration>> {
+        let config = self.service.ecs_deployment.as_ref();
+        let minutes = |m: u32| Duration::from_secs(u64::from(m) * 60);
+        match stage {
+            "BAKE_TIME" => Some(
+                config
+                    .and_then(|c| c.bake_time_minutes)
+                    .map(|m| vec![minutes(m)])?,
+            ),
+            "PRODUCTION_TRAFFIC_SHIFT"
+                if matches!(
+                    deployment_type(self.strategy, self.service),
+                    EcsDeploymentType::Linear | EcsDeploymentType::Canary
+                ) =>
+            {
+                let steps = config.and_then(|c| c.traffic_steps)?;
+                Some(
+                    (1..steps.steps)
+                        .map(|k| minutes(steps.bake_minutes) * k)
+                        .collect(),
+                )
+            }
+            _ => Some(Vec::new()),
+        }
+    }
+
+    /// How soon to look again at a deployment that goes on by itself. Nothing waits for the
+    /// controller there but a `PAUSE` hook, and alarms come from the alarm watcher, so
+    /// stages are looked at every `POLL_PASSIVE`; ECS's own bakes (its bake time, a canary's
+    /// or a linear step's bake) are waits within the budget, looked at right after each
+    /// predicted end and at most as often as the budget allows before. A bake of unknown
+    /// length is looked at as the budget allows, unless a `PAUSE` hook the controller must
+    /// answer at once (automatic promotion) may wait at its end.
+    fn poll_interval(
+        &self,
+        stage_since: Option<jiff::Timestamp>,
+        bakes: Option<&[Duration]>,
+    ) -> Duration {
+        match bakes {
+            Some([]) => POLL_PASSIVE,
+            Some(ends) => {
+                let into = stage_since
+                    .map(|since| crate::clock::elapsed_between(since, self.pass.now))
+                    .unwrap_or_default();
+                match ends.iter().find(|end| **end + STEP_SLACK > into) {
+                    Some(end) => {
+                        waiting_until(*end + STEP_SLACK - into, LOOK_CALLS).max(POLL_ACTIVE)
+                    }
+                    // Past the last bake: the stage ends soon.
+                    None => POLL_PASSIVE,
+                }
+            }
+            None => {
+                let hook_ahead = self.strategy.promotion == Promotion::Auto
+                    && self.service.ecs_deployment.as_ref().is_some_and(|c| {
+                        c.pause_hook_stages.iter().any(|s| {
+                            matches!(
+                                s.as_str(),
+                                "PRE_PRODUCTION_TRAFFIC_SHIFT" | "POST_PRODUCTION_TRAFFIC_SHIFT"
+                            )
+                        })
+                    });
+                if hook_ahead {
+                    POLL_PASSIVE
+                } else {
+                    waiting_poll(LOOK_CALLS)
+                }
+            }
+        }
     }
 
     /// Records an answer (or, without a hook, a stop) and makes its call.

@@ -54,15 +54,14 @@ use crate::ports::{
 
 use super::analysis::AnalysisProgress;
 use super::{
-    AFTER_ACTION, Gate, Lookup, POLL_ACTIVE, POLL_FAILED, POLL_WAITING, Pass, Progress, Step,
-    Verdict,
+    AFTER_ACTION, Gate, Lookup, POLL_ACTIVE, POLL_FAILED, Pass, Progress, Step, Verdict,
+    waiting_poll, waiting_until,
 };
 
 /// Polling while waiting for the candidate to become steady and healthy.
 pub const POLL_STARTING: Duration = Duration::from_secs(5);
-/// During a timed pause the rollout is looked at no more often than this (a weight changed by
-/// hand shows within it; the pause's end and alarms are acted on at once).
-pub const POLL_BAKE: Duration = Duration::from_secs(120);
+/// A timed pause's end is looked at no sooner than this after the look that computed it.
+const PAUSE_END_MIN_WAIT: Duration = Duration::from_millis(100);
 
 /// What the shell observed of the load balancer for the release.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -404,6 +403,27 @@ impl<'a> TaskSets<'_, 'a> {
             .unwrap_or_default()
     }
 
+    /// The AWS calls of a look at the rollout, for the wait budget: DescribeServices (the
+    /// task sets come with it); per route the rollout weights or points at the candidate,
+    /// DescribeListeners for a listener's default action, DescribeRules and DescribeListeners
+    /// (its port) for a rule; and DescribeTargetGroups for the pair, counted in every look
+    /// although its answer is cached for five minutes.
+    fn look_calls(&self) -> u32 {
+        let routes = task_sets_status(&self.pass.next)
+            .map(|s| s.routes.iter().chain(&s.test_routes))
+            .into_iter()
+            .flatten()
+            .map(|arn| {
+                if arn.contains(":listener-rule/") {
+                    2
+                } else {
+                    1
+                }
+            })
+            .sum::<u32>();
+        2 + routes
+    }
+
     fn release(&self) -> &'a str {
         &self.pass.desired.name
     }
@@ -652,7 +672,7 @@ impl<'a> TaskSets<'_, 'a> {
                         self.release()
                     ),
                 )
-                .requeue(POLL_WAITING),
+                .requeue(waiting_poll(self.look_calls())),
             );
         }
         let Some(live) = self.service.primary_task_set() else {
@@ -844,7 +864,7 @@ impl<'a> TaskSets<'_, 'a> {
                         self.release()
                     ),
                 )
-                .requeue(POLL_WAITING),
+                .requeue(waiting_poll(self.look_calls())),
             );
         }
         self.pass.clear_drift();
@@ -898,21 +918,28 @@ impl<'a> TaskSets<'_, 'a> {
                                 self.next_step(state.weight);
                                 continue;
                             }
+                            // The next step is set at the pause's end exactly; looks before
+                            // it stay within the wait budget. The message names the end
+                            // rather than the time left, so a look that sees nothing new
+                            // writes nothing.
                             let left = crate::clock::elapsed_between(self.pass.now, ends);
                             return Progress::Step(
                                 Step::new(
                                     Phase::Progressing,
                                     if gate.paused { Reason::Paused } else { Reason::DeploymentInProgress },
                                     format!(
-                                        "step {}/{}: baking {}% on the candidate, {} left{}",
+                                        "step {}/{}: baking {}% on the candidate for {}, until {}{}",
                                         index + 1,
                                         steps.len(),
                                         state.weight,
-                                        super::friendly(left),
+                                        super::friendly(duration.get()),
+                                        ends.strftime("%Y-%m-%dT%H:%M:%SZ"),
                                         if gate.paused { " (the release is paused: the rollout stays here after it)" } else { "" }
                                     ),
                                 )
-                                .requeue(left.clamp(Duration::from_millis(100), POLL_BAKE)),
+                                .requeue(
+                                    waiting_until(left, self.look_calls()).max(PAUSE_END_MIN_WAIT),
+                                ),
                             );
                         }
                         None => {
@@ -928,7 +955,7 @@ impl<'a> TaskSets<'_, 'a> {
                                         self.release()
                                     ),
                                 )
-                                .requeue(POLL_WAITING),
+                                .requeue(waiting_poll(self.look_calls())),
                             );
                         }
                     }
@@ -973,7 +1000,7 @@ impl<'a> TaskSets<'_, 'a> {
                                         self.release()
                                     ),
                                 )
-                                .requeue(POLL_WAITING),
+                                .requeue(waiting_poll(self.look_calls())),
                             );
                         }
                         AnalysisProgress::Passed { promoted, .. } => {
@@ -1021,7 +1048,7 @@ impl<'a> TaskSets<'_, 'a> {
                     self.release()
                 ),
             )
-            .requeue(POLL_WAITING),
+            .requeue(waiting_poll(self.look_calls())),
         )
     }
 

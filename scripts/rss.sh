@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The daemon's resident memory at rest with N releases against moto (an out-of-process AWS).
+#
+#   ./scripts/rss.sh [BINARY] [N ...]     # default: target/release/switchyard, 100 1000
+#
+# For each N: a fresh moto server, N CodeDeploy blue/green services made by
+# tests/fixtures/moto_world.py, the table, N releases applied whose candidate is the live
+# version (so every release is Healthy: the fleet at rest), then `switchyard run` until every
+# release has a status (at most 30 min) and three more resync periods; then VmRSS and VmHWM from /proc/<pid>/status and the
+# phases from the status API. Prints one JSON object per N, and writes them all to
+# target/bench/rss.json.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+binary="${1:-$repo/target/release/switchyard}"
+shift || true
+sizes=("${@:-100 1000}")
+# shellcheck disable=SC2206
+sizes=(${sizes[*]})
+resync=10
+python="$repo/.venv-moto/bin/python"
+moto="$repo/.venv-moto/bin/moto_server"
+out="$repo/target/bench/rss.json"
+mkdir -p "$repo/target/bench"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+results=()
+for n in "${sizes[@]}"; do
+  port="$(free_port)"
+  "$moto" -p "$port" >"$work/moto-$n.log" 2>&1 &
+  moto_pid=$!
+  pids+=("$moto_pid")
+  endpoint="http://127.0.0.1:$port"
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.2
+  done
+  export AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+    AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true SWITCHYARD_TABLE=switchyard-rss
+  names=()
+  for i in $(seq 0 $((n - 1))); do names+=("svc-$i"); done
+  started=$(date +%s)
+  # moto_world.py takes names on the command line; a few hundred at a time.
+  printf '%s\n' "${names[@]}" | xargs -n 200 "$python" "$repo/tests/fixtures/moto_world.py" "$endpoint" >/dev/null
+  echo "rss: $n services in $(( $(date +%s) - started )) s" >&2
+  "$binary" table create >/dev/null
+  docs="$work/releases-$n.yaml"
+  : >"$docs"
+  for name in "${names[@]}"; do
+    cat >>"$docs" <<EOF
+---
+apiVersion: switchyard.dev/v1
+kind: Release
+metadata:
+  name: $name
+spec:
+  service: {cluster: prod, name: $name}
+  taskDefinition:
+    from: $name
+    containers:
+      $name:
+        image: registry.example.com/$name:1.0.0
+  strategy:
+    codeDeploy:
+      application: $name
+      deploymentGroup: $name-prod
+EOF
+  done
+  "$binary" apply -f "$docs" >/dev/null
+  listen_port="$(free_port)"
+  SWITCHYARD_RESYNC_PERIOD="${resync}s" SWITCHYARD_LISTEN="127.0.0.1:$listen_port" \
+    SWITCHYARD_LOG_LEVEL=warn "$binary" run >"$work/daemon-$n.log" 2>&1 &
+  daemon=$!
+  pids+=("$daemon")
+  for _ in $(seq 600); do
+    if curl -fs "http://127.0.0.1:$listen_port/readyz" >/dev/null 2>&1; then break; fi
+    sleep 0.5
+  done
+  # At rest: every release has a status (a pass has looked at it), then three resync periods.
+  for _ in $(seq 360); do
+    unseen=$(curl -fs "http://127.0.0.1:$listen_port/api/v1/releases" |
+      "$python" -c 'import json,sys; d=json.load(sys.stdin); d=d.get("releases",d) if isinstance(d,dict) else d; print(sum(1 for r in d if not (r.get("status") or {}).get("phase")))' || echo unknown)
+    [ "$unseen" = 0 ] && break
+    sleep 5
+  done
+  sleep $((3 * resync))
+  rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")
+  hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$daemon/status")
+  phases=$(curl -fs "http://127.0.0.1:$listen_port/api/v1/releases" |
+    "$python" -c 'import json,sys,collections; d=json.load(sys.stdin); d=d.get("releases",d) if isinstance(d,dict) else d; print(json.dumps(collections.Counter((r.get("status") or {}).get("phase","none") for r in d)))')
+  result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_hwm_kib\": $hwm_kib, \"phases\": $phases, \"binary\": \"$binary\"}"
+  echo "$result"
+  results+=("$result")
+  kill "$daemon" "$moto_pid" 2>/dev/null || true
+  wait "$daemon" "$moto_pid" 2>/dev/null || true
+done
+(IFS=,; echo "[${results[*]}]") >"$out"
+echo "rss: report: $out" >&2
