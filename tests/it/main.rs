@@ -15,6 +15,7 @@ mod cli_support;
 mod daemon;
 mod daemon_edges;
 mod daemon_identity;
+mod daemon_task_sets;
 mod ecs_strategy;
 mod edges;
 mod fault_proxy;

@@ -385,3 +385,81 @@ async fn a_service_that_is_not_external_fails_before_anything_is_registered() {
     );
     assert_eq!(h.calls("ecs:RegisterTaskDefinition"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_end_of_a_bake_is_acted_on_by_the_one_look_scheduled_for_it() {
+    let h = Harness::new();
+    let handles = world(&h);
+    // Every call takes 50 ms, and half the DescribeServices calls 450 ms: looks take a while,
+    // and not always as long. The look scheduled for the end of a bake must come at the end,
+    // not early by however long the look that scheduled it took (and then late by a second
+    // look).
+    h.aws.inject(switchyard::sim::FaultRule::always(
+        "*",
+        switchyard::sim::Fault::Latency(Duration::from_millis(50)),
+    ));
+    h.aws.inject(
+        switchyard::sim::FaultRule::always(
+            "ecs:DescribeServices",
+            switchyard::sim::Fault::Latency(Duration::from_millis(400)),
+        )
+        .with_probability(0.5),
+    );
+    let steps: String = (1..=7)
+        .map(|i| {
+            format!(
+                "        - setWeight: {}\n        - pause: {{duration: 20s}}\n",
+                i * 10
+            )
+        })
+        .collect();
+    apply(&h, &release("2.0.0", &steps, "")).await;
+    let b = handles.target_group_arns[1].clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    // Per bake: when it ends (as the status says), the looks until then, and when and after
+    // how many looks the next weight was written.
+    let mut bakes = Vec::new();
+    let mut baking: Option<(jiff::Timestamp, u64, u32)> = None;
+    for _ in 0..20_000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let percent = candidate_percent(&h, &handles, &b);
+        if let Some((ends, looks, weight)) = baking
+            && percent > weight
+        {
+            bakes.push((ends, h.clock.now(), h.calls("ecs:DescribeServices") - looks));
+            baking = None;
+        }
+        let status = h.store.get("web").await.unwrap().and_then(|r| r.status);
+        let ends = status.as_ref().and_then(|s| match &s.strategy {
+            Some(switchyard::model::StrategyStatus::TaskSets(t)) => t.pause_ends_at,
+            _ => None,
+        });
+        if let Some(ends) = ends
+            && baking.is_none()
+            && bakes.iter().all(|(e, _, _)| *e != ends)
+        {
+            baking = Some((ends, h.calls("ecs:DescribeServices"), percent));
+        }
+        if bakes.len() == 6 {
+            break;
+        }
+    }
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    assert_eq!(bakes.len(), 6, "{bakes:?}");
+    for (ends, moved, looks) in &bakes {
+        assert!(moved >= ends, "not before the end of the bake: {bakes:?}");
+        let late = switchyard::clock::elapsed_between(*ends, *moved);
+        assert!(
+            late < Duration::from_millis(800),
+            "acted on {late:?} after the end: {bakes:?}"
+        );
+        assert_eq!(
+            *looks, 1,
+            "one look for the end of each bake, and it acts: {bakes:?}"
+        );
+    }
+}
