@@ -27,6 +27,7 @@ mod invariants;
 mod leases;
 mod moto;
 mod port_wrappers;
+mod rollout_views;
 mod scenarios;
 mod simulation;
 mod task_sets_strategy;

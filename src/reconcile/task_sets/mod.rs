@@ -902,12 +902,14 @@ impl<'a> TaskSets<'_, 'a> {
                                 Step::new(
                                     Phase::Progressing,
                                     if gate.paused { Reason::Paused } else { Reason::DeploymentInProgress },
+                                    // The end, not the time left: the message stays true
+                                    // (and the status unwritten) until the bake ends.
                                     format!(
-                                        "step {}/{}: baking {}% on the candidate, {} left{}",
+                                        "step {}/{}: baking {}% on the candidate until {}{}",
                                         index + 1,
                                         steps.len(),
                                         state.weight,
-                                        super::friendly(left),
+                                        crate::model::task_sets::to_the_second(ends),
                                         if gate.paused { " (the release is paused: the rollout stays here after it)" } else { "" }
                                     ),
                                 )
