@@ -74,6 +74,9 @@ struct Inner {
     clock: Clock,
     world: Mutex<World>,
     faults: FaultInjector,
+    /// When each call reached the simulated AWS, once [`SimAws::keep_call_times`] asked for it
+    /// (for the benchmarks' request rates).
+    call_times: Mutex<Option<Vec<(Timestamp, &'static str, &'static str)>>>,
 }
 
 /// The simulated AWS account: implements [`crate::ports::Ecs`], [`crate::ports::CodeDeploy`],
@@ -190,6 +193,7 @@ impl SimAws {
                     world
                 }),
                 faults: FaultInjector::new(),
+                call_times: Mutex::new(None),
             }),
         }
     }
@@ -298,6 +302,9 @@ impl SimAws {
             _ => {}
         }
         let now = self.inner.clock.now();
+        if let Some(times) = lock(&self.inner.call_times).as_mut() {
+            times.push((now, service, operation));
+        }
         let result = {
             let mut world = lock(&self.inner.world);
             world.advance(now);
@@ -491,6 +498,18 @@ impl SimAws {
     /// whether there was one.
     pub fn remove_fault(&self, rule: &FaultRule) -> bool {
         self.inner.faults.remove(rule)
+    }
+
+    /// From now on, keeps when each call that was not failed by an injected fault reached the
+    /// simulated AWS (after its injected latency), for [`SimAws::call_times`].
+    pub fn keep_call_times(&self) {
+        lock(&self.inner.call_times).get_or_insert_with(Vec::new);
+    }
+
+    /// `(when, service, operation)` of every call kept since [`SimAws::keep_call_times`],
+    /// oldest first.
+    pub fn call_times(&self) -> Vec<(Timestamp, &'static str, &'static str)> {
+        lock(&self.inner.call_times).clone().unwrap_or_default()
     }
 
     /// Calls per `"<service>:<Operation>"`, including calls failed by injected faults.

@@ -73,6 +73,31 @@ pub struct Observed {
     pub routes: Vec<Route>,
     /// The candidate group's targets, while the rollout waits for them.
     pub candidate_health: Option<Vec<TargetHealth>>,
+    /// The rollout's routes this pass did not read ([`routes_to_read`] leaves out those its
+    /// stage does not decide on): a decision that needs one looks again first.
+    pub unread_routes: Vec<String>,
+}
+
+/// The routes a pass reads for a rollout (or its clean-up), and those it leaves unread: the
+/// ELB describe rate is shared by the whole account and Region, so a pass reads only what its
+/// stage decides on. Waiting for the candidate reads none; the steps and the switch read the
+/// production routes (hand-changed weights hold the rollout); creating, test traffic, a
+/// rollback and a clean-up read them all. A stage that moves on in the same pass to one that
+/// needs an unread route looks again first.
+pub fn routes_to_read(state: &TaskSetsStatus, in_flight: bool) -> (Vec<String>, Vec<String>) {
+    let production = state.routes.clone();
+    let test = state.test_routes.clone();
+    let all = || production.iter().chain(&test).cloned().collect::<Vec<_>>();
+    if !in_flight {
+        return (all(), Vec::new());
+    }
+    match state.stage {
+        TaskSetsStage::WaitingForCandidate => (Vec::new(), all()),
+        TaskSetsStage::Steps | TaskSetsStage::Switching => (production, test),
+        TaskSetsStage::Creating | TaskSetsStage::TestTraffic | TaskSetsStage::RollingBack => {
+            (all(), Vec::new())
+        }
+    }
 }
 
 /// The calls a pass may make.
@@ -492,6 +517,13 @@ impl<'a> TaskSets<'_, 'a> {
 
     // ----- observed values ----------------------------------------------------------
 
+    /// Whether this pass left any of `routes` unread (see [`routes_to_read`]).
+    fn unread(&self, routes: &[String]) -> bool {
+        routes
+            .iter()
+            .any(|arn| self.observed.unread_routes.contains(arn))
+    }
+
     fn route(&self, arn: &str) -> Option<&'a Route> {
         self.observed.routes.iter().find(|r| r.arn == arn)
     }
@@ -775,6 +807,16 @@ impl<'a> TaskSets<'_, 'a> {
     /// Step 4: the test listeners to the candidate group.
     fn test_traffic(&mut self, gate: &Gate) -> Progress {
         let state = self.state();
+        if self.unread(&state.test_routes) || self.unread(&state.routes) {
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::DeploymentInProgress,
+                    "the candidate task set is steady and its targets healthy; reading the listeners before test traffic",
+                )
+                .requeue(AFTER_ACTION),
+            );
+        }
         if let Some(route) = self.next_route_to_set(&state, &state.test_routes, 100) {
             let message = format!("pointing test listener {route} at the candidate group");
             return self.set_weights(
@@ -1112,10 +1154,26 @@ impl<'a> TaskSets<'_, 'a> {
             .chain(&state.test_routes)
             .cloned()
             .collect();
-        if let Some(route) = self.next_route_to_set(&state, &restore, 0) {
+        // Production first, at once; a route this pass did not read is read first.
+        let read: Vec<String> = restore
+            .iter()
+            .filter(|arn| !self.unread(std::slice::from_ref(*arn)))
+            .cloned()
+            .collect();
+        if let Some(route) = self.next_route_to_set(&state, &read, 0) {
             let message =
                 format!("{reason}: restoring production traffic to the live group ({route})");
             return self.set_weights(route, 0, Phase::Progressing, Reason::RollingBack, message);
+        }
+        if self.unread(&restore) {
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::RollingBack,
+                    format!("{reason}: reading the listeners before restoring them"),
+                )
+                .requeue(AFTER_ACTION),
+            );
         }
         let superseded = state.rolling_back.as_ref().is_some_and(|r| r.superseded);
         let candidate = self.candidate_task_set(&state).map(|t| t.arn.clone());
