@@ -463,3 +463,67 @@ async fn the_end_of_a_bake_is_acted_on_by_the_one_look_scheduled_for_it() {
         );
     }
 }
+
+/// The ELB describe rate is shared by the account and Region: while the candidate starts, a
+/// look reads no listener; while a step bakes, a look reads the production listener only (the
+/// test listener is read when test traffic moves and on a rollback).
+#[tokio::test(start_paused = true)]
+async fn waiting_and_baking_read_only_the_listeners_the_stage_decides_on() {
+    let h = Harness::new();
+    let handles = world(&h);
+    let test_listener = handles.test_listener_arn.clone().unwrap();
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 10\n        - pause: {duration: 10m}\n",
+            &format!("      testListeners: [\"{test_listener}\"]\n"),
+        ),
+    )
+    .await;
+    let b = handles.target_group_arns[1].clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    // (DescribeListeners, DescribeServices) when the candidate was created, when it became
+    // steady (its health was read for the last time), and when 10% moved.
+    let counts = |h: &Harness| {
+        (
+            h.calls("elbv2:DescribeListeners"),
+            h.calls("ecs:DescribeServices"),
+        )
+    };
+    let mut created = None;
+    let mut moved = None;
+    for _ in 0..600 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if created.is_none() && h.calls("ecs:CreateTaskSet") == 1 {
+            created = Some((counts(&h), h.calls("elbv2:DescribeTargetHealth")));
+        }
+        if candidate_percent(&h, &handles, &b) == 10 {
+            moved = Some(counts(&h));
+            break;
+        }
+    }
+    let ((listeners_at_create, services_at_create), _) = created.expect("the task set is created");
+    let (listeners_at_10, services_at_10) = moved.expect("10% moved");
+    let looks_while_waiting = services_at_10 - services_at_create;
+    assert!(looks_while_waiting >= 3, "the candidate took a few looks to start");
+    // Reading the listeners once before test traffic, and the route weighted (read, then
+    // written): no listener read on each look while waiting.
+    assert!(
+        listeners_at_10 - listeners_at_create <= 3,
+        "{} listener reads over {looks_while_waiting} looks while the candidate started",
+        listeners_at_10 - listeners_at_create
+    );
+
+    // Nine minutes into the bake: one listener read per look, the production one.
+    tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+    let (listeners, services) = counts(&h);
+    let looks = services - services_at_10;
+    assert!((1..=6).contains(&looks), "{looks} looks in nine minutes of bake");
+    assert_eq!(listeners - listeners_at_10, looks, "one listener read per look");
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+}
