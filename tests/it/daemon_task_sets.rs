@@ -200,6 +200,7 @@ impl World {
 struct Write {
     operation: String,
     at: Instant,
+    wall: jiff::Timestamp,
     /// The listener or rule it rewrote, or the task set it named.
     target: String,
     /// For a forward rewrite: the percent of the route's traffic on group B.
@@ -230,6 +231,7 @@ impl Write {
         Write {
             operation: call.operation.clone(),
             at: call.at,
+            wall: call.wall,
             target,
             percent_b,
         }
@@ -745,6 +747,36 @@ async fn a_canary_goes_10_then_50_then_switches_with_one_task_set_and_cleans_up_
             next.at.duration_since(reached.at)
         );
     }
+    // How late each due step is, on the wall clock over moto (BENCHMARKS.md): from the end of
+    // the pause (its start, when the weight was read back, as the status's weight history
+    // has it, plus 5 s) to the next step's first write. Never early.
+    let points = healthy["status"]["strategy"]["taskSets"]["weights"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut late = Vec::new();
+    for (from, to) in [(10, 50), (50, 100)] {
+        let started: jiff::Timestamp = points
+            .iter()
+            .find(|p| p["candidate"] == from)
+            .and_then(|p| p["at"].as_str())
+            .and_then(|at| at.parse().ok())
+            .unwrap_or_else(|| panic!("no {from}% in the weight history: {healthy:#}"));
+        let ends = started + jiff::SignedDuration::from_secs(5);
+        let next = first(&writes, "the next step", |w| {
+            production.contains(&w.target) && w.percent_b == Some(to)
+        });
+        assert!(
+            next.wall >= ends,
+            "{from}% → {to}% at {}, before the pause's end {ends}",
+            next.wall
+        );
+        late.push(next.wall.duration_since(ends).as_secs_f64());
+    }
+    eprintln!(
+        "bench: {}",
+        serde_json::json!({"benchmark": "task_sets_moto", "due_step_late_s": late})
+    );
 
     // As the stand-in saw it: weights never down, the test listener on B whenever
     // production traffic was on B, never more than one candidate task set.

@@ -34,6 +34,8 @@ pub struct Call {
     pub operation: String,
     /// When it arrived.
     pub at: std::time::Instant,
+    /// The same, on the wall clock (to compare with times the daemon wrote).
+    pub wall: jiff::Timestamp,
     /// The request body: JSON for the JSON protocols, a form for the query protocol.
     pub body: String,
 }
@@ -179,6 +181,7 @@ async fn forward(State(shared): State<Shared>, request: Request<Body>) -> Respon
         shared.log.lock().unwrap().push(Call {
             operation: operation.clone(),
             at: std::time::Instant::now(),
+            wall: jiff::Timestamp::now(),
             body: String::from_utf8_lossy(&body).into_owned(),
         });
         let refusal = shared
