@@ -97,6 +97,7 @@ fn main() {
                 Step::Pause(5),
             ],
             latency,
+            elb_rate_enforced: false,
         };
         canary.push(runtime().block_on(run(&plan)));
     }
@@ -105,6 +106,7 @@ fn main() {
         releases: 1,
         steps: vec![Step::Weight(10), Step::Pause(args.bake_minutes * 60)],
         latency: Duration::from_millis(50),
+        elb_rate_enforced: false,
     };
     let bake = runtime().block_on(run(&bake_plan));
     eprintln!("task_sets: fleet of {} ...", args.releases);
@@ -117,8 +119,17 @@ fn main() {
             Step::Pause(args.fleet_bake_s),
         ],
         latency: Duration::from_millis(args.fleet_latency_ms),
+        elb_rate_enforced: false,
     };
     let fleet = runtime().block_on(run(&fleet_plan));
+    eprintln!(
+        "task_sets: fleet of {} with ELB's describe rate enforced ...",
+        args.releases
+    );
+    let limited = runtime().block_on(run(&Plan {
+        elb_rate_enforced: true,
+        ..fleet_plan
+    }));
 
     let minimal = minimal_sequence(&canary_steps());
     let minimal_total: u64 = minimal.values().sum();
@@ -144,6 +155,7 @@ fn main() {
     let bake_rate = bake.bake_calls_per_minute();
     let fleet_elb = fleet.elb_describe_rate();
     let fleet_late = fleet.due_steps_late_s();
+    let limited_late = limited.due_steps_late_s();
     let report = json!({
         "benchmark": "task_sets",
         "environment": common::environment(),
@@ -184,6 +196,18 @@ fn main() {
                 "store_calls": fleet.store_calls,
                 "elb_describe": fleet_elb,
             },
+            "fleet_at_elb_rate": {
+                "releases": args.releases,
+                "all_healthy": limited.all_healthy,
+                "virtual_s_to_all_healthy": limited.healthy_after_s,
+                "due_steps": limited_late.len(),
+                "due_steps_missed": limited.due_steps_missed(),
+                "due_step_late_s": summary(&limited_late),
+                "calls_per_release": limited.calls_per_release(),
+                "throttled_calls": limited.throttled,
+                "calls_by_operation": limited.calls,
+                "elb_describe": limited.elb_describe_rate(),
+            },
         },
     });
     let path = common::write_report("task_sets", &report, args.out.as_deref());
@@ -213,6 +237,8 @@ struct Plan {
     releases: usize,
     steps: Vec<Step>,
     latency: Duration,
+    /// Whether the simulated AWS enforces ELB's describe rate (throttling beyond it).
+    elb_rate_enforced: bool,
 }
 
 fn release_name(i: usize) -> String {
@@ -309,6 +335,8 @@ struct RunResult {
     writes: Vec<Write>,
     /// The bake run: when the pause began (its end minus its length) and ended.
     first_pause: Option<(Timestamp, Timestamp)>,
+    /// Calls throttled by the enforced ELB describe rate.
+    throttled: u64,
 }
 
 impl RunResult {
@@ -430,6 +458,14 @@ async fn run(plan: &Plan) -> RunResult {
     if !plan.latency.is_zero() {
         sim.inject(FaultRule::always("*", Fault::Latency(plan.latency)));
     }
+    if plan.elb_rate_enforced {
+        sim.limit_rate(
+            "elbv2",
+            "Describe",
+            ELB_DESCRIBE_BURST,
+            ELB_DESCRIBE_REFILL_PER_S,
+        );
+    }
     let writes = Arc::new(Mutex::new(Vec::new()));
     let recorder = Recorder::new(clock.clone(), false);
     let ctx = Context::new(
@@ -548,6 +584,7 @@ async fn run(plan: &Plan) -> RunResult {
             .collect(),
         writes,
         first_pause,
+        throttled: sim.throttled_calls(),
     }
 }
 
@@ -709,4 +746,19 @@ fn print_summary(report: &serde_json::Value) {
         fleet["calls_per_release"].as_f64().unwrap_or(f64::NAN),
     );
     println!("ELB describe: {}", fleet["elb_describe"]);
+    let limited = &results["fleet_at_elb_rate"];
+    println!(
+        "\nthe same with ELB's describe rate enforced: healthy {} after {:.1} s; due steps late p50 {} / p99 {} / max {} s, {} missed; {} calls throttled; {:.1} calls per release",
+        limited["all_healthy"],
+        limited["virtual_s_to_all_healthy"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        limited["due_step_late_s"]["p50"],
+        limited["due_step_late_s"]["p99"],
+        limited["due_step_late_s"]["max"],
+        limited["due_steps_missed"],
+        limited["throttled_calls"],
+        limited["calls_per_release"].as_f64().unwrap_or(f64::NAN),
+    );
+    println!("ELB describe: {}", limited["elb_describe"]);
 }

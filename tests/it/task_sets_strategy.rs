@@ -509,7 +509,10 @@ async fn waiting_and_baking_read_only_the_listeners_the_stage_decides_on() {
     let ((listeners_at_create, services_at_create), _) = created.expect("the task set is created");
     let (listeners_at_10, services_at_10) = moved.expect("10% moved");
     let looks_while_waiting = services_at_10 - services_at_create;
-    assert!(looks_while_waiting >= 3, "the candidate took a few looks to start");
+    assert!(
+        looks_while_waiting >= 3,
+        "the candidate took a few looks to start"
+    );
     // Reading the listeners once before test traffic, and the route weighted (read, then
     // written): no listener read on each look while waiting.
     assert!(
@@ -522,8 +525,15 @@ async fn waiting_and_baking_read_only_the_listeners_the_stage_decides_on() {
     tokio::time::sleep(Duration::from_secs(9 * 60)).await;
     let (listeners, services) = counts(&h);
     let looks = services - services_at_10;
-    assert!((1..=6).contains(&looks), "{looks} looks in nine minutes of bake");
-    assert_eq!(listeners - listeners_at_10, looks, "one listener read per look");
+    assert!(
+        (1..=6).contains(&looks),
+        "{looks} looks in nine minutes of bake"
+    );
+    assert_eq!(
+        listeners - listeners_at_10,
+        looks,
+        "one listener read per look"
+    );
     let _ = stop_tx.send(());
     let _ = controller.await;
 }
