@@ -2,11 +2,12 @@
 # Runs every benchmark (see BENCHMARKS.md) and collects their JSON reports into
 # target/bench/report.json. Each benchmark also prints a short table.
 #
-#   ./scripts/bench.sh                 # all four (a few minutes after the release build)
+#   ./scripts/bench.sh                 # all five (a few minutes after the release build)
 #   ./scripts/bench.sh decide scale    # only these
 #
 # The reaction benchmark needs moto (installed into .venv-moto by ./scripts/test.sh).
 # Extra arguments for one benchmark: SCALE_ARGS, DEPLOYMENT_ARGS, REACTION_ARGS, DECIDE_ARGS,
+# TASK_SETS_ARGS,
 # e.g. SCALE_ARGS="--releases 100,1000" ./scripts/bench.sh scale
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ mkdir -p "$out"
 
 benchmarks=("$@")
 if [ ${#benchmarks[@]} -eq 0 ]; then
-  benchmarks=(decide scale deployment reaction)
+  benchmarks=(decide scale deployment reaction task_sets)
 fi
 
 say "building (release): the binary, the examples and the benchmark"
@@ -31,6 +32,7 @@ for name in "${benchmarks[@]}"; do
     decide) cargo bench --locked --bench decide -- ${DECIDE_ARGS:-} ;;
     scale) "$target_dir/release/examples/scale" ${SCALE_ARGS:-} ;;
     deployment) "$target_dir/release/examples/deployment" ${DEPLOYMENT_ARGS:-} ;;
+    task_sets) "$target_dir/release/examples/task_sets" ${TASK_SETS_ARGS:-} ;;
     reaction)
       if [ ! -x .venv-moto/bin/moto_server ] && [ -z "${SWITCHYARD_MOTO_SERVER:-}" ]; then
         echo "error: moto is not installed; run ./scripts/test.sh once (it creates .venv-moto)" >&2
@@ -40,7 +42,7 @@ for name in "${benchmarks[@]}"; do
       "$target_dir/release/examples/reaction" ${REACTION_ARGS:-}
       "$target_dir/release/examples/reaction" --keep-in-flight ${REACTION_ARGS:-}
       ;;
-    *) echo "error: unknown benchmark $name (decide, scale, deployment, reaction)" >&2; exit 2 ;;
+    *) echo "error: unknown benchmark $name (decide, scale, deployment, reaction, task_sets)" >&2; exit 2 ;;
   esac
 done
 
@@ -49,7 +51,7 @@ report="$out/report.json"
 {
   printf '{'
   sep=''
-  for name in decide scale deployment reaction reaction-loaded; do
+  for name in decide scale deployment reaction reaction-loaded task_sets; do
     if [ -f "$out/$name.json" ]; then
       printf '%s\n"%s": ' "$sep" "${name//-/_}"
       cat "$out/$name.json"

@@ -76,10 +76,13 @@ struct Inner {
     faults: FaultInjector,
     /// When each call reached the simulated AWS, once [`SimAws::keep_call_times`] asked for it
     /// (for the benchmarks' request rates).
-    call_times: Mutex<Option<Vec<(Timestamp, &'static str, &'static str)>>>,
+    call_times: Mutex<Option<Vec<CallTime>>>,
     /// Request rates enforced as AWS does (see [`SimAws::limit_rate`]).
     rate_limits: Mutex<Vec<RateLimit>>,
 }
+
+/// When a call reached the simulated AWS: `(when, service, operation)`.
+pub type CallTime = (Timestamp, &'static str, &'static str);
 
 /// A token bucket over the calls of one service whose operation starts with a prefix (ELB's
 /// `Describe*` share one per account and Region): a call that finds it empty is throttled.
@@ -579,7 +582,7 @@ impl SimAws {
 
     /// `(when, service, operation)` of every call kept since [`SimAws::keep_call_times`],
     /// oldest first.
-    pub fn call_times(&self) -> Vec<(Timestamp, &'static str, &'static str)> {
+    pub fn call_times(&self) -> Vec<CallTime> {
         lock(&self.inner.call_times).clone().unwrap_or_default()
     }
 

@@ -279,7 +279,7 @@ fn percent_of(weights: &[(String, u32)], b: &str) -> u32 {
         .filter(|(arn, _)| arn == b)
         .map(|(_, w)| w)
         .sum();
-    if total == 0 { 0 } else { on_b * 100 / total }
+    (on_b * 100).checked_div(total).unwrap_or(0)
 }
 
 /// The percent of an SDK forward action's traffic on group `b`.
