@@ -537,3 +537,45 @@ async fn waiting_and_baking_read_only_the_listeners_the_stage_decides_on() {
     let _ = stop_tx.send(());
     let _ = controller.await;
 }
+
+/// A promote ends one manual pause, even when the next step's first call fails: it is
+/// recorded as handled with the status that moves past the pause, so it cannot end the next
+/// manual pause by itself.
+#[tokio::test(start_paused = true)]
+async fn a_promote_whose_next_call_fails_is_handled_once_and_ends_one_pause_only() {
+    let h = Harness::new();
+    let handles = world(&h);
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 10\n        - pause: {}\n        - setWeight: 30\n        - pause: {}\n",
+            "",
+        ),
+    )
+    .await;
+    h.run_for(minutes(3)).await;
+    assert_eq!(h.status("web").await.phase, Phase::AwaitingPromotion);
+    // The next weight write fails once (ELB answers 500).
+    h.aws.inject(switchyard::sim::FaultRule::times(
+        "elbv2:ModifyListener",
+        switchyard::sim::Fault::ServerError,
+        1,
+    ));
+    h.request("web", RequestKind::Promote).await;
+    h.run_for(minutes(2)).await;
+    let status = h.status("web").await;
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        30,
+        "{}",
+        status.message
+    );
+    assert_eq!(status.phase, Phase::AwaitingPromotion, "{}", status.message);
+    let promoted: Vec<_> = status
+        .history
+        .iter()
+        .filter(|e| e.outcome == Outcome::Promoted)
+        .collect();
+    assert_eq!(promoted.len(), 1, "{:#?}", status.history);
+}

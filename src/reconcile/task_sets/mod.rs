@@ -846,7 +846,16 @@ impl<'a> TaskSets<'_, 'a> {
             let status = self.status();
             status.step_index = Some(steps.len());
             status.stage = TaskSetsStage::Switching;
-            return self.switch(gate).completing(gate.promote);
+            // As after a promoted pause: handled with the status that skips the steps.
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::Promoting,
+                    "promoted in full: the switch starts now",
+                )
+                .requeue(Duration::ZERO),
+            )
+            .completing(gate.promote);
         }
         // Hand-changed weights hold the rollout.
         let state = self.state();
@@ -991,11 +1000,21 @@ impl<'a> TaskSets<'_, 'a> {
         }
     }
 
-    /// A promote ended a pause; the next step starts in the same pass.
+    /// A promote ended a pause. The status that moves past it carries the promote as
+    /// handled, and makes no call: the next pass, at once, starts the next step. (Were the
+    /// next step's call made in this pass, the promote would be handled only once that call
+    /// succeeded, while the step it ended is already behind: a failed call would leave it
+    /// pending, to end the next manual pause by itself.)
     fn continue_after_promote(&mut self, gate: &Gate) -> Progress {
-        let mut without_promote = gate.clone();
-        without_promote.promote = None;
-        self.steps(&without_promote).completing(gate.promote)
+        Progress::Step(
+            Step::new(
+                Phase::Progressing,
+                Reason::Promoting,
+                "promoted past the pause; the next step starts now",
+            )
+            .requeue(Duration::ZERO),
+        )
+        .completing(gate.promote)
     }
 
     fn next_step(&mut self, weight: u32) {
