@@ -7,6 +7,7 @@
 #
 # The reaction benchmark needs moto (installed into .venv-moto by ./scripts/test.sh).
 # Extra arguments for one benchmark: SCALE_ARGS, DEPLOYMENT_ARGS, WAITS_ARGS, REACTION_ARGS, DECIDE_ARGS,
+# TASK_SETS_ARGS,
 # e.g. SCALE_ARGS="--releases 100,1000" ./scripts/bench.sh scale
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ mkdir -p "$out"
 
 benchmarks=("$@")
 if [ ${#benchmarks[@]} -eq 0 ]; then
-  benchmarks=(decide scale deployment waits reaction)
+  benchmarks=(decide scale deployment waits reaction task_sets)
 fi
 
 say "building (release): the binary, the examples and the benchmark"
@@ -32,6 +33,7 @@ for name in "${benchmarks[@]}"; do
     scale) "$target_dir/release/examples/scale" ${SCALE_ARGS:-} ;;
     deployment) "$target_dir/release/examples/deployment" ${DEPLOYMENT_ARGS:-} ;;
     waits) "$target_dir/release/examples/waits" ${WAITS_ARGS:-} ;;
+    task_sets) "$target_dir/release/examples/task_sets" ${TASK_SETS_ARGS:-} ;;
     reaction)
       if [ ! -x .venv-moto/bin/moto_server ] && [ -z "${SWITCHYARD_MOTO_SERVER:-}" ]; then
         echo "error: moto is not installed; run ./scripts/test.sh once (it creates .venv-moto)" >&2
@@ -41,7 +43,7 @@ for name in "${benchmarks[@]}"; do
       "$target_dir/release/examples/reaction" ${REACTION_ARGS:-}
       "$target_dir/release/examples/reaction" --keep-in-flight ${REACTION_ARGS:-}
       ;;
-    *) echo "error: unknown benchmark $name (decide, scale, deployment, waits, reaction)" >&2; exit 2 ;;
+    *) echo "error: unknown benchmark $name (decide, scale, deployment, waits, reaction, task_sets)" >&2; exit 2 ;;
   esac
 done
 
@@ -50,7 +52,7 @@ report="$out/report.json"
 {
   printf '{'
   sep=''
-  for name in decide scale deployment waits reaction reaction-loaded; do
+  for name in decide scale deployment waits reaction reaction-loaded task_sets; do
     if [ -f "$out/$name.json" ]; then
       printf '%s\n"%s": ' "$sep" "${name//-/_}"
       cat "$out/$name.json"

@@ -164,7 +164,7 @@ impl ControllerState {
         {
             return;
         }
-        self.inner.metrics.set_candidate_weight(&release);
+        self.inner.metrics.set_release_series(&release);
         let changed = releases.put(release);
         self.set_phase_gauges(&releases, changed.into_iter().flatten());
     }
@@ -174,7 +174,21 @@ impl ControllerState {
         let mut releases = self.write();
         let mut fresh = Releases::default();
         for release in listed {
+            // A record written by another replica, or changed in the store by hand, moves
+            // its series too; one the resync kept costs nothing.
+            let unchanged = releases
+                .by_name
+                .get(&release.name)
+                .is_some_and(|held| Arc::ptr_eq(held, &release) || held.status == release.status);
+            if !unchanged {
+                self.inner.metrics.set_release_series(&release);
+            }
             fresh.put(release);
+        }
+        for name in releases.by_name.keys() {
+            if !fresh.by_name.contains_key(name) {
+                self.inner.metrics.forget_release(name);
+            }
         }
         *releases = fresh;
         self.set_phase_gauges(&releases, Phase::ALL);
@@ -272,6 +286,78 @@ pub struct ReleaseLabels {
     pub release: String,
 }
 
+/// Where a release's rollout in flight stands, in its strategy's own terms.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub release: String,
+    /// `codeDeploy`, `taskSets` or `ecs`.
+    pub strategy: String,
+    /// A bounded set per strategy: CodeDeploy's lifecycle event (`AfterAllowTestTraffic`),
+    /// the task-set stage (`steps`), ECS's lifecycle stage (`POST_TEST_TRAFFIC_SHIFT`).
+    pub stage: String,
+}
+
+/// An ECS `PAUSE` lifecycle hook that waits for an answer. The hook's id is not a label (a
+/// new one per deployment would make a new series each time); the status carries it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookLabels {
+    pub release: String,
+    /// The lifecycle stage it waits at.
+    pub stage: String,
+}
+
+/// The series of one release whose labels move with its rollout, as set last (so that a
+/// change removes the old series).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct RolloutSeries {
+    stage: Option<StageLabels>,
+    hook: Option<HookLabels>,
+}
+
+/// The stage and waiting hook of a release's rollout in flight, as metric labels.
+fn rollout_series(release: &StoredRelease) -> RolloutSeries {
+    use crate::model::StrategyStatus;
+    let Some(status) = release
+        .status
+        .as_ref()
+        .filter(|s| s.rollout_in_flight().is_some())
+    else {
+        return RolloutSeries::default();
+    };
+    let stage = |strategy: &str, stage: String| StageLabels {
+        release: release.name.clone(),
+        strategy: strategy.to_string(),
+        stage,
+    };
+    match &status.strategy {
+        Some(StrategyStatus::CodeDeploy(cd)) => RolloutSeries {
+            stage: cd
+                .lifecycle_event
+                .clone()
+                .map(|event| stage("codeDeploy", event)),
+            hook: None,
+        },
+        Some(StrategyStatus::TaskSets(ts)) => RolloutSeries {
+            stage: serde_json::to_value(ts.stage)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .map(|name| stage("taskSets", name)),
+            hook: None,
+        },
+        Some(StrategyStatus::Ecs(ecs)) => RolloutSeries {
+            stage: ecs.lifecycle_stage.clone().map(|name| stage("ecs", name)),
+            hook: ecs.waiting_hook.as_ref().map(|_| HookLabels {
+                release: release.name.clone(),
+                stage: ecs
+                    .lifecycle_stage
+                    .clone()
+                    .unwrap_or_else(|| "UNKNOWN".to_string()),
+            }),
+        },
+        None => RolloutSeries::default(),
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub phase: PhaseLabel,
@@ -336,6 +422,13 @@ pub struct Metrics {
     /// an attempt to be retried, `dropped`: given up, `resent`: sent again after an attempt
     /// whose outcome was lost).
     pub notifications: Family<NotificationLabels, Counter>,
+    /// `switchyard_rollout_stage{release,strategy,stage}`: 1 at the stage the release's
+    /// rollout in flight is at (the series goes when the stage changes or the rollout ends).
+    pub rollout_stage: Family<StageLabels, Gauge>,
+    /// `switchyard_ecs_hook_waiting{release,stage}`: 1 while an ECS `PAUSE` lifecycle hook of
+    /// the release's rollout waits for an answer (the series goes once it is answered).
+    pub ecs_hook_waiting: Family<HookLabels, Gauge>,
+    rollout_series: std::sync::Mutex<std::collections::HashMap<String, RolloutSeries>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -432,6 +525,18 @@ impl Default for Metrics {
             "Notification deliveries by destination kind and outcome",
             notifications.clone(),
         );
+        let rollout_stage = Family::<StageLabels, Gauge>::default();
+        registry.register(
+            "rollout_stage",
+            "The stage of the rollout in flight, per release (1 at its current stage)",
+            rollout_stage.clone(),
+        );
+        let ecs_hook_waiting = Family::<HookLabels, Gauge>::default();
+        registry.register(
+            "ecs_hook_waiting",
+            "ECS PAUSE lifecycle hooks waiting for an answer, per release",
+            ecs_hook_waiting.clone(),
+        );
         Self {
             registry,
             releases,
@@ -445,6 +550,9 @@ impl Default for Metrics {
             candidate_weight,
             analysis_measurements,
             notifications,
+            rollout_stage,
+            ecs_hook_waiting,
+            rollout_series: Default::default(),
         }
     }
 }
@@ -491,11 +599,61 @@ impl Metrics {
         }
     }
 
+    /// Sets every series that follows a release's status: its candidate weight, the stage of
+    /// its rollout in flight and the ECS hook that waits.
+    pub fn set_release_series(&self, release: &StoredRelease) {
+        self.set_candidate_weight(release);
+        self.set_rollout_stage(release);
+    }
+
+    /// Sets the stage (and the waiting ECS hook) of a release's rollout in flight from its
+    /// status, removing the series it had before.
+    pub fn set_rollout_stage(&self, release: &StoredRelease) {
+        let series = rollout_series(release);
+        let mut held = self
+            .rollout_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let previous = held.get(&release.name).cloned().unwrap_or_default();
+        if previous == series {
+            return;
+        }
+        self.remove_series(&previous);
+        if let Some(labels) = &series.stage {
+            self.rollout_stage.get_or_create(labels).set(1);
+        }
+        if let Some(labels) = &series.hook {
+            self.ecs_hook_waiting.get_or_create(labels).set(1);
+        }
+        if series == RolloutSeries::default() {
+            held.remove(&release.name);
+        } else {
+            held.insert(release.name.clone(), series);
+        }
+    }
+
+    fn remove_series(&self, series: &RolloutSeries) {
+        if let Some(labels) = &series.stage {
+            self.rollout_stage.remove(labels);
+        }
+        if let Some(labels) = &series.hook {
+            self.ecs_hook_waiting.remove(labels);
+        }
+    }
+
     /// Forgets every series of a deleted release.
     pub fn forget_release(&self, name: &str) {
         self.candidate_weight.remove(&ReleaseLabels {
             release: name.to_string(),
         });
+        let previous = self
+            .rollout_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if let Some(previous) = previous {
+            self.remove_series(&previous);
+        }
     }
 
     /// Counts one AWS call.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use jiff::Timestamp;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::Context;
@@ -158,14 +159,18 @@ pub async fn reconcile_once(
     fence: Option<Fence>,
 ) -> Result<PassReport, PassError> {
     let fence = fence.as_ref();
+    // The pass decides as of its start: the loop schedules the next look from the start too
+    // (`requeue_after` counts from there), so a look due at a time (the end of a bake) comes
+    // at that time, not early by however long this pass observed and then late by a pass.
+    let now = ctx.clock.now();
     let first = match snapshot {
-        Some(snapshot) => run_pass(ctx, snapshot, fence).await,
-        None => fresh_pass(ctx, name, fence).await,
+        Some(snapshot) => run_pass(ctx, snapshot, fence, now).await,
+        None => fresh_pass(ctx, name, fence, now).await,
     };
     match first {
         Err(PassError::Store(StoreError::ConditionFailed { .. })) => {
             debug!(release = %name, "the release (or its lease) changed during the pass; reading it again");
-            fresh_pass(ctx, name, fence).await
+            fresh_pass(ctx, name, fence, now).await
         }
         other => other,
     }
@@ -175,6 +180,7 @@ async fn fresh_pass(
     ctx: &Context,
     name: &str,
     fence: Option<&Fence>,
+    now: Timestamp,
 ) -> Result<PassReport, PassError> {
     let Some(record) = ctx.store.get(name).await? else {
         debug!(release = %name, "release not found; nothing to manage");
@@ -191,6 +197,7 @@ async fn fresh_pass(
             service: Lookup::NotLookedUp,
         },
         fence,
+        now,
     )
     .await
 }
@@ -199,13 +206,14 @@ async fn run_pass(
     ctx: &Context,
     snapshot: Snapshot,
     fence: Option<&Fence>,
+    now: Timestamp,
 ) -> Result<PassReport, PassError> {
     let span = info_span!(
         "reconcile",
         release = %snapshot.record.name,
         generation = snapshot.record.generation
     );
-    reconcile_record(ctx, snapshot, fence)
+    reconcile_record(ctx, snapshot, fence, now)
         .instrument(span)
         .await
 }
@@ -214,6 +222,7 @@ async fn reconcile_record(
     ctx: &Context,
     snapshot: Snapshot,
     fence: Option<&Fence>,
+    now: Timestamp,
 ) -> Result<PassReport, PassError> {
     let Snapshot {
         record,
@@ -264,7 +273,7 @@ async fn reconcile_record(
         }
         Err(error) => return Err(PassError::Aws(error)),
     };
-    let mut decision = decide(&desired, &observed, ctx.clock.now());
+    let mut decision = decide(&desired, &observed, now);
     let notifications = prepare_notifications(ctx, &desired, &record, None, &mut decision.status);
 
     let mut report = PassReport {

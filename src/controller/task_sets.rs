@@ -60,7 +60,10 @@ pub async fn observe(
         return Ok(observed);
     };
     observed.routes = match routes {
-        RoutesPlan::Known(arns) => describe_each(ports, arns).await?,
+        RoutesPlan::Known { read, unread } => {
+            observed.unread_routes = unread.clone();
+            describe_each(ports, read).await?
+        }
         RoutesPlan::Discover { listed } => {
             let mut found: Vec<Route> = Vec::new();
             let mut balancers: Vec<&String> =

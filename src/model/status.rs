@@ -455,7 +455,9 @@ impl ReleaseStatus {
             }
             Some(StrategyStatus::Ecs(status)) => self.rollout_in_flight().and_then(|_| {
                 match (&status.lifecycle_stage, &status.waiting_hook) {
-                    (Some(stage), Some(_)) => Some(format!("{stage} (a PAUSE hook waits)")),
+                    (Some(stage), Some(hook)) => {
+                        Some(format!("{stage} (PAUSE hook {hook} waits for an answer)"))
+                    }
                     (Some(stage), None) => Some(stage.clone()),
                     (None, _) => None,
                 }

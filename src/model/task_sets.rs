@@ -353,19 +353,36 @@ impl TaskSetsStatus {
                 "waiting for the candidate task set to be steady and healthy".into()
             }
             TaskSetsStage::TestTraffic => "test traffic to the candidate".into(),
-            TaskSetsStage::Steps => match (self.step_index, &self.step) {
-                (Some(index), Some(step)) => format!(
-                    "step {}/{}: {step}, {}% on the candidate",
-                    index + 1,
-                    self.step_count,
-                    self.weight
-                ),
-                _ => format!("{}% on the candidate", self.weight),
-            },
+            TaskSetsStage::Steps => {
+                let weights = format!(
+                    "{}% on the candidate, {}% on the live group",
+                    self.weight,
+                    100u32.saturating_sub(self.weight)
+                );
+                match (self.step_index, &self.step) {
+                    (Some(index), Some(step)) => {
+                        let until = self
+                            .pause_ends_at
+                            .map(|at| format!(" until {}", to_the_second(at)))
+                            .unwrap_or_default();
+                        format!(
+                            "step {}/{}: {step}{until}, {weights}",
+                            index + 1,
+                            self.step_count,
+                        )
+                    }
+                    _ => weights,
+                }
+            }
             TaskSetsStage::Switching => "making the candidate the primary task set".into(),
             TaskSetsStage::RollingBack => "restoring production traffic to the live group".into(),
         })
     }
+}
+
+/// `at` to the second, in UTC (`2026-01-01T10:00:05Z`).
+pub fn to_the_second(at: Timestamp) -> Timestamp {
+    Timestamp::from_second(at.as_second()).unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -374,6 +391,33 @@ mod tests {
     use crate::model::parse::parse_documents;
 
     const BASE: &str = "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata: {name: web}\nspec:\n  service: {cluster: prod, name: web}\n  taskDefinition: {from: web, containers: {web: {image: registry/web:2}}}\n  strategy:\n    taskSets:\n";
+
+    #[test]
+    fn the_stage_shows_the_step_its_kind_the_weights_and_the_end_of_a_timed_pause() {
+        let at = |s: i64| Timestamp::from_second(1_767_261_600 + s).unwrap();
+        let mut status = TaskSetsStatus {
+            stage: TaskSetsStage::Steps,
+            step_index: Some(1),
+            step: Some("pause 5s".into()),
+            step_count: 4,
+            pause_ends_at: Some(at(5) + jiff::SignedDuration::from_millis(250)),
+            ..TaskSetsStatus::default()
+        };
+        status.set_weight(10, at(0));
+        assert_eq!(
+            status.describe().as_deref(),
+            Some(
+                "step 2/4: pause 5s until 2026-01-01T10:00:05Z, 10% on the candidate, 90% on the live group"
+            )
+        );
+        status.step_index = Some(2);
+        status.step = Some("setWeight 50".into());
+        status.pause_ends_at = None;
+        assert_eq!(
+            status.describe().as_deref(),
+            Some("step 3/4: setWeight 50, 10% on the candidate, 90% on the live group")
+        );
+    }
 
     fn errors(strategy: &str) -> Vec<String> {
         match parse_documents(&format!("{BASE}{strategy}")) {

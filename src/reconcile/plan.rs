@@ -37,8 +37,11 @@ pub struct ObservationPlan {
 /// Which routes (listener default actions and rules) a task-set pass reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoutesPlan {
-    /// The rollout's own, by ARN.
-    Known(Vec<String>),
+    /// The rollout's own, by ARN: those to read, and those the pass leaves unread.
+    Known {
+        read: Vec<String>,
+        unread: Vec<String>,
+    },
     /// Every route of the pair's load balancers, and the listed ones.
     Discover { listed: Vec<String> },
 }
@@ -159,12 +162,13 @@ pub fn plan_observation(
                 Some(crate::model::StrategyStatus::TaskSets(t)) => Some(t),
                 _ => None,
             });
-            // A rollout in flight (or its clean-up) reads exactly its own routes; one about
-            // to start finds them on the pair's load balancers.
+            // A rollout in flight (or its clean-up) reads its own routes, those its stage
+            // decides on; one about to start finds them on the pair's load balancers.
             let known = state.filter(|t| in_flight.is_some() || t.clean_up.is_some());
             let routes = match known {
                 Some(t) => {
-                    RoutesPlan::Known(t.routes.iter().chain(&t.test_routes).cloned().collect())
+                    let (read, unread) = super::task_sets::routes_to_read(t, in_flight.is_some());
+                    RoutesPlan::Known { read, unread }
                 }
                 None => RoutesPlan::Discover {
                     listed: task_sets

@@ -77,6 +77,45 @@ struct Inner {
     clock: Clock,
     world: Mutex<World>,
     faults: FaultInjector,
+    /// When each call reached the simulated AWS, once [`SimAws::keep_call_times`] asked for it
+    /// (for the benchmarks' request rates).
+    call_times: Mutex<Option<Vec<CallTime>>>,
+    /// Request rates enforced as AWS does (see [`SimAws::limit_rate`]).
+    rate_limits: Mutex<Vec<RateLimit>>,
+}
+
+/// When a call reached the simulated AWS: `(when, service, operation)`.
+pub type CallTime = (Timestamp, &'static str, &'static str);
+
+/// A token bucket over the calls of one service whose operation starts with a prefix (ELB's
+/// `Describe*` share one per account and Region): a call that finds it empty is throttled.
+#[derive(Debug, Clone)]
+struct RateLimit {
+    service: &'static str,
+    prefix: String,
+    burst: f64,
+    per_second: f64,
+    tokens: f64,
+    last: Option<Timestamp>,
+    throttled: u64,
+}
+
+impl RateLimit {
+    /// Takes a token for a call at `now`; `false` when there is none.
+    fn take(&mut self, now: Timestamp) -> bool {
+        if let Some(last) = self.last {
+            let elapsed = crate::clock::elapsed_between(last, now).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.throttled += 1;
+            false
+        }
+    }
 }
 
 /// The simulated AWS account: implements [`crate::ports::Ecs`], [`crate::ports::CodeDeploy`],
@@ -193,6 +232,8 @@ impl SimAws {
                     world
                 }),
                 faults: FaultInjector::new(),
+                call_times: Mutex::new(None),
+                rate_limits: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -302,6 +343,22 @@ impl SimAws {
             _ => {}
         }
         let now = self.inner.clock.now();
+        let throttled = lock(&self.inner.rate_limits)
+            .iter_mut()
+            .filter(|l| l.service == service && operation.starts_with(l.prefix.as_str()))
+            .any(|l| !l.take(now));
+        if throttled {
+            return Err(AwsError::new(
+                service,
+                operation,
+                AwsErrorKind::Throttling,
+                "Rate exceeded",
+            )
+            .with_code("Throttling"));
+        }
+        if let Some(times) = lock(&self.inner.call_times).as_mut() {
+            times.push((now, service, operation));
+        }
         let result = {
             let mut world = lock(&self.inner.world);
             world.advance(now);
@@ -495,6 +552,42 @@ impl SimAws {
     /// whether there was one.
     pub fn remove_fault(&self, rule: &FaultRule) -> bool {
         self.inner.faults.remove(rule)
+    }
+
+    /// From now on, throttles the calls of `service` whose operation starts with `prefix` as
+    /// AWS's request rates do: a bucket of `burst` tokens refilled at `per_second`, one token
+    /// a call (ELB: `limit_rate("elbv2", "Describe", 40.0, 10.0)`, per account and Region).
+    /// Off unless asked for: the scenario tests' worlds are far below AWS's rates.
+    pub fn limit_rate(&self, service: &'static str, prefix: &str, burst: f64, per_second: f64) {
+        lock(&self.inner.rate_limits).push(RateLimit {
+            service,
+            prefix: prefix.to_string(),
+            burst,
+            per_second,
+            tokens: burst,
+            last: None,
+            throttled: 0,
+        });
+    }
+
+    /// How many calls [`SimAws::limit_rate`]'s buckets throttled.
+    pub fn throttled_calls(&self) -> u64 {
+        lock(&self.inner.rate_limits)
+            .iter()
+            .map(|l| l.throttled)
+            .sum()
+    }
+
+    /// From now on, keeps when each call that was not failed by an injected fault reached the
+    /// simulated AWS (after its injected latency), for [`SimAws::call_times`].
+    pub fn keep_call_times(&self) {
+        lock(&self.inner.call_times).get_or_insert_with(Vec::new);
+    }
+
+    /// `(when, service, operation)` of every call kept since [`SimAws::keep_call_times`],
+    /// oldest first.
+    pub fn call_times(&self) -> Vec<CallTime> {
+        lock(&self.inner.call_times).clone().unwrap_or_default()
     }
 
     /// Calls per `"<service>:<Operation>"`, including calls failed by injected faults.

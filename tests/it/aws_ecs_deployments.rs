@@ -1169,6 +1169,66 @@ async fn update_service_on_an_ecs_service_in_moto_changes_the_task_definition_on
     assert_eq!(after.load_balancers, before.load_balancers);
 }
 
+/// The strategy's whole path in moto: the candidate registered as a copy of the live revision
+/// with the document's image (and the rollout's tags), then `UpdateService` with it; the
+/// service then runs exactly that revision, whose image is the candidate's, and nothing else
+/// of the service moved.
+#[tokio::test]
+async fn the_candidate_registered_from_the_live_revision_is_what_update_service_runs_in_moto() {
+    let (_moto, client, [v1, _]) = moto_ecs_service().await;
+    let adapter = EcsAdapter::new(client);
+    let before = adapter
+        .describe_services("prod", &["web".to_string()])
+        .await
+        .expect("described")
+        .remove(0);
+    let base = adapter.describe_task_definition(&v1).await.expect("base");
+    let changed = switchyard::ports::ContainerDefinition {
+        image: "web:3".into(),
+        ..base.container("web").expect("the web container").clone()
+    };
+    let tags = std::collections::BTreeMap::from([
+        ("switchyard:release".to_string(), "web".to_string()),
+        ("switchyard:fingerprint".to_string(), "f-1".to_string()),
+    ]);
+    let candidate = adapter
+        .register_task_definition(&base, std::slice::from_ref(&changed), &tags)
+        .await
+        .expect("the candidate is registered");
+    assert_eq!((candidate.family.as_str(), candidate.revision), ("web", 3));
+
+    adapter
+        .update_service(&UpdateServiceRequest {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_definition: candidate.arn.clone(),
+            deployment: None,
+        })
+        .await
+        .expect("updated");
+    let after = adapter
+        .describe_services("prod", &["web".to_string()])
+        .await
+        .expect("described")
+        .remove(0);
+    assert_eq!(
+        after.task_definition.as_deref(),
+        Some(candidate.arn.as_str())
+    );
+    let running = adapter
+        .describe_task_definition(after.task_definition.as_deref().unwrap())
+        .await
+        .expect("the running revision");
+    assert_eq!(
+        running.container("web").map(|c| c.image.as_str()),
+        Some("web:3")
+    );
+    assert_eq!(running.tags, tags, "the rollout's tags read back");
+    assert_eq!(after.desired_count, before.desired_count);
+    assert_eq!(after.load_balancers, before.load_balancers);
+    assert_eq!(after.deployment_controller, before.deployment_controller);
+}
+
 #[tokio::test]
 async fn a_deployment_configuration_sent_to_moto_reads_back_with_what_was_kept() {
     let (_moto, client, [_, v2]) = moto_ecs_service().await;

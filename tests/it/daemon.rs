@@ -119,12 +119,12 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Where its HTTP server listens (it binds port 0 and logs the address).
-    fn http_address(&self, limit: Duration) -> SocketAddr {
+    pub(crate) fn http_address(&self, limit: Duration) -> SocketAddr {
         let deadline = Instant::now() + limit;
         loop {
             let found = self.log().lines().find_map(|line| {
@@ -208,8 +208,21 @@ pub(crate) fn stop_daemon(mut daemon: Daemon, limit: Duration) -> String {
     }
 }
 
+/// Kills the daemon with SIGKILL (no drain, its leases kept until they expire) and returns
+/// its log.
+pub(crate) fn kill_daemon(mut daemon: Daemon) -> String {
+    daemon.child.kill().expect("SIGKILL is sent");
+    let status = daemon.child.wait().expect("the killed daemon is reaped");
+    assert!(!status.success(), "killed, not exited: {status}");
+    daemon
+        .reader
+        .join()
+        .expect("the log reader ends with the daemon");
+    daemon.log.lock().unwrap().clone()
+}
+
 /// The body of `GET path` from a local HTTP server (one plain HTTP/1.1 request).
-fn http_get(address: SocketAddr, path: &str) -> String {
+pub(crate) fn http_get(address: SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("the daemon's server accepts");
     stream
@@ -230,7 +243,7 @@ fn http_get(address: SocketAddr, path: &str) -> String {
 }
 
 /// The sum of a metric's samples whose labels include every `label="value"` given.
-fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     metrics
         .lines()
         .filter(|line| !line.starts_with('#'))

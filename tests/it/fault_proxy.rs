@@ -3,7 +3,9 @@
 //! binary meets refusals as it would in an account.
 //!
 //! It understands the JSON protocols (ECS, CodeDeploy, DynamoDB: the operation is in
-//! `X-Amz-Target`); everything else is forwarded as it is.
+//! `X-Amz-Target`) and the query protocol (ELBv2, STS: `Action=` in the form body); it keeps
+//! every call it saw, in order, with its body, so a test can read what was asked and when.
+//! Refusals are answered in the JSON protocols' shape only.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -25,12 +27,40 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// One call that reached the proxy.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The operation (`CreateTaskSet`, `ModifyListener`).
+    pub operation: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
+    /// The same, on the wall clock (to compare with times the daemon wrote).
+    pub wall: jiff::Timestamp,
+    /// The request body: JSON for the JSON protocols, a form for the query protocol.
+    pub body: String,
+}
+
+impl Call {
+    /// The query protocol's parameters (`ListenerArn`, `DefaultActions.member.1.Type`).
+    pub fn form(&self) -> BTreeMap<String, String> {
+        form_urlencoded::parse(self.body.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    /// The JSON protocols' body.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
+}
+
 #[derive(Clone)]
 struct Shared {
     upstream: String,
     client: Client<HttpConnector, Body>,
     refusals: Arc<Mutex<Vec<Refusal>>>,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    log: Arc<Mutex<Vec<Call>>>,
 }
 
 /// A running proxy; stops when dropped.
@@ -48,6 +78,7 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             refusals: Arc::default(),
             counts: Arc::default(),
+            log: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -91,6 +122,18 @@ impl FaultProxy {
             .unwrap_or(0)
     }
 
+    /// Every call of these operations that reached the proxy, in the order they arrived.
+    pub fn log_of(&self, operations: &[&str]) -> Vec<Call> {
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| operations.contains(&c.operation.as_str()))
+            .cloned()
+            .collect()
+    }
+
     /// Environment variables that point a `switchyard` process at this proxy.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -110,12 +153,24 @@ impl Drop for FaultProxy {
 }
 
 async fn forward(State(shared): State<Shared>, request: Request<Body>) -> Response<Body> {
-    let operation = request
-        .headers()
+    let (mut parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let operation = parts
+        .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|target| target.rsplit('.').next())
-        .map(str::to_string);
+        .map(str::to_string)
+        .or_else(|| {
+            // The query protocol: `Action=DescribeListeners&Version=...` in a form body.
+            form_urlencoded::parse(&body)
+                .find(|(key, _)| key == "Action")
+                .map(|(_, action)| action.into_owned())
+        });
     if let Some(operation) = &operation {
         *shared
             .counts
@@ -123,6 +178,12 @@ async fn forward(State(shared): State<Shared>, request: Request<Body>) -> Respon
             .unwrap()
             .entry(operation.clone())
             .or_default() += 1;
+        shared.log.lock().unwrap().push(Call {
+            operation: operation.clone(),
+            at: std::time::Instant::now(),
+            wall: jiff::Timestamp::now(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
         let refusal = shared
             .refusals
             .lock()
@@ -140,18 +201,12 @@ async fn forward(State(shared): State<Shared>, request: Request<Body>) -> Respon
                 .unwrap();
         }
     }
-    let (mut parts, body) = request.into_parts();
     let path = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
     parts.uri = format!("{}{path}", shared.upstream).parse().unwrap();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
     match shared
         .client
         .request(Request::from_parts(parts, Body::from(body)))

@@ -39,11 +39,11 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(90);
 
 // ---- Requests: in process through the router, or over a socket to the demo binary. --------
 
-struct Response {
-    status: u16,
+pub(crate) struct Response {
+    pub(crate) status: u16,
     /// Header names lower-cased.
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Response {
@@ -62,7 +62,7 @@ impl Response {
 
 /// `GET path` through the server's router, in process: what the server answers, without a
 /// socket.
-async fn fetch(state: &ControllerState, path: &str) -> Response {
+pub(crate) async fn fetch(state: &ControllerState, path: &str) -> Response {
     let request = axum::http::Request::get(path)
         .header(axum::http::header::ACCEPT, "*/*")
         .body(axum::body::Body::empty())
@@ -133,12 +133,12 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
 
 /// A server on a free port, for what needs a socket (the `healthcheck` client, Chromium);
 /// stops when dropped.
-struct InProcess {
-    addr: SocketAddr,
+pub(crate) struct InProcess {
+    pub(crate) addr: SocketAddr,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn serve(state: &ControllerState) -> InProcess {
+pub(crate) async fn serve(state: &ControllerState) -> InProcess {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = switchyard::http::serve(state.clone(), "127.0.0.1:0".parse().unwrap(), async {
         let _ = stopped.await;
@@ -836,7 +836,7 @@ fn sample_names(text: &str) -> BTreeSet<String> {
 
 /// Pipes an exposition into `promtool check metrics` and asserts it is clean. promtool exits
 /// 0 when it has nothing to say, 1 on a parse error and 3 on lint problems.
-fn promtool_check(text: &str) {
+pub(crate) fn promtool_check(text: &str) {
     let promtool = tool(
         "promtool",
         "SWITCHYARD_PROMTOOL",
@@ -958,7 +958,7 @@ fn cards(dom: &str) -> Vec<(String, String)> {
 }
 
 /// The flags test-world.md gives for a headless Chromium that stays off the network.
-fn chromium_flags(profile: &Path) -> Vec<String> {
+pub(crate) fn chromium_flags(profile: &Path) -> Vec<String> {
     [
         "--headless",
         "--no-sandbox",
@@ -977,7 +977,7 @@ fn chromium_flags(profile: &Path) -> Vec<String> {
 
 /// A tool from `$override_var`, else from PATH; a missing tool fails the test with how to
 /// install it (both tools are Debian packages).
-fn tool(name: &str, override_var: &str, install: &str) -> PathBuf {
+pub(crate) fn tool(name: &str, override_var: &str, install: &str) -> PathBuf {
     if let Ok(path) = std::env::var(override_var) {
         return PathBuf::from(path);
     }
@@ -994,7 +994,7 @@ fn tool(name: &str, override_var: &str, install: &str) -> PathBuf {
 }
 
 /// Runs a command to completion, killing it after `limit`.
-fn run_with_limit(command: &mut Command, limit: Duration) -> std::process::Output {
+pub(crate) fn run_with_limit(command: &mut Command, limit: Duration) -> std::process::Output {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1034,7 +1034,7 @@ fn run_with_limit(command: &mut Command, limit: Duration) -> std::process::Outpu
 }
 
 /// A fresh directory under the system temp dir, removed when dropped.
-fn scratch_dir(what: &str) -> TempDir {
+pub(crate) fn scratch_dir(what: &str) -> TempDir {
     tempfile::Builder::new()
         .prefix(&format!("switchyard-http-{what}-"))
         .tempdir()

@@ -385,3 +385,197 @@ async fn a_service_that_is_not_external_fails_before_anything_is_registered() {
     );
     assert_eq!(h.calls("ecs:RegisterTaskDefinition"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_end_of_a_bake_is_acted_on_by_the_one_look_scheduled_for_it() {
+    let h = Harness::new();
+    let handles = world(&h);
+    // Every call takes 50 ms, and half the DescribeServices calls 450 ms: looks take a while,
+    // and not always as long. The look scheduled for the end of a bake must come at the end,
+    // not early by however long the look that scheduled it took (and then late by a second
+    // look).
+    h.aws.inject(switchyard::sim::FaultRule::always(
+        "*",
+        switchyard::sim::Fault::Latency(Duration::from_millis(50)),
+    ));
+    h.aws.inject(
+        switchyard::sim::FaultRule::always(
+            "ecs:DescribeServices",
+            switchyard::sim::Fault::Latency(Duration::from_millis(400)),
+        )
+        .with_probability(0.5),
+    );
+    let steps: String = (1..=7)
+        .map(|i| {
+            format!(
+                "        - setWeight: {}\n        - pause: {{duration: 20s}}\n",
+                i * 10
+            )
+        })
+        .collect();
+    apply(&h, &release("2.0.0", &steps, "")).await;
+    let b = handles.target_group_arns[1].clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    // Per bake: when it ends (as the status says), the looks until then, and when and after
+    // how many looks the next weight was written.
+    let mut bakes = Vec::new();
+    let mut baking: Option<(jiff::Timestamp, u64, u32)> = None;
+    for _ in 0..20_000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let percent = candidate_percent(&h, &handles, &b);
+        if let Some((ends, looks, weight)) = baking
+            && percent > weight
+        {
+            bakes.push((ends, h.clock.now(), h.calls("ecs:DescribeServices") - looks));
+            baking = None;
+        }
+        let status = h.store.get("web").await.unwrap().and_then(|r| r.status);
+        let ends = status.as_ref().and_then(|s| match &s.strategy {
+            Some(switchyard::model::StrategyStatus::TaskSets(t)) => t.pause_ends_at,
+            _ => None,
+        });
+        if let Some(ends) = ends
+            && baking.is_none()
+            && bakes.iter().all(|(e, _, _)| *e != ends)
+        {
+            baking = Some((ends, h.calls("ecs:DescribeServices"), percent));
+        }
+        if bakes.len() == 6 {
+            break;
+        }
+    }
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    assert_eq!(bakes.len(), 6, "{bakes:?}");
+    for (ends, moved, looks) in &bakes {
+        assert!(moved >= ends, "not before the end of the bake: {bakes:?}");
+        let late = switchyard::clock::elapsed_between(*ends, *moved);
+        assert!(
+            late < Duration::from_millis(800),
+            "acted on {late:?} after the end: {bakes:?}"
+        );
+        assert_eq!(
+            *looks, 1,
+            "one look for the end of each bake, and it acts: {bakes:?}"
+        );
+    }
+}
+
+/// The ELB describe rate is shared by the account and Region: while the candidate starts, a
+/// look reads no listener; while a step bakes, a look reads the production listener only (the
+/// test listener is read when test traffic moves and on a rollback).
+#[tokio::test(start_paused = true)]
+async fn waiting_and_baking_read_only_the_listeners_the_stage_decides_on() {
+    let h = Harness::new();
+    let handles = world(&h);
+    let test_listener = handles.test_listener_arn.clone().unwrap();
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 10\n        - pause: {duration: 10m}\n",
+            &format!("      testListeners: [\"{test_listener}\"]\n"),
+        ),
+    )
+    .await;
+    let b = handles.target_group_arns[1].clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    // (DescribeListeners, DescribeServices) when the candidate was created, when it became
+    // steady (its health was read for the last time), and when 10% moved.
+    let counts = |h: &Harness| {
+        (
+            h.calls("elbv2:DescribeListeners"),
+            h.calls("ecs:DescribeServices"),
+        )
+    };
+    let mut created = None;
+    let mut moved = None;
+    for _ in 0..600 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if created.is_none() && h.calls("ecs:CreateTaskSet") == 1 {
+            created = Some((counts(&h), h.calls("elbv2:DescribeTargetHealth")));
+        }
+        if candidate_percent(&h, &handles, &b) == 10 {
+            moved = Some(counts(&h));
+            break;
+        }
+    }
+    let ((listeners_at_create, services_at_create), _) = created.expect("the task set is created");
+    let (listeners_at_10, services_at_10) = moved.expect("10% moved");
+    let looks_while_waiting = services_at_10 - services_at_create;
+    assert!(
+        looks_while_waiting >= 3,
+        "the candidate took a few looks to start"
+    );
+    // Reading the listeners once before test traffic, and the route weighted (read, then
+    // written): no listener read on each look while waiting.
+    assert!(
+        listeners_at_10 - listeners_at_create <= 3,
+        "{} listener reads over {looks_while_waiting} looks while the candidate started",
+        listeners_at_10 - listeners_at_create
+    );
+
+    // Nine minutes into the bake: one listener read per look, the production one.
+    tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+    let (listeners, services) = counts(&h);
+    let looks = services - services_at_10;
+    assert!(
+        (1..=6).contains(&looks),
+        "{looks} looks in nine minutes of bake"
+    );
+    assert_eq!(
+        listeners - listeners_at_10,
+        looks,
+        "one listener read per look"
+    );
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+}
+
+/// A promote ends one manual pause, even when the next step's first call fails: it is
+/// recorded as handled with the status that moves past the pause, so it cannot end the next
+/// manual pause by itself.
+#[tokio::test(start_paused = true)]
+async fn a_promote_whose_next_call_fails_is_handled_once_and_ends_one_pause_only() {
+    let h = Harness::new();
+    let handles = world(&h);
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 10\n        - pause: {}\n        - setWeight: 30\n        - pause: {}\n",
+            "",
+        ),
+    )
+    .await;
+    h.run_for(minutes(3)).await;
+    assert_eq!(h.status("web").await.phase, Phase::AwaitingPromotion);
+    // The next weight write fails once (ELB answers 500).
+    h.aws.inject(switchyard::sim::FaultRule::times(
+        "elbv2:ModifyListener",
+        switchyard::sim::Fault::ServerError,
+        1,
+    ));
+    h.request("web", RequestKind::Promote).await;
+    h.run_for(minutes(2)).await;
+    let status = h.status("web").await;
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        30,
+        "{}",
+        status.message
+    );
+    assert_eq!(status.phase, Phase::AwaitingPromotion, "{}", status.message);
+    let promoted: Vec<_> = status
+        .history
+        .iter()
+        .filter(|e| e.outcome == Outcome::Promoted)
+        .collect();
+    assert_eq!(promoted.len(), 1, "{:#?}", status.history);
+}

@@ -73,6 +73,31 @@ pub struct Observed {
     pub routes: Vec<Route>,
     /// The candidate group's targets, while the rollout waits for them.
     pub candidate_health: Option<Vec<TargetHealth>>,
+    /// The rollout's routes this pass did not read ([`routes_to_read`] leaves out those its
+    /// stage does not decide on): a decision that needs one looks again first.
+    pub unread_routes: Vec<String>,
+}
+
+/// The routes a pass reads for a rollout (or its clean-up), and those it leaves unread: the
+/// ELB describe rate is shared by the whole account and Region, so a pass reads only what its
+/// stage decides on. Waiting for the candidate reads none; the steps and the switch read the
+/// production routes (hand-changed weights hold the rollout); creating, test traffic, a
+/// rollback and a clean-up read them all. A stage that moves on in the same pass to one that
+/// needs an unread route looks again first.
+pub fn routes_to_read(state: &TaskSetsStatus, in_flight: bool) -> (Vec<String>, Vec<String>) {
+    let production = state.routes.clone();
+    let test = state.test_routes.clone();
+    let all = || production.iter().chain(&test).cloned().collect::<Vec<_>>();
+    if !in_flight {
+        return (all(), Vec::new());
+    }
+    match state.stage {
+        TaskSetsStage::WaitingForCandidate => (Vec::new(), all()),
+        TaskSetsStage::Steps | TaskSetsStage::Switching => (production, test),
+        TaskSetsStage::Creating | TaskSetsStage::TestTraffic | TaskSetsStage::RollingBack => {
+            (all(), Vec::new())
+        }
+    }
 }
 
 /// The calls a pass may make.
@@ -513,6 +538,13 @@ impl<'a> TaskSets<'_, 'a> {
 
     // ----- observed values ----------------------------------------------------------
 
+    /// Whether this pass left any of `routes` unread (see [`routes_to_read`]).
+    fn unread(&self, routes: &[String]) -> bool {
+        routes
+            .iter()
+            .any(|arn| self.observed.unread_routes.contains(arn))
+    }
+
     fn route(&self, arn: &str) -> Option<&'a Route> {
         self.observed.routes.iter().find(|r| r.arn == arn)
     }
@@ -796,6 +828,16 @@ impl<'a> TaskSets<'_, 'a> {
     /// Step 4: the test listeners to the candidate group.
     fn test_traffic(&mut self, gate: &Gate) -> Progress {
         let state = self.state();
+        if self.unread(&state.test_routes) || self.unread(&state.routes) {
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::DeploymentInProgress,
+                    "the candidate task set is steady and its targets healthy; reading the listeners before test traffic",
+                )
+                .requeue(AFTER_ACTION),
+            );
+        }
         if let Some(route) = self.next_route_to_set(&state, &state.test_routes, 100) {
             let message = format!("pointing test listener {route} at the candidate group");
             return self.set_weights(
@@ -825,7 +867,16 @@ impl<'a> TaskSets<'_, 'a> {
             let status = self.status();
             status.step_index = Some(steps.len());
             status.stage = TaskSetsStage::Switching;
-            return self.switch(gate).completing(gate.promote);
+            // As after a promoted pause: handled with the status that skips the steps.
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::Promoting,
+                    "promoted in full: the switch starts now",
+                )
+                .requeue(Duration::ZERO),
+            )
+            .completing(gate.promote);
         }
         // Hand-changed weights hold the rollout.
         let state = self.state();
@@ -927,13 +978,14 @@ impl<'a> TaskSets<'_, 'a> {
                                 Step::new(
                                     Phase::Progressing,
                                     if gate.paused { Reason::Paused } else { Reason::DeploymentInProgress },
+                                    // The end, not the time left: the message stays true
+                                    // (and the status unwritten) until the bake ends.
                                     format!(
-                                        "step {}/{}: baking {}% on the candidate for {}, until {}{}",
+                                        "step {}/{}: baking {}% on the candidate until {}{}",
                                         index + 1,
                                         steps.len(),
                                         state.weight,
-                                        super::friendly(duration.get()),
-                                        ends.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                        crate::model::task_sets::to_the_second(ends),
                                         if gate.paused { " (the release is paused: the rollout stays here after it)" } else { "" }
                                     ),
                                 )
@@ -1018,11 +1070,21 @@ impl<'a> TaskSets<'_, 'a> {
         }
     }
 
-    /// A promote ended a pause; the next step starts in the same pass.
+    /// A promote ended a pause. The status that moves past it carries the promote as
+    /// handled, and makes no call: the next pass, at once, starts the next step. (Were the
+    /// next step's call made in this pass, the promote would be handled only once that call
+    /// succeeded, while the step it ended is already behind: a failed call would leave it
+    /// pending, to end the next manual pause by itself.)
     fn continue_after_promote(&mut self, gate: &Gate) -> Progress {
-        let mut without_promote = gate.clone();
-        without_promote.promote = None;
-        self.steps(&without_promote).completing(gate.promote)
+        Progress::Step(
+            Step::new(
+                Phase::Progressing,
+                Reason::Promoting,
+                "promoted past the pause; the next step starts now",
+            )
+            .requeue(Duration::ZERO),
+        )
+        .completing(gate.promote)
     }
 
     fn next_step(&mut self, weight: u32) {
@@ -1181,10 +1243,26 @@ impl<'a> TaskSets<'_, 'a> {
             .chain(&state.test_routes)
             .cloned()
             .collect();
-        if let Some(route) = self.next_route_to_set(&state, &restore, 0) {
+        // Production first, at once; a route this pass did not read is read first.
+        let read: Vec<String> = restore
+            .iter()
+            .filter(|arn| !self.unread(std::slice::from_ref(*arn)))
+            .cloned()
+            .collect();
+        if let Some(route) = self.next_route_to_set(&state, &read, 0) {
             let message =
                 format!("{reason}: restoring production traffic to the live group ({route})");
             return self.set_weights(route, 0, Phase::Progressing, Reason::RollingBack, message);
+        }
+        if self.unread(&restore) {
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::RollingBack,
+                    format!("{reason}: reading the listeners before restoring them"),
+                )
+                .requeue(AFTER_ACTION),
+            );
         }
         let superseded = state.rolling_back.as_ref().is_some_and(|r| r.superseded);
         let candidate = self.candidate_task_set(&state).map(|t| t.arn.clone());
