@@ -1154,6 +1154,18 @@ async fn a_foreign_update_starts_a_deployment_without_counting_a_call() {
         f.describe(&arn).await.status,
         ServiceDeploymentStatus::Pending
     );
+    assert_eq!(
+        f.aws.foreign_service_deployments(),
+        vec![arn.clone()],
+        "known as someone else's"
+    );
+    let v3 = f.revision("web:3").await;
+    let ours = f.deploy(&v3).await;
+    assert_eq!(
+        f.aws.foreign_service_deployments(),
+        vec![arn],
+        "the port's own deployment is not foreign: {ours}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -763,6 +763,10 @@ impl World {
             config,
             now,
         );
+        if let Some(started) = self.service_deployments.last_mut() {
+            // The port's calls are recorded; anyone else's is foreign.
+            started.foreign = !record;
+        }
         Ok(Some(arn))
     }
 
@@ -810,6 +814,7 @@ impl World {
             hooks: Vec::new(),
             hook_answers: Vec::new(),
             stop_calls: 0,
+            foreign: false,
         });
         if let Some(svc) = self.ecs_service_mut(cluster, service) {
             svc.current_deployment = Some(arn.clone());
@@ -1433,6 +1438,19 @@ impl SimAws {
                 .find(|d| d.arn == arn)
                 .map(|d| d.hook_answers.clone())
                 .unwrap_or_default()
+        })
+    }
+
+    /// The service deployments someone else started (`update_service_as_someone_else`), by
+    /// ARN, oldest first.
+    pub fn foreign_service_deployments(&self) -> Vec<String> {
+        self.with_world(|world| {
+            world
+                .service_deployments
+                .iter()
+                .filter(|d| d.foreign)
+                .map(|d| d.arn.clone())
+                .collect()
         })
     }
 

@@ -62,7 +62,25 @@ pub(crate) struct World {
     /// target or task set finishes draining (`None`: nothing pending); see
     /// `World::advance_task_sets`.
     pub next_task_event: Option<Timestamp>,
+    /// Every task set `CreateTaskSet` created, in creation order (deleted ones included).
+    pub task_sets_created: Vec<CreatedTaskSet>,
+    /// How fast the tasks of a created task set start and pass (or fail) their health
+    /// checks: `(TASK_START, HEALTH_CHECK)` unless set.
+    pub target_timings: Option<(std::time::Duration, std::time::Duration)>,
     counters: Counters,
+}
+
+/// A task set `CreateTaskSet` created, as it was created (it may be gone since).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedTaskSet {
+    pub cluster: String,
+    pub service: String,
+    pub arn: String,
+    /// The `externalId` it was created with.
+    pub external_id: Option<String>,
+    pub target_group_arn: String,
+    pub task_definition: String,
+    pub created_at: Timestamp,
 }
 
 // The resources of the account. Their behaviour lives with the service that owns them
@@ -418,6 +436,8 @@ pub(crate) struct SimServiceDeployment {
     pub hook_answers: Vec<(String, HookAction)>,
     /// Accepted `StopServiceDeployment` calls.
     pub stop_calls: u32,
+    /// Started by an `UpdateService` of someone else (not the port's).
+    pub foreign: bool,
 }
 
 /// Separate counters per kind of identifier, so e.g. the deployment ids a test sees do not
