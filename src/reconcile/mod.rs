@@ -537,7 +537,10 @@ impl<'a> Pass<'a> {
                 } else {
                     self.decline(RequestKind::Retry, "retry: nothing to retry");
                 }
-                if live {
+                // ECS names the candidate as the service's task definition as soon as a
+                // deployment of it starts: while that deployment is in flight (a superseded
+                // rollout's, wanted again), it is not live yet, and the rollout follows it.
+                if live && !ecs::deploying(self.observed) {
                     self.clear_drift();
                     self.record_already_live(&candidate, &target, last.as_ref());
                     return self.healthy(&candidate_arn, false);

@@ -127,6 +127,26 @@ pub fn plan(status: Option<&ReleaseStatus>, service: &Service) -> Plan {
     }
 }
 
+/// Whether ECS is still deploying the service's task definition: the service's current
+/// service deployment, as observed, is in flight. ECS sets the service's task definition
+/// when `UpdateService` starts a deployment, long before that version serves.
+pub fn deploying(observed: &super::Observed) -> bool {
+    let Some(current) = observed
+        .service
+        .found()
+        .and_then(|s| s.current_service_deployment.as_ref())
+    else {
+        return false;
+    };
+    match &observed.strategy {
+        super::StrategyObserved::Ecs(ecs) => ecs
+            .deployments
+            .iter()
+            .any(|d| &d.arn == current && !d.status.is_terminal()),
+        _ => false,
+    }
+}
+
 /// The rollout's target, normalized.
 pub fn target_key(spec: &ReleaseSpec, _strategy: &EcsStrategy) -> String {
     format!("ecs:{}", super::service_key(spec))
