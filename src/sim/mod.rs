@@ -57,8 +57,8 @@ pub use task_sets::{
     CLIENT_TOKEN_MAX_LEN, DEREGISTRATION_DELAY, HEALTH_CHECK, TASK_SETS_PER_SERVICE, TASK_START,
 };
 pub use world::AlarmType;
-pub use world::CreatedTaskSet;
 pub use world::CircuitBreaker;
+pub use world::CreatedTaskSet;
 pub use world::TrafficRouting;
 
 use appspec::LaunchSettings;
@@ -595,8 +595,15 @@ impl SimAws {
 
     /// Every route (listeners' default actions and rules, by port and priority) of the load
     /// balancer whose listener an `EXTERNAL` service's setup made its production listener,
-    /// as `describe_routes` would show them now (not a call); empty for other services.
+    /// as `describe_routes` would show them now (not a call); empty for other services. The
+    /// cluster by its name or its ARN.
     pub fn routes_of_service(&self, cluster: &str, service: &str) -> Vec<Route> {
+        let Some(cluster) = ecs::requested_cluster("DescribeServices", cluster)
+            .ok()
+            .flatten()
+        else {
+            return Vec::new();
+        };
         self.with_world(|world| {
             let Some(svc) = world.service(cluster, service) else {
                 return Vec::new();

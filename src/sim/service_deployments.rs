@@ -1347,6 +1347,28 @@ impl SimAws {
         self.with_world(|world| world.update_ecs_service(request, now, false))
     }
 
+    /// Answers the `PAUSE` hook a service deployment waits at with `CONTINUE`, as someone
+    /// else would (the console): not counted as a call, not recorded with the port's
+    /// answers. Whether a hook was waiting.
+    pub fn continue_as_someone_else(&self, deployment_arn: &str) -> bool {
+        let now = self.inner.clock.now();
+        self.with_world(|world| {
+            let Some(i) = world.service_deployment_index(deployment_arn) else {
+                return false;
+            };
+            let d = &mut world.service_deployments[i];
+            let ServicePhase::Hook(index) = d.phase else {
+                return false;
+            };
+            if d.waiting_hook().is_none() {
+                return false;
+            }
+            d.settle_waiting_hook("SUCCEEDED");
+            world.begin_service_stage_work(i, index, now);
+            true
+        })
+    }
+
     /// From now on, service deployments of this task definition (its ARN) never get a
     /// healthy task: their `SCALE_UP` fails task after task (see also
     /// [`SimAws::fail_install_for_image`], which service deployments honour too).

@@ -921,8 +921,7 @@ async fn every_created_task_set_is_remembered_after_it_is_deleted() {
     assert_eq!(created[0].external_id.as_deref(), Some("web/t1"));
     assert_eq!(created[0].target_group_arn, f.b());
     assert_eq!(
-        created[0].task_definition,
-        f.handles.task_definition.arn,
+        created[0].task_definition, f.handles.task_definition.arn,
         "what it was created with"
     );
     assert!(
