@@ -907,7 +907,20 @@ impl<'a> Pass<'a> {
         });
         self.next.rollout = Some(rollout);
         self.next.deployment_id = None;
-        self.next.strategy = None;
+        // What must outlive the last rollout stays: a task set still to clean up (with the
+        // routes that say whether it still has weight), which service deployments were
+        // switchyard's.
+        self.next.strategy = match self.next.strategy.take() {
+            Some(crate::model::StrategyStatus::Ecs(previous)) => Some(
+                crate::model::StrategyStatus::Ecs(ecs::carry_over(&previous)),
+            ),
+            Some(crate::model::StrategyStatus::TaskSets(previous))
+                if previous.clean_up.is_some() =>
+            {
+                Some(crate::model::StrategyStatus::TaskSets(previous))
+            }
+            _ => None,
+        };
     }
 
     // ----- settled steps ------------------------------------------------------------

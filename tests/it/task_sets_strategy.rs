@@ -385,3 +385,52 @@ async fn a_service_that_is_not_external_fails_before_anything_is_registered() {
     );
     assert_eq!(h.calls("ecs:RegisterTaskDefinition"), 0);
 }
+
+/// A rollout superseded by a revert to the live version (nothing to deploy: already live)
+/// still cleans up its candidate task set after `abortScaleDownDelay`; and the next rollout
+/// never runs beside a candidate left over. The deterministic simulation found it (seed 12
+/// of the suite's configuration, once it covered this strategy): the candidate's clean-up
+/// was dropped with the rollout's status when the release turned out to be already live.
+#[tokio::test(start_paused = true)]
+async fn a_revert_to_the_live_version_still_cleans_up_the_superseded_candidate() {
+    let h = Harness::new();
+    let handles = world(&h);
+    apply(&h, &release("2.0.0", CANARY, "")).await;
+    // The candidate task set exists, its tasks are starting.
+    h.run_for(Duration::from_secs(8)).await;
+    let candidate = h
+        .status("web")
+        .await
+        .deployment_id
+        .expect("the candidate task set");
+    // Back to the version that is live: nothing to deploy.
+    apply(&h, &release("1.0.0", CANARY, "")).await;
+    h.run_for(minutes(2)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let service = h.aws.service("prod", "web").unwrap();
+    assert!(
+        service
+            .task_sets
+            .iter()
+            .all(|t| t.arn != candidate || t.status == TaskSetStatus::Draining),
+        "the superseded candidate is deleted: {:?}",
+        service.task_sets
+    );
+    assert_eq!(
+        service.primary_task_set().unwrap().arn,
+        handles.primary_task_set_arn
+    );
+
+    // A new version rolls out alone and ends with one task set.
+    apply(&h, &release("3.0.0", CANARY, "")).await;
+    h.run_for(minutes(5)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    let service = h.aws.service("prod", "web").unwrap();
+    let live: Vec<_> = service
+        .task_sets
+        .iter()
+        .filter(|t| t.status != TaskSetStatus::Draining)
+        .collect();
+    assert_eq!(live.len(), 1, "{:?}", service.task_sets);
+}
