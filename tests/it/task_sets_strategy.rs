@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchyard::model::{AuditAction, ConditionStatus, ConditionType, Outcome, Phase, RequestKind};
 use switchyard::ports::{AlarmState, ReleaseStore, SpecPrecondition, SpecWrite, TaskSetStatus};
-use switchyard::sim::{ExternalHandles, ExternalSetup};
+use switchyard::sim::{ExternalHandles, ExternalSetup, Fault, FaultRule};
 
 use crate::harness::{Harness, REGISTRY, minutes};
 
@@ -433,4 +433,85 @@ async fn a_revert_to_the_live_version_still_cleans_up_the_superseded_candidate()
         .filter(|t| t.status != TaskSetStatus::Draining)
         .collect();
     assert_eq!(live.len(), 1, "{:?}", service.task_sets);
+}
+
+/// A switch whose `UpdateServicePrimaryTaskSet` took effect (its reply lost, so the status
+/// still says the rollout is switching) has succeeded: a new version written right then
+/// never moves production traffic back to the old task set, and the next candidate never
+/// runs beside it. The deterministic simulation found it (seed 134 of the suite's
+/// configuration, a status write that failed after the switch): the pass that found the
+/// new candidate "rolled back" the switched rollout onto the old, no longer primary task set,
+/// and the next candidate was created on that task set's group, beside it.
+#[tokio::test(start_paused = true)]
+async fn a_switch_that_took_effect_is_never_rolled_back_by_a_new_version() {
+    let h = Harness::new();
+    let handles = world(&h);
+    let old = handles.primary_task_set_arn.clone();
+    let old_group = handles.target_group_arns[0].clone();
+    h.aws.inject(FaultRule::times(
+        "ecs:UpdateServicePrimaryTaskSet",
+        Fault::LostResponse,
+        1,
+    ));
+    apply(&h, &release("2.0.0", CANARY, "")).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    let primary = || {
+        h.aws
+            .service("prod", "web")
+            .and_then(|s| s.primary_task_set().map(|t| t.arn.clone()))
+    };
+    for _ in 0..1200 {
+        if primary().as_deref() != Some(old.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        primary().as_deref(),
+        Some(old.as_str()),
+        "the switch happened"
+    );
+    apply(&h, &release("3.0.0", CANARY, "")).await;
+
+    // Whenever the old task set's group has production traffic again, the old task set is
+    // gone (the next candidate runs there).
+    for second in 0..240 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let share = candidate_percent(&h, &handles, &old_group);
+        let service = h.aws.service("prod", "web").unwrap();
+        let old_runs = service
+            .task_sets
+            .iter()
+            .any(|t| t.arn == old && t.status != TaskSetStatus::Draining);
+        assert!(
+            share == 0 || !old_runs,
+            "{second}s after the new version: {share}% of production traffic on the old task set's group while it still runs: {:?}",
+            service.task_sets
+        );
+    }
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let outcomes: Vec<Outcome> = status.history.iter().map(|e| e.outcome).collect();
+    assert!(
+        outcomes.ends_with(&[Outcome::Succeeded, Outcome::Succeeded]),
+        "both rollouts succeeded, the first one at its switch: {outcomes:?}"
+    );
+    assert_eq!(h.calls("ecs:CreateTaskSet"), 2);
+    let service = h.aws.service("prod", "web").unwrap();
+    let running: Vec<_> = service
+        .task_sets
+        .iter()
+        .filter(|t| t.status != TaskSetStatus::Draining)
+        .collect();
+    assert_eq!(running.len(), 1, "{:?}", service.task_sets);
+    assert_eq!(
+        h.image_of(&running[0].task_definition, "web"),
+        format!("{REGISTRY}/web:3.0.0")
+    );
 }

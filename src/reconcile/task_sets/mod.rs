@@ -25,7 +25,9 @@
 //!    whose weight is at least the current one: a weight is never lowered by an edit.
 //! 6. **Switch**: every production route to 100 on the candidate, then
 //!    `UpdateServicePrimaryTaskSet`: the release is `Healthy`. After `scaleDownDelay` the old
-//!    task set is scaled to 0 and deleted (clean-up; it never blocks the verdict).
+//!    task set is scaled to 0 and deleted (clean-up; it never blocks the verdict). A candidate
+//!    found primary has succeeded, whatever the status says (the switch's reply or the write
+//!    after it was lost): nothing rolls it back, not even a newer candidate.
 //! 7. **Roll back** (an alarm, an abort, a newer candidate, the progress deadline): first
 //!    every production route back to 100 on the live group and the test listeners back to
 //!    it; then the verdict (`RolledBack`, or `Superseded`); after `abortScaleDownDelay` the
@@ -424,6 +426,16 @@ impl<'a> TaskSets<'_, 'a> {
         // Rolling back already, or must: restore traffic first.
         if state.stage == TaskSetsStage::RollingBack {
             return self.roll_back();
+        }
+        // The switch took effect (the call's reply, or the status write after it, was
+        // lost): the candidate serves production as the primary task set and the rollout
+        // has succeeded. Nothing rolls it back any more; a newer candidate starts after it.
+        if state.stage == TaskSetsStage::Switching
+            && self
+                .candidate_task_set(&state)
+                .is_some_and(|t| t.status == TaskSetStatus::Primary)
+        {
+            return self.switched(&state);
         }
         let why = superseded.map(|s| (s.to_string(), true, None)).or_else(|| {
             gate.roll_back
@@ -1052,24 +1064,7 @@ impl<'a> TaskSets<'_, 'a> {
             return self.begin_roll_back("the candidate task set disappeared".into(), false);
         };
         if candidate.status == TaskSetStatus::Primary {
-            let scale_down_delay = self.strategy.scale_down_delay();
-            let due = self.pass.now
-                + jiff::SignedDuration::try_from(scale_down_delay).unwrap_or_default();
-            let status = self.status();
-            status.clean_up = state.live_task_set.clone().map(|task_set| CleanUp {
-                task_set,
-                due,
-                scaled_down: false,
-            });
-            status.step = None;
-            status.pause_ends_at = None;
-            return Progress::Ended(Verdict::new(
-                Outcome::Succeeded,
-                format!(
-                    "{} serves all production traffic as the primary task set",
-                    task_definition_short_name(&self.rollout.candidate)
-                ),
-            ));
+            return self.switched(&state);
         }
         let arn = candidate.arn.clone();
         Progress::Step(
@@ -1084,6 +1079,33 @@ impl<'a> TaskSets<'_, 'a> {
                 task_set: arn,
             })),
         )
+    }
+
+    /// The candidate is the primary task set: the rollout succeeded; the old task set is
+    /// cleaned up after `scaleDownDelay`.
+    fn switched(&mut self, state: &TaskSetsStatus) -> Progress {
+        let now = self.pass.now;
+        if state.weight != 100 {
+            self.status().set_weight(100, now);
+            self.advanced();
+        }
+        let due = now
+            + jiff::SignedDuration::try_from(self.strategy.scale_down_delay()).unwrap_or_default();
+        let status = self.status();
+        status.clean_up = state.live_task_set.clone().map(|task_set| CleanUp {
+            task_set,
+            due,
+            scaled_down: false,
+        });
+        status.step = None;
+        status.pause_ends_at = None;
+        Progress::Ended(Verdict::new(
+            Outcome::Succeeded,
+            format!(
+                "{} serves all production traffic as the primary task set",
+                task_definition_short_name(&self.rollout.candidate)
+            ),
+        ))
     }
 
     /// Step 7 begins: recorded, then traffic is restored.
