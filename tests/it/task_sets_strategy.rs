@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchyard::model::{AuditAction, ConditionStatus, ConditionType, Outcome, Phase, RequestKind};
 use switchyard::ports::{AlarmState, ReleaseStore, SpecPrecondition, SpecWrite, TaskSetStatus};
-use switchyard::sim::{ExternalHandles, ExternalSetup, Fault, FaultRule};
+use switchyard::sim::{ExternalHandles, ExternalRule, ExternalSetup, Fault, FaultRule};
 
 use crate::harness::{Harness, REGISTRY, minutes};
 
@@ -513,5 +513,160 @@ async fn a_switch_that_took_effect_is_never_rolled_back_by_a_new_version() {
     assert_eq!(
         h.image_of(&running[0].task_definition, "web"),
         format!("{REGISTRY}/web:3.0.0")
+    );
+}
+
+/// A service whose production listener has a forwarding rule too: two production routes,
+/// set one per pass.
+fn world_with_a_rule(h: &Harness) -> ExternalHandles {
+    let mut setup = ExternalSetup::new("prod", "web");
+    setup.rules = vec![ExternalRule {
+        priority: 10,
+        forwards: true,
+    }];
+    h.aws.add_external_service(setup)
+}
+
+/// The candidate group's percent of a route's traffic, as ELB has it.
+fn percent_on(h: &Harness, route: &str, group: &str) -> u32 {
+    h.aws
+        .route(route)
+        .and_then(|r| r.percent_to(group))
+        .map(|p| p.round() as u32)
+        .unwrap_or(0)
+}
+
+/// Runs a controller for `duration`, sampling the candidate group's share of `route` every
+/// second.
+async fn sample_route(h: &Harness, route: &str, group: &str, duration: Duration) -> Vec<u32> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    let mut samples = Vec::new();
+    for _ in 0..duration.as_secs() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push(percent_on(h, route, group));
+    }
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    samples
+}
+
+const GATED: &str =
+    "        - setWeight: 20\n        - pause: {}\n        - setWeight: 50\n        - pause: {}\n";
+
+/// Walks a rollout on a listener and a rule to the middle of its 50% step: the listener at
+/// 50, the rule still at 20 (AWS refuses ModifyRule for now). Returns the refusal.
+async fn stop_mid_step(h: &Harness, handles: &ExternalHandles, steps: &str) -> FaultRule {
+    apply(h, &release("2.0.0", steps, "")).await;
+    h.run_for(minutes(2)).await;
+    let candidate = &handles.target_group_arns[1];
+    assert_eq!(
+        percent_on(h, &handles.production_listener_arn, candidate),
+        20
+    );
+    assert_eq!(percent_on(h, &handles.rule_arns[0], candidate), 20);
+    let refusal = FaultRule::always("elbv2:ModifyRule", Fault::AccessDenied);
+    h.aws.inject(refusal.clone());
+    h.request("web", RequestKind::Promote).await;
+    h.run_for(minutes(1)).await;
+    assert_eq!(
+        percent_on(h, &handles.production_listener_arn, candidate),
+        50
+    );
+    assert_eq!(percent_on(h, &handles.rule_arns[0], candidate), 20);
+    refusal
+}
+
+/// Mid-step (the listener at the step's 50%, the rule still at the last step's 20%), an
+/// operator moves the rule's traffic back by hand; `promote` sets the rule's weights again
+/// and never lowers the listener that switchyard had already moved. The deterministic
+/// simulation found it (seed 115 of the suite's configuration): the promote set every route
+/// that was not at the last applied weight back to it, the listener from 100% to 20%.
+#[tokio::test(start_paused = true)]
+async fn promote_after_a_hand_change_mid_step_never_lowers_a_route_switchyard_moved() {
+    let h = Harness::new();
+    let handles = world_with_a_rule(&h);
+    let [live, candidate] = handles.target_group_arns.clone();
+    let refusal = stop_mid_step(&h, &handles, GATED).await;
+    h.aws
+        .set_forward(&handles.rule_arns[0], &[(&live, 100), (&candidate, 0)]);
+    assert!(h.aws.remove_fault(&refusal));
+    let samples = sample_route(
+        &h,
+        &handles.production_listener_arn,
+        &candidate,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(samples.iter().all(|p| *p >= 50), "{samples:?}");
+    let held = h.status("web").await;
+    assert_eq!(held.phase, Phase::AwaitingPromotion, "{}", held.message);
+    assert_eq!(
+        held.condition(ConditionType::Drifted).map(|c| c.status),
+        Some(ConditionStatus::True),
+        "{}",
+        held.message
+    );
+
+    h.request("web", RequestKind::Promote).await;
+    let samples = sample_route(
+        &h,
+        &handles.production_listener_arn,
+        &candidate,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(samples.iter().all(|p| *p >= 50), "{samples:?}");
+    assert_eq!(percent_on(&h, &handles.rule_arns[0], &candidate), 50);
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::AwaitingPromotion, "{}", status.message);
+    assert_eq!(
+        status.condition(ConditionType::Drifted).map(|c| c.status),
+        Some(ConditionStatus::False),
+        "{}",
+        status.message
+    );
+}
+
+/// Steps edited mid-step continue from the weight switchyard already put on a route (the
+/// listener's 50%), never from the last step's 20%: no route is lowered.
+#[tokio::test(start_paused = true)]
+async fn steps_edited_mid_step_never_lower_a_route_switchyard_moved() {
+    let h = Harness::new();
+    let handles = world_with_a_rule(&h);
+    let candidate = handles.target_group_arns[1].clone();
+    let refusal = stop_mid_step(&h, &handles, GATED).await;
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 30\n        - pause: {}\n        - setWeight: 80\n        - pause: {}\n",
+            "",
+        ),
+    )
+    .await;
+    assert!(h.aws.remove_fault(&refusal));
+    let samples = sample_route(
+        &h,
+        &handles.production_listener_arn,
+        &candidate,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(samples.iter().all(|p| *p >= 50), "{samples:?}");
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::AwaitingPromotion, "{}", status.message);
+    // At the edited steps' 80% (the first step above what was applied), both routes.
+    assert_eq!(
+        percent_on(&h, &handles.production_listener_arn, &candidate),
+        80
+    );
+    assert_eq!(
+        percent_on(&h, &handles.rule_arns[0], &candidate),
+        80,
+        "{}",
+        status.message
     );
 }

@@ -20,9 +20,11 @@
 //! 5. **Steps**, in order: `setWeight: N` rewrites each production route to candidate N /
 //!    live 100-N (one route per pass, each verified by reading it back); a timed `pause`
 //!    waits (a promote skips it); `pause: {}` waits for `switchyard promote`. A weight
-//!    changed by hand holds the rollout (`AwaitingPromotion`, condition `Drifted`): promote
-//!    applies the step again, abort rolls back. Edited steps continue from the first step
-//!    whose weight is at least the current one: a weight is never lowered by an edit.
+//!    changed by hand (below the weight applied, or above the step's) holds the rollout
+//!    (`AwaitingPromotion`, condition `Drifted`): promote writes that route's weights again,
+//!    abort rolls back; a route switchyard already moved is never lowered. Edited steps
+//!    continue from the first step whose weight is at least the highest share a route gives
+//!    the candidate: a weight is never lowered by an edit, not even mid-step.
 //! 6. **Switch**: every production route to 100 on the candidate, then
 //!    `UpdateServicePrimaryTaskSet`: the release is `Healthy`. After `scaleDownDelay` the old
 //!    task set is scaled to 0 and deleted (clean-up; it never blocks the verdict). A candidate
@@ -820,25 +822,19 @@ impl<'a> TaskSets<'_, 'a> {
         }
         // Hand-changed weights hold the rollout.
         let state = self.state();
-        if let Some(drift) = self.hand_changed(&state, &steps) {
+        if let Some((route, drift)) = self.hand_changed(&state, &steps) {
             if promote {
-                // Applies the current step again: its weights, written anew.
-                let route = state
-                    .routes
-                    .iter()
-                    .find(|arn| self.candidate_percent(&state, arn) != Some(state.weight))
-                    .cloned();
-                if let Some(route) = route {
-                    return self
-                        .set_weights(
-                            route,
-                            state.weight,
-                            Phase::Progressing,
-                            Reason::Promoting,
-                            format!("{drift}; promoted: setting the step's weights again"),
-                        )
-                        .completing(gate.promote);
-                }
+                // Applies the current step again: the weights of the route changed by hand,
+                // written anew (a route already at the step's target stays there).
+                return self
+                    .set_weights(
+                        route,
+                        state.weight,
+                        Phase::Progressing,
+                        Reason::Promoting,
+                        format!("{drift}; promoted: setting the step's weights again"),
+                    )
+                    .completing(gate.promote);
             }
             self.pass.set_condition(
                 ConditionType::Drifted,
@@ -994,14 +990,20 @@ impl<'a> TaskSets<'_, 'a> {
     }
 
     /// Steps edited during the rollout: continue from the first step whose weight is at least
-    /// the current one (never lowering it).
+    /// the current one (never lowering it). The current one is the highest share a production
+    /// route gives the candidate: edited in the middle of a step, some routes are at that
+    /// step's weight already, and none of them goes back.
     fn follow_edited_steps(&mut self, steps: &[CanaryStep]) {
         let digest = steps_digest(steps);
         let state = self.state();
         if state.steps_digest == digest {
             return;
         }
-        let weight = state.weight;
+        let weight = state
+            .routes
+            .iter()
+            .filter_map(|arn| self.candidate_percent(&state, arn))
+            .fold(state.weight, u32::max);
         let index = steps
             .iter()
             .position(|s| matches!(s, CanaryStep::SetWeight(w) if *w >= weight))
@@ -1015,20 +1017,27 @@ impl<'a> TaskSets<'_, 'a> {
         status.pause_ends_at = None;
     }
 
-    /// A production route whose candidate weight is neither the applied weight nor (mid-step)
-    /// the step's target: someone changed it by hand.
-    fn hand_changed(&self, state: &TaskSetsStatus, steps: &[CanaryStep]) -> Option<String> {
+    /// A production route whose candidate weight is below the applied weight or above the
+    /// step's target: someone changed it by hand. Mid-step, a route is anywhere from the one
+    /// to the other (moved already or not yet, or moved by an edit of the steps that kept
+    /// what was applied). The route, and what to say.
+    fn hand_changed(
+        &self,
+        state: &TaskSetsStatus,
+        steps: &[CanaryStep],
+    ) -> Option<(String, String)> {
         let target = match state.step_index.and_then(|i| steps.get(i)) {
             Some(CanaryStep::SetWeight(t)) => (*t).max(state.weight),
             _ => state.weight,
         };
         state.routes.iter().find_map(|arn| {
             let percent = self.candidate_percent(state, arn)?;
-            (percent != state.weight && percent != target).then(|| {
-                format!(
+            (percent < state.weight || percent > target).then(|| {
+                let drift = format!(
                     "the weights of {arn} were changed outside switchyard ({percent}% on the candidate, switchyard set {}%)",
                     state.weight
-                )
+                );
+                (arn.clone(), drift)
             })
         })
     }
