@@ -376,3 +376,64 @@ async fn a_candidate_wanted_again_while_its_deployment_is_in_flight_is_not_alrea
         "the first deployment (made with the service) and the one followed throughout"
     );
 }
+
+/// A rollout superseded while its `UpdateService` intent has no deployment recorded (the
+/// reply was lost) first looks for the deployment that call started and keeps it as
+/// switchyard's: the next rollout replaces it rather than waiting for it as someone else's.
+/// The deterministic simulation found it (seed 95 of the suite's configuration): the
+/// intent was dropped with the superseded rollout, its deployment waited at a `PAUSE` hook
+/// nobody would answer, and the release waited for it, `Pending`, for good.
+#[tokio::test(start_paused = true)]
+async fn a_superseded_update_whose_reply_was_lost_is_still_known_as_switchyard_s() {
+    let h = Harness::new();
+    h.aws.add_ecs_service(
+        EcsServiceSetup::new("prod", "web", EcsDeploymentStrategy::BlueGreen)
+            .pausing_at(&["POST_TEST_TRAFFIC_SHIFT"]),
+    );
+    h.aws.inject(switchyard::sim::FaultRule::times(
+        "ecs:UpdateService",
+        switchyard::sim::Fault::LostResponse,
+        1,
+    ));
+    apply_yaml(
+        &h,
+        "web",
+        &ecs_release("web", "2.0.0", "      promotion: manual\n", ""),
+    )
+    .await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    for _ in 0..600 {
+        if !h.aws.update_service_requests("prod", "web").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(h.aws.update_service_requests("prod", "web").len(), 1);
+    // The next version, before any pass found the first deployment.
+    apply_yaml(
+        &h,
+        "web",
+        &ecs_release("web", "3.0.0", "      promotion: manual\n", ""),
+    )
+    .await;
+    tokio::time::sleep(minutes(10)).await;
+    let waiting = h.status("web").await;
+    assert_eq!(
+        waiting.phase,
+        Phase::AwaitingPromotion,
+        "{}",
+        waiting.message
+    );
+    assert_eq!(h.aws.update_service_requests("prod", "web").len(), 2);
+    h.request("web", RequestKind::Promote).await;
+    tokio::time::sleep(minutes(15)).await;
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let running = h.aws.running_task_definition("prod", "web").unwrap();
+    assert_eq!(h.image_of(&running, "web"), format!("{REGISTRY}/web:3.0.0"));
+}
