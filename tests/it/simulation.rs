@@ -192,6 +192,35 @@ fn assert_checks_had_work(totals: &Stats) {
         ("passes panicked (11)", totals.passes_panicked as usize),
         ("refusal episodes (12)", totals.refusal_episodes as usize),
         ("attempts refused (12)", totals.refused_attempts),
+        (
+            "production weight changes (13)",
+            totals.strategy.weight_changes as usize,
+        ),
+        (
+            "weights moved by hand (13)",
+            totals.weights_moved_by_hand as usize,
+        ),
+        (
+            "task sets created (14)",
+            totals.strategy.task_sets_created as usize,
+        ),
+        (
+            "task sets removed (15)",
+            totals.strategy.task_set_removals as usize,
+        ),
+        (
+            "task-set rollbacks (15)",
+            totals.strategy.rollbacks as usize,
+        ),
+        (
+            "UpdateService calls (16)",
+            totals.strategy.service_updates as usize,
+        ),
+        (
+            "foreign service deployments (17)",
+            totals.foreign_deployments as usize,
+        ),
+        ("hook answers (18)", totals.strategy.hook_answers as usize),
     ];
     let idle: Vec<&str> = work
         .iter()
