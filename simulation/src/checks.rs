@@ -1440,6 +1440,8 @@ mod tests {
             alarms: false,
             paused: false,
             in_flight: None,
+            strategy: "codeDeploy",
+            steps: Vec::new(),
         }
     }
 
@@ -1466,6 +1468,8 @@ mod tests {
                 outcome,
             }),
             handled: Vec::new(),
+            task_sets: None,
+            ecs: None,
         }
     }
 
@@ -1540,6 +1544,7 @@ mod tests {
             generation: 1,
             requested_at: origin(),
             ok: true,
+            full: false,
         };
         for (cause, found) in [(None, true), (Some(abort), false)] {
             let mut events = vec![(0, spec(1, "2.0", false)), (1, status(1, None, None))];
@@ -1694,6 +1699,7 @@ mod tests {
             generation: 1,
             requested_at: origin() + jiff::SignedDuration::from_secs(second as i64),
             ok: true,
+            full: false,
         }
     }
 

@@ -10,23 +10,33 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::log::{Event, EventLog, HandledRequest, RolloutSeen, digest};
+use crate::log::{
+    EcsSeen, Event, EventLog, HandledRequest, RolloutSeen, StepSeen, TaskSetsSeen, digest,
+};
 use crate::passes::PassLog;
 use crate::replica::{Gate, replica_ports};
-use crate::{LEASE_TIMING, REGISTRY, ReleaseOutcome, SeedReport, SimulationConfig, Stats, checks};
+use crate::{
+    LEASE_TIMING, REGISTRY, ReleaseOutcome, SeedReport, SimulationConfig, Stats, checks,
+    strategy_checks,
+};
 use switchyard::clock::Clock;
 use switchyard::controller::{self, Context, ControllerConfig, Leases, RunSummary};
 use switchyard::lease::shard_of;
 use switchyard::model::parse::parse_documents;
 use switchyard::model::{
     AuditAction, ConditionType, OperatorRequest, Phase, Reason, ReleaseStatus, RequestKind,
+    StrategyStatus, TaskSetsStage,
 };
 use switchyard::ports::{
-    AlarmState, LeaseStore, ReadyAction, ReleaseStore, SpecPrecondition, SpecWrite, StoreError,
+    AdvancedLoadBalancer, AlarmState, EcsDeploymentStrategy, LeaseStore, ReadyAction, ReleaseStore,
+    SpecPrecondition, SpecWrite, StoreError, TaskSetStatus, UpdateServiceRequest,
 };
 use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::reconcile::pending_request;
-use switchyard::sim::{BlueGreenSetup, Fault, FaultRule, SimAws, SimStore};
+use switchyard::sim::{
+    BlueGreenSetup, CircuitBreaker, EcsServiceSetup, ExternalRule, ExternalSetup, Fault, FaultRule,
+    SimAws, SimStore,
+};
 use switchyard::state::ControllerState;
 
 /// Image tags containing this never become healthy (their Install fails).
@@ -44,15 +54,31 @@ const FINAL_SHUTDOWN_LIMIT: Duration = Duration::from_secs(600);
 /// The longest a stop takes CodeDeploy (drawn per run from zero to this): hooks finish first.
 const MAX_STOP_DELAY_SECS: u64 = 180;
 /// The mutating calls a refusal episode may hit.
-const REFUSABLE: [&str; 4] = [
+const REFUSABLE: [&str; 13] = [
     "ecs:RegisterTaskDefinition",
     "codedeploy:CreateDeployment",
     "codedeploy:ContinueDeployment",
     "codedeploy:StopDeployment",
+    "ecs:CreateTaskSet",
+    "ecs:UpdateTaskSet",
+    "ecs:UpdateServicePrimaryTaskSet",
+    "ecs:DeleteTaskSet",
+    "elbv2:ModifyListener",
+    "elbv2:ModifyRule",
+    "ecs:UpdateService",
+    "ecs:ContinueServiceDeployment",
+    "ecs:StopServiceDeployment",
+];
+/// The calls that start a rollout, whose replies the run loses at a rate of its own (then
+/// the controller must find what they did before calling again).
+const LOST_START_REPLIES: [&str; 3] = [
+    "codedeploy:CreateDeployment",
+    "ecs:CreateTaskSet",
+    "ecs:UpdateService",
 ];
 /// The AWS calls an injected panic may hit (every one a pass, the resync or the alarm
 /// watcher makes).
-const PANICKABLE: [&str; 13] = [
+const PANICKABLE: [&str; 26] = [
     "ecs:DescribeServices",
     "ecs:DescribeTaskDefinition",
     "ecs:ListTaskDefinitions",
@@ -66,13 +92,36 @@ const PANICKABLE: [&str; 13] = [
     "codedeploy:StopDeployment",
     "elbv2:DescribeListeners",
     "cloudwatch:DescribeAlarms",
+    "elbv2:DescribeRules",
+    "elbv2:DescribeTargetGroups",
+    "elbv2:DescribeTargetHealth",
+    "elbv2:ModifyListener",
+    "ecs:CreateTaskSet",
+    "ecs:UpdateTaskSet",
+    "ecs:DeleteTaskSet",
+    "ecs:UpdateService",
+    "ecs:ListServiceDeployments",
+    "ecs:DescribeServiceDeployments",
+    "ecs:DescribeServiceRevisions",
+    "ecs:ContinueServiceDeployment",
+    "ecs:StopServiceDeployment",
 ];
 /// The mutations a replica may be armed to crash right after.
-const CRASH_POINTS: [&str; 4] = [
+const CRASH_POINTS: [&str; 14] = [
     "codedeploy:CreateDeployment",
     "codedeploy:CreateDeployment",
     "ecs:RegisterTaskDefinition",
     "codedeploy:StopDeployment",
+    "ecs:CreateTaskSet",
+    "ecs:CreateTaskSet",
+    "elbv2:ModifyListener",
+    "elbv2:ModifyRule",
+    "ecs:UpdateTaskSet",
+    "ecs:DeleteTaskSet",
+    "ecs:UpdateService",
+    "ecs:UpdateService",
+    "ecs:ContinueServiceDeployment",
+    "ecs:StopServiceDeployment",
 ];
 
 /// The fields of a release's spec the driver edits.
@@ -80,7 +129,12 @@ const CRASH_POINTS: [&str; 4] = [
 struct Knobs {
     /// The image tag: the only field that changes the candidate.
     tag: String,
+    /// `promotion: manual` (`codeDeploy`, and `ecs` where a `PAUSE` hook can wait).
     manual: bool,
+    /// The steps (`taskSets`).
+    steps: Vec<StepKnob>,
+    /// The bake of the document's `deployment` (`ecs` blue/green with one), in minutes.
+    bake_minutes: u32,
     /// `rollback.alarms` names the release's alarm.
     alarms: bool,
     paused: bool,
@@ -91,13 +145,121 @@ struct Knobs {
     labels: BTreeMap<String, String>,
 }
 
+/// A step of a `taskSets` release.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StepKnob {
+    SetWeight(u32),
+    /// A timed pause (its seconds), or one that waits for a promotion (`None`).
+    Pause(Option<u64>),
+}
+
+impl StepKnob {
+    fn seen(self) -> StepSeen {
+        match self {
+            StepKnob::SetWeight(weight) => StepSeen::SetWeight(weight),
+            StepKnob::Pause(_) => StepSeen::Pause,
+        }
+    }
+
+    fn yaml(self) -> String {
+        match self {
+            StepKnob::SetWeight(weight) => format!("        - setWeight: {weight}\n"),
+            StepKnob::Pause(Some(secs)) => format!("        - pause: {{duration: {secs}s}}\n"),
+            StepKnob::Pause(None) => "        - pause: {}\n".to_string(),
+        }
+    }
+}
+
+/// Draws the steps of a canary: one to three weights going up, each followed by a timed
+/// pause, a manual one, or none.
+fn draw_steps(rng: &mut fastrand::Rng) -> Vec<StepKnob> {
+    const WEIGHTS: [u32; 8] = [5, 10, 20, 25, 33, 50, 75, 100];
+    let mut weights: Vec<u32> = (0..rng.u32(1..=3))
+        .map(|_| WEIGHTS[rng.usize(0..WEIGHTS.len())])
+        .collect();
+    weights.sort_unstable();
+    weights.dedup();
+    let mut steps = Vec::new();
+    for weight in weights {
+        steps.push(StepKnob::SetWeight(weight));
+        match rng.u32(0..10) {
+            0..=4 => steps.push(StepKnob::Pause(Some(rng.u64(5..=90)))),
+            5..=6 => steps.push(StepKnob::Pause(None)),
+            _ => {}
+        }
+    }
+    steps
+}
+
+/// Which strategy a release uses, and how its service is set up.
+enum Setup {
+    CodeDeploy {
+        /// The deployment config named in the spec (else the group's default applies).
+        spec_config: Option<String>,
+    },
+    TaskSets(TaskSetsSetup),
+    Ecs(EcsSetup),
+}
+
+/// An `EXTERNAL` service with two target groups (`add_external_service`).
+struct TaskSetsSetup {
+    /// The production routes: the production listener and its rules that forward.
+    production_routes: Vec<String>,
+    /// The test listener: the setup has one exactly when the spec names it.
+    test_listener: Option<String>,
+    /// The spec lists the production routes (else the controller finds them).
+    list_listeners: bool,
+    progress_deadline_secs: u64,
+}
+
+/// A service with the ECS deployment controller (`add_ecs_service`).
+struct EcsSetup {
+    blue_green: bool,
+    /// The service has a `PAUSE` hook of its own.
+    service_hooks: bool,
+    /// The document's `deployment`, when it has one.
+    document: Option<EcsDocument>,
+    /// The revision someone else deploys: registered by hand at setup, so it is the base
+    /// every candidate is copied from (with the spec's image: the same content as from the
+    /// first revision).
+    hotfix: String,
+    progress_deadline_secs: u64,
+}
+
+/// A document's `strategy.ecs.deployment`.
+struct EcsDocument {
+    /// Its `pauseAt` stage, if any.
+    pause_at: Option<&'static str>,
+    /// Blue/green: the load balancer's advanced configuration.
+    load_balancer: Option<AdvancedLoadBalancer>,
+}
+
+impl EcsSetup {
+    /// Whether a `PAUSE` hook waits in the release's deployments: `promotion: manual` needs one.
+    fn has_hook(&self) -> bool {
+        match &self.document {
+            Some(document) => document.pause_at.is_some(),
+            None => self.service_hooks,
+        }
+    }
+}
+
+impl Setup {
+    fn strategy(&self) -> &'static str {
+        match self {
+            Setup::CodeDeploy { .. } => "codeDeploy",
+            Setup::TaskSets(_) => "taskSets",
+            Setup::Ecs(_) => "ecs",
+        }
+    }
+}
+
 /// One simulated release: how its service is set up and what was last written.
 struct ReleasePlan {
     name: String,
     /// The release's alarm (it exists in CloudWatch; the spec names it or not).
     alarm: String,
-    /// The deployment config named in the spec (else the group's default applies).
-    spec_config: Option<String>,
+    setup: Setup,
     versions: u32,
     /// The spec as last written.
     knobs: Knobs,
@@ -122,14 +284,84 @@ impl ReleasePlan {
             "prod"
         };
         let mut yaml = format!(
-            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: \"{cluster}\", name: {name}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {image}\n  strategy:\n    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n",
+            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: \"{cluster}\", name: {name}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {image}\n  strategy:\n",
             image = self.image(&knobs.tag)
         );
-        if let Some(config) = &self.spec_config {
-            yaml.push_str(&format!("      deploymentConfig: {config}\n"));
-        }
-        if knobs.manual {
-            yaml.push_str("      promotion: manual\n");
+        match &self.setup {
+            Setup::CodeDeploy { spec_config } => {
+                yaml.push_str(&format!(
+                    "    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n"
+                ));
+                if let Some(config) = spec_config {
+                    yaml.push_str(&format!("      deploymentConfig: {config}\n"));
+                }
+                if knobs.manual {
+                    yaml.push_str("      promotion: manual\n");
+                }
+            }
+            Setup::TaskSets(setup) => {
+                yaml.push_str(&format!(
+                    "    taskSets:\n      targetGroups: [{name}-tg-a, {name}-tg-b]\n"
+                ));
+                let quoted = |arns: &[String]| {
+                    arns.iter()
+                        .map(|a| format!("\"{a}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if setup.list_listeners {
+                    yaml.push_str(&format!(
+                        "      listeners: [{}]\n",
+                        quoted(&setup.production_routes)
+                    ));
+                }
+                if let Some(test) = &setup.test_listener {
+                    yaml.push_str(&format!(
+                        "      testListeners: [{}]\n",
+                        quoted(std::slice::from_ref(test))
+                    ));
+                }
+                yaml.push_str("      steps:\n");
+                for step in &knobs.steps {
+                    yaml.push_str(&step.yaml());
+                }
+                yaml.push_str(&format!(
+                    "      scaleDownDelay: 30s\n      abortScaleDownDelay: 10s\n      progressDeadline: {}s\n",
+                    setup.progress_deadline_secs
+                ));
+            }
+            Setup::Ecs(setup) => {
+                yaml.push_str(&format!(
+                    "    ecs:\n      promotion: {}\n      progressDeadline: {}s\n",
+                    if knobs.manual { "manual" } else { "auto" },
+                    setup.progress_deadline_secs
+                ));
+                if let Some(document) = &setup.document {
+                    yaml.push_str(&format!(
+                        "      deployment:\n        type: {}\n",
+                        if setup.blue_green {
+                            "blueGreen"
+                        } else {
+                            "rolling"
+                        }
+                    ));
+                    if setup.blue_green {
+                        yaml.push_str(&format!("        bakeTime: {}m\n", knobs.bake_minutes));
+                    }
+                    if let Some(stage) = document.pause_at {
+                        yaml.push_str(&format!("        pauseAt: [{stage}]\n"));
+                    }
+                    if let Some(lb) = &document.load_balancer {
+                        yaml.push_str(&format!(
+                            "        loadBalancer: {{alternateTargetGroup: \"{}\", productionListenerRule: \"{}\", testListenerRule: \"{}\", roleArn: \"{}\"}}\n",
+                            lb.alternate_target_group_arn,
+                            lb.production_listener_rule,
+                            lb.test_listener_rule.as_deref().unwrap_or_default(),
+                            lb.role_arn
+                        ));
+                    }
+                }
+            }
         }
         if knobs.alarms {
             yaml.push_str(&format!("  rollback:\n    alarms: [{}]\n", self.alarm));
@@ -154,7 +386,7 @@ struct Replica {
 }
 
 /// Something the driver does at a set time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Scheduled {
     /// Start a replica (under a new id) in this slot, if it is empty.
     Restart(usize),
@@ -164,6 +396,8 @@ enum Scheduled {
     Resume(usize),
     /// AWS stops refusing this operation.
     EndRefusals(&'static str),
+    /// Someone else answers the hook their service deployment waits at.
+    ContinueForeign(String),
 }
 
 /// The predefined configs the releases' groups and specs draw from, with weights: mostly fast
@@ -241,6 +475,8 @@ impl Driver {
                     outcome: r.outcome,
                 }),
                 handled: handled_requests(&write.status),
+                task_sets: task_sets_seen(&write.status).map(Box::new),
+                ecs: ecs_seen(&write.status).map(Box::new),
             });
         });
         Self {
@@ -345,6 +581,10 @@ impl Driver {
             }
             self.run_scheduled(Instant::now()).await;
             self.promote_waiting().await;
+            // Someone else answers the hooks their deployments wait at.
+            for arn in self.aws.foreign_service_deployments() {
+                self.aws.continue_as_someone_else(&arn);
+            }
             let snapshot = self.settled_snapshot();
             stable_checks = if snapshot.is_some() && snapshot == previous {
                 stable_checks + 1
@@ -396,6 +636,7 @@ impl Driver {
                     }
                 }
                 Scheduled::EndRefusals(operation) => self.end_refusals(operation),
+                Scheduled::ContinueForeign(arn) => self.continue_foreign(arn),
             }
         }
     }
@@ -404,27 +645,20 @@ impl Driver {
         self.aws.fail_install_for_image(BAD_TAG);
         for index in 0..self.config.releases {
             let name = format!("app-{index}");
-            let mut setup = BlueGreenSetup::new("prod", &name);
-            setup.deployment_config = pick_config(&mut self.rng);
-            let waits_in_ready = self.rng.bool();
-            if waits_in_ready {
-                setup.ready_action = ReadyAction::StopDeployment {
-                    wait_minutes: READY_WAIT_MINUTES,
-                };
-            }
-            if self.rng.u32(0..4) == 0 {
-                setup.termination_wait_minutes = self.rng.u32(1..=3);
-            }
-            self.aws.add_bluegreen_service(setup);
             // Every release has an alarm; its spec names it or not (an edit switches).
             let alarm = format!("{name}-5xx");
             self.aws.set_alarm(&alarm, AlarmState::Ok);
-            let alarms = self.rng.bool();
-            let spec_config = (self.rng.u32(0..3) == 0).then(|| pick_config(&mut self.rng));
+            let (setup, manual) = match self.rng.u32(0..3) {
+                0 => self.set_up_codedeploy(&name),
+                1 => self.set_up_task_sets(&name),
+                _ => self.set_up_ecs(&name, &alarm),
+            };
             let knobs = Knobs {
                 tag: "1.0.0".into(),
-                manual: waits_in_ready && self.rng.bool(),
-                alarms,
+                manual,
+                steps: draw_steps(&mut self.rng),
+                bake_minutes: self.rng.u32(0..=2),
+                alarms: self.rng.bool(),
                 paused: false,
                 converge: self.rng.u32(0..4) == 0,
                 cluster_arn: self.rng.u32(0..4) == 0,
@@ -433,7 +667,7 @@ impl Driver {
             let plan = ReleasePlan {
                 name,
                 alarm,
-                spec_config,
+                setup,
                 versions: 0,
                 knobs,
                 tags: Vec::new(),
@@ -444,8 +678,130 @@ impl Driver {
             self.releases.push(plan);
         }
         for index in 0..self.releases.len() {
+            if let Setup::TaskSets(_) = self.releases[index].setup {
+                self.log_traffic(index, "setup", "the world as set up");
+            }
             self.write_version(index, false).await;
         }
+    }
+
+    /// A `CODE_DEPLOY` service with its deployment group; whether its promotion is manual.
+    fn set_up_codedeploy(&mut self, name: &str) -> (Setup, bool) {
+        let mut setup = BlueGreenSetup::new("prod", name);
+        setup.deployment_config = pick_config(&mut self.rng);
+        let waits_in_ready = self.rng.bool();
+        if waits_in_ready {
+            setup.ready_action = ReadyAction::StopDeployment {
+                wait_minutes: READY_WAIT_MINUTES,
+            };
+        }
+        if self.rng.u32(0..4) == 0 {
+            setup.termination_wait_minutes = self.rng.u32(1..=3);
+        }
+        self.aws.add_bluegreen_service(setup);
+        let spec_config = (self.rng.u32(0..3) == 0).then(|| pick_config(&mut self.rng));
+        let manual = waits_in_ready && self.rng.bool();
+        (Setup::CodeDeploy { spec_config }, manual)
+    }
+
+    /// An `EXTERNAL` service: one to three tasks, a test listener (named in the spec) or
+    /// none, sometimes rules of the production listener, the routes listed in the spec or
+    /// found.
+    fn set_up_task_sets(&mut self, name: &str) -> (Setup, bool) {
+        let mut setup = ExternalSetup::new("prod", name);
+        setup.desired_count = self.rng.u32(1..=3);
+        let test = self.rng.u32(0..3) != 0;
+        setup.test_port = test.then_some(8080);
+        if self.rng.u32(0..3) == 0 {
+            setup.rules = vec![
+                ExternalRule {
+                    priority: 10,
+                    forwards: true,
+                },
+                ExternalRule {
+                    priority: 20,
+                    forwards: false,
+                },
+            ];
+        }
+        let forwarding_rules = setup.rules.iter().map(|r| r.forwards).collect::<Vec<_>>();
+        let handles = self.aws.add_external_service(setup);
+        let mut production_routes = vec![handles.production_listener_arn.clone()];
+        production_routes.extend(
+            handles
+                .rule_arns
+                .iter()
+                .zip(forwarding_rules)
+                .filter(|(_, forwards)| *forwards)
+                .map(|(arn, _)| arn.clone()),
+        );
+        let setup = TaskSetsSetup {
+            production_routes,
+            test_listener: handles.test_listener_arn.clone(),
+            list_listeners: self.rng.bool(),
+            progress_deadline_secs: 60 * self.rng.u64(3..=10),
+        };
+        (Setup::TaskSets(setup), false)
+    }
+
+    /// A service with the ECS deployment controller: rolling (with its circuit breaker) or
+    /// blue/green (with one or none), `PAUSE` hooks of its own or not, ECS deployment alarms
+    /// sometimes (the release's alarm: ECS rolls back by itself), the document's
+    /// `deployment` or not; and the revision someone else deploys. Whether its promotion is
+    /// manual (only where a hook waits).
+    fn set_up_ecs(&mut self, name: &str, alarm: &str) -> (Setup, bool) {
+        let blue_green = self.rng.bool();
+        let strategy = if blue_green {
+            EcsDeploymentStrategy::BlueGreen
+        } else {
+            EcsDeploymentStrategy::Rolling
+        };
+        let stage = if blue_green {
+            ("postTestTrafficShift", "POST_TEST_TRAFFIC_SHIFT")
+        } else {
+            ("postScaleUp", "POST_SCALE_UP")
+        };
+        let mut setup = EcsServiceSetup::new("prod", name, strategy);
+        setup.desired_count = self.rng.u32(1..=3);
+        let service_hooks = self.rng.bool();
+        if service_hooks {
+            setup.pause_at = vec![stage.1.to_string()];
+        }
+        if blue_green {
+            setup.bake_time_minutes = Some(self.rng.u32(0..=2));
+            if self.rng.bool() {
+                setup.circuit_breaker = Some(CircuitBreaker { rollback: true });
+            }
+        }
+        if self.rng.u32(0..3) == 0 {
+            setup.alarms = vec![alarm.to_string()];
+        }
+        let handles = self.aws.add_ecs_service(setup);
+        let document = self.rng.bool().then(|| EcsDocument {
+            pause_at: self.rng.bool().then_some(stage.0),
+            load_balancer: blue_green.then(|| handles.load_balancer.clone()),
+        });
+        let mut containers = handles.task_definition.containers.clone();
+        for container in &mut containers {
+            container.image = format!("{REGISTRY}/{name}:hotfix");
+        }
+        let hotfix = self
+            .aws
+            .add_task_definition(
+                name,
+                containers,
+                &handles.task_definition.other_fields_digest,
+            )
+            .arn;
+        let setup = EcsSetup {
+            blue_green,
+            service_hooks,
+            document,
+            hotfix,
+            progress_deadline_secs: 60 * self.rng.u64(3..=10),
+        };
+        let manual = setup.has_hook() && self.rng.bool();
+        (Setup::Ecs(setup), manual)
     }
 
     /// Installs this seed's background fault rates (they last the whole fault window).
@@ -475,15 +831,23 @@ impl Driver {
         let stop_delay = rng.u64(0..=MAX_STOP_DELAY_SECS);
         self.aws.set_stop_delay(Duration::from_secs(stop_delay));
         self.stats.stop_delay_secs = stop_delay;
+        // Targets slow to start and to pass (or fail) their health checks: for the whole
+        // run, as a property of the service rather than a fault.
+        let task_start = rng.u64(1..=30);
+        let health_check = rng.u64(5..=120);
+        self.aws.set_target_timings(
+            Duration::from_secs(task_start),
+            Duration::from_secs(health_check),
+        );
         let rule = |operation: &str, fault: Fault, probability: f64| {
             FaultRule::always(operation, fault).with_probability(probability)
         };
-        // The first error-like rule that fires decides: the CreateDeployment rule goes first.
-        self.aws.inject(rule(
-            "codedeploy:CreateDeployment",
-            Fault::LostResponse,
-            lost_create,
-        ));
+        // The first error-like rule that fires decides: the rules of the calls that start a
+        // rollout go first.
+        for operation in LOST_START_REPLIES {
+            self.aws
+                .inject(rule(operation, Fault::LostResponse, lost_create));
+        }
         self.aws.inject(rule("*", Fault::Throttle, aws_throttle));
         self.aws.inject(rule("*", Fault::ServerError, aws_error));
         self.aws.inject(rule("*", Fault::LostResponse, aws_lost));
@@ -525,7 +889,7 @@ impl Driver {
         ));
         self.log.push(Event::FaultsInjected {
             description: format!(
-                "aws: lost CreateDeployment {lost_create:.3}, throttle {aws_throttle:.3}, 5xx {aws_error:.3}, lost {aws_lost:.3}, latency 2s {aws_latency:.3}, latency {aws_long_secs}s {aws_long:.3}, stops take {stop_delay}s; store: status write 5xx {status_error:.3}, status write lost {status_lost:.3}, throttle {store_throttle:.3}, 5xx {store_error:.3}, lost {store_lost:.3}, latency 1s {store_latency:.3}, latency {store_long_secs}s {store_long:.3}"
+                "aws: lost CreateDeployment, CreateTaskSet and UpdateService {lost_create:.3}, targets start every {task_start}s and are checked {health_check}s later, throttle {aws_throttle:.3}, 5xx {aws_error:.3}, lost {aws_lost:.3}, latency 2s {aws_latency:.3}, latency {aws_long_secs}s {aws_long:.3}, stops take {stop_delay}s; store: status write 5xx {status_error:.3}, status write lost {status_lost:.3}, throttle {store_throttle:.3}, 5xx {store_error:.3}, lost {store_lost:.3}, latency 1s {store_latency:.3}, latency {store_long_secs}s {store_long:.3}"
             ),
         });
     }
@@ -655,7 +1019,7 @@ impl Driver {
 
     async fn random_event(&mut self) {
         let index = self.rng.usize(0..self.releases.len().max(1));
-        match self.rng.u32(0..100) {
+        match self.rng.u32(0..106) {
             0..=25 => {
                 let revert = self.rng.u32(0..5) == 0;
                 self.write_version(index, revert).await;
@@ -667,7 +1031,9 @@ impl Driver {
                     4..=6 => RequestKind::Abort,
                     _ => RequestKind::Retry,
                 };
-                self.request(index, kind).await;
+                // `promote --full` skips a canary's remaining steps.
+                let full = kind == RequestKind::Promote && self.rng.u32(0..4) == 0;
+                self.request(index, kind, full).await;
             }
             52..=57 => {
                 if !self.releases[index].alarm_firing {
@@ -734,13 +1100,14 @@ impl Driver {
                 });
             }
             83..=85 => {
-                self.aws.inject(FaultRule::times(
-                    "codedeploy:CreateDeployment",
-                    Fault::LostResponse,
-                    1,
-                ));
+                let operation = match self.rng.u32(0..4) {
+                    3 => "ecs:ContinueServiceDeployment",
+                    n => LOST_START_REPLIES[n as usize],
+                };
+                self.aws
+                    .inject(FaultRule::times(operation, Fault::LostResponse, 1));
                 self.log.push(Event::FaultsInjected {
-                    description: "the next CreateDeployment's reply is lost".into(),
+                    description: format!("the next {operation}'s reply is lost"),
                 });
             }
             86..=89 => self.start_refusals(),
@@ -768,7 +1135,7 @@ impl Driver {
                     });
                 }
             }
-            _ => {
+            98..=99 => {
                 let times = self.rng.u32(2..=12);
                 let (fault, name) = if self.rng.bool() {
                     (Fault::ServerError, "5xx")
@@ -784,7 +1151,115 @@ impl Driver {
                     description: format!("a burst of {times} {name} on status writes"),
                 });
             }
+            100..=102 => self.move_traffic_by_hand(),
+            _ => self.deploy_as_someone_else(),
         }
+    }
+
+    /// An operator moves production traffic off a canary by hand (an emergency): one
+    /// production route of a `taskSets` release whose rollout is at its steps, back to
+    /// 100% on the live group.
+    fn move_traffic_by_hand(&mut self) {
+        let at_steps: Vec<(usize, String, String)> = (0..self.releases.len())
+            .filter_map(|index| {
+                let status = self.store.peek(&self.releases[index].name)?.status?;
+                let Some(StrategyStatus::TaskSets(state)) = &status.strategy else {
+                    return None;
+                };
+                (status.rollout_in_flight().is_some()
+                    && state.stage == TaskSetsStage::Steps
+                    && state.weight > 0)
+                    .then(|| {
+                        Some((
+                            index,
+                            state.live_target_group.clone()?,
+                            state.candidate_target_group.clone()?,
+                        ))
+                    })
+                    .flatten()
+            })
+            .collect();
+        if at_steps.is_empty() {
+            return;
+        }
+        let (index, live, candidate) = at_steps[self.rng.usize(0..at_steps.len())].clone();
+        let Setup::TaskSets(setup) = &self.releases[index].setup else {
+            return;
+        };
+        let route =
+            setup.production_routes[self.rng.usize(0..setup.production_routes.len())].clone();
+        self.aws
+            .set_forward(&route, &[(live.as_str(), 100), (candidate.as_str(), 0)]);
+        self.stats.weights_moved_by_hand += 1;
+        self.log_traffic(
+            index,
+            "hand",
+            &format!("{route}: all traffic back to {live}"),
+        );
+    }
+
+    /// Someone else (the console, a pipeline) deploys the hotfix revision on an `ecs`
+    /// release's service; a `PAUSE` hook of theirs is answered by them a while later.
+    fn deploy_as_someone_else(&mut self) {
+        let ecs: Vec<usize> = (0..self.releases.len())
+            .filter(|&index| matches!(self.releases[index].setup, Setup::Ecs(_)))
+            .collect();
+        if ecs.is_empty() {
+            return;
+        }
+        let index = ecs[self.rng.usize(0..ecs.len())];
+        let plan = &self.releases[index];
+        let Setup::Ecs(setup) = &plan.setup else {
+            return;
+        };
+        let request = UpdateServiceRequest {
+            cluster: "prod".into(),
+            service: plan.name.clone(),
+            task_definition: setup.hotfix.clone(),
+            deployment: None,
+        };
+        let Ok(arn) = self.aws.update_service_as_someone_else(&request) else {
+            return;
+        };
+        self.stats.foreign_deployments += 1;
+        self.log.push(Event::ForeignDeployment {
+            release: plan.name.clone(),
+            arn: arn.clone(),
+            task_definition: request.task_definition,
+        });
+        if let Some(arn) = arn {
+            let at = Instant::now() + Duration::from_secs(self.rng.u64(20..=180));
+            self.schedule_at(at, Scheduled::ContinueForeign(arn));
+        }
+    }
+
+    /// Someone else answers the hook their deployment waits at, if it waits (else looks
+    /// again later, while it is in flight).
+    fn continue_foreign(&mut self, arn: String) {
+        let Some(deployment) = self.aws.service_deployment(&arn) else {
+            return;
+        };
+        if deployment.status.is_terminal() {
+            return;
+        }
+        if !self.aws.continue_as_someone_else(&arn) {
+            let at = Instant::now() + Duration::from_secs(30);
+            self.schedule_at(at, Scheduled::ContinueForeign(arn));
+        }
+    }
+
+    /// Logs the routes and task sets of a `taskSets` release's service now.
+    fn log_traffic(&self, index: usize, by: &str, change: &str) {
+        let name = &self.releases[index].name;
+        let (routes, task_sets) = crate::replica::traffic_of(&self.aws, "prod", name);
+        self.log.push(Event::TrafficSeen {
+            release: name.clone(),
+            by: by.to_string(),
+            change: change.to_string(),
+            outcome: "done".to_string(),
+            routes,
+            task_sets,
+        });
     }
 
     /// AWS refuses one mutating operation (AccessDeniedException) for a while, as when a
@@ -819,14 +1294,30 @@ impl Driver {
         });
     }
 
-    /// The release with a deployment of its own active, if any (`None`: none is).
+    /// The releases with a rollout in flight.
     fn release_in_flight(&self) -> Vec<usize> {
-        let deployments = self.aws.all_deployments();
         (0..self.releases.len())
-            .filter(|&index| {
-                active_deployment_of(&deployments, &self.releases[index].name).is_some()
-            })
+            .filter(|&index| self.in_flight_of(index).is_some())
             .collect()
+    }
+
+    /// What a release has in flight: its active CodeDeploy deployment of its own, or (task
+    /// sets, ECS) the candidate task set or service deployment of the rollout its status
+    /// records in flight.
+    fn in_flight_of(&self, index: usize) -> Option<String> {
+        let plan = &self.releases[index];
+        if let Setup::CodeDeploy { .. } = plan.setup {
+            return active_deployment_of(&self.aws.all_deployments(), &plan.name)
+                .map(|d| d.id.clone());
+        }
+        let status = self.store.peek(&plan.name)?.status?;
+        let rollout = status.rollout_in_flight()?;
+        Some(
+            status
+                .deployment_id
+                .clone()
+                .unwrap_or_else(|| format!("rollout {}", rollout.serial)),
+        )
     }
 
     /// An edit that keeps the candidate (labels, pause, alarms, promotion, onDrift, the
@@ -839,6 +1330,11 @@ impl Driver {
             self.rng.usize(0..self.releases.len().max(1))
         };
         let mut knobs = self.releases[index].knobs.clone();
+        let manual_allowed = match &self.releases[index].setup {
+            Setup::CodeDeploy { .. } => true,
+            Setup::TaskSets(_) => false,
+            Setup::Ecs(setup) => setup.has_hook(),
+        };
         let edit = match self.rng.u32(0..6) {
             0 => {
                 let value = format!("v{}", self.rng.u32(0..1000));
@@ -859,10 +1355,30 @@ impl Driver {
                 knobs.alarms = !knobs.alarms;
                 format!("alarms {}", if knobs.alarms { "on" } else { "off" })
             }
-            3 => {
-                knobs.manual = !knobs.manual;
-                format!("promotion {}", if knobs.manual { "manual" } else { "auto" })
-            }
+            3 => match &self.releases[index].setup {
+                Setup::TaskSets(_) => {
+                    knobs.steps = draw_steps(&mut self.rng);
+                    let steps: Vec<String> = knobs.steps.iter().map(|s| format!("{s:?}")).collect();
+                    format!("steps {}", steps.join(", "))
+                }
+                Setup::Ecs(EcsSetup {
+                    blue_green: true,
+                    document: Some(_),
+                    ..
+                }) if !manual_allowed || self.rng.bool() => {
+                    knobs.bake_minutes = (knobs.bake_minutes + 1) % 3;
+                    format!("bakeTime {}m", knobs.bake_minutes)
+                }
+                _ if manual_allowed => {
+                    knobs.manual = !knobs.manual;
+                    format!("promotion {}", if knobs.manual { "manual" } else { "auto" })
+                }
+                _ => {
+                    let value = format!("v{}", self.rng.u32(0..1000));
+                    knobs.labels.insert("edited".into(), value);
+                    "labels".to_string()
+                }
+            },
             4 => {
                 knobs.converge = !knobs.converge;
                 format!(
@@ -963,8 +1479,7 @@ impl Driver {
         };
         match written {
             Ok(generation) => {
-                let in_flight =
-                    active_deployment_of(&self.aws.all_deployments(), &name).map(|d| d.id.clone());
+                let in_flight = self.in_flight_of(index);
                 let plan = &mut self.releases[index];
                 plan.last_generation = generation;
                 plan.last_spec = spec;
@@ -982,6 +1497,11 @@ impl Driver {
                     alarms: knobs.alarms,
                     paused: knobs.paused,
                     in_flight,
+                    strategy: plan.setup.strategy(),
+                    steps: match plan.setup {
+                        Setup::TaskSets(_) => knobs.steps.iter().map(|s| s.seen()).collect(),
+                        _ => Vec::new(),
+                    },
                 };
                 plan.knobs = knobs;
                 self.stats.spec_writes += 1;
@@ -999,7 +1519,7 @@ impl Driver {
         }
     }
 
-    async fn request(&mut self, index: usize, kind: RequestKind) {
+    async fn request(&mut self, index: usize, kind: RequestKind, full: bool) {
         let name = self.releases[index].name.clone();
         let Some(generation) = self.store.peek(&name).map(|r| r.generation) else {
             return;
@@ -1014,7 +1534,7 @@ impl Driver {
                     generation,
                     requested_by: "arn:aws:iam::111122223333:user/simulation".into(),
                     requested_at,
-                    full: false,
+                    full,
                 },
             )
             .await;
@@ -1032,6 +1552,7 @@ impl Driver {
             generation,
             requested_at,
             ok,
+            full,
         });
     }
 
@@ -1048,7 +1569,7 @@ impl Driver {
                 && status.observed_generation == record.generation;
             let pending = pending_request(&record.requests, status, RequestKind::Promote).is_some();
             if waiting && !pending {
-                self.request(index, RequestKind::Promote).await;
+                self.request(index, RequestKind::Promote, false).await;
             }
         }
     }
@@ -1060,22 +1581,48 @@ impl Driver {
     fn settled_snapshot(&self) -> Option<Vec<(String, u64)>> {
         let deployments = self.aws.all_deployments();
         let mut snapshot = Vec::new();
-        for plan in &self.releases {
+        for (index, plan) in self.releases.iter().enumerate() {
             let record = self.store.peek(&plan.name)?;
             let status = record.status.as_ref()?;
             let settled = status.observed_generation == record.generation && is_final(status);
             let asked = [RequestKind::Promote, RequestKind::Abort, RequestKind::Retry]
                 .into_iter()
                 .any(|kind| pending_request(&record.requests, status, kind).is_some());
-            let active = deployments
-                .iter()
-                .any(|d| d.application == plan.name && !d.status.is_terminal());
+            let active = self.active_of(index, &deployments) > 0;
             if !settled || asked || active {
                 return None;
             }
             snapshot.push((plan.name.clone(), record.status_version));
         }
         Some(snapshot)
+    }
+
+    /// What of a release is still active in AWS: deployments of its CodeDeploy group not
+    /// finished, task sets other than the primary that are not draining (a candidate, or an
+    /// old version not cleaned up), service deployments of its service in flight.
+    fn active_of(&self, index: usize, deployments: &[switchyard::ports::Deployment]) -> usize {
+        let name = &self.releases[index].name;
+        match &self.releases[index].setup {
+            Setup::CodeDeploy { .. } => deployments
+                .iter()
+                .filter(|d| d.application == *name && !d.status.is_terminal())
+                .count(),
+            Setup::TaskSets(_) => self.aws.service("prod", name).map_or(0, |service| {
+                service
+                    .task_sets
+                    .iter()
+                    .filter(|t| {
+                        !matches!(t.status, TaskSetStatus::Primary | TaskSetStatus::Draining)
+                    })
+                    .count()
+            }),
+            Setup::Ecs(_) => self
+                .aws
+                .service_deployments_of("prod", name)
+                .iter()
+                .filter(|d| !d.status.is_terminal())
+                .count(),
+        }
     }
 
     async fn shut_down_everyone(&mut self) {
@@ -1113,7 +1660,8 @@ impl Driver {
         let deployments = self.aws.all_deployments();
         self.releases
             .iter()
-            .map(|plan| {
+            .enumerate()
+            .map(|(index, plan)| {
                 let record = self.store.peek(&plan.name);
                 let status = record.as_ref().and_then(|r| r.status.clone());
                 let live = self
@@ -1149,10 +1697,7 @@ impl Driver {
                         .map(|s| s.message.clone())
                         .unwrap_or_default(),
                     observed_generation: status.as_ref().map(|s| s.observed_generation),
-                    active_deployments: deployments
-                        .iter()
-                        .filter(|d| d.application == plan.name && !d.status.is_terminal())
-                        .count(),
+                    active_deployments: self.active_of(index, &deployments),
                     live_task_definition: live,
                     live_image,
                     desired_task_definition: status
@@ -1168,8 +1713,21 @@ impl Driver {
                     tracked_deployment_active: status
                         .as_ref()
                         .and_then(|s| s.deployment_id.as_ref())
-                        .and_then(|id| deployments.iter().find(|d| &d.id == id))
-                        .map(|d| !d.status.is_terminal()),
+                        .and_then(|id| match &plan.setup {
+                            Setup::CodeDeploy { .. } => deployments
+                                .iter()
+                                .find(|d| &d.id == id)
+                                .map(|d| !d.status.is_terminal()),
+                            Setup::TaskSets(_) => self.aws.service("prod", &plan.name).map(|s| {
+                                s.task_sets
+                                    .iter()
+                                    .any(|t| &t.arn == id && t.status != TaskSetStatus::Draining)
+                            }),
+                            Setup::Ecs(_) => self
+                                .aws
+                                .service_deployment(id)
+                                .map(|d| !d.status.is_terminal()),
+                        }),
                     unhandled_request: record.as_ref().and_then(|r| {
                         let handled = status
                             .as_ref()
@@ -1262,6 +1820,39 @@ impl Driver {
         let (found, refused) = checks::refusals_back_off(&entries);
         violations.extend(found);
         stats.refused_attempts = refused;
+        let mut counts = crate::StrategyCounts::default();
+        violations.extend(strategy_checks::weights_follow_the_steps(
+            &entries,
+            &mut counts,
+        ));
+        violations.extend(strategy_checks::one_candidate_per_rollout(
+            &entries,
+            &self.aws.task_sets_created(),
+            &mut counts,
+        ));
+        violations.extend(strategy_checks::traffic_before_removal(
+            &entries,
+            &mut counts,
+        ));
+        let foreign: BTreeMap<String, Option<jiff::Timestamp>> = self
+            .aws
+            .foreign_service_deployments()
+            .into_iter()
+            .map(|arn| {
+                let finished = self
+                    .aws
+                    .service_deployment(&arn)
+                    .and_then(|d| d.finished_at);
+                (arn, finished)
+            })
+            .collect();
+        violations.extend(strategy_checks::ecs_rollouts(
+            &entries,
+            &foreign,
+            self.clock_origin,
+            &mut counts,
+        ));
+        stats.strategy = counts;
         violations.sort_by_key(|v| v.kind);
 
         stats.deployments = deployments.len();
@@ -1341,6 +1932,41 @@ fn is_final(status: &ReleaseStatus) -> bool {
             .is_some_and(|c| matches!(c.reason, Reason::DeploymentFailed | Reason::Drifted)),
         _ => false,
     }
+}
+
+/// A status's task-set rollout, for the log.
+fn task_sets_seen(status: &ReleaseStatus) -> Option<TaskSetsSeen> {
+    let Some(StrategyStatus::TaskSets(state)) = &status.strategy else {
+        return None;
+    };
+    Some(TaskSetsSeen {
+        stage: state.stage,
+        step_index: state.step_index,
+        weight: state.weight,
+        candidate_task_set: state.candidate_task_set.clone(),
+        live_group: state.live_target_group.clone(),
+        candidate_group: state.candidate_target_group.clone(),
+        routes: state.routes.clone(),
+        test_routes: state.test_routes.clone(),
+        rolling_back: state.rolling_back.as_ref().map(|r| r.superseded),
+        clean_up: state.clean_up.as_ref().map(|c| c.task_set.clone()),
+    })
+}
+
+/// A status's ECS rollout, for the log.
+fn ecs_seen(status: &ReleaseStatus) -> Option<EcsSeen> {
+    let Some(StrategyStatus::Ecs(state)) = &status.strategy else {
+        return None;
+    };
+    Some(EcsSeen {
+        service_deployment: state.service_deployment.clone(),
+        updating_since: state.updating_since,
+        answer: state
+            .answer
+            .as_ref()
+            .map(|a| (a.hook_id.clone(), a.action.clone(), a.sent)),
+        rolling_back: state.rolling_back.clone(),
+    })
 }
 
 /// The requests a status records as handled, each with its history entry if still held.

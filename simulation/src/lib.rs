@@ -9,34 +9,50 @@
 //! same run, event for event (compare [`SeedReport::digest`]).
 //!
 //! A run:
-//! 1. sets up `releases` blue/green services with mixed deployment configs, ready options,
-//!    promotion modes, alarms (every release has one; its spec names it or not) and cluster
-//!    references (a name or its ARN), and writes a first version of each;
+//! 1. sets up `releases` services, each with one of the three strategies drawn from the
+//!    seed: `codeDeploy` (blue/green services with mixed deployment configs, ready options and
+//!    promotion modes), `taskSets` (an `EXTERNAL` service with one to three tasks, two target
+//!    groups, a test listener or none, forwarding rules of the production listener or none,
+//!    the routes listed in the spec or found, one to three weight steps with timed or manual
+//!    pauses) or `ecs` (rolling with ECS's circuit breaker or blue/green, `PAUSE` hooks of
+//!    the service's own or the document's `pauseAt`, ECS deployment alarms sometimes, the
+//!    document's `deployment` block or none, manual promotion where a hook can wait); alarms
+//!    (every release has one; its spec names it or not) and cluster references (a name or its
+//!    ARN); and writes a first version of each;
 //! 2. starts `replicas` controllers (`controller::run`), each with its own state, its own
 //!    leases under a unique replica id, and its own decorators of the shared store and AWS
 //!    (`replica.rs`: freeze, kill, fail status writes after an action, record);
 //! 3. for `minutes` of virtual time: injects faults (below), writes new desired versions
 //!    under the current generation (a new image, sometimes the previous one again), makes
 //!    edits that keep the candidate (labels, `paused` on and off, `rollback.alarms` on and
-//!    off, `promotion`, `onDrift`, the cluster as its name or its ARN), mostly of releases
-//!    with a deployment in flight, asks for promotions, aborts and retries, pulses alarms,
+//!    off, `promotion`, `onDrift`, the cluster as its name or its ARN, a canary's steps, an
+//!    ECS blue/green's bake time), mostly of releases with a rollout in flight, asks for
+//!    promotions (some `--full`), aborts and retries, pulses alarms,
 //!    crashes replicas (their leases are not released; one may crash right after
-//!    CreateDeployment, RegisterTaskDefinition or StopDeployment returned, before recording
-//!    what it returned) and restarts them under a new id, restarts them gracefully (leases
-//!    released), and freezes one for longer than a lease lasts;
+//!    CreateDeployment, RegisterTaskDefinition, StopDeployment, CreateTaskSet, a weight
+//!    change, UpdateTaskSet, DeleteTaskSet, UpdateService, ContinueServiceDeployment or
+//!    StopServiceDeployment returned, before recording what it returned) and restarts them
+//!    under a new id, restarts them gracefully (leases released), and freezes one for longer
+//!    than a lease lasts;
 //! 4. stops the faults and writes, restarts every crashed replica, resumes what is paused,
 //!    promotes what waits for a promotion, and waits (at most `settle_minutes`) until every
 //!    release has settled: a final phase for its latest generation (`Failed` only for a
-//!    verdict or drift), no request pending, no deployment of its own active;
+//!    verdict or drift), no request pending, nothing of its own active (a CodeDeploy
+//!    deployment, a task set other than the primary that is not draining, a service
+//!    deployment in flight);
 //! 5. shuts every replica down and checks the invariants (`checks.rs`) over the event log
 //!    (`log.rs`), the passes (`passes.rs`) and the final state of the store and AWS.
 //!
 //! The faults, drawn from the seed (the seed report's first `FaultsInjected` line says which
 //! rates and delays a run drew; later lines name each burst and episode):
 //! - AWS calls: throttling, server errors, latency (below the adapters' attempt timeout),
-//!   lost replies (the call took effect), a CreateDeployment whose reply is lost, bursts;
-//! - refusals: `AccessDeniedException` on RegisterTaskDefinition, CreateDeployment,
-//!   ContinueDeployment or StopDeployment for 30 s to 6 min, then gone (`Event::Refusals`);
+//!   lost replies (the call took effect), a CreateDeployment, CreateTaskSet, UpdateService
+//!   or ContinueServiceDeployment whose reply is lost, bursts;
+//! - refusals: `AccessDeniedException` on any mutating call of the three strategies
+//!   (RegisterTaskDefinition, CreateDeployment, ContinueDeployment, StopDeployment,
+//!   CreateTaskSet, UpdateTaskSet, UpdateServicePrimaryTaskSet, DeleteTaskSet, ModifyListener,
+//!   ModifyRule, UpdateService, ContinueServiceDeployment, StopServiceDeployment) for 30 s to
+//!   6 min, then gone (`Event::Refusals`);
 //! - panics: the next one to three calls of an AWS operation panic (`Fault::Panic`), in a
 //!   pass, the resync or the alarm watcher;
 //! - the store: throttling, server errors, latency, lost replies, and on status writes in
@@ -46,6 +62,13 @@
 //! - slow stops: CodeDeploy takes from 0 to 3 minutes (drawn per run) to stop a deployment
 //!   after StopDeployment, as while a hook runs; `SimAws::stop_calls` counts the accepted
 //!   calls;
+//! - slow targets (per run): tasks start every 1 to 30 s and pass their health checks 5 to
+//!   120 s later, so candidate task sets and ECS's own deployments take their time;
+//! - strategy-specific events: an operator moves a canary's production traffic back to the
+//!   live group by hand (a hand-changed weight); someone else (the console, a pipeline)
+//!   updates an `ecs` release's service to a hotfix revision and answers its `PAUSE` hook a
+//!   while later (a deployment switchyard did not start); ECS rolls back by itself (its
+//!   circuit breaker on images that never get healthy, its deployment alarms);
 //! - crashes, graceful restarts and freezes of replicas (above).
 //!
 //! The invariants, each violation named by a [`ViolationKind`]:
@@ -98,8 +121,32 @@
 //!     each spec write, retry or successful call of the release, plus one per status write
 //!     of it that failed and per replica crash or stop.
 //!
-//! Each check has a unit test on a log written by hand (`checks.rs`), and the suite's sweep
-//! asserts that its seeds gave every check something to look at.
+//!
+//! The strategies' own (`strategy_checks.rs`; a call is judged by its intent, the last
+//! status its replica committed for the release):
+//! 13. a task-set rollout's weights follow its steps: no production weight a replica sets
+//!     puts more on the candidate than the step its status records allows (the step's
+//!     weight or the weight applied already; all of it only once it switches; none before
+//!     its steps or while it rolls back), and none lowers the candidate's share of a route
+//!     during a rollout except while it rolls back;
+//! 14. one candidate task set per rollout: no two task sets created with one rollout's
+//!     external id, and none created while a task set other than the primary still runs;
+//! 15. traffic first: no task set scaled to 0 or deleted while a route forwards to its
+//!     target group, and no rollout ends rolled back or superseded while a production or test
+//!     route still forwards to its candidate group;
+//! 16. one `UpdateService` per intent: every call that took effect was sent under a status
+//!     of its replica recording the intent (`updatingSince`), and no two for one intent;
+//! 17. a service deployment someone else started is never stopped, never answered, and
+//!     never replaced by an `UpdateService` of a replica that had seen it in flight;
+//! 18. a `PAUSE` hook is answered only with the id of the hook that waits.
+//!
+//! Never acting twice for one intent, per strategy: checks 1, 8 and 9 (CodeDeploy and the
+//! registration), 14 (CreateTaskSet) and 16 (UpdateService). Every release settling once the
+//! faults stop is check 3, for all three strategies.
+//!
+//! Each check has a unit test on a log written by hand (`checks.rs`,
+//! `strategy_checks.rs`), and the suite's sweep asserts that its seeds gave every check
+//! something to look at.
 //!
 //! How the faults are modelled, and where the model stops:
 //! - A crash aborts the replica's task and kills its gate: nothing it sends afterwards
@@ -123,14 +170,19 @@ mod driver;
 mod log;
 mod passes;
 mod replica;
+mod strategy_checks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-pub use log::{Entry, Event, EventLog, HandledRequest, RolloutSeen, digest};
+pub use log::{
+    EcsSeen, Entry, Event, EventLog, HandledRequest, RolloutSeen, RouteSeen, StepSeen, TaskSetSeen,
+    TaskSetsSeen, digest,
+};
 pub use passes::{PassLog, PassRecorder};
+pub use strategy_checks::StrategyCounts;
 
 use driver::Driver;
 use switchyard::lease::LeaseTiming;
@@ -256,6 +308,28 @@ pub enum ViolationKind {
     Wedged,
     /// 12: a refused call asked again more often than the refusal backoff allows.
     RefusedCallAskedHot,
+    /// 13: a production weight above what the step in force allows.
+    WeightAboveStep,
+    /// 13: a production weight lowered during a rollout that was not rolling back.
+    WeightWentDown,
+    /// 14: two task sets created for one rollout.
+    SecondCandidateTaskSet,
+    /// 14: a candidate task set created while another non-primary one still ran.
+    CandidateBesideLeftover,
+    /// 15: a task set scaled to 0 or deleted while a route forwarded to its group.
+    TaskSetRemovedWithWeight,
+    /// 15: a rollout ended rolled back (or superseded) with traffic still on its candidate.
+    RolledBackWithTraffic,
+    /// 16: two `UpdateService` calls took effect for one intent.
+    UpdateServiceTwice,
+    /// 16: an `UpdateService` sent without a status recording its intent.
+    UpdateServiceWithoutIntent,
+    /// 17: a service deployment someone else started was stopped or answered.
+    ForeignDeploymentTouched,
+    /// 17: a service deployment someone else started, seen in flight, was replaced.
+    ForeignDeploymentReplaced,
+    /// 18: a hook answered with an id other than the one of the hook that waited.
+    StaleHookAnswer,
 }
 
 impl ViolationKind {
@@ -286,6 +360,12 @@ impl ViolationKind {
             LostRequest | RequestWithoutHistory => 10,
             Wedged => 11,
             RefusedCallAskedHot => 12,
+            WeightAboveStep | WeightWentDown => 13,
+            SecondCandidateTaskSet | CandidateBesideLeftover => 14,
+            TaskSetRemovedWithWeight | RolledBackWithTraffic => 15,
+            UpdateServiceTwice | UpdateServiceWithoutIntent => 16,
+            ForeignDeploymentTouched | ForeignDeploymentReplaced => 17,
+            StaleHookAnswer => 18,
         }
     }
 
@@ -302,7 +382,13 @@ impl ViolationKind {
             9 => "one mutation per intent",
             10 => "no lost request",
             11 => "no wedged release",
-            _ => "refusals back off",
+            12 => "refusals back off",
+            13 => "task-set weights follow the steps",
+            14 => "one candidate task set per rollout",
+            15 => "traffic first, then task sets",
+            16 => "one UpdateService per intent",
+            17 => "deployments someone else started are left alone",
+            _ => "a hook is answered with its current id",
         }
     }
 }
@@ -419,6 +505,12 @@ pub struct Stats {
     pub stop_resends_excused: u32,
     pub stop_resends_after_handover: u32,
     pub continues_accepted: u32,
+    /// Weights an operator moved off a canary by hand, and service deployments someone
+    /// else started.
+    pub weights_moved_by_hand: u32,
+    pub foreign_deployments: u32,
+    /// What the strategy checks (13 to 18) looked at.
+    pub strategy: StrategyCounts,
     /// Passes (check 11), and the longest time an owner was up without a pass of one of its
     /// releases.
     pub passes: usize,
@@ -465,6 +557,9 @@ impl Stats {
         self.stop_resends_excused += other.stop_resends_excused;
         self.stop_resends_after_handover += other.stop_resends_after_handover;
         self.continues_accepted += other.continues_accepted;
+        self.weights_moved_by_hand += other.weights_moved_by_hand;
+        self.foreign_deployments += other.foreign_deployments;
+        self.strategy.add(&other.strategy);
         self.passes += other.passes;
         self.longest_pass_gap = self.longest_pass_gap.max(other.longest_pass_gap);
         self.deployments += other.deployments;
@@ -481,7 +576,7 @@ impl Stats {
     /// The counts, one line (the seed report's and the summary's).
     pub fn summary(&self) -> String {
         format!(
-            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
+            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} weights moved by hand, {} foreign service deployments, {} production weight changes judged, {} task sets created, {} task-set removals judged, {} task-set rollbacks judged, {} UpdateService calls judged, {} hook answers judged, {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
             self.spec_writes,
             self.edits_keeping_candidate,
             self.edits_in_flight,
@@ -509,6 +604,14 @@ impl Stats {
             self.stop_resends_excused,
             self.stop_resends_after_handover,
             self.continues_accepted,
+            self.weights_moved_by_hand,
+            self.foreign_deployments,
+            self.strategy.weight_changes,
+            self.strategy.task_sets_created,
+            self.strategy.task_set_removals,
+            self.strategy.rollbacks,
+            self.strategy.service_updates,
+            self.strategy.hook_answers,
             self.passes,
             self.longest_pass_gap.as_secs_f64(),
             self.deployments,

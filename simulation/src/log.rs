@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use switchyard::lease::Fence;
-use switchyard::model::{Outcome, Phase};
+use switchyard::model::{Outcome, Phase, TaskSetsStage};
+use switchyard::ports::TaskSetStatus;
 
 /// Locks a mutex, ignoring poisoning: a replica task that panicked must not hide the log
 /// and the gates from the checks.
@@ -35,8 +36,13 @@ pub enum Event {
         /// `rollback.alarms` names the release's alarm.
         alarms: bool,
         paused: bool,
-        /// A deployment of the release that was active when the write committed.
+        /// A deployment of the release that was active when the write committed (the
+        /// CodeDeploy deployment, the candidate task set, the service deployment).
         in_flight: Option<String>,
+        /// `codeDeploy`, `taskSets` or `ecs`.
+        strategy: &'static str,
+        /// The steps of a `taskSets` release (empty for the others).
+        steps: Vec<StepSeen>,
     },
     /// A spec write failed and did not take effect.
     SpecWriteFailed {
@@ -50,6 +56,8 @@ pub enum Event {
         generation: u64,
         requested_at: Timestamp,
         ok: bool,
+        /// `promote --full`.
+        full: bool,
     },
     AlarmSet {
         alarm: String,
@@ -117,6 +125,47 @@ pub enum Event {
         rollout: Option<RolloutSeen>,
         /// The requests the status records as handled, with their history entries.
         handled: Vec<HandledRequest>,
+        /// The task-set rollout as the status records it (`taskSets` releases; boxed, as
+        /// most statuses have none).
+        task_sets: Option<Box<TaskSetsSeen>>,
+        /// The ECS rollout as the status records it (`ecs` releases).
+        ecs: Option<Box<EcsSeen>>,
+    },
+    /// The routes and task sets of a `taskSets` release's service right after something
+    /// changed them: a replica's call (`by` is the replica; `change` the operation and what
+    /// it was given) or an operator moving traffic by hand (`by` is `hand`).
+    TrafficSeen {
+        release: String,
+        by: String,
+        change: String,
+        /// What the call returned (`ok`, an error kind), or `done` for a change by hand.
+        outcome: String,
+        routes: Vec<RouteSeen>,
+        task_sets: Vec<TaskSetSeen>,
+    },
+    /// A replica is about to send `UpdateService` for a release: the current service
+    /// deployment its last `DescribeServices` of the service named, and when it saw it.
+    ServiceViewAtUpdate {
+        replica: String,
+        release: String,
+        current: Option<String>,
+        seen_at: Option<Duration>,
+    },
+    /// A replica is about to answer a `PAUSE` hook of a service deployment: the hook id it
+    /// sends, and the hook that waits then (`None`: none waits any more).
+    HookAnswerSent {
+        replica: String,
+        release: String,
+        deployment: String,
+        hook_id: String,
+        waiting: Option<String>,
+    },
+    /// Someone else started a service deployment of an `ecs` release's service (`arn`:
+    /// the deployment ECS started, `None` when the update changed nothing).
+    ForeignDeployment {
+        release: String,
+        arn: Option<String>,
+        task_definition: String,
     },
     /// A replica's status write failed (or it heard so: a lost reply).
     StatusWriteFailed {
@@ -174,6 +223,81 @@ pub struct RolloutSeen {
     /// The candidate task definition.
     pub candidate: String,
     pub outcome: Option<Outcome>,
+}
+
+/// A step of a `taskSets` release as the driver wrote it: a timed pause and a manual one
+/// both hold the weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepSeen {
+    SetWeight(u32),
+    Pause,
+}
+
+/// A committed status's task-set rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSetsSeen {
+    pub stage: TaskSetsStage,
+    pub step_index: Option<usize>,
+    /// The candidate weight the rollout applied last.
+    pub weight: u32,
+    pub candidate_task_set: Option<String>,
+    pub live_group: Option<String>,
+    pub candidate_group: Option<String>,
+    /// The production routes the rollout weights, and its test routes.
+    pub routes: Vec<String>,
+    pub test_routes: Vec<String>,
+    /// Rolling back: whether because the rollout was superseded.
+    pub rolling_back: Option<bool>,
+    /// The task set waiting to be scaled down and deleted.
+    pub clean_up: Option<String>,
+}
+
+/// A committed status's ECS rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EcsSeen {
+    pub service_deployment: Option<String>,
+    pub updating_since: Option<Timestamp>,
+    /// The answer (or stop, without a hook) recorded before its call: (hook id, action,
+    /// sent).
+    pub answer: Option<(Option<String>, String, bool)>,
+    pub rolling_back: Option<String>,
+}
+
+/// A route (a listener's default action or a rule) and its forward weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSeen {
+    pub arn: String,
+    /// (target group ARN, weight); empty when the route does not forward.
+    pub forward: Vec<(String, u32)>,
+}
+
+impl RouteSeen {
+    /// The percent of the route's traffic that goes to `target_group` (rounded), as ELB
+    /// splits it by weight; 0 when the route does not forward there.
+    pub fn percent_to(&self, target_group: &str) -> u32 {
+        let total: u32 = self.forward.iter().map(|(_, w)| w).sum();
+        let mine: u32 = self
+            .forward
+            .iter()
+            .filter(|(g, _)| g == target_group)
+            .map(|(_, w)| w)
+            .sum();
+        if total == 0 {
+            0
+        } else {
+            ((f64::from(mine) * 100.0) / f64::from(total)).round() as u32
+        }
+    }
+}
+
+/// A task set of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSetSeen {
+    pub arn: String,
+    pub target_group: String,
+    pub status: TaskSetStatus,
+    pub scale: f64,
+    pub external_id: Option<String>,
 }
 
 /// A request a committed status records as handled.

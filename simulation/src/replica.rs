@@ -16,7 +16,7 @@ use futures::stream::BoxStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::log::{Event, EventLog, lock};
+use crate::log::{Event, EventLog, RouteSeen, TaskSetSeen, lock};
 use crate::passes::PassLog;
 use switchyard::lease::Fence;
 use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
@@ -172,6 +172,10 @@ pub(super) struct ReplicaStore {
     passes: PassLog,
 }
 
+/// Per service name: when the replica last described it (virtual time since the run
+/// started) and the current service deployment it named.
+type ServiceViews = Arc<Mutex<BTreeMap<String, (std::time::Duration, Option<String>)>>>;
+
 /// One replica's AWS.
 #[derive(Clone)]
 pub(super) struct ReplicaAws {
@@ -180,8 +184,55 @@ pub(super) struct ReplicaAws {
     gate: Arc<Gate>,
     log: EventLog,
     acked: AckedFences,
+    views: ServiceViews,
     /// Tells the driver that this replica crashed itself (after a CreateDeployment).
     crashed: mpsc::UnboundedSender<String>,
+}
+
+/// What a mutation's log needs besides the call: the service whose routes and task sets to
+/// show once it returned (`taskSets` calls), and whether to show what the replica last saw
+/// of the service first (`UpdateService`).
+#[derive(Default)]
+struct Context {
+    traffic_of: Option<(String, String)>,
+    view_of: Option<String>,
+    /// A hook answer: (service deployment, hook id); the hook that waits is shown first.
+    answer_to: Option<(String, String)>,
+}
+
+/// The routes and task sets of an `EXTERNAL` service now (not calls), for the log.
+pub(super) fn traffic_of(
+    aws: &SimAws,
+    cluster: &str,
+    service: &str,
+) -> (Vec<RouteSeen>, Vec<TaskSetSeen>) {
+    let routes = aws
+        .routes_of_service(cluster, service)
+        .into_iter()
+        .map(|route| RouteSeen {
+            arn: route.arn,
+            forward: route
+                .forward
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.target_group_arn, t.weight))
+                .collect(),
+        })
+        .collect();
+    let task_sets = aws
+        .service(cluster, service)
+        .map(|s| s.task_sets)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| TaskSetSeen {
+            target_group: t.target_group_arns.first().cloned().unwrap_or_default(),
+            arn: t.arn,
+            status: t.status,
+            scale: t.scale_percent,
+            external_id: t.external_id,
+        })
+        .collect();
+    (routes, task_sets)
 }
 
 /// Builds one replica's two decorators over the shared world.
@@ -210,6 +261,7 @@ pub(super) fn replica_ports(
             gate: gate.clone(),
             log: log.clone(),
             acked,
+            views: ServiceViews::default(),
             crashed: crashed.clone(),
         },
     )
@@ -380,14 +432,12 @@ impl LeaseStore for ReplicaStore {
 }
 
 impl ReplicaAws {
-    /// The release a route change is for: each simulated release has a service of its name,
-    /// whose target groups the weights name.
-    fn release_of_weights(&self, route_arn: &str, weights: &[WeightedTargetGroup]) -> String {
+    /// The service (cluster, name) a route change is for, whose target groups the weights
+    /// name: each simulated release has a service of its name.
+    fn service_of_weights(&self, weights: &[WeightedTargetGroup]) -> Option<(String, String)> {
         weights
             .iter()
             .find_map(|w| self.inner.service_of_target_group(&w.target_group_arn))
-            .map(|(_, service)| service)
-            .unwrap_or_else(|| format!("<unknown route {route_arn}>"))
     }
 
     /// The release a deployment belongs to: from its description when it is ours, else its
@@ -416,9 +466,46 @@ impl ReplicaAws {
         detail: String,
         call: impl Future<Output = Result<T, AwsError>>,
     ) -> Result<T, AwsError> {
+        self.mutation_in(operation, release, detail, Context::default(), call)
+            .await
+    }
+
+    /// [`Self::mutation`], with what else its log shows.
+    async fn mutation_in<T>(
+        &self,
+        operation: &'static str,
+        release: String,
+        detail: String,
+        context: Context,
+        call: impl Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, AwsError> {
         let result =
             self.gate
                 .call(async {
+                    if let Some(service) = &context.view_of {
+                        let seen = lock(&self.views).get(service).cloned();
+                        self.log.push(Event::ServiceViewAtUpdate {
+                            replica: self.replica.clone(),
+                            release: release.clone(),
+                            current: seen.clone().and_then(|(_, current)| current),
+                            seen_at: seen.map(|(at, _)| at),
+                        });
+                    }
+                    if let Some((deployment, hook_id)) = &context.answer_to {
+                        let waiting = self.inner.service_deployment(deployment).and_then(|d| {
+                            d.hooks
+                                .iter()
+                                .find(|h| h.is_waiting_pause())
+                                .map(|h| h.hook_id.clone())
+                        });
+                        self.log.push(Event::HookAnswerSent {
+                            replica: self.replica.clone(),
+                            release: release.clone(),
+                            deployment: deployment.clone(),
+                            hook_id: hook_id.clone(),
+                            waiting,
+                        });
+                    }
                     let fence = lock(&self.acked).get(&release).cloned().flatten();
                     self.log.push(Event::MutationIssued {
                         replica: self.replica.clone(),
@@ -447,15 +534,27 @@ impl ReplicaAws {
                     if result.is_ok() {
                         self.gate.on_mutation_succeeded();
                     }
+                    let outcome = match &result {
+                        Ok(_) => "ok".to_string(),
+                        Err(error) => error.kind.as_str().to_string(),
+                    };
+                    if let Some((cluster, service)) = &context.traffic_of {
+                        let (routes, task_sets) = traffic_of(&self.inner, cluster, service);
+                        self.log.push(Event::TrafficSeen {
+                            release: release.clone(),
+                            by: self.replica.clone(),
+                            change: format!("{operation} {detail}"),
+                            outcome: outcome.clone(),
+                            routes,
+                            task_sets,
+                        });
+                    }
                     self.log.push(Event::MutationReturned {
                         replica: self.replica.clone(),
                         release,
                         operation,
                         detail,
-                        outcome: match &result {
-                            Ok(_) => "ok".to_string(),
-                            Err(error) => error.kind.as_str().to_string(),
-                        },
+                        outcome,
                     });
                     result
                 })
@@ -474,6 +573,14 @@ impl ReplicaAws {
     }
 }
 
+/// The context of a task-set call: the service's traffic is shown once it returned.
+fn traffic(cluster: &str, service: &str) -> Context {
+    Context {
+        traffic_of: Some((cluster.to_string(), service.to_string())),
+        ..Context::default()
+    }
+}
+
 /// Where a replica armed to crash after `operation` crashes, for the log.
 fn crash_point(operation: &str) -> &'static str {
     match operation {
@@ -481,6 +588,15 @@ fn crash_point(operation: &str) -> &'static str {
         "ecs:RegisterTaskDefinition" => "right after RegisterTaskDefinition returned",
         "codedeploy:StopDeployment" => "right after StopDeployment returned",
         "codedeploy:ContinueDeployment" => "right after ContinueDeployment returned",
+        "ecs:CreateTaskSet" => "right after CreateTaskSet returned",
+        "ecs:UpdateTaskSet" => "right after UpdateTaskSet returned",
+        "ecs:UpdateServicePrimaryTaskSet" => "right after UpdateServicePrimaryTaskSet returned",
+        "ecs:DeleteTaskSet" => "right after DeleteTaskSet returned",
+        "elbv2:ModifyListener" => "right after ModifyListener returned",
+        "elbv2:ModifyRule" => "right after ModifyRule returned",
+        "ecs:UpdateService" => "right after UpdateService returned",
+        "ecs:ContinueServiceDeployment" => "right after ContinueServiceDeployment returned",
+        "ecs:StopServiceDeployment" => "right after StopServiceDeployment returned",
         _ => "right after a mutation returned",
     }
 }
@@ -513,7 +629,20 @@ impl Ecs for ReplicaAws {
         names: &[String],
     ) -> Result<Vec<Service>, AwsError> {
         self.gate
-            .call(self.inner.describe_services(cluster, names))
+            .call(async {
+                let result = self.inner.describe_services(cluster, names).await;
+                if let Ok(services) = &result {
+                    let at = self.log.elapsed();
+                    let mut views = lock(&self.views);
+                    for service in services {
+                        views.insert(
+                            service.name.clone(),
+                            (at, service.current_service_deployment.clone()),
+                        );
+                    }
+                }
+                result
+            })
             .await
     }
 
@@ -541,10 +670,14 @@ impl Ecs for ReplicaAws {
         request: &UpdateServiceRequest,
     ) -> Result<Option<String>, AwsError> {
         // Each simulated release has its own service, named after it.
-        self.mutation(
+        self.mutation_in(
             "ecs:UpdateService",
             request.service.clone(),
             request.task_definition.clone(),
+            Context {
+                view_of: Some(request.service.clone()),
+                ..Context::default()
+            },
             self.inner.update_service(request),
         )
         .await
@@ -585,10 +718,14 @@ impl Ecs for ReplicaAws {
         hook_id: &str,
         action: HookAction,
     ) -> Result<(), AwsError> {
-        self.mutation(
+        self.mutation_in(
             "ecs:ContinueServiceDeployment",
             release_of_service_deployment(deployment_arn),
             format!("{deployment_arn} {hook_id} {action:?}"),
+            Context {
+                answer_to: Some((deployment_arn.to_string(), hook_id.to_string())),
+                ..Context::default()
+            },
             self.inner
                 .continue_service_deployment(deployment_arn, hook_id, action),
         )
@@ -607,7 +744,7 @@ impl Ecs for ReplicaAws {
 
     async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
         // Each simulated release has a service of its name.
-        self.mutation(
+        self.mutation_in(
             "ecs:CreateTaskSet",
             request.service.clone(),
             format!(
@@ -617,6 +754,7 @@ impl Ecs for ReplicaAws {
                 request.scale_percent,
                 request.client_token
             ),
+            traffic(&request.cluster, &request.service),
             self.inner.create_task_set(request),
         )
         .await
@@ -629,10 +767,11 @@ impl Ecs for ReplicaAws {
         task_set_arn: &str,
         scale_percent: f64,
     ) -> Result<TaskSet, AwsError> {
-        self.mutation(
+        self.mutation_in(
             "ecs:UpdateTaskSet",
             service.to_string(),
             format!("{task_set_arn} to {scale_percent}%"),
+            traffic(cluster, service),
             self.inner
                 .update_task_set_scale(cluster, service, task_set_arn, scale_percent),
         )
@@ -645,10 +784,11 @@ impl Ecs for ReplicaAws {
         service: &str,
         task_set_arn: &str,
     ) -> Result<TaskSet, AwsError> {
-        self.mutation(
+        self.mutation_in(
             "ecs:UpdateServicePrimaryTaskSet",
             service.to_string(),
             task_set_arn.to_string(),
+            traffic(cluster, service),
             self.inner
                 .update_service_primary_task_set(cluster, service, task_set_arn),
         )
@@ -662,10 +802,11 @@ impl Ecs for ReplicaAws {
         task_set_arn: &str,
         force: bool,
     ) -> Result<(), AwsError> {
-        self.mutation(
+        self.mutation_in(
             "ecs:DeleteTaskSet",
             service.to_string(),
             format!("{task_set_arn} (force: {force})"),
+            traffic(cluster, service),
             self.inner
                 .delete_task_set(cluster, service, task_set_arn, force),
         )
@@ -822,10 +963,27 @@ impl LoadBalancer for ReplicaAws {
             .map(|w| format!("{}={}", w.target_group_arn, w.weight))
             .collect::<Vec<_>>()
             .join(",");
-        self.mutation(
-            "elasticloadbalancing:SetForwardWeights",
-            self.release_of_weights(route_arn, weights),
+        // The ELB operation the port makes (after reading the route).
+        let operation = if route_arn.contains(":listener-rule/") {
+            "elbv2:ModifyRule"
+        } else {
+            "elbv2:ModifyListener"
+        };
+        let (release, context) = match self.service_of_weights(weights) {
+            Some((cluster, service)) => (
+                service.clone(),
+                Context {
+                    traffic_of: Some((cluster, service)),
+                    ..Context::default()
+                },
+            ),
+            None => (format!("<unknown route {route_arn}>"), Context::default()),
+        };
+        self.mutation_in(
+            operation,
+            release,
             format!("{route_arn}: {detail}"),
+            context,
             self.inner.set_forward_weights(route_arn, weights),
         )
         .await
@@ -952,7 +1110,7 @@ mod tests {
         assert_eq!(
             issued,
             vec![
-                ("elasticloadbalancing:SetForwardWeights", web()),
+                ("elbv2:ModifyListener", web()),
                 ("ecs:CreateTaskSet", web()),
                 ("ecs:UpdateTaskSet", web()),
                 ("ecs:UpdateServicePrimaryTaskSet", web()),

@@ -570,7 +570,10 @@ impl<'a> Pass<'a> {
                 } else {
                     self.decline(RequestKind::Retry, "retry: nothing to retry");
                 }
-                if live {
+                // ECS names the candidate as the service's task definition as soon as a
+                // deployment of it starts: while that deployment is in flight (a superseded
+                // rollout's, wanted again), it is not live yet, and the rollout follows it.
+                if live && !ecs::deploying(self.observed) {
                     self.clear_drift();
                     self.record_already_live(&candidate, &target, last.as_ref());
                     return self.healthy(&candidate_arn, false);
@@ -945,7 +948,20 @@ impl<'a> Pass<'a> {
         });
         self.next.rollout = Some(rollout);
         self.next.deployment_id = None;
-        self.next.strategy = None;
+        // What must outlive the last rollout stays: a task set still to clean up (with the
+        // routes that say whether it still has weight), which service deployments were
+        // switchyard's.
+        self.next.strategy = match self.next.strategy.take() {
+            Some(crate::model::StrategyStatus::Ecs(previous)) => Some(
+                crate::model::StrategyStatus::Ecs(ecs::carry_over(&previous)),
+            ),
+            Some(crate::model::StrategyStatus::TaskSets(previous))
+                if previous.clean_up.is_some() =>
+            {
+                Some(crate::model::StrategyStatus::TaskSets(previous))
+            }
+            _ => None,
+        };
     }
 
     // ----- settled steps ------------------------------------------------------------

@@ -61,6 +61,7 @@ pub use task_sets::{
 };
 pub use world::AlarmType;
 pub use world::CircuitBreaker;
+pub use world::CreatedTaskSet;
 pub use world::TrafficRouting;
 
 use appspec::LaunchSettings;
@@ -669,6 +670,66 @@ impl SimAws {
                 .values()
                 .find(|s| s.target_group_arns.iter().any(|t| t == target_group_arn))
                 .map(|s| (s.cluster.clone(), s.name.clone()))
+        })
+    }
+
+    /// Every task set `CreateTaskSet` created so far, in creation order, as it was created
+    /// (deleted ones included; not a call).
+    pub fn task_sets_created(&self) -> Vec<CreatedTaskSet> {
+        self.with_world(|world| world.task_sets_created.clone())
+    }
+
+    /// From now on, the tasks of a task set created with `CreateTaskSet` start one every
+    /// `task_start` and their health checks decide `health_check` after they start (instead
+    /// of [`TASK_START`] and [`HEALTH_CHECK`]): targets slow to become healthy, or unhealthy.
+    pub fn set_target_timings(
+        &self,
+        task_start: std::time::Duration,
+        health_check: std::time::Duration,
+    ) {
+        self.with_world(|world| world.target_timings = Some((task_start, health_check)));
+    }
+
+    /// Every route (listeners' default actions and rules, by port and priority) of the load
+    /// balancer whose listener an `EXTERNAL` service's setup made its production listener,
+    /// as `describe_routes` would show them now (not a call); empty for other services. The
+    /// cluster by its name or its ARN.
+    pub fn routes_of_service(&self, cluster: &str, service: &str) -> Vec<Route> {
+        let Some(cluster) = ecs::requested_cluster("DescribeServices", cluster)
+            .ok()
+            .flatten()
+        else {
+            return Vec::new();
+        };
+        self.with_world(|world| {
+            let Some(svc) = world.service(cluster, service) else {
+                return Vec::new();
+            };
+            let Some(load_balancer) = world
+                .listeners
+                .get(&svc.production_listener)
+                .map(|l| l.load_balancer_arn.clone())
+            else {
+                return Vec::new();
+            };
+            let mut listeners: Vec<_> = world
+                .listeners
+                .values()
+                .filter(|l| l.load_balancer_arn == load_balancer)
+                .collect();
+            listeners.sort_by_key(|l| l.port);
+            let mut routes = Vec::new();
+            for listener in listeners {
+                routes.extend(world.route_view(&listener.arn));
+                let mut rules: Vec<_> = world
+                    .rules
+                    .values()
+                    .filter(|r| r.listener_arn == listener.arn)
+                    .collect();
+                rules.sort_by_key(|r| r.priority);
+                routes.extend(rules.into_iter().filter_map(|r| world.route_view(&r.arn)));
+            }
+            routes
         })
     }
 

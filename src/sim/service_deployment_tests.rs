@@ -1154,6 +1154,46 @@ async fn a_foreign_update_starts_a_deployment_without_counting_a_call() {
         f.describe(&arn).await.status,
         ServiceDeploymentStatus::Pending
     );
+    assert_eq!(
+        f.aws.foreign_service_deployments(),
+        vec![arn.clone()],
+        "known as someone else's"
+    );
+    let v3 = f.revision("web:3").await;
+    let ours = f.deploy(&v3).await;
+    assert_eq!(
+        f.aws.foreign_service_deployments(),
+        vec![arn],
+        "the port's own deployment is not foreign: {ours}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn someone_else_continues_the_hook_their_deployment_waits_at() {
+    let f = Fixture::new(EcsDeploymentStrategy::BlueGreen, |s| {
+        s.pause_at = vec!["POST_TEST_TRAFFIC_SHIFT".into()];
+        s.bake_time_minutes = Some(0);
+    });
+    let v2 = f.revision("web:2").await;
+    let arn = f
+        .aws
+        .update_service_as_someone_else(&f.request(&v2))
+        .unwrap()
+        .unwrap();
+    assert!(!f.aws.continue_as_someone_else(&arn), "no hook waits yet");
+    tokio::time::advance(std::time::Duration::from_secs(60)).await;
+    let waiting = f.describe(&arn).await;
+    assert_eq!(
+        waiting.lifecycle_stage.as_deref(),
+        Some("POST_TEST_TRAFFIC_SHIFT")
+    );
+    assert!(f.aws.continue_as_someone_else(&arn));
+    assert!(f.aws.hook_answers(&arn).is_empty(), "not the port's answer");
+    tokio::time::advance(std::time::Duration::from_secs(60)).await;
+    assert_eq!(
+        f.describe(&arn).await.status,
+        ServiceDeploymentStatus::Successful
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -772,6 +772,10 @@ impl World {
             config,
             now,
         );
+        if let Some(started) = self.service_deployments.last_mut() {
+            // The port's calls are recorded; anyone else's is foreign.
+            started.foreign = !record;
+        }
         Ok(Some(arn))
     }
 
@@ -819,6 +823,7 @@ impl World {
             hooks: Vec::new(),
             hook_answers: Vec::new(),
             stop_calls: 0,
+            foreign: false,
         });
         if let Some(svc) = self.ecs_service_mut(cluster, service) {
             svc.current_deployment = Some(arn.clone());
@@ -1351,6 +1356,28 @@ impl SimAws {
         self.with_world(|world| world.update_ecs_service(request, now, false))
     }
 
+    /// Answers the `PAUSE` hook a service deployment waits at with `CONTINUE`, as someone
+    /// else would (the console): not counted as a call, not recorded with the port's
+    /// answers. Whether a hook was waiting.
+    pub fn continue_as_someone_else(&self, deployment_arn: &str) -> bool {
+        let now = self.inner.clock.now();
+        self.with_world(|world| {
+            let Some(i) = world.service_deployment_index(deployment_arn) else {
+                return false;
+            };
+            let d = &mut world.service_deployments[i];
+            let ServicePhase::Hook(index) = d.phase else {
+                return false;
+            };
+            if d.waiting_hook().is_none() {
+                return false;
+            }
+            d.settle_waiting_hook("SUCCEEDED");
+            world.begin_service_stage_work(i, index, now);
+            true
+        })
+    }
+
     /// From now on, service deployments of this task definition (its ARN) never get a
     /// healthy task: their `SCALE_UP` fails task after task (see also
     /// [`SimAws::fail_install_for_image`], which service deployments honour too).
@@ -1442,6 +1469,19 @@ impl SimAws {
                 .find(|d| d.arn == arn)
                 .map(|d| d.hook_answers.clone())
                 .unwrap_or_default()
+        })
+    }
+
+    /// The service deployments someone else started (`update_service_as_someone_else`), by
+    /// ARN, oldest first.
+    pub fn foreign_service_deployments(&self) -> Vec<String> {
+        self.with_world(|world| {
+            world
+                .service_deployments
+                .iter()
+                .filter(|d| d.foreign)
+                .map(|d| d.arn.clone())
+                .collect()
         })
     }
 

@@ -896,3 +896,77 @@ async fn task_set_and_route_calls_go_through_faults_and_call_counts() {
     }
     assert_eq!(counts["ecs:CreateTaskSet"], 2, "the throttled call counts");
 }
+
+// ---------------------------------------------------------------------------------------
+// What the deterministic simulation reads of the world
+
+#[tokio::test(start_paused = true)]
+async fn every_created_task_set_is_remembered_after_it_is_deleted() {
+    let f = Fixture::new(|_| {});
+    let first = f.create("t1", 0.0).await;
+    assert_eq!(
+        f.create("t1", 0.0).await.arn,
+        first.arn,
+        "the same client token: no second task set"
+    );
+    f.aws
+        .delete_task_set("prod", "web", &first.arn, false)
+        .await
+        .unwrap();
+    advance(DEREGISTRATION_DELAY).await;
+    assert!(f.task_set(&first.arn).is_none(), "gone from the service");
+    let created = f.aws.task_sets_created();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0].arn, first.arn);
+    assert_eq!(created[0].external_id.as_deref(), Some("web/t1"));
+    assert_eq!(created[0].target_group_arn, f.b());
+    assert_eq!(
+        created[0].task_definition, f.handles.task_definition.arn,
+        "what it was created with"
+    );
+    assert!(
+        !created
+            .iter()
+            .any(|c| c.arn == f.handles.primary_task_set_arn),
+        "the setup's task set was not created by CreateTaskSet"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_targets_take_the_timings_they_are_given() {
+    let f = Fixture::new(|_| {});
+    f.aws
+        .set_target_timings(Duration::from_secs(20), Duration::from_secs(60));
+    let created = f.create("t1", 100.0).await;
+    advance(TASK_START + HEALTH_CHECK).await;
+    assert!(
+        f.health(f.b()).is_empty(),
+        "the first task starts after 20 s, not {TASK_START:?}"
+    );
+    advance(Duration::from_secs(40) - TASK_START - HEALTH_CHECK).await;
+    assert_eq!(
+        f.health(f.b()),
+        vec![TargetHealthState::Initial, TargetHealthState::Initial]
+    );
+    advance(Duration::from_secs(60)).await;
+    let steady = f.task_set(&created.arn).unwrap();
+    assert_eq!(steady.stability, StabilityStatus::SteadyState);
+    assert_eq!(
+        f.health(f.b()),
+        vec![TargetHealthState::Healthy, TargetHealthState::Healthy]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_routes_of_a_service_are_every_route_of_its_load_balancer() {
+    let f = Fixture::new(|s| s.rules = rules());
+    let described = f
+        .aws
+        .describe_routes(&f.handles.load_balancer_arn)
+        .await
+        .unwrap();
+    let before = f.aws.call_counts();
+    assert_eq!(f.aws.routes_of_service("prod", "web"), described);
+    assert_eq!(f.aws.call_counts(), before, "not a call");
+    assert!(f.aws.routes_of_service("prod", "other").is_empty());
+}

@@ -22,7 +22,9 @@ use crate::ports::{
 
 use super::appspec::LaunchSettings;
 use super::ecs::requested_cluster;
-use super::world::{SimService, SimTarget, SimTask, SimTaskSet, World, task_set_arn};
+use super::world::{
+    CreatedTaskSet, SimService, SimTarget, SimTask, SimTaskSet, World, task_set_arn,
+};
 
 const SERVICE: &str = "ecs";
 
@@ -251,14 +253,15 @@ impl World {
             )
         };
         let ips: Vec<String> = (have..computed).map(|_| self.next_ip()).collect();
+        let (task_start, health_check) = self.target_timings.unwrap_or((TASK_START, HEALTH_CHECK));
         let svc = self.services.get_mut(key).expect("the service exists");
         let ts = svc.task_set_mut(id).expect("the task set exists");
         for (i, ip) in ips.into_iter().enumerate() {
-            let runs_at = after(now, TASK_START * (i as u32 + 1));
+            let runs_at = after(now, task_start * (i as u32 + 1));
             ts.tasks.push(SimTask {
                 ip,
                 runs_at,
-                checked_at: after(runs_at, HEALTH_CHECK),
+                checked_at: after(runs_at, health_check),
                 running: false,
                 checked: false,
             });
@@ -413,6 +416,15 @@ impl World {
         });
         self.resize_task_set(&key, &id, now);
         let view = self.view_of(&key, &id);
+        self.task_sets_created.push(CreatedTaskSet {
+            cluster: key.0.clone(),
+            service: key.1.clone(),
+            arn: view.arn.clone(),
+            external_id: view.external_id.clone(),
+            target_group_arn: binding.target_group_arn.clone(),
+            task_definition: task_definition.arn.clone(),
+            created_at: now,
+        });
         self.services
             .get_mut(&key)
             .expect("the service exists")

@@ -69,7 +69,25 @@ pub(crate) struct World {
     /// What HTTP probes of a URL get, and how many there were.
     pub http_answers: BTreeMap<String, Result<u16, crate::ports::ProbeError>>,
     pub http_probes: BTreeMap<String, u64>,
+    /// Every task set `CreateTaskSet` created, in creation order (deleted ones included).
+    pub task_sets_created: Vec<CreatedTaskSet>,
+    /// How fast the tasks of a created task set start and pass (or fail) their health
+    /// checks: `(TASK_START, HEALTH_CHECK)` unless set.
+    pub target_timings: Option<(std::time::Duration, std::time::Duration)>,
     counters: Counters,
+}
+
+/// A task set `CreateTaskSet` created, as it was created (it may be gone since).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedTaskSet {
+    pub cluster: String,
+    pub service: String,
+    pub arn: String,
+    /// The `externalId` it was created with.
+    pub external_id: Option<String>,
+    pub target_group_arn: String,
+    pub task_definition: String,
+    pub created_at: Timestamp,
 }
 
 // The resources of the account. Their behaviour lives with the service that owns them
@@ -425,6 +443,8 @@ pub(crate) struct SimServiceDeployment {
     pub hook_answers: Vec<(String, HookAction)>,
     /// Accepted `StopServiceDeployment` calls.
     pub stop_calls: u32,
+    /// Started by an `UpdateService` of someone else (not the port's).
+    pub foreign: bool,
 }
 
 /// Separate counters per kind of identifier, so e.g. the deployment ids a test sees do not

@@ -317,3 +317,123 @@ async fn a_restart_while_updating_adopts_the_deployment_instead_of_updating_agai
     assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
     assert_eq!(h.aws.update_service_requests("prod", "web").len(), 1);
 }
+
+/// A rollout superseded while its deployment waits at a hook, then wanted again before any
+/// newer `UpdateService` (the newer version's registration was refused meanwhile): the
+/// service's task definition already names the candidate, but ECS has not finished deploying
+/// it, so it is not already live. The release follows that deployment again (it waits for
+/// its promotion) and never says `Healthy` while it is in flight. The deterministic
+/// simulation found it (seed 3 of the suite's configuration, once it covered this strategy).
+#[tokio::test(start_paused = true)]
+async fn a_candidate_wanted_again_while_its_deployment_is_in_flight_is_not_already_live() {
+    let h = Harness::new();
+    h.aws.add_ecs_service(
+        EcsServiceSetup::new("prod", "web", EcsDeploymentStrategy::BlueGreen)
+            .pausing_at(&["POST_TEST_TRAFFIC_SHIFT"]),
+    );
+    let manual = "      promotion: manual\n";
+    apply_yaml(&h, "web", &ecs_release("web", "2.0.0", manual, "")).await;
+    h.run_for(minutes(10)).await;
+    let waiting = h.status("web").await;
+    assert_eq!(
+        waiting.phase,
+        Phase::AwaitingPromotion,
+        "{}",
+        waiting.message
+    );
+    let arn = waiting
+        .deployment_id
+        .clone()
+        .expect("the service deployment");
+
+    // A newer version that cannot be registered, then the first one again.
+    h.aws.inject(switchyard::sim::FaultRule::always(
+        "ecs:RegisterTaskDefinition",
+        switchyard::sim::Fault::AccessDenied,
+    ));
+    apply_yaml(&h, "web", &ecs_release("web", "3.0.0", manual, "")).await;
+    h.run_for(minutes(1)).await;
+    apply_yaml(&h, "web", &ecs_release("web", "2.0.0", manual, "")).await;
+    h.run_for(minutes(2)).await;
+    let again = h.status("web").await;
+    assert!(
+        !h.aws.service_deployment(&arn).unwrap().status.is_terminal(),
+        "the deployment still waits at its hook"
+    );
+    assert_eq!(again.phase, Phase::AwaitingPromotion, "{}", again.message);
+    assert_eq!(again.deployment_id.as_deref(), Some(arn.as_str()));
+
+    h.request("web", RequestKind::Promote).await;
+    h.run_for(minutes(15)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let running = h.aws.running_task_definition("prod", "web").unwrap();
+    assert_eq!(h.image_of(&running, "web"), format!("{REGISTRY}/web:2.0.0"));
+    assert_eq!(h.aws.hook_answers(&arn).len(), 1);
+    assert_eq!(
+        h.aws.service_deployments_of("prod", "web").len(),
+        2,
+        "the first deployment (made with the service) and the one followed throughout"
+    );
+}
+
+/// A rollout superseded while its `UpdateService` intent has no deployment recorded (the
+/// reply was lost) first looks for the deployment that call started and keeps it as
+/// switchyard's: the next rollout replaces it rather than waiting for it as someone else's.
+/// The deterministic simulation found it (seed 95 of the suite's configuration): the
+/// intent was dropped with the superseded rollout, its deployment waited at a `PAUSE` hook
+/// nobody would answer, and the release waited for it, `Pending`, for good.
+#[tokio::test(start_paused = true)]
+async fn a_superseded_update_whose_reply_was_lost_is_still_known_as_switchyard_s() {
+    let h = Harness::new();
+    h.aws.add_ecs_service(
+        EcsServiceSetup::new("prod", "web", EcsDeploymentStrategy::BlueGreen)
+            .pausing_at(&["POST_TEST_TRAFFIC_SHIFT"]),
+    );
+    h.aws.inject(switchyard::sim::FaultRule::times(
+        "ecs:UpdateService",
+        switchyard::sim::Fault::LostResponse,
+        1,
+    ));
+    apply_yaml(
+        &h,
+        "web",
+        &ecs_release("web", "2.0.0", "      promotion: manual\n", ""),
+    )
+    .await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    for _ in 0..600 {
+        if !h.aws.update_service_requests("prod", "web").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(h.aws.update_service_requests("prod", "web").len(), 1);
+    // The next version, before any pass found the first deployment.
+    apply_yaml(
+        &h,
+        "web",
+        &ecs_release("web", "3.0.0", "      promotion: manual\n", ""),
+    )
+    .await;
+    tokio::time::sleep(minutes(10)).await;
+    let waiting = h.status("web").await;
+    assert_eq!(
+        waiting.phase,
+        Phase::AwaitingPromotion,
+        "{}",
+        waiting.message
+    );
+    assert_eq!(h.aws.update_service_requests("prod", "web").len(), 2);
+    h.request("web", RequestKind::Promote).await;
+    tokio::time::sleep(minutes(15)).await;
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let running = h.aws.running_task_definition("prod", "web").unwrap();
+    assert_eq!(h.image_of(&running, "web"), format!("{REGISTRY}/web:3.0.0"));
+}

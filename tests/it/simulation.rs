@@ -192,6 +192,35 @@ fn assert_checks_had_work(totals: &Stats) {
         ("passes panicked (11)", totals.passes_panicked as usize),
         ("refusal episodes (12)", totals.refusal_episodes as usize),
         ("attempts refused (12)", totals.refused_attempts),
+        (
+            "production weight changes (13)",
+            totals.strategy.weight_changes as usize,
+        ),
+        (
+            "weights moved by hand (13)",
+            totals.weights_moved_by_hand as usize,
+        ),
+        (
+            "task sets created (14)",
+            totals.strategy.task_sets_created as usize,
+        ),
+        (
+            "task sets removed (15)",
+            totals.strategy.task_set_removals as usize,
+        ),
+        (
+            "task-set rollbacks (15)",
+            totals.strategy.rollbacks as usize,
+        ),
+        (
+            "UpdateService calls (16)",
+            totals.strategy.service_updates as usize,
+        ),
+        (
+            "foreign service deployments (17)",
+            totals.foreign_deployments as usize,
+        ),
+        ("hook answers (18)", totals.strategy.hook_answers as usize),
     ];
     let idle: Vec<&str> = work
         .iter()
@@ -329,4 +358,25 @@ fn a_failed_recording_write_never_sends_a_stop_twice() {
 #[test]
 fn a_registration_on_its_way_is_not_repeated_by_the_next_owner() {
     assert_seed_free_of(example_config(245), &[ViolationKind::DuplicateRegistration]);
+}
+
+/// The seeds that found the strategy bugs once the simulation covered `taskSets` and `ecs`
+/// (the suite's configuration; each has a scenario test of its own in
+/// `task_sets_strategy.rs` or `ecs_strategy.rs`): seed 134, a switch whose verdict was not
+/// recorded was rolled back onto the old task set and the next candidate created beside it;
+/// seed 115, a promote after a hand change mid-step lowered a route switchyard had moved;
+/// seeds 95 and 135, a superseded `UpdateService` whose reply was lost left its deployment
+/// waited for as someone else's, for good.
+#[test]
+fn the_seeds_that_found_the_strategy_bugs_keep_their_invariants() {
+    use ViolationKind::*;
+    let cases: [(u64, &[ViolationKind]); 4] = [
+        (134, &[CandidateBesideLeftover, ActiveDeploymentWhenSettled]),
+        (115, &[WeightWentDown, WeightAboveStep]),
+        (95, &[StaleStatus, NotSettled]),
+        (135, &[StaleStatus, NotSettled, LostRequest]),
+    ];
+    for (seed, kinds) in cases {
+        assert_seed_free_of(suite_config(seed), kinds);
+    }
 }

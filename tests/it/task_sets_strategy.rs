@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchyard::model::{AuditAction, ConditionStatus, ConditionType, Outcome, Phase, RequestKind};
 use switchyard::ports::{AlarmState, ReleaseStore, SpecPrecondition, SpecWrite, TaskSetStatus};
-use switchyard::sim::{ExternalHandles, ExternalSetup};
+use switchyard::sim::{ExternalHandles, ExternalRule, ExternalSetup, Fault, FaultRule};
 
 use crate::harness::{Harness, REGISTRY, minutes};
 
@@ -578,4 +578,289 @@ async fn a_promote_whose_next_call_fails_is_handled_once_and_ends_one_pause_only
         .filter(|e| e.outcome == Outcome::Promoted)
         .collect();
     assert_eq!(promoted.len(), 1, "{:#?}", status.history);
+}
+
+/// A rollout superseded by a revert to the live version (nothing to deploy: already live)
+/// still cleans up its candidate task set after `abortScaleDownDelay`; and the next rollout
+/// never runs beside a candidate left over. The deterministic simulation found it (seed 12
+/// of the suite's configuration, once it covered this strategy): the candidate's clean-up
+/// was dropped with the rollout's status when the release turned out to be already live.
+#[tokio::test(start_paused = true)]
+async fn a_revert_to_the_live_version_still_cleans_up_the_superseded_candidate() {
+    let h = Harness::new();
+    let handles = world(&h);
+    apply(&h, &release("2.0.0", CANARY, "")).await;
+    // The candidate task set exists, its tasks are starting.
+    h.run_for(Duration::from_secs(8)).await;
+    let candidate = h
+        .status("web")
+        .await
+        .deployment_id
+        .expect("the candidate task set");
+    // Back to the version that is live: nothing to deploy.
+    apply(&h, &release("1.0.0", CANARY, "")).await;
+    h.run_for(minutes(2)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let service = h.aws.service("prod", "web").unwrap();
+    assert!(
+        service
+            .task_sets
+            .iter()
+            .all(|t| t.arn != candidate || t.status == TaskSetStatus::Draining),
+        "the superseded candidate is deleted: {:?}",
+        service.task_sets
+    );
+    assert_eq!(
+        service.primary_task_set().unwrap().arn,
+        handles.primary_task_set_arn
+    );
+
+    // A new version rolls out alone and ends with one task set.
+    apply(&h, &release("3.0.0", CANARY, "")).await;
+    h.run_for(minutes(5)).await;
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    let service = h.aws.service("prod", "web").unwrap();
+    let live: Vec<_> = service
+        .task_sets
+        .iter()
+        .filter(|t| t.status != TaskSetStatus::Draining)
+        .collect();
+    assert_eq!(live.len(), 1, "{:?}", service.task_sets);
+}
+
+/// A switch whose `UpdateServicePrimaryTaskSet` took effect (its reply lost, so the status
+/// still says the rollout is switching) has succeeded: a new version written right then
+/// never moves production traffic back to the old task set, and the next candidate never
+/// runs beside it. The deterministic simulation found it (seed 134 of the suite's
+/// configuration, a status write that failed after the switch): the pass that found the
+/// new candidate "rolled back" the switched rollout onto the old, no longer primary task set,
+/// and the next candidate was created on that task set's group, beside it.
+#[tokio::test(start_paused = true)]
+async fn a_switch_that_took_effect_is_never_rolled_back_by_a_new_version() {
+    let h = Harness::new();
+    let handles = world(&h);
+    let old = handles.primary_task_set_arn.clone();
+    let old_group = handles.target_group_arns[0].clone();
+    h.aws.inject(FaultRule::times(
+        "ecs:UpdateServicePrimaryTaskSet",
+        Fault::LostResponse,
+        1,
+    ));
+    apply(&h, &release("2.0.0", CANARY, "")).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    let primary = || {
+        h.aws
+            .service("prod", "web")
+            .and_then(|s| s.primary_task_set().map(|t| t.arn.clone()))
+    };
+    for _ in 0..1200 {
+        if primary().as_deref() != Some(old.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        primary().as_deref(),
+        Some(old.as_str()),
+        "the switch happened"
+    );
+    apply(&h, &release("3.0.0", CANARY, "")).await;
+
+    // Whenever the old task set's group has production traffic again, the old task set is
+    // gone (the next candidate runs there).
+    for second in 0..240 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let share = candidate_percent(&h, &handles, &old_group);
+        let service = h.aws.service("prod", "web").unwrap();
+        let old_runs = service
+            .task_sets
+            .iter()
+            .any(|t| t.arn == old && t.status != TaskSetStatus::Draining);
+        assert!(
+            share == 0 || !old_runs,
+            "{second}s after the new version: {share}% of production traffic on the old task set's group while it still runs: {:?}",
+            service.task_sets
+        );
+    }
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::Healthy, "{}", status.message);
+    let outcomes: Vec<Outcome> = status.history.iter().map(|e| e.outcome).collect();
+    assert!(
+        outcomes.ends_with(&[Outcome::Succeeded, Outcome::Succeeded]),
+        "both rollouts succeeded, the first one at its switch: {outcomes:?}"
+    );
+    assert_eq!(h.calls("ecs:CreateTaskSet"), 2);
+    let service = h.aws.service("prod", "web").unwrap();
+    let running: Vec<_> = service
+        .task_sets
+        .iter()
+        .filter(|t| t.status != TaskSetStatus::Draining)
+        .collect();
+    assert_eq!(running.len(), 1, "{:?}", service.task_sets);
+    assert_eq!(
+        h.image_of(&running[0].task_definition, "web"),
+        format!("{REGISTRY}/web:3.0.0")
+    );
+}
+
+/// A service whose production listener has a forwarding rule too: two production routes,
+/// set one per pass.
+fn world_with_a_rule(h: &Harness) -> ExternalHandles {
+    let mut setup = ExternalSetup::new("prod", "web");
+    setup.rules = vec![ExternalRule {
+        priority: 10,
+        forwards: true,
+    }];
+    h.aws.add_external_service(setup)
+}
+
+/// The candidate group's percent of a route's traffic, as ELB has it.
+fn percent_on(h: &Harness, route: &str, group: &str) -> u32 {
+    h.aws
+        .route(route)
+        .and_then(|r| r.percent_to(group))
+        .map(|p| p.round() as u32)
+        .unwrap_or(0)
+}
+
+/// Runs a controller for `duration`, sampling the candidate group's share of `route` every
+/// second.
+async fn sample_route(h: &Harness, route: &str, group: &str, duration: Duration) -> Vec<u32> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    let mut samples = Vec::new();
+    for _ in 0..duration.as_secs() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push(percent_on(h, route, group));
+    }
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    samples
+}
+
+const GATED: &str =
+    "        - setWeight: 20\n        - pause: {}\n        - setWeight: 50\n        - pause: {}\n";
+
+/// Walks a rollout on a listener and a rule to the middle of its 50% step: the listener at
+/// 50, the rule still at 20 (AWS refuses ModifyRule for now). Returns the refusal.
+async fn stop_mid_step(h: &Harness, handles: &ExternalHandles, steps: &str) -> FaultRule {
+    apply(h, &release("2.0.0", steps, "")).await;
+    h.run_for(minutes(2)).await;
+    let candidate = &handles.target_group_arns[1];
+    assert_eq!(
+        percent_on(h, &handles.production_listener_arn, candidate),
+        20
+    );
+    assert_eq!(percent_on(h, &handles.rule_arns[0], candidate), 20);
+    let refusal = FaultRule::always("elbv2:ModifyRule", Fault::AccessDenied);
+    h.aws.inject(refusal.clone());
+    h.request("web", RequestKind::Promote).await;
+    h.run_for(minutes(1)).await;
+    assert_eq!(
+        percent_on(h, &handles.production_listener_arn, candidate),
+        50
+    );
+    assert_eq!(percent_on(h, &handles.rule_arns[0], candidate), 20);
+    refusal
+}
+
+/// Mid-step (the listener at the step's 50%, the rule still at the last step's 20%), an
+/// operator moves the rule's traffic back by hand; `promote` sets the rule's weights again
+/// and never lowers the listener that switchyard had already moved. The deterministic
+/// simulation found it (seed 115 of the suite's configuration): the promote set every route
+/// that was not at the last applied weight back to it, the listener from 100% to 20%.
+#[tokio::test(start_paused = true)]
+async fn promote_after_a_hand_change_mid_step_never_lowers_a_route_switchyard_moved() {
+    let h = Harness::new();
+    let handles = world_with_a_rule(&h);
+    let [live, candidate] = handles.target_group_arns.clone();
+    let refusal = stop_mid_step(&h, &handles, GATED).await;
+    h.aws
+        .set_forward(&handles.rule_arns[0], &[(&live, 100), (&candidate, 0)]);
+    assert!(h.aws.remove_fault(&refusal));
+    let samples = sample_route(
+        &h,
+        &handles.production_listener_arn,
+        &candidate,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(samples.iter().all(|p| *p >= 50), "{samples:?}");
+    let held = h.status("web").await;
+    assert_eq!(held.phase, Phase::AwaitingPromotion, "{}", held.message);
+    assert_eq!(
+        held.condition(ConditionType::Drifted).map(|c| c.status),
+        Some(ConditionStatus::True),
+        "{}",
+        held.message
+    );
+
+    h.request("web", RequestKind::Promote).await;
+    let samples = sample_route(
+        &h,
+        &handles.production_listener_arn,
+        &candidate,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(samples.iter().all(|p| *p >= 50), "{samples:?}");
+    assert_eq!(percent_on(&h, &handles.rule_arns[0], &candidate), 50);
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::AwaitingPromotion, "{}", status.message);
+    assert_eq!(
+        status.condition(ConditionType::Drifted).map(|c| c.status),
+        Some(ConditionStatus::False),
+        "{}",
+        status.message
+    );
+}
+
+/// Steps edited mid-step continue from the weight switchyard already put on a route (the
+/// listener's 50%), never from the last step's 20%: no route is lowered.
+#[tokio::test(start_paused = true)]
+async fn steps_edited_mid_step_never_lower_a_route_switchyard_moved() {
+    let h = Harness::new();
+    let handles = world_with_a_rule(&h);
+    let candidate = handles.target_group_arns[1].clone();
+    let refusal = stop_mid_step(&h, &handles, GATED).await;
+    apply(
+        &h,
+        &release(
+            "2.0.0",
+            "        - setWeight: 30\n        - pause: {}\n        - setWeight: 80\n        - pause: {}\n",
+            "",
+        ),
+    )
+    .await;
+    assert!(h.aws.remove_fault(&refusal));
+    let samples = sample_route(
+        &h,
+        &handles.production_listener_arn,
+        &candidate,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(samples.iter().all(|p| *p >= 50), "{samples:?}");
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::AwaitingPromotion, "{}", status.message);
+    // At the edited steps' 80% (the first step above what was applied), both routes.
+    assert_eq!(
+        percent_on(&h, &handles.production_listener_arn, &candidate),
+        80
+    );
+    assert_eq!(
+        percent_on(&h, &handles.rule_arns[0], &candidate),
+        80,
+        "{}",
+        status.message
+    );
 }

@@ -18,7 +18,9 @@
 //!    that waits, if one does, else `StopServiceDeployment` (rollback). A deployment that
 //!    makes no progress (no new stage, no hook waiting) for `progressDeadline` is stopped.
 //!    Every answer is recorded before its call and sent once. A newer candidate replaces the
-//!    deployment in flight with the next rollout's `UpdateService`, as ECS itself does.
+//!    deployment in flight with the next rollout's `UpdateService`, as ECS itself does; an
+//!    intent whose deployment is not recorded yet is looked for first, so that the deployment
+//!    it started stays known as switchyard's.
 //! 5. **Verdict**, from the service deployment's terminal status: `SUCCESSFUL` is `Healthy`
 //!    (ECS's bake time is part of the rollout); `ROLLBACK_SUCCESSFUL` is `RolledBack`, with
 //!    ECS's own reason when ECS rolled back (circuit breaker, alarms); `ROLLBACK_FAILED`, or
@@ -128,6 +130,26 @@ pub fn plan(status: Option<&ReleaseStatus>, service: &Service) -> Plan {
     Plan {
         deployment_arns,
         search_since,
+    }
+}
+
+/// Whether ECS is still deploying the service's task definition: the service's current
+/// service deployment, as observed, is in flight. ECS sets the service's task definition
+/// when `UpdateService` starts a deployment, long before that version serves.
+pub fn deploying(observed: &super::Observed) -> bool {
+    let Some(current) = observed
+        .service
+        .found()
+        .and_then(|s| s.current_service_deployment.as_ref())
+    else {
+        return false;
+    };
+    match &observed.strategy {
+        super::StrategyObserved::Ecs(ecs) => ecs
+            .deployments
+            .iter()
+            .any(|d| &d.arn == current && !d.status.is_terminal()),
+        _ => false,
     }
 }
 
@@ -362,6 +384,28 @@ impl<'a> Ecs<'_, 'a> {
 
     fn progress(&mut self, gate: &Gate, superseded: Option<&str>) -> Progress {
         if let Some(why) = superseded {
+            // An intent without its deployment: find what that UpdateService started first,
+            // and keep it as switchyard's, or the next rollout would wait for it as someone
+            // else's (at a `PAUSE` hook nobody answers, for good).
+            let state = self.state();
+            if let (None, Some(since)) = (&state.service_deployment, state.updating_since) {
+                if self.observed.searched_since.is_none() {
+                    return Progress::Step(
+                        Step::new(
+                            Phase::Pending,
+                            Reason::CreatingDeployment,
+                            "looking for the service deployment an earlier pass may have started",
+                        )
+                        .requeue(AFTER_ACTION),
+                    );
+                }
+                if let Some(found) = self.adoptable(since) {
+                    let arn = found.arn.clone();
+                    self.own(&arn);
+                    self.status().service_deployment = Some(arn);
+                }
+                self.status().updating_since = None;
+            }
             // The next rollout's UpdateService replaces this deployment, as ECS itself does.
             return Progress::Ended(Verdict::new(
                 Outcome::Superseded,

@@ -20,12 +20,16 @@
 //! 5. **Steps**, in order: `setWeight: N` rewrites each production route to candidate N /
 //!    live 100-N (one route per pass, each verified by reading it back); a timed `pause`
 //!    waits (a promote skips it); `pause: {}` waits for `switchyard promote`. A weight
-//!    changed by hand holds the rollout (`AwaitingPromotion`, condition `Drifted`): promote
-//!    applies the step again, abort rolls back. Edited steps continue from the first step
-//!    whose weight is at least the current one: a weight is never lowered by an edit.
+//!    changed by hand (below the weight applied, or above the step's) holds the rollout
+//!    (`AwaitingPromotion`, condition `Drifted`): promote writes that route's weights again,
+//!    abort rolls back; a route switchyard already moved is never lowered. Edited steps
+//!    continue from the first step whose weight is at least the highest share a route gives
+//!    the candidate: a weight is never lowered by an edit, not even mid-step.
 //! 6. **Switch**: every production route to 100 on the candidate, then
 //!    `UpdateServicePrimaryTaskSet`: the release is `Healthy`. After `scaleDownDelay` the old
-//!    task set is scaled to 0 and deleted (clean-up; it never blocks the verdict).
+//!    task set is scaled to 0 and deleted (clean-up; it never blocks the verdict). A candidate
+//!    found primary has succeeded, whatever the status says (the switch's reply or the write
+//!    after it was lost): nothing rolls it back, not even a newer candidate.
 //! 7. **Roll back** (an alarm, an abort, a newer candidate, the progress deadline): first
 //!    every production route back to 100 on the live group and the test listeners back to
 //!    it; then the verdict (`RolledBack`, or `Superseded`); after `abortScaleDownDelay` the
@@ -471,6 +475,16 @@ impl<'a> TaskSets<'_, 'a> {
         if state.stage == TaskSetsStage::RollingBack {
             return self.roll_back();
         }
+        // The switch took effect (the call's reply, or the status write after it, was
+        // lost): the candidate serves production as the primary task set and the rollout
+        // has succeeded. Nothing rolls it back any more; a newer candidate starts after it.
+        if state.stage == TaskSetsStage::Switching
+            && self
+                .candidate_task_set(&state)
+                .is_some_and(|t| t.status == TaskSetStatus::Primary)
+        {
+            return self.switched(&state);
+        }
         let why = superseded.map(|s| (s.to_string(), true, None)).or_else(|| {
             gate.roll_back
                 .as_ref()
@@ -880,25 +894,19 @@ impl<'a> TaskSets<'_, 'a> {
         }
         // Hand-changed weights hold the rollout.
         let state = self.state();
-        if let Some(drift) = self.hand_changed(&state, &steps) {
+        if let Some((route, drift)) = self.hand_changed(&state, &steps) {
             if promote {
-                // Applies the current step again: its weights, written anew.
-                let route = state
-                    .routes
-                    .iter()
-                    .find(|arn| self.candidate_percent(&state, arn) != Some(state.weight))
-                    .cloned();
-                if let Some(route) = route {
-                    return self
-                        .set_weights(
-                            route,
-                            state.weight,
-                            Phase::Progressing,
-                            Reason::Promoting,
-                            format!("{drift}; promoted: setting the step's weights again"),
-                        )
-                        .completing(gate.promote);
-                }
+                // Applies the current step again: the weights of the route changed by hand,
+                // written anew (a route already at the step's target stays there).
+                return self
+                    .set_weights(
+                        route,
+                        state.weight,
+                        Phase::Progressing,
+                        Reason::Promoting,
+                        format!("{drift}; promoted: setting the step's weights again"),
+                    )
+                    .completing(gate.promote);
             }
             self.pass.set_condition(
                 ConditionType::Drifted,
@@ -1115,14 +1123,20 @@ impl<'a> TaskSets<'_, 'a> {
     }
 
     /// Steps edited during the rollout: continue from the first step whose weight is at least
-    /// the current one (never lowering it).
+    /// the current one (never lowering it). The current one is the highest share a production
+    /// route gives the candidate: edited in the middle of a step, some routes are at that
+    /// step's weight already, and none of them goes back.
     fn follow_edited_steps(&mut self, steps: &[CanaryStep]) {
         let digest = steps_digest(steps);
         let state = self.state();
         if state.steps_digest == digest {
             return;
         }
-        let weight = state.weight;
+        let weight = state
+            .routes
+            .iter()
+            .filter_map(|arn| self.candidate_percent(&state, arn))
+            .fold(state.weight, u32::max);
         let index = steps
             .iter()
             .position(|s| matches!(s, CanaryStep::SetWeight(w) if *w >= weight))
@@ -1136,20 +1150,27 @@ impl<'a> TaskSets<'_, 'a> {
         status.pause_ends_at = None;
     }
 
-    /// A production route whose candidate weight is neither the applied weight nor (mid-step)
-    /// the step's target: someone changed it by hand.
-    fn hand_changed(&self, state: &TaskSetsStatus, steps: &[CanaryStep]) -> Option<String> {
+    /// A production route whose candidate weight is below the applied weight or above the
+    /// step's target: someone changed it by hand. Mid-step, a route is anywhere from the one
+    /// to the other (moved already or not yet, or moved by an edit of the steps that kept
+    /// what was applied). The route, and what to say.
+    fn hand_changed(
+        &self,
+        state: &TaskSetsStatus,
+        steps: &[CanaryStep],
+    ) -> Option<(String, String)> {
         let target = match state.step_index.and_then(|i| steps.get(i)) {
             Some(CanaryStep::SetWeight(t)) => (*t).max(state.weight),
             _ => state.weight,
         };
         state.routes.iter().find_map(|arn| {
             let percent = self.candidate_percent(state, arn)?;
-            (percent != state.weight && percent != target).then(|| {
-                format!(
+            (percent < state.weight || percent > target).then(|| {
+                let drift = format!(
                     "the weights of {arn} were changed outside switchyard ({percent}% on the candidate, switchyard set {}%)",
                     state.weight
-                )
+                );
+                (arn.clone(), drift)
             })
         })
     }
@@ -1185,24 +1206,7 @@ impl<'a> TaskSets<'_, 'a> {
             return self.begin_roll_back("the candidate task set disappeared".into(), false);
         };
         if candidate.status == TaskSetStatus::Primary {
-            let scale_down_delay = self.strategy.scale_down_delay();
-            let due = self.pass.now
-                + jiff::SignedDuration::try_from(scale_down_delay).unwrap_or_default();
-            let status = self.status();
-            status.clean_up = state.live_task_set.clone().map(|task_set| CleanUp {
-                task_set,
-                due,
-                scaled_down: false,
-            });
-            status.step = None;
-            status.pause_ends_at = None;
-            return Progress::Ended(Verdict::new(
-                Outcome::Succeeded,
-                format!(
-                    "{} serves all production traffic as the primary task set",
-                    task_definition_short_name(&self.rollout.candidate)
-                ),
-            ));
+            return self.switched(&state);
         }
         let arn = candidate.arn.clone();
         Progress::Step(
@@ -1217,6 +1221,33 @@ impl<'a> TaskSets<'_, 'a> {
                 task_set: arn,
             })),
         )
+    }
+
+    /// The candidate is the primary task set: the rollout succeeded; the old task set is
+    /// cleaned up after `scaleDownDelay`.
+    fn switched(&mut self, state: &TaskSetsStatus) -> Progress {
+        let now = self.pass.now;
+        if state.weight != 100 {
+            self.status().set_weight(100, now);
+            self.advanced();
+        }
+        let due = now
+            + jiff::SignedDuration::try_from(self.strategy.scale_down_delay()).unwrap_or_default();
+        let status = self.status();
+        status.clean_up = state.live_task_set.clone().map(|task_set| CleanUp {
+            task_set,
+            due,
+            scaled_down: false,
+        });
+        status.step = None;
+        status.pause_ends_at = None;
+        Progress::Ended(Verdict::new(
+            Outcome::Succeeded,
+            format!(
+                "{} serves all production traffic as the primary task set",
+                task_definition_short_name(&self.rollout.candidate)
+            ),
+        ))
     }
 
     /// Step 7 begins: recorded, then traffic is restored.
