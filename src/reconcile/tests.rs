@@ -84,6 +84,7 @@ fn spec() -> ReleaseSpec {
             cluster: "prod".into(),
             name: "web".into(),
             region: None,
+            role_arn: None,
         },
         task_definition: TaskDefinitionSpec {
             from: "web".into(),
