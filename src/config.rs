@@ -333,7 +333,7 @@ fn parse_region(value: &str) -> Result<String, String> {
 }
 
 /// STS's rule for an external id: 2 to 1224 letters, digits and `+=,.@:/-_`.
-fn parse_external_id(value: &str) -> Result<String, String> {
+pub fn parse_external_id(value: &str) -> Result<String, String> {
     let ok = (2..=1224).contains(&value.len())
         && value
             .chars()

@@ -11,13 +11,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
+use crate::model::Place;
+use crate::model::{Home, OperatorRequest, ReleaseStatus, RequestKind};
 use crate::ports::{
-    AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
-    CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
-    DeploymentTarget, Ecs, Fence, HookAction, Listener, LoadBalancer, ReleaseStore, Route, Service,
-    ServiceDeployment, ServiceRevision, SpecWrite, StoreError, StoredRelease, TargetGroup,
-    TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
+    AlarmState, Alarms, AssumeRoleRequest, AwsError, AwsPorts, AwsProvider, CodeDeploy,
+    ContainerDefinition, CreateDeploymentRequest, CreateTaskSetRequest, Deployment,
+    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, Fence, HookAction, Listener,
+    LoadBalancer, ReleaseStore, RoleSession, Route, Service, ServiceDeployment, ServiceRevision,
+    SpecWrite, StoreError, StoredRelease, Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet,
+    UpdateServiceRequest, WeightedTargetGroup,
 };
 use crate::state::ControllerState;
 
@@ -42,29 +44,46 @@ fn store_outcome<T>(result: &Result<T, StoreError>) -> &'static str {
     }
 }
 
-/// Counts one call's outcome and passes its result through.
+/// Counts one call's outcome, where it went, and passes its result through (`$metered` has a
+/// `state` and a `place`).
 macro_rules! metered {
-    ($state:expr, $service:literal, $operation:literal, $call:expr, $outcome:path) => {{
+    ($metered:expr, $service:literal, $operation:literal, $call:expr, $outcome:path) => {{
         let result = $call.await;
-        $state
-            .metrics()
-            .record_call($service, $operation, $outcome(&result));
+        $metered.state.metrics().record_call(
+            $service,
+            $operation,
+            $outcome(&result),
+            &$metered.place,
+        );
         result
     }};
 }
 
-/// Hands out metered ports for every region.
+/// Hands out metered ports for every region and account.
 pub struct MeteredProvider {
     pub inner: Arc<dyn AwsProvider>,
     pub state: ControllerState,
+    /// The controller's own region and account, for the calls made there.
+    pub home: Home,
 }
 
 impl AwsProvider for MeteredProvider {
-    fn ports_for(&self, region: Option<&str>) -> AwsPorts {
-        let ports = self.inner.ports_for(region);
+    fn home(&self) -> Home {
+        self.home.clone()
+    }
+
+    fn ports_for(&self, region: &str, session: Option<&RoleSession>) -> AwsPorts {
+        let ports = self.inner.ports_for(region, session);
+        let account = match session {
+            Some(session) => crate::model::names::RoleArn::parse(&session.role_arn)
+                .map(|role| role.account.to_string())
+                .ok(),
+            None => self.home.account.clone(),
+        };
         let inner = Arc::new(MeteredPorts {
             ports,
             state: self.state.clone(),
+            place: Place::new(account.as_deref(), region),
         });
         AwsPorts {
             ecs: inner.clone(),
@@ -73,11 +92,40 @@ impl AwsProvider for MeteredProvider {
             alarms: inner,
         }
     }
+
+    fn sts(&self) -> Arc<dyn Sts> {
+        Arc::new(MeteredSts {
+            inner: self.inner.sts(),
+            state: self.state.clone(),
+            place: self.home.place_of_home(),
+        })
+    }
 }
 
 struct MeteredPorts {
     ports: AwsPorts,
     state: ControllerState,
+    place: Place,
+}
+
+/// STS as the controller, metered.
+struct MeteredSts {
+    inner: Arc<dyn Sts>,
+    state: ControllerState,
+    place: Place,
+}
+
+#[async_trait]
+impl Sts for MeteredSts {
+    async fn assume_role(&self, request: &AssumeRoleRequest) -> Result<RoleSession, AwsError> {
+        metered!(
+            self,
+            "sts",
+            "AssumeRole",
+            self.inner.assume_role(request),
+            outcome
+        )
+    }
 }
 
 #[async_trait]
@@ -88,7 +136,7 @@ impl Ecs for MeteredPorts {
         names: &[String],
     ) -> Result<Vec<Service>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeServices",
             self.ports.ecs.describe_services(cluster, names),
@@ -101,7 +149,7 @@ impl Ecs for MeteredPorts {
         task_definition: &str,
     ) -> Result<TaskDefinition, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeTaskDefinition",
             self.ports.ecs.describe_task_definition(task_definition),
@@ -115,7 +163,7 @@ impl Ecs for MeteredPorts {
         limit: usize,
     ) -> Result<Vec<String>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "ListTaskDefinitions",
             self.ports.ecs.list_task_definitions(family, limit),
@@ -128,7 +176,7 @@ impl Ecs for MeteredPorts {
         request: &UpdateServiceRequest,
     ) -> Result<Option<String>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "UpdateService",
             self.ports.ecs.update_service(request),
@@ -143,7 +191,7 @@ impl Ecs for MeteredPorts {
         since: Option<jiff::Timestamp>,
     ) -> Result<Vec<String>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "ListServiceDeployments",
             self.ports
@@ -158,7 +206,7 @@ impl Ecs for MeteredPorts {
         arns: &[String],
     ) -> Result<Vec<ServiceDeployment>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeServiceDeployments",
             self.ports.ecs.describe_service_deployments(arns),
@@ -171,7 +219,7 @@ impl Ecs for MeteredPorts {
         arns: &[String],
     ) -> Result<Vec<ServiceRevision>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeServiceRevisions",
             self.ports.ecs.describe_service_revisions(arns),
@@ -186,7 +234,7 @@ impl Ecs for MeteredPorts {
         action: HookAction,
     ) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "ContinueServiceDeployment",
             self.ports
@@ -198,7 +246,7 @@ impl Ecs for MeteredPorts {
 
     async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "StopServiceDeployment",
             self.ports.ecs.stop_service_deployment(deployment_arn),
@@ -208,7 +256,7 @@ impl Ecs for MeteredPorts {
 
     async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "CreateTaskSet",
             self.ports.ecs.create_task_set(request),
@@ -224,7 +272,7 @@ impl Ecs for MeteredPorts {
         scale_percent: f64,
     ) -> Result<TaskSet, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "UpdateTaskSet",
             self.ports
@@ -241,7 +289,7 @@ impl Ecs for MeteredPorts {
         task_set_arn: &str,
     ) -> Result<TaskSet, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "UpdateServicePrimaryTaskSet",
             self.ports
@@ -259,7 +307,7 @@ impl Ecs for MeteredPorts {
         force: bool,
     ) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DeleteTaskSet",
             self.ports
@@ -276,7 +324,7 @@ impl Ecs for MeteredPorts {
         tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "RegisterTaskDefinition",
             self.ports
@@ -294,7 +342,7 @@ impl Ecs for MeteredPorts {
     ) -> Result<serde_json::Value, AwsError> {
         // Nothing is registered: the one AWS call it makes reads the base.
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeTaskDefinition",
             self.ports.ecs.registration_input(base, containers, tags),
@@ -311,7 +359,7 @@ impl CodeDeploy for MeteredPorts {
         group: &str,
     ) -> Result<DeploymentGroup, AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "GetDeploymentGroup",
             self.ports
@@ -328,7 +376,7 @@ impl CodeDeploy for MeteredPorts {
         filter: DeploymentFilter,
     ) -> Result<Vec<String>, AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "ListDeployments",
             self.ports
@@ -340,7 +388,7 @@ impl CodeDeploy for MeteredPorts {
 
     async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment, AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "GetDeployment",
             self.ports.codedeploy.get_deployment(deployment_id),
@@ -354,7 +402,7 @@ impl CodeDeploy for MeteredPorts {
         target_id: &str,
     ) -> Result<DeploymentTarget, AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "GetDeploymentTarget",
             self.ports
@@ -369,7 +417,7 @@ impl CodeDeploy for MeteredPorts {
         request: &CreateDeploymentRequest,
     ) -> Result<String, AwsError> {
         let result = metered!(
-            self.state,
+            self,
             "codedeploy",
             "CreateDeployment",
             self.ports.codedeploy.create_deployment(request),
@@ -383,7 +431,7 @@ impl CodeDeploy for MeteredPorts {
 
     async fn continue_deployment(&self, deployment_id: &str) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "ContinueDeployment",
             self.ports.codedeploy.continue_deployment(deployment_id),
@@ -393,7 +441,7 @@ impl CodeDeploy for MeteredPorts {
 
     async fn stop_deployment(&self, deployment_id: &str, rollback: bool) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "StopDeployment",
             self.ports
@@ -408,7 +456,7 @@ impl CodeDeploy for MeteredPorts {
 impl LoadBalancer for MeteredPorts {
     async fn describe_listener(&self, listener_arn: &str) -> Result<Listener, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeListeners",
             self.ports.load_balancer.describe_listener(listener_arn),
@@ -421,7 +469,7 @@ impl LoadBalancer for MeteredPorts {
         references: &[String],
     ) -> Result<Vec<TargetGroup>, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeTargetGroups",
             self.ports.load_balancer.describe_target_groups(references),
@@ -431,7 +479,7 @@ impl LoadBalancer for MeteredPorts {
 
     async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeRoutes",
             self.ports.load_balancer.describe_routes(load_balancer_arn),
@@ -441,7 +489,7 @@ impl LoadBalancer for MeteredPorts {
 
     async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeRoute",
             self.ports.load_balancer.describe_route(arn),
@@ -454,7 +502,7 @@ impl LoadBalancer for MeteredPorts {
         target_group_arn: &str,
     ) -> Result<Vec<TargetHealth>, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeTargetHealth",
             self.ports
@@ -470,7 +518,7 @@ impl LoadBalancer for MeteredPorts {
         weights: &[WeightedTargetGroup],
     ) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "SetForwardWeights",
             self.ports
@@ -488,7 +536,7 @@ impl Alarms for MeteredPorts {
         names: &[String],
     ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
         metered!(
-            self.state,
+            self,
             "cloudwatch",
             "DescribeAlarms",
             self.ports.alarms.alarm_states(names),
@@ -501,6 +549,8 @@ impl Alarms for MeteredPorts {
 pub struct MeteredStore {
     pub inner: Arc<dyn ReleaseStore>,
     pub state: ControllerState,
+    /// The table's region and account: the controller's own.
+    pub place: Place,
 }
 
 impl MeteredStore {
@@ -516,13 +566,7 @@ impl MeteredStore {
 #[async_trait]
 impl ReleaseStore for MeteredStore {
     async fn list(&self) -> Result<Vec<StoredRelease>, StoreError> {
-        let result = metered!(
-            self.state,
-            "dynamodb",
-            "Scan",
-            self.inner.list(),
-            store_outcome
-        );
+        let result = metered!(self, "dynamodb", "Scan", self.inner.list(), store_outcome);
         self.track(&result);
         result
     }
@@ -532,7 +576,7 @@ impl ReleaseStore for MeteredStore {
         page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
     ) -> Result<(), StoreError> {
         let result = metered!(
-            self.state,
+            self,
             "dynamodb",
             "Scan",
             self.inner.list_pages(page),
@@ -544,7 +588,7 @@ impl ReleaseStore for MeteredStore {
 
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
         let result = metered!(
-            self.state,
+            self,
             "dynamodb",
             "GetItem",
             self.inner.get(name),
@@ -556,7 +600,7 @@ impl ReleaseStore for MeteredStore {
 
     async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError> {
         metered!(
-            self.state,
+            self,
             "dynamodb",
             "UpdateItem",
             self.inner.put_spec(write),
@@ -571,7 +615,7 @@ impl ReleaseStore for MeteredStore {
         request: OperatorRequest,
     ) -> Result<(), StoreError> {
         metered!(
-            self.state,
+            self,
             "dynamodb",
             "UpdateItem",
             self.inner.put_request(name, kind, request),
@@ -595,16 +639,19 @@ impl ReleaseStore for MeteredStore {
             .inner
             .write_status(name, status, expected_version, fence)
             .await;
-        self.state
-            .metrics()
-            .record_call("dynamodb", operation, store_outcome(&result));
+        self.state.metrics().record_call(
+            "dynamodb",
+            operation,
+            store_outcome(&result),
+            &self.place,
+        );
         self.track(&result);
         result
     }
 
     async fn delete(&self, name: &str) -> Result<(), StoreError> {
         metered!(
-            self.state,
+            self,
             "dynamodb",
             "DeleteItem",
             self.inner.delete(name),
@@ -635,8 +682,9 @@ mod tests {
         let ports = MeteredProvider {
             inner: Arc::new(aws.clone()),
             state: state.clone(),
+            home: aws.home(),
         }
-        .ports_for(None);
+        .ports_for("us-east-1", None);
         let [a, b] = world.target_group_arns.clone();
         let production = world.production_listener_arn.clone();
 
@@ -740,7 +788,7 @@ mod tests {
             ("elasticloadbalancing", "SetForwardWeights", "ok"),
         ] {
             let line = format!(
-                "switchyard_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",outcome=\"{outcome}\"}} 1"
+                "switchyard_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",outcome=\"{outcome}\",region=\"us-east-1\",account=\"111122223333\"}} 1"
             );
             assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
         }

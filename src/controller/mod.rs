@@ -35,6 +35,7 @@ pub use queue::WorkQueue;
 pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};
 pub use task_definitions::{FAMILY_SCAN_LIMIT, TaskDefinitionReader};
 
+use crate::access::{AwsAccess, SessionSettings};
 use crate::clock::Clock;
 use crate::ports::{AwsProvider, ReleaseStore};
 use crate::state::ControllerState;
@@ -72,7 +73,9 @@ impl Default for ControllerConfig {
 #[derive(Clone)]
 pub struct Context {
     pub store: Arc<dyn ReleaseStore>,
-    pub aws: Arc<dyn AwsProvider>,
+    /// Every AWS call about a release gets its ports here: its region and account, with its
+    /// role's credentials (metered).
+    pub aws: Arc<AwsAccess>,
     pub clock: Clock,
     pub config: ControllerConfig,
     /// What the controller shares with the HTTP server and the demo.
@@ -93,20 +96,50 @@ impl Context {
         config: ControllerConfig,
         state: ControllerState,
     ) -> Self {
+        let home = aws.home();
+        let metered: Arc<dyn AwsProvider> = Arc::new(MeteredProvider {
+            inner: aws,
+            state: state.clone(),
+            home: home.clone(),
+        });
         Self {
             store: Arc::new(MeteredStore {
                 inner: store,
                 state: state.clone(),
+                place: home.place_of_home(),
             }),
-            aws: Arc::new(MeteredProvider {
-                inner: aws,
-                state: state.clone(),
-            }),
+            aws: Arc::new(AwsAccess::new(
+                metered,
+                clock.clone(),
+                SessionSettings::default(),
+            )),
             clock,
             config,
             state,
             caches: Arc::new(Caches::default()),
             leases: None,
+        }
+    }
+
+    /// Assumes the releases' roles as `settings` says (the replica's session name, the
+    /// external id); before the controller runs.
+    pub fn with_session_settings(mut self, settings: SessionSettings) -> Self {
+        self.aws = Arc::new(self.aws.with_settings(&self.clock, settings));
+        self
+    }
+
+    /// A stored spec as the controller reads it: parsed and validated, and its ARNs checked
+    /// against where the controller resolves the release to live.
+    pub(crate) fn parse_spec(
+        &self,
+        value: &serde_json::Value,
+    ) -> Result<crate::model::ReleaseSpec, Vec<crate::model::validate::FieldError>> {
+        let spec = crate::model::parse::parse_spec_value(value)?;
+        let errors = self.aws.home().check(&spec);
+        if errors.is_empty() {
+            Ok(spec)
+        } else {
+            Err(errors)
         }
     }
 

@@ -18,6 +18,32 @@ pub struct Home {
     pub account: Option<String>,
 }
 
+/// An account and a region: what AWS keeps apart (resources, quotas, API rate limits), and
+/// so what the controller keeps apart per place: its clients (made per place and identity),
+/// its caches, the `region` and `account` labels of its metrics. The account is empty when
+/// the controller could not learn its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    pub account: String,
+    pub region: String,
+}
+
+impl Place {
+    pub fn new(account: Option<&str>, region: &str) -> Self {
+        Self {
+            account: account.unwrap_or_default().to_string(),
+            region: region.to_string(),
+        }
+    }
+}
+
+impl Home {
+    /// The controller's own place: where its table, leases and statuses are.
+    pub fn place_of_home(&self) -> Place {
+        Place::new(self.account.as_deref(), &self.region)
+    }
+}
+
 /// Where one release's AWS calls go (every call about it: ECS, ELB, CodeDeploy, CloudWatch),
 /// and as whom.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,6 +127,11 @@ impl Placement {
             (Some(account), false) => format!("{account}|"),
             _ => String::new(),
         }
+    }
+
+    /// The account and region the release's calls go to.
+    pub fn place(&self) -> Place {
+        Place::new(self.account.as_deref(), &self.region)
     }
 
     /// The account and region, as one key for what is cached per place (alarm states,

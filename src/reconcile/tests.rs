@@ -421,6 +421,8 @@ impl World {
                 generation: 1,
                 spec: Ok(spec()),
                 requests: Requests::default(),
+                placement: crate::model::Home::new("us-east-1", Some("111122223333".into()))
+                    .place(None, None),
             },
             status: None,
             aws: Aws {

@@ -44,7 +44,7 @@ pub(crate) fn create_external_world(moto: &Moto, names: &[&str]) -> serde_json::
     run_world_script(moto, &args)
 }
 
-fn run_world_script(moto: &Moto, args: &[&str]) -> serde_json::Value {
+pub(crate) fn run_world_script(moto: &Moto, args: &[&str]) -> serde_json::Value {
     let python = std::env::var("SWITCHYARD_MOTO_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
@@ -124,7 +124,7 @@ impl Daemon {
     }
 
     /// Where its HTTP server listens (it binds port 0 and logs the address).
-    fn http_address(&self, limit: Duration) -> SocketAddr {
+    pub(crate) fn http_address(&self, limit: Duration) -> SocketAddr {
         let deadline = Instant::now() + limit;
         loop {
             let found = self.log().lines().find_map(|line| {
@@ -209,7 +209,7 @@ pub(crate) fn stop_daemon(mut daemon: Daemon, limit: Duration) -> String {
 }
 
 /// The body of `GET path` from a local HTTP server (one plain HTTP/1.1 request).
-fn http_get(address: SocketAddr, path: &str) -> String {
+pub(crate) fn http_get(address: SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("the daemon's server accepts");
     stream
@@ -230,7 +230,7 @@ fn http_get(address: SocketAddr, path: &str) -> String {
 }
 
 /// The sum of a metric's samples whose labels include every `label="value"` given.
-fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     metrics
         .lines()
         .filter(|line| !line.starts_with('#'))

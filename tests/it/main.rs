@@ -26,6 +26,8 @@ mod invariants;
 mod leases;
 mod moto;
 mod port_wrappers;
+mod regions;
+mod regions_scenarios;
 mod scenarios;
 mod simulation;
 mod task_sets_strategy;

@@ -20,6 +20,7 @@ const PORTS: &[(&str, &str)] = &[
     ("CodeDeploy", "src/ports/codedeploy.rs"),
     ("LoadBalancer", "src/ports/elb.rs"),
     ("Alarms", "src/ports/alarms.rs"),
+    ("Sts", "src/ports/sts.rs"),
 ];
 
 /// Where implementations live: the adapters, the simulation, the decorators.
@@ -155,8 +156,9 @@ async fn metered_ports_forward_and_count_every_service_deployment_operation() {
     let metered = MeteredProvider {
         inner: Arc::new(sim.clone()),
         state: state.clone(),
+        home: sim.home(),
     };
-    let ecs = metered.ports_for(None).ecs;
+    let ecs = metered.ports_for("us-east-1", None).ecs;
 
     let deployment = ecs
         .update_service(&UpdateServiceRequest {
