@@ -26,11 +26,26 @@ use switchyard::ports::{
 };
 use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::reconcile::pending_request;
-use switchyard::sim::{BlueGreenSetup, Fault, FaultRule, SimAws, SimStore};
+use switchyard::sim::{
+    ACCOUNT, BlueGreenSetup, Fault, FaultRule, REGION, SimAws, SimRole, SimStore,
+};
 use switchyard::state::ControllerState;
 
 /// Image tags containing this never become healthy (their Install fails).
 const BAD_TAG: &str = "-bad";
+
+/// Where the releases live, round robin by index (no random draw, so every other choice of a
+/// seed stays as it was): the controller's own region and account, another region, and
+/// another account reached through a role. (account, region, the role of `spec.service.roleArn`)
+const PLACES: [(&str, &str, Option<&str>); 3] = [
+    (ACCOUNT, REGION, None),
+    (ACCOUNT, "eu-west-1", None),
+    (
+        "444455556666",
+        REGION,
+        Some("arn:aws:iam::444455556666:role/switchyard-deployer"),
+    ),
+];
 /// How long a deployment waits in Ready for a ContinueDeployment before CodeDeploy stops it:
 /// longer than the settling limit, so a promotion or a stop that is never sent shows.
 const READY_WAIT_MINUTES: u32 = 120;
@@ -94,6 +109,8 @@ struct Knobs {
 /// One simulated release: how its service is set up and what was last written.
 struct ReleasePlan {
     name: String,
+    /// Where it lives: an index into [`PLACES`].
+    place: usize,
     /// The release's alarm (it exists in CloudWatch; the spec names it or not).
     alarm: String,
     /// The deployment config named in the spec (else the group's default applies).
@@ -116,13 +133,21 @@ impl ReleasePlan {
     /// The release's spec with these fields, parsed and validated as `apply` would.
     fn spec(&self, knobs: &Knobs) -> serde_json::Value {
         let name = &self.name;
+        let (account, region, role) = PLACES[self.place];
         let cluster = if knobs.cluster_arn {
-            "arn:aws:ecs:us-east-1:111122223333:cluster/prod"
+            format!("arn:aws:ecs:{region}:{account}:cluster/prod")
         } else {
-            "prod"
+            "prod".to_string()
         };
+        let mut place = String::new();
+        if region != REGION {
+            place.push_str(&format!(", region: {region}"));
+        }
+        if let Some(role) = role {
+            place.push_str(&format!(", roleArn: \"{role}\""));
+        }
         let mut yaml = format!(
-            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: \"{cluster}\", name: {name}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {image}\n  strategy:\n    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n",
+            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: \"{cluster}\", name: {name}{place}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {image}\n  strategy:\n    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n",
             image = self.image(&knobs.tag)
         );
         if let Some(config) = &self.spec_config {
@@ -401,8 +426,16 @@ impl Driver {
     }
 
     async fn set_up_releases(&mut self) {
-        self.aws.fail_install_for_image(BAD_TAG);
+        for (_, _, role) in PLACES {
+            if let Some(role) = role {
+                self.aws.add_role(SimRole::new(role));
+            }
+        }
+        for place in 0..PLACES.len() {
+            self.place(place).fail_install_for_image(BAD_TAG);
+        }
         for index in 0..self.config.releases {
+            let place = index as usize % PLACES.len();
             let name = format!("app-{index}");
             let mut setup = BlueGreenSetup::new("prod", &name);
             setup.deployment_config = pick_config(&mut self.rng);
@@ -415,10 +448,10 @@ impl Driver {
             if self.rng.u32(0..4) == 0 {
                 setup.termination_wait_minutes = self.rng.u32(1..=3);
             }
-            self.aws.add_bluegreen_service(setup);
+            self.place(place).add_bluegreen_service(setup);
             // Every release has an alarm; its spec names it or not (an edit switches).
             let alarm = format!("{name}-5xx");
-            self.aws.set_alarm(&alarm, AlarmState::Ok);
+            self.place(place).set_alarm(&alarm, AlarmState::Ok);
             let alarms = self.rng.bool();
             let spec_config = (self.rng.u32(0..3) == 0).then(|| pick_config(&mut self.rng));
             let knobs = Knobs {
@@ -432,6 +465,7 @@ impl Driver {
             };
             let plan = ReleasePlan {
                 name,
+                place,
                 alarm,
                 spec_config,
                 versions: 0,
@@ -638,11 +672,26 @@ impl Driver {
         self.schedule_at(restart, Scheduled::Restart(slot));
     }
 
+    /// The simulated AWS as the account and region of [`PLACES`]`[place]` (for setting up and
+    /// inspecting what lives there).
+    fn place(&self, place: usize) -> SimAws {
+        let (account, region, _) = PLACES[place];
+        self.aws.scoped(account, region)
+    }
+
+    /// Every deployment in every place.
+    fn all_deployments(&self) -> Vec<switchyard::ports::Deployment> {
+        (0..PLACES.len())
+            .flat_map(|place| self.place(place).all_deployments())
+            .collect()
+    }
+
     fn set_alarm(&mut self, index: usize, state: AlarmState) {
         let plan = &mut self.releases[index];
         let alarm = plan.alarm.clone();
         plan.alarm_firing = state == AlarmState::Alarm;
-        self.aws.set_alarm(&alarm, state);
+        let place = plan.place;
+        self.place(place).set_alarm(&alarm, state);
         self.log.push(Event::AlarmSet {
             alarm,
             state: match state {
@@ -821,7 +870,7 @@ impl Driver {
 
     /// The release with a deployment of its own active, if any (`None`: none is).
     fn release_in_flight(&self) -> Vec<usize> {
-        let deployments = self.aws.all_deployments();
+        let deployments = self.all_deployments();
         (0..self.releases.len())
             .filter(|&index| {
                 active_deployment_of(&deployments, &self.releases[index].name).is_some()
@@ -964,7 +1013,7 @@ impl Driver {
         match written {
             Ok(generation) => {
                 let in_flight =
-                    active_deployment_of(&self.aws.all_deployments(), &name).map(|d| d.id.clone());
+                    active_deployment_of(&self.all_deployments(), &name).map(|d| d.id.clone());
                 let plan = &mut self.releases[index];
                 plan.last_generation = generation;
                 plan.last_spec = spec;
@@ -1058,7 +1107,7 @@ impl Driver {
     /// internal error, which are asked again), no request pending, and no deployment of
     /// theirs still active.
     fn settled_snapshot(&self) -> Option<Vec<(String, u64)>> {
-        let deployments = self.aws.all_deployments();
+        let deployments = self.all_deployments();
         let mut snapshot = Vec::new();
         for plan in &self.releases {
             let record = self.store.peek(&plan.name)?;
@@ -1110,18 +1159,18 @@ impl Driver {
     }
 
     fn outcomes(&self) -> Vec<ReleaseOutcome> {
-        let deployments = self.aws.all_deployments();
+        let deployments = self.all_deployments();
         self.releases
             .iter()
             .map(|plan| {
                 let record = self.store.peek(&plan.name);
                 let status = record.as_ref().and_then(|r| r.status.clone());
                 let live = self
-                    .aws
+                    .place(plan.place)
                     .service("prod", &plan.name)
                     .and_then(|s| s.live_task_definition().map(str::to_string));
                 let live_image = live.as_ref().and_then(|arn| {
-                    self.aws
+                    self.place(plan.place)
                         .task_definitions(switchyard::reconcile::family_of(arn))
                         .into_iter()
                         .find(|t| &t.arn == arn)
@@ -1194,14 +1243,15 @@ impl Driver {
 
     fn report(&mut self) -> SeedReport {
         let entries = self.log.entries();
-        let deployments = self.aws.all_deployments();
+        let deployments = self.all_deployments();
         let outcomes = self.outcomes();
         let shards = self.config.shards;
         let shard = |release: &str| shard_of(release, shards);
         let names: Vec<String> = self.releases.iter().map(|p| p.name.clone()).collect();
-        let task_definitions: Vec<_> = names
+        let task_definitions: Vec<_> = self
+            .releases
             .iter()
-            .flat_map(|name| self.aws.task_definitions(name))
+            .flat_map(|plan| self.place(plan.place).task_definitions(&plan.name))
             .collect();
         // The image of every revision (each family's one container is named after it).
         let images: BTreeMap<String, String> = task_definitions
@@ -1211,8 +1261,13 @@ impl Driver {
                     .map(|c| (t.arn.clone(), c.image.clone()))
             })
             .collect();
-        let stop_calls = self.aws.stop_calls();
-        let continue_calls = self.aws.continue_calls();
+        // Deployment ids are unique across places: the maps merge.
+        let stop_calls: BTreeMap<_, _> = (0..PLACES.len())
+            .flat_map(|place| self.place(place).stop_calls())
+            .collect();
+        let continue_calls: BTreeMap<_, _> = (0..PLACES.len())
+            .flat_map(|place| self.place(place).continue_calls())
+            .collect();
         let passes = self.passes.passes();
 
         let mut stats = std::mem::take(&mut self.stats);

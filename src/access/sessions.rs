@@ -96,12 +96,15 @@ struct State {
     refusals: u32,
 }
 
+/// A role and the external id it is assumed with.
+type SessionKey = (String, Option<String>);
+
 /// The sessions of every role the releases name.
 pub struct Sessions {
     sts: Arc<dyn Sts>,
     clock: Clock,
     settings: SessionSettings,
-    entries: Mutex<HashMap<(String, Option<String>), Arc<Entry>>>,
+    entries: Mutex<HashMap<SessionKey, Arc<Entry>>>,
 }
 
 fn left(session: &RoleSession, now: Timestamp) -> SignedDuration {

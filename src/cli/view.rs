@@ -144,16 +144,16 @@ pub fn render_list(releases: &[StoredRelease], now: Timestamp, width: Option<usi
             status.and_then(|s| s.account.clone()),
         )
     };
-    let spans = |of: fn(&(Option<String>, Option<String>)) -> &Option<String>| {
-        releases
-            .iter()
-            .map(place)
-            .filter_map(|p| of(&p).clone())
+    let spans = |values: Vec<Option<String>>| {
+        values
+            .into_iter()
+            .flatten()
             .collect::<std::collections::BTreeSet<_>>()
             .len()
             > 1
     };
-    let (show_region, show_account) = (spans(|p| &p.0), spans(|p| &p.1));
+    let (regions, accounts): (Vec<_>, Vec<_>) = releases.iter().map(place).unzip();
+    let (show_region, show_account) = (spans(regions), spans(accounts));
     let rows: Vec<Vec<String>> = releases
         .iter()
         .map(|release| {

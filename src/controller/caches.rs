@@ -29,6 +29,8 @@ const TASK_DEFINITIONS_CACHED: usize = 256;
 /// account and region).
 type GroupKey = (String, String, String);
 type AlarmKey = (String, String);
+/// The place and the references the document gives.
+type TargetGroupsKey = (String, Vec<String>);
 
 /// The caches; one per controller.
 #[derive(Default)]
@@ -41,7 +43,7 @@ pub struct Caches {
     task_definitions: Mutex<BTreeMap<String, (Instant, TaskDefinition)>>,
     /// The pairs of target groups of task-set releases, by the references the document gives
     /// (they change rarely; their load balancers are what a rollout discovers routes on).
-    target_groups: Mutex<BTreeMap<(String, Vec<String>), (Instant, Vec<TargetGroup>)>>,
+    target_groups: Mutex<BTreeMap<TargetGroupsKey, (Instant, Vec<TargetGroup>)>>,
     /// release -> (the deployment of ours being followed, the service seen when it started).
     following: Mutex<BTreeMap<String, (String, Service)>>,
     /// release -> (the status version it was to replace, the status recording what an action
