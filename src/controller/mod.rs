@@ -128,15 +128,18 @@ impl Context {
         self
     }
 
-    /// A stored spec as the controller reads it: parsed and validated, and its ARNs checked
-    /// against where the controller resolves the release to live.
+    /// A stored spec as the controller reads it: parsed and validated, its ARNs checked
+    /// against where the controller resolves the release to live, and a `region` that is the
+    /// controller's own left out (`Home::normalize`: not a new rollout target).
     pub(crate) fn parse_spec(
         &self,
         value: &serde_json::Value,
     ) -> Result<crate::model::ReleaseSpec, Vec<crate::model::validate::FieldError>> {
-        let spec = crate::model::parse::parse_spec_value(value)?;
-        let errors = self.aws.home().check(&spec);
+        let mut spec = crate::model::parse::parse_spec_value(value)?;
+        let home = self.aws.home();
+        let errors = home.check(&spec);
         if errors.is_empty() {
+            home.normalize(&mut spec);
             Ok(spec)
         } else {
             Err(errors)

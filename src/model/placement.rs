@@ -84,6 +84,15 @@ impl Home {
         }
     }
 
+    /// `spec` as the controller reads it: a `region` that names the controller's own is left
+    /// out, so that writing it out is not a new rollout target (the target key names the
+    /// region only when it is another).
+    pub fn normalize(&self, spec: &mut ReleaseSpec) {
+        if spec.service.region.as_deref() == Some(self.region.as_str()) {
+            spec.service.region = None;
+        }
+    }
+
     /// Where `spec`'s release lives.
     pub fn place_spec(&self, spec: &ReleaseSpec) -> Placement {
         self.place(
@@ -303,6 +312,20 @@ mod tests {
     }
 
     const CODE_DEPLOY: &str = "    codeDeploy: {application: web, deploymentGroup: web-prod}\n";
+
+    #[test]
+    fn the_home_region_written_out_reads_as_none_and_another_stays() {
+        let home = Home::new("us-east-1", Some(HOME_ACCOUNT.into()));
+        let implicit = spec("{cluster: prod, name: web}", CODE_DEPLOY);
+        let mut explicit = spec("{cluster: prod, name: web, region: us-east-1}", CODE_DEPLOY);
+        let mut elsewhere = spec("{cluster: prod, name: web, region: eu-west-1}", CODE_DEPLOY);
+        home.normalize(&mut explicit);
+        home.normalize(&mut elsewhere);
+        // The rollout target names the spec's region: the same spec, the same target.
+        assert_eq!(explicit, implicit);
+        assert_eq!(elsewhere.service.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(home.place_spec(&explicit), home.place_spec(&implicit));
+    }
 
     fn task_sets(groups: [&str; 2]) -> String {
         format!(
