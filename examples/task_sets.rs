@@ -598,8 +598,16 @@ struct WeightLog {
 }
 
 impl AwsProvider for WeightLog {
-    fn ports_for(&self, region: Option<&str>) -> AwsPorts {
-        let ports = self.sim.ports_for(region);
+    fn home(&self) -> switchyard::model::Home {
+        self.sim.home()
+    }
+
+    fn ports_for(
+        &self,
+        region: &str,
+        session: Option<&switchyard::ports::RoleSession>,
+    ) -> AwsPorts {
+        let ports = self.sim.ports_for(region, session);
         AwsPorts {
             load_balancer: Arc::new(LoggedLoadBalancer {
                 inner: ports.load_balancer.clone(),
@@ -608,6 +616,10 @@ impl AwsProvider for WeightLog {
             }),
             ..ports
         }
+    }
+
+    fn sts(&self) -> Arc<dyn switchyard::ports::Sts> {
+        self.sim.sts()
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Settings {
     /// Where the events of releases whose spec names no `notifications` go (the document's
     /// form: `- sns: ARN`, `- eventBridge: {bus: NAME}`, `- webhook: {url: URL}`).
     pub notifications: Vec<crate::model::notifications::NotificationDestination>,
+    /// The external id the controller gives STS when it assumes a release's `roleArn`: the
+    /// deployer roles' trust policies ask for it (`sts:ExternalId`). `None`: none is given.
+    pub external_id: Option<String>,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             notifications: Vec::new(),
+            external_id: None,
         }
     }
 }
@@ -101,6 +105,7 @@ struct FileSettings {
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     notifications: Option<serde_json::Value>,
+    external_id: Option<String>,
 }
 
 /// What is wrong with the configuration.
@@ -273,6 +278,10 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Setti
             }
         };
     }
+    if let Some((value, source)) = pick("externalId", from_file.external_id) {
+        settings.external_id =
+            Some(parse_external_id(&value).map_err(|m| invalid("externalId", &source, m))?);
+    }
     if let Some((value, source)) = pick("logLevel", from_file.log_level) {
         if tracing_subscriber::EnvFilter::try_new(&value).is_err() {
             return Err(invalid(
@@ -344,22 +353,31 @@ pub fn parse_table(value: &str) -> Result<String, String> {
     }
 }
 
+/// A region name, by the same rule as a release document's `spec.service.region`.
 fn parse_region(value: &str) -> Result<String, String> {
-    let parts: Vec<&str> = value.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts[0].len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+    if crate::model::names::is_region(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not {}",
+            crate::model::names::REGION_FORM
+        ))
+    }
+}
+
+/// STS's rule for an external id: 2 to 1224 letters, digits and `+=,.@:/-_`.
+pub fn parse_external_id(value: &str) -> Result<String, String> {
+    let ok = (2..=1224).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
     if ok {
         Ok(value.to_string())
     } else {
-        Err(format!("`{value}` is not an AWS region like us-east-1"))
+        Err(
+            "an external id is 2 to 1224 letters, digits and '+=,.@:/-_' (the value is not shown)"
+                .into(),
+        )
     }
 }
 
@@ -438,8 +456,44 @@ mod tests {
         assert!(error.to_string().starts_with("listen"));
         let error = load(None, &env(&[("SWITCHYARD_REGION", "moon")])).unwrap_err();
         assert!(error.to_string().starts_with("region"));
+        let error = load(None, &env(&[("SWITCHYARD_EXTERNAL_ID", "x")])).unwrap_err();
+        assert!(error.to_string().starts_with("externalId"), "{error}");
         let error = load(None, &env(&[("SWITCHYARD_TABLE", "a b")])).unwrap_err();
         assert!(error.to_string().starts_with("table"));
+    }
+
+    /// The configuration and the release document share one region rule: neither accepts
+    /// what the other refuses.
+    #[test]
+    fn regions_are_checked_as_release_documents_check_them() {
+        for region in ["us-east-1234", "us-east1-1", "US-EAST-1", "us-east"] {
+            let error = load(None, &env(&[("SWITCHYARD_REGION", region)])).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "region (from SWITCHYARD_REGION): `{region}` is not an AWS region name such \
+                     as us-east-1, eu-central-2 or us-gov-west-1"
+                )
+            );
+            assert!(!crate::model::names::is_region(region));
+        }
+        for region in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "us-isob-east-1",
+        ] {
+            let settings = load(None, &env(&[("SWITCHYARD_REGION", region)])).unwrap();
+            assert_eq!(settings.region.as_deref(), Some(region));
+        }
+    }
+
+    #[test]
+    fn the_external_id_is_read_and_never_echoed() {
+        let settings = load(None, &env(&[("SWITCHYARD_EXTERNAL_ID", "fleet-7:prod")])).unwrap();
+        assert_eq!(settings.external_id.as_deref(), Some("fleet-7:prod"));
+        let error = load(None, &env(&[("SWITCHYARD_EXTERNAL_ID", "secret value")])).unwrap_err();
+        assert!(!error.to_string().contains("secret value"), "{error}");
     }
 
     #[test]

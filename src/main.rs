@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Parser as _;
 
+use switchyard::access::SessionSettings;
 use switchyard::aws::{AwsSession, ClientSettings};
 use switchyard::cli::args::{Cli, Command};
 use switchyard::cli::{self, CliError, exit_code};
@@ -107,10 +108,24 @@ async fn run_controller(
         ..ClientSettings::default()
     })
     .await;
+    // The controller's own region and account: its table, leases and statuses live there,
+    // and so do releases that name no other.
+    let adapters = aws.adapters();
+    let Some(region) = adapters.region() else {
+        return Err(CliError::Invalid(
+            "region: not set; set AWS_REGION, the profile's region, or the configuration's \
+             region"
+                .into(),
+        ));
+    };
+    let account = aws.caller_account().await;
+    tracing::info!(region = %region, account = account.as_deref().unwrap_or("unknown"), "acting from this region and account");
+    let adapters = adapters.with_account(account);
     let store = Arc::new(aws.release_store(settings.table.clone()));
     let clock = Clock::system();
     // Replicas share the releases through shard leases; one replica simply takes them all.
     let replica = replica_id();
+    let sessions = SessionSettings::for_replica(&replica, settings.external_id.clone());
     tracing::info!(replica = %replica, shards = settings.shards, "taking part in lease assignment");
     let leases = Leases::new(
         store.clone(),
@@ -121,11 +136,12 @@ async fn run_controller(
     );
     let ctx = Context::new(
         store,
-        Arc::new(aws.adapters()),
+        Arc::new(adapters),
         clock,
         controller_config(&settings),
         ControllerState::new(),
     )
+    .with_session_settings(sessions)
     .with_leases(leases)
     .with_notifications(
         Arc::new(

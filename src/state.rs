@@ -50,6 +50,8 @@ struct Releases {
 pub struct Watched {
     /// `spec.service.region`; `None`: the controller's region.
     pub region: Option<String>,
+    /// `spec.service.roleArn`; `None`: the controller's own credentials and account.
+    pub role_arn: Option<String>,
     /// `spec.strategy.codeDeploy.rollback.alarms`.
     pub alarms: Vec<String>,
 }
@@ -113,6 +115,7 @@ fn watched(release: &StoredRelease) -> Option<Watched> {
     let alarms = spec.rollback_alarms();
     (!alarms.is_empty()).then(|| Watched {
         region: spec.service.region.clone(),
+        role_arn: spec.service.role_arn.clone(),
         alarms: alarms.to_vec(),
     })
 }
@@ -363,20 +366,24 @@ pub struct PhaseLabels {
     pub phase: PhaseLabel,
 }
 
-/// One AWS API call: which service and operation, and how it ended.
+/// One AWS API call: which service and operation, where, and how it ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
-    /// `ecs`, `codedeploy`, `elasticloadbalancing`, `cloudwatch`, `dynamodb`.
+    /// `ecs`, `codedeploy`, `elasticloadbalancing`, `cloudwatch`, `dynamodb`, `sts`.
     pub service: String,
     pub operation: String,
     /// `ok`, or the error kind (`throttling`, `transient`, `not_found`, ...).
     pub outcome: String,
+    pub region: String,
+    pub account: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub service: String,
     pub operation: String,
+    pub region: String,
+    pub account: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -398,9 +405,9 @@ pub struct Metrics {
     pub releases: Family<PhaseLabels, Gauge>,
     /// `switchyard_reconcile_duration_seconds`: the wall time of one pass.
     pub reconcile_duration: Family<OutcomeLabels, Histogram>,
-    /// `switchyard_aws_calls_total{service,operation,outcome}`.
+    /// `switchyard_aws_calls_total{service,operation,outcome,region,account}`.
     pub aws_calls: Family<CallLabels, Counter>,
-    /// `switchyard_aws_throttles_total{service,operation}`.
+    /// `switchyard_aws_throttles_total{service,operation,region,account}`.
     pub aws_throttles: Family<OperationLabels, Counter>,
     /// `switchyard_deployments_total{event}`.
     pub deployments: Family<DeploymentLabels, Counter>,
@@ -656,13 +663,21 @@ impl Metrics {
         }
     }
 
-    /// Counts one AWS call.
-    pub fn record_call(&self, service: &str, operation: &str, outcome: &str) {
+    /// Counts one AWS call, made in `place`.
+    pub fn record_call(
+        &self,
+        service: &str,
+        operation: &str,
+        outcome: &str,
+        place: &crate::model::Place,
+    ) {
         self.aws_calls
             .get_or_create(&CallLabels {
                 service: service.to_string(),
                 operation: operation.to_string(),
                 outcome: outcome.to_string(),
+                region: place.region.clone(),
+                account: place.account.clone(),
             })
             .inc();
         if outcome == "throttling" {
@@ -670,6 +685,8 @@ impl Metrics {
                 .get_or_create(&OperationLabels {
                     service: service.to_string(),
                     operation: operation.to_string(),
+                    region: place.region.clone(),
+                    account: place.account.clone(),
                 })
                 .inc();
         }

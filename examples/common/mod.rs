@@ -25,12 +25,13 @@ use switchyard::clock::Clock;
 use switchyard::model::parse::parse_documents;
 use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
-    AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
-    CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
-    DeploymentTarget, Ecs, HookAction, Listener, LoadBalancer, MetricData, MetricDataRequest,
-    MetricDatapoint, ReleaseStore, Route, Service, ServiceDeployment, ServiceRevision,
-    SpecPrecondition, SpecWrite, StoreError, StoredRelease, TargetGroup, TargetHealth,
-    TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
+    AlarmState, Alarms, AssumeRoleRequest, AwsError, AwsPorts, AwsProvider, CodeDeploy,
+    ContainerDefinition, CreateDeploymentRequest, CreateTaskSetRequest, Deployment,
+    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, HookAction, Listener, LoadBalancer,
+    MetricData, MetricDataRequest, MetricDatapoint, ReleaseStore, RoleSession, Route, Service,
+    ServiceDeployment, ServiceRevision, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
+    Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest,
+    WeightedTargetGroup,
 };
 
 // ----- allocations ----------------------------------------------------------------------
@@ -262,9 +263,20 @@ pub struct RecordingAws {
 }
 
 impl AwsProvider for RecordingAws {
-    fn ports_for(&self, region: Option<&str>) -> AwsPorts {
+    fn home(&self) -> switchyard::model::Home {
+        self.inner.home()
+    }
+
+    fn sts(&self) -> Arc<dyn Sts> {
+        Arc::new(RecordingSts {
+            sts: self.inner.sts(),
+            recorder: self.recorder.clone(),
+        })
+    }
+
+    fn ports_for(&self, region: &str, session: Option<&RoleSession>) -> AwsPorts {
         let ports = Arc::new(RecordingPorts {
-            ports: self.inner.ports_for(region),
+            ports: self.inner.ports_for(region, session),
             recorder: self.recorder.clone(),
         });
         AwsPorts {
@@ -280,6 +292,19 @@ impl AwsProvider for RecordingAws {
 struct RecordingPorts {
     ports: AwsPorts,
     recorder: Recorder,
+}
+
+struct RecordingSts {
+    sts: Arc<dyn Sts>,
+    recorder: Recorder,
+}
+
+#[async_trait]
+impl Sts for RecordingSts {
+    async fn assume_role(&self, request: &AssumeRoleRequest) -> Result<RoleSession, AwsError> {
+        let call = self.sts.assume_role(request);
+        self.recorder.call("sts:AssumeRole", call).await
+    }
 }
 
 #[async_trait]

@@ -19,14 +19,16 @@ use tokio::time::Instant;
 use crate::log::{Event, EventLog, RouteSeen, TaskSetSeen, lock};
 use crate::passes::PassLog;
 use switchyard::lease::Fence;
+use switchyard::model::Home;
 use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
-    AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
-    CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
-    DeploymentTarget, Ecs, HookAction, LeaseRecord, LeaseStore, Listener, LoadBalancer, MetricData,
-    MetricDataRequest, MetricDatapoint, ReleaseStore, Route, Service, ServiceDeployment,
-    ServiceRevision, SpecWrite, StoreError, StoredRelease, TargetGroup, TargetHealth,
-    TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
+    AlarmState, Alarms, AssumeRoleRequest, AwsError, AwsPorts, AwsProvider, CodeDeploy,
+    ContainerDefinition, CreateDeploymentRequest, CreateTaskSetRequest, Deployment,
+    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, HookAction, LeaseRecord, LeaseStore,
+    Listener, LoadBalancer, MetricData, MetricDataRequest, MetricDatapoint, ReleaseStore,
+    RoleSession, Route, Service, ServiceDeployment, ServiceRevision, SpecWrite, StoreError,
+    StoredRelease, Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest,
+    WeightedTargetGroup,
 };
 use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::sim::{SimAws, SimStore, service_of_deployment_arn};
@@ -610,14 +612,33 @@ fn release_of_service_deployment(deployment_arn: &str) -> String {
 }
 
 impl AwsProvider for ReplicaAws {
-    fn ports_for(&self, _region: Option<&str>) -> AwsPorts {
+    fn home(&self) -> Home {
+        self.inner.home()
+    }
+
+    fn ports_for(&self, region: &str, session: Option<&RoleSession>) -> AwsPorts {
+        let acting = Arc::new(ReplicaAws {
+            inner: self.inner.acting_as(region, session),
+            ..self.clone()
+        });
         AwsPorts {
-            ecs: Arc::new(self.clone()),
-            codedeploy: Arc::new(self.clone()),
-            load_balancer: Arc::new(self.clone()),
-            alarms: Arc::new(self.clone()),
-            metric_data: Arc::new(self.clone()),
+            ecs: acting.clone(),
+            codedeploy: acting.clone(),
+            load_balancer: acting.clone(),
+            alarms: acting.clone(),
+            metric_data: acting,
         }
+    }
+
+    fn sts(&self) -> Arc<dyn Sts> {
+        Arc::new(self.clone())
+    }
+}
+
+#[async_trait]
+impl Sts for ReplicaAws {
+    async fn assume_role(&self, request: &AssumeRoleRequest) -> Result<RoleSession, AwsError> {
+        self.gate.call(self.inner.assume_role(request)).await
     }
 }
 

@@ -61,6 +61,10 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     "events:PutEvents",
 ];
 
+/// What the controller's own role calls to act in other accounts (`spec.service.roleArn`),
+/// on exactly the deployer roles (the Terraform controller module's `deployer_role_arns`).
+pub const ASSUME_ROLE_ACTIONS: &[&str] = &["sts:AssumeRole"];
+
 /// What `switchyard diff` calls, all reads: the stored release, the release's service, and
 /// the task definitions that resolve its candidate (the registration it shows is built by
 /// the adapter and never sent, so it needs no `ecs:RegisterTaskDefinition`).
@@ -280,6 +284,14 @@ mod tests {
             "listed but not called: {:?}; called but not listed: {:?}",
             listed.difference(&expected).collect::<Vec<_>>(),
             expected.difference(&listed).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn the_assume_role_actions_are_exactly_what_the_sts_adapter_calls() {
+        assert_eq!(
+            called_by(&[("sts", include_str!("sts.rs"))]),
+            set(ASSUME_ROLE_ACTIONS)
         );
     }
 

@@ -42,7 +42,9 @@ impl AwsSession {
         )
     }
 
-    /// The AWS ports of every region the releases name ([`build_ports`] per region).
+    /// The AWS ports of every region and role the releases name ([`build_ports`] per region
+    /// and identity); the controller's own account is not known until
+    /// [`AwsAdapters::with_account`] says it.
     pub fn adapters(&self) -> AwsAdapters {
         AwsAdapters::new(self.sdk.clone(), build_ports)
     }
@@ -53,6 +55,22 @@ impl AwsSession {
         webhooks: std::sync::Arc<dyn crate::ports::Webhooks>,
     ) -> super::AwsNotifications {
         super::AwsNotifications::new(self.sdk.clone(), webhooks)
+    }
+
+    /// The caller's own AWS account (STS GetCallerIdentity); `None` when it cannot be
+    /// determined (the caller then checks releases' ARNs against its region only).
+    pub async fn caller_account(&self) -> Option<String> {
+        match aws_sdk_sts::Client::new(&self.sdk)
+            .get_caller_identity()
+            .send()
+            .await
+        {
+            Ok(identity) => identity.account.filter(|a| !a.is_empty()),
+            Err(error) => {
+                tracing::warn!(cause = %DisplayErrorContext(error), "the caller's account could not be determined (STS GetCallerIdentity)");
+                None
+            }
+        }
     }
 
     /// The caller's AWS identity: the ARN STS GetCallerIdentity returns.

@@ -19,15 +19,18 @@ mod sns;
 mod store;
 mod stream_relay;
 mod streams;
+mod sts;
 mod task_sets;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 pub use clients::{AwsSession, CallerIdentityError};
 pub use error::{CodeMap, classify, kind_for};
@@ -46,8 +49,10 @@ pub use store::{
     decode_item,
 };
 pub use streams::stream_changes;
+pub use sts::StsAdapter;
 
-use crate::ports::{AwsPorts, AwsProvider};
+use crate::model::Home;
+use crate::ports::{AwsPorts, AwsProvider, RoleSession, Sts};
 
 /// Timeouts and retries for every AWS client. The SDK sets no operation or attempt timeout
 /// by default; a controller that must drain on SIGTERM needs both.
@@ -97,11 +102,22 @@ pub async fn load_sdk_config(settings: &ClientSettings) -> SdkConfig {
 /// production, something else in tests).
 pub type PortsFactory = fn(&SdkConfig) -> AwsPorts;
 
-/// The AWS ports per region, built on first use from one SDK configuration.
+/// The ports of one region and identity, and the slot its assumed role's session is in.
+#[derive(Clone)]
+struct Clients {
+    ports: AwsPorts,
+    slot: Option<Arc<sts::SessionSlot>>,
+}
+
+/// The AWS ports per region and identity (the controller itself, or an assumed role), built
+/// on first use from one SDK configuration and reused: one set of clients per (role,
+/// region), so one HTTP connection pool, one retry budget per place.
 pub struct AwsAdapters {
     base: SdkConfig,
     factory: PortsFactory,
-    by_region: Mutex<HashMap<Option<String>, AwsPorts>>,
+    /// The controller's own account, when it is known.
+    account: Option<String>,
+    clients: Mutex<HashMap<(Option<String>, String), Clients>>,
 }
 
 impl AwsAdapters {
@@ -109,35 +125,62 @@ impl AwsAdapters {
         Self {
             base,
             factory,
-            by_region: Mutex::new(HashMap::new()),
+            account: None,
+            clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The controller's own account (from STS GetCallerIdentity).
+    pub fn with_account(mut self, account: Option<String>) -> Self {
+        self.account = account;
+        self
     }
 
     /// The controller's own region, as resolved by the SDK configuration.
     pub fn region(&self) -> Option<String> {
         self.base.region().map(|r| r.to_string())
     }
+
+    /// The SDK configuration of `region`, signing as `slot`'s session when there is one.
+    fn config_for(&self, region: &str, slot: Option<&Arc<sts::SessionSlot>>) -> SdkConfig {
+        let mut builder = self
+            .base
+            .to_builder()
+            .region(Region::new(region.to_string()));
+        if let Some(slot) = slot {
+            builder = builder
+                .credentials_provider(SharedCredentialsProvider::new(sts::SlotCredentials(
+                    slot.clone(),
+                )))
+                .identity_cache(IdentityCache::no_cache());
+        }
+        builder.build()
+    }
 }
 
 impl AwsProvider for AwsAdapters {
-    fn ports_for(&self, region: Option<&str>) -> AwsPorts {
-        let key = region
-            .filter(|r| Some(*r) != self.base.region().map(|r| r.as_ref()))
-            .map(str::to_string);
-        let mut cache = self.by_region.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry(key.clone())
-            .or_insert_with(|| {
-                let config = match &key {
-                    Some(region) => self
-                        .base
-                        .to_builder()
-                        .region(Region::new(region.clone()))
-                        .build(),
-                    None => self.base.clone(),
-                };
-                (self.factory)(&config)
-            })
-            .clone()
+    fn home(&self) -> Home {
+        Home::new(self.region().unwrap_or_default(), self.account.clone())
+    }
+
+    fn ports_for(&self, region: &str, session: Option<&RoleSession>) -> AwsPorts {
+        let key = (session.map(|s| s.role_arn.clone()), region.to_string());
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let clients = clients.entry(key).or_insert_with(|| {
+            let slot = session.map(|_| Arc::new(sts::SessionSlot::default()));
+            let config = self.config_for(region, slot.as_ref());
+            Clients {
+                ports: (self.factory)(&config),
+                slot,
+            }
+        });
+        if let (Some(slot), Some(session)) = (&clients.slot, session) {
+            slot.update(session);
+        }
+        clients.ports.clone()
+    }
+
+    fn sts(&self) -> Arc<dyn Sts> {
+        Arc::new(StsAdapter::new(aws_sdk_sts::Client::new(&self.base)))
     }
 }

@@ -294,7 +294,23 @@ async fn diff(
     let consequence = "nothing was compared";
     let documents = read_all(paths, consequence)?;
     let session = Session::connect(table).await?;
-    let aws = session.aws.adapters();
+    // As the controller reaches the releases: their region and account, as their roles.
+    let external_id = match std::env::var(config::env_var_for("externalId")) {
+        Ok(value) => Some(
+            config::parse_external_id(&value)
+                .map_err(|m| CliError::Invalid(format!("SWITCHYARD_EXTERNAL_ID: {m}")))?,
+        ),
+        Err(_) => None,
+    };
+    let account = session.aws.caller_account().await;
+    let aws = crate::access::AwsAccess::new(
+        std::sync::Arc::new(session.aws.adapters().with_account(account)),
+        Clock::system(),
+        crate::access::SessionSettings {
+            external_id,
+            session_name: "switchyard-diff".into(),
+        },
+    );
     let diffs = match super::diff(&session.store, &aws, &documents, Clock::system().now()).await {
         Ok(diffs) => diffs,
         Err(DiffError::Invalid(errors)) => {

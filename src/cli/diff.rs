@@ -27,9 +27,10 @@ use serde_json::{Map, Value};
 use super::CliError;
 use super::apply::{Change, diff_values, document_diff};
 use super::files::SourceDocument;
+use crate::access::AwsAccess;
 use crate::controller::{TaskDefinitionReader, describe_service};
 use crate::model::ReleaseSpec;
-use crate::ports::{AwsError, AwsProvider, Ecs, ReleaseStore, task_definition_short_name};
+use crate::ports::{AwsError, Ecs, ReleaseStore, task_definition_short_name};
 use crate::reconcile::Lookup;
 use crate::reconcile::candidate::{self, Resolution};
 use crate::reconcile::plan::resolve_lookups;
@@ -117,7 +118,7 @@ fn aws_failed(name: &str, error: AwsError) -> DiffError {
 /// store and AWS, writing nothing.
 pub async fn diff(
     store: &dyn ReleaseStore,
-    aws: &dyn AwsProvider,
+    aws: &AwsAccess,
     documents: &[SourceDocument],
     now: Timestamp,
 ) -> Result<Vec<ReleaseDiff>, DiffError> {
@@ -138,7 +139,7 @@ pub async fn diff(
 
 async fn diff_one(
     store: &dyn ReleaseStore,
-    aws: &dyn AwsProvider,
+    aws: &AwsAccess,
     source: &SourceDocument,
     now: Timestamp,
 ) -> Result<Result<ReleaseDiff, Vec<String>>, DiffError> {
@@ -168,7 +169,26 @@ async fn diff_one(
         }
     };
 
-    let ports = aws.ports_for(spec.service.region.as_deref());
+    // Where the controller would deploy it: its region and account, as its role.
+    let home_errors = aws.home().check(spec);
+    if !home_errors.is_empty() {
+        return Ok(Err(home_errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: document {}: {}: {}",
+                    source.file.display(),
+                    source.number,
+                    e.path,
+                    e.message
+                )
+            })
+            .collect()));
+    }
+    let ports = aws
+        .ports_for_spec(spec)
+        .await
+        .map_err(|e| aws_failed(name, e))?;
     let ecs: &dyn Ecs = ports.ecs.as_ref();
     let service = describe_service(&ports, spec)
         .await
@@ -769,10 +789,19 @@ mod tests {
         ))
     }
 
+    /// The simulated AWS as `diff` reaches it.
+    fn access(aws: &SimAws) -> crate::access::AwsAccess {
+        crate::access::AwsAccess::new(
+            std::sync::Arc::new(aws.clone()),
+            Clock::fixed_epoch(),
+            crate::access::SessionSettings::default(),
+        )
+    }
+
     async fn diff_of(store: &SimStore, aws: &SimAws, source: &SourceDocument) -> ReleaseDiff {
         match diff(
             store,
-            aws,
+            &access(aws),
             std::slice::from_ref(source),
             Clock::fixed_epoch().now(),
         )
@@ -895,7 +924,7 @@ mod tests {
         let store = SimStore::new(Clock::fixed_epoch());
         let source = document("      sidecar: {image: busybox}\n");
         let Err(DiffError::Invalid(lines)) =
-            diff(&store, &aws, &[source], Clock::fixed_epoch().now()).await
+            diff(&store, &access(&aws), &[source], Clock::fixed_epoch().now()).await
         else {
             panic!("a container the base lacks must be invalid");
         };

@@ -133,15 +133,41 @@ fn render_table(header: &[&str], rows: &[Vec<String>], width: Option<usize>) -> 
 }
 
 /// `get` as a table: NAME, PHASE, GEN/OBSERVED, LIVE, DESIRED, TRAFFIC (live/candidate
-/// percent), UPDATED (how long ago the spec was written), MESSAGE (cut to `width`).
+/// percent), UPDATED (how long ago the spec was written), MESSAGE (cut to `width`); after
+/// NAME, REGION and ACCOUNT (where the controller found each release to live) when the
+/// releases listed span several.
 pub fn render_list(releases: &[StoredRelease], now: Timestamp, width: Option<usize>) -> String {
+    let place = |release: &StoredRelease| {
+        let status = release.status.as_ref();
+        (
+            status.and_then(|s| s.region.clone()),
+            status.and_then(|s| s.account.clone()),
+        )
+    };
+    let spans = |values: Vec<Option<String>>| {
+        values
+            .into_iter()
+            .flatten()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1
+    };
+    let (regions, accounts): (Vec<_>, Vec<_>) = releases.iter().map(place).unzip();
+    let (show_region, show_account) = (spans(regions), spans(accounts));
     let rows: Vec<Vec<String>> = releases
         .iter()
         .map(|release| {
             let status = release.status.as_ref();
             let dash = || "-".to_string();
-            vec![
-                release.name.clone(),
+            let (region, account) = place(release);
+            let mut row = vec![release.name.clone()];
+            if show_region {
+                row.push(region.unwrap_or_else(dash));
+            }
+            if show_account {
+                row.push(account.unwrap_or_else(dash));
+            }
+            row.extend([
                 status.map_or_else(|| "<none>".to_string(), |s| s.phase.to_string()),
                 format!(
                     "{}/{}",
@@ -161,23 +187,27 @@ pub fn render_list(releases: &[StoredRelease], now: Timestamp, width: Option<usi
                     .spec_updated_at
                     .map_or_else(dash, |at| format_age(at, now)),
                 status.map_or_else(String::new, |s| s.message.clone()),
-            ]
+            ]);
+            row
         })
         .collect();
-    render_table(
-        &[
-            "NAME",
-            "PHASE",
-            "GEN/OBSERVED",
-            "LIVE",
-            "DESIRED",
-            "TRAFFIC",
-            "UPDATED",
-            "MESSAGE",
-        ],
-        &rows,
-        width,
-    )
+    let mut header = vec!["NAME"];
+    if show_region {
+        header.push("REGION");
+    }
+    if show_account {
+        header.push("ACCOUNT");
+    }
+    header.extend([
+        "PHASE",
+        "GEN/OBSERVED",
+        "LIVE",
+        "DESIRED",
+        "TRAFFIC",
+        "UPDATED",
+        "MESSAGE",
+    ]);
+    render_table(&header, &rows, width)
 }
 
 /// One line of `history`: a write recorded in the audit trail (`source: audit`) or a rollout
@@ -354,6 +384,51 @@ mod tests {
             assert!(line.chars().count() <= 100, "{line}");
         }
         assert!(narrow.lines().nth(1).unwrap().ends_with("..."));
+    }
+
+    #[test]
+    fn region_and_account_columns_show_only_when_the_releases_span_several() {
+        let place = |name: &str, region: &str, account: &str| {
+            let mut release = release();
+            release.name = name.into();
+            let status = release.status.as_mut().unwrap();
+            status.region = Some(region.into());
+            status.account = Some(account.into());
+            release
+        };
+        let one_place = [
+            place("web", "us-east-1", "111122223333"),
+            place("api", "us-east-1", "111122223333"),
+        ];
+        let table = render_list(&one_place, at(3 * 60), None);
+        assert!(table.starts_with("NAME   PHASE "), "{table}");
+        let regions = [
+            place("web", "us-east-1", "111122223333"),
+            place("api", "eu-west-1", "111122223333"),
+        ];
+        let table = render_list(&regions, at(3 * 60), None);
+        assert!(table.starts_with("NAME   REGION      PHASE "), "{table}");
+        assert!(
+            table
+                .lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("api    eu-west-1   Progressing"),
+            "{table}"
+        );
+        let both = [
+            place("web", "us-east-1", "111122223333"),
+            place("api", "eu-west-1", "444455556666"),
+        ];
+        let table = render_list(&both, at(3 * 60), None);
+        assert!(
+            table
+                .lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("api    eu-west-1   444455556666   Progressing"),
+            "{table}"
+        );
     }
 
     #[test]

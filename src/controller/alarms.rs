@@ -1,6 +1,6 @@
-//! The alarm watcher: every `ALARM_POLL`, one batched DescribeAlarms per region for the
-//! rollback alarms of every release with a deployment in flight; a release whose alarm is in
-//! ALARM is woken at once. Passes read the states from the cache instead of asking again.
+//! The alarm watcher: every `ALARM_POLL`, one batched DescribeAlarms per place (region,
+//! account and role) for the rollback alarms of every release with a deployment in flight;
+//! a release whose alarm is in ALARM is woken at once. Passes read the states from the cache instead of asking again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +9,7 @@ use tracing::debug;
 
 use super::caches::ALARM_POLL;
 use super::{Context, Event};
+use crate::model::Placement;
 use crate::ports::AlarmState;
 
 pub(super) async fn watch_alarms(ctx: Context, events: UnboundedSender<Event>) {
@@ -23,26 +24,36 @@ pub(super) async fn watch_alarms(ctx: Context, events: UnboundedSender<Event>) {
 
 /// One round of the watcher; `false` once the loop no longer listens.
 async fn round(ctx: &Context, events: &UnboundedSender<Event>) -> bool {
-    // region -> alarm -> releases watching it. The state keeps the releases in flight up
-    // to date as passes report: nothing here scans the fleet.
-    let mut watched: BTreeMap<Option<String>, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    // place (region, account, role) -> alarm -> releases watching it. The state keeps the
+    // releases in flight up to date as passes report: nothing here scans the fleet.
+    let mut watched: BTreeMap<Placement, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     for (name, release) in ctx.state.in_flight() {
         // Only releases this replica acts on: the others' owners watch theirs.
         if ctx.may_act(&name).is_err() {
             continue;
         }
-        let by_alarm = watched.entry(release.region).or_default();
+        let placement = ctx
+            .aws
+            .home()
+            .place(release.region.as_deref(), release.role_arn.as_deref());
+        let by_alarm = watched.entry(placement).or_default();
         for alarm in release.alarms {
             by_alarm.entry(alarm).or_default().insert(name.clone());
         }
     }
-    for (region, alarms) in watched {
+    for (placement, alarms) in watched {
         let names: Vec<String> = alarms.keys().cloned().collect();
-        let ports = ctx.aws.ports_for(region.as_deref());
+        let ports = match ctx.aws.ports(&placement).await {
+            Ok(ports) => ports,
+            Err(error) => {
+                debug!(role = ?placement.role_arn, cause = %error, "alarm watcher: no ports; passes will ask themselves");
+                continue;
+            }
+        };
         match ports.alarms.alarm_states(&names).await {
             Ok(states) => {
                 ctx.caches
-                    .put_alarms(&ctx.clock, region.as_deref(), &names, &states);
+                    .put_alarms(&ctx.clock, &placement.scope_key(), &names, &states);
                 let firing: BTreeSet<String> = states
                     .iter()
                     .filter(|(_, state)| **state == AlarmState::Alarm)

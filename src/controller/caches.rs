@@ -25,8 +25,12 @@ pub const MISSING_ALARM_TTL: Duration = Duration::from_secs(60);
 /// At most this many task definitions are cached.
 const TASK_DEFINITIONS_CACHED: usize = 256;
 
-type GroupKey = (Option<String>, String, String);
-type AlarmKey = (Option<String>, String);
+/// Deployment groups, alarms and target groups are cached per place (`Placement::scope_key`:
+/// account and region).
+type GroupKey = (String, String, String);
+type AlarmKey = (String, String);
+/// The place and the references the document gives.
+type TargetGroupsKey = (String, Vec<String>);
 
 /// The caches; one per controller.
 #[derive(Default)]
@@ -39,7 +43,7 @@ pub struct Caches {
     task_definitions: Mutex<BTreeMap<String, (Instant, TaskDefinition)>>,
     /// The pairs of target groups of task-set releases, by the references the document gives
     /// (they change rarely; their load balancers are what a rollout discovers routes on).
-    target_groups: Mutex<BTreeMap<(Option<String>, Vec<String>), (Instant, Vec<TargetGroup>)>>,
+    target_groups: Mutex<BTreeMap<TargetGroupsKey, (Instant, Vec<TargetGroup>)>>,
     /// release -> (the deployment of ours being followed, the service seen when it started).
     following: Mutex<BTreeMap<String, (String, Service)>>,
     /// release -> (the status version it was to replace, the status recording what an action
@@ -52,13 +56,8 @@ pub struct Caches {
 
 impl Caches {
     /// A cached deployment group, if fresh.
-    pub fn group(
-        &self,
-        region: Option<&str>,
-        application: &str,
-        group: &str,
-    ) -> Option<DeploymentGroup> {
-        self.group_entry(region, application, group)
+    pub fn group(&self, scope: &str, application: &str, group: &str) -> Option<DeploymentGroup> {
+        self.group_entry(scope, application, group)
             .filter(|(expires, _)| *expires > Instant::now())
             .map(|(_, g)| g)
     }
@@ -67,32 +66,32 @@ impl Caches {
     /// which needs the group only for its termination wait and listener.
     pub fn group_any_age(
         &self,
-        region: Option<&str>,
+        scope: &str,
         application: &str,
         group: &str,
     ) -> Option<DeploymentGroup> {
-        self.group_entry(region, application, group).map(|(_, g)| g)
+        self.group_entry(scope, application, group).map(|(_, g)| g)
     }
 
     fn group_entry(
         &self,
-        region: Option<&str>,
+        scope: &str,
         application: &str,
         group: &str,
     ) -> Option<(Instant, DeploymentGroup)> {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         let key = (
-            region.map(str::to_string),
+            scope.to_string(),
             application.to_string(),
             group.to_string(),
         );
         groups.get(&key).cloned()
     }
 
-    pub fn put_group(&self, clock: &Clock, region: Option<&str>, group: &DeploymentGroup) {
+    pub fn put_group(&self, clock: &Clock, scope: &str, group: &DeploymentGroup) {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         let key = (
-            region.map(str::to_string),
+            scope.to_string(),
             group.application.clone(),
             group.name.clone(),
         );
@@ -101,16 +100,12 @@ impl Caches {
 
     /// Alarm states known fresh for all of `names` (alarms known not to exist are absent
     /// from the map), or `None` if any is unknown or stale.
-    pub fn alarms(
-        &self,
-        region: Option<&str>,
-        names: &[String],
-    ) -> Option<BTreeMap<String, AlarmState>> {
+    pub fn alarms(&self, scope: &str, names: &[String]) -> Option<BTreeMap<String, AlarmState>> {
         let alarms = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let mut states = BTreeMap::new();
         for name in names {
-            let key = (region.map(str::to_string), name.clone());
+            let key = (scope.to_string(), name.clone());
             match alarms.get(&key) {
                 Some((expires, Some(state))) if *expires > now => {
                     states.insert(name.clone(), *state);
@@ -128,7 +123,7 @@ impl Caches {
     pub fn put_alarms(
         &self,
         clock: &Clock,
-        region: Option<&str>,
+        scope: &str,
         names: &[String],
         states: &BTreeMap<String, AlarmState>,
     ) {
@@ -142,19 +137,15 @@ impl Caches {
             } else {
                 missing_expires
             };
-            alarms.insert((region.map(str::to_string), name.clone()), (expires, state));
+            alarms.insert((scope.to_string(), name.clone()), (expires, state));
         }
     }
 
     /// The target groups named by `references`, if cached and fresh.
-    pub fn target_groups(
-        &self,
-        region: Option<&str>,
-        references: &[String],
-    ) -> Option<Vec<TargetGroup>> {
+    pub fn target_groups(&self, scope: &str, references: &[String]) -> Option<Vec<TargetGroup>> {
         let cached = self.target_groups.lock().unwrap_or_else(|e| e.into_inner());
         cached
-            .get(&(region.map(str::to_string), references.to_vec()))
+            .get(&(scope.to_string(), references.to_vec()))
             .filter(|(expires, _)| *expires > Instant::now())
             .map(|(_, groups)| groups.clone())
     }
@@ -162,13 +153,13 @@ impl Caches {
     pub fn put_target_groups(
         &self,
         clock: &Clock,
-        region: Option<&str>,
+        scope: &str,
         references: &[String],
         groups: &[TargetGroup],
     ) {
         let mut cached = self.target_groups.lock().unwrap_or_else(|e| e.into_inner());
         cached.insert(
-            (region.map(str::to_string), references.to_vec()),
+            (scope.to_string(), references.to_vec()),
             (clock.deadline_after(GROUP_TTL), groups.to_vec()),
         );
     }

@@ -70,17 +70,17 @@ pub async fn observe(
     else {
         return Ok(observed);
     };
-    let region = spec.service.region.as_deref();
+    let scope = desired.placement.scope_key();
     let still_following = seen.is_some();
     if let Some(seen) = seen {
         observed.deployments = seen.deployments;
     }
     let cached = if still_following {
         ctx.caches
-            .group_any_age(region, &strategy.application, &strategy.deployment_group)
+            .group_any_age(&scope, &strategy.application, &strategy.deployment_group)
     } else {
         ctx.caches
-            .group(region, &strategy.application, &strategy.deployment_group)
+            .group(&scope, &strategy.application, &strategy.deployment_group)
     };
     let group = match cached {
         Some(group) => group,
@@ -91,7 +91,7 @@ pub async fn observe(
                 .await,
         )? {
             Lookup::Found(group) => {
-                ctx.caches.put_group(&ctx.clock, region, &group);
+                ctx.caches.put_group(&ctx.clock, &scope, &group);
                 group
             }
             _ => {

@@ -11,14 +11,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::model::{OperatorRequest, ReleaseStatus, RequestKind};
+use crate::model::Place;
+use crate::model::{Home, OperatorRequest, ReleaseStatus, RequestKind};
 use crate::ports::{
-    AlarmState, Alarms, AwsError, AwsPorts, AwsProvider, CodeDeploy, ContainerDefinition,
-    CreateDeploymentRequest, CreateTaskSetRequest, Deployment, DeploymentFilter, DeploymentGroup,
-    DeploymentTarget, Ecs, Fence, HookAction, HttpProbe, Listener, LoadBalancer, MetricData,
-    MetricDataRequest, MetricDatapoint, ProbeError, ReleaseStore, Route, Service,
-    ServiceDeployment, ServiceRevision, SpecWrite, StoreError, StoredRelease, TargetGroup,
-    TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest, WeightedTargetGroup,
+    AlarmState, Alarms, AssumeRoleRequest, AwsError, AwsPorts, AwsProvider, CodeDeploy,
+    ContainerDefinition, CreateDeploymentRequest, CreateTaskSetRequest, Deployment,
+    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, Fence, HookAction, HttpProbe,
+    Listener, LoadBalancer, MetricData, MetricDataRequest, MetricDatapoint, ProbeError,
+    ReleaseStore, RoleSession, Route, Service, ServiceDeployment, ServiceRevision, SpecWrite,
+    StoreError, StoredRelease, Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet,
+    UpdateServiceRequest, WeightedTargetGroup,
 };
 use crate::state::ControllerState;
 
@@ -43,29 +45,46 @@ fn store_outcome<T>(result: &Result<T, StoreError>) -> &'static str {
     }
 }
 
-/// Counts one call's outcome and passes its result through.
+/// Counts one call's outcome, where it went, and passes its result through (`$metered` has a
+/// `state` and a `place`).
 macro_rules! metered {
-    ($state:expr, $service:literal, $operation:literal, $call:expr, $outcome:path) => {{
+    ($metered:expr, $service:literal, $operation:literal, $call:expr, $outcome:path) => {{
         let result = $call.await;
-        $state
-            .metrics()
-            .record_call($service, $operation, $outcome(&result));
+        $metered.state.metrics().record_call(
+            $service,
+            $operation,
+            $outcome(&result),
+            &$metered.place,
+        );
         result
     }};
 }
 
-/// Hands out metered ports for every region.
+/// Hands out metered ports for every region and account.
 pub struct MeteredProvider {
     pub inner: Arc<dyn AwsProvider>,
     pub state: ControllerState,
+    /// The controller's own region and account, for the calls made there.
+    pub home: Home,
 }
 
 impl AwsProvider for MeteredProvider {
-    fn ports_for(&self, region: Option<&str>) -> AwsPorts {
-        let ports = self.inner.ports_for(region);
+    fn home(&self) -> Home {
+        self.home.clone()
+    }
+
+    fn ports_for(&self, region: &str, session: Option<&RoleSession>) -> AwsPorts {
+        let ports = self.inner.ports_for(region, session);
+        let account = match session {
+            Some(session) => crate::model::names::RoleArn::parse(&session.role_arn)
+                .map(|role| role.account.to_string())
+                .ok(),
+            None => self.home.account.clone(),
+        };
         let inner = Arc::new(MeteredPorts {
             ports,
             state: self.state.clone(),
+            place: Place::new(account.as_deref(), region),
         });
         AwsPorts {
             ecs: inner.clone(),
@@ -75,11 +94,40 @@ impl AwsProvider for MeteredProvider {
             metric_data: inner,
         }
     }
+
+    fn sts(&self) -> Arc<dyn Sts> {
+        Arc::new(MeteredSts {
+            inner: self.inner.sts(),
+            state: self.state.clone(),
+            place: self.home.place_of_home(),
+        })
+    }
 }
 
 struct MeteredPorts {
     ports: AwsPorts,
     state: ControllerState,
+    place: Place,
+}
+
+/// STS as the controller, metered.
+struct MeteredSts {
+    inner: Arc<dyn Sts>,
+    state: ControllerState,
+    place: Place,
+}
+
+#[async_trait]
+impl Sts for MeteredSts {
+    async fn assume_role(&self, request: &AssumeRoleRequest) -> Result<RoleSession, AwsError> {
+        metered!(
+            self,
+            "sts",
+            "AssumeRole",
+            self.inner.assume_role(request),
+            outcome
+        )
+    }
 }
 
 #[async_trait]
@@ -90,7 +138,7 @@ impl Ecs for MeteredPorts {
         names: &[String],
     ) -> Result<Vec<Service>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeServices",
             self.ports.ecs.describe_services(cluster, names),
@@ -103,7 +151,7 @@ impl Ecs for MeteredPorts {
         task_definition: &str,
     ) -> Result<TaskDefinition, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeTaskDefinition",
             self.ports.ecs.describe_task_definition(task_definition),
@@ -117,7 +165,7 @@ impl Ecs for MeteredPorts {
         limit: usize,
     ) -> Result<Vec<String>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "ListTaskDefinitions",
             self.ports.ecs.list_task_definitions(family, limit),
@@ -130,7 +178,7 @@ impl Ecs for MeteredPorts {
         request: &UpdateServiceRequest,
     ) -> Result<Option<String>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "UpdateService",
             self.ports.ecs.update_service(request),
@@ -145,7 +193,7 @@ impl Ecs for MeteredPorts {
         since: Option<jiff::Timestamp>,
     ) -> Result<Vec<String>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "ListServiceDeployments",
             self.ports
@@ -160,7 +208,7 @@ impl Ecs for MeteredPorts {
         arns: &[String],
     ) -> Result<Vec<ServiceDeployment>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeServiceDeployments",
             self.ports.ecs.describe_service_deployments(arns),
@@ -173,7 +221,7 @@ impl Ecs for MeteredPorts {
         arns: &[String],
     ) -> Result<Vec<ServiceRevision>, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeServiceRevisions",
             self.ports.ecs.describe_service_revisions(arns),
@@ -188,7 +236,7 @@ impl Ecs for MeteredPorts {
         action: HookAction,
     ) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "ContinueServiceDeployment",
             self.ports
@@ -200,7 +248,7 @@ impl Ecs for MeteredPorts {
 
     async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "StopServiceDeployment",
             self.ports.ecs.stop_service_deployment(deployment_arn),
@@ -210,7 +258,7 @@ impl Ecs for MeteredPorts {
 
     async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "CreateTaskSet",
             self.ports.ecs.create_task_set(request),
@@ -226,7 +274,7 @@ impl Ecs for MeteredPorts {
         scale_percent: f64,
     ) -> Result<TaskSet, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "UpdateTaskSet",
             self.ports
@@ -243,7 +291,7 @@ impl Ecs for MeteredPorts {
         task_set_arn: &str,
     ) -> Result<TaskSet, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "UpdateServicePrimaryTaskSet",
             self.ports
@@ -261,7 +309,7 @@ impl Ecs for MeteredPorts {
         force: bool,
     ) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "DeleteTaskSet",
             self.ports
@@ -278,7 +326,7 @@ impl Ecs for MeteredPorts {
         tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError> {
         metered!(
-            self.state,
+            self,
             "ecs",
             "RegisterTaskDefinition",
             self.ports
@@ -296,7 +344,7 @@ impl Ecs for MeteredPorts {
     ) -> Result<serde_json::Value, AwsError> {
         // Nothing is registered: the one AWS call it makes reads the base.
         metered!(
-            self.state,
+            self,
             "ecs",
             "DescribeTaskDefinition",
             self.ports.ecs.registration_input(base, containers, tags),
@@ -313,7 +361,7 @@ impl CodeDeploy for MeteredPorts {
         group: &str,
     ) -> Result<DeploymentGroup, AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "GetDeploymentGroup",
             self.ports
@@ -330,7 +378,7 @@ impl CodeDeploy for MeteredPorts {
         filter: DeploymentFilter,
     ) -> Result<Vec<String>, AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "ListDeployments",
             self.ports
@@ -342,7 +390,7 @@ impl CodeDeploy for MeteredPorts {
 
     async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment, AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "GetDeployment",
             self.ports.codedeploy.get_deployment(deployment_id),
@@ -356,7 +404,7 @@ impl CodeDeploy for MeteredPorts {
         target_id: &str,
     ) -> Result<DeploymentTarget, AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "GetDeploymentTarget",
             self.ports
@@ -371,7 +419,7 @@ impl CodeDeploy for MeteredPorts {
         request: &CreateDeploymentRequest,
     ) -> Result<String, AwsError> {
         let result = metered!(
-            self.state,
+            self,
             "codedeploy",
             "CreateDeployment",
             self.ports.codedeploy.create_deployment(request),
@@ -385,7 +433,7 @@ impl CodeDeploy for MeteredPorts {
 
     async fn continue_deployment(&self, deployment_id: &str) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "ContinueDeployment",
             self.ports.codedeploy.continue_deployment(deployment_id),
@@ -395,7 +443,7 @@ impl CodeDeploy for MeteredPorts {
 
     async fn stop_deployment(&self, deployment_id: &str, rollback: bool) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "codedeploy",
             "StopDeployment",
             self.ports
@@ -410,7 +458,7 @@ impl CodeDeploy for MeteredPorts {
 impl LoadBalancer for MeteredPorts {
     async fn describe_listener(&self, listener_arn: &str) -> Result<Listener, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeListeners",
             self.ports.load_balancer.describe_listener(listener_arn),
@@ -423,7 +471,7 @@ impl LoadBalancer for MeteredPorts {
         references: &[String],
     ) -> Result<Vec<TargetGroup>, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeTargetGroups",
             self.ports.load_balancer.describe_target_groups(references),
@@ -433,7 +481,7 @@ impl LoadBalancer for MeteredPorts {
 
     async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeRoutes",
             self.ports.load_balancer.describe_routes(load_balancer_arn),
@@ -443,7 +491,7 @@ impl LoadBalancer for MeteredPorts {
 
     async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeRoute",
             self.ports.load_balancer.describe_route(arn),
@@ -456,7 +504,7 @@ impl LoadBalancer for MeteredPorts {
         target_group_arn: &str,
     ) -> Result<Vec<TargetHealth>, AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "DescribeTargetHealth",
             self.ports
@@ -472,7 +520,7 @@ impl LoadBalancer for MeteredPorts {
         weights: &[WeightedTargetGroup],
     ) -> Result<(), AwsError> {
         metered!(
-            self.state,
+            self,
             "elasticloadbalancing",
             "SetForwardWeights",
             self.ports
@@ -490,7 +538,7 @@ impl Alarms for MeteredPorts {
         names: &[String],
     ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
         metered!(
-            self.state,
+            self,
             "cloudwatch",
             "DescribeAlarms",
             self.ports.alarms.alarm_states(names),
@@ -506,7 +554,7 @@ impl MetricData for MeteredPorts {
         request: &MetricDataRequest,
     ) -> Result<Vec<MetricDatapoint>, AwsError> {
         metered!(
-            self.state,
+            self,
             "cloudwatch",
             "GetMetricData",
             self.ports.metric_data.get_metric_data(request),
@@ -520,6 +568,8 @@ impl MetricData for MeteredPorts {
 pub struct MeteredProbe {
     pub inner: Arc<dyn HttpProbe>,
     pub state: ControllerState,
+    /// Probes go from the controller's network: labelled with its own account and region.
+    pub place: crate::model::Place,
 }
 
 #[async_trait]
@@ -531,7 +581,9 @@ impl HttpProbe for MeteredProbe {
             Err(ProbeError::Timeout(_)) => "timeout",
             Err(ProbeError::Failed(_)) => "failed",
         };
-        self.state.metrics().record_call("http", "Probe", outcome);
+        self.state
+            .metrics()
+            .record_call("http", "Probe", outcome, &self.place);
         result
     }
 }
@@ -540,6 +592,8 @@ impl HttpProbe for MeteredProbe {
 pub struct MeteredStore {
     pub inner: Arc<dyn ReleaseStore>,
     pub state: ControllerState,
+    /// The table's region and account: the controller's own.
+    pub place: Place,
 }
 
 impl MeteredStore {
@@ -555,13 +609,7 @@ impl MeteredStore {
 #[async_trait]
 impl ReleaseStore for MeteredStore {
     async fn list(&self) -> Result<Vec<StoredRelease>, StoreError> {
-        let result = metered!(
-            self.state,
-            "dynamodb",
-            "Scan",
-            self.inner.list(),
-            store_outcome
-        );
+        let result = metered!(self, "dynamodb", "Scan", self.inner.list(), store_outcome);
         self.track(&result);
         result
     }
@@ -571,7 +619,7 @@ impl ReleaseStore for MeteredStore {
         page: &mut (dyn FnMut(Vec<StoredRelease>) + Send),
     ) -> Result<(), StoreError> {
         let result = metered!(
-            self.state,
+            self,
             "dynamodb",
             "Scan",
             self.inner.list_pages(page),
@@ -583,7 +631,7 @@ impl ReleaseStore for MeteredStore {
 
     async fn get(&self, name: &str) -> Result<Option<StoredRelease>, StoreError> {
         let result = metered!(
-            self.state,
+            self,
             "dynamodb",
             "GetItem",
             self.inner.get(name),
@@ -595,7 +643,7 @@ impl ReleaseStore for MeteredStore {
 
     async fn put_spec(&self, write: SpecWrite) -> Result<u64, StoreError> {
         metered!(
-            self.state,
+            self,
             "dynamodb",
             "UpdateItem",
             self.inner.put_spec(write),
@@ -610,7 +658,7 @@ impl ReleaseStore for MeteredStore {
         request: OperatorRequest,
     ) -> Result<(), StoreError> {
         metered!(
-            self.state,
+            self,
             "dynamodb",
             "UpdateItem",
             self.inner.put_request(name, kind, request),
@@ -634,16 +682,19 @@ impl ReleaseStore for MeteredStore {
             .inner
             .write_status(name, status, expected_version, fence)
             .await;
-        self.state
-            .metrics()
-            .record_call("dynamodb", operation, store_outcome(&result));
+        self.state.metrics().record_call(
+            "dynamodb",
+            operation,
+            store_outcome(&result),
+            &self.place,
+        );
         self.track(&result);
         result
     }
 
     async fn delete(&self, name: &str) -> Result<(), StoreError> {
         metered!(
-            self.state,
+            self,
             "dynamodb",
             "DeleteItem",
             self.inner.delete(name),
@@ -681,8 +732,9 @@ mod tests {
         let ports = MeteredProvider {
             inner: Arc::new(aws.clone()),
             state: state.clone(),
+            home: aws.home(),
         }
-        .ports_for(None);
+        .ports_for("us-east-1", None);
         let [a, b] = world.target_group_arns.clone();
         let production = world.production_listener_arn.clone();
 
@@ -786,7 +838,7 @@ mod tests {
             ("elasticloadbalancing", "SetForwardWeights", "ok"),
         ] {
             let line = format!(
-                "switchyard_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",outcome=\"{outcome}\"}} 1"
+                "switchyard_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",outcome=\"{outcome}\",region=\"us-east-1\",account=\"111122223333\"}} 1"
             );
             assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
         }

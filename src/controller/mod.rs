@@ -38,6 +38,7 @@ pub use queue::WorkQueue;
 pub use resync::{DESCRIBE_SERVICES_BATCH, Snapshot, take_snapshot};
 pub use task_definitions::{FAMILY_SCAN_LIMIT, TaskDefinitionReader};
 
+use crate::access::{AwsAccess, SessionSettings};
 use crate::clock::Clock;
 use crate::ports::{AwsProvider, HttpProbe, ReleaseStore};
 use crate::state::ControllerState;
@@ -75,7 +76,9 @@ impl Default for ControllerConfig {
 #[derive(Clone)]
 pub struct Context {
     pub store: Arc<dyn ReleaseStore>,
-    pub aws: Arc<dyn AwsProvider>,
+    /// Every AWS call about a release gets its ports here: its region and account, with its
+    /// role's credentials (metered).
+    pub aws: Arc<AwsAccess>,
     pub clock: Clock,
     pub config: ControllerConfig,
     /// What the controller shares with the HTTP server and the demo.
@@ -100,15 +103,23 @@ impl Context {
         config: ControllerConfig,
         state: ControllerState,
     ) -> Self {
+        let home = aws.home();
+        let metered: Arc<dyn AwsProvider> = Arc::new(MeteredProvider {
+            inner: aws,
+            state: state.clone(),
+            home: home.clone(),
+        });
         Self {
             store: Arc::new(MeteredStore {
                 inner: store,
                 state: state.clone(),
+                place: home.place_of_home(),
             }),
-            aws: Arc::new(MeteredProvider {
-                inner: aws,
-                state: state.clone(),
-            }),
+            aws: Arc::new(AwsAccess::new(
+                metered,
+                clock.clone(),
+                SessionSettings::default(),
+            )),
             clock,
             config,
             caches: Arc::new(Caches::default()),
@@ -116,6 +127,7 @@ impl Context {
             probe: Arc::new(MeteredProbe {
                 inner: Arc::new(crate::probe::HyperProbe::new()),
                 state: state.clone(),
+                place: home.place_of_home(),
             }),
             notifier: Arc::new(Notifier::default()),
             state,
@@ -128,6 +140,7 @@ impl Context {
         self.probe = Arc::new(MeteredProbe {
             inner: probe,
             state: self.state.clone(),
+            place: self.aws.home().place_of_home(),
         });
         self
     }
@@ -139,8 +152,35 @@ impl Context {
         provider: Arc<dyn crate::ports::NotificationProvider>,
         defaults: Vec<crate::model::notifications::NotificationDestination>,
     ) -> Self {
-        self.notifier = Arc::new(Notifier::new(Some(provider), defaults));
+        self.notifier = Arc::new(
+            Notifier::new(Some(provider), defaults).at_home(self.aws.home().place_of_home()),
+        );
         self
+    }
+
+    /// Assumes the releases' roles as `settings` says (the replica's session name, the
+    /// external id); before the controller runs.
+    pub fn with_session_settings(mut self, settings: SessionSettings) -> Self {
+        self.aws = Arc::new(self.aws.with_settings(&self.clock, settings));
+        self
+    }
+
+    /// A stored spec as the controller reads it: parsed and validated, its ARNs checked
+    /// against where the controller resolves the release to live, and a `region` that is the
+    /// controller's own left out (`Home::normalize`: not a new rollout target).
+    pub(crate) fn parse_spec(
+        &self,
+        value: &serde_json::Value,
+    ) -> Result<crate::model::ReleaseSpec, Vec<crate::model::validate::FieldError>> {
+        let mut spec = crate::model::parse::parse_spec_value(value)?;
+        let home = self.aws.home();
+        let errors = home.check(&spec);
+        if errors.is_empty() {
+            home.normalize(&mut spec);
+            Ok(spec)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Shares the releases with other replicas through `leases`.

@@ -77,6 +77,9 @@ pub struct Notifier {
     book: Mutex<Book>,
     tx: mpsc::UnboundedSender<Dispatch>,
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Dispatch>>>,
+    /// The controller's own account and region: SNS topics are published to in their own
+    /// region, EventBridge in this one (the `region` and `account` labels of the call metrics).
+    home: crate::model::Place,
 }
 
 impl Default for Notifier {
@@ -99,7 +102,14 @@ impl Notifier {
             book: Mutex::new(Book::default()),
             tx,
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            home: crate::model::Place::new(None, ""),
         }
+    }
+
+    /// Labels the notification calls with the controller's own account and region.
+    pub fn at_home(mut self, home: crate::model::Place) -> Self {
+        self.home = home;
+        self
     }
 
     /// Where a release's events go: its spec's `notifications`, or the defaults.
@@ -364,11 +374,13 @@ impl Notifier {
         };
         let message = &dispatch.message;
         let publication = || Publication::of(message);
-        let aws = |result: Result<(), crate::ports::AwsError>, service, operation| {
+        let aws = |result: Result<(), crate::ports::AwsError>, service, operation, region: &str| {
+            let place = crate::model::Place::new(Some(&self.home.account), region);
             state.metrics().record_call(
                 service,
                 operation,
                 result.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"),
+                &place,
             );
             match result {
                 Ok(()) => Attempt::Delivered,
@@ -385,11 +397,11 @@ impl Notifier {
                     .sns(region)
                     .publish(topic_arn, &publication())
                     .await;
-                aws(result, "sns", "Publish")
+                aws(result, "sns", "Publish", region)
             }
             Destination::EventBridge { bus } => {
                 let result = provider.event_bridge().put_event(bus, &publication()).await;
-                aws(result, "events", "PutEvents")
+                aws(result, "events", "PutEvents", &self.home.region)
             }
             Destination::Webhook { url, format } => {
                 match provider

@@ -12,14 +12,9 @@ use crate::ports::{AwsError, AwsPorts, Service, StoredRelease, TaskDefinition};
 use crate::reconcile::plan::StrategyPlan;
 use crate::reconcile::{DesiredRelease, Lookup, Observed, StrategyObserved, plan_observation};
 
-/// The AWS ports of the release's region.
-pub fn ports_for(ctx: &Context, desired: &DesiredRelease) -> AwsPorts {
-    let region = desired
-        .spec
-        .as_ref()
-        .ok()
-        .and_then(|s| s.service.region.as_deref());
-    ctx.aws.ports_for(region)
+/// The AWS ports of the place the release lives in (its region and account, as its role).
+pub async fn ports_for(ctx: &Context, desired: &DesiredRelease) -> Result<AwsPorts, AwsError> {
+    ctx.aws.ports(&desired.placement).await
 }
 
 /// Looks up what `decide` needs, following the pure observation plan, spending as few calls
@@ -39,7 +34,7 @@ pub async fn observe(
     let Ok(spec) = &desired.spec else {
         return Ok(observed);
     };
-    let ports = ports_for(ctx, desired);
+    let ports = ports_for(ctx, desired).await?;
     // A strategy that follows its rollout may know the service already (it does not change
     // what `decide` reads before the rollout ends) and observes its own world first.
     let followed = match (&service, spec.strategy.selected()) {
@@ -82,12 +77,12 @@ pub async fn observe(
     };
     let alarms = spec.rollback_alarms();
     if !alarms.is_empty() {
-        let region = spec.service.region.as_deref();
-        observed.alarms = Some(match ctx.caches.alarms(region, alarms) {
+        let scope = desired.placement.scope_key();
+        observed.alarms = Some(match ctx.caches.alarms(&scope, alarms) {
             Some(states) => states,
             None => {
                 let states = ports.alarms.alarm_states(alarms).await?;
-                ctx.caches.put_alarms(&ctx.clock, region, alarms, &states);
+                ctx.caches.put_alarms(&ctx.clock, &scope, alarms, &states);
                 states
             }
         });
@@ -120,7 +115,7 @@ pub async fn observe(
             task_sets::observe(
                 ctx,
                 &ports,
-                spec,
+                &desired.placement.scope_key(),
                 target_groups,
                 routes,
                 candidate_health.as_deref(),

@@ -12,7 +12,6 @@ use super::Context;
 use super::observe::{observe, ports_for};
 use super::resync::Snapshot;
 use crate::lease::Fence;
-use crate::model::parse::parse_spec_value;
 use crate::ports::{AwsError, AwsPorts, Service, StoreError, StoredRelease};
 use crate::reconcile::{
     Action, ActionResult, DesiredRelease, Lookup, Observed, codedeploy, decide, is_refusal,
@@ -240,12 +239,7 @@ async fn reconcile_record(
         }
         None => (record, false),
     };
-    let desired = DesiredRelease {
-        name: record.name.clone(),
-        generation: record.generation,
-        spec: spec.unwrap_or_else(|| parse_spec_value(&record.spec)),
-        requests: record.requests.clone(),
-    };
+    let desired = desired_release(ctx, &record, spec);
     let observed = match observe(ctx, &desired, &record, service).await {
         Ok(observed) => observed,
         Err(error) if is_refusal(&error) => {
@@ -253,6 +247,8 @@ async fn reconcile_record(
             // the status, and let the loop back off.
             let mut status = record.status.clone().unwrap_or_default();
             status.observed_generation = desired.generation;
+            status.region = Some(desired.placement.region.clone());
+            status.account = desired.placement.account.clone();
             let operation = format!("{}:{}", error.service, error.operation);
             record_refusal(
                 &mut status,
@@ -316,7 +312,8 @@ async fn reconcile_record(
             throttled: false,
         }));
     }
-    let ports = ports_for(ctx, &desired);
+    // The session that observed is good for minutes more (`access::MIN_REMAINING`).
+    let ports = ports_for(ctx, &desired).await?;
     info!(action = action.as_str(), "acting");
     let result = apply(&ports, &action).await;
     match (&result, &observed.service) {
@@ -525,6 +522,27 @@ async fn apply(ports: &AwsPorts, action: &Action) -> Result<ActionResult, AwsErr
     }
 }
 
+/// The desired side of `record`: its spec (as the snapshot parsed it, or parsed now) as
+/// the controller reads it (`Context::parse_spec`), and where the release lives.
+fn desired_release(
+    ctx: &Context,
+    record: &StoredRelease,
+    spec: Option<Result<crate::model::ReleaseSpec, Vec<crate::model::validate::FieldError>>>,
+) -> DesiredRelease {
+    let spec = spec.unwrap_or_else(|| ctx.parse_spec(&record.spec));
+    let placement = match &spec {
+        Ok(spec) => ctx.aws.place(spec),
+        Err(_) => ctx.aws.home().place(None, None),
+    };
+    DesiredRelease {
+        name: record.name.clone(),
+        generation: record.generation,
+        spec,
+        requests: record.requests.clone(),
+        placement,
+    }
+}
+
 /// What a pass observes of `record` before it decides, without deciding or acting: the
 /// inputs of `decide`. Exactly the pass's own observation (with the context's caches); for
 /// benchmarks and diagnostics.
@@ -532,12 +550,7 @@ pub async fn observe_release(
     ctx: &Context,
     record: &StoredRelease,
 ) -> Result<(DesiredRelease, Observed), PassError> {
-    let desired = DesiredRelease {
-        name: record.name.clone(),
-        generation: record.generation,
-        spec: parse_spec_value(&record.spec),
-        requests: record.requests.clone(),
-    };
+    let desired = desired_release(ctx, record, None);
     let observed = observe(ctx, &desired, record, Lookup::NotLookedUp).await?;
     Ok((desired, observed))
 }

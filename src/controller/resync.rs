@@ -8,9 +8,8 @@ use std::sync::Arc;
 use tracing::debug;
 
 use super::Context;
-use crate::model::ReleaseSpec;
-use crate::model::parse::parse_spec_value;
 use crate::model::validate::FieldError;
+use crate::model::{Placement, ReleaseSpec};
 use crate::ports::{Service, StoreError, StoredRelease};
 use crate::reconcile::Lookup;
 
@@ -46,7 +45,7 @@ pub async fn take_snapshot(
                     _ => Arc::new(listed),
                 };
                 snapshots.push(Snapshot {
-                    spec: Some(parse_spec_value(&record.spec)),
+                    spec: Some(ctx.parse_spec(&record.spec)),
                     record,
                     service: Lookup::NotLookedUp,
                 });
@@ -54,8 +53,8 @@ pub async fn take_snapshot(
         })
         .await?;
 
-    // Group the services to describe by (region, cluster), each name once.
-    let mut by_cluster: BTreeMap<(Option<String>, String), BTreeMap<String, Vec<usize>>> =
+    // Group the services to describe by (place, cluster), each name once.
+    let mut by_cluster: BTreeMap<(Placement, String), BTreeMap<String, Vec<usize>>> =
         BTreeMap::new();
     for (index, snapshot) in snapshots.iter().enumerate() {
         // With leases, only this replica's releases: the others' services are their owners'.
@@ -65,15 +64,22 @@ pub async fn take_snapshot(
         // Only valid specs: a bad document never reaches AWS, not even a describe.
         if let Some(Ok(spec)) = &snapshot.spec {
             by_cluster
-                .entry((spec.service.region.clone(), spec.service.cluster.clone()))
+                .entry((ctx.aws.place(spec), spec.service.cluster.clone()))
                 .or_default()
                 .entry(spec.service.name.clone())
                 .or_default()
                 .push(index);
         }
     }
-    for ((region, cluster), services) in by_cluster {
-        let ports = ctx.aws.ports_for(region.as_deref());
+    for ((placement, cluster), services) in by_cluster {
+        let ports = match ctx.aws.ports(&placement).await {
+            Ok(ports) => ports,
+            Err(error) => {
+                // A role that cannot be assumed: its releases' passes say so, each.
+                debug!(role = ?placement.role_arn, cause = %error, "no ports for the batched DescribeServices");
+                continue;
+            }
+        };
         let names: Vec<String> = services.keys().cloned().collect();
         for batch in names.chunks(DESCRIBE_SERVICES_BATCH) {
             let described = match ports.ecs.describe_services(&cluster, batch).await {

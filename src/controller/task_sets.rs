@@ -4,7 +4,6 @@
 
 use super::Context;
 use super::lookup::lookup;
-use crate::model::ReleaseSpec;
 use crate::ports::{AwsError, AwsPorts, Route, TargetGroup};
 use crate::reconcile::Lookup;
 use crate::reconcile::plan::RoutesPlan;
@@ -14,14 +13,13 @@ use crate::reconcile::task_sets::{Action, ActionResult, Observed};
 pub async fn observe(
     ctx: &Context,
     ports: &AwsPorts,
-    spec: &ReleaseSpec,
+    scope: &str,
     target_groups: &[String],
     routes: &RoutesPlan,
     candidate_health: Option<&str>,
 ) -> Result<Observed, AwsError> {
     let mut observed = Observed::default();
-    let region = spec.service.region.as_deref();
-    let groups: Lookup<Vec<TargetGroup>> = match ctx.caches.target_groups(region, target_groups) {
+    let groups: Lookup<Vec<TargetGroup>> = match ctx.caches.target_groups(scope, target_groups) {
         Some(groups) => Lookup::Found(groups),
         None => {
             let described = lookup(
@@ -32,7 +30,7 @@ pub async fn observe(
             )?;
             if let Lookup::Found(groups) = &described {
                 ctx.caches
-                    .put_target_groups(&ctx.clock, region, target_groups, groups);
+                    .put_target_groups(&ctx.clock, scope, target_groups, groups);
             }
             described
         }

@@ -62,6 +62,10 @@ pub struct ServiceRef {
     /// The controller's region when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The IAM role the controller assumes (through STS, with its own credentials) for every
+    /// call about the release; the controller's own credentials and account when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
 }
 
 /// Which task definition to deploy: a base revision and the changes applied to a copy of it.

@@ -10,6 +10,7 @@ mod field_error;
 pub mod names;
 pub mod notifications;
 pub mod parse;
+pub mod placement;
 mod promotion;
 mod status;
 pub mod task_sets;
@@ -26,5 +27,6 @@ pub use parse::{
     DocumentError, document_to_json, document_to_yaml, parse_document_value, parse_documents,
     parse_documents_indexed, parse_spec_value,
 };
+pub use placement::{Home, Place, Placement};
 pub use status::*;
 pub use task_sets::{CanaryStep, PauseStep, TaskSetsStage, TaskSetsStatus, TaskSetsStrategy};

@@ -31,13 +31,7 @@ impl<'a> Arn<'a> {
         let ["arn", partition, service, region, account, resource] = parts[..] else {
             return Err("an ARN is arn:<partition>:<service>:<region>:<account>:<resource>".into());
         };
-        let valid_partition = partition == "aws"
-            || partition.strip_prefix("aws-").is_some_and(|rest| {
-                !rest.is_empty()
-                    && !rest.ends_with('-')
-                    && rest.chars().all(|c| c.is_ascii_lowercase() || c == '-')
-            });
-        if !valid_partition {
+        if !is_partition(partition) {
             return Err(format!("{partition:?} is no AWS partition"));
         }
         if service.is_empty() || resource.is_empty() {
@@ -61,6 +55,106 @@ impl<'a> Arn<'a> {
             resource,
         })
     }
+}
+
+/// How [`is_region`] describes a region, for messages.
+pub const REGION_FORM: &str = "an AWS region name such as us-east-1, eu-central-2 or us-gov-west-1";
+
+/// An AWS region name: a two-letter area, one or more lower-case words, and a number of one to
+/// three digits (`us-east-1`, `eu-central-2`, `us-gov-west-1`, `us-isob-east-1`). The one
+/// check of a region name: the release document and the controller's configuration both use
+/// it, so neither accepts what the other refuses (`us-east-1234`, `us-east1-1`).
+pub fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    s.len() <= 50
+        && parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The parts of an IAM role ARN, `arn:<partition>:iam::<account>:role/<path/><name>` (IAM's
+/// ARNs name no region).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleArn<'a> {
+    pub partition: &'a str,
+    pub account: &'a str,
+    /// `/` or `/a/b/`.
+    pub path: &'a str,
+    pub name: &'a str,
+}
+
+impl<'a> RoleArn<'a> {
+    /// Splits an IAM role ARN into its parts, checking each as IAM does: a 12-digit account, a
+    /// path of printable characters between slashes, a name of 1 to 64 letters, digits and
+    /// `+=,.@_-`.
+    pub fn parse(text: &'a str) -> Result<RoleArn<'a>, String> {
+        const FORM: &str = "an IAM role ARN is arn:<partition>:iam::<12-digit account>:role/<name> \
+                            (or role/<path>/<name>)";
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        let ["arn", partition, service, region, account, resource] = parts[..] else {
+            return Err(FORM.into());
+        };
+        if !is_partition(partition) {
+            return Err(format!("{partition:?} is no AWS partition; {FORM}"));
+        }
+        if service != "iam" {
+            return Err(format!(
+                "the ARN is of service {service:?}, not \"iam\"; {FORM}"
+            ));
+        }
+        if !region.is_empty() {
+            return Err(format!("IAM ARNs name no region (got {region:?}); {FORM}"));
+        }
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("the account must be 12 digits (got {account:?})"));
+        }
+        let Some(path_and_name) = resource.strip_prefix("role/") else {
+            return Err(format!(
+                "the ARN names {resource:?}, not a role/...; {FORM}"
+            ));
+        };
+        let (path, name) = match path_and_name.rfind('/') {
+            Some(slash) => (&resource[4..5 + slash + 1], &path_and_name[slash + 1..]),
+            None => ("/", path_and_name),
+        };
+        let valid_name = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+        if !valid_name {
+            return Err(format!(
+                "a role name is 1 to 64 letters, digits and '+=,.@_-' (got {name:?})"
+            ));
+        }
+        let valid_path = path.len() <= 512
+            && !path.contains("//")
+            && path.chars().all(|c| ('!'..='~').contains(&c));
+        if !valid_path {
+            return Err(format!(
+                "a role path is '/' or '/<words>/' of printable characters (got {path:?})"
+            ));
+        }
+        Ok(RoleArn {
+            partition,
+            account,
+            path,
+            name,
+        })
+    }
+}
+
+fn is_partition(partition: &str) -> bool {
+    partition == "aws"
+        || partition.strip_prefix("aws-").is_some_and(|rest| {
+            !rest.is_empty()
+                && !rest.ends_with('-')
+                && rest.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+        })
 }
 
 /// ECS's rule for cluster (and service) names: 1 to 255 letters, digits, `-` and `_`.
@@ -264,6 +358,68 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn one_region_rule() {
+        for (region, ok) in [
+            ("us-east-1", true),
+            ("eu-central-2", true),
+            ("us-gov-west-1", true),
+            ("us-isob-east-1", true),
+            ("ap-southeast-7", true),
+            ("us-east-1234", false),
+            ("us-east1-1", false),
+            ("US-EAST-1", false),
+            ("us-east", false),
+            ("useast1", false),
+            ("us--1", false),
+            ("u-east-1", false),
+            ("", false),
+        ] {
+            assert_eq!(is_region(region), ok, "{region:?}");
+        }
+    }
+
+    #[test]
+    fn role_arns_split_into_account_path_and_name() {
+        assert_eq!(
+            RoleArn::parse("arn:aws:iam::444455556666:role/switchyard-deployer"),
+            Ok(RoleArn {
+                partition: "aws",
+                account: "444455556666",
+                path: "/",
+                name: "switchyard-deployer",
+            })
+        );
+        assert_eq!(
+            RoleArn::parse("arn:aws-cn:iam::444455556666:role/deploy/ecs/web+ci@x"),
+            Ok(RoleArn {
+                partition: "aws-cn",
+                account: "444455556666",
+                path: "/deploy/ecs/",
+                name: "web+ci@x",
+            })
+        );
+        for (bad, problem) in [
+            ("switchyard-deployer", "an IAM role ARN is"),
+            (
+                "arn:aws:iam:us-east-1:444455556666:role/x",
+                "name no region",
+            ),
+            ("arn:aws:sts::444455556666:role/x", "not \"iam\""),
+            ("arn:aws:iam::4444:role/x", "12 digits"),
+            ("arn:aws:iam::444455556666:user/x", "not a role"),
+            ("arn:aws:iam::444455556666:role/", "a role name"),
+            ("arn:aws:iam::444455556666:role/a b", "a role name"),
+            ("arn:aws:iam::444455556666:role//x", "a role path"),
+            ("arn:gcp:iam::444455556666:role/x", "no AWS partition"),
+        ] {
+            let error = RoleArn::parse(bad).expect_err(bad);
+            assert!(error.contains(problem), "{bad}: {error}");
+        }
+        let long = format!("arn:aws:iam::444455556666:role/{}", "r".repeat(65));
+        assert!(RoleArn::parse(&long).is_err());
     }
 
     #[test]

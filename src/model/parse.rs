@@ -937,6 +937,7 @@ spec:
                     cluster: "prod".to_owned(),
                     name: "web".to_owned(),
                     region: Some("us-east-1".to_owned()),
+                    role_arn: None,
                 },
                 task_definition: TaskDefinitionSpec {
                     from: "web".to_owned(),
@@ -1607,6 +1608,7 @@ spec:
                                 cluster,
                                 name: service,
                                 region,
+                                role_arn: None,
                             },
                             task_definition: TaskDefinitionSpec {
                                 from: "web".to_owned(),

@@ -370,6 +370,13 @@ pub struct ReleaseStatus {
     pub phase: Phase,
     /// One line a human can act on.
     pub message: String,
+    /// Where the release lives: the region its AWS calls go to (`spec.service.region`, or
+    /// the controller's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// ... and the account (that of `spec.service.roleArn`, or the controller's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

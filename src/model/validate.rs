@@ -167,6 +167,7 @@ impl Validator {
                 &mut self.errors,
             );
         }
+        super::placement::validate(spec, &mut self.errors);
     }
 
     fn service(&mut self, base: &str, service: &ServiceRef) {
@@ -180,9 +181,23 @@ impl Validator {
             self.error(
                 field_path(base, "region"),
                 format!(
-                    "must be an AWS region name such as us-east-1, eu-central-2 or \
-                     us-gov-west-1 (got {}); leave it out to use the controller's region",
+                    "must be {} (got {}); leave it out to use the controller's region",
+                    super::names::REGION_FORM,
                     quoted(region)
+                ),
+            );
+        }
+        if let Some(Err(problem)) = service
+            .role_arn
+            .as_deref()
+            .map(super::names::RoleArn::parse)
+        {
+            self.error(
+                field_path(base, "roleArn"),
+                format!(
+                    "must be the IAM role the controller assumes to act in the service's account \
+                     (got {}): {problem}; leave it out to act with the controller's own role",
+                    quoted(service.role_arn.as_deref().unwrap_or_default())
                 ),
             );
         }
@@ -519,20 +534,7 @@ fn parse_ecs_arn(arn: &str) -> Result<(&str, &str), String> {
     }
 }
 
-/// An AWS region name: a two-letter area, one or more words, and a number
-/// (`us-east-1`, `eu-central-2`, `us-gov-west-1`, `us-isob-east-1`).
-fn is_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    s.len() <= 50
-        && parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts
-            .last()
-            .is_some_and(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-}
+use super::names::is_region;
 
 /// An OCI/Docker image reference: `[host[:port]/]path[:tag][@sha256:<64 hex>]`.
 fn check_image(image: &str) -> Result<(), String> {
@@ -788,6 +790,7 @@ mod tests {
                     cluster: "prod".to_owned(),
                     name: "web".to_owned(),
                     region: Some("us-east-1".to_owned()),
+                    role_arn: None,
                 },
                 task_definition: TaskDefinitionSpec {
                     from: "web".to_owned(),

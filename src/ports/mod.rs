@@ -11,6 +11,7 @@ mod metric_data;
 mod notify;
 mod probe;
 mod store;
+mod sts;
 
 use std::sync::Arc;
 
@@ -24,8 +25,9 @@ pub use metric_data::*;
 pub use notify::*;
 pub use probe::*;
 pub use store::*;
+pub use sts::*;
 
-/// The AWS ports of one region.
+/// The AWS ports of one region of one account, acting as one identity.
 #[derive(Clone)]
 pub struct AwsPorts {
     pub ecs: Arc<dyn Ecs>,
@@ -36,7 +38,16 @@ pub struct AwsPorts {
     pub metric_data: Arc<dyn MetricData>,
 }
 
-/// Hands out the AWS ports for a release's region (`None`: the controller's own region).
+/// Hands out AWS ports per region and identity, making their clients on first use and
+/// reusing them. The shell reaches it through `access::AwsAccess`, which resolves where a
+/// release lives and assumes its role.
 pub trait AwsProvider: Send + Sync {
-    fn ports_for(&self, region: Option<&str>) -> AwsPorts;
+    /// The controller's own region and account.
+    fn home(&self) -> crate::model::Home;
+    /// The ports of `region`: with `session` `None`, as the controller itself, in its own
+    /// account; with a session, as that assumed role, in the role's account.
+    fn ports_for(&self, region: &str, session: Option<&RoleSession>) -> AwsPorts;
+    /// STS as the controller itself (its own credentials, its own region): what assumes the
+    /// releases' roles.
+    fn sts(&self) -> Arc<dyn Sts>;
 }

@@ -649,6 +649,8 @@ mod tests {
             generation: 1,
             spec: Ok(spec.clone()),
             requests: Default::default(),
+            placement: crate::model::Home::new("us-east-1", Some("111122223333".into()))
+                .place(None, None),
         };
         let observed = Observed {
             status: Some(status.clone()),

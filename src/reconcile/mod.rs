@@ -51,8 +51,8 @@ pub use plan::{ObservationPlan, family_of, plan_observation};
 use crate::model::validate::FieldError;
 use crate::model::{
     Candidate, Condition, ConditionStatus, ConditionType, HISTORY_LIMIT, HistoryEntry, OnDrift,
-    OperatorRequest, Outcome, Phase, Reason, Refusal, ReleaseSpec, ReleaseStatus, RequestKind,
-    Requests, Rollout, SelectedStrategy, TrafficWeights,
+    OperatorRequest, Outcome, Phase, Placement, Reason, Refusal, ReleaseSpec, ReleaseStatus,
+    RequestKind, Requests, Rollout, SelectedStrategy, TrafficWeights,
 };
 use crate::ports::{
     AlarmState, AwsError, AwsErrorKind, Service, TaskDefinition, task_definition_short_name,
@@ -66,6 +66,9 @@ pub struct DesiredRelease {
     pub generation: u64,
     pub spec: Result<ReleaseSpec, Vec<FieldError>>,
     pub requests: Requests,
+    /// Where the release lives (resolved by the shell from the spec and the controller's
+    /// own region and account; the controller's own when the spec is invalid).
+    pub placement: Placement,
 }
 
 /// The result of looking something up.
@@ -383,6 +386,10 @@ impl<'a> Pass<'a> {
         let prev = observed.status.as_ref();
         let mut next = prev.cloned().unwrap_or_default();
         next.observed_generation = desired.generation;
+        if desired.spec.is_ok() {
+            next.region = Some(desired.placement.region.clone());
+            next.account = desired.placement.account.clone();
+        }
         // A refusal is asked again at once under a new generation.
         if next
             .refusal
@@ -467,7 +474,8 @@ impl<'a> Pass<'a> {
         if let Err(step) = self.check_target(spec, strategy, service) {
             return step;
         }
-        let target = target_key(spec, strategy);
+        // The same service name in another account is another target.
+        let target = self.desired.placement.target_prefix() + &target_key(spec, strategy);
         self.set_paused_condition(spec);
 
         // 4. The rollout in flight, if any.
@@ -1391,7 +1399,15 @@ pub(crate) fn friendly(duration: Duration) -> String {
 /// What to do about a refused call, for its message.
 fn refusal_advice(error: &AwsError) -> &'static str {
     match error.kind {
-        AwsErrorKind::AccessDenied => "grant the controller's IAM role that action",
+        AwsErrorKind::AccessDenied if error.service == "sts" => {
+            "let the controller assume the role: its trust policy must name the controller's \
+             role (and the controller's externalId, if it asks for one), and the controller's \
+             role needs sts:AssumeRole on it"
+        }
+        AwsErrorKind::AccessDenied => {
+            "grant that action to the role the release acts as (spec.service.roleArn, else the \
+             controller's own role)"
+        }
         AwsErrorKind::NotFound => "create the resource it names or fix the release",
         _ => "fix the release or the resources it names",
     }

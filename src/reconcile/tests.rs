@@ -84,6 +84,7 @@ fn spec() -> ReleaseSpec {
             cluster: "prod".into(),
             name: "web".into(),
             region: None,
+            role_arn: None,
         },
         task_definition: TaskDefinitionSpec {
             from: "web".into(),
@@ -422,6 +423,8 @@ impl World {
                 generation: 1,
                 spec: Ok(spec()),
                 requests: Requests::default(),
+                placement: crate::model::Home::new("us-east-1", Some("111122223333".into()))
+                    .place(None, None),
             },
             status: None,
             aws: Aws {

@@ -15,9 +15,7 @@ use crate::ports::{
 
 use super::SimAws;
 use super::appspec::{self, AppSpec};
-use super::world::{
-    SimDeployment, SimGroup, SimService, SimTaskSet, Stage, TrafficRouting, World, task_set_arn,
-};
+use super::world::{SimDeployment, SimGroup, SimService, SimTaskSet, Stage, TrafficRouting, World};
 
 // Step durations of the lifecycle, in virtual time.
 
@@ -318,6 +316,7 @@ impl World {
             });
         let id = self.next_task_set_id();
         let deployment_id = self.deployments[i].id.clone();
+        let scope = self.scope.clone();
         let created = self.with_service(i, |svc| {
             svc.task_sets.retain(|t| t.status == TaskSetStatus::Primary);
             let primary = svc.primary()?;
@@ -328,7 +327,7 @@ impl World {
                 .find(|tg| **tg != primary.target_group_arn)?
                 .clone();
             svc.task_sets.push(SimTaskSet {
-                arn: task_set_arn(&svc.cluster, &svc.name, &id),
+                arn: scope.task_set_arn(&svc.cluster, &svc.name, &id),
                 id: id.clone(),
                 status: TaskSetStatus::Active,
                 task_definition: spec.task_definition.clone(),

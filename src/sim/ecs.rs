@@ -11,7 +11,7 @@ use crate::ports::{
 };
 
 use super::SimAws;
-use super::world::{ACCOUNT, REGION, SimService, SimTaskSet, World, task_definition_arn};
+use super::world::{Scope, SimService, SimTaskSet, World};
 use crate::model::names;
 
 const SERVICE: &str = "ecs";
@@ -114,7 +114,7 @@ impl World {
         let revisions = self.task_definitions.entry(family.to_string()).or_default();
         let revision = u32::try_from(revisions.len() + 1).expect("fewer than 2^32 revisions");
         let definition = TaskDefinition {
-            arn: task_definition_arn(family, revision),
+            arn: self.scope.task_definition_arn(family, revision),
             family: family.to_string(),
             revision,
             status: "ACTIVE".to_string(),
@@ -168,6 +168,7 @@ fn error(operation: &'static str, kind: AwsErrorKind, code: &str, message: Strin
 /// (`arn:aws:ecs:REGION:ACCOUNT:cluster/NAME`). `None` for the ARN of a cluster in another
 /// account or region (not this account's cluster); an ARN that names no cluster is refused.
 pub(crate) fn requested_cluster<'a>(
+    scope: &Scope,
     operation: &'static str,
     reference: &'a str,
 ) -> Result<Option<&'a str>, AwsError> {
@@ -183,7 +184,7 @@ pub(crate) fn requested_cluster<'a>(
         )
     })?;
     let arn = names::Arn::parse(reference).expect("a valid cluster ARN is an ARN");
-    Ok((arn.account == ACCOUNT && arn.region == REGION).then_some(name))
+    Ok((arn.account == scope.account && arn.region == scope.region).then_some(name))
 }
 
 #[async_trait]
@@ -206,7 +207,7 @@ impl Ecs for SimAws {
                     ),
                 ));
             }
-            let cluster = requested_cluster(OP, cluster)?.unwrap_or_default();
+            let cluster = requested_cluster(&world.scope, OP, cluster)?.unwrap_or_default();
             if !world.has_cluster(cluster) {
                 return Err(error(
                     OP,

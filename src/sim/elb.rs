@@ -14,9 +14,7 @@ use crate::ports::{
 };
 
 use super::SimAws;
-use super::world::{
-    SimListener, SimRule, SimTargetGroup, World, load_balancer_arn, rule_arn, target_group_arn,
-};
+use super::world::{SimListener, SimRule, SimTargetGroup, World, rule_arn};
 
 const SERVICE: &str = "elbv2";
 
@@ -114,14 +112,16 @@ impl SimRule {
 impl World {
     /// Creates an application load balancer named `name`.
     pub fn create_load_balancer(&mut self, name: &str) -> String {
-        let arn = load_balancer_arn(name, &self.next_hex());
+        let hex = self.next_hex();
+        let arn = self.scope.load_balancer_arn(name, &hex);
         self.load_balancers.insert(arn.clone());
         arn
     }
 
     /// Creates an empty target group (IP targets) named `name`.
     pub fn create_target_group(&mut self, name: &str, port: u16) -> String {
-        let arn = target_group_arn(name, &self.next_hex());
+        let hex = self.next_hex();
+        let arn = self.scope.target_group_arn(name, &hex);
         self.target_groups.insert(
             arn.clone(),
             SimTargetGroup {

@@ -10,7 +10,7 @@ use crate::ports::{
 };
 
 use super::appspec;
-use super::world::{self, SimService, SimTarget, SimTask, SimTaskSet};
+use super::world::{SimService, SimTarget, SimTask, SimTaskSet};
 use super::{SETUP_CONTAINER_DIGEST, SETUP_TASK_DIGEST, SimAws};
 
 /// A rule of the production listener (its conditions, say a path pattern, are not
@@ -206,8 +206,10 @@ impl SimAws {
             };
             let task_set_id = world.next_task_set_id();
             let primary_task_set_arn =
-                world::task_set_arn(&setup.cluster, &setup.service, &task_set_id);
-            let service_arn = world::service_arn(&setup.cluster, &setup.service);
+                world
+                    .scope
+                    .task_set_arn(&setup.cluster, &setup.service, &task_set_id);
+            let service_arn = world.scope.service_arn(&setup.cluster, &setup.service);
             world.services.insert(
                 key,
                 SimService {

@@ -17,9 +17,12 @@ mod metrics;
 mod notify;
 mod service_deployments;
 mod store;
+mod sts;
 mod task_sets;
 mod world;
 
+#[cfg(test)]
+mod scope_tests;
 #[cfg(test)]
 mod service_deployment_tests;
 #[cfg(test)]
@@ -56,6 +59,7 @@ pub use service_deployments::{
     service_of_deployment_arn,
 };
 pub use store::{CommittedStatusWrite, SimStore};
+pub use sts::SimRole;
 pub use task_sets::{
     CLIENT_TOKEN_MAX_LEN, DEREGISTRATION_DELAY, HEALTH_CHECK, TASK_SETS_PER_SERVICE, TASK_START,
 };
@@ -63,6 +67,7 @@ pub use world::AlarmType;
 pub use world::CircuitBreaker;
 pub use world::CreatedTaskSet;
 pub use world::TrafficRouting;
+pub use world::{ACCOUNT, REGION, Scope};
 
 use appspec::LaunchSettings;
 use faults::FaultInjector;
@@ -76,13 +81,14 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Inner {
     clock: Clock,
-    world: Mutex<World>,
+    worlds: Mutex<Worlds>,
     faults: FaultInjector,
     /// When each call reached the simulated AWS, once [`SimAws::keep_call_times`] asked for it
     /// (for the benchmarks' request rates).
     call_times: Mutex<Option<Vec<CallTime>>>,
     /// Request rates enforced as AWS does (see [`SimAws::limit_rate`]).
     rate_limits: Mutex<Vec<RateLimit>>,
+    iam: Mutex<sts::Iam>,
 }
 
 /// When a call reached the simulated AWS: `(when, service, operation)`.
@@ -119,12 +125,38 @@ impl RateLimit {
     }
 }
 
-/// The simulated AWS account: implements [`crate::ports::Ecs`], [`crate::ports::CodeDeploy`],
-/// [`crate::ports::LoadBalancer`], [`crate::ports::Alarms`] and [`AwsProvider`] (the same
-/// account for every region). Cheap to clone; clones share the same world.
+/// Every account's resources per region, made on first use.
+struct Worlds {
+    by_scope: BTreeMap<Scope, World>,
+    /// How long CodeDeploy takes to stop a deployment, in every world.
+    stop_delay: std::time::Duration,
+}
+
+impl Worlds {
+    fn get(&mut self, scope: &Scope) -> &mut World {
+        let stop_delay = self.stop_delay;
+        self.by_scope.entry(scope.clone()).or_insert_with(|| {
+            let mut world = World::for_scope(scope.clone());
+            world.stop_delay = stop_delay;
+            world
+        })
+    }
+}
+
+/// The simulated AWS: accounts and regions, each a world of its own whose resources are
+/// invisible from the others, and STS to act in another account. Implements
+/// [`crate::ports::Ecs`], [`crate::ports::CodeDeploy`], [`crate::ports::LoadBalancer`],
+/// [`crate::ports::Alarms`] and [`crate::ports::Sts`] as the account and region of its
+/// [`Scope`] (the home one, [`ACCOUNT`] in [`REGION`], unless [`SimAws::scoped`] says
+/// otherwise), and [`AwsProvider`]. Cheap to clone; clones share every world.
 #[derive(Clone)]
 pub struct SimAws {
     inner: Arc<Inner>,
+    /// The account and region this handle acts in (and sets up).
+    scope: Scope,
+    /// The assumed-role session this handle acts with (an access key id), checked on every
+    /// call; `None`: the account's own credentials (the controller's, or a test's setup).
+    session: Option<String>,
 }
 
 /// Everything needed to set up one blue/green service with its CodeDeploy application,
@@ -227,22 +259,57 @@ impl SimAws {
         Self {
             inner: Arc::new(Inner {
                 clock,
-                world: Mutex::new({
-                    let mut world = World::default();
-                    world.stop_delay = codedeploy::STOP_DELAY;
-                    world
+                worlds: Mutex::new(Worlds {
+                    by_scope: BTreeMap::new(),
+                    stop_delay: codedeploy::STOP_DELAY,
                 }),
                 faults: FaultInjector::new(),
                 call_times: Mutex::new(None),
                 rate_limits: Mutex::new(Vec::new()),
+                iam: Mutex::new(sts::Iam::default()),
             }),
+            scope: Scope::default(),
+            session: None,
         }
     }
 
+    /// The same simulated AWS, as `account` in `region`: for setting up (and inspecting)
+    /// what lives there. Calls through it act with that account's own credentials.
+    pub fn scoped(&self, account: &str, region: &str) -> SimAws {
+        SimAws {
+            inner: self.inner.clone(),
+            scope: Scope::new(account, region),
+            session: None,
+        }
+    }
+
+    /// The handle [`AwsProvider::ports_for`] answers with: `region` of the home account
+    /// with no session, of the session's account with one (every call then checked against
+    /// the session, which must be one STS issued and not expired).
+    pub fn acting_as(&self, region: &str, session: Option<&crate::ports::RoleSession>) -> SimAws {
+        match session {
+            None => self.scoped(ACCOUNT, region),
+            Some(session) => SimAws {
+                inner: self.inner.clone(),
+                scope: self.session_scope(session, region),
+                session: Some(session.access_key_id.clone()),
+            },
+        }
+    }
+
+    /// The account and region this handle acts in.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
     /// How long CodeDeploy takes to stop a deployment after StopDeployment
-    /// ([`STOP_DELAY`] unless set).
+    /// ([`STOP_DELAY`] unless set), in every account and region.
     pub fn set_stop_delay(&self, delay: std::time::Duration) {
-        self.with_world(|world| world.stop_delay = delay);
+        let mut worlds = lock(&self.inner.worlds);
+        worlds.stop_delay = delay;
+        for world in worlds.by_scope.values_mut() {
+            world.stop_delay = delay;
+        }
     }
 
     /// How many StopDeployment calls each deployment accepted, by id.
@@ -291,12 +358,13 @@ impl SimAws {
         &self.inner.clock
     }
 
-    /// Runs `f` on the world advanced to now (no call counted, no faults).
+    /// Runs `f` on this handle's world advanced to now (no call counted, no faults).
     fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         let now = self.inner.clock.now();
-        let mut world = lock(&self.inner.world);
+        let mut worlds = lock(&self.inner.worlds);
+        let world = worlds.get(&self.scope);
         world.advance(now);
-        f(&mut world)
+        f(world)
     }
 
     /// Runs one AWS call: counts it as `<service>:<operation>`, applies injected faults
@@ -344,6 +412,7 @@ impl SimAws {
             _ => {}
         }
         let now = self.inner.clock.now();
+        self.check_session(service, operation, now)?;
         let throttled = lock(&self.inner.rate_limits)
             .iter_mut()
             .filter(|l| l.service == service && operation.starts_with(l.prefix.as_str()))
@@ -361,9 +430,14 @@ impl SimAws {
             times.push((now, service, operation));
         }
         let result = {
-            let mut world = lock(&self.inner.world);
+            let mut worlds = lock(&self.inner.worlds);
+            let world = worlds.get(&self.scope);
+            *world
+                .calls
+                .entry(format!("{service}:{operation}"))
+                .or_default() += 1;
             world.advance(now);
-            body(&mut world, now)
+            body(world, now)
         };
         if decision.failure == Some(Fault::LostResponse) {
             return injected(
@@ -438,7 +512,7 @@ impl SimAws {
                 platform_version: setup.platform_version.clone(),
             };
             let task_set_id = world.next_task_set_id();
-            let service_arn = world::service_arn(&setup.cluster, &setup.service);
+            let service_arn = world.scope.service_arn(&setup.cluster, &setup.service);
             world.services.insert(
                 key,
                 SimService {
@@ -454,7 +528,9 @@ impl SimAws {
                     },
                     base_settings: settings.clone(),
                     task_sets: vec![SimTaskSet {
-                        arn: world::task_set_arn(&setup.cluster, &setup.service, &task_set_id),
+                        arn: world
+                            .scope
+                            .task_set_arn(&setup.cluster, &setup.service, &task_set_id),
                         id: task_set_id,
                         status: TaskSetStatus::Primary,
                         task_definition: task_definition.arn.clone(),
@@ -616,7 +692,7 @@ impl SimAws {
     /// The service as `DescribeServices` would show it now (not counted as a call); the
     /// cluster given by its name or its ARN.
     pub fn service(&self, cluster: &str, name: &str) -> Option<Service> {
-        let cluster = ecs::requested_cluster("DescribeServices", cluster).ok()??;
+        let cluster = ecs::requested_cluster(&self.scope, "DescribeServices", cluster).ok()??;
         self.with_world(|world| world.service_view(cluster, name))
     }
 
@@ -695,7 +771,7 @@ impl SimAws {
     /// as `describe_routes` would show them now (not a call); empty for other services. The
     /// cluster by its name or its ARN.
     pub fn routes_of_service(&self, cluster: &str, service: &str) -> Vec<Route> {
-        let Some(cluster) = ecs::requested_cluster("DescribeServices", cluster)
+        let Some(cluster) = ecs::requested_cluster(&self.scope, "DescribeServices", cluster)
             .ok()
             .flatten()
         else {
@@ -733,6 +809,12 @@ impl SimAws {
         })
     }
 
+    /// Calls that reached this handle's account and region, per `"<service>:<Operation>"`
+    /// (calls failed by an injected fault or refused for their session are not among them).
+    pub fn scope_call_counts(&self) -> BTreeMap<String, u64> {
+        self.with_world(|world| world.calls.clone())
+    }
+
     /// How many calls of one `"<service>:<Operation>"` were made so far.
     pub fn call_count(&self, operation: &str) -> u64 {
         self.call_counts().get(operation).copied().unwrap_or(0)
@@ -751,8 +833,19 @@ impl SimAws {
 }
 
 impl AwsProvider for SimAws {
-    /// The same simulated account serves every region.
-    fn ports_for(&self, _region: Option<&str>) -> AwsPorts {
-        self.ports()
+    /// The home scope: [`ACCOUNT`] in [`REGION`].
+    fn home(&self) -> crate::model::Home {
+        let home = Scope::default();
+        crate::model::Home::new(home.region, Some(home.account))
+    }
+
+    /// The ports of `region`: of the home account with no session, of the session's
+    /// account with one (every call then checked against the session).
+    fn ports_for(&self, region: &str, session: Option<&crate::ports::RoleSession>) -> AwsPorts {
+        self.acting_as(region, session).ports()
+    }
+
+    fn sts(&self) -> Arc<dyn crate::ports::Sts> {
+        Arc::new(self.scoped(ACCOUNT, REGION))
     }
 }

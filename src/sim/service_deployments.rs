@@ -43,9 +43,8 @@ use crate::ports::{
 use super::SimAws;
 use super::ecs::requested_cluster;
 use super::world::{
-    self, CircuitBreaker, PlannedStage, ServicePhase, SimDeploymentConfiguration,
-    SimEcsLoadBalancer, SimEcsService, SimHook, SimService, SimServiceDeployment,
-    SimServiceRevision, StageWork, World,
+    CircuitBreaker, PlannedStage, ServicePhase, SimDeploymentConfiguration, SimEcsLoadBalancer,
+    SimEcsService, SimHook, SimService, SimServiceDeployment, SimServiceRevision, StageWork, World,
 };
 
 const SERVICE: &str = "ecs";
@@ -637,7 +636,7 @@ impl World {
             "{:019}",
             u64::from_str_radix(&self.next_hex()[..15], 16).unwrap_or(0)
         );
-        let arn = world::service_revision_arn(cluster, service, &id);
+        let arn = self.scope.service_revision_arn(cluster, service, &id);
         self.service_revisions.push(SimServiceRevision {
             arn: arn.clone(),
             task_definition: task_definition.to_string(),
@@ -665,7 +664,7 @@ impl World {
         record: bool,
     ) -> Result<Option<String>, AwsError> {
         const OP: &str = "UpdateService";
-        let cluster = requested_cluster(OP, &request.cluster)?
+        let cluster = requested_cluster(&self.scope, OP, &request.cluster)?
             .unwrap_or_default()
             .to_string();
         if self.service(&cluster, &request.service).is_some() {
@@ -795,7 +794,7 @@ impl World {
             .expect("revisions are created before their deployments");
         let never_healthy = self.is_task_definition_unhealthy(&target_task_definition);
         let id = self.next_ecs_token(22);
-        let arn = world::service_deployment_arn(cluster, service, &id);
+        let arn = self.scope.service_deployment_arn(cluster, service, &id);
         self.service_deployments.push(SimServiceDeployment {
             arn: arn.clone(),
             cluster: cluster.to_string(),
@@ -1250,25 +1249,33 @@ impl SimAws {
                 "sim-task-defaults",
                 Default::default(),
             );
+            let [hex_a, hex_b] = [world.next_hex(), world.next_hex()];
             let target_group_arns = [
-                world::target_group_arn(&format!("{}-tg-a", setup.service), &world.next_hex()),
-                world::target_group_arn(&format!("{}-tg-b", setup.service), &world.next_hex()),
+                world
+                    .scope
+                    .target_group_arn(&format!("{}-tg-a", setup.service), &hex_a),
+                world
+                    .scope
+                    .target_group_arn(&format!("{}-tg-b", setup.service), &hex_b),
             ];
             let lb_name = format!("{}-alb", setup.service);
             let lb_hex = world.next_hex();
             let production_listener = world.next_hex();
             let test_listener = world.next_hex();
+            let [production_rule, test_rule] = [world.next_hex(), world.next_hex()];
             let load_balancer = AdvancedLoadBalancer {
                 alternate_target_group_arn: target_group_arns[1].clone(),
-                production_listener_rule: world::listener_rule_arn(
-                    &lb_name,
-                    [&lb_hex, &production_listener, &world.next_hex()],
+                production_listener_rule: world
+                    .scope
+                    .listener_rule_arn(&lb_name, [&lb_hex, &production_listener, &production_rule]),
+                test_listener_rule: Some(
+                    world
+                        .scope
+                        .listener_rule_arn(&lb_name, [&lb_hex, &test_listener, &test_rule]),
                 ),
-                test_listener_rule: Some(world::listener_rule_arn(
-                    &lb_name,
-                    [&lb_hex, &test_listener, &world.next_hex()],
-                )),
-                role_arn: world::role_arn("ecsInfrastructureRoleForLoadBalancers"),
+                role_arn: world
+                    .scope
+                    .role_arn("ecsInfrastructureRoleForLoadBalancers"),
             };
             let load_balancers = if setup.load_balanced {
                 vec![SimEcsLoadBalancer {
@@ -1299,7 +1306,7 @@ impl SimAws {
             }
             let revision =
                 world.new_service_revision(&setup.cluster, &setup.service, &task_definition.arn);
-            let service_arn = world::service_arn(&setup.cluster, &setup.service);
+            let service_arn = world.scope.service_arn(&setup.cluster, &setup.service);
             world.ecs_services.insert(
                 key,
                 SimEcsService {
@@ -1517,7 +1524,7 @@ impl SimAws {
     ) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListServiceDeployments";
         self.call(SERVICE, OP, |world, _| {
-            let cluster = requested_cluster(OP, cluster)?.unwrap_or_default();
+            let cluster = requested_cluster(&world.scope, OP, cluster)?.unwrap_or_default();
             if !world.has_cluster(cluster) {
                 return Err(error(
                     OP,

@@ -22,9 +22,7 @@ use crate::ports::{
 
 use super::appspec::LaunchSettings;
 use super::ecs::requested_cluster;
-use super::world::{
-    CreatedTaskSet, SimService, SimTarget, SimTask, SimTaskSet, World, task_set_arn,
-};
+use super::world::{CreatedTaskSet, SimService, SimTarget, SimTask, SimTaskSet, World};
 
 const SERVICE: &str = "ecs";
 
@@ -183,7 +181,7 @@ impl World {
         cluster: &str,
         service: &str,
     ) -> Result<(String, String), AwsError> {
-        let cluster = requested_cluster(operation, cluster)?.unwrap_or_default();
+        let cluster = requested_cluster(&self.scope, operation, cluster)?.unwrap_or_default();
         if !self.services.keys().any(|(c, _)| c == cluster) {
             return Err(error(
                 operation,
@@ -392,7 +390,7 @@ impl World {
         let id = self.next_task_set_id();
         let svc = self.services.get_mut(&key).expect("the service exists");
         svc.task_sets.push(SimTaskSet {
-            arn: task_set_arn(&svc.cluster, &svc.name, &id),
+            arn: self.scope.task_set_arn(&svc.cluster, &svc.name, &id),
             id: id.clone(),
             status: TaskSetStatus::Active,
             task_definition: task_definition.arn.clone(),

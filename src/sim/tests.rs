@@ -1121,29 +1121,6 @@ async fn injected_latency_passes_virtual_time() {
     assert_eq!(f.production(), map(&[("web-tg-a", 90), ("web-tg-b", 10)]));
 }
 
-/// The simulated AWS ignores regions: the ports of any region are the one simulated
-/// account's (a service set up once is seen from eu-west-1 too), and count as its calls.
-#[tokio::test(start_paused = true)]
-async fn ports_for_any_region_are_the_one_simulated_account() {
-    use crate::ports::AwsProvider;
-    let f = Fixture::new(|_| {});
-    let ports = f.aws.ports_for(Some("eu-west-1"));
-    let services = ports
-        .ecs
-        .describe_services("prod", &["web".to_string()])
-        .await
-        .unwrap();
-    assert_eq!(services.len(), 1);
-    ports
-        .codedeploy
-        .get_deployment_group("web", "web-prod")
-        .await
-        .unwrap();
-    let counts = f.aws.call_counts();
-    assert_eq!(counts["ecs:DescribeServices"], 1);
-    assert_eq!(counts["codedeploy:GetDeploymentGroup"], 1);
-}
-
 // ---------------------------------------------------------------------------------------
 // Store
 

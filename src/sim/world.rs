@@ -15,13 +15,44 @@ use crate::ports::{
 
 use super::appspec::{AppSpec, LaunchSettings};
 
-pub(crate) const REGION: &str = "us-east-1";
-pub(crate) const ACCOUNT: &str = "111122223333";
+/// The simulated AWS's home: the controller's own region and account.
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "111122223333";
 
-/// Everything the simulated account holds. Only ever touched under the `SimAws` lock, and
-/// always advanced to the clock's `now` first (see `World::advance`).
+/// One account's resources in one region: what AWS keeps apart. Resources of one scope are
+/// invisible from every other.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Scope {
+    pub account: String,
+    pub region: String,
+}
+
+impl Default for Scope {
+    /// The home scope.
+    fn default() -> Self {
+        Self::new(ACCOUNT, REGION)
+    }
+}
+
+impl Scope {
+    pub fn new(account: &str, region: &str) -> Self {
+        Self {
+            account: account.to_string(),
+            region: region.to_string(),
+        }
+    }
+
+    fn is_home(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Everything one simulated account holds in one region. Only ever touched under the
+/// `SimAws` lock, and always advanced to the clock's `now` first (see `World::advance`).
 #[derive(Default)]
 pub(crate) struct World {
+    /// The account and region this world is: its ARNs say so.
+    pub scope: Scope,
     /// Services by (cluster, name).
     pub services: BTreeMap<(String, String), SimService>,
     /// Task definition revisions by family; revision `n` is at index `n - 1`.
@@ -74,6 +105,8 @@ pub(crate) struct World {
     /// How fast the tasks of a created task set start and pass (or fail) their health
     /// checks: `(TASK_START, HEALTH_CHECK)` unless set.
     pub target_timings: Option<(std::time::Duration, std::time::Duration)>,
+    /// Calls that reached this world, per `"<service>:<Operation>"`.
+    pub calls: BTreeMap<String, u64>,
     counters: Counters,
 }
 
@@ -462,6 +495,33 @@ struct Counters {
 const ID_SPACE: u128 = 101_559_956_668_416;
 
 impl World {
+    /// An empty world for `scope`. Its identifiers are distinct from other scopes' (a home
+    /// world counts as it always did, so seeds replay as before).
+    pub fn for_scope(scope: Scope) -> Self {
+        let offset = if scope.is_home() {
+            0
+        } else {
+            // FNV-1a of the scope: a stable block of identifiers per scope.
+            let hash = format!("{}/{}", scope.account, scope.region)
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+                });
+            (hash % 20_000 + 1) * 1_000_000_000
+        };
+        Self {
+            scope,
+            counters: Counters {
+                deployments: offset,
+                task_sets: offset,
+                hex: offset,
+                ecs_tokens: offset,
+                ips: 0,
+            },
+            ..Self::default()
+        }
+    }
+
     /// The next deployment id: `d-` and 9 upper-case alphanumerics. Counter-based, scrambled
     /// by an affine map that is a bijection modulo 36^9 (the factor is coprime to 36), so ids
     /// are unique, deterministic and do not look sequential.
@@ -530,45 +590,55 @@ impl World {
     }
 }
 
-pub(crate) fn service_deployment_arn(cluster: &str, service: &str, id: &str) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster}/{service}/{id}")
-}
+impl Scope {
+    pub(crate) fn service_deployment_arn(&self, cluster: &str, service: &str, id: &str) -> String {
+        let Scope { account, region } = self;
+        format!("arn:aws:ecs:{region}:{account}:service-deployment/{cluster}/{service}/{id}")
+    }
 
-pub(crate) fn service_revision_arn(cluster: &str, service: &str, id: &str) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{cluster}/{service}/{id}")
-}
+    pub(crate) fn service_revision_arn(&self, cluster: &str, service: &str, id: &str) -> String {
+        let Scope { account, region } = self;
+        format!("arn:aws:ecs:{region}:{account}:service-revision/{cluster}/{service}/{id}")
+    }
 
-pub(crate) fn listener_rule_arn(load_balancer: &str, hexes: [&str; 3]) -> String {
-    let [lb, listener, rule] = hexes;
-    format!(
-        "arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/{load_balancer}/{lb}/{listener}/{rule}"
-    )
-}
+    pub(crate) fn listener_rule_arn(&self, load_balancer: &str, hexes: [&str; 3]) -> String {
+        let Scope { account, region } = self;
+        let [lb, listener, rule] = hexes;
+        format!(
+            "arn:aws:elasticloadbalancing:{region}:{account}:listener-rule/app/{load_balancer}/{lb}/{listener}/{rule}"
+        )
+    }
 
-pub(crate) fn role_arn(name: &str) -> String {
-    format!("arn:aws:iam::{ACCOUNT}:role/{name}")
-}
+    pub(crate) fn role_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:role/{name}", self.account)
+    }
 
-pub(crate) fn service_arn(cluster: &str, service: &str) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}")
-}
+    pub(crate) fn service_arn(&self, cluster: &str, service: &str) -> String {
+        let Scope { account, region } = self;
+        format!("arn:aws:ecs:{region}:{account}:service/{cluster}/{service}")
+    }
 
-pub(crate) fn task_set_arn(cluster: &str, service: &str, id: &str) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-set/{cluster}/{service}/{id}")
-}
+    pub(crate) fn task_set_arn(&self, cluster: &str, service: &str, id: &str) -> String {
+        let Scope { account, region } = self;
+        format!("arn:aws:ecs:{region}:{account}:task-set/{cluster}/{service}/{id}")
+    }
 
-pub(crate) fn task_definition_arn(family: &str, revision: u32) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}")
-}
+    pub(crate) fn task_definition_arn(&self, family: &str, revision: u32) -> String {
+        let Scope { account, region } = self;
+        format!("arn:aws:ecs:{region}:{account}:task-definition/{family}:{revision}")
+    }
 
-pub(crate) fn target_group_arn(name: &str, hex: &str) -> String {
-    format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/{name}/{hex}")
-}
+    pub(crate) fn target_group_arn(&self, name: &str, hex: &str) -> String {
+        let Scope { account, region } = self;
+        format!("arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{name}/{hex}")
+    }
 
-pub(crate) fn load_balancer_arn(load_balancer: &str, lb_hex: &str) -> String {
-    format!(
-        "arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/{load_balancer}/{lb_hex}"
-    )
+    pub(crate) fn load_balancer_arn(&self, load_balancer: &str, lb_hex: &str) -> String {
+        let Scope { account, region } = self;
+        format!(
+            "arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{load_balancer}/{lb_hex}"
+        )
+    }
 }
 
 /// A rule's ARN: its listener's, as `listener-rule/...`, and the rule's own id.

@@ -44,7 +44,7 @@ pub(crate) fn create_external_world(moto: &Moto, names: &[&str]) -> serde_json::
     run_world_script(moto, &args)
 }
 
-fn run_world_script(moto: &Moto, args: &[&str]) -> serde_json::Value {
+pub(crate) fn run_world_script(moto: &Moto, args: &[&str]) -> serde_json::Value {
     let python = std::env::var("SWITCHYARD_MOTO_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {

@@ -437,9 +437,10 @@ fn state_with_every_metric() -> ControllerState {
         state.update_release(release);
     }
     let metrics = state.metrics();
-    metrics.record_call("ecs", "DescribeServices", "ok");
-    metrics.record_call("codedeploy", "CreateDeployment", "throttling");
-    metrics.record_call("dynamodb", "UpdateItem", "transient");
+    let home = switchyard::model::Place::new(Some("111122223333"), "us-east-1");
+    metrics.record_call("ecs", "DescribeServices", "ok", &home);
+    metrics.record_call("codedeploy", "CreateDeployment", "throttling", &home);
+    metrics.record_call("dynamodb", "UpdateItem", "transient", &home);
     metrics.record_pass(Duration::from_millis(12), true);
     metrics.record_pass(Duration::from_millis(300), false);
     metrics.record_deployment("started");
@@ -465,7 +466,7 @@ async fn metrics_with_every_family_pass_promtool() {
     assert!(text.contains(r#"switchyard_releases{phase="RolledBack"} 1"#));
     assert!(text.contains(r#"switchyard_releases{phase="Pending"} 1"#));
     assert!(text.contains(
-        r#"switchyard_aws_throttles_total{service="codedeploy",operation="CreateDeployment"} 1"#
+        r#"switchyard_aws_throttles_total{service="codedeploy",operation="CreateDeployment",region="us-east-1",account="111122223333"} 1"#
     ));
     promtool_check(&text);
 }

@@ -33,6 +33,8 @@ mod leases;
 mod moto;
 mod notifications;
 mod port_wrappers;
+mod regions;
+mod regions_scenarios;
 mod rollout_views;
 mod scenarios;
 mod simulation;

@@ -25,6 +25,7 @@ const PORTS: &[(&str, &str)] = &[
     ("Sns", "src/ports/notify.rs"),
     ("EventBridge", "src/ports/notify.rs"),
     ("Webhooks", "src/ports/notify.rs"),
+    ("Sts", "src/ports/sts.rs"),
 ];
 
 /// Where implementations live: the adapters, the simulation, the decorators.
@@ -160,8 +161,9 @@ async fn metered_ports_forward_and_count_every_service_deployment_operation() {
     let metered = MeteredProvider {
         inner: Arc::new(sim.clone()),
         state: state.clone(),
+        home: sim.home(),
     };
-    let ecs = metered.ports_for(None).ecs;
+    let ecs = metered.ports_for("us-east-1", None).ecs;
 
     let deployment = ecs
         .update_service(&UpdateServiceRequest {

@@ -654,11 +654,23 @@ impl switchyard::ports::CodeDeploy for StopThenStoreFails {
 struct WithCodeDeploy(switchyard::sim::SimAws, std::sync::Arc<StopThenStoreFails>);
 
 impl switchyard::ports::AwsProvider for WithCodeDeploy {
-    fn ports_for(&self, region: Option<&str>) -> switchyard::ports::AwsPorts {
+    fn home(&self) -> switchyard::model::Home {
+        self.0.home()
+    }
+
+    fn ports_for(
+        &self,
+        region: &str,
+        session: Option<&switchyard::ports::RoleSession>,
+    ) -> switchyard::ports::AwsPorts {
         switchyard::ports::AwsPorts {
             codedeploy: self.1.clone(),
-            ..self.0.ports_for(region)
+            ..self.0.ports_for(region, session)
         }
+    }
+
+    fn sts(&self) -> std::sync::Arc<dyn switchyard::ports::Sts> {
+        self.0.sts()
     }
 }
 

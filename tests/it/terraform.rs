@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use switchyard::aws::STORE_ACTIONS;
 use switchyard::aws::actions::{
-    CONTROLLER_AWS_ACTIONS, GITOPS_APPLY_ACTIONS, GITOPS_PULL_REQUEST_ACTIONS,
+    ASSUME_ROLE_ACTIONS, CONTROLLER_AWS_ACTIONS, GITOPS_APPLY_ACTIONS, GITOPS_PULL_REQUEST_ACTIONS,
 };
 
 use crate::moto::Moto;
@@ -394,6 +394,8 @@ fn every_module_and_the_example_validate_without_warnings() {
     let Some(tf) = Terraform::new() else { return };
     for relative in [
         "modules/controller",
+        "modules/deploy-permissions",
+        "modules/deployer-role",
         "modules/bluegreen-service",
         "modules/gitops",
         "modules/external-service",
@@ -1427,7 +1429,7 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
         controller_root(
             &moto,
             &format!(
-                "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n  ecs_load_balancer_role_arns  = [\"arn:aws:iam::123456789012:role/ecsInfrastructureRoleForLoadBalancers\"]\n  traffic_listener_arns        = [\"{LISTENER}\"]\n"
+                "  table_kms_key_arn            = \"arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555\"\n  image_repository_arn         = \"arn:aws:ecr:us-east-1:123456789012:repository/switchyard\"\n  ecs_load_balancer_role_arns  = [\"arn:aws:iam::123456789012:role/ecsInfrastructureRoleForLoadBalancers\"]\n  traffic_listener_arns        = [\"{LISTENER}\"]\n  deployer_role_arns           = [\"{DEPLOYER}\"]\n  external_id                  = \"switchyard-fleet-1\"\n"
             ),
         ),
     )
@@ -1435,8 +1437,7 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
     tf.init(&dir);
     let plan = tf.plan_json(&dir, &[]);
     let resources = planned_resources(&plan);
-    let comments =
-        statement_comments(&std::fs::read_to_string(tf.dir("modules/controller/iam.tf")).unwrap());
+    let comments = deploy_comments(&tf, "modules/controller/iam.tf");
 
     // The task role's policy: exactly what the code calls.
     let policy = policy_of(values(
@@ -1450,6 +1451,7 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
     let called: BTreeSet<String> = CONTROLLER_AWS_ACTIONS
         .iter()
         .chain(STORE_ACTIONS)
+        .chain(ASSUME_ROLE_ACTIONS)
         .filter(|a| **a != "dynamodb:CreateTable")
         .map(|a| a.to_string())
         .collect();
@@ -1457,7 +1459,8 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
     let extra: Vec<_> = granted.difference(&called).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "the controller policy must grant exactly CONTROLLER_AWS_ACTIONS ∪ STORE_ACTIONS\n\
+        "the controller policy must grant exactly CONTROLLER_AWS_ACTIONS ∪ STORE_ACTIONS ∪ \
+         ASSUME_ROLE_ACTIONS (with deployer roles)\n\
          called by the code but not granted: {missing:?}\n\
          granted but not called by the code: {extra:?}"
     );
@@ -1623,6 +1626,99 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
     assert_eq!(env["SWITCHYARD_REGION"], "us-east-1");
     assert_eq!(env["SWITCHYARD_LISTEN"], "0.0.0.0:8080");
     assert_eq!(env["SWITCHYARD_LOG_FORMAT"], "json");
+    // The roles of other accounts: exactly those listed, with the fleet's external id.
+    assert_eq!(resources_of(&policy, "AssumeDeployerRoles"), [DEPLOYER]);
+    assert_eq!(env["SWITCHYARD_EXTERNAL_ID"], "switchyard-fleet-1");
+}
+
+/// A role of another account that releases name in `spec.service.roleArn`.
+const DEPLOYER: &str = "arn:aws:iam::444455556666:role/switchyard-deployer";
+
+/// The comments above the statements of `file` and of the deploy-permissions module, whose
+/// statements every policy that deploys includes.
+fn deploy_comments(tf: &Terraform, file: &str) -> BTreeMap<String, String> {
+    let mut comments = statement_comments(&std::fs::read_to_string(tf.dir(file)).unwrap());
+    comments.extend(statement_comments(
+        &std::fs::read_to_string(tf.dir("modules/deploy-permissions/main.tf")).unwrap(),
+    ));
+    comments
+}
+
+#[test]
+fn the_deployer_role_trusts_only_the_controller_with_the_external_id_and_may_only_deploy() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let dir = tf.dir("moto-root");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        format!(
+            r#"{provider}
+module "deployer" {{
+  source = "../modules/deployer-role"
+
+  controller_role_arns         = ["arn:aws:iam::111122223333:role/switchyard-task"]
+  external_id                  = "switchyard-fleet-1"
+  ecs_services                 = ["prod/pay"]
+  task_definition_families     = ["pay"]
+  codedeploy_deployment_groups = ["pay/pay-prod"]
+  alarm_names                  = ["pay-5xx"]
+  passable_role_arns           = ["arn:aws:iam::123456789012:role/pay-task"]
+  traffic_listener_arns        = ["{LISTENER}"]
+}}
+"#,
+            provider = moto_provider(&moto, true),
+        ),
+    )
+    .unwrap();
+    tf.init(&dir);
+    let plan = tf.plan_json(&dir, &[]);
+    let resources = planned_resources(&plan);
+
+    let role = values(&resources, "module.deployer.aws_iam_role.deployer");
+    assert_eq!(role["name"], "switchyard-deployer");
+    assert_eq!(role["max_session_duration"], 3600);
+    let trust: Value = serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+    let trusted = statements(&trust);
+    assert_eq!(trusted.len(), 1, "{trust:#}");
+    assert_eq!(strings(&trusted[0]["Action"]), ["sts:AssumeRole"]);
+    assert_eq!(
+        strings(&trusted[0]["Principal"]["AWS"]),
+        ["arn:aws:iam::111122223333:role/switchyard-task"]
+    );
+    assert_eq!(
+        trusted[0]["Condition"]["StringEquals"]["sts:ExternalId"],
+        "switchyard-fleet-1"
+    );
+
+    // Its policy: exactly the deploy actions (no table, no AssumeRole), scoped to this
+    // account's resources.
+    let policy = policy_of(values(
+        &resources,
+        "module.deployer.aws_iam_role_policy.deploy",
+    ));
+    check_statements(
+        "deployer",
+        &policy,
+        &deploy_comments(&tf, "modules/deployer-role/main.tf"),
+    );
+    let granted: BTreeSet<String> = statements(&policy)
+        .iter()
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    let deploy: BTreeSet<String> = CONTROLLER_AWS_ACTIONS
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(granted, deploy);
+    assert_eq!(
+        resources_of(&policy, "ManagedServices"),
+        ["arn:aws:ecs:us-east-1:123456789012:service/prod/pay"]
+    );
+    assert_eq!(
+        resources_of(&policy, "ManagedDeploymentGroups"),
+        ["arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:pay/pay-prod"]
+    );
 }
 
 /// The actions a planned policy grants, KMS left out (DynamoDB's calls on the caller's behalf,

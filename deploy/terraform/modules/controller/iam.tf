@@ -47,6 +47,20 @@ resource "aws_iam_role" "task" {
   tags                 = var.tags
 }
 
+module "deploy_permissions" {
+  source = "../deploy-permissions"
+
+  ecs_services                  = var.ecs_services
+  task_definition_families      = var.task_definition_families
+  codedeploy_deployment_groups  = var.codedeploy_deployment_groups
+  codedeploy_applications       = var.codedeploy_applications
+  codedeploy_deployment_configs = var.codedeploy_deployment_configs
+  alarm_names                   = var.alarm_names
+  traffic_listener_arns         = var.traffic_listener_arns
+  passable_role_arns            = var.passable_role_arns
+  ecs_load_balancer_role_arns   = var.ecs_load_balancer_role_arns
+}
+
 data "aws_iam_policy_document" "controller" {
   # Resource: item reads/writes (leases read with BatchGetItem, fenced status writes as transactions of ConditionCheckItem + UpdateItem), Scan and DescribeTable are authorized on the table ARN; this table only.
   statement {
@@ -74,184 +88,9 @@ data "aws_iam_policy_document" "controller" {
     resources = ["${local.table_arn}/stream/*"]
   }
 
-  # Resource: DescribeServices is authorized on each service ARN; the managed services only.
-  statement {
-    sid       = "ManagedServices"
-    actions   = ["ecs:DescribeServices"]
-    resources = local.ecs_service_arns
-  }
-
-  # Resource "*": ecs:DescribeTaskDefinition and ecs:ListTaskDefinitions accept no resource-level scoping (no resource type in the Service Authorization Reference).
-  statement {
-    sid       = "DescribeTaskDefinitions"
-    actions   = ["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"]
-    resources = ["*"]
-  }
-
-  # Resource wildcard: RegisterTaskDefinition is authorized on the new revision's ARN (FAMILY:REVISION), unknown before the call; FAMILY:* allows the managed families only.
-  statement {
-    sid       = "RegisterManagedFamilies"
-    actions   = ["ecs:RegisterTaskDefinition"]
-    resources = local.task_definition_arns
-  }
-
-  # Resource wildcard: the copy keeps its base's tags, which ECS authorizes as TagResource on the new revision (FAMILY:*), and only as part of RegisterTaskDefinition.
-  statement {
-    sid       = "TagNewRevisionsOnRegister"
-    actions   = ["ecs:TagResource"]
-    resources = local.task_definition_arns
-    condition {
-      test     = "StringEquals"
-      variable = "ecs:CreateAction"
-      values   = ["RegisterTaskDefinition"]
-    }
-  }
-
-  # Resource: PassRole is authorized on each role ARN; only the managed services' task and execution roles, only to ECS tasks.
-  statement {
-    sid       = "PassApplicationRoles"
-    actions   = ["iam:PassRole"]
-    resources = var.passable_role_arns
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PassedToService"
-      values   = ["ecs-tasks.amazonaws.com"]
-    }
-  }
-
-  # Resource: UpdateService and ListServiceDeployments are authorized on the service ARN; the managed services only (strategy.ecs starts a rollout with UpdateService and finds its deployment by listing).
-  statement {
-    sid       = "EcsDeploymentsOfManagedServices"
-    actions   = ["ecs:ListServiceDeployments", "ecs:UpdateService"]
-    resources = local.ecs_service_arns
-  }
-
-  # Resource wildcard: a service deployment's ARN (service-deployment/CLUSTER/SERVICE/ID) ends in an id ECS makes at UpdateService; CLUSTER/SERVICE/* matches the managed services' deployments only.
-  statement {
-    sid = "ServiceDeploymentsOfManagedServices"
-    actions = [
-      "ecs:ContinueServiceDeployment",
-      "ecs:DescribeServiceDeployments",
-      "ecs:StopServiceDeployment",
-    ]
-    resources = local.service_deployment_arns
-  }
-
-  # Resource wildcard: a service revision's ARN (service-revision/CLUSTER/SERVICE/ID) ends in an id ECS makes with each deployment; CLUSTER/SERVICE/* matches the managed services' revisions only.
-  statement {
-    sid       = "ServiceRevisionsOfManagedServices"
-    actions   = ["ecs:DescribeServiceRevisions"]
-    resources = local.service_revision_arns
-  }
-
-  # Resource: PassRole is authorized on each role ARN; only the ECS infrastructure roles for load balancers that the releases' strategy.ecs.deployment.loadBalancer.roleArn name, only to ECS (no statement when there are none).
-  dynamic "statement" {
-    for_each = length(var.ecs_load_balancer_role_arns) > 0 ? [var.ecs_load_balancer_role_arns] : []
-    content {
-      sid       = "PassLoadBalancerRoles"
-      actions   = ["iam:PassRole"]
-      resources = statement.value
-      condition {
-        test     = "StringEquals"
-        variable = "iam:PassedToService"
-        values   = ["ecs.amazonaws.com"]
-      }
-    }
-  }
-
-  # Resource: these CodeDeploy actions are authorized on the deployment group ARN; the managed groups only.
-  statement {
-    sid = "ManagedDeploymentGroups"
-    actions = [
-      "codedeploy:CreateDeployment",
-      "codedeploy:GetDeployment",
-      "codedeploy:GetDeploymentGroup",
-      "codedeploy:ListDeployments",
-    ]
-    resources = local.deployment_group_arns
-  }
-
-  # Resource: CreateDeployment registers its revision with the application, authorized on the application ARN; the managed applications only.
-  statement {
-    sid       = "ManagedApplications"
-    actions   = ["codedeploy:RegisterApplicationRevision"]
-    resources = local.application_arns
-  }
-
-  # Resource: GetDeploymentConfig is authorized on the deployment config ARN; the configs the releases may use only.
-  statement {
-    sid       = "DeploymentConfigs"
-    actions   = ["codedeploy:GetDeploymentConfig"]
-    resources = local.deployment_config_arns
-  }
-
-  # Resource "*": codedeploy:ContinueDeployment, StopDeployment and GetDeploymentTarget accept no resource-level scoping (no resource type in the Service Authorization Reference).
-  statement {
-    sid = "DeploymentsByIdOnly"
-    actions = [
-      "codedeploy:ContinueDeployment",
-      "codedeploy:GetDeploymentTarget",
-      "codedeploy:StopDeployment",
-    ]
-    resources = ["*"]
-  }
-
-  # Resource wildcard: CreateTaskSet, UpdateTaskSet and DeleteTaskSet are authorized on the task set's ARN, whose id ECS picks at CreateTaskSet; task-set/CLUSTER/SERVICE/* matches the managed services' task sets only.
-  statement {
-    sid = "ManagedServicesTaskSets"
-    actions = [
-      "ecs:CreateTaskSet",
-      "ecs:DeleteTaskSet",
-      "ecs:UpdateTaskSet",
-    ]
-    resources = local.task_set_arns
-  }
-
-  # Resource: UpdateServicePrimaryTaskSet is authorized on the service ARN (not the task set's); the managed services only.
-  statement {
-    sid       = "ManagedServicesPrimaryTaskSet"
-    actions   = ["ecs:UpdateServicePrimaryTaskSet"]
-    resources = local.ecs_service_arns
-  }
-
-  # Resource "*": elasticloadbalancing:DescribeListeners, DescribeRules, DescribeTargetGroups and DescribeTargetHealth, like every ELB Describe* action, accept no resource-level scoping.
-  statement {
-    sid = "LoadBalancerReads"
-    actions = [
-      "elasticloadbalancing:DescribeListeners",
-      "elasticloadbalancing:DescribeRules",
-      "elasticloadbalancing:DescribeTargetGroups",
-      "elasticloadbalancing:DescribeTargetHealth",
-    ]
-    resources = ["*"]
-  }
-
-  # Resource: ModifyListener is authorized on the listener ARN; the listeners of `traffic_listener_arns` only (no statement when there are none).
-  dynamic "statement" {
-    for_each = length(var.traffic_listener_arns) > 0 ? [var.traffic_listener_arns] : []
-    content {
-      sid       = "TrafficListeners"
-      actions   = ["elasticloadbalancing:ModifyListener"]
-      resources = statement.value
-    }
-  }
-
-  # Resource wildcard: ModifyRule is authorized on the rule ARN, whose id ELB picks when the rule is created; listener-rule/.../LISTENER/* matches the rules of `traffic_listener_arns` only.
-  dynamic "statement" {
-    for_each = length(local.traffic_rule_arns) > 0 ? [local.traffic_rule_arns] : []
-    content {
-      sid       = "TrafficListenerRules"
-      actions   = ["elasticloadbalancing:ModifyRule"]
-      resources = statement.value
-    }
-  }
-
-  # Resource "*": cloudwatch:GetMetricData accepts no resource-level scoping (no resource type in the Service Authorization Reference); the releases' analyses read their candidates' metrics with it.
-  statement {
-    sid       = "AnalysisMetrics"
-    actions   = ["cloudwatch:GetMetricData"]
-    resources = ["*"]
-  }
+  # The statements of deploy-permissions (the ECS, CodeDeploy, ELB and CloudWatch actions
+  # for releases in this account), and the roles of other accounts the controller assumes.
+  source_policy_documents = [module.deploy_permissions.json]
 
   # Resource: Publish is authorized on the topic ARN; the notification topics of `notification_topic_arns` only (no statement when there are none).
   dynamic "statement" {
@@ -273,12 +112,12 @@ data "aws_iam_policy_document" "controller" {
     }
   }
 
-  # Resource: DescribeAlarms is authorized on each alarm ARN; the releases' rollback alarms only (no statement when there are none).
+  # Resource: AssumeRole is authorized on each role ARN; the deployer roles of `deployer_role_arns` only (no statement when there are none).
   dynamic "statement" {
-    for_each = length(local.alarm_arns) > 0 ? [local.alarm_arns] : []
+    for_each = length(var.deployer_role_arns) > 0 ? [var.deployer_role_arns] : []
     content {
-      sid       = "RollbackAlarms"
-      actions   = ["cloudwatch:DescribeAlarms"]
+      sid       = "AssumeDeployerRoles"
+      actions   = ["sts:AssumeRole"]
       resources = statement.value
     }
   }

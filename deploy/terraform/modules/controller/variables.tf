@@ -162,6 +162,28 @@ variable "ecs_load_balancer_role_arns" {
   }
 }
 
+variable "deployer_role_arns" {
+  description = "The roles that releases name in `spec.service.roleArn` to act in other accounts (made there with the deployer-role module): the controller may assume exactly these (sts:AssumeRole). Empty (the default): no statement; every release acts in this account."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.deployer_role_arns : can(regex("^arn:[^:]+:iam::[0-9]{12}:role/.+$", r))])
+    error_message = "deployer_role_arns must be IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME)."
+  }
+}
+
+variable "external_id" {
+  description = "The external id the controller gives to every AssumeRole of a deployer role (SWITCHYARD_EXTERNAL_ID); the deployer roles' trust policies ask for it (the deployer-role module's external_id). null (the default): none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.external_id == null ? true : length(var.external_id) >= 2 && length(var.external_id) <= 1224 && can(regex("^[a-zA-Z0-9+=,.@:/_-]+$", var.external_id))
+    error_message = "external_id must be 2 to 1224 letters, digits and +=,.@:/-_ (STS's rule)."
+  }
+}
+
 variable "permissions_boundary_arn" {
   description = "An IAM permissions boundary for the roles this module creates, where the organisation requires one."
   type        = string
