@@ -1,8 +1,9 @@
 //! Every AWS API action the adapters call, in IAM's `service:Action` form: the one list the
 //! adapters, the Terraform policy test and the documentation share.
 
-/// Actions of the AWS ports (ECS, CodeDeploy, ELB, CloudWatch, SNS, EventBridge). Each adapter operation adds
-/// its action here.
+/// Actions of the AWS ports that deploy (ECS, CodeDeploy, ELB, CloudWatch): what the
+/// controller calls about a release, in the release's account (its own role, or the deployer
+/// role of `spec.service.roleArn`). Each adapter operation adds its action here.
 pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     // EcsAdapter
     "ecs:DescribeServices",
@@ -56,10 +57,13 @@ pub const CONTROLLER_AWS_ACTIONS: &[&str] = &[
     "cloudwatch:DescribeAlarms",
     // CloudWatchMetricData (analyses)
     "cloudwatch:GetMetricData",
-    // Notifications (sns.rs, eventbridge.rs): scoped to the configured topics and buses.
-    "sns:Publish",
-    "events:PutEvents",
 ];
+
+/// What the controller's own role calls to send notifications (sns.rs, eventbridge.rs), from
+/// its own account, on exactly the configured topics and buses (the Terraform controller
+/// module's `notification_topic_arns` and `notification_event_buses`): never a deployer
+/// role's.
+pub const NOTIFICATION_ACTIONS: &[&str] = &["sns:Publish", "events:PutEvents"];
 
 /// What the controller's own role calls to act in other accounts (`spec.service.roleArn`),
 /// on exactly the deployer roles (the Terraform controller module's `deployer_role_arns`).
@@ -112,6 +116,8 @@ mod tests {
         ("elasticloadbalancing", include_str!("elb.rs")),
         ("elasticloadbalancing", include_str!("routes.rs")),
         ("cloudwatch", include_str!("cloudwatch.rs")),
+    ];
+    const NOTIFICATION_ADAPTERS: &[(&str, &str)] = &[
         ("sns", include_str!("sns.rs")),
         ("events", include_str!("eventbridge.rs")),
     ];
@@ -285,6 +291,11 @@ mod tests {
             listed.difference(&expected).collect::<Vec<_>>(),
             expected.difference(&listed).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn the_notification_actions_are_exactly_what_the_notification_adapters_call() {
+        assert_eq!(called_by(NOTIFICATION_ADAPTERS), set(NOTIFICATION_ACTIONS));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use serde_json::Value;
 use switchyard::aws::STORE_ACTIONS;
 use switchyard::aws::actions::{
     ASSUME_ROLE_ACTIONS, CONTROLLER_AWS_ACTIONS, GITOPS_APPLY_ACTIONS, GITOPS_PULL_REQUEST_ACTIONS,
+    NOTIFICATION_ACTIONS,
 };
 
 use crate::moto::Moto;
@@ -1452,6 +1453,7 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
         .iter()
         .chain(STORE_ACTIONS)
         .chain(ASSUME_ROLE_ACTIONS)
+        .chain(NOTIFICATION_ACTIONS)
         .filter(|a| **a != "dynamodb:CreateTable")
         .map(|a| a.to_string())
         .collect();
@@ -1460,7 +1462,7 @@ fn the_controller_policy_grants_exactly_the_actions_the_code_calls() {
     assert!(
         missing.is_empty() && extra.is_empty(),
         "the controller policy must grant exactly CONTROLLER_AWS_ACTIONS ∪ STORE_ACTIONS ∪ \
-         ASSUME_ROLE_ACTIONS (with deployer roles)\n\
+         ASSUME_ROLE_ACTIONS (with deployer roles) ∪ NOTIFICATION_ACTIONS (with topics and buses)\n\
          called by the code but not granted: {missing:?}\n\
          granted but not called by the code: {extra:?}"
     );

@@ -1,7 +1,8 @@
 # IAM for the controller.
 #
 # The task role's policy names every action the controller calls, exactly the union of
-# `switchyard::aws::actions::CONTROLLER_AWS_ACTIONS` and `switchyard::aws::STORE_ACTIONS`
+# `switchyard::aws::actions::CONTROLLER_AWS_ACTIONS` and `switchyard::aws::STORE_ACTIONS`, with
+# `ASSUME_ROLE_ACTIONS` and `NOTIFICATION_ACTIONS` when their roles, topics or buses are given
 # (tests/it/terraform.rs compares them), and no action wildcard. Each statement's Resource
 # follows the IAM Service Authorization Reference for its actions; the comment above each
 # statement says why. Comments start with `Resource:` (exact ARNs), `Resource wildcard:` (an
