@@ -366,11 +366,12 @@ impl ScriptedOperator {
                 }
                 "catalog" if self.paused_at.is_none() => {
                     let shifted = status.traffic_weights.is_some_and(|t| t.candidate >= 10.0);
-                    if status.phase == Phase::Progressing && shifted {
-                        if set_paused(world, release, true).await {
-                            self.paused_at = Some(now);
-                            printer.note(now, "catalog", "the demo operator runs `switchyard pause catalog` (the rollout is held, not rolled back)");
-                        }
+                    if status.phase == Phase::Progressing
+                        && shifted
+                        && set_paused(world, release, true).await
+                    {
+                        self.paused_at = Some(now);
+                        printer.note(now, "catalog", "the demo operator runs `switchyard pause catalog` (the rollout is held, not rolled back)");
                     }
                 }
                 "catalog" if !self.resumed => {

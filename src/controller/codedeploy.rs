@@ -52,6 +52,10 @@ pub async fn observe_followed(
 }
 
 /// Looks at CodeDeploy for the release, per the plan.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the observation's inputs, each used once; a struct would only name them again"
+)]
 pub async fn observe(
     ctx: &Context,
     ports: &AwsPorts,

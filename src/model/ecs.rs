@@ -146,7 +146,7 @@ impl EcsStrategy {
 /// Whole minutes of a bake, or why not.
 pub fn whole_minutes(duration: &DurationSpec) -> Result<u32, String> {
     let seconds = duration.get().as_secs();
-    if duration.get().subsec_nanos() != 0 || seconds % 60 != 0 {
+    if duration.get().subsec_nanos() != 0 || !seconds.is_multiple_of(60) {
         return Err(format!(
             "ECS bakes in whole minutes, 0 to {MAX_BAKE_MINUTES} (got {})",
             duration.as_str()

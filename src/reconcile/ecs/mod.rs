@@ -73,6 +73,10 @@ pub struct Observed {
 }
 
 /// The calls a pass may make.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per pass, never stored in bulk: boxing would only add an indirection"
+)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     UpdateService(UpdateServiceRequest),

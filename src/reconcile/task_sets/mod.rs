@@ -105,6 +105,10 @@ pub fn routes_to_read(state: &TaskSetsStatus, in_flight: bool) -> (Vec<String>, 
 }
 
 /// The calls a pass may make.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per pass, never stored in bulk: boxing would only add an indirection"
+)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     CreateTaskSet(CreateTaskSetRequest),
@@ -147,6 +151,10 @@ impl Action {
 }
 
 /// What a call returned.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per pass, never stored in bulk: boxing would only add an indirection"
+)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActionResult {
     Created(TaskSet),
@@ -462,10 +470,10 @@ impl<'a> TaskSets<'_, 'a> {
     }
 
     fn progress(&mut self, gate: &Gate, superseded: Option<&str>) -> Progress {
-        if task_sets_status(&self.pass.next).is_none() {
-            if let Err(step) = self.start() {
-                return Progress::Step(step);
-            }
+        if task_sets_status(&self.pass.next).is_none()
+            && let Err(step) = self.start()
+        {
+            return Progress::Step(step);
         }
         let state = self.state();
         self.pass.next.deployment_id = state.candidate_task_set.clone();
@@ -696,16 +704,17 @@ impl<'a> TaskSets<'_, 'a> {
                     .flatten()
                     .any(|t| t.target_group_arn == candidate_group)
             });
-        if !attached && !gate.paused {
-            if let Some(route) = state.routes.first().cloned() {
-                return self.set_weights(
+        if !attached
+            && !gate.paused
+            && let Some(route) = state.routes.first().cloned()
+        {
+            return self.set_weights(
                     route,
                     0,
                     Phase::Progressing,
                     Reason::DeploymentInProgress,
                     "naming the candidate group in the production route at weight 0 (ECS needs it on a listener)".into(),
                 );
-            }
         }
         if gate.paused {
             return Progress::Step(
@@ -1322,6 +1331,10 @@ impl<'a> TaskSets<'_, 'a> {
 }
 
 /// What is left to clean up after a rollout ended (scaling down and deleting a task set).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per pass, never stored in bulk: boxing would only add an indirection"
+)]
 pub enum CleanUpStep {
     /// Nothing left.
     Done,
