@@ -437,3 +437,67 @@ async fn a_superseded_update_whose_reply_was_lost_is_still_known_as_switchyard_s
     let running = h.aws.running_task_definition("prod", "web").unwrap();
     assert_eq!(h.image_of(&running, "web"), format!("{REGISTRY}/web:3.0.0"));
 }
+
+/// A rollout superseded while its deployment waits at a `PAUSE` hook counts on the next
+/// rollout's `UpdateService` to replace that deployment; when the next rollout is rolled back
+/// before it sends one (its alarm already fires), it rolls the deployment in flight back
+/// instead of leaving it at its hook for good (the simulation's seeds 167, 8 and 197).
+#[tokio::test(start_paused = true)]
+async fn a_rollout_rolled_back_before_it_started_rolls_back_the_superseded_deployment_at_its_hook()
+{
+    let h = Harness::new();
+    h.aws.add_ecs_service(
+        EcsServiceSetup::new("prod", "web", EcsDeploymentStrategy::BlueGreen)
+            .pausing_at(&["POST_TEST_TRAFFIC_SHIFT"]),
+    );
+    let before = h.aws.running_task_definition("prod", "web").unwrap();
+    h.aws.set_alarm("web-5xx", AlarmState::Ok);
+    apply_yaml(
+        &h,
+        "web",
+        &ecs_release("web", "2.0.0", "      promotion: manual\n", ""),
+    )
+    .await;
+    h.run_for(minutes(10)).await;
+    let waiting = h.status("web").await;
+    assert_eq!(
+        waiting.phase,
+        Phase::AwaitingPromotion,
+        "{}",
+        waiting.message
+    );
+    let arn = waiting.deployment_id.clone().unwrap();
+
+    h.aws.set_alarm("web-5xx", AlarmState::Alarm);
+    apply_yaml(
+        &h,
+        "web",
+        &ecs_release(
+            "web",
+            "3.0.0",
+            "      promotion: manual\n",
+            "  rollback:\n    alarms: [web-5xx]\n",
+        ),
+    )
+    .await;
+    h.run_for(minutes(15)).await;
+    let status = h.status("web").await;
+    assert_eq!(status.phase, Phase::RolledBack, "{}", status.message);
+    assert!(status.message.contains("web-5xx"), "{}", status.message);
+    assert_eq!(
+        h.aws.update_service_requests("prod", "web").len(),
+        1,
+        "the new candidate was never deployed"
+    );
+    let answers = h.aws.hook_answers(&arn);
+    assert_eq!(
+        answers.iter().map(|a| a.1).collect::<Vec<_>>(),
+        vec![HookAction::Rollback],
+        "the superseded deployment's hook is answered once, ROLLBACK"
+    );
+    assert_eq!(
+        h.aws.running_task_definition("prod", "web").unwrap(),
+        before,
+        "the service runs what it ran before either rollout"
+    );
+}

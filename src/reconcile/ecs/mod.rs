@@ -20,7 +20,8 @@
 //!    Every answer is recorded before its call and sent once. A newer candidate replaces the
 //!    deployment in flight with the next rollout's `UpdateService`, as ECS itself does; an
 //!    intent whose deployment is not recorded yet is looked for first, so that the deployment
-//!    it started stays known as switchyard's.
+//!    it started stays known as switchyard's. A next rollout rolled back before it sends its
+//!    `UpdateService` rolls that deployment back instead (or it would wait at its hook).
 //! 5. **Verdict**, from the service deployment's terminal status: `SUCCESSFUL` is `Healthy`
 //!    (ECS's bake time is part of the rollout); `ROLLBACK_SUCCESSFUL` is `RolledBack`, with
 //!    ECS's own reason when ECS rolled back (circuit breaker, alarms); `ROLLBACK_FAILED`, or
@@ -460,6 +461,16 @@ impl<'a> Ecs<'_, 'a> {
                 .requeue(POLL_WAITING),
             );
         }
+        // Rolled back before it deployed anything while a deployment of switchyard's from a
+        // superseded rollout is still in flight (it counted on this rollout's UpdateService
+        // to replace it): that deployment is rolled back as this rollout's, or it would wait
+        // at its hook for good.
+        if gate.roll_back.is_some()
+            && let Some(earlier) = self.own_in_flight(&state)
+        {
+            self.status().service_deployment = Some(earlier.clone());
+            return self.follow(&earlier, gate);
+        }
         if let Some(roll_back) = &gate.roll_back {
             return Progress::Ended(Verdict::new(
                 Outcome::RolledBack,
@@ -550,6 +561,16 @@ impl<'a> Ecs<'_, 'a> {
     fn foreign_in_flight(&self, state: &EcsStatus) -> Option<String> {
         let current = self.service.current_service_deployment.as_ref()?;
         if state.own_deployments.contains(current) {
+            return None;
+        }
+        let deployment = self.deployment(current)?;
+        (!deployment.status.is_terminal()).then(|| current.clone())
+    }
+
+    /// The service's deployment in flight when switchyard started it (for an earlier rollout).
+    fn own_in_flight(&self, state: &EcsStatus) -> Option<String> {
+        let current = self.service.current_service_deployment.as_ref()?;
+        if !state.own_deployments.contains(current) {
             return None;
         }
         let deployment = self.deployment(current)?;
