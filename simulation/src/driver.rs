@@ -34,13 +34,26 @@ use switchyard::ports::{
 use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::reconcile::pending_request;
 use switchyard::sim::{
-    BlueGreenSetup, CircuitBreaker, EcsServiceSetup, ExternalRule, ExternalSetup, Fault, FaultRule,
-    SimAws, SimStore,
+    ACCOUNT, BlueGreenSetup, CircuitBreaker, EcsServiceSetup, ExternalRule, ExternalSetup, Fault,
+    FaultRule, REGION, SimAws, SimRole, SimStore,
 };
 use switchyard::state::ControllerState;
 
 /// Image tags containing this never become healthy (their Install fails).
 const BAD_TAG: &str = "-bad";
+
+/// Where the releases live, round robin by index (no random draw, so every other choice of a
+/// seed stays as it was): the controller's own region and account, another region, and
+/// another account reached through a role. (account, region, the role of `spec.service.roleArn`)
+const PLACES: [(&str, &str, Option<&str>); 3] = [
+    (ACCOUNT, REGION, None),
+    (ACCOUNT, "eu-west-1", None),
+    (
+        "444455556666",
+        REGION,
+        Some("arn:aws:iam::444455556666:role/switchyard-deployer"),
+    ),
+];
 /// How long a deployment waits in Ready for a ContinueDeployment before CodeDeploy stops it:
 /// longer than the settling limit, so a promotion or a stop that is never sent shows.
 const READY_WAIT_MINUTES: u32 = 120;
@@ -257,6 +270,8 @@ impl Setup {
 /// One simulated release: how its service is set up and what was last written.
 struct ReleasePlan {
     name: String,
+    /// Where it lives: an index into [`PLACES`].
+    place: usize,
     /// The release's alarm (it exists in CloudWatch; the spec names it or not).
     alarm: String,
     setup: Setup,
@@ -278,13 +293,21 @@ impl ReleasePlan {
     /// The release's spec with these fields, parsed and validated as `apply` would.
     fn spec(&self, knobs: &Knobs) -> serde_json::Value {
         let name = &self.name;
+        let (account, region, role) = PLACES[self.place];
         let cluster = if knobs.cluster_arn {
-            "arn:aws:ecs:us-east-1:111122223333:cluster/prod"
+            format!("arn:aws:ecs:{region}:{account}:cluster/prod")
         } else {
-            "prod"
+            "prod".to_string()
         };
+        let mut place = String::new();
+        if region != REGION {
+            place.push_str(&format!(", region: {region}"));
+        }
+        if let Some(role) = role {
+            place.push_str(&format!(", roleArn: \"{role}\""));
+        }
         let mut yaml = format!(
-            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: \"{cluster}\", name: {name}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {image}\n  strategy:\n",
+            "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: {name}\nspec:\n  service: {{cluster: \"{cluster}\", name: {name}{place}}}\n  taskDefinition:\n    from: {name}\n    containers:\n      {name}:\n        image: {image}\n  strategy:\n",
             image = self.image(&knobs.tag)
         );
         match &self.setup {
@@ -397,7 +420,7 @@ enum Scheduled {
     /// AWS stops refusing this operation.
     EndRefusals(&'static str),
     /// Someone else answers the hook their service deployment waits at.
-    ContinueForeign(String),
+    ContinueForeign(usize, String),
 }
 
 /// The predefined configs the releases' groups and specs draw from, with weights: mostly fast
@@ -582,8 +605,11 @@ impl Driver {
             self.run_scheduled(Instant::now()).await;
             self.promote_waiting().await;
             // Someone else answers the hooks their deployments wait at.
-            for arn in self.aws.foreign_service_deployments() {
-                self.aws.continue_as_someone_else(&arn);
+            for place in 0..PLACES.len() {
+                let aws = self.place(place);
+                for arn in aws.foreign_service_deployments() {
+                    aws.continue_as_someone_else(&arn);
+                }
             }
             let snapshot = self.settled_snapshot();
             stable_checks = if snapshot.is_some() && snapshot == previous {
@@ -636,22 +662,30 @@ impl Driver {
                     }
                 }
                 Scheduled::EndRefusals(operation) => self.end_refusals(operation),
-                Scheduled::ContinueForeign(arn) => self.continue_foreign(arn),
+                Scheduled::ContinueForeign(place, arn) => self.continue_foreign(place, arn),
             }
         }
     }
 
     async fn set_up_releases(&mut self) {
-        self.aws.fail_install_for_image(BAD_TAG);
+        for (_, _, role) in PLACES {
+            if let Some(role) = role {
+                self.aws.add_role(SimRole::new(role));
+            }
+        }
+        for place in 0..PLACES.len() {
+            self.place(place).fail_install_for_image(BAD_TAG);
+        }
         for index in 0..self.config.releases {
+            let place = index as usize % PLACES.len();
             let name = format!("app-{index}");
             // Every release has an alarm; its spec names it or not (an edit switches).
             let alarm = format!("{name}-5xx");
-            self.aws.set_alarm(&alarm, AlarmState::Ok);
+            self.place(place).set_alarm(&alarm, AlarmState::Ok);
             let (setup, manual) = match self.rng.u32(0..3) {
-                0 => self.set_up_codedeploy(&name),
-                1 => self.set_up_task_sets(&name),
-                _ => self.set_up_ecs(&name, &alarm),
+                0 => self.set_up_codedeploy(place, &name),
+                1 => self.set_up_task_sets(place, &name),
+                _ => self.set_up_ecs(place, &name, &alarm),
             };
             let knobs = Knobs {
                 tag: "1.0.0".into(),
@@ -666,6 +700,7 @@ impl Driver {
             };
             let plan = ReleasePlan {
                 name,
+                place,
                 alarm,
                 setup,
                 versions: 0,
@@ -686,7 +721,7 @@ impl Driver {
     }
 
     /// A `CODE_DEPLOY` service with its deployment group; whether its promotion is manual.
-    fn set_up_codedeploy(&mut self, name: &str) -> (Setup, bool) {
+    fn set_up_codedeploy(&mut self, place: usize, name: &str) -> (Setup, bool) {
         let mut setup = BlueGreenSetup::new("prod", name);
         setup.deployment_config = pick_config(&mut self.rng);
         let waits_in_ready = self.rng.bool();
@@ -698,7 +733,7 @@ impl Driver {
         if self.rng.u32(0..4) == 0 {
             setup.termination_wait_minutes = self.rng.u32(1..=3);
         }
-        self.aws.add_bluegreen_service(setup);
+        self.place(place).add_bluegreen_service(setup);
         let spec_config = (self.rng.u32(0..3) == 0).then(|| pick_config(&mut self.rng));
         let manual = waits_in_ready && self.rng.bool();
         (Setup::CodeDeploy { spec_config }, manual)
@@ -707,7 +742,7 @@ impl Driver {
     /// An `EXTERNAL` service: one to three tasks, a test listener (named in the spec) or
     /// none, sometimes rules of the production listener, the routes listed in the spec or
     /// found.
-    fn set_up_task_sets(&mut self, name: &str) -> (Setup, bool) {
+    fn set_up_task_sets(&mut self, place: usize, name: &str) -> (Setup, bool) {
         let mut setup = ExternalSetup::new("prod", name);
         setup.desired_count = self.rng.u32(1..=3);
         let test = self.rng.u32(0..3) != 0;
@@ -725,7 +760,7 @@ impl Driver {
             ];
         }
         let forwarding_rules = setup.rules.iter().map(|r| r.forwards).collect::<Vec<_>>();
-        let handles = self.aws.add_external_service(setup);
+        let handles = self.place(place).add_external_service(setup);
         let mut production_routes = vec![handles.production_listener_arn.clone()];
         production_routes.extend(
             handles
@@ -749,7 +784,7 @@ impl Driver {
     /// sometimes (the release's alarm: ECS rolls back by itself), the document's
     /// `deployment` or not; and the revision someone else deploys. Whether its promotion is
     /// manual (only where a hook waits).
-    fn set_up_ecs(&mut self, name: &str, alarm: &str) -> (Setup, bool) {
+    fn set_up_ecs(&mut self, place: usize, name: &str, alarm: &str) -> (Setup, bool) {
         let blue_green = self.rng.bool();
         let strategy = if blue_green {
             EcsDeploymentStrategy::BlueGreen
@@ -776,7 +811,7 @@ impl Driver {
         if self.rng.u32(0..3) == 0 {
             setup.alarms = vec![alarm.to_string()];
         }
-        let handles = self.aws.add_ecs_service(setup);
+        let handles = self.place(place).add_ecs_service(setup);
         let document = self.rng.bool().then(|| EcsDocument {
             pause_at: self.rng.bool().then_some(stage.0),
             load_balancer: blue_green.then(|| handles.load_balancer.clone()),
@@ -786,7 +821,7 @@ impl Driver {
             container.image = format!("{REGISTRY}/{name}:hotfix");
         }
         let hotfix = self
-            .aws
+            .place(place)
             .add_task_definition(
                 name,
                 containers,
@@ -835,10 +870,12 @@ impl Driver {
         // run, as a property of the service rather than a fault.
         let task_start = rng.u64(1..=30);
         let health_check = rng.u64(5..=120);
-        self.aws.set_target_timings(
-            Duration::from_secs(task_start),
-            Duration::from_secs(health_check),
-        );
+        for place in 0..PLACES.len() {
+            self.place(place).set_target_timings(
+                Duration::from_secs(task_start),
+                Duration::from_secs(health_check),
+            );
+        }
         let rule = |operation: &str, fault: Fault, probability: f64| {
             FaultRule::always(operation, fault).with_probability(probability)
         };
@@ -1002,11 +1039,26 @@ impl Driver {
         self.schedule_at(restart, Scheduled::Restart(slot));
     }
 
+    /// The simulated AWS as the account and region of [`PLACES`]`[place]` (for setting up and
+    /// inspecting what lives there).
+    fn place(&self, place: usize) -> SimAws {
+        let (account, region, _) = PLACES[place];
+        self.aws.scoped(account, region)
+    }
+
+    /// Every CodeDeploy deployment in every place (ids are unique across places).
+    fn all_deployments(&self) -> Vec<switchyard::ports::Deployment> {
+        (0..PLACES.len())
+            .flat_map(|place| self.place(place).all_deployments())
+            .collect()
+    }
+
     fn set_alarm(&mut self, index: usize, state: AlarmState) {
         let plan = &mut self.releases[index];
         let alarm = plan.alarm.clone();
         plan.alarm_firing = state == AlarmState::Alarm;
-        self.aws.set_alarm(&alarm, state);
+        let place = plan.place;
+        self.place(place).set_alarm(&alarm, state);
         self.log.push(Event::AlarmSet {
             alarm,
             state: match state {
@@ -1188,7 +1240,7 @@ impl Driver {
         };
         let route =
             setup.production_routes[self.rng.usize(0..setup.production_routes.len())].clone();
-        self.aws
+        self.place(self.releases[index].place)
             .set_forward(&route, &[(live.as_str(), 100), (candidate.as_str(), 0)]);
         self.stats.weights_moved_by_hand += 1;
         self.log_traffic(
@@ -1218,7 +1270,8 @@ impl Driver {
             task_definition: setup.hotfix.clone(),
             deployment: None,
         };
-        let Ok(arn) = self.aws.update_service_as_someone_else(&request) else {
+        let place = plan.place;
+        let Ok(arn) = self.place(place).update_service_as_someone_else(&request) else {
             return;
         };
         self.stats.foreign_deployments += 1;
@@ -1229,29 +1282,31 @@ impl Driver {
         });
         if let Some(arn) = arn {
             let at = Instant::now() + Duration::from_secs(self.rng.u64(20..=180));
-            self.schedule_at(at, Scheduled::ContinueForeign(arn));
+            self.schedule_at(at, Scheduled::ContinueForeign(place, arn));
         }
     }
 
     /// Someone else answers the hook their deployment waits at, if it waits (else looks
     /// again later, while it is in flight).
-    fn continue_foreign(&mut self, arn: String) {
-        let Some(deployment) = self.aws.service_deployment(&arn) else {
+    fn continue_foreign(&mut self, place: usize, arn: String) {
+        let aws = self.place(place);
+        let Some(deployment) = aws.service_deployment(&arn) else {
             return;
         };
         if deployment.status.is_terminal() {
             return;
         }
-        if !self.aws.continue_as_someone_else(&arn) {
+        if !aws.continue_as_someone_else(&arn) {
             let at = Instant::now() + Duration::from_secs(30);
-            self.schedule_at(at, Scheduled::ContinueForeign(arn));
+            self.schedule_at(at, Scheduled::ContinueForeign(place, arn));
         }
     }
 
     /// Logs the routes and task sets of a `taskSets` release's service now.
     fn log_traffic(&self, index: usize, by: &str, change: &str) {
         let name = &self.releases[index].name;
-        let (routes, task_sets) = crate::replica::traffic_of(&self.aws, "prod", name);
+        let place = self.place(self.releases[index].place);
+        let (routes, task_sets) = crate::replica::traffic_of(&place, "prod", name);
         self.log.push(Event::TrafficSeen {
             release: name.clone(),
             by: by.to_string(),
@@ -1307,7 +1362,7 @@ impl Driver {
     fn in_flight_of(&self, index: usize) -> Option<String> {
         let plan = &self.releases[index];
         if let Setup::CodeDeploy { .. } = plan.setup {
-            return active_deployment_of(&self.aws.all_deployments(), &plan.name)
+            return active_deployment_of(&self.place(plan.place).all_deployments(), &plan.name)
                 .map(|d| d.id.clone());
         }
         let status = self.store.peek(&plan.name)?.status?;
@@ -1579,7 +1634,7 @@ impl Driver {
     /// internal error, which are asked again), no request pending, and no deployment of
     /// theirs still active.
     fn settled_snapshot(&self) -> Option<Vec<(String, u64)>> {
-        let deployments = self.aws.all_deployments();
+        let deployments = self.all_deployments();
         let mut snapshot = Vec::new();
         for (index, plan) in self.releases.iter().enumerate() {
             let record = self.store.peek(&plan.name)?;
@@ -1602,12 +1657,13 @@ impl Driver {
     /// old version not cleaned up), service deployments of its service in flight.
     fn active_of(&self, index: usize, deployments: &[switchyard::ports::Deployment]) -> usize {
         let name = &self.releases[index].name;
+        let aws = self.place(self.releases[index].place);
         match &self.releases[index].setup {
             Setup::CodeDeploy { .. } => deployments
                 .iter()
                 .filter(|d| d.application == *name && !d.status.is_terminal())
                 .count(),
-            Setup::TaskSets(_) => self.aws.service("prod", name).map_or(0, |service| {
+            Setup::TaskSets(_) => aws.service("prod", name).map_or(0, |service| {
                 service
                     .task_sets
                     .iter()
@@ -1616,8 +1672,7 @@ impl Driver {
                     })
                     .count()
             }),
-            Setup::Ecs(_) => self
-                .aws
+            Setup::Ecs(_) => aws
                 .service_deployments_of("prod", name)
                 .iter()
                 .filter(|d| !d.status.is_terminal())
@@ -1657,20 +1712,19 @@ impl Driver {
     }
 
     fn outcomes(&self) -> Vec<ReleaseOutcome> {
-        let deployments = self.aws.all_deployments();
+        let deployments = self.all_deployments();
         self.releases
             .iter()
             .enumerate()
             .map(|(index, plan)| {
+                let aws = self.place(plan.place);
                 let record = self.store.peek(&plan.name);
                 let status = record.as_ref().and_then(|r| r.status.clone());
-                let live = self
-                    .aws
+                let live = aws
                     .service("prod", &plan.name)
                     .and_then(|s| s.live_task_definition().map(str::to_string));
                 let live_image = live.as_ref().and_then(|arn| {
-                    self.aws
-                        .task_definitions(switchyard::reconcile::family_of(arn))
+                    aws.task_definitions(switchyard::reconcile::family_of(arn))
                         .into_iter()
                         .find(|t| &t.arn == arn)
                         .and_then(|t| t.container(&plan.name).map(|c| c.image.clone()))
@@ -1718,15 +1772,14 @@ impl Driver {
                                 .iter()
                                 .find(|d| &d.id == id)
                                 .map(|d| !d.status.is_terminal()),
-                            Setup::TaskSets(_) => self.aws.service("prod", &plan.name).map(|s| {
+                            Setup::TaskSets(_) => aws.service("prod", &plan.name).map(|s| {
                                 s.task_sets
                                     .iter()
                                     .any(|t| &t.arn == id && t.status != TaskSetStatus::Draining)
                             }),
-                            Setup::Ecs(_) => self
-                                .aws
-                                .service_deployment(id)
-                                .map(|d| !d.status.is_terminal()),
+                            Setup::Ecs(_) => {
+                                aws.service_deployment(id).map(|d| !d.status.is_terminal())
+                            }
                         }),
                     unhandled_request: record.as_ref().and_then(|r| {
                         let handled = status
@@ -1752,14 +1805,15 @@ impl Driver {
 
     fn report(&mut self) -> SeedReport {
         let entries = self.log.entries();
-        let deployments = self.aws.all_deployments();
+        let deployments = self.all_deployments();
         let outcomes = self.outcomes();
         let shards = self.config.shards;
         let shard = |release: &str| shard_of(release, shards);
         let names: Vec<String> = self.releases.iter().map(|p| p.name.clone()).collect();
-        let task_definitions: Vec<_> = names
+        let task_definitions: Vec<_> = self
+            .releases
             .iter()
-            .flat_map(|name| self.aws.task_definitions(name))
+            .flat_map(|plan| self.place(plan.place).task_definitions(&plan.name))
             .collect();
         // The image of every revision (each family's one container is named after it).
         let images: BTreeMap<String, String> = task_definitions
@@ -1769,8 +1823,13 @@ impl Driver {
                     .map(|c| (t.arn.clone(), c.image.clone()))
             })
             .collect();
-        let stop_calls = self.aws.stop_calls();
-        let continue_calls = self.aws.continue_calls();
+        // Deployment ids are unique across places: the maps merge.
+        let stop_calls: BTreeMap<_, _> = (0..PLACES.len())
+            .flat_map(|place| self.place(place).stop_calls())
+            .collect();
+        let continue_calls: BTreeMap<_, _> = (0..PLACES.len())
+            .flat_map(|place| self.place(place).continue_calls())
+            .collect();
         let passes = self.passes.passes();
 
         let mut stats = std::mem::take(&mut self.stats);
@@ -1827,23 +1886,25 @@ impl Driver {
         ));
         violations.extend(strategy_checks::one_candidate_per_rollout(
             &entries,
-            &self.aws.task_sets_created(),
+            &(0..PLACES.len())
+                .flat_map(|place| self.place(place).task_sets_created())
+                .collect::<Vec<_>>(),
             &mut counts,
         ));
         violations.extend(strategy_checks::traffic_before_removal(
             &entries,
             &mut counts,
         ));
-        let foreign: BTreeMap<String, Option<jiff::Timestamp>> = self
-            .aws
-            .foreign_service_deployments()
-            .into_iter()
-            .map(|arn| {
-                let finished = self
-                    .aws
-                    .service_deployment(&arn)
-                    .and_then(|d| d.finished_at);
-                (arn, finished)
+        let foreign: BTreeMap<String, Option<jiff::Timestamp>> = (0..PLACES.len())
+            .flat_map(|place| {
+                let aws = self.place(place);
+                aws.foreign_service_deployments()
+                    .into_iter()
+                    .map(|arn| {
+                        let finished = aws.service_deployment(&arn).and_then(|d| d.finished_at);
+                        (arn, finished)
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
         violations.extend(strategy_checks::ecs_rollouts(
