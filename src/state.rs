@@ -289,6 +289,15 @@ pub struct ReleaseLabels {
     pub release: String,
 }
 
+/// Where a release lives: the region and account its AWS calls go to (empty until its
+/// status says).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlaceLabels {
+    pub release: String,
+    pub region: String,
+    pub account: String,
+}
+
 /// Where a release's rollout in flight stands, in its strategy's own terms.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {
@@ -435,7 +444,11 @@ pub struct Metrics {
     /// `switchyard_ecs_hook_waiting{release,stage}`: 1 while an ECS `PAUSE` lifecycle hook of
     /// the release's rollout waits for an answer (the series goes once it is answered).
     pub ecs_hook_waiting: Family<HookLabels, Gauge>,
+    /// `switchyard_release_info{release,region,account}`: 1 per release, saying where it
+    /// lives (join on `release` to place the other per-release series).
+    pub release_info: Family<PlaceLabels, Gauge>,
     rollout_series: std::sync::Mutex<std::collections::HashMap<String, RolloutSeries>>,
+    release_places: std::sync::Mutex<std::collections::HashMap<String, PlaceLabels>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -544,6 +557,12 @@ impl Default for Metrics {
             "ECS PAUSE lifecycle hooks waiting for an answer, per release",
             ecs_hook_waiting.clone(),
         );
+        let release_info = Family::<PlaceLabels, Gauge>::default();
+        registry.register(
+            "release_info",
+            "Where each release lives: the region and account its AWS calls go to (always 1)",
+            release_info.clone(),
+        );
         Self {
             registry,
             releases,
@@ -559,7 +578,9 @@ impl Default for Metrics {
             notifications,
             rollout_stage,
             ecs_hook_waiting,
+            release_info,
             rollout_series: Default::default(),
+            release_places: Default::default(),
         }
     }
 }
@@ -611,6 +632,28 @@ impl Metrics {
     pub fn set_release_series(&self, release: &StoredRelease) {
         self.set_candidate_weight(release);
         self.set_rollout_stage(release);
+        self.set_release_place(release);
+    }
+
+    /// Sets where a release lives from its status, removing the series it had before.
+    pub fn set_release_place(&self, release: &StoredRelease) {
+        let status = release.status.as_ref();
+        let labels = PlaceLabels {
+            release: release.name.clone(),
+            region: status.and_then(|s| s.region.clone()).unwrap_or_default(),
+            account: status.and_then(|s| s.account.clone()).unwrap_or_default(),
+        };
+        let mut held = self
+            .release_places
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if held.get(&release.name) == Some(&labels) {
+            return;
+        }
+        if let Some(previous) = held.insert(release.name.clone(), labels.clone()) {
+            self.release_info.remove(&previous);
+        }
+        self.release_info.get_or_create(&labels).set(1);
     }
 
     /// Sets the stage (and the waiting ECS hook) of a release's rollout in flight from its
@@ -653,6 +696,14 @@ impl Metrics {
         self.candidate_weight.remove(&ReleaseLabels {
             release: name.to_string(),
         });
+        let place = self
+            .release_places
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if let Some(place) = place {
+            self.release_info.remove(&place);
+        }
         let previous = self
             .rollout_series
             .lock()

@@ -86,6 +86,7 @@ async fn every_release_is_deployed_where_it_lives_and_a_refused_role_fails_only_
             "replica-1",
             Some(EXTERNAL_ID.into()),
         ));
+    let state = ctx.state.clone();
     let checks = async {
         tokio::time::sleep(minutes(40)).await;
         for (name, region, account) in [
@@ -104,6 +105,19 @@ async fn every_release_is_deployed_where_it_lives_and_a_refused_role_fails_only_
                     .is_some_and(|arn| arn.starts_with(&format!("arn:aws:ecs:{region}:{account}:"))),
                 "{name}: {status:?}"
             );
+        }
+        // /metrics says where each release lives.
+        let metrics = state.metrics().encode();
+        for (name, region, account) in [
+            ("web", REGION, ACCOUNT),
+            ("api", "eu-west-1", ACCOUNT),
+            ("pay", REGION, PAYMENTS),
+            ("old", "eu-west-1", LEGACY),
+        ] {
+            let series = format!(
+                "switchyard_release_info{{release=\"{name}\",region=\"{region}\",account=\"{account}\"}} 1"
+            );
+            assert!(metrics.contains(&series), "{series} in:\n{metrics}");
         }
         // Each deployment is where its release lives, and nowhere else.
         assert_eq!(deployed_in(&h.aws), ["web"]);
