@@ -558,23 +558,23 @@ impl<'a> Ecs<'_, 'a> {
     }
 
     /// A service deployment in flight that switchyard did not start for this release.
-    fn foreign_in_flight(&self, state: &EcsStatus) -> Option<String> {
+    /// The service's deployment in flight, and whether switchyard started it.
+    fn in_flight(&self, state: &EcsStatus) -> Option<(String, bool)> {
         let current = self.service.current_service_deployment.as_ref()?;
-        if state.own_deployments.contains(current) {
-            return None;
-        }
         let deployment = self.deployment(current)?;
-        (!deployment.status.is_terminal()).then(|| current.clone())
+        (!deployment.status.is_terminal())
+            .then(|| (current.clone(), state.own_deployments.contains(current)))
+    }
+
+    fn foreign_in_flight(&self, state: &EcsStatus) -> Option<String> {
+        self.in_flight(state)
+            .and_then(|(arn, own)| (!own).then_some(arn))
     }
 
     /// The service's deployment in flight when switchyard started it (for an earlier rollout).
     fn own_in_flight(&self, state: &EcsStatus) -> Option<String> {
-        let current = self.service.current_service_deployment.as_ref()?;
-        if !state.own_deployments.contains(current) {
-            return None;
-        }
-        let deployment = self.deployment(current)?;
-        (!deployment.status.is_terminal()).then(|| current.clone())
+        self.in_flight(state)
+            .and_then(|(arn, own)| own.then_some(arn))
     }
 
     fn own(&mut self, arn: &str) {
