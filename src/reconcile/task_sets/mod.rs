@@ -15,7 +15,9 @@
 //!    call carries the rollout's client token and external id, so a pass that finds the
 //!    intent looks for the task set before asking again.
 //! 3. **Wait** until it is `STEADY_STATE` and its group has healthy targets (at least one,
-//!    and no fewer than its running tasks).
+//!    and no fewer than its running tasks). The looks back off ([`starting_poll`]); the
+//!    targets' health is read only once the task set reports `STEADY_STATE`, and that look
+//!    reads the routes too, so it goes on to test traffic and the first weight at once.
 //! 4. **Test traffic**: every test listener forwards to the candidate group.
 //! 5. **Steps**, in order: `setWeight: N` rewrites each production route to candidate N /
 //!    live 100-N (one route per pass, each verified by reading it back); a timed `pause`
@@ -62,8 +64,14 @@ use super::{
     waiting_poll, waiting_until,
 };
 
-/// Polling while waiting for the candidate to become steady and healthy.
+/// The shortest spacing of the looks while the candidate task set starts (see
+/// [`starting_poll`]).
 pub const POLL_STARTING: Duration = Duration::from_secs(5);
+/// The longest spacing of the looks while the candidate task set starts.
+pub const POLL_STARTING_MAX: Duration = Duration::from_secs(30);
+/// The first look after `CreateTaskSet`: its reply says the task set exists; no task of it
+/// can have started and passed a health check sooner.
+pub const FIRST_LOOK_AFTER_CREATE: Duration = Duration::from_secs(10);
 /// A timed pause's end is looked at no sooner than this after the look that computed it.
 const PAUSE_END_MIN_WAIT: Duration = Duration::from_millis(100);
 
@@ -84,24 +92,102 @@ pub struct Observed {
 
 /// The routes a pass reads for a rollout (or its clean-up), and those it leaves unread: the
 /// ELB describe rate is shared by the whole account and Region, so a pass reads only what its
-/// stage decides on. Waiting for the candidate reads none; the steps and the switch read the
-/// production routes (hand-changed weights hold the rollout); creating, test traffic, a
-/// rollback and a clean-up read them all. A stage that moves on in the same pass to one that
-/// needs an unread route looks again first.
-pub fn routes_to_read(state: &TaskSetsStatus, in_flight: bool) -> (Vec<String>, Vec<String>) {
+/// stage decides on, given what the service (described first) shows. Waiting for the
+/// candidate reads none until the task set reports `STEADY_STATE` (then all of them: the same
+/// pass moves on to test traffic and the first weight); the steps and the switch read the
+/// production routes (hand-changed weights hold the rollout), none once the candidate is the
+/// primary (the switch took effect: nothing is decided on a route any more); creating, test
+/// traffic and a rollback read them all; a clean-up reads them all only when its task set may
+/// be deleted (scaled down: no task set with weight on a route is deleted). A stage that moves
+/// on in the same pass to one that needs an unread route looks again first.
+pub fn routes_to_read(
+    state: &TaskSetsStatus,
+    in_flight: Option<&Rollout>,
+    release: &str,
+    service: &Service,
+) -> (Vec<String>, Vec<String>) {
     let production = state.routes.clone();
     let test = state.test_routes.clone();
     let all = || production.iter().chain(&test).cloned().collect::<Vec<_>>();
-    if !in_flight {
-        return (all(), Vec::new());
-    }
-    match state.stage {
-        TaskSetsStage::WaitingForCandidate => (Vec::new(), all()),
-        TaskSetsStage::Steps | TaskSetsStage::Switching => (production, test),
-        TaskSetsStage::Creating | TaskSetsStage::TestTraffic | TaskSetsStage::RollingBack => {
+    let Some(rollout) = in_flight else {
+        let deletable = state.clean_up.as_ref().is_some_and(|job| {
+            service.task_sets.iter().any(|t| {
+                t.arn == job.task_set
+                    && t.status != TaskSetStatus::Primary
+                    && (job.scaled_down || t.scale_percent <= 0.0)
+            })
+        });
+        return if deletable {
             (all(), Vec::new())
+        } else {
+            (Vec::new(), all())
+        };
+    };
+    let candidate = find_candidate(state, release, rollout.serial, service);
+    match state.stage {
+        TaskSetsStage::WaitingForCandidate if !candidate.is_some_and(is_steady) => {
+            (Vec::new(), all())
         }
+        TaskSetsStage::Switching
+            if candidate.is_some_and(|t| t.status == TaskSetStatus::Primary) =>
+        {
+            (Vec::new(), all())
+        }
+        TaskSetsStage::Steps | TaskSetsStage::Switching => (production, test),
+        TaskSetsStage::Creating
+        | TaskSetsStage::WaitingForCandidate
+        | TaskSetsStage::TestTraffic
+        | TaskSetsStage::RollingBack => (all(), Vec::new()),
     }
+}
+
+/// The target group whose targets' health a pass reads: the candidate group, while the
+/// rollout waits for its task set and the task set reports `STEADY_STATE` (ECS's own counts
+/// say it is not ready before that, so reading its targets would decide nothing).
+pub fn candidate_health_to_read(
+    state: &TaskSetsStatus,
+    in_flight: Option<&Rollout>,
+    release: &str,
+    service: &Service,
+) -> Option<String> {
+    let rollout = in_flight?;
+    if !matches!(
+        state.stage,
+        TaskSetsStage::Creating | TaskSetsStage::WaitingForCandidate
+    ) {
+        return None;
+    }
+    find_candidate(state, release, rollout.serial, service)
+        .filter(|t| is_steady(t))
+        .and(state.candidate_target_group.clone())
+}
+
+fn is_steady(task_set: &TaskSet) -> bool {
+    task_set.stability == StabilityStatus::SteadyState
+}
+
+/// The rollout's candidate task set in the service: by the ARN recorded, or (created, its
+/// reply lost) by the rollout's external id.
+fn find_candidate<'s>(
+    state: &TaskSetsStatus,
+    release: &str,
+    serial: u32,
+    service: &'s Service,
+) -> Option<&'s TaskSet> {
+    let marker = external_id(release, serial);
+    service.task_sets.iter().find(|t| {
+        state.candidate_task_set.as_deref() == Some(t.arn.as_str())
+            || t.external_id.as_deref() == Some(marker.as_str())
+    })
+}
+
+/// The next look while the candidate task set starts: a back-off on the time waited since it
+/// was created (half of it, from [`POLL_STARTING`] to [`POLL_STARTING_MAX`]), so a task set
+/// that starts in seconds is seen soon after, one that takes minutes (images pulled, health
+/// checks passed) costs a few looks rather than one every few seconds. Each look is at most
+/// half the time waited late, and at most [`POLL_STARTING_MAX`].
+pub fn starting_poll(waited: Duration) -> Duration {
+    (waited / 2).clamp(POLL_STARTING, POLL_STARTING_MAX)
 }
 
 /// The calls a pass may make.
@@ -591,11 +677,7 @@ impl<'a> TaskSets<'_, 'a> {
     }
 
     fn candidate_task_set(&self, state: &TaskSetsStatus) -> Option<&'a TaskSet> {
-        let marker = external_id(self.release(), self.rollout.serial);
-        self.service.task_sets.iter().find(|t| {
-            state.candidate_task_set.as_deref() == Some(t.arn.as_str())
-                || t.external_id.as_deref() == Some(marker.as_str())
-        })
+        find_candidate(state, self.release(), self.rollout.serial, self.service)
     }
 
     fn weights_for(
@@ -806,7 +888,8 @@ impl<'a> TaskSets<'_, 'a> {
                         .unwrap_or(&request.load_balancer.target_group_arn)
                 ),
             )
-            .act(super::Action::TaskSets(Action::CreateTaskSet(request))),
+            .act(super::Action::TaskSets(Action::CreateTaskSet(request)))
+            .requeue(FIRST_LOOK_AFTER_CREATE),
         )
     }
 
@@ -833,18 +916,24 @@ impl<'a> TaskSets<'_, 'a> {
             self.advanced();
             return self.test_traffic(gate);
         }
+        let waited = state
+            .progress_at
+            .map(|since| crate::clock::elapsed_between(since, self.pass.now))
+            .unwrap_or_default();
+        let message = match healthy {
+            Some(healthy) => format!(
+                "waiting for the candidate task set: {}, {healthy} of {} targets healthy",
+                if steady { "steady" } else { "stabilizing" },
+                candidate.running_count.max(1)
+            ),
+            None => format!(
+                "waiting for the candidate task set: stabilizing, {} of {} tasks running",
+                candidate.running_count, candidate.computed_desired_count
+            ),
+        };
         Progress::Step(
-            Step::new(
-                Phase::Progressing,
-                Reason::DeploymentInProgress,
-                format!(
-                    "waiting for the candidate task set: {}, {} of {} targets healthy",
-                    if steady { "steady" } else { "stabilizing" },
-                    healthy.unwrap_or(0),
-                    candidate.running_count.max(1)
-                ),
-            )
-            .requeue(POLL_STARTING),
+            Step::new(Phase::Progressing, Reason::DeploymentInProgress, message)
+                .requeue(starting_poll(waited)),
         )
     }
 
@@ -1376,14 +1465,18 @@ pub fn clean_up(pass: &mut Pass<'_>, spec: &ReleaseSpec) -> CleanUpStep {
         status_of(&mut pass.next).clean_up = None;
         return CleanUpStep::Done;
     }
+    // `None`: the routes were not read (see `routes_to_read`: a clean-up reads them once its
+    // task set may be deleted); nothing is deleted on a guess.
     let weighted = match &pass.observed.strategy {
-        super::StrategyObserved::TaskSets(observed) => observed.routes.iter().any(|r| {
-            task_set
-                .target_group_arns
-                .iter()
-                .any(|tg| r.weight_of(tg) > 0)
-        }),
-        _ => false,
+        super::StrategyObserved::TaskSets(observed) if observed.unread_routes.is_empty() => {
+            Some(observed.routes.iter().any(|r| {
+                task_set
+                    .target_group_arns
+                    .iter()
+                    .any(|tg| r.weight_of(tg) > 0)
+            }))
+        }
+        _ => None,
     };
     let cluster = names::cluster_key(&spec.service.cluster).to_string();
     let service_name = spec.service.name.clone();
@@ -1398,11 +1491,22 @@ pub fn clean_up(pass: &mut Pass<'_>, spec: &ReleaseSpec) -> CleanUpStep {
             format!("clean-up: scaling task set {short} down to 0"),
         );
     }
-    if weighted {
-        return CleanUpStep::Waiting(
-            POLL_ACTIVE,
-            format!("clean-up: task set {short} still has weight on a listener; not deleting it"),
-        );
+    match weighted {
+        Some(true) => {
+            return CleanUpStep::Waiting(
+                POLL_ACTIVE,
+                format!(
+                    "clean-up: task set {short} still has weight on a listener; not deleting it"
+                ),
+            );
+        }
+        None => {
+            return CleanUpStep::Waiting(
+                AFTER_ACTION,
+                format!("clean-up: reading the listeners before deleting task set {short}"),
+            );
+        }
+        Some(false) => {}
     }
     CleanUpStep::Due(
         Action::Delete {
@@ -1426,6 +1530,8 @@ pub fn record_outcome(
             status.deployment_id = Some(arn.clone());
             let state = status_of(status);
             state.candidate_task_set = Some(arn);
+            // Created: progress, as of the intent (the wait's back-off counts from it).
+            state.progress_at = state.creating_since.or(state.progress_at);
             state.creating_since = None;
             state.stage = TaskSetsStage::WaitingForCandidate;
         }
