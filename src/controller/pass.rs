@@ -315,6 +315,12 @@ async fn reconcile_record(
     // The session that observed is good for minutes more (`access::MIN_REMAINING`).
     let ports = ports_for(ctx, &desired).await?;
     info!(action = action.as_str(), "acting");
+    if let Action::TaskSets(crate::reconcile::task_sets::Action::SetWeights { route, .. }) = &action
+    {
+        // A discovery that holds the route no longer tells its weights.
+        ctx.caches
+            .forget_route(&desired.placement.scope_key(), route);
+    }
     let result = apply(&ports, &action).await;
     match (&result, &observed.service) {
         (

@@ -69,7 +69,16 @@ pub async fn observe(
             balancers.sort();
             balancers.dedup();
             for balancer in balancers {
-                for route in ports.load_balancer.describe_routes(balancer).await? {
+                let routes = match ctx.caches.discovered_routes(scope, balancer) {
+                    Some(routes) => routes,
+                    None => {
+                        let routes = ports.load_balancer.describe_routes(balancer).await?;
+                        ctx.caches
+                            .put_discovered_routes(&ctx.clock, scope, balancer, &routes);
+                        routes
+                    }
+                };
+                for route in routes {
                     if !found.iter().any(|r| r.arn == route.arn) {
                         found.push(route);
                     }
