@@ -34,8 +34,8 @@ use switchyard::clock::Clock;
 use switchyard::controller::{self, Context, ControllerConfig};
 use switchyard::model::{AuditAction, Phase, StrategyStatus};
 use switchyard::ports::{
-    AwsError, AwsPorts, AwsProvider, Listener, LoadBalancer, ReleaseStore, Route, SpecPrecondition,
-    SpecWrite, TargetGroup, TargetHealth, WeightedTargetGroup,
+    AwsError, AwsPorts, AwsProvider, ExpectedShare, Listener, LoadBalancer, ReleaseStore, Route,
+    SpecPrecondition, SpecWrite, TargetGroup, TargetHealth, WeightedTargetGroup,
 };
 use switchyard::sim::{ExternalHandles, ExternalSetup, Fault, FaultRule, SimAws, SimStore};
 use switchyard::state::ControllerState;
@@ -661,9 +661,13 @@ impl LoadBalancer for LoggedLoadBalancer {
         &self,
         route_arn: &str,
         weights: &[WeightedTargetGroup],
+        expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
         let at = self.clock.now();
-        let result = self.inner.set_forward_weights(route_arn, weights).await;
+        let result = self
+            .inner
+            .set_forward_weights(route_arn, weights, expected)
+            .await;
         if result.is_ok() {
             self.writes
                 .lock()

@@ -26,6 +26,7 @@ pub async fn observe(
     desired: &DesiredRelease,
     record: &StoredRelease,
     service: Lookup<Service>,
+    now: jiff::Timestamp,
 ) -> Result<Observed, AwsError> {
     let mut observed = Observed {
         status: record.status.clone(),
@@ -61,7 +62,7 @@ pub async fn observe(
             }
         },
     };
-    let plan = plan_observation(desired, record.status.as_ref(), &service);
+    let plan = plan_observation(desired, record.status.as_ref(), &service, now);
     observed.service = Lookup::Found(service);
 
     if let Some(lookups) = &plan.resolve {

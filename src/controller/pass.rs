@@ -240,7 +240,7 @@ async fn reconcile_record(
         None => (record, false),
     };
     let desired = desired_release(ctx, &record, spec);
-    let observed = match observe(ctx, &desired, &record, service).await {
+    let observed = match observe(ctx, &desired, &record, service, now).await {
         Ok(observed) => observed,
         Err(error) if is_refusal(&error) => {
             // A look AWS refuses (access denied, say) is refused again at once: say so in
@@ -557,6 +557,6 @@ pub async fn observe_release(
     record: &StoredRelease,
 ) -> Result<(DesiredRelease, Observed), PassError> {
     let desired = desired_release(ctx, record, None);
-    let observed = observe(ctx, &desired, record, Lookup::NotLookedUp).await?;
+    let observed = observe(ctx, &desired, record, Lookup::NotLookedUp, ctx.clock.now()).await?;
     Ok((desired, observed))
 }

@@ -119,9 +119,13 @@ pub async fn apply(ports: &AwsPorts, action: &Action) -> Result<ActionResult, Aw
             .create_task_set(request)
             .await
             .map(ActionResult::Created),
-        Action::SetWeights { route, weights } => ports
+        Action::SetWeights {
+            route,
+            weights,
+            expected,
+        } => ports
             .load_balancer
-            .set_forward_weights(route, weights)
+            .set_forward_weights(route, weights, expected.as_ref())
             .await
             .map(|()| ActionResult::Done),
         Action::UpdatePrimary {

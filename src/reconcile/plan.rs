@@ -97,6 +97,7 @@ pub fn plan_observation(
     desired: &DesiredRelease,
     status: Option<&ReleaseStatus>,
     service: &Service,
+    now: Timestamp,
 ) -> ObservationPlan {
     let Ok(spec) = &desired.spec else {
         return ObservationPlan::default();
@@ -172,8 +173,17 @@ pub fn plan_observation(
             let known = state.filter(|t| in_flight.is_some() || t.clean_up.is_some());
             let routes = match known {
                 Some(t) => {
-                    let (read, unread) =
-                        super::task_sets::routes_to_read(t, in_flight, &desired.name, service);
+                    // The end of a timed pause has come, and nothing holds the next step.
+                    let pause_ended = !spec.paused
+                        && t.stage == crate::model::TaskSetsStage::Steps
+                        && t.pause_ends_at.is_some_and(|end| end <= now);
+                    let (read, unread) = super::task_sets::routes_to_read(
+                        t,
+                        in_flight,
+                        &desired.name,
+                        service,
+                        pause_ended,
+                    );
                     RoutesPlan::Known { read, unread }
                 }
                 None => RoutesPlan::Discover {

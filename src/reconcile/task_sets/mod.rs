@@ -21,7 +21,12 @@
 //! 4. **Test traffic**: every test listener forwards to the candidate group.
 //! 5. **Steps**, in order: `setWeight: N` rewrites each production route to candidate N /
 //!    live 100-N (one route per pass, each verified by reading it back); a timed `pause`
-//!    waits (a promote skips it); `pause: {}` waits for `switchyard promote`. A weight
+//!    waits (a promote skips it); `pause: {}` waits for `switchyard promote`. At the end of a
+//!    timed pause (and for the first weight, once the candidate is steady) the pass does not
+//!    read the production routes: the next write is guarded by the share switchyard set
+//!    ([`ExpectedShare`]), so the read every write makes anyway verifies the last write and
+//!    notices a hand change (the route is not written; the next pass reads it and holds the
+//!    rollout, even for a share the next step would allow). A weight
 //!    changed by hand (below the weight applied, or above the step's) holds the rollout
 //!    (`AwaitingPromotion`, condition `Drifted`): promote writes that route's weights again,
 //!    abort rolls back; a route switchyard already moved is never lowered. Edited steps
@@ -53,9 +58,9 @@ use crate::model::{
     ReleaseStatus, Rollout, StrategyStatus, TaskSetsStrategy, TrafficWeights,
 };
 use crate::ports::{
-    AwsError, AwsErrorKind, CreateTaskSetRequest, DeploymentControllerType, LoadBalancerBinding,
-    Route, Service, StabilityStatus, TargetGroup, TargetHealth, TargetHealthState, TaskSet,
-    TaskSetStatus, WeightedTargetGroup, task_definition_short_name,
+    AwsError, AwsErrorKind, CreateTaskSetRequest, DeploymentControllerType, ExpectedShare,
+    LoadBalancerBinding, Route, Service, StabilityStatus, TargetGroup, TargetHealth,
+    TargetHealthState, TaskSet, TaskSetStatus, WeightedTargetGroup, task_definition_short_name,
 };
 
 use super::analysis::AnalysisProgress;
@@ -93,10 +98,13 @@ pub struct Observed {
 /// The routes a pass reads for a rollout (or its clean-up), and those it leaves unread: the
 /// ELB describe rate is shared by the whole account and Region, so a pass reads only what its
 /// stage decides on, given what the service (described first) shows. Waiting for the
-/// candidate reads none until the task set reports `STEADY_STATE` (then all of them: the same
-/// pass moves on to test traffic and the first weight); the steps and the switch read the
-/// production routes (hand-changed weights hold the rollout), none once the candidate is the
-/// primary (the switch took effect: nothing is decided on a route any more); creating, test
+/// candidate reads none until the task set reports `STEADY_STATE` (then the test routes: the
+/// same pass moves on to test traffic and the first weight); the steps and the switch read the
+/// production routes (hand-changed weights hold the rollout), except at the end of a timed
+/// pause (`pause_ended`), none once the candidate is the primary (the switch took effect:
+/// nothing is decided on a route any more). A production route left unread is written only
+/// guarded ([`ExpectedShare`]: the share switchyard set), so the write's own read verifies the
+/// last write and notices a weight changed by hand; creating, test
 /// traffic and a rollback read them all; a clean-up reads them all only when its task set may
 /// be deleted (scaled down: no task set with weight on a route is deleted). A stage that moves
 /// on in the same pass to one that needs an unread route looks again first.
@@ -105,6 +113,7 @@ pub fn routes_to_read(
     in_flight: Option<&Rollout>,
     release: &str,
     service: &Service,
+    pause_ended: bool,
 ) -> (Vec<String>, Vec<String>) {
     let production = state.routes.clone();
     let test = state.test_routes.clone();
@@ -128,16 +137,19 @@ pub fn routes_to_read(
         TaskSetsStage::WaitingForCandidate if !candidate.is_some_and(is_steady) => {
             (Vec::new(), all())
         }
+        // Steady: test traffic is decided on its routes; the first weight's write is guarded.
+        TaskSetsStage::WaitingForCandidate => (test, production),
+        // The next step's write (guarded) reads the production route it rewrites.
+        TaskSetsStage::Steps if pause_ended => (Vec::new(), all()),
         TaskSetsStage::Switching
             if candidate.is_some_and(|t| t.status == TaskSetStatus::Primary) =>
         {
             (Vec::new(), all())
         }
         TaskSetsStage::Steps | TaskSetsStage::Switching => (production, test),
-        TaskSetsStage::Creating
-        | TaskSetsStage::WaitingForCandidate
-        | TaskSetsStage::TestTraffic
-        | TaskSetsStage::RollingBack => (all(), Vec::new()),
+        TaskSetsStage::Creating | TaskSetsStage::TestTraffic | TaskSetsStage::RollingBack => {
+            (all(), Vec::new())
+        }
     }
 }
 
@@ -198,10 +210,13 @@ pub fn starting_poll(waited: Duration) -> Duration {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     CreateTaskSet(CreateTaskSetRequest),
-    /// Rewrites one route's forward action.
+    /// Rewrites one route's forward action; with `expected`, only if the route still gives
+    /// the candidate that share (a route the pass did not read: the write's own read is the
+    /// look).
     SetWeights {
         route: String,
         weights: Vec<WeightedTargetGroup>,
+        expected: Option<ExpectedShare>,
     },
     UpdatePrimary {
         cluster: String,
@@ -722,10 +737,18 @@ impl<'a> TaskSets<'_, 'a> {
     ) -> Progress {
         let state = self.state();
         let weights = self.weights_for(&state, percent);
+        // A route this pass did not read: only if it still gives the share switchyard set.
+        let expected = self
+            .unread(std::slice::from_ref(&route))
+            .then(|| ExpectedShare {
+                target_group_arn: state.candidate_target_group.clone().unwrap_or_default(),
+                percent: state.weight,
+            });
         Progress::Step(
             Step::new(phase, reason, message).act(super::Action::TaskSets(Action::SetWeights {
                 route,
                 weights,
+                expected,
             })),
         )
     }
@@ -940,7 +963,7 @@ impl<'a> TaskSets<'_, 'a> {
     /// Step 4: the test listeners to the candidate group.
     fn test_traffic(&mut self, gate: &Gate) -> Progress {
         let state = self.state();
-        if self.unread(&state.test_routes) || self.unread(&state.routes) {
+        if self.unread(&state.test_routes) {
             return Progress::Step(
                 Step::new(
                     Phase::Progressing,
@@ -1025,6 +1048,9 @@ impl<'a> TaskSets<'_, 'a> {
             );
         }
         self.pass.clear_drift();
+        if state.route_changed && !self.unread(&state.routes) {
+            self.status().route_changed = false;
+        }
         loop {
             let state = self.state();
             let index = state.step_index.unwrap_or(0);
@@ -1263,6 +1289,12 @@ impl<'a> TaskSets<'_, 'a> {
         };
         state.routes.iter().find_map(|arn| {
             let percent = self.candidate_percent(state, arn)?;
+            // A guarded write found a route changed: nothing but the share switchyard set.
+            let target = if state.route_changed {
+                state.weight
+            } else {
+                target
+            };
             (percent < state.weight || percent > target).then(|| {
                 let drift = format!(
                     "the weights of {arn} were changed outside switchyard ({percent}% on the candidate, switchyard set {}%)",
@@ -1537,6 +1569,20 @@ pub fn record_outcome(
         }
         (Action::CreateTaskSet(_), Err(error)) if !error.is_ambiguous() => {
             status_of(status).creating_since = None;
+        }
+        (
+            Action::SetWeights {
+                expected: Some(_), ..
+            },
+            Err(error),
+        ) if error.code.as_deref() == Some(ExpectedShare::ROUTE_CHANGED) => {
+            // Changed by hand: the next pass reads it, and holds the rollout, before the
+            // switch as well.
+            let state = status_of(status);
+            state.route_changed = true;
+            if state.stage == TaskSetsStage::Switching {
+                state.stage = TaskSetsStage::Steps;
+            }
         }
         (Action::Scale { .. }, Ok(_)) => {
             if let Some(job) = status_of(status).clean_up.as_mut() {
