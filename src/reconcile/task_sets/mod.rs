@@ -32,8 +32,11 @@
 //!    abort rolls back; a route switchyard already moved is never lowered. Edited steps
 //!    continue from the first step whose weight is at least the highest share a route gives
 //!    the candidate: a weight is never lowered by an edit, not even mid-step.
-//! 6. **Switch**: every production route to 100 on the candidate, then
-//!    `UpdateServicePrimaryTaskSet`: the release is `Healthy`. After `scaleDownDelay` the old
+//!    During the steps a pass takes the service (its task sets) from the pass before
+//!    ([`remembered_service`]: the steps decide on the routes) instead of describing it.
+//! 6. **Switch**: every production route to 100 on the candidate, then, on a service described
+//!    afresh, `UpdateServicePrimaryTaskSet` (a candidate draining or gone rolls back): the
+//!    release is `Healthy`. After `scaleDownDelay` the old
 //!    task set is scaled to 0 and deleted (clean-up; it never blocks the verdict). A candidate
 //!    found primary has succeeded, whatever the status says (the switch's reply or the write
 //!    after it was lost): nothing rolls it back, not even a newer candidate.
@@ -93,6 +96,26 @@ pub struct Observed {
     /// The rollout's routes this pass did not read ([`routes_to_read`] leaves out those its
     /// stage does not decide on): a decision that needs one looks again first.
     pub unread_routes: Vec<String>,
+    /// The service (and its task sets) is the one an earlier pass of the rollout described
+    /// (see [`remembered_service`]), not described by this pass.
+    pub service_remembered: bool,
+}
+
+/// Whether a pass of this release may take its service from memory instead of describing it:
+/// `Some((candidate task set, may reuse))` while a task-set rollout is in flight with its
+/// candidate created and not rolling back (remember the service seen), reusable during the
+/// steps. What the steps decide on is the routes; of the service they read only what does not
+/// change before the switch (the deployment controller, the live revision), and the switch
+/// makes no call on a remembered service (it describes it first). The resync's look hands
+/// every pass a fresh one.
+pub fn remembered_service(status: &ReleaseStatus) -> Option<(&str, bool)> {
+    status.rollout_in_flight()?;
+    let state = task_sets_status(status)?;
+    if state.rolling_back.is_some() {
+        return None;
+    }
+    let candidate = state.candidate_task_set.as_deref()?;
+    Some((candidate, state.stage == TaskSetsStage::Steps))
 }
 
 /// The routes a pass reads for a rollout (or its clean-up), and those it leaves unread: the
@@ -1332,7 +1355,23 @@ impl<'a> TaskSets<'_, 'a> {
             self.status().set_weight(100, now);
             self.advanced();
         }
-        let Some(candidate) = self.candidate_task_set(&state) else {
+        if self.observed.service_remembered {
+            // The steps went on with the service an earlier pass described; the switch
+            // decides on the candidate task set as it is now.
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::Promoting,
+                    "all production traffic is on the candidate; looking at the task sets before making it the primary",
+                )
+                .requeue(Duration::ZERO),
+            );
+        }
+        // Deleted outside switchyard (draining): it can never be the primary.
+        let Some(candidate) = self
+            .candidate_task_set(&state)
+            .filter(|t| t.status != TaskSetStatus::Draining)
+        else {
             return self.begin_roll_back("the candidate task set disappeared".into(), false);
         };
         if candidate.status == TaskSetStatus::Primary {
