@@ -183,6 +183,7 @@ pub fn plan_observation(
                         &desired.name,
                         service,
                         pause_ended,
+                        resolve.is_some(),
                     );
                     RoutesPlan::Known { read, unread }
                 }

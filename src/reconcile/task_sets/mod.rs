@@ -129,7 +129,8 @@ pub fn remembered_service(status: &ReleaseStatus) -> Option<(&str, bool)> {
 /// guarded ([`ExpectedShare`]: the share switchyard set), so the write's own read verifies the
 /// last write and notices a weight changed by hand; creating, test
 /// traffic and a rollback read them all; a clean-up reads them all only when its task set may
-/// be deleted (scaled down: no task set with weight on a route is deleted). A stage that moves
+/// be deleted (scaled down: no task set with weight on a route is deleted) or the pass resolves
+/// a new candidate (`resolving`: it may register one, and the target is checked first). A stage that moves
 /// on in the same pass to one that needs an unread route looks again first.
 pub fn routes_to_read(
     state: &TaskSetsStatus,
@@ -137,6 +138,7 @@ pub fn routes_to_read(
     release: &str,
     service: &Service,
     pause_ended: bool,
+    resolving: bool,
 ) -> (Vec<String>, Vec<String>) {
     let production = state.routes.clone();
     let test = state.test_routes.clone();
@@ -149,7 +151,8 @@ pub fn routes_to_read(
                     && (job.scaled_down || t.scale_percent <= 0.0)
             })
         });
-        return if deletable {
+        // A pass that resolves a new candidate may register it: the target is checked first.
+        return if deletable || resolving {
             (all(), Vec::new())
         } else {
             (Vec::new(), all())
@@ -443,8 +446,10 @@ pub fn check_target(
             ),
         );
     }
-    if in_flight {
-        // The roles and routes are the rollout's, recorded when it started.
+    if in_flight || !observed.unread_routes.is_empty() {
+        // The roles and routes are the rollout's, recorded when it started; or the pass read
+        // no route (a clean-up that is not deleting, with nothing to register: a rollout
+        // starts only after the clean-up, on routes discovered then).
         return Ok(());
     }
     let Some((live, candidate)) = roles(service, groups) else {
