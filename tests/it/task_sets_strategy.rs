@@ -902,7 +902,28 @@ async fn one_canary_makes_no_more_calls_by_operation_than_pinned() {
     )
     .await;
     // Healthy after about 40 s, the old task set deleted 30 s later; then a look at rest.
-    tokio::time::sleep(Duration::from_secs(90)).await;
+    // Healthy stays Healthy while the clean-up waits and works.
+    let mut phases: Vec<Phase> = Vec::new();
+    for _ in 0..90 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let phase = h
+            .store
+            .get("web")
+            .await
+            .unwrap()
+            .and_then(|r| r.status)
+            .map(|s| s.phase);
+        if let Some(phase) = phase
+            && phases.last() != Some(&phase)
+        {
+            phases.push(phase);
+        }
+    }
+    let healthy = phases.iter().position(|p| *p == Phase::Healthy);
+    assert!(
+        healthy.is_some_and(|at| phases[at..].iter().all(|p| *p == Phase::Healthy)),
+        "{phases:?}"
+    );
     let _ = stop_tx.send(());
     let _ = controller.await;
 
