@@ -34,8 +34,8 @@ use switchyard::clock::Clock;
 use switchyard::controller::{self, Context, ControllerConfig};
 use switchyard::model::{AuditAction, Phase, StrategyStatus};
 use switchyard::ports::{
-    AwsError, AwsPorts, AwsProvider, Listener, LoadBalancer, ReleaseStore, Route, SpecPrecondition,
-    SpecWrite, TargetGroup, TargetHealth, WeightedTargetGroup,
+    AwsError, AwsPorts, AwsProvider, ExpectedShare, Listener, LoadBalancer, ReleaseStore, Route,
+    SpecPrecondition, SpecWrite, TargetGroup, TargetHealth, WeightedTargetGroup,
 };
 use switchyard::sim::{ExternalHandles, ExternalSetup, Fault, FaultRule, SimAws, SimStore};
 use switchyard::state::ControllerState;
@@ -162,7 +162,7 @@ fn main() {
         "method": {
             "controller": "defaults (resync 60 s, concurrency 8, jitter seed 7); services of 2 tasks, each with its own load balancer (a production and a test listener)",
             "calls": "API calls as they reach the simulated AWS (SimAws::call_times), the controller's only",
-            "due_step": "from the end of a timed pause (the status's pauseEndsAt) to the controller's next weight write on the production listener",
+            "due_step": "from the end of a timed pause (the status's pauseEndsAt) to the end of the controller's next weight write on the production listener (its read of the route and ModifyListener done)",
             "minimal_sequence": minimal,
             "elb_describe_rate": format!("token bucket of {ELB_DESCRIBE_BURST} refilled at {ELB_DESCRIBE_REFILL_PER_S}/s over every elbv2:Describe* call of the account and Region"),
         },
@@ -314,7 +314,8 @@ fn minimal_sequence(steps: &[Step]) -> BTreeMap<String, u64> {
 
 // ----- the run ---------------------------------------------------------------------------
 
-/// A weight written to a route, by the controller.
+/// A weight written to a route, by the controller: when the write was done (the port's read
+/// of the route and its ModifyListener or ModifyRule returned).
 #[derive(Debug, Clone)]
 struct Write {
     at: Timestamp,
@@ -661,9 +662,13 @@ impl LoadBalancer for LoggedLoadBalancer {
         &self,
         route_arn: &str,
         weights: &[WeightedTargetGroup],
+        expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
+        let result = self
+            .inner
+            .set_forward_weights(route_arn, weights, expected)
+            .await;
         let at = self.clock.now();
-        let result = self.inner.set_forward_weights(route_arn, weights).await;
         if result.is_ok() {
             self.writes
                 .lock()

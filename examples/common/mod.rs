@@ -27,10 +27,10 @@ use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
     AlarmState, Alarms, AssumeRoleRequest, AwsError, AwsPorts, AwsProvider, CodeDeploy,
     ContainerDefinition, CreateDeploymentRequest, CreateTaskSetRequest, Deployment,
-    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, HookAction, Listener, LoadBalancer,
-    MetricData, MetricDataRequest, MetricDatapoint, ReleaseStore, RoleSession, Route, Service,
-    ServiceDeployment, ServiceRevision, SpecPrecondition, SpecWrite, StoreError, StoredRelease,
-    Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest,
+    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, ExpectedShare, HookAction, Listener,
+    LoadBalancer, MetricData, MetricDataRequest, MetricDatapoint, ReleaseStore, RoleSession, Route,
+    Service, ServiceDeployment, ServiceRevision, SpecPrecondition, SpecWrite, StoreError,
+    StoredRelease, Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest,
     WeightedTargetGroup,
 };
 
@@ -595,11 +595,12 @@ impl LoadBalancer for RecordingPorts {
         &self,
         route_arn: &str,
         weights: &[WeightedTargetGroup],
+        expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
         let call = self
             .ports
             .load_balancer
-            .set_forward_weights(route_arn, weights);
+            .set_forward_weights(route_arn, weights, expected);
         self.recorder
             .call("elasticloadbalancing:SetForwardWeights", call)
             .await

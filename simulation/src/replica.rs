@@ -24,11 +24,11 @@ use switchyard::model::{OperatorRequest, ReleaseStatus, RequestKind};
 use switchyard::ports::{
     AlarmState, Alarms, AssumeRoleRequest, AwsError, AwsPorts, AwsProvider, CodeDeploy,
     ContainerDefinition, CreateDeploymentRequest, CreateTaskSetRequest, Deployment,
-    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, HookAction, LeaseRecord, LeaseStore,
-    Listener, LoadBalancer, MetricData, MetricDataRequest, MetricDatapoint, ReleaseStore,
-    RoleSession, Route, Service, ServiceDeployment, ServiceRevision, SpecWrite, StoreError,
-    StoredRelease, Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet, UpdateServiceRequest,
-    WeightedTargetGroup,
+    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, ExpectedShare, HookAction,
+    LeaseRecord, LeaseStore, Listener, LoadBalancer, MetricData, MetricDataRequest,
+    MetricDatapoint, ReleaseStore, RoleSession, Route, Service, ServiceDeployment, ServiceRevision,
+    SpecWrite, StoreError, StoredRelease, Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet,
+    UpdateServiceRequest, WeightedTargetGroup,
 };
 use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::sim::{SimAws, SimStore, service_of_deployment_arn};
@@ -978,6 +978,7 @@ impl LoadBalancer for ReplicaAws {
         &self,
         route_arn: &str,
         weights: &[WeightedTargetGroup],
+        expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
         let detail = weights
             .iter()
@@ -1005,7 +1006,7 @@ impl LoadBalancer for ReplicaAws {
             release,
             format!("{route_arn}: {detail}"),
             context,
-            self.inner.set_forward_weights(route_arn, weights),
+            self.inner.set_forward_weights(route_arn, weights, expected),
         )
         .await
     }
@@ -1083,7 +1084,7 @@ mod tests {
             },
         ];
         replica
-            .set_forward_weights(&world.production_listener_arn, &weights)
+            .set_forward_weights(&world.production_listener_arn, &weights, None)
             .await
             .unwrap();
         let setup = ExternalSetup::new("prod", "web");

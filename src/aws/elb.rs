@@ -8,8 +8,8 @@ use aws_sdk_elasticloadbalancingv2::types as sdk;
 use super::error::{CodeMap, classify};
 use super::routes::forward_targets;
 use crate::ports::{
-    AwsError, AwsErrorKind, Listener, LoadBalancer, Route, TargetGroup, TargetHealth,
-    WeightedTargetGroup,
+    AwsError, AwsErrorKind, ExpectedShare, Listener, LoadBalancer, Route, TargetGroup,
+    TargetHealth, WeightedTargetGroup,
 };
 
 const SERVICE: &str = "elbv2";
@@ -112,8 +112,9 @@ impl LoadBalancer for ElbAdapter {
         &self,
         route_arn: &str,
         weights: &[WeightedTargetGroup],
+        expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
-        super::routes::set_forward_weights(&self.client, route_arn, weights).await
+        super::routes::set_forward_weights(&self.client, route_arn, weights, expected).await
     }
 }
 

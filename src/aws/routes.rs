@@ -13,7 +13,7 @@ use aws_sdk_elasticloadbalancingv2::types as sdk;
 
 use super::error::{CodeMap, classify};
 use crate::ports::{
-    AwsError, AwsErrorKind, Route, TargetGroup, TargetHealth, TargetHealthState,
+    AwsError, AwsErrorKind, ExpectedShare, Route, TargetGroup, TargetHealth, TargetHealthState,
     WeightedTargetGroup,
 };
 
@@ -411,6 +411,7 @@ pub(crate) async fn set_forward_weights(
     client: &Client,
     route: &str,
     weights: &[WeightedTargetGroup],
+    expected: Option<&ExpectedShare>,
 ) -> Result<(), AwsError> {
     let kind = route_arn("ModifyListener", route)?;
     if let Err(message) = check_weights(weights) {
@@ -424,6 +425,9 @@ pub(crate) async fn set_forward_weights(
         RouteArn::Listener => {
             const OP: &str = "ModifyListener";
             let current = listener(client, route).await?;
+            if let Some(expected) = expected {
+                expected.check(OP, route, forward_of(current.default_actions()).as_deref())?;
+            }
             let actions = rewrite_forward(current.default_actions(), weights)
                 .map_err(|m| invalid(OP, format!("{route}: {m}")))?;
             client
@@ -437,6 +441,9 @@ pub(crate) async fn set_forward_weights(
         RouteArn::Rule { .. } => {
             const OP: &str = "ModifyRule";
             let current = rule(client, route).await?;
+            if let Some(expected) = expected {
+                expected.check(OP, route, forward_of(current.actions()).as_deref())?;
+            }
             let actions = rewrite_forward(current.actions(), weights)
                 .map_err(|m| invalid(OP, format!("{route}: {m}")))?;
             client

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::model::ReleaseStatus;
-use crate::ports::{AlarmState, DeploymentGroup, Service, TargetGroup, TaskDefinition};
+use crate::ports::{AlarmState, DeploymentGroup, Route, Service, TargetGroup, TaskDefinition};
 
 /// How long a deployment group is trusted (virtual time).
 pub const GROUP_TTL: Duration = Duration::from_secs(300);
@@ -31,6 +31,14 @@ type GroupKey = (String, String, String);
 type AlarmKey = (String, String);
 /// The place and the references the document gives.
 type TargetGroupsKey = (String, Vec<String>);
+/// The place and a load balancer's ARN.
+type RoutesKey = (String, String);
+
+/// How long a load balancer's routes, as a task-set release about to start discovered them,
+/// serve the next pass: the pass that checks the target and registers the candidate is
+/// followed at once by the pass that starts the rollout, which needs the same routes. Any
+/// later look reads them again, and a weight this controller writes drops them.
+pub const DISCOVERED_ROUTES_TTL: Duration = Duration::from_secs(5);
 
 /// The caches; one per controller.
 #[derive(Default)]
@@ -44,6 +52,9 @@ pub struct Caches {
     /// The pairs of target groups of task-set releases, by the references the document gives
     /// (they change rarely; their load balancers are what a rollout discovers routes on).
     target_groups: Mutex<BTreeMap<TargetGroupsKey, (Instant, Vec<TargetGroup>)>>,
+    /// Every route of a load balancer, as discovered for a task-set release about to start,
+    /// for [`DISCOVERED_ROUTES_TTL`].
+    discovered_routes: Mutex<BTreeMap<RoutesKey, (Instant, Vec<Route>)>>,
     /// release -> (the deployment of ours being followed, the service seen when it started).
     following: Mutex<BTreeMap<String, (String, Service)>>,
     /// release -> (the status version it was to replace, the status recording what an action
@@ -162,6 +173,46 @@ impl Caches {
             (scope.to_string(), references.to_vec()),
             (clock.deadline_after(GROUP_TTL), groups.to_vec()),
         );
+    }
+
+    /// The routes of a load balancer discovered less than [`DISCOVERED_ROUTES_TTL`] ago.
+    pub fn discovered_routes(&self, scope: &str, load_balancer: &str) -> Option<Vec<Route>> {
+        let cached = self
+            .discovered_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cached
+            .get(&(scope.to_string(), load_balancer.to_string()))
+            .filter(|(expires, _)| *expires > Instant::now())
+            .map(|(_, routes)| routes.clone())
+    }
+
+    pub fn put_discovered_routes(
+        &self,
+        clock: &Clock,
+        scope: &str,
+        load_balancer: &str,
+        routes: &[Route],
+    ) {
+        let mut cached = self
+            .discovered_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        cached.retain(|_, (expires, _)| *expires > now);
+        cached.insert(
+            (scope.to_string(), load_balancer.to_string()),
+            (clock.deadline_after(DISCOVERED_ROUTES_TTL), routes.to_vec()),
+        );
+    }
+
+    /// Drops every discovery that holds `route` (its weights are being written).
+    pub fn forget_route(&self, scope: &str, route: &str) {
+        let mut cached = self
+            .discovered_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cached.retain(|(s, _), (_, routes)| s != scope || routes.iter().all(|r| r.arn != route));
     }
 
     /// The service seen when `deployment` of `release` started, if that is the deployment

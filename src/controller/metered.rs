@@ -16,8 +16,8 @@ use crate::model::{Home, OperatorRequest, ReleaseStatus, RequestKind};
 use crate::ports::{
     AlarmState, Alarms, AssumeRoleRequest, AwsError, AwsPorts, AwsProvider, CodeDeploy,
     ContainerDefinition, CreateDeploymentRequest, CreateTaskSetRequest, Deployment,
-    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, Fence, HookAction, HttpProbe,
-    Listener, LoadBalancer, MetricData, MetricDataRequest, MetricDatapoint, ProbeError,
+    DeploymentFilter, DeploymentGroup, DeploymentTarget, Ecs, ExpectedShare, Fence, HookAction,
+    HttpProbe, Listener, LoadBalancer, MetricData, MetricDataRequest, MetricDatapoint, ProbeError,
     ReleaseStore, RoleSession, Route, Service, ServiceDeployment, ServiceRevision, SpecWrite,
     StoreError, StoredRelease, Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet,
     UpdateServiceRequest, WeightedTargetGroup,
@@ -518,6 +518,7 @@ impl LoadBalancer for MeteredPorts {
         &self,
         route_arn: &str,
         weights: &[WeightedTargetGroup],
+        expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
         metered!(
             self,
@@ -525,7 +526,7 @@ impl LoadBalancer for MeteredPorts {
             "SetForwardWeights",
             self.ports
                 .load_balancer
-                .set_forward_weights(route_arn, weights),
+                .set_forward_weights(route_arn, weights, expected),
             outcome
         )
     }
@@ -770,7 +771,7 @@ mod tests {
         ];
         ports
             .load_balancer
-            .set_forward_weights(&production, &weights)
+            .set_forward_weights(&production, &weights, None)
             .await
             .unwrap();
         let created = ports

@@ -26,6 +26,7 @@ pub async fn observe(
     desired: &DesiredRelease,
     record: &StoredRelease,
     service: Lookup<Service>,
+    now: jiff::Timestamp,
 ) -> Result<Observed, AwsError> {
     let mut observed = Observed {
         status: record.status.clone(),
@@ -47,6 +48,29 @@ pub async fn observe(
         Some((service, seen)) => (Lookup::Found(service), Some(seen)),
         None => (service, None),
     };
+    // A task-set rollout in its steps goes on with the service an earlier pass described.
+    let task_sets = matches!(
+        spec.strategy.selected(),
+        Some(crate::model::SelectedStrategy::TaskSets(_))
+    );
+    let remembered_for = record
+        .status
+        .as_ref()
+        .and_then(crate::reconcile::task_sets::remembered_service)
+        .filter(|_| task_sets);
+    let mut service_remembered = false;
+    let service = match (service, remembered_for) {
+        (Lookup::NotLookedUp, Some((candidate, true))) => {
+            match ctx.caches.following(&record.name, candidate) {
+                Some(service) => {
+                    service_remembered = true;
+                    Lookup::Found(service)
+                }
+                None => Lookup::NotLookedUp,
+            }
+        }
+        (service, _) => service,
+    };
     let service = match service {
         Lookup::Found(service) => service,
         Lookup::Missing => {
@@ -61,7 +85,13 @@ pub async fn observe(
             }
         },
     };
-    let plan = plan_observation(desired, record.status.as_ref(), &service);
+    if task_sets && !service_remembered {
+        match remembered_for {
+            Some((candidate, _)) => ctx.caches.follow(&record.name, candidate, &service),
+            None => ctx.caches.unfollow(&record.name),
+        }
+    }
+    let plan = plan_observation(desired, record.status.as_ref(), &service, now);
     observed.service = Lookup::Found(service);
 
     if let Some(lookups) = &plan.resolve {
@@ -111,8 +141,9 @@ pub async fn observe(
             target_groups,
             routes,
             candidate_health,
-        } => StrategyObserved::TaskSets(
-            task_sets::observe(
+        } => StrategyObserved::TaskSets(crate::reconcile::task_sets::Observed {
+            service_remembered,
+            ..task_sets::observe(
                 ctx,
                 &ports,
                 &desired.placement.scope_key(),
@@ -120,8 +151,8 @@ pub async fn observe(
                 routes,
                 candidate_health.as_deref(),
             )
-            .await?,
-        ),
+            .await?
+        }),
     };
     // An analysis's measurement, when one is due: its readings (errors included) go to
     // `decide`, which records it once.

@@ -240,7 +240,7 @@ async fn reconcile_record(
         None => (record, false),
     };
     let desired = desired_release(ctx, &record, spec);
-    let observed = match observe(ctx, &desired, &record, service).await {
+    let observed = match observe(ctx, &desired, &record, service, now).await {
         Ok(observed) => observed,
         Err(error) if is_refusal(&error) => {
             // A look AWS refuses (access denied, say) is refused again at once: say so in
@@ -315,6 +315,12 @@ async fn reconcile_record(
     // The session that observed is good for minutes more (`access::MIN_REMAINING`).
     let ports = ports_for(ctx, &desired).await?;
     info!(action = action.as_str(), "acting");
+    if let Action::TaskSets(crate::reconcile::task_sets::Action::SetWeights { route, .. }) = &action
+    {
+        // A discovery that holds the route no longer tells its weights.
+        ctx.caches
+            .forget_route(&desired.placement.scope_key(), route);
+    }
     let result = apply(&ports, &action).await;
     match (&result, &observed.service) {
         (
@@ -551,6 +557,6 @@ pub async fn observe_release(
     record: &StoredRelease,
 ) -> Result<(DesiredRelease, Observed), PassError> {
     let desired = desired_release(ctx, record, None);
-    let observed = observe(ctx, &desired, record, Lookup::NotLookedUp).await?;
+    let observed = observe(ctx, &desired, record, Lookup::NotLookedUp, ctx.clock.now()).await?;
     Ok((desired, observed))
 }

@@ -69,7 +69,16 @@ pub async fn observe(
             balancers.sort();
             balancers.dedup();
             for balancer in balancers {
-                for route in ports.load_balancer.describe_routes(balancer).await? {
+                let routes = match ctx.caches.discovered_routes(scope, balancer) {
+                    Some(routes) => routes,
+                    None => {
+                        let routes = ports.load_balancer.describe_routes(balancer).await?;
+                        ctx.caches
+                            .put_discovered_routes(&ctx.clock, scope, balancer, &routes);
+                        routes
+                    }
+                };
+                for route in routes {
                     if !found.iter().any(|r| r.arn == route.arn) {
                         found.push(route);
                     }
@@ -110,9 +119,13 @@ pub async fn apply(ports: &AwsPorts, action: &Action) -> Result<ActionResult, Aw
             .create_task_set(request)
             .await
             .map(ActionResult::Created),
-        Action::SetWeights { route, weights } => ports
+        Action::SetWeights {
+            route,
+            weights,
+            expected,
+        } => ports
             .load_balancer
-            .set_forward_weights(route, weights)
+            .set_forward_weights(route, weights, expected.as_ref())
             .await
             .map(|()| ActionResult::Done),
         Action::UpdatePrimary {

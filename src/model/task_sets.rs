@@ -277,6 +277,12 @@ pub struct TaskSetsStatus {
     /// after a rollback; never blocks the verdict).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clean_up: Option<CleanUp>,
+    /// A guarded weight write found a production route changed outside switchyard (its share
+    /// was not the one switchyard set): until every production route reads that share again
+    /// (or `promote` writes it again), any other share holds the rollout as a weight changed
+    /// by hand, even one the step in flight would allow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub route_changed: bool,
 }
 
 /// The candidate's share of production traffic from a point in time on.

@@ -121,6 +121,57 @@ pub struct TargetHealth {
     pub state: TargetHealthState,
 }
 
+/// What a guarded weight write expects a route to show: the candidate group's share of its
+/// traffic, in percent (0 when the forward action does not name it). Every weight write reads
+/// the route first (`ModifyListener` and `ModifyRule` take the whole action list); a guarded
+/// one that finds another share writes nothing and fails with [`ExpectedShare::ROUTE_CHANGED`]
+/// (kind `Conflict`): the read before the write is the look that verifies the last write and
+/// notices weights changed by hand.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpectedShare {
+    pub target_group_arn: String,
+    pub percent: u32,
+}
+
+impl ExpectedShare {
+    /// The error code of a guarded write that found another share (switchyard's own: the
+    /// check is made before ELB is asked).
+    pub const ROUTE_CHANGED: &'static str = "RouteChanged";
+
+    /// `Ok` when `forward` (a route's forward action, as read) gives the expected share.
+    pub fn check(
+        &self,
+        operation: &'static str,
+        route_arn: &str,
+        forward: Option<&[WeightedTargetGroup]>,
+    ) -> Result<(), super::AwsError> {
+        let total: u32 = forward.iter().copied().flatten().map(|t| t.weight).sum();
+        let share = forward.filter(|_| total > 0).map(|targets| {
+            let weight: u32 = targets
+                .iter()
+                .filter(|t| t.target_group_arn == self.target_group_arn)
+                .map(|t| t.weight)
+                .sum();
+            (f64::from(weight) * 100.0 / f64::from(total)).round() as u32
+        });
+        if share == Some(self.percent) {
+            return Ok(());
+        }
+        Err(super::AwsError::new(
+            "elbv2",
+            operation,
+            super::AwsErrorKind::Conflict,
+            format!(
+                "{route_arn} gives {} the candidate group, not the {}% switchyard set: changed outside switchyard; not written",
+                share.map_or("nothing to".to_string(), |p| format!("{p}% to")),
+                self.percent
+            ),
+        )
+        .with_code(Self::ROUTE_CHANGED))
+    }
+}
+
 /// The load balancer as the controller uses it: read-only for the CodeDeploy strategy;
 /// the task-set strategy also weights forward actions.
 #[async_trait]
@@ -160,13 +211,15 @@ pub trait LoadBalancer: Send + Sync {
 
     /// Rewrites the target groups and weights of a route's forward action (`ModifyListener`
     /// for a listener's default action, `ModifyRule` for a rule), keeping every other action
-    /// and the forward action's stickiness as they are.
+    /// and the forward action's stickiness as they are. With `expected`, only if the route
+    /// (read first, as always) still gives that share (see [`ExpectedShare`]).
     async fn set_forward_weights(
         &self,
         route_arn: &str,
         weights: &[WeightedTargetGroup],
+        expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
-        let _ = (route_arn, weights);
+        let _ = (route_arn, weights, expected);
         Err(unsupported("ModifyListener"))
     }
 }

@@ -5,7 +5,6 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::model::{
     Candidate, Outcome, Phase, Reason, ReleaseSpec, ReleaseStatus, RequestKind, SelectedStrategy,
-    TaskSetsStage,
 };
 use crate::ports::Service;
 
@@ -98,6 +97,7 @@ pub fn plan_observation(
     desired: &DesiredRelease,
     status: Option<&ReleaseStatus>,
     service: &Service,
+    now: Timestamp,
 ) -> ObservationPlan {
     let Ok(spec) = &desired.spec else {
         return ObservationPlan::default();
@@ -118,7 +118,13 @@ pub fn plan_observation(
         return ObservationPlan::default();
     }
     let in_flight = status.and_then(ReleaseStatus::rollout_in_flight);
-    let idle_and_paused = spec.paused && in_flight.is_none();
+    // A clean-up goes on while the release is paused (it is no rollout), and reads the routes
+    // before it deletes.
+    let cleaning_up = matches!(
+        status.and_then(|s| s.strategy.as_ref()),
+        Some(crate::model::StrategyStatus::TaskSets(t)) if t.clean_up.is_some()
+    );
+    let idle_and_paused = spec.paused && in_flight.is_none() && !cleaning_up;
     if idle_and_paused {
         return ObservationPlan::default();
     }
@@ -167,7 +173,18 @@ pub fn plan_observation(
             let known = state.filter(|t| in_flight.is_some() || t.clean_up.is_some());
             let routes = match known {
                 Some(t) => {
-                    let (read, unread) = super::task_sets::routes_to_read(t, in_flight.is_some());
+                    // The end of a timed pause has come, and nothing holds the next step.
+                    let pause_ended = !spec.paused
+                        && t.stage == crate::model::TaskSetsStage::Steps
+                        && t.pause_ends_at.is_some_and(|end| end <= now);
+                    let (read, unread) = super::task_sets::routes_to_read(
+                        t,
+                        in_flight,
+                        &desired.name,
+                        service,
+                        pause_ended,
+                        resolve.is_some(),
+                    );
                     RoutesPlan::Known { read, unread }
                 }
                 None => RoutesPlan::Discover {
@@ -179,14 +196,9 @@ pub fn plan_observation(
                         .collect(),
                 },
             };
-            let candidate_health = known
-                .filter(|t| {
-                    matches!(
-                        t.stage,
-                        TaskSetsStage::Creating | TaskSetsStage::WaitingForCandidate
-                    )
-                })
-                .and_then(|t| t.candidate_target_group.clone());
+            let candidate_health = known.and_then(|t| {
+                super::task_sets::candidate_health_to_read(t, in_flight, &desired.name, service)
+            });
             StrategyPlan::TaskSets {
                 target_groups: task_sets.target_groups.clone(),
                 routes,

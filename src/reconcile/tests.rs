@@ -513,7 +513,7 @@ impl World {
         let Ok(spec) = &self.desired.spec else {
             return;
         };
-        let plan = plan_observation(&self.desired, self.status.as_ref(), service);
+        let plan = plan_observation(&self.desired, self.status.as_ref(), service, self.now);
         if let Some(lookups) = &plan.resolve {
             observed.task_definitions = self.aws.resolve(lookups);
         } else if let Some(candidate) = &plan.candidate {
@@ -1357,7 +1357,7 @@ fn an_ambiguous_create_keeps_the_intent_so_the_next_pass_searches_first() {
     world.pass_failing(aws_error(AwsErrorKind::Ambiguous));
     let status = world.status();
     assert_eq!(status.code_deploy().unwrap().creating_since, Some(now()));
-    let plan = plan_observation(&world.desired, Some(status), &service(1));
+    let plan = plan_observation(&world.desired, Some(status), &service(1), world.now);
     assert_eq!(
         plan.strategy,
         Some(StrategyPlan::CodeDeploy {
@@ -2832,7 +2832,7 @@ fn plan(world: &World) -> ObservationPlan {
     let Lookup::Found(service) = &world.aws.service else {
         panic!("the plan follows the service");
     };
-    plan_observation(&world.desired, world.status.as_ref(), service)
+    plan_observation(&world.desired, world.status.as_ref(), service, world.now)
 }
 
 #[test]

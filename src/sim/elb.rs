@@ -9,8 +9,8 @@
 use async_trait::async_trait;
 
 use crate::ports::{
-    AwsError, AwsErrorKind, Listener, LoadBalancer, Route, TargetGroup, TargetHealth,
-    WeightedTargetGroup,
+    AwsError, AwsErrorKind, ExpectedShare, Listener, LoadBalancer, Route, TargetGroup,
+    TargetHealth, WeightedTargetGroup,
 };
 
 use super::SimAws;
@@ -473,6 +473,7 @@ impl LoadBalancer for SimAws {
         &self,
         route_arn: &str,
         weights: &[WeightedTargetGroup],
+        expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
         let (read, modify) = match route_kind("ModifyListener", route_arn)? {
             RouteKind::Listener => (self.read_listener_route(route_arn).await?, "ModifyListener"),
@@ -485,6 +486,9 @@ impl LoadBalancer for SimAws {
                 "ValidationError",
                 format!("{route_arn} has no forward action to weight"),
             ));
+        }
+        if let Some(expected) = expected {
+            expected.check(modify, route_arn, read.forward.as_deref())?;
         }
         self.call(SERVICE, modify, |world, _| {
             world.modify_forward(modify, route_arn, weights)

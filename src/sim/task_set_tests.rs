@@ -402,6 +402,7 @@ async fn a_task_set_needs_a_target_group_that_a_load_balancer_forwards_to() {
         .set_forward_weights(
             &f.handles.production_listener_arn,
             &weighted(&[(f.a(), 100), (f.b(), 0)]),
+            None,
         )
         .await
         .unwrap();
@@ -669,7 +670,7 @@ async fn forward_weights_are_rewritten_and_read_back() {
     let f = Fixture::new(|s| s.rules = rules());
     let production = f.handles.production_listener_arn.clone();
     f.aws
-        .set_forward_weights(&production, &weighted(&[(f.a(), 90), (f.b(), 10)]))
+        .set_forward_weights(&production, &weighted(&[(f.a(), 90), (f.b(), 10)]), None)
         .await
         .unwrap();
     assert_eq!(
@@ -681,7 +682,7 @@ async fn forward_weights_are_rewritten_and_read_back() {
 
     let rule = f.handles.rule_arns[0].clone();
     f.aws
-        .set_forward_weights(&rule, &weighted(&[(f.a(), 0), (f.b(), 999)]))
+        .set_forward_weights(&rule, &weighted(&[(f.a(), 0), (f.b(), 999)]), None)
         .await
         .unwrap();
     assert_eq!(
@@ -731,7 +732,7 @@ async fn forward_weights_are_refused_outside_what_elb_accepts() {
     for (what, weights, kind) in cases {
         let error = f
             .aws
-            .set_forward_weights(&production, &weights)
+            .set_forward_weights(&production, &weights, None)
             .await
             .unwrap_err();
         assert_eq!(error.kind, kind, "{what}: {error}");
@@ -740,7 +741,7 @@ async fn forward_weights_are_refused_outside_what_elb_accepts() {
 
     let fixed = f
         .aws
-        .set_forward_weights(&f.handles.rule_arns[1], &weighted(&[(f.a(), 1)]))
+        .set_forward_weights(&f.handles.rule_arns[1], &weighted(&[(f.a(), 1)]), None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -763,6 +764,7 @@ async fn a_target_group_of_another_load_balancer_is_refused() {
                 (&web.target_group_arns[0], 1),
                 (&api.target_group_arns[1], 1),
             ]),
+            None,
         )
         .await
         .unwrap_err();
@@ -854,6 +856,7 @@ async fn task_set_and_route_calls_go_through_faults_and_call_counts() {
         .set_forward_weights(
             &f.handles.production_listener_arn,
             &weighted(&[(f.a(), 50), (f.b(), 50)]),
+            None,
         )
         .await
         .unwrap_err();

@@ -334,7 +334,7 @@ async fn forward_weights_are_rewritten_on_a_listener_and_a_rule_and_read_back() 
     let (a, b) = (w.a(), w.b());
     let production = w.str("productionListenerArn");
     w.elb()
-        .set_forward_weights(&production, &weighted(&[(&a, 90), (&b, 10)]))
+        .set_forward_weights(&production, &weighted(&[(&a, 90), (&b, 10)]), None)
         .await
         .expect("listener weighted");
     let route = w.route(&production).await;
@@ -345,7 +345,7 @@ async fn forward_weights_are_rewritten_on_a_listener_and_a_rule_and_read_back() 
 
     let rule = w.str("ruleArn");
     w.elb()
-        .set_forward_weights(&rule, &weighted(&[(&a, 0), (&b, 999)]))
+        .set_forward_weights(&rule, &weighted(&[(&a, 0), (&b, 999)]), None)
         .await
         .expect("rule weighted");
     assert_eq!(
@@ -384,7 +384,7 @@ async fn a_weight_above_999_is_refused_before_it_reaches_elb() {
             .build(),
     );
     let error = ElbAdapter::new(counted)
-        .set_forward_weights(&production, &weighted(&[(&w.a(), 1000)]))
+        .set_forward_weights(&production, &weighted(&[(&w.a(), 1000)]), None)
         .await
         .expect_err("refused");
     assert_eq!(error.kind, AwsErrorKind::InvalidRequest, "{error}");
@@ -774,7 +774,7 @@ async fn a_rewrite_keeps_the_authentication_action_the_order_and_the_stickiness(
         [&describe, &modify]
     );
     ElbAdapter::new(client)
-        .set_forward_weights(LISTENER, &weighted(&[(TG_A, 90), (TG_B, 10)]))
+        .set_forward_weights(LISTENER, &weighted(&[(TG_A, 90), (TG_B, 10)]), None)
         .await
         .expect("rewritten");
     assert_eq!((describe.num_calls(), modify.num_calls()), (1, 1));
@@ -809,7 +809,7 @@ async fn a_rule_is_rewritten_with_modify_rule_and_elbs_refusals_are_classified()
         [&describe, &unknown_group]
     );
     let error = ElbAdapter::new(client)
-        .set_forward_weights(RULE, &weighted(&[(TG_A, 50), (TG_B, 50)]))
+        .set_forward_weights(RULE, &weighted(&[(TG_A, 50), (TG_B, 50)]), None)
         .await
         .expect_err("moto accepts unknown target groups; ELB does not");
     assert_eq!(error.kind, AwsErrorKind::NotFound, "{error}");
@@ -919,4 +919,55 @@ async fn routes_follow_the_next_marker_of_listeners_and_rules() {
     );
     assert_eq!(routes[3].port, Some(8080));
     assert_eq!(routes[3].forward, Some(weighted(&[(TG_B, 1)])));
+}
+
+/// A guarded weight write (`ExpectedShare`) checks the share it reads before writing: the
+/// listener forwards all to A, the write expects 10% on B, so nothing is written and the
+/// error says the route changed (a `Conflict` the controller reads as a weight changed by
+/// hand); expecting the share the route gives, it writes.
+#[tokio::test]
+async fn a_guarded_rewrite_writes_nothing_when_the_route_changed() {
+    use aws_sdk_elasticloadbalancingv2::Client;
+    use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput;
+    use aws_sdk_elasticloadbalancingv2::operation::modify_listener::ModifyListenerOutput;
+    use switchyard::ports::ExpectedShare;
+    let describe = mock!(Client::describe_listeners)
+        .match_requests(|r| r.listener_arns() == [LISTENER])
+        .then_output(|| {
+            DescribeListenersOutput::builder()
+                .listeners(listener(443, vec![forward_single(TG_A, 1)]))
+                .build()
+        });
+    let modify =
+        mock!(Client::modify_listener).then_output(|| ModifyListenerOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&describe, &modify]
+    );
+    let adapter = ElbAdapter::new(client);
+    let share = |percent| ExpectedShare {
+        target_group_arn: TG_B.into(),
+        percent,
+    };
+    let error = adapter
+        .set_forward_weights(
+            LISTENER,
+            &weighted(&[(TG_A, 50), (TG_B, 50)]),
+            Some(&share(10)),
+        )
+        .await
+        .expect_err("the route gives B nothing, not 10%");
+    assert_eq!(error.kind, AwsErrorKind::Conflict, "{error}");
+    assert_eq!(error.code.as_deref(), Some(ExpectedShare::ROUTE_CHANGED));
+    assert_eq!((describe.num_calls(), modify.num_calls()), (1, 0));
+    adapter
+        .set_forward_weights(
+            LISTENER,
+            &weighted(&[(TG_A, 50), (TG_B, 50)]),
+            Some(&share(0)),
+        )
+        .await
+        .expect("the route gives B 0%, as expected");
+    assert_eq!((describe.num_calls(), modify.num_calls()), (2, 1));
 }

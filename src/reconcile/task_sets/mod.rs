@@ -15,18 +15,28 @@
 //!    call carries the rollout's client token and external id, so a pass that finds the
 //!    intent looks for the task set before asking again.
 //! 3. **Wait** until it is `STEADY_STATE` and its group has healthy targets (at least one,
-//!    and no fewer than its running tasks).
+//!    and no fewer than its running tasks). The looks back off ([`starting_poll`]); the
+//!    targets' health is read only once the task set reports `STEADY_STATE`, and that look
+//!    reads the routes too, so it goes on to test traffic and the first weight at once.
 //! 4. **Test traffic**: every test listener forwards to the candidate group.
 //! 5. **Steps**, in order: `setWeight: N` rewrites each production route to candidate N /
 //!    live 100-N (one route per pass, each verified by reading it back); a timed `pause`
-//!    waits (a promote skips it); `pause: {}` waits for `switchyard promote`. A weight
+//!    waits (a promote skips it); `pause: {}` waits for `switchyard promote`. At the end of a
+//!    timed pause (and for the first weight, once the candidate is steady) the pass does not
+//!    read the production routes: the next write is guarded by the share switchyard set
+//!    ([`ExpectedShare`]), so the read every write makes anyway verifies the last write and
+//!    notices a hand change (the route is not written; the next pass reads it and holds the
+//!    rollout, even for a share the next step would allow). A weight
 //!    changed by hand (below the weight applied, or above the step's) holds the rollout
 //!    (`AwaitingPromotion`, condition `Drifted`): promote writes that route's weights again,
 //!    abort rolls back; a route switchyard already moved is never lowered. Edited steps
 //!    continue from the first step whose weight is at least the highest share a route gives
 //!    the candidate: a weight is never lowered by an edit, not even mid-step.
-//! 6. **Switch**: every production route to 100 on the candidate, then
-//!    `UpdateServicePrimaryTaskSet`: the release is `Healthy`. After `scaleDownDelay` the old
+//!    During the steps a pass takes the service (its task sets) from the pass before
+//!    ([`remembered_service`]: the steps decide on the routes) instead of describing it.
+//! 6. **Switch**: every production route to 100 on the candidate, then, on a service described
+//!    afresh, `UpdateServicePrimaryTaskSet` (a candidate draining or gone rolls back): the
+//!    release is `Healthy`. After `scaleDownDelay` the old
 //!    task set is scaled to 0 and deleted (clean-up; it never blocks the verdict). A candidate
 //!    found primary has succeeded, whatever the status says (the switch's reply or the write
 //!    after it was lost): nothing rolls it back, not even a newer candidate.
@@ -51,9 +61,9 @@ use crate::model::{
     ReleaseStatus, Rollout, StrategyStatus, TaskSetsStrategy, TrafficWeights,
 };
 use crate::ports::{
-    AwsError, AwsErrorKind, CreateTaskSetRequest, DeploymentControllerType, LoadBalancerBinding,
-    Route, Service, StabilityStatus, TargetGroup, TargetHealth, TargetHealthState, TaskSet,
-    TaskSetStatus, WeightedTargetGroup, task_definition_short_name,
+    AwsError, AwsErrorKind, CreateTaskSetRequest, DeploymentControllerType, ExpectedShare,
+    LoadBalancerBinding, Route, Service, StabilityStatus, TargetGroup, TargetHealth,
+    TargetHealthState, TaskSet, TaskSetStatus, WeightedTargetGroup, task_definition_short_name,
 };
 
 use super::analysis::AnalysisProgress;
@@ -62,8 +72,14 @@ use super::{
     waiting_poll, waiting_until,
 };
 
-/// Polling while waiting for the candidate to become steady and healthy.
+/// The shortest spacing of the looks while the candidate task set starts (see
+/// [`starting_poll`]).
 pub const POLL_STARTING: Duration = Duration::from_secs(5);
+/// The longest spacing of the looks while the candidate task set starts.
+pub const POLL_STARTING_MAX: Duration = Duration::from_secs(30);
+/// The first look after `CreateTaskSet`: its reply says the task set exists; no task of it
+/// can have started and passed a health check sooner.
+pub const FIRST_LOOK_AFTER_CREATE: Duration = Duration::from_secs(10);
 /// A timed pause's end is looked at no sooner than this after the look that computed it.
 const PAUSE_END_MIN_WAIT: Duration = Duration::from_millis(100);
 
@@ -80,28 +96,136 @@ pub struct Observed {
     /// The rollout's routes this pass did not read ([`routes_to_read`] leaves out those its
     /// stage does not decide on): a decision that needs one looks again first.
     pub unread_routes: Vec<String>,
+    /// The service (and its task sets) is the one an earlier pass of the rollout described
+    /// (see [`remembered_service`]), not described by this pass.
+    pub service_remembered: bool,
+}
+
+/// Whether a pass of this release may take its service from memory instead of describing it:
+/// `Some((candidate task set, may reuse))` while a task-set rollout is in flight with its
+/// candidate created and not rolling back (remember the service seen), reusable during the
+/// steps. What the steps decide on is the routes; of the service they read only what does not
+/// change before the switch (the deployment controller, the live revision), and the switch
+/// makes no call on a remembered service (it describes it first). The resync's look hands
+/// every pass a fresh one.
+pub fn remembered_service(status: &ReleaseStatus) -> Option<(&str, bool)> {
+    status.rollout_in_flight()?;
+    let state = task_sets_status(status)?;
+    if state.rolling_back.is_some() {
+        return None;
+    }
+    let candidate = state.candidate_task_set.as_deref()?;
+    Some((candidate, state.stage == TaskSetsStage::Steps))
 }
 
 /// The routes a pass reads for a rollout (or its clean-up), and those it leaves unread: the
 /// ELB describe rate is shared by the whole account and Region, so a pass reads only what its
-/// stage decides on. Waiting for the candidate reads none; the steps and the switch read the
-/// production routes (hand-changed weights hold the rollout); creating, test traffic, a
-/// rollback and a clean-up read them all. A stage that moves on in the same pass to one that
-/// needs an unread route looks again first.
-pub fn routes_to_read(state: &TaskSetsStatus, in_flight: bool) -> (Vec<String>, Vec<String>) {
+/// stage decides on, given what the service (described first) shows. Waiting for the
+/// candidate reads none until the task set reports `STEADY_STATE` (then the test routes: the
+/// same pass moves on to test traffic and the first weight); the steps and the switch read the
+/// production routes (hand-changed weights hold the rollout), except at the end of a timed
+/// pause (`pause_ended`), none once the candidate is the primary (the switch took effect:
+/// nothing is decided on a route any more). A production route left unread is written only
+/// guarded ([`ExpectedShare`]: the share switchyard set), so the write's own read verifies the
+/// last write and notices a weight changed by hand; creating, test
+/// traffic and a rollback read them all; a clean-up reads them all only when its task set may
+/// be deleted (scaled down: no task set with weight on a route is deleted) or the pass resolves
+/// a new candidate (`resolving`: it may register one, and the target is checked first). A stage that moves
+/// on in the same pass to one that needs an unread route looks again first.
+pub fn routes_to_read(
+    state: &TaskSetsStatus,
+    in_flight: Option<&Rollout>,
+    release: &str,
+    service: &Service,
+    pause_ended: bool,
+    resolving: bool,
+) -> (Vec<String>, Vec<String>) {
     let production = state.routes.clone();
     let test = state.test_routes.clone();
     let all = || production.iter().chain(&test).cloned().collect::<Vec<_>>();
-    if !in_flight {
-        return (all(), Vec::new());
-    }
+    let Some(rollout) = in_flight else {
+        let deletable = state.clean_up.as_ref().is_some_and(|job| {
+            service.task_sets.iter().any(|t| {
+                t.arn == job.task_set
+                    && t.status != TaskSetStatus::Primary
+                    && (job.scaled_down || t.scale_percent <= 0.0)
+            })
+        });
+        // A pass that resolves a new candidate may register it: the target is checked first.
+        return if deletable || resolving {
+            (all(), Vec::new())
+        } else {
+            (Vec::new(), all())
+        };
+    };
+    let candidate = find_candidate(state, release, rollout.serial, service);
     match state.stage {
-        TaskSetsStage::WaitingForCandidate => (Vec::new(), all()),
+        TaskSetsStage::WaitingForCandidate if !candidate.is_some_and(is_steady) => {
+            (Vec::new(), all())
+        }
+        // Steady: test traffic is decided on its routes; the first weight's write is guarded.
+        TaskSetsStage::WaitingForCandidate => (test, production),
+        // The next step's write (guarded) reads the production route it rewrites.
+        TaskSetsStage::Steps if pause_ended => (Vec::new(), all()),
+        TaskSetsStage::Switching
+            if candidate.is_some_and(|t| t.status == TaskSetStatus::Primary) =>
+        {
+            (Vec::new(), all())
+        }
         TaskSetsStage::Steps | TaskSetsStage::Switching => (production, test),
         TaskSetsStage::Creating | TaskSetsStage::TestTraffic | TaskSetsStage::RollingBack => {
             (all(), Vec::new())
         }
     }
+}
+
+/// The target group whose targets' health a pass reads: the candidate group, while the
+/// rollout waits for its task set and the task set reports `STEADY_STATE` (ECS's own counts
+/// say it is not ready before that, so reading its targets would decide nothing).
+pub fn candidate_health_to_read(
+    state: &TaskSetsStatus,
+    in_flight: Option<&Rollout>,
+    release: &str,
+    service: &Service,
+) -> Option<String> {
+    let rollout = in_flight?;
+    if !matches!(
+        state.stage,
+        TaskSetsStage::Creating | TaskSetsStage::WaitingForCandidate
+    ) {
+        return None;
+    }
+    find_candidate(state, release, rollout.serial, service)
+        .filter(|t| is_steady(t))
+        .and(state.candidate_target_group.clone())
+}
+
+fn is_steady(task_set: &TaskSet) -> bool {
+    task_set.stability == StabilityStatus::SteadyState
+}
+
+/// The rollout's candidate task set in the service: by the ARN recorded, or (created, its
+/// reply lost) by the rollout's external id.
+fn find_candidate<'s>(
+    state: &TaskSetsStatus,
+    release: &str,
+    serial: u32,
+    service: &'s Service,
+) -> Option<&'s TaskSet> {
+    let marker = external_id(release, serial);
+    service.task_sets.iter().find(|t| {
+        state.candidate_task_set.as_deref() == Some(t.arn.as_str())
+            || t.external_id.as_deref() == Some(marker.as_str())
+    })
+}
+
+/// The next look while the candidate task set starts: a back-off on the time waited since it
+/// was created (half of it, from [`POLL_STARTING`] to [`POLL_STARTING_MAX`]), so a task set
+/// that starts in seconds is seen soon after, one that takes minutes (images pulled, health
+/// checks passed) costs a few looks rather than one every few seconds. Each look is at most
+/// half the time waited late, and at most [`POLL_STARTING_MAX`].
+pub fn starting_poll(waited: Duration) -> Duration {
+    (waited / 2).clamp(POLL_STARTING, POLL_STARTING_MAX)
 }
 
 /// The calls a pass may make.
@@ -112,10 +236,13 @@ pub fn routes_to_read(state: &TaskSetsStatus, in_flight: bool) -> (Vec<String>, 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     CreateTaskSet(CreateTaskSetRequest),
-    /// Rewrites one route's forward action.
+    /// Rewrites one route's forward action; with `expected`, only if the route still gives
+    /// the candidate that share (a route the pass did not read: the write's own read is the
+    /// look).
     SetWeights {
         route: String,
         weights: Vec<WeightedTargetGroup>,
+        expected: Option<ExpectedShare>,
     },
     UpdatePrimary {
         cluster: String,
@@ -319,8 +446,10 @@ pub fn check_target(
             ),
         );
     }
-    if in_flight {
-        // The roles and routes are the rollout's, recorded when it started.
+    if in_flight || !observed.unread_routes.is_empty() {
+        // The roles and routes are the rollout's, recorded when it started; or the pass read
+        // no route (a clean-up that is not deleting, with nothing to register: a rollout
+        // starts only after the clean-up, on routes discovered then).
         return Ok(());
     }
     let Some((live, candidate)) = roles(service, groups) else {
@@ -591,11 +720,7 @@ impl<'a> TaskSets<'_, 'a> {
     }
 
     fn candidate_task_set(&self, state: &TaskSetsStatus) -> Option<&'a TaskSet> {
-        let marker = external_id(self.release(), self.rollout.serial);
-        self.service.task_sets.iter().find(|t| {
-            state.candidate_task_set.as_deref() == Some(t.arn.as_str())
-                || t.external_id.as_deref() == Some(marker.as_str())
-        })
+        find_candidate(state, self.release(), self.rollout.serial, self.service)
     }
 
     fn weights_for(
@@ -640,10 +765,18 @@ impl<'a> TaskSets<'_, 'a> {
     ) -> Progress {
         let state = self.state();
         let weights = self.weights_for(&state, percent);
+        // A route this pass did not read: only if it still gives the share switchyard set.
+        let expected = self
+            .unread(std::slice::from_ref(&route))
+            .then(|| ExpectedShare {
+                target_group_arn: state.candidate_target_group.clone().unwrap_or_default(),
+                percent: state.weight,
+            });
         Progress::Step(
             Step::new(phase, reason, message).act(super::Action::TaskSets(Action::SetWeights {
                 route,
                 weights,
+                expected,
             })),
         )
     }
@@ -806,7 +939,8 @@ impl<'a> TaskSets<'_, 'a> {
                         .unwrap_or(&request.load_balancer.target_group_arn)
                 ),
             )
-            .act(super::Action::TaskSets(Action::CreateTaskSet(request))),
+            .act(super::Action::TaskSets(Action::CreateTaskSet(request)))
+            .requeue(FIRST_LOOK_AFTER_CREATE),
         )
     }
 
@@ -833,25 +967,31 @@ impl<'a> TaskSets<'_, 'a> {
             self.advanced();
             return self.test_traffic(gate);
         }
+        let waited = state
+            .progress_at
+            .map(|since| crate::clock::elapsed_between(since, self.pass.now))
+            .unwrap_or_default();
+        let message = match healthy {
+            Some(healthy) => format!(
+                "waiting for the candidate task set: {}, {healthy} of {} targets healthy",
+                if steady { "steady" } else { "stabilizing" },
+                candidate.running_count.max(1)
+            ),
+            None => format!(
+                "waiting for the candidate task set: stabilizing, {} of {} tasks running",
+                candidate.running_count, candidate.computed_desired_count
+            ),
+        };
         Progress::Step(
-            Step::new(
-                Phase::Progressing,
-                Reason::DeploymentInProgress,
-                format!(
-                    "waiting for the candidate task set: {}, {} of {} targets healthy",
-                    if steady { "steady" } else { "stabilizing" },
-                    healthy.unwrap_or(0),
-                    candidate.running_count.max(1)
-                ),
-            )
-            .requeue(POLL_STARTING),
+            Step::new(Phase::Progressing, Reason::DeploymentInProgress, message)
+                .requeue(starting_poll(waited)),
         )
     }
 
     /// Step 4: the test listeners to the candidate group.
     fn test_traffic(&mut self, gate: &Gate) -> Progress {
         let state = self.state();
-        if self.unread(&state.test_routes) || self.unread(&state.routes) {
+        if self.unread(&state.test_routes) {
             return Progress::Step(
                 Step::new(
                     Phase::Progressing,
@@ -936,6 +1076,9 @@ impl<'a> TaskSets<'_, 'a> {
             );
         }
         self.pass.clear_drift();
+        if state.route_changed && !self.unread(&state.routes) {
+            self.status().route_changed = false;
+        }
         loop {
             let state = self.state();
             let index = state.step_index.unwrap_or(0);
@@ -1174,6 +1317,12 @@ impl<'a> TaskSets<'_, 'a> {
         };
         state.routes.iter().find_map(|arn| {
             let percent = self.candidate_percent(state, arn)?;
+            // A guarded write found a route changed: nothing but the share switchyard set.
+            let target = if state.route_changed {
+                state.weight
+            } else {
+                target
+            };
             (percent < state.weight || percent > target).then(|| {
                 let drift = format!(
                     "the weights of {arn} were changed outside switchyard ({percent}% on the candidate, switchyard set {}%)",
@@ -1211,7 +1360,23 @@ impl<'a> TaskSets<'_, 'a> {
             self.status().set_weight(100, now);
             self.advanced();
         }
-        let Some(candidate) = self.candidate_task_set(&state) else {
+        if self.observed.service_remembered {
+            // The steps went on with the service an earlier pass described; the switch
+            // decides on the candidate task set as it is now.
+            return Progress::Step(
+                Step::new(
+                    Phase::Progressing,
+                    Reason::Promoting,
+                    "all production traffic is on the candidate; looking at the task sets before making it the primary",
+                )
+                .requeue(Duration::ZERO),
+            );
+        }
+        // Deleted outside switchyard (draining): it can never be the primary.
+        let Some(candidate) = self
+            .candidate_task_set(&state)
+            .filter(|t| t.status != TaskSetStatus::Draining)
+        else {
             return self.begin_roll_back("the candidate task set disappeared".into(), false);
         };
         if candidate.status == TaskSetStatus::Primary {
@@ -1376,14 +1541,18 @@ pub fn clean_up(pass: &mut Pass<'_>, spec: &ReleaseSpec) -> CleanUpStep {
         status_of(&mut pass.next).clean_up = None;
         return CleanUpStep::Done;
     }
+    // `None`: the routes were not read (see `routes_to_read`: a clean-up reads them once its
+    // task set may be deleted); nothing is deleted on a guess.
     let weighted = match &pass.observed.strategy {
-        super::StrategyObserved::TaskSets(observed) => observed.routes.iter().any(|r| {
-            task_set
-                .target_group_arns
-                .iter()
-                .any(|tg| r.weight_of(tg) > 0)
-        }),
-        _ => false,
+        super::StrategyObserved::TaskSets(observed) if observed.unread_routes.is_empty() => {
+            Some(observed.routes.iter().any(|r| {
+                task_set
+                    .target_group_arns
+                    .iter()
+                    .any(|tg| r.weight_of(tg) > 0)
+            }))
+        }
+        _ => None,
     };
     let cluster = names::cluster_key(&spec.service.cluster).to_string();
     let service_name = spec.service.name.clone();
@@ -1398,11 +1567,22 @@ pub fn clean_up(pass: &mut Pass<'_>, spec: &ReleaseSpec) -> CleanUpStep {
             format!("clean-up: scaling task set {short} down to 0"),
         );
     }
-    if weighted {
-        return CleanUpStep::Waiting(
-            POLL_ACTIVE,
-            format!("clean-up: task set {short} still has weight on a listener; not deleting it"),
-        );
+    match weighted {
+        Some(true) => {
+            return CleanUpStep::Waiting(
+                POLL_ACTIVE,
+                format!(
+                    "clean-up: task set {short} still has weight on a listener; not deleting it"
+                ),
+            );
+        }
+        None => {
+            return CleanUpStep::Waiting(
+                AFTER_ACTION,
+                format!("clean-up: reading the listeners before deleting task set {short}"),
+            );
+        }
+        Some(false) => {}
     }
     CleanUpStep::Due(
         Action::Delete {
@@ -1426,11 +1606,27 @@ pub fn record_outcome(
             status.deployment_id = Some(arn.clone());
             let state = status_of(status);
             state.candidate_task_set = Some(arn);
+            // Created: progress, as of the intent (the wait's back-off counts from it).
+            state.progress_at = state.creating_since.or(state.progress_at);
             state.creating_since = None;
             state.stage = TaskSetsStage::WaitingForCandidate;
         }
         (Action::CreateTaskSet(_), Err(error)) if !error.is_ambiguous() => {
             status_of(status).creating_since = None;
+        }
+        (
+            Action::SetWeights {
+                expected: Some(_), ..
+            },
+            Err(error),
+        ) if error.code.as_deref() == Some(ExpectedShare::ROUTE_CHANGED) => {
+            // Changed by hand: the next pass reads it, and holds the rollout, before the
+            // switch as well.
+            let state = status_of(status);
+            state.route_changed = true;
+            if state.stage == TaskSetsStage::Switching {
+                state.stage = TaskSetsStage::Steps;
+            }
         }
         (Action::Scale { .. }, Ok(_)) => {
             if let Some(job) = status_of(status).clean_up.as_mut() {
