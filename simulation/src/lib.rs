@@ -168,6 +168,7 @@
 mod checks;
 mod driver;
 mod log;
+pub mod notification_checks;
 mod passes;
 mod replica;
 mod strategy_checks;
@@ -181,6 +182,7 @@ pub use log::{
     EcsSeen, Entry, Event, EventLog, HandledRequest, RolloutSeen, RouteSeen, StepSeen, TaskSetSeen,
     TaskSetsSeen, digest,
 };
+pub use notification_checks::NotificationCounts;
 pub use passes::{PassLog, PassRecorder};
 pub use strategy_checks::StrategyCounts;
 
@@ -330,6 +332,16 @@ pub enum ViolationKind {
     ForeignDeploymentReplaced,
     /// 18: a hook answered with an id other than the one of the hook that waited.
     StaleHookAnswer,
+    /// 19: a recorded delivery never arrived and was not counted as given up.
+    NotificationLost,
+    /// 19: a destination received a message no committed status recorded for it, or other
+    /// than recorded.
+    NotificationNotRecorded,
+    /// 20: a delivery arrived twice without a lost outcome to explain it.
+    NotificationDeliveredTwice,
+    /// 21: the events recorded disagree with the rollouts (a missing or second
+    /// `RolloutStarted`, a step completed without steps, another release or strategy).
+    EventsDisagreeWithRollouts,
 }
 
 impl ViolationKind {
@@ -366,6 +378,9 @@ impl ViolationKind {
             UpdateServiceTwice | UpdateServiceWithoutIntent => 16,
             ForeignDeploymentTouched | ForeignDeploymentReplaced => 17,
             StaleHookAnswer => 18,
+            NotificationLost | NotificationNotRecorded => 19,
+            NotificationDeliveredTwice => 20,
+            EventsDisagreeWithRollouts => 21,
         }
     }
 
@@ -388,7 +403,10 @@ impl ViolationKind {
             15 => "traffic first, then task sets",
             16 => "one UpdateService per intent",
             17 => "deployments someone else started are left alone",
-            _ => "a hook is answered with its current id",
+            18 => "a hook is answered with its current id",
+            19 => "every recorded notification arrives, and only those",
+            20 => "a notification arrives twice only after a lost outcome",
+            _ => "the events follow the rollouts",
         }
     }
 }
@@ -511,6 +529,8 @@ pub struct Stats {
     pub foreign_deployments: u32,
     /// What the strategy checks (13 to 18) looked at.
     pub strategy: StrategyCounts,
+    /// What the notification checks (19 to 21) looked at.
+    pub notifications: NotificationCounts,
     /// Passes (check 11), and the longest time an owner was up without a pass of one of its
     /// releases.
     pub passes: usize,
@@ -560,6 +580,7 @@ impl Stats {
         self.weights_moved_by_hand += other.weights_moved_by_hand;
         self.foreign_deployments += other.foreign_deployments;
         self.strategy.add(&other.strategy);
+        self.notifications.add(&other.notifications);
         self.passes += other.passes;
         self.longest_pass_gap = self.longest_pass_gap.max(other.longest_pass_gap);
         self.deployments += other.deployments;
@@ -576,7 +597,7 @@ impl Stats {
     /// The counts, one line (the seed report's and the summary's).
     pub fn summary(&self) -> String {
         format!(
-            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} weights moved by hand, {} foreign service deployments, {} production weight changes judged, {} task sets created, {} task-set removals judged, {} task-set rollbacks judged, {} UpdateService calls judged, {} hook answers judged, {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
+            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} weights moved by hand, {} foreign service deployments, {} production weight changes judged, {} task sets created, {} task-set removals judged, {} task-set rollbacks judged, {} UpdateService calls judged, {} hook answers judged, {} notification events recorded ({} deliveries, {} given up; {} received, {} second arrivals after a lost outcome, {} outcomes lost), {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
             self.spec_writes,
             self.edits_keeping_candidate,
             self.edits_in_flight,
@@ -612,6 +633,12 @@ impl Stats {
             self.strategy.rollbacks,
             self.strategy.service_updates,
             self.strategy.hook_answers,
+            self.notifications.events,
+            self.notifications.deliveries,
+            self.notifications.given_up,
+            self.notifications.received,
+            self.notifications.duplicates,
+            self.notifications.outcomes_lost,
             self.passes,
             self.longest_pass_gap.as_secs_f64(),
             self.deployments,

@@ -107,6 +107,36 @@ pub enum Event {
         replica: String,
         operation: &'static str,
     },
+    /// What a committed status says of its notifications: pushed right after its
+    /// `StatusCommitted` (every commit of a release that has destinations).
+    NotificationsCommitted {
+        release: String,
+        version: u64,
+        /// Each event in the outbox (its id) with the destinations (keys) it still waits for.
+        outbox: Vec<(String, Vec<String>)>,
+        delivered: u64,
+        dropped: u64,
+        resent: u64,
+    },
+    /// A notification send returned to the replica that made it (logged by its decorator;
+    /// a send whose replica died or timed out on its way logs nothing).
+    NotificationSent {
+        replica: String,
+        /// The receiver's name (`sns:ARN`, `eventBridge:BUS`, `webhook:URL`).
+        destination: String,
+        id: String,
+        /// The replica heard that it was delivered.
+        heard: bool,
+        /// What the destination received during this call: its index among everything the
+        /// simulated destinations received (`SimNotifications::received`).
+        receipt: Option<usize>,
+    },
+    /// A webhook answers this status instead of 200 for a while.
+    WebhookOutage {
+        url: String,
+        status: u16,
+        for_secs: u64,
+    },
     /// The store committed a status write (observed inside the store, in commit order).
     StatusCommitted {
         release: String,
