@@ -69,7 +69,17 @@
 //!   updates an `ecs` release's service to a hotfix revision and answers its `PAUSE` hook a
 //!   while later (a deployment switchyard did not start); ECS rolls back by itself (its
 //!   circuit breaker on images that never get healthy, its deployment alarms);
-//! - crashes, graceful restarts and freezes of replicas (above).
+//! - crashes, graceful restarts and freezes of replicas (above);
+//! - notifications: each release names none (the controller's fleet default applies, when
+//!   the seed drew one), one, two or three destinations: SNS topics (in the controller's
+//!   region or another: a topic is published to in its own), EventBridge buses, `json` and
+//!   `slack` webhooks, a quarter of them wanting only the events that start and end
+//!   rollouts; their calls are throttled, fail with a 5xx, lose their outcome (the message
+//!   arrives, the sender hears an error or a timeout: `Received::outcome_lost`), are slow
+//!   (3 s) or slower than the notifier's 10 s attempt timeout (nothing arrives); webhooks
+//!   answer 503 for a while, or 404, which the controller gives up on at once
+//!   (`Event::WebhookOutage`). The notification draws have an `Rng` of their own (the seed
+//!   mixed with a constant), so that the other draws of a seed stay what they were.
 //!
 //! The invariants, each violation named by a [`ViolationKind`]:
 //! 1. never two deployments for one rollout of a release (from the descriptions of every
@@ -139,6 +149,23 @@
 //! 17. a service deployment someone else started is never stopped, never answered, and
 //!     never replaced by an `UpdateService` of a replica that had seen it in flight;
 //! 18. a `PAUSE` hook is answered only with the id of the hook that waits.
+//!
+//! Notifications (`notification_checks.rs`; every committed status's outbox is logged,
+//! `Event::NotificationsCommitted`, and every send with what its replica heard,
+//! `Event::NotificationSent`):
+//! 19. every delivery (an event to a destination) a committed status recorded arrives at
+//!     least once, or is given up as the status counts it: a commit that takes deliveries
+//!     out of the outbox that never arrived must count as many more in `dropped` (a refusal
+//!     for good, an hour, a full outbox), and none still waits once the run settled (the
+//!     settling waits for every outbox to empty); nothing arrives that no committed status
+//!     recorded for that destination, and it arrives as recorded, with the contract's
+//!     fields;
+//! 20. a delivery arrives twice only after the outcome of an earlier arrival was lost to
+//!     whoever sent it again (the sender heard an error or nothing, or another replica sent
+//!     it), and never after a committed status recorded it delivered;
+//! 21. the events follow the rollouts: one `RolloutStarted` per rollout in the committed
+//!     statuses (a candidate found live already is none), `StepCompleted` only in `taskSets`
+//!     releases, each event naming its release and strategy.
 //!
 //! Never acting twice for one intent, per strategy: checks 1, 8 and 9 (CodeDeploy and the
 //! registration), 14 (CreateTaskSet) and 16 (UpdateService). Every release settling once the
@@ -345,7 +372,7 @@ pub enum ViolationKind {
 }
 
 impl ViolationKind {
-    /// The invariant (1 to 12) this kind breaks.
+    /// The invariant (1 to 21) this kind breaks.
     pub fn invariant(self) -> u8 {
         use ViolationKind::*;
         match self {

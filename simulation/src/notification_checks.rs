@@ -13,6 +13,7 @@ use jiff::Timestamp;
 
 use crate::log::{Entry, Event};
 use crate::{Violation, ViolationKind};
+use switchyard::model::Outcome;
 use switchyard::model::notifications::{EventKind, NotificationMessage};
 use switchyard::sim::Received;
 
@@ -154,6 +155,7 @@ pub fn notifications_delivered(
     let mut recorded_delivered: BTreeMap<Pair, Duration> = BTreeMap::new();
     let mut expected: BTreeSet<Pair> = BTreeSet::new();
     let mut rollouts: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+    let mut not_rollouts: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
     for entry in entries {
         match &entry.event {
             Event::StatusCommitted {
@@ -161,10 +163,16 @@ pub fn notifications_delivered(
                 rollout: Some(rollout),
                 ..
             } => {
-                rollouts
-                    .entry(release.as_str())
-                    .or_default()
-                    .insert(rollout.serial);
+                // A candidate found live already is no rollout (nothing starts).
+                let serials = rollouts.entry(release.as_str()).or_default();
+                if rollout.outcome == Some(Outcome::AlreadyLive) {
+                    not_rollouts
+                        .entry(release.as_str())
+                        .or_default()
+                        .insert(rollout.serial);
+                } else {
+                    serials.insert(rollout.serial);
+                }
             }
             Event::NotificationsCommitted {
                 release,
@@ -215,12 +223,16 @@ pub fn notifications_delivered(
     }
     counts.deliveries = expected.len() as u32;
     for (release, last) in &previous {
-        for (to, id) in &last.pairs {
+        for pair in &last.pairs {
+            let (to, id) = pair;
+            let arrived = if receipts_of.contains_key(pair) {
+                "arrived, but its status still waits to deliver it"
+            } else {
+                "never arrived: it was still waiting in the outbox"
+            };
             violations.push(Violation::new(
                 ViolationKind::NotificationLost,
-                format!(
-                    "{release}: {id} to {to} was still waiting in the outbox when the run ended"
-                ),
+                format!("{release}: {id} to {to} {arrived} when the run ended"),
             ));
         }
     }
@@ -365,7 +377,13 @@ pub fn notifications_delivered(
         if !plan.wants_started || plan.receivers.is_empty() {
             continue;
         }
-        let serials = rollouts.get(release.as_str()).map_or(0, BTreeSet::len) as u32;
+        let serials = rollouts.get(release.as_str()).map_or(0, |serials| {
+            let already_live = not_rollouts.get(release.as_str());
+            serials
+                .iter()
+                .filter(|serial| already_live.is_none_or(|s| !s.contains(serial)))
+                .count()
+        }) as u32;
         let events = started.get(release.as_str()).copied().unwrap_or(0);
         if serials != events {
             violations.push(Violation::new(
