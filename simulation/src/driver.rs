@@ -11,11 +11,12 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::log::{
-    EcsSeen, Event, EventLog, HandledRequest, RolloutSeen, StepSeen, TaskSetsSeen, digest,
+    AnalysisSeen, EcsSeen, Event, EventLog, HandledRequest, MetricSeen, RolloutSeen, StepSeen,
+    TaskSetsSeen, digest,
 };
 use crate::notification_checks::{self, ReleaseNotifications};
 use crate::passes::PassLog;
-use crate::replica::{Gate, ReplicaNotifications, replica_ports};
+use crate::replica::{Gate, ReplicaNotifications, ReplicaProbe, replica_ports};
 use crate::{
     LEASE_TIMING, REGISTRY, ReleaseOutcome, SeedReport, SimulationConfig, Stats, checks,
     strategy_checks,
@@ -76,6 +77,7 @@ const FILTERED_EVENTS: [EventKind; 4] = [
 /// The seed of the notification draws is the run's, mixed with this: they have an `Rng` of
 /// their own, so that the draws of everything else stay what they were.
 const NOTIFY_SEED_MIX: u64 = 0x6e6f_7469_6679_0001;
+const ANALYSIS_SEED_MIX: u64 = 0x616e_616c_7973_0002;
 
 /// How long a deployment waits in Ready for a ContinueDeployment before CodeDeploy stops it:
 /// longer than the settling limit, so a promotion or a stop that is never sent shows.
@@ -187,13 +189,16 @@ enum StepKnob {
     SetWeight(u32),
     /// A timed pause (its seconds), or one that waits for a promotion (`None`).
     Pause(Option<u64>),
+    /// The release's analysis (`ReleasePlan::analysis`), at the weight in force.
+    Analysis,
 }
 
 impl StepKnob {
     fn seen(self) -> StepSeen {
         match self {
             StepKnob::SetWeight(weight) => StepSeen::SetWeight(weight),
-            StepKnob::Pause(_) => StepSeen::Pause,
+            // An analysis holds the weight, as a pause does.
+            StepKnob::Pause(_) | StepKnob::Analysis => StepSeen::Pause,
         }
     }
 
@@ -202,6 +207,7 @@ impl StepKnob {
             StepKnob::SetWeight(weight) => format!("        - setWeight: {weight}\n"),
             StepKnob::Pause(Some(secs)) => format!("        - pause: {{duration: {secs}s}}\n"),
             StepKnob::Pause(None) => "        - pause: {}\n".to_string(),
+            StepKnob::Analysis => String::new(),
         }
     }
 }
@@ -232,6 +238,8 @@ enum Setup {
     CodeDeploy {
         /// The deployment config named in the spec (else the group's default applies).
         spec_config: Option<String>,
+        /// The group waits in `Ready` for a ContinueDeployment (an analysis can gate it).
+        waits_in_ready: bool,
     },
     TaskSets(TaskSetsSetup),
     Ecs(EcsSetup),
@@ -308,6 +316,32 @@ struct ReleasePlan {
     alarm_firing: bool,
     /// The spec's `notifications` (none: the controller's defaults apply).
     notifications: Vec<NotificationDestination>,
+    /// The release's analysis (a `taskSets` step, the ECS `PAUSE` hook's, CodeDeploy's
+    /// `Ready` gate's), if it has one.
+    analysis: Option<AnalysisDraw>,
+}
+
+/// A release's analysis: an HTTP probe of the release's health URL, and sometimes a
+/// CloudWatch metric of the release's errors.
+#[derive(Debug, Clone)]
+pub(crate) struct AnalysisDraw {
+    /// The `analysis` block, in YAML's flow style.
+    yaml: String,
+    url: String,
+    /// It reads the CloudWatch metric `App/Errors` of the release's `Service` too.
+    metric: bool,
+    inconclusive_limit: u32,
+}
+
+/// What a release's health endpoint and error metric say for a while.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Health {
+    Healthy,
+    /// The probe answers 503 and the errors are above the limit.
+    Unhealthy,
+    /// The probe times out (a failed measurement) and the metric has no data
+    /// (inconclusive).
+    Silent,
 }
 
 impl ReleasePlan {
@@ -336,7 +370,7 @@ impl ReleasePlan {
             image = self.image(&knobs.tag)
         );
         match &self.setup {
-            Setup::CodeDeploy { spec_config } => {
+            Setup::CodeDeploy { spec_config, .. } => {
                 yaml.push_str(&format!(
                     "    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n"
                 ));
@@ -345,6 +379,9 @@ impl ReleasePlan {
                 }
                 if knobs.manual {
                     yaml.push_str("      promotion: manual\n");
+                }
+                if let Some(analysis) = &self.analysis {
+                    yaml.push_str(&format!("      analysis: {}\n", analysis.yaml));
                 }
             }
             Setup::TaskSets(setup) => {
@@ -371,7 +408,12 @@ impl ReleasePlan {
                 }
                 yaml.push_str("      steps:\n");
                 for step in &knobs.steps {
-                    yaml.push_str(&step.yaml());
+                    match (step, &self.analysis) {
+                        (StepKnob::Analysis, Some(analysis)) => {
+                            yaml.push_str(&format!("        - analysis: {}\n", analysis.yaml));
+                        }
+                        _ => yaml.push_str(&step.yaml()),
+                    }
                 }
                 yaml.push_str(&format!(
                     "      scaleDownDelay: 30s\n      abortScaleDownDelay: 10s\n      progressDeadline: {}s\n",
@@ -384,6 +426,9 @@ impl ReleasePlan {
                     if knobs.manual { "manual" } else { "auto" },
                     setup.progress_deadline_secs
                 ));
+                if let Some(analysis) = &self.analysis {
+                    yaml.push_str(&format!("      analysis: {}\n", analysis.yaml));
+                }
                 if let Some(document) = &setup.document {
                     yaml.push_str(&format!(
                         "      deployment:\n        type: {}\n",
@@ -452,6 +497,8 @@ enum Scheduled {
     EndRefusals(&'static str),
     /// This webhook answers this status for this many seconds.
     WebhookOutage(String, u16, u64),
+    /// This release's health endpoint and error metric say this from now on.
+    Health(usize, Health),
     /// Someone else answers the hook their service deployment waits at.
     ContinueForeign(usize, String),
 }
@@ -504,6 +551,8 @@ pub(super) struct Driver {
     /// The notification destinations every replica sends to, and the draws about them.
     notifications: SimNotifications,
     notify_rng: fastrand::Rng,
+    /// The analysis draws, on an `Rng` of their own as the notification draws.
+    analysis_rng: fastrand::Rng,
     /// The controller's destinations for releases whose spec names none.
     default_destinations: Vec<NotificationDestination>,
     /// Every event a committed status recorded: its release and message, by id.
@@ -519,6 +568,7 @@ impl Driver {
         let log = EventLog::new();
         let clock_origin = clock.now();
         let mut notify_rng = fastrand::Rng::with_seed(config.seed ^ NOTIFY_SEED_MIX);
+        let config_seed = config.seed;
         let notifications = SimNotifications::new(clock.clone()).with_seed(notify_rng.u64(..));
         let recorded: Arc<std::sync::Mutex<BTreeMap<String, (String, NotificationMessage)>>> =
             Arc::default();
@@ -554,6 +604,32 @@ impl Driver {
                     .or_insert_with(|| (write.release.clone(), entry.message.clone()));
             }
             drop(recorded);
+            if let Some(analysis) = &write.status.analysis {
+                observer.push(Event::AnalysisCommitted(Box::new(AnalysisSeen {
+                    release: write.release.clone(),
+                    serial: write.status.rollout.as_ref().map(|r| r.serial),
+                    outcome: write.status.rollout.as_ref().and_then(|r| r.outcome),
+                    release_phase: write.status.phase,
+                    gate: analysis.gate.clone(),
+                    started_at: analysis.started_at,
+                    phase: analysis.phase,
+                    taken: analysis.taken,
+                    metrics: analysis
+                        .metrics
+                        .iter()
+                        .map(|m| MetricSeen {
+                            name: m.name.clone(),
+                            failed: m.failed,
+                            inconclusive: m.inconclusive,
+                            measurements: m
+                                .measurements
+                                .iter()
+                                .map(|x| (x.number, x.at, x.result, x.value))
+                                .collect(),
+                        })
+                        .collect(),
+                })));
+            }
             observer.push(Event::NotificationsCommitted {
                 release: write.release.clone(),
                 version: write.status_version,
@@ -597,6 +673,7 @@ impl Driver {
             replica_states: Vec::new(),
             notifications,
             notify_rng,
+            analysis_rng: fastrand::Rng::with_seed(config_seed ^ ANALYSIS_SEED_MIX),
             default_destinations: Vec::new(),
             recorded,
         }
@@ -660,6 +737,9 @@ impl Driver {
             if self.releases[index].alarm_firing {
                 self.set_alarm(index, AlarmState::Ok);
             }
+        }
+        for index in 0..self.releases.len() {
+            self.set_health(index, Health::Healthy);
         }
         self.schedule
             .retain(|_, s| matches!(s, Scheduled::Restart(_)));
@@ -741,6 +821,7 @@ impl Driver {
                     }
                 }
                 Scheduled::EndRefusals(operation) => self.end_refusals(operation),
+                Scheduled::Health(index, health) => self.set_health(index, health),
                 Scheduled::WebhookOutage(url, status, secs) => {
                     let until = self.clock.now() + jiff::SignedDuration::from_secs(secs as i64);
                     self.notifications.fail_webhook(&url, status, Some(until));
@@ -807,6 +888,7 @@ impl Driver {
                 last_spec: serde_json::Value::Null,
                 alarm_firing: false,
                 notifications: Vec::new(),
+                analysis: None,
             };
             // None (the defaults, if any, apply), one, or several.
             let count = [0, 0, 1, 1, 1, 2, 3][self.notify_rng.usize(0..7)];
@@ -818,6 +900,7 @@ impl Driver {
                     plan.notifications.push(destination);
                 }
             }
+            self.draw_analysis(&mut plan);
             self.releases.push(plan);
         }
         for index in 0..self.releases.len() {
@@ -865,6 +948,98 @@ impl Driver {
         destination
     }
 
+    /// Half the releases whose strategy has a gate to hold get an analysis there: a
+    /// `taskSets` step after the first weight, the `PAUSE` hook of an `ecs` release that has
+    /// one, the `Ready` gate of a CodeDeploy group that waits there (longer than any
+    /// analysis). Its endpoint and metric start healthy or not, and change during the run.
+    fn draw_analysis(&mut self, plan: &mut ReleasePlan) {
+        let gated = match &plan.setup {
+            Setup::CodeDeploy { waits_in_ready, .. } => *waits_in_ready,
+            Setup::TaskSets(_) => true,
+            Setup::Ecs(setup) => setup.has_hook(),
+        };
+        let rng = &mut self.analysis_rng;
+        if !gated || !rng.bool() {
+            return;
+        }
+        let name = &plan.name;
+        let url = format!("http://{name}.internal:8081/health");
+        let metric = rng.bool();
+        let inconclusive_limit = rng.u32(0..=1);
+        let mut metrics = vec![format!(
+            "{{name: health, http: {{url: \"{url}\", timeout: 2s, expectStatus: [200]}}}}"
+        )];
+        if metric {
+            metrics.push(format!(
+                "{{name: errors, cloudWatch: {{metrics: {{m1: {{namespace: App, name: Errors, stat: Sum, dimensions: {{Service: {name}}}}}}}, period: 60s}}, failWhen: {{above: 5}}}}"
+            ));
+        }
+        let yaml = format!(
+            "{{interval: {}s, count: {}, failureLimit: {}, inconclusiveLimit: {inconclusive_limit}, metrics: [{}]}}",
+            [10, 20, 30][rng.usize(0..3)],
+            rng.u32(2..=4),
+            rng.u32(0..=1),
+            metrics.join(", ")
+        );
+        if let Setup::TaskSets(_) = plan.setup {
+            let at = plan
+                .knobs
+                .steps
+                .iter()
+                .position(|s| matches!(s, StepKnob::SetWeight(_)))
+                .map_or(0, |i| i + 1);
+            plan.knobs.steps.insert(at, StepKnob::Analysis);
+        }
+        plan.analysis = Some(AnalysisDraw {
+            yaml,
+            url,
+            metric,
+            inconclusive_limit,
+        });
+    }
+
+    fn draw_health(&mut self) -> Health {
+        match self.analysis_rng.u32(0..20) {
+            0..=11 => Health::Healthy,
+            12..=16 => Health::Unhealthy,
+            _ => Health::Silent,
+        }
+    }
+
+    /// Sets what the release's health endpoint and error metric say.
+    fn set_health(&mut self, index: usize, health: Health) {
+        let plan = &self.releases[index];
+        let Some(analysis) = plan.analysis.clone() else {
+            return;
+        };
+        let (answer, value) = match health {
+            Health::Healthy => (Ok(200), Some(1.0)),
+            Health::Unhealthy => (Ok(503), Some(10.0)),
+            Health::Silent => (
+                Err(switchyard::ports::ProbeError::Timeout(Duration::from_secs(
+                    2,
+                ))),
+                None,
+            ),
+        };
+        // Probes leave from the controller's network; metrics are read where the release
+        // lives.
+        self.aws.set_http_answer(&analysis.url, answer);
+        if analysis.metric {
+            let name = plan.name.clone();
+            self.place(plan.place).set_metric(
+                "App",
+                "Errors",
+                &[("Service", name.as_str())],
+                value,
+            );
+        }
+        self.log.push(Event::HealthSet {
+            release: plan.name.clone(),
+            health: format!("{health:?}"),
+        });
+    }
+
     /// The destinations of `plan`'s events: its spec's, or the controller's defaults.
     fn destinations_of(&self, plan: &ReleasePlan) -> Vec<NotificationDestination> {
         if plan.notifications.is_empty() {
@@ -890,7 +1065,13 @@ impl Driver {
         self.place(place).add_bluegreen_service(setup);
         let spec_config = (self.rng.u32(0..3) == 0).then(|| pick_config(&mut self.rng));
         let manual = waits_in_ready && self.rng.bool();
-        (Setup::CodeDeploy { spec_config }, manual)
+        (
+            Setup::CodeDeploy {
+                spec_config,
+                waits_in_ready,
+            },
+            manual,
+        )
     }
 
     /// An `EXTERNAL` service: one to three tasks, a test listener (named in the spec) or
@@ -1104,6 +1285,24 @@ impl Driver {
                 notify_slow,
             ));
         }
+        // What the analysed releases' endpoints and metrics say: drawn at the start, and
+        // again a few times during the fault window.
+        let window = self.config.minutes * 60;
+        for index in 0..self.releases.len() {
+            if self.releases[index].analysis.is_none() {
+                continue;
+            }
+            let first = self.draw_health();
+            self.set_health(index, first);
+            for _ in 0..self.analysis_rng.u32(0..=3) {
+                let at = self.analysis_rng.u64(0..window.max(1));
+                let health = self.draw_health();
+                self.schedule_at(
+                    Instant::now() + Duration::from_secs(at),
+                    Scheduled::Health(index, health),
+                );
+            }
+        }
         // Webhook outages: a 503 for a while, or (a quarter of them) a 404, which the
         // controller gives up on at once.
         let mut urls: Vec<String> = self
@@ -1115,7 +1314,6 @@ impl Driver {
             .collect();
         urls.sort();
         urls.dedup();
-        let window = self.config.minutes * 60;
         for url in urls {
             for _ in 0..self.notify_rng.u32(0..=2) {
                 let start = self.notify_rng.u64(0..window.max(1));
@@ -1175,7 +1373,13 @@ impl Driver {
         };
         let ctx = Context::new(store, Arc::new(aws), self.clock.clone(), config, state)
             .with_leases(leases)
-            .with_notifications(Arc::new(notifications), self.default_destinations.clone());
+            .with_notifications(Arc::new(notifications), self.default_destinations.clone())
+            .with_probe(Arc::new(ReplicaProbe {
+                replica: id.clone(),
+                inner: self.aws.clone(),
+                gate: gate.clone(),
+                log: self.log.clone(),
+            }));
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         // The replica's id on the loop's own log lines (`--trace`); passes log their release.
         let span = tracing::info_span!("replica", id = %id);
@@ -2181,6 +2385,23 @@ impl Driver {
         );
         violations.extend(found);
         stats.notifications = notified;
+        let analysed: BTreeMap<String, crate::analysis_checks::AnalysedRelease> = self
+            .releases
+            .iter()
+            .filter_map(|plan| {
+                let analysis = plan.analysis.as_ref()?;
+                Some((
+                    plan.name.clone(),
+                    crate::analysis_checks::AnalysedRelease {
+                        url: analysis.url.clone(),
+                        inconclusive_limit: analysis.inconclusive_limit,
+                    },
+                ))
+            })
+            .collect();
+        let (found, analysed) = crate::analysis_checks::analyses_hold(&entries, &analysed);
+        violations.extend(found);
+        stats.analyses = analysed;
         violations.sort_by_key(|v| v.kind);
 
         stats.deployments = deployments.len();

@@ -79,7 +79,18 @@
 //!   (3 s) or slower than the notifier's 10 s attempt timeout (nothing arrives); webhooks
 //!   answer 503 for a while, or 404, which the controller gives up on at once
 //!   (`Event::WebhookOutage`). The notification draws have an `Rng` of their own (the seed
-//!   mixed with a constant), so that the other draws of a seed stay what they were.
+//!   mixed with a constant), so that the other draws of a seed stay what they were;
+//! - analyses: half the releases with a gate to hold get an analysis there (a `taskSets`
+//!   step after the first weight, the `PAUSE` hook of an `ecs` release that has one,
+//!   CodeDeploy's `Ready` gate where the group waits for approval, two hours, longer than
+//!   any analysis): an HTTP probe of the release's health URL and sometimes a CloudWatch
+//!   `GetMetricData` of its error metric, 2 to 4 measurements 10 to 30 s apart, failure and
+//!   inconclusive limits of 0 or 1. The endpoint and metric start healthy (200, a low
+//!   value), unhealthy (503, a high value) or silent (the probe times out, the metric has
+//!   no data: inconclusive), and change a few times during the run (`Event::HealthSet`);
+//!   healthy again once the faults stop. Probes go through the replica's gate and are
+//!   logged (`Event::ProbeSent`); GetMetricData takes the AWS faults of every call. Its own
+//!   `Rng` too.
 //!
 //! The invariants, each violation named by a [`ViolationKind`]:
 //! 1. never two deployments for one rollout of a release (from the descriptions of every
@@ -167,6 +178,18 @@
 //!     statuses (a candidate found live already is none), `StepCompleted` only in `taskSets`
 //!     releases, each event naming its release and strategy.
 //!
+//! Analyses (`analysis_checks.rs`; every committed status's analysis is logged,
+//! `Event::AnalysisCommitted`):
+//! 22. one measurement per slot, across restarts and takeovers: each numbered measurement
+//!     of a metric, once a committed status recorded it, keeps its time, result and value;
+//!     the numbers run without a gap; `taken` never goes back; every HTTP measurement
+//!     recorded was a probe some replica made;
+//! 23. a failed analysis always rolls back: its rollout never ends `Succeeded` (check 7
+//!     counts a failed analysis as the cause of a CodeDeploy stop);
+//! 24. an analysis with more inconclusive measurements than `inconclusiveLimit` is never
+//!     still running or successful, and the write that makes it inconclusive holds the
+//!     release in `AwaitingPromotion` (unless its rollout ended).
+//!
 //! Never acting twice for one intent, per strategy: checks 1, 8 and 9 (CodeDeploy and the
 //! registration), 14 (CreateTaskSet) and 16 (UpdateService). Every release settling once the
 //! faults stop is check 3, for all three strategies.
@@ -192,6 +215,7 @@
 //!   know that a stop was accepted, and sends it again once it waited for it in vain (check 9
 //!   counts these as `Stats::stop_resends_after_handover`).
 
+pub mod analysis_checks;
 mod checks;
 mod driver;
 mod log;
@@ -205,6 +229,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub use analysis_checks::AnalysisCounts;
 pub use log::{
     EcsSeen, Entry, Event, EventLog, HandledRequest, RolloutSeen, RouteSeen, StepSeen, TaskSetSeen,
     TaskSetsSeen, digest,
@@ -369,10 +394,18 @@ pub enum ViolationKind {
     /// 21: the events recorded disagree with the rollouts (a missing or second
     /// `RolloutStarted`, a step completed without steps, another release or strategy).
     EventsDisagreeWithRollouts,
+    /// 22: one slot of an analysis recorded twice (differently), or `taken` went back.
+    MeasurementTakenTwice,
+    /// 22: a slot skipped, or an HTTP measurement recorded that no probe took.
+    MeasurementSkipped,
+    /// 23: a rollout succeeded although its analysis failed.
+    FailedAnalysisPromoted,
+    /// 24: too many inconclusive measurements, and the release not held for a human.
+    InconclusiveNotHeld,
 }
 
 impl ViolationKind {
-    /// The invariant (1 to 21) this kind breaks.
+    /// The invariant (1 to 24) this kind breaks.
     pub fn invariant(self) -> u8 {
         use ViolationKind::*;
         match self {
@@ -408,6 +441,9 @@ impl ViolationKind {
             NotificationLost | NotificationNotRecorded => 19,
             NotificationDeliveredTwice => 20,
             EventsDisagreeWithRollouts => 21,
+            MeasurementTakenTwice | MeasurementSkipped => 22,
+            FailedAnalysisPromoted => 23,
+            InconclusiveNotHeld => 24,
         }
     }
 
@@ -433,7 +469,10 @@ impl ViolationKind {
             18 => "a hook is answered with its current id",
             19 => "every recorded notification arrives, and only those",
             20 => "a notification arrives twice only after a lost outcome",
-            _ => "the events follow the rollouts",
+            21 => "the events follow the rollouts",
+            22 => "one measurement per slot of an analysis",
+            23 => "a failed analysis rolls back",
+            _ => "too many inconclusive measurements wait for a human",
         }
     }
 }
@@ -558,6 +597,8 @@ pub struct Stats {
     pub strategy: StrategyCounts,
     /// What the notification checks (19 to 21) looked at.
     pub notifications: NotificationCounts,
+    /// What the analysis checks (22 to 24) looked at.
+    pub analyses: AnalysisCounts,
     /// Passes (check 11), and the longest time an owner was up without a pass of one of its
     /// releases.
     pub passes: usize,
@@ -608,6 +649,7 @@ impl Stats {
         self.foreign_deployments += other.foreign_deployments;
         self.strategy.add(&other.strategy);
         self.notifications.add(&other.notifications);
+        self.analyses.add(&other.analyses);
         self.passes += other.passes;
         self.longest_pass_gap = self.longest_pass_gap.max(other.longest_pass_gap);
         self.deployments += other.deployments;
@@ -624,7 +666,7 @@ impl Stats {
     /// The counts, one line (the seed report's and the summary's).
     pub fn summary(&self) -> String {
         format!(
-            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} weights moved by hand, {} foreign service deployments, {} production weight changes judged, {} task sets created, {} task-set removals judged, {} task-set rollbacks judged, {} UpdateService calls judged, {} hook answers judged, {} notification events recorded ({} deliveries, {} given up; {} received, {} second arrivals after a lost outcome, {} outcomes lost), {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
+            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} weights moved by hand, {} foreign service deployments, {} production weight changes judged, {} task sets created, {} task-set removals judged, {} task-set rollbacks judged, {} UpdateService calls judged, {} hook answers judged, {} notification events recorded ({} deliveries, {} given up; {} received, {} second arrivals after a lost outcome, {} outcomes lost), {} analyses ({} measurements, {} failed, {} inconclusive), {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
             self.spec_writes,
             self.edits_keeping_candidate,
             self.edits_in_flight,
@@ -666,6 +708,10 @@ impl Stats {
             self.notifications.received,
             self.notifications.duplicates,
             self.notifications.outcomes_lost,
+            self.analyses.analyses,
+            self.analyses.measurements,
+            self.analyses.failed,
+            self.analyses.inconclusive,
             self.passes,
             self.longest_pass_gap.as_secs_f64(),
             self.deployments,

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use switchyard::lease::Fence;
+use switchyard::model::analysis::{AnalysisPhase, MeasurementResult};
 use switchyard::model::{Outcome, Phase, TaskSetsStage};
 use switchyard::ports::TaskSetStatus;
 
@@ -131,6 +132,20 @@ pub enum Event {
         /// simulated destinations received (`SimNotifications::received`).
         receipt: Option<usize>,
     },
+    /// What an analysed release's health endpoint and error metric say from now on.
+    HealthSet {
+        release: String,
+        health: String,
+    },
+    /// A replica's HTTP probe returned (logged by its decorator).
+    ProbeSent {
+        replica: String,
+        url: String,
+        status: Option<u16>,
+    },
+    /// What a committed status says of its analysis (pushed right after its
+    /// `StatusCommitted`).
+    AnalysisCommitted(Box<AnalysisSeen>),
     /// A webhook answers this status instead of 200 for a while.
     WebhookOutage {
         url: String,
@@ -419,4 +434,30 @@ pub fn digest<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A committed status's analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisSeen {
+    pub release: String,
+    /// The rollout the status records, and how it ended (if it did).
+    pub serial: Option<u32>,
+    pub outcome: Option<Outcome>,
+    /// The release's phase in that status.
+    pub release_phase: Phase,
+    pub gate: String,
+    pub started_at: Timestamp,
+    pub phase: AnalysisPhase,
+    pub taken: u32,
+    pub metrics: Vec<MetricSeen>,
+}
+
+/// One metric of a committed analysis: its counts and its latest measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSeen {
+    pub name: String,
+    pub failed: u32,
+    pub inconclusive: u32,
+    /// (number, when, result, value), oldest first.
+    pub measurements: Vec<(u32, Timestamp, MeasurementResult, Option<f64>)>,
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -31,7 +32,8 @@ use switchyard::ports::{
     WeightedTargetGroup,
 };
 use switchyard::ports::{
-    EventBridge, NotificationProvider, Publication, Sns, WebhookError, Webhooks,
+    EventBridge, HttpProbe, NotificationProvider, ProbeError, Publication, Sns, WebhookError,
+    Webhooks,
 };
 use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::sim::{SimAws, SimNotifications, SimStore, service_of_deployment_arn};
@@ -1242,5 +1244,27 @@ impl NotificationProvider for ReplicaNotifications {
 
     fn webhooks(&self) -> Arc<dyn Webhooks> {
         Arc::new(self.clone())
+    }
+}
+
+/// A replica's HTTP probes: the simulated endpoints behind the replica's gate, each probe
+/// logged with its answer.
+pub(super) struct ReplicaProbe {
+    pub replica: String,
+    pub inner: SimAws,
+    pub gate: Arc<Gate>,
+    pub log: EventLog,
+}
+
+#[async_trait]
+impl HttpProbe for ReplicaProbe {
+    async fn probe(&self, url: &str, timeout: Duration) -> Result<u16, ProbeError> {
+        let result = self.gate.call(self.inner.probe(url, timeout)).await;
+        self.log.push(Event::ProbeSent {
+            replica: self.replica.clone(),
+            url: url.to_string(),
+            status: result.as_ref().ok().copied(),
+        });
+        result
     }
 }

@@ -237,6 +237,11 @@ fn assert_checks_had_work(totals: &Stats) {
             "notification events recorded (21)",
             totals.notifications.events as usize,
         ),
+        (
+            "analysis measurements (22)",
+            totals.analyses.measurements as usize,
+        ),
+        ("failed analyses (23)", totals.analyses.failed as usize),
     ];
     let idle: Vec<&str> = work
         .iter()
