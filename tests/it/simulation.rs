@@ -436,3 +436,12 @@ fn the_notification_checks_hold_and_have_work() {
     }
     assert!(totals.deliveries > 0 && totals.received > 0, "{totals:?}");
 }
+
+/// The seed that found a pass retried after a conflict deciding as of the first attempt's
+/// start (the suite's configuration, once analyses and notifications were drawn): the new
+/// rollout's `UpdateService` intent was dated before its spec was written, at the very time
+/// of the intent of the rollout it replaced, so two calls shared one intent.
+#[test]
+fn the_seed_that_found_a_stale_intent_after_a_conflict_keeps_one_update_per_intent() {
+    assert_seed_free_of(suite_config(329), &[ViolationKind::UpdateServiceTwice]);
+}
