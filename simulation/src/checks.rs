@@ -765,6 +765,19 @@ pub(super) fn edits_keep_rollouts(
     let mut aborts: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     // Per alarm: (at, firing).
     let mut alarm_states: BTreeMap<&str, Vec<(Duration, bool)>> = BTreeMap::new();
+    // Per (release, rollout): the first entry whose analysis failed (pushed right after the
+    // status write that recorded it).
+    let mut failed_analyses: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    for entry in entries {
+        if let Event::AnalysisCommitted(analysis) = &entry.event
+            && analysis.phase == switchyard::model::analysis::AnalysisPhase::Failed
+            && let Some(serial) = analysis.serial
+        {
+            failed_analyses
+                .entry((analysis.release.as_str(), serial))
+                .or_insert(entry.seq);
+        }
+    }
     for entry in entries {
         match &entry.event {
             Event::SpecWritten {
@@ -813,6 +826,7 @@ pub(super) fn edits_keep_rollouts(
                         candidates,
                         aborts: &aborts,
                         alarm_states: &alarm_states,
+                        failed_analyses: &failed_analyses,
                         origin,
                     };
                     violations.extend(judge_stop(
@@ -859,6 +873,7 @@ struct StopContext<'c, 'a> {
     candidates: &'c Candidates<'a>,
     aborts: &'c BTreeMap<&'a str, Vec<Duration>>,
     alarm_states: &'c BTreeMap<&'a str, Vec<(Duration, bool)>>,
+    failed_analyses: &'c BTreeMap<(&'a str, u32), u64>,
     origin: Timestamp,
 }
 
@@ -910,11 +925,17 @@ fn judge_stop(
                     .iter()
                     .any(|(at, firing)| *firing && *at >= created && *at <= entry.at)
         });
-    (!aborted && !fired).then(|| {
+    // A failed analysis (at CodeDeploy's Ready gate) rolls its rollout back: recorded in
+    // the same write as the stop, or before it.
+    let analysis_failed = ctx
+        .failed_analyses
+        .get(&(release, serial))
+        .is_some_and(|seq| *seq <= entry.seq + 2);
+    (!aborted && !fired && !analysis_failed).then(|| {
         Violation::new(
             ViolationKind::StopWithoutCause,
             format!(
-                "#{} the status of {release} records a stop of {id} (rollout {serial}) at generation {generation} for neither a new candidate, an abort nor a firing alarm the spec names",
+                "#{} the status of {release} records a stop of {id} (rollout {serial}) at generation {generation} for neither a new candidate, an abort, a firing alarm the spec names nor a failed analysis",
                 entry.seq
             ),
         )

@@ -11,10 +11,12 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::log::{
-    EcsSeen, Event, EventLog, HandledRequest, RolloutSeen, StepSeen, TaskSetsSeen, digest,
+    AnalysisSeen, EcsSeen, Event, EventLog, HandledRequest, MetricSeen, RolloutSeen, StepSeen,
+    TaskSetsSeen, digest,
 };
+use crate::notification_checks::{self, ReleaseNotifications};
 use crate::passes::PassLog;
-use crate::replica::{Gate, replica_ports};
+use crate::replica::{Gate, ReplicaNotifications, ReplicaProbe, replica_ports};
 use crate::{
     LEASE_TIMING, REGISTRY, ReleaseOutcome, SeedReport, SimulationConfig, Stats, checks,
     strategy_checks,
@@ -22,6 +24,10 @@ use crate::{
 use switchyard::clock::Clock;
 use switchyard::controller::{self, Context, ControllerConfig, Leases, RunSummary};
 use switchyard::lease::shard_of;
+use switchyard::model::notifications::{
+    EventBridgeTarget, EventKind, NotificationDestination, NotificationMessage, WebhookFormat,
+    WebhookTarget,
+};
 use switchyard::model::parse::parse_documents;
 use switchyard::model::{
     AuditAction, ConditionType, OperatorRequest, Phase, Reason, ReleaseStatus, RequestKind,
@@ -35,7 +41,7 @@ use switchyard::reconcile::codedeploy::parse_deployment_description;
 use switchyard::reconcile::pending_request;
 use switchyard::sim::{
     ACCOUNT, BlueGreenSetup, CircuitBreaker, EcsServiceSetup, ExternalRule, ExternalSetup, Fault,
-    FaultRule, REGION, SimAws, SimRole, SimStore,
+    FaultRule, REGION, SimAws, SimNotifications, SimRole, SimStore,
 };
 use switchyard::state::ControllerState;
 
@@ -54,6 +60,25 @@ const PLACES: [(&str, &str, Option<&str>); 3] = [
         Some("arn:aws:iam::444455556666:role/switchyard-deployer"),
     ),
 ];
+/// The SNS topics of the simulated account (one in the controller's region, one in another:
+/// a topic is published to in its own region) and its EventBridge buses.
+const TOPICS: [&str; 2] = [
+    "arn:aws:sns:us-east-1:111122223333:releases",
+    "arn:aws:sns:eu-west-1:111122223333:releases-eu",
+];
+const BUSES: [&str; 2] = ["default", "switchyard"];
+/// The events a destination with a filter wants.
+const FILTERED_EVENTS: [EventKind; 4] = [
+    EventKind::RolloutStarted,
+    EventKind::RolloutSucceeded,
+    EventKind::RolloutRolledBack,
+    EventKind::RolloutFailed,
+];
+/// The seed of the notification draws is the run's, mixed with this: they have an `Rng` of
+/// their own, so that the draws of everything else stay what they were.
+const NOTIFY_SEED_MIX: u64 = 0x6e6f_7469_6679_0001;
+const ANALYSIS_SEED_MIX: u64 = 0x616e_616c_7973_0002;
+
 /// How long a deployment waits in Ready for a ContinueDeployment before CodeDeploy stops it:
 /// longer than the settling limit, so a promotion or a stop that is never sent shows.
 const READY_WAIT_MINUTES: u32 = 120;
@@ -164,13 +189,16 @@ enum StepKnob {
     SetWeight(u32),
     /// A timed pause (its seconds), or one that waits for a promotion (`None`).
     Pause(Option<u64>),
+    /// The release's analysis (`ReleasePlan::analysis`), at the weight in force.
+    Analysis,
 }
 
 impl StepKnob {
     fn seen(self) -> StepSeen {
         match self {
             StepKnob::SetWeight(weight) => StepSeen::SetWeight(weight),
-            StepKnob::Pause(_) => StepSeen::Pause,
+            // An analysis holds the weight, as a pause does.
+            StepKnob::Pause(_) | StepKnob::Analysis => StepSeen::Pause,
         }
     }
 
@@ -179,6 +207,7 @@ impl StepKnob {
             StepKnob::SetWeight(weight) => format!("        - setWeight: {weight}\n"),
             StepKnob::Pause(Some(secs)) => format!("        - pause: {{duration: {secs}s}}\n"),
             StepKnob::Pause(None) => "        - pause: {}\n".to_string(),
+            StepKnob::Analysis => String::new(),
         }
     }
 }
@@ -209,6 +238,8 @@ enum Setup {
     CodeDeploy {
         /// The deployment config named in the spec (else the group's default applies).
         spec_config: Option<String>,
+        /// The group waits in `Ready` for a ContinueDeployment (an analysis can gate it).
+        waits_in_ready: bool,
     },
     TaskSets(TaskSetsSetup),
     Ecs(EcsSetup),
@@ -283,6 +314,34 @@ struct ReleasePlan {
     last_generation: u64,
     last_spec: serde_json::Value,
     alarm_firing: bool,
+    /// The spec's `notifications` (none: the controller's defaults apply).
+    notifications: Vec<NotificationDestination>,
+    /// The release's analysis (a `taskSets` step, the ECS `PAUSE` hook's, CodeDeploy's
+    /// `Ready` gate's), if it has one.
+    analysis: Option<AnalysisDraw>,
+}
+
+/// A release's analysis: an HTTP probe of the release's health URL, and sometimes a
+/// CloudWatch metric of the release's errors.
+#[derive(Debug, Clone)]
+pub(crate) struct AnalysisDraw {
+    /// The `analysis` block, in YAML's flow style.
+    yaml: String,
+    url: String,
+    /// It reads the CloudWatch metric `App/Errors` of the release's `Service` too.
+    metric: bool,
+    inconclusive_limit: u32,
+}
+
+/// What a release's health endpoint and error metric say for a while.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Health {
+    Healthy,
+    /// The probe answers 503 and the errors are above the limit.
+    Unhealthy,
+    /// The probe times out (a failed measurement) and the metric has no data
+    /// (inconclusive).
+    Silent,
 }
 
 impl ReleasePlan {
@@ -311,7 +370,7 @@ impl ReleasePlan {
             image = self.image(&knobs.tag)
         );
         match &self.setup {
-            Setup::CodeDeploy { spec_config } => {
+            Setup::CodeDeploy { spec_config, .. } => {
                 yaml.push_str(&format!(
                     "    codeDeploy:\n      application: {name}\n      deploymentGroup: {name}-prod\n"
                 ));
@@ -320,6 +379,9 @@ impl ReleasePlan {
                 }
                 if knobs.manual {
                     yaml.push_str("      promotion: manual\n");
+                }
+                if let Some(analysis) = &self.analysis {
+                    yaml.push_str(&format!("      analysis: {}\n", analysis.yaml));
                 }
             }
             Setup::TaskSets(setup) => {
@@ -346,7 +408,12 @@ impl ReleasePlan {
                 }
                 yaml.push_str("      steps:\n");
                 for step in &knobs.steps {
-                    yaml.push_str(&step.yaml());
+                    match (step, &self.analysis) {
+                        (StepKnob::Analysis, Some(analysis)) => {
+                            yaml.push_str(&format!("        - analysis: {}\n", analysis.yaml));
+                        }
+                        _ => yaml.push_str(&step.yaml()),
+                    }
                 }
                 yaml.push_str(&format!(
                     "      scaleDownDelay: 30s\n      abortScaleDownDelay: 10s\n      progressDeadline: {}s\n",
@@ -359,6 +426,9 @@ impl ReleasePlan {
                     if knobs.manual { "manual" } else { "auto" },
                     setup.progress_deadline_secs
                 ));
+                if let Some(analysis) = &self.analysis {
+                    yaml.push_str(&format!("      analysis: {}\n", analysis.yaml));
+                }
                 if let Some(document) = &setup.document {
                     yaml.push_str(&format!(
                         "      deployment:\n        type: {}\n",
@@ -395,6 +465,12 @@ impl ReleasePlan {
         if knobs.converge {
             yaml.push_str("  onDrift: converge\n");
         }
+        if !self.notifications.is_empty() {
+            // YAML takes JSON as it is.
+            let destinations =
+                serde_json::to_string(&self.notifications).expect("destinations serialize");
+            yaml.push_str(&format!("  notifications: {destinations}\n"));
+        }
         let documents = parse_documents(&yaml).expect("the simulation's documents are valid");
         serde_json::to_value(&documents[0].spec).expect("a spec serializes")
     }
@@ -419,6 +495,10 @@ enum Scheduled {
     Resume(usize),
     /// AWS stops refusing this operation.
     EndRefusals(&'static str),
+    /// This webhook answers this status for this many seconds.
+    WebhookOutage(String, u16, u64),
+    /// This release's health endpoint and error metric say this from now on.
+    Health(usize, Health),
     /// Someone else answers the hook their service deployment waits at.
     ContinueForeign(usize, String),
 }
@@ -468,6 +548,15 @@ pub(super) struct Driver {
     refusing: Vec<&'static str>,
     /// Every replica's shared state, for its count of panicked passes.
     replica_states: Vec<ControllerState>,
+    /// The notification destinations every replica sends to, and the draws about them.
+    notifications: SimNotifications,
+    notify_rng: fastrand::Rng,
+    /// The analysis draws, on an `Rng` of their own as the notification draws.
+    analysis_rng: fastrand::Rng,
+    /// The controller's destinations for releases whose spec names none.
+    default_destinations: Vec<NotificationDestination>,
+    /// Every event a committed status recorded: its release and message, by id.
+    recorded: Arc<std::sync::Mutex<BTreeMap<String, (String, NotificationMessage)>>>,
 }
 
 impl Driver {
@@ -478,6 +567,12 @@ impl Driver {
         let store = SimStore::new(clock.clone()).with_seed(rng.u64(..));
         let log = EventLog::new();
         let clock_origin = clock.now();
+        let mut notify_rng = fastrand::Rng::with_seed(config.seed ^ NOTIFY_SEED_MIX);
+        let config_seed = config.seed;
+        let notifications = SimNotifications::new(clock.clone()).with_seed(notify_rng.u64(..));
+        let recorded: Arc<std::sync::Mutex<BTreeMap<String, (String, NotificationMessage)>>> =
+            Arc::default();
+        let recorder = recorded.clone();
         let observer = log.clone();
         store.observe_status_writes(move |write| {
             let stop = write.status.code_deploy().and_then(|s| s.stop.as_ref());
@@ -501,6 +596,61 @@ impl Driver {
                 task_sets: task_sets_seen(&write.status).map(Box::new),
                 ecs: ecs_seen(&write.status).map(Box::new),
             });
+            let notifications = write.status.notifications.clone().unwrap_or_default();
+            let mut recorded = crate::log::lock(&recorder);
+            for entry in &notifications.outbox {
+                recorded
+                    .entry(entry.message.id.clone())
+                    .or_insert_with(|| (write.release.clone(), entry.message.clone()));
+            }
+            drop(recorded);
+            if let Some(analysis) = &write.status.analysis {
+                observer.push(Event::AnalysisCommitted(Box::new(AnalysisSeen {
+                    release: write.release.clone(),
+                    serial: write.status.rollout.as_ref().map(|r| r.serial),
+                    outcome: write.status.rollout.as_ref().and_then(|r| r.outcome),
+                    release_phase: write.status.phase,
+                    gate: analysis.gate.clone(),
+                    started_at: analysis.started_at,
+                    phase: analysis.phase,
+                    taken: analysis.taken,
+                    metrics: analysis
+                        .metrics
+                        .iter()
+                        .map(|m| MetricSeen {
+                            name: m.name.clone(),
+                            failed: m.failed,
+                            inconclusive: m.inconclusive,
+                            measurements: m
+                                .measurements
+                                .iter()
+                                .map(|x| (x.number, x.at, x.result, x.value))
+                                .collect(),
+                        })
+                        .collect(),
+                })));
+            }
+            observer.push(Event::NotificationsCommitted {
+                release: write.release.clone(),
+                version: write.status_version,
+                outbox: notifications
+                    .outbox
+                    .iter()
+                    .map(|entry| {
+                        (
+                            entry.message.id.clone(),
+                            entry
+                                .pending
+                                .iter()
+                                .map(|p| p.destination.clone())
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+                delivered: notifications.delivered,
+                dropped: notifications.dropped,
+                resent: notifications.resent,
+            });
         });
         Self {
             slots: (0..config.replicas.max(1)).map(|_| None).collect(),
@@ -521,6 +671,11 @@ impl Driver {
             passes: PassLog::new(),
             refusing: Vec::new(),
             replica_states: Vec::new(),
+            notifications,
+            notify_rng,
+            analysis_rng: fastrand::Rng::with_seed(config_seed ^ ANALYSIS_SEED_MIX),
+            default_destinations: Vec::new(),
+            recorded,
         }
     }
 
@@ -563,6 +718,7 @@ impl Driver {
         // resumes what is paused.
         self.aws.clear_faults();
         self.store.clear_faults();
+        self.notifications.clear_faults();
         for operation in std::mem::take(&mut self.refusing) {
             self.log.push(Event::Refusals {
                 operation,
@@ -581,6 +737,9 @@ impl Driver {
             if self.releases[index].alarm_firing {
                 self.set_alarm(index, AlarmState::Ok);
             }
+        }
+        for index in 0..self.releases.len() {
+            self.set_health(index, Health::Healthy);
         }
         self.schedule
             .retain(|_, s| matches!(s, Scheduled::Restart(_)));
@@ -662,6 +821,16 @@ impl Driver {
                     }
                 }
                 Scheduled::EndRefusals(operation) => self.end_refusals(operation),
+                Scheduled::Health(index, health) => self.set_health(index, health),
+                Scheduled::WebhookOutage(url, status, secs) => {
+                    let until = self.clock.now() + jiff::SignedDuration::from_secs(secs as i64);
+                    self.notifications.fail_webhook(&url, status, Some(until));
+                    self.log.push(Event::WebhookOutage {
+                        url,
+                        status,
+                        for_secs: secs,
+                    });
+                }
                 Scheduled::ContinueForeign(place, arn) => self.continue_foreign(place, arn),
             }
         }
@@ -675,6 +844,15 @@ impl Driver {
         }
         for place in 0..PLACES.len() {
             self.place(place).fail_install_for_image(BAD_TAG);
+        }
+        for topic in TOPICS {
+            self.notifications.add_topic(topic);
+        }
+        for bus in BUSES {
+            self.notifications.add_bus(bus);
+        }
+        if self.notify_rng.bool() {
+            self.default_destinations = vec![self.draw_destination("fleet")];
         }
         for index in 0..self.config.releases {
             let place = index as usize % PLACES.len();
@@ -698,7 +876,7 @@ impl Driver {
                 cluster_arn: self.rng.u32(0..4) == 0,
                 labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
             };
-            let plan = ReleasePlan {
+            let mut plan = ReleasePlan {
                 name,
                 place,
                 alarm,
@@ -709,7 +887,20 @@ impl Driver {
                 last_generation: 0,
                 last_spec: serde_json::Value::Null,
                 alarm_firing: false,
+                notifications: Vec::new(),
+                analysis: None,
             };
+            // None (the defaults, if any, apply), one, or several.
+            let count = [0, 0, 1, 1, 1, 2, 3][self.notify_rng.usize(0..7)];
+            for _ in 0..count {
+                let destination = self.draw_destination(&plan.name);
+                let same =
+                    |d: &NotificationDestination| d.destination() == destination.destination();
+                if !plan.notifications.iter().any(same) {
+                    plan.notifications.push(destination);
+                }
+            }
+            self.draw_analysis(&mut plan);
             self.releases.push(plan);
         }
         for index in 0..self.releases.len() {
@@ -717,6 +908,144 @@ impl Driver {
                 self.log_traffic(index, "setup", "the world as set up");
             }
             self.write_version(index, false).await;
+        }
+    }
+
+    /// A notification destination: an SNS topic (of this region or another), an EventBridge
+    /// bus, or a webhook (`json` or `slack`) of `owner`'s; a quarter of them want only the
+    /// events that start and end rollouts.
+    fn draw_destination(&mut self, owner: &str) -> NotificationDestination {
+        let rng = &mut self.notify_rng;
+        let mut destination = NotificationDestination {
+            sns: None,
+            event_bridge: None,
+            webhook: None,
+            events: None,
+        };
+        match rng.u32(0..4) {
+            0 => destination.sns = Some(TOPICS[rng.usize(0..TOPICS.len())].to_string()),
+            1 => {
+                destination.event_bridge = Some(EventBridgeTarget {
+                    bus: BUSES[rng.usize(0..BUSES.len())].to_string(),
+                });
+            }
+            2 => {
+                destination.webhook = Some(WebhookTarget {
+                    url: format!("https://hooks.example.com/{owner}?token=s3cr3t"),
+                    format: WebhookFormat::Json,
+                });
+            }
+            _ => {
+                destination.webhook = Some(WebhookTarget {
+                    url: format!("https://hooks.slack.com/services/T0/{owner}/XYZ"),
+                    format: WebhookFormat::Slack,
+                });
+            }
+        }
+        if rng.u32(0..4) == 0 {
+            destination.events = Some(FILTERED_EVENTS.to_vec());
+        }
+        destination
+    }
+
+    /// Half the releases whose strategy has a gate to hold get an analysis there: a
+    /// `taskSets` step after the first weight, the `PAUSE` hook of an `ecs` release that has
+    /// one, the `Ready` gate of a CodeDeploy group that waits there (longer than any
+    /// analysis). Its endpoint and metric start healthy or not, and change during the run.
+    fn draw_analysis(&mut self, plan: &mut ReleasePlan) {
+        let gated = match &plan.setup {
+            Setup::CodeDeploy { waits_in_ready, .. } => *waits_in_ready,
+            Setup::TaskSets(_) => true,
+            Setup::Ecs(setup) => setup.has_hook(),
+        };
+        let rng = &mut self.analysis_rng;
+        if !gated || !rng.bool() {
+            return;
+        }
+        let name = &plan.name;
+        let url = format!("http://{name}.internal:8081/health");
+        let metric = rng.bool();
+        let inconclusive_limit = rng.u32(0..=1);
+        let mut metrics = vec![format!(
+            "{{name: health, http: {{url: \"{url}\", timeout: 2s, expectStatus: [200]}}}}"
+        )];
+        if metric {
+            metrics.push(format!(
+                "{{name: errors, cloudWatch: {{metrics: {{m1: {{namespace: App, name: Errors, stat: Sum, dimensions: {{Service: {name}}}}}}}, period: 60s}}, failWhen: {{above: 5}}}}"
+            ));
+        }
+        let yaml = format!(
+            "{{interval: {}s, count: {}, failureLimit: {}, inconclusiveLimit: {inconclusive_limit}, metrics: [{}]}}",
+            [10, 20, 30][rng.usize(0..3)],
+            rng.u32(2..=4),
+            rng.u32(0..=1),
+            metrics.join(", ")
+        );
+        if let Setup::TaskSets(_) = plan.setup {
+            let at = plan
+                .knobs
+                .steps
+                .iter()
+                .position(|s| matches!(s, StepKnob::SetWeight(_)))
+                .map_or(0, |i| i + 1);
+            plan.knobs.steps.insert(at, StepKnob::Analysis);
+        }
+        plan.analysis = Some(AnalysisDraw {
+            yaml,
+            url,
+            metric,
+            inconclusive_limit,
+        });
+    }
+
+    fn draw_health(&mut self) -> Health {
+        match self.analysis_rng.u32(0..20) {
+            0..=11 => Health::Healthy,
+            12..=16 => Health::Unhealthy,
+            _ => Health::Silent,
+        }
+    }
+
+    /// Sets what the release's health endpoint and error metric say.
+    fn set_health(&mut self, index: usize, health: Health) {
+        let plan = &self.releases[index];
+        let Some(analysis) = plan.analysis.clone() else {
+            return;
+        };
+        let (answer, value) = match health {
+            Health::Healthy => (Ok(200), Some(1.0)),
+            Health::Unhealthy => (Ok(503), Some(10.0)),
+            Health::Silent => (
+                Err(switchyard::ports::ProbeError::Timeout(Duration::from_secs(
+                    2,
+                ))),
+                None,
+            ),
+        };
+        // Probes leave from the controller's network; metrics are read where the release
+        // lives.
+        self.aws.set_http_answer(&analysis.url, answer);
+        if analysis.metric {
+            let name = plan.name.clone();
+            self.place(plan.place).set_metric(
+                "App",
+                "Errors",
+                &[("Service", name.as_str())],
+                value,
+            );
+        }
+        self.log.push(Event::HealthSet {
+            release: plan.name.clone(),
+            health: format!("{health:?}"),
+        });
+    }
+
+    /// The destinations of `plan`'s events: its spec's, or the controller's defaults.
+    fn destinations_of(&self, plan: &ReleasePlan) -> Vec<NotificationDestination> {
+        if plan.notifications.is_empty() {
+            self.default_destinations.clone()
+        } else {
+            plan.notifications.clone()
         }
     }
 
@@ -736,7 +1065,13 @@ impl Driver {
         self.place(place).add_bluegreen_service(setup);
         let spec_config = (self.rng.u32(0..3) == 0).then(|| pick_config(&mut self.rng));
         let manual = waits_in_ready && self.rng.bool();
-        (Setup::CodeDeploy { spec_config }, manual)
+        (
+            Setup::CodeDeploy {
+                spec_config,
+                waits_in_ready,
+            },
+            manual,
+        )
     }
 
     /// An `EXTERNAL` service: one to three tasks, a test listener (named in the spec) or
@@ -924,9 +1259,79 @@ impl Driver {
             Fault::Latency(Duration::from_secs(store_long_secs)),
             store_long,
         ));
+        let rng = &mut self.notify_rng;
+        let notify_throttle = rng.f64() * 0.05;
+        let notify_error = rng.f64() * 0.10;
+        let notify_lost = rng.f64() * 0.15;
+        let notify_latency = rng.f64() * 0.10;
+        // Longer than the notifier's 10 s attempt timeout: the attempt gives up before the
+        // destination receives anything.
+        let notify_slow = rng.f64() * 0.05;
+        for operation in ["sns:Publish", "events:PutEvents", "webhook:POST"] {
+            self.notifications
+                .inject(rule(operation, Fault::Throttle, notify_throttle));
+            self.notifications
+                .inject(rule(operation, Fault::ServerError, notify_error));
+            self.notifications
+                .inject(rule(operation, Fault::LostResponse, notify_lost));
+            self.notifications.inject(rule(
+                operation,
+                Fault::Latency(Duration::from_secs(3)),
+                notify_latency,
+            ));
+            self.notifications.inject(rule(
+                operation,
+                Fault::Latency(Duration::from_secs(15)),
+                notify_slow,
+            ));
+        }
+        // What the analysed releases' endpoints and metrics say: drawn at the start, and
+        // again a few times during the fault window.
+        let window = self.config.minutes * 60;
+        for index in 0..self.releases.len() {
+            if self.releases[index].analysis.is_none() {
+                continue;
+            }
+            let first = self.draw_health();
+            self.set_health(index, first);
+            for _ in 0..self.analysis_rng.u32(0..=3) {
+                let at = self.analysis_rng.u64(0..window.max(1));
+                let health = self.draw_health();
+                self.schedule_at(
+                    Instant::now() + Duration::from_secs(at),
+                    Scheduled::Health(index, health),
+                );
+            }
+        }
+        // Webhook outages: a 503 for a while, or (a quarter of them) a 404, which the
+        // controller gives up on at once.
+        let mut urls: Vec<String> = self
+            .releases
+            .iter()
+            .flat_map(|plan| plan.notifications.iter())
+            .chain(self.default_destinations.iter())
+            .filter_map(|d| d.webhook.as_ref().map(|w| w.url.clone()))
+            .collect();
+        urls.sort();
+        urls.dedup();
+        for url in urls {
+            for _ in 0..self.notify_rng.u32(0..=2) {
+                let start = self.notify_rng.u64(0..window.max(1));
+                let status = if self.notify_rng.u32(0..4) == 0 {
+                    404
+                } else {
+                    503
+                };
+                let secs = self.notify_rng.u64(20..=300);
+                self.schedule_at(
+                    Instant::now() + Duration::from_secs(start),
+                    Scheduled::WebhookOutage(url.clone(), status, secs),
+                );
+            }
+        }
         self.log.push(Event::FaultsInjected {
             description: format!(
-                "aws: lost CreateDeployment, CreateTaskSet and UpdateService {lost_create:.3}, targets start every {task_start}s and are checked {health_check}s later, throttle {aws_throttle:.3}, 5xx {aws_error:.3}, lost {aws_lost:.3}, latency 2s {aws_latency:.3}, latency {aws_long_secs}s {aws_long:.3}, stops take {stop_delay}s; store: status write 5xx {status_error:.3}, status write lost {status_lost:.3}, throttle {store_throttle:.3}, 5xx {store_error:.3}, lost {store_lost:.3}, latency 1s {store_latency:.3}, latency {store_long_secs}s {store_long:.3}"
+                "notifications: throttle {notify_throttle:.3}, 5xx {notify_error:.3}, lost outcome {notify_lost:.3}, latency 3s {notify_latency:.3}, latency 15s {notify_slow:.3}; aws: lost CreateDeployment, CreateTaskSet and UpdateService {lost_create:.3}, targets start every {task_start}s and are checked {health_check}s later, throttle {aws_throttle:.3}, 5xx {aws_error:.3}, lost {aws_lost:.3}, latency 2s {aws_latency:.3}, latency {aws_long_secs}s {aws_long:.3}, stops take {stop_delay}s; store: status write 5xx {status_error:.3}, status write lost {status_lost:.3}, throttle {store_throttle:.3}, 5xx {store_error:.3}, lost {store_lost:.3}, latency 1s {store_latency:.3}, latency {store_long_secs}s {store_long:.3}"
             ),
         });
     }
@@ -960,8 +1365,21 @@ impl Driver {
         };
         let state = ControllerState::new();
         self.replica_states.push(state.clone());
+        let notifications = ReplicaNotifications {
+            replica: id.clone(),
+            inner: self.notifications.clone(),
+            gate: gate.clone(),
+            log: self.log.clone(),
+        };
         let ctx = Context::new(store, Arc::new(aws), self.clock.clone(), config, state)
-            .with_leases(leases);
+            .with_leases(leases)
+            .with_notifications(Arc::new(notifications), self.default_destinations.clone())
+            .with_probe(Arc::new(ReplicaProbe {
+                replica: id.clone(),
+                inner: self.aws.clone(),
+                gate: gate.clone(),
+                log: self.log.clone(),
+            }));
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         // The replica's id on the loop's own log lines (`--trace`); passes log their release.
         let span = tracing::info_span!("replica", id = %id);
@@ -1644,7 +2062,11 @@ impl Driver {
                 .into_iter()
                 .any(|kind| pending_request(&record.requests, status, kind).is_some());
             let active = self.active_of(index, &deployments) > 0;
-            if !settled || asked || active {
+            let undelivered = status
+                .notifications
+                .as_ref()
+                .is_some_and(|n| !n.outbox.is_empty());
+            if !settled || asked || active || undelivered {
                 return None;
             }
             snapshot.push((plan.name.clone(), record.status_version));
@@ -1914,6 +2336,72 @@ impl Driver {
             &mut counts,
         ));
         stats.strategy = counts;
+        let releases: BTreeMap<String, ReleaseNotifications> = self
+            .releases
+            .iter()
+            .map(|plan| {
+                let destinations = self.destinations_of(plan);
+                let receivers = destinations
+                    .iter()
+                    .filter_map(NotificationDestination::destination)
+                    .map(|d| {
+                        let address = match &d {
+                            switchyard::model::notifications::Destination::Sns { topic_arn } => {
+                                format!("sns:{topic_arn}")
+                            }
+                            switchyard::model::notifications::Destination::EventBridge { bus } => {
+                                format!("eventBridge:{bus}")
+                            }
+                            switchyard::model::notifications::Destination::Webhook {
+                                url, ..
+                            } => format!("webhook:{url}"),
+                        };
+                        (d.key(), address)
+                    })
+                    .collect();
+                let wants_started = destinations
+                    .iter()
+                    .any(|d| d.wants(EventKind::RolloutStarted));
+                (
+                    plan.name.clone(),
+                    ReleaseNotifications {
+                        strategy: plan.setup.strategy(),
+                        receivers,
+                        wants_started,
+                    },
+                )
+            })
+            .collect();
+        let received = self.notifications.received();
+        let recorded = crate::log::lock(&self.recorded).clone();
+        let (found, notified) = notification_checks::notifications_delivered(
+            &entries,
+            &notification_checks::Notifications {
+                releases: &releases,
+                received: &received,
+                recorded: &recorded,
+                origin: self.clock_origin,
+            },
+        );
+        violations.extend(found);
+        stats.notifications = notified;
+        let analysed: BTreeMap<String, crate::analysis_checks::AnalysedRelease> = self
+            .releases
+            .iter()
+            .filter_map(|plan| {
+                let analysis = plan.analysis.as_ref()?;
+                Some((
+                    plan.name.clone(),
+                    crate::analysis_checks::AnalysedRelease {
+                        url: analysis.url.clone(),
+                        inconclusive_limit: analysis.inconclusive_limit,
+                    },
+                ))
+            })
+            .collect();
+        let (found, analysed) = crate::analysis_checks::analyses_hold(&entries, &analysed);
+        violations.extend(found);
+        stats.analyses = analysed;
         violations.sort_by_key(|v| v.kind);
 
         stats.deployments = deployments.len();

@@ -69,7 +69,28 @@
 //!   updates an `ecs` release's service to a hotfix revision and answers its `PAUSE` hook a
 //!   while later (a deployment switchyard did not start); ECS rolls back by itself (its
 //!   circuit breaker on images that never get healthy, its deployment alarms);
-//! - crashes, graceful restarts and freezes of replicas (above).
+//! - crashes, graceful restarts and freezes of replicas (above);
+//! - notifications: each release names none (the controller's fleet default applies, when
+//!   the seed drew one), one, two or three destinations: SNS topics (in the controller's
+//!   region or another: a topic is published to in its own), EventBridge buses, `json` and
+//!   `slack` webhooks, a quarter of them wanting only the events that start and end
+//!   rollouts; their calls are throttled, fail with a 5xx, lose their outcome (the message
+//!   arrives, the sender hears an error or a timeout: `Received::outcome_lost`), are slow
+//!   (3 s) or slower than the notifier's 10 s attempt timeout (nothing arrives); webhooks
+//!   answer 503 for a while, or 404, which the controller gives up on at once
+//!   (`Event::WebhookOutage`). The notification draws have an `Rng` of their own (the seed
+//!   mixed with a constant), so that the other draws of a seed stay what they were;
+//! - analyses: half the releases with a gate to hold get an analysis there (a `taskSets`
+//!   step after the first weight, the `PAUSE` hook of an `ecs` release that has one,
+//!   CodeDeploy's `Ready` gate where the group waits for approval, two hours, longer than
+//!   any analysis): an HTTP probe of the release's health URL and sometimes a CloudWatch
+//!   `GetMetricData` of its error metric, 2 to 4 measurements 10 to 30 s apart, failure and
+//!   inconclusive limits of 0 or 1. The endpoint and metric start healthy (200, a low
+//!   value), unhealthy (503, a high value) or silent (the probe times out, the metric has
+//!   no data: inconclusive), and change a few times during the run (`Event::HealthSet`);
+//!   healthy again once the faults stop. Probes go through the replica's gate and are
+//!   logged (`Event::ProbeSent`); GetMetricData takes the AWS faults of every call. Its own
+//!   `Rng` too.
 //!
 //! The invariants, each violation named by a [`ViolationKind`]:
 //! 1. never two deployments for one rollout of a release (from the descriptions of every
@@ -140,6 +161,35 @@
 //!     never replaced by an `UpdateService` of a replica that had seen it in flight;
 //! 18. a `PAUSE` hook is answered only with the id of the hook that waits.
 //!
+//! Notifications (`notification_checks.rs`; every committed status's outbox is logged,
+//! `Event::NotificationsCommitted`, and every send with what its replica heard,
+//! `Event::NotificationSent`):
+//! 19. every delivery (an event to a destination) a committed status recorded arrives at
+//!     least once, or is given up as the status counts it: a commit that takes deliveries
+//!     out of the outbox that never arrived must count as many more in `dropped` (a refusal
+//!     for good, an hour, a full outbox), and none still waits once the run settled (the
+//!     settling waits for every outbox to empty); nothing arrives that no committed status
+//!     recorded for that destination, and it arrives as recorded, with the contract's
+//!     fields;
+//! 20. a delivery arrives twice only after the outcome of an earlier arrival was lost to
+//!     whoever sent it again (the sender heard an error or nothing, or another replica sent
+//!     it), and never after a committed status recorded it delivered;
+//! 21. the events follow the rollouts: one `RolloutStarted` per rollout in the committed
+//!     statuses (a candidate found live already is none), `StepCompleted` only in `taskSets`
+//!     releases, each event naming its release and strategy.
+//!
+//! Analyses (`analysis_checks.rs`; every committed status's analysis is logged,
+//! `Event::AnalysisCommitted`):
+//! 22. one measurement per slot, across restarts and takeovers: each numbered measurement
+//!     of a metric, once a committed status recorded it, keeps its time, result and value;
+//!     the numbers run without a gap; `taken` never goes back; every HTTP measurement
+//!     recorded was a probe some replica made;
+//! 23. a failed analysis always rolls back: its rollout never ends `Succeeded` (check 7
+//!     counts a failed analysis as the cause of a CodeDeploy stop);
+//! 24. an analysis with more inconclusive measurements than `inconclusiveLimit` is never
+//!     still running or successful, and the write that makes it inconclusive holds the
+//!     release in `AwaitingPromotion` (unless its rollout ended).
+//!
 //! Never acting twice for one intent, per strategy: checks 1, 8 and 9 (CodeDeploy and the
 //! registration), 14 (CreateTaskSet) and 16 (UpdateService). Every release settling once the
 //! faults stop is check 3, for all three strategies.
@@ -165,9 +215,11 @@
 //!   know that a stop was accepted, and sends it again once it waited for it in vain (check 9
 //!   counts these as `Stats::stop_resends_after_handover`).
 
+pub mod analysis_checks;
 mod checks;
 mod driver;
 mod log;
+pub mod notification_checks;
 mod passes;
 mod replica;
 mod strategy_checks;
@@ -177,10 +229,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub use analysis_checks::AnalysisCounts;
 pub use log::{
     EcsSeen, Entry, Event, EventLog, HandledRequest, RolloutSeen, RouteSeen, StepSeen, TaskSetSeen,
     TaskSetsSeen, digest,
 };
+pub use notification_checks::NotificationCounts;
 pub use passes::{PassLog, PassRecorder};
 pub use strategy_checks::StrategyCounts;
 
@@ -330,10 +384,28 @@ pub enum ViolationKind {
     ForeignDeploymentReplaced,
     /// 18: a hook answered with an id other than the one of the hook that waited.
     StaleHookAnswer,
+    /// 19: a recorded delivery never arrived and was not counted as given up.
+    NotificationLost,
+    /// 19: a destination received a message no committed status recorded for it, or other
+    /// than recorded.
+    NotificationNotRecorded,
+    /// 20: a delivery arrived twice without a lost outcome to explain it.
+    NotificationDeliveredTwice,
+    /// 21: the events recorded disagree with the rollouts (a missing or second
+    /// `RolloutStarted`, a step completed without steps, another release or strategy).
+    EventsDisagreeWithRollouts,
+    /// 22: one slot of an analysis recorded twice (differently), or `taken` went back.
+    MeasurementTakenTwice,
+    /// 22: a slot skipped, or an HTTP measurement recorded that no probe took.
+    MeasurementSkipped,
+    /// 23: a rollout succeeded although its analysis failed.
+    FailedAnalysisPromoted,
+    /// 24: too many inconclusive measurements, and the release not held for a human.
+    InconclusiveNotHeld,
 }
 
 impl ViolationKind {
-    /// The invariant (1 to 12) this kind breaks.
+    /// The invariant (1 to 24) this kind breaks.
     pub fn invariant(self) -> u8 {
         use ViolationKind::*;
         match self {
@@ -366,6 +438,12 @@ impl ViolationKind {
             UpdateServiceTwice | UpdateServiceWithoutIntent => 16,
             ForeignDeploymentTouched | ForeignDeploymentReplaced => 17,
             StaleHookAnswer => 18,
+            NotificationLost | NotificationNotRecorded => 19,
+            NotificationDeliveredTwice => 20,
+            EventsDisagreeWithRollouts => 21,
+            MeasurementTakenTwice | MeasurementSkipped => 22,
+            FailedAnalysisPromoted => 23,
+            InconclusiveNotHeld => 24,
         }
     }
 
@@ -388,7 +466,13 @@ impl ViolationKind {
             15 => "traffic first, then task sets",
             16 => "one UpdateService per intent",
             17 => "deployments someone else started are left alone",
-            _ => "a hook is answered with its current id",
+            18 => "a hook is answered with its current id",
+            19 => "every recorded notification arrives, and only those",
+            20 => "a notification arrives twice only after a lost outcome",
+            21 => "the events follow the rollouts",
+            22 => "one measurement per slot of an analysis",
+            23 => "a failed analysis rolls back",
+            _ => "too many inconclusive measurements wait for a human",
         }
     }
 }
@@ -511,6 +595,10 @@ pub struct Stats {
     pub foreign_deployments: u32,
     /// What the strategy checks (13 to 18) looked at.
     pub strategy: StrategyCounts,
+    /// What the notification checks (19 to 21) looked at.
+    pub notifications: NotificationCounts,
+    /// What the analysis checks (22 to 24) looked at.
+    pub analyses: AnalysisCounts,
     /// Passes (check 11), and the longest time an owner was up without a pass of one of its
     /// releases.
     pub passes: usize,
@@ -560,6 +648,8 @@ impl Stats {
         self.weights_moved_by_hand += other.weights_moved_by_hand;
         self.foreign_deployments += other.foreign_deployments;
         self.strategy.add(&other.strategy);
+        self.notifications.add(&other.notifications);
+        self.analyses.add(&other.analyses);
         self.passes += other.passes;
         self.longest_pass_gap = self.longest_pass_gap.max(other.longest_pass_gap);
         self.deployments += other.deployments;
@@ -576,7 +666,7 @@ impl Stats {
     /// The counts, one line (the seed report's and the summary's).
     pub fn summary(&self) -> String {
         format!(
-            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} weights moved by hand, {} foreign service deployments, {} production weight changes judged, {} task sets created, {} task-set removals judged, {} task-set rollbacks judged, {} UpdateService calls judged, {} hook answers judged, {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
+            "{} spec writes ({} keeping the candidate, {} of them in flight; {} reverts; {} candidates wanted again), {} stops judged, {} registrations, {} requests ({} handled, {} declined, {} replaced), {} alarm pulses, {} crashes (+{} right after a mutation), {} graceful restarts, {} pauses, {} replicas started, {} refusal episodes ({} attempts refused), {} panics injected ({} passes panicked), {} write faults armed ({} status writes failed), {} stops accepted ({} resends excused, {} after a handover), {} continues accepted, {} weights moved by hand, {} foreign service deployments, {} production weight changes judged, {} task sets created, {} task-set removals judged, {} task-set rollbacks judged, {} UpdateService calls judged, {} hook answers judged, {} notification events recorded ({} deliveries, {} given up; {} received, {} second arrivals after a lost outcome, {} outcomes lost), {} analyses ({} measurements, {} failed, {} inconclusive), {} passes (longest owner-up gap {:.0}s), {} deployments, {} mutations, {} status writes, {} lease takes, {} AWS calls, {} store calls; final phases {:?}",
             self.spec_writes,
             self.edits_keeping_candidate,
             self.edits_in_flight,
@@ -612,6 +702,16 @@ impl Stats {
             self.strategy.rollbacks,
             self.strategy.service_updates,
             self.strategy.hook_answers,
+            self.notifications.events,
+            self.notifications.deliveries,
+            self.notifications.given_up,
+            self.notifications.received,
+            self.notifications.duplicates,
+            self.notifications.outcomes_lost,
+            self.analyses.analyses,
+            self.analyses.measurements,
+            self.analyses.failed,
+            self.analyses.inconclusive,
             self.passes,
             self.longest_pass_gap.as_secs_f64(),
             self.deployments,

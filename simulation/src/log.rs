@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use switchyard::lease::Fence;
+use switchyard::model::analysis::{AnalysisPhase, MeasurementResult};
 use switchyard::model::{Outcome, Phase, TaskSetsStage};
 use switchyard::ports::TaskSetStatus;
 
@@ -106,6 +107,50 @@ pub enum Event {
     CrashArmed {
         replica: String,
         operation: &'static str,
+    },
+    /// What a committed status says of its notifications: pushed right after its
+    /// `StatusCommitted` (every commit of a release that has destinations).
+    NotificationsCommitted {
+        release: String,
+        version: u64,
+        /// Each event in the outbox (its id) with the destinations (keys) it still waits for.
+        outbox: Vec<(String, Vec<String>)>,
+        delivered: u64,
+        dropped: u64,
+        resent: u64,
+    },
+    /// A notification send returned to the replica that made it (logged by its decorator;
+    /// a send whose replica died or timed out on its way logs nothing).
+    NotificationSent {
+        replica: String,
+        /// The receiver's name (`sns:ARN`, `eventBridge:BUS`, `webhook:URL`).
+        destination: String,
+        id: String,
+        /// The replica heard that it was delivered.
+        heard: bool,
+        /// What the destination received during this call: its index among everything the
+        /// simulated destinations received (`SimNotifications::received`).
+        receipt: Option<usize>,
+    },
+    /// What an analysed release's health endpoint and error metric say from now on.
+    HealthSet {
+        release: String,
+        health: String,
+    },
+    /// A replica's HTTP probe returned (logged by its decorator).
+    ProbeSent {
+        replica: String,
+        url: String,
+        status: Option<u16>,
+    },
+    /// What a committed status says of its analysis (pushed right after its
+    /// `StatusCommitted`).
+    AnalysisCommitted(Box<AnalysisSeen>),
+    /// A webhook answers this status instead of 200 for a while.
+    WebhookOutage {
+        url: String,
+        status: u16,
+        for_secs: u64,
     },
     /// The store committed a status write (observed inside the store, in commit order).
     StatusCommitted {
@@ -389,4 +434,30 @@ pub fn digest<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A committed status's analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisSeen {
+    pub release: String,
+    /// The rollout the status records, and how it ended (if it did).
+    pub serial: Option<u32>,
+    pub outcome: Option<Outcome>,
+    /// The release's phase in that status.
+    pub release_phase: Phase,
+    pub gate: String,
+    pub started_at: Timestamp,
+    pub phase: AnalysisPhase,
+    pub taken: u32,
+    pub metrics: Vec<MetricSeen>,
+}
+
+/// One metric of a committed analysis: its counts and its latest measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSeen {
+    pub name: String,
+    pub failed: u32,
+    pub inconclusive: u32,
+    /// (number, when, result, value), oldest first.
+    pub measurements: Vec<(u32, Timestamp, MeasurementResult, Option<f64>)>,
 }

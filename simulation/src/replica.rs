@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -30,8 +31,12 @@ use switchyard::ports::{
     SpecWrite, StoreError, StoredRelease, Sts, TargetGroup, TargetHealth, TaskDefinition, TaskSet,
     UpdateServiceRequest, WeightedTargetGroup,
 };
+use switchyard::ports::{
+    EventBridge, HttpProbe, NotificationProvider, ProbeError, Publication, Sns, WebhookError,
+    Webhooks,
+};
 use switchyard::reconcile::codedeploy::parse_deployment_description;
-use switchyard::sim::{SimAws, SimStore, service_of_deployment_arn};
+use switchyard::sim::{SimAws, SimNotifications, SimStore, service_of_deployment_arn};
 
 /// Controls one replica's access to the world.
 pub(super) struct Gate {
@@ -1139,5 +1144,128 @@ mod tests {
                 ("ecs:DeleteTaskSet", web()),
             ]
         );
+    }
+}
+
+/// A replica's notification destinations: the shared simulated ones behind the replica's
+/// gate (a crash abandons a send on its way, a pause holds its answer), each send logged
+/// with what the replica heard and whether the destination received it.
+#[derive(Clone)]
+pub(super) struct ReplicaNotifications {
+    pub replica: String,
+    pub inner: SimNotifications,
+    pub gate: Arc<Gate>,
+    pub log: EventLog,
+}
+
+impl ReplicaNotifications {
+    /// Makes one send through the gate and logs it.
+    async fn send<T, E>(
+        &self,
+        destination: String,
+        id: String,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let before = self.inner.received().len();
+        let result = self.gate.call(call).await;
+        let receipt = self
+            .inner
+            .received()
+            .iter()
+            .enumerate()
+            .skip(before)
+            .find(|(_, r)| {
+                r.destination == destination
+                    && crate::notification_checks::event_id_of(&r.body).as_deref() == Some(&id)
+            })
+            .map(|(index, _)| index);
+        self.log.push(Event::NotificationSent {
+            replica: self.replica.clone(),
+            destination,
+            id,
+            heard: result.is_ok(),
+            receipt,
+        });
+        result
+    }
+}
+
+struct ReplicaSns {
+    notifications: ReplicaNotifications,
+    inner: Arc<dyn Sns>,
+}
+
+#[async_trait]
+impl Sns for ReplicaSns {
+    async fn publish(&self, topic_arn: &str, message: &Publication) -> Result<(), AwsError> {
+        self.notifications
+            .send(
+                format!("sns:{topic_arn}"),
+                message.id.clone(),
+                self.inner.publish(topic_arn, message),
+            )
+            .await
+    }
+}
+
+#[async_trait]
+impl EventBridge for ReplicaNotifications {
+    async fn put_event(&self, bus: &str, message: &Publication) -> Result<(), AwsError> {
+        let inner = self.inner.event_bridge();
+        self.send(
+            format!("eventBridge:{bus}"),
+            message.id.clone(),
+            inner.put_event(bus, message),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Webhooks for ReplicaNotifications {
+    async fn post(&self, url: &str, body: &str) -> Result<(), WebhookError> {
+        let inner = self.inner.webhooks();
+        let id = crate::notification_checks::event_id_of(body).unwrap_or_default();
+        self.send(format!("webhook:{url}"), id, inner.post(url, body))
+            .await
+    }
+}
+
+impl NotificationProvider for ReplicaNotifications {
+    fn sns(&self, region: &str) -> Arc<dyn Sns> {
+        Arc::new(ReplicaSns {
+            notifications: self.clone(),
+            inner: self.inner.sns(region),
+        })
+    }
+
+    fn event_bridge(&self) -> Arc<dyn EventBridge> {
+        Arc::new(self.clone())
+    }
+
+    fn webhooks(&self) -> Arc<dyn Webhooks> {
+        Arc::new(self.clone())
+    }
+}
+
+/// A replica's HTTP probes: the simulated endpoints behind the replica's gate, each probe
+/// logged with its answer.
+pub(super) struct ReplicaProbe {
+    pub replica: String,
+    pub inner: SimAws,
+    pub gate: Arc<Gate>,
+    pub log: EventLog,
+}
+
+#[async_trait]
+impl HttpProbe for ReplicaProbe {
+    async fn probe(&self, url: &str, timeout: Duration) -> Result<u16, ProbeError> {
+        let result = self.gate.call(self.inner.probe(url, timeout)).await;
+        self.log.push(Event::ProbeSent {
+            replica: self.replica.clone(),
+            url: url.to_string(),
+            status: result.as_ref().ok().copied(),
+        });
+        result
     }
 }

@@ -169,7 +169,10 @@ pub async fn reconcile_once(
     match first {
         Err(PassError::Store(StoreError::ConditionFailed { .. })) => {
             debug!(release = %name, "the release (or its lease) changed during the pass; reading it again");
-            fresh_pass(ctx, name, fence, now).await
+            // A new decision, on what is read now: as of now. (Decided as of the first
+            // attempt's start, an intent would be dated before the spec it carries out was
+            // written, and could share its time with the intent of the rollout it replaces.)
+            fresh_pass(ctx, name, fence, ctx.clock.now()).await
         }
         other => other,
     }

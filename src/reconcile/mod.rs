@@ -1137,6 +1137,29 @@ impl<'a> Pass<'a> {
         );
     }
 
+    /// When `action` was refused and its backoff has not ended: until when, and the
+    /// refusal's message. A pending `retry` asks at once (it is handled here, and the
+    /// refusal forgotten).
+    fn refusal_holds_back(&mut self, action: &Action) -> Option<(Timestamp, String)> {
+        let refusal = self.next.refusal.clone()?;
+        if action.operation() != refusal.operation {
+            return None;
+        }
+        if self.pending_request(RequestKind::Retry).is_some() {
+            self.handle(
+                RequestKind::Retry,
+                Outcome::Retried,
+                format!("retrying {}", refusal.operation),
+            );
+            self.next.refusal = None;
+            return None;
+        }
+        let due = refusal.at
+            + jiff::SignedDuration::try_from(refusal_delay(&self.desired.name, refusal.count))
+                .unwrap_or_default();
+        (due > self.now).then_some((due, refusal.message))
+    }
+
     fn finish(mut self, step: Step) -> Decision {
         let Step {
             mut phase,
@@ -1147,39 +1170,21 @@ impl<'a> Pass<'a> {
             mut completes,
         } = step;
         // A refused call is not asked again before its backoff ends (or a retry).
-        if let Some(refusal) = self.next.refusal.clone()
-            && action
-                .as_ref()
-                .is_some_and(|a| a.operation() == refusal.operation)
+        if let Some((due, refused)) = action
+            .clone()
+            .and_then(|action| self.refusal_holds_back(&action))
         {
-            if self.pending_request(RequestKind::Retry).is_some() {
-                self.handle(
-                    RequestKind::Retry,
-                    Outcome::Retried,
-                    format!("retrying {}", refusal.operation),
-                );
-                self.next.refusal = None;
-            } else {
-                let due = refusal.at
-                    + jiff::SignedDuration::try_from(refusal_delay(
-                        &self.desired.name,
-                        refusal.count,
-                    ))
-                    .unwrap_or_default();
-                if due > self.now {
-                    // Held back: nothing of the call happens, its intent included, and the
-                    // request it would carry out stays pending.
-                    action = None;
-                    completes = None;
-                    phase = Phase::Failed;
-                    reason = Reason::Refused;
-                    message = refusal.message.clone();
-                    requeue_after = Some(crate::clock::elapsed_between(self.now, due));
-                    self.next.candidate = self.prev.and_then(|p| p.candidate.clone());
-                    if let Some(status) = self.next.strategy.as_mut() {
-                        drop_intents(status, self.prev.and_then(|p| p.strategy.as_ref()));
-                    }
-                }
+            // Held back: nothing of the call happens, its intent included, and the
+            // request it would carry out stays pending.
+            action = None;
+            completes = None;
+            phase = Phase::Failed;
+            reason = Reason::Refused;
+            message = refused;
+            requeue_after = Some(crate::clock::elapsed_between(self.now, due));
+            self.next.candidate = self.prev.and_then(|p| p.candidate.clone());
+            if let Some(status) = self.next.strategy.as_mut() {
+                drop_intents(status, self.prev.and_then(|p| p.strategy.as_ref()));
             }
         }
         if !matches!(
@@ -1199,9 +1204,22 @@ impl<'a> Pass<'a> {
             match task_sets::clean_up(&mut self, spec) {
                 task_sets::CleanUpStep::Done => {}
                 task_sets::CleanUpStep::Due(clean_up, what) => {
-                    action = Some(Action::TaskSets(clean_up));
-                    message = format!("{message}; {what}");
-                    requeue_after = Some(AFTER_ACTION);
+                    let clean_up = Action::TaskSets(clean_up);
+                    // A refused clean-up backs off like any refused call: held back until
+                    // its backoff ends (or a retry), whatever woke this pass.
+                    match self.refusal_holds_back(&clean_up) {
+                        Some((due, refused)) => {
+                            phase = Phase::Failed;
+                            reason = Reason::Refused;
+                            message = refused;
+                            requeue_after = Some(crate::clock::elapsed_between(self.now, due));
+                        }
+                        None => {
+                            action = Some(clean_up);
+                            message = format!("{message}; {what}");
+                            requeue_after = Some(AFTER_ACTION);
+                        }
+                    }
                 }
                 task_sets::CleanUpStep::Waiting(after, what) => {
                     message = format!("{message}; {what}");

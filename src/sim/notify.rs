@@ -39,6 +39,9 @@ pub struct Received {
     /// The detail-type, or the SNS subject; empty for webhooks.
     pub kind: String,
     pub at: Timestamp,
+    /// The message was accepted but the sender got an error or a timeout instead of the
+    /// answer (an injected `Fault::LostResponse`): the sender cannot know it arrived.
+    pub outcome_lost: bool,
 }
 
 #[derive(Default)]
@@ -99,6 +102,18 @@ impl SimNotifications {
         self.inner.faults.inject(rule);
     }
 
+    /// Draws the probabilistic faults from `seed` (reproducible runs).
+    pub fn with_seed(self, seed: u64) -> Self {
+        self.inner.faults.reseed(seed);
+        self
+    }
+
+    /// Removes every fault rule, and every webhook's failure.
+    pub fn clear_faults(&self) {
+        self.inner.faults.clear();
+        lock(&self.inner.state).failing.clear();
+    }
+
     /// Everything accepted so far, in order.
     pub fn received(&self) -> Vec<Received> {
         lock(&self.inner.state).received.clone()
@@ -148,7 +163,8 @@ impl SimNotifications {
         let now = self.inner.clock.now();
         {
             let mut state = lock(&self.inner.state);
-            let received = body(&state, now)?;
+            let mut received = body(&state, now)?;
+            received.outcome_lost = decision.failure == Some(Fault::LostResponse);
             state.received.push(received);
         }
         if decision.failure == Some(Fault::LostResponse) {
@@ -229,6 +245,7 @@ impl Sns for RegionalSns {
                     body: message.body.clone(),
                     kind: message.subject.clone(),
                     at: now,
+                    outcome_lost: false,
                 })
             })
             .await
@@ -287,6 +304,7 @@ impl EventBridge for SimNotifications {
                 body: message.body.clone(),
                 kind: message.event.clone(),
                 at: now,
+                outcome_lost: false,
             })
         })
         .await
@@ -330,6 +348,7 @@ impl Webhooks for SimWebhooks {
                     body: body.to_string(),
                     kind: String::new(),
                     at: now,
+                    outcome_lost: false,
                 })
             })
             .await;
