@@ -646,6 +646,18 @@ impl<'a> TaskSets<'_, 'a> {
     /// Records the roles and routes of a rollout that starts.
     #[allow(clippy::result_large_err)]
     fn start(&mut self) -> Result<(), Step> {
+        // The production routes are recorded from what this pass read: a pass that read no
+        // route (the one whose clean-up of the last rollout just finished, say) would record
+        // none, and a rollout on no route would move no traffic. The next pass discovers them
+        // (no task-set state: the plan reads every route of the pair's load balancers).
+        if !self.observed.unread_routes.is_empty() {
+            return Err(Step::new(
+                Phase::Progressing,
+                Reason::DeploymentInProgress,
+                "reading the listeners before the rollout starts".to_string(),
+            )
+            .requeue(AFTER_ACTION));
+        }
         let groups = self
             .observed
             .target_groups
