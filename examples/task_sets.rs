@@ -9,7 +9,11 @@
 //! - **fleet**: N releases (default 100) written at once, each on its own `EXTERNAL` service
 //!   and load balancer in one account and region: every due step's lateness, and the ELB
 //!   `Describe*` requests per second against ELB's describe rate (a token bucket of 40,
-//!   refilled at 10 per second, per account and region).
+//!   refilled at 10 per second, per account and region);
+//! - **large fleet**: the same with `--large-releases` (default 1,000) releases and ELB's
+//!   describe rate enforced, the controller within its API budget (`apiBudgets`, ELB 8 a
+//!   second, bursts of 20): how late due steps run when the describe rate, not the
+//!   controller, is the limit.
 //!
 //! Calls are read from the simulation itself (`SimAws::call_times`: every API call with the
 //! virtual time it reached AWS), so a port call that is several API calls (reading a route
@@ -50,12 +54,14 @@ const ELB_DESCRIBE_REFILL_PER_S: f64 = 10.0;
 const TARGET_CALL_RATIO: f64 = 1.5;
 const TARGET_DUE_STEP_S: f64 = 2.0;
 const TARGET_BAKE_CALLS_PER_MIN: f64 = 2.0;
-/// The most virtual time one run may take.
-const RUN_LIMIT: Duration = Duration::from_secs(3600);
+/// The most virtual time one run may take, per 100 releases (at least an hour).
+const RUN_LIMIT_PER_100: Duration = Duration::from_secs(3600);
 /// How long the run goes on once every release is done, for the controller's last look.
 const LINGER: Duration = Duration::from_secs(5);
-/// How often the benchmark reads the statuses (uncounted) to see when each pause ends.
-const SAMPLE: Duration = Duration::from_millis(100);
+/// How often the benchmark reads the statuses (uncounted) to see when each pause ends, per
+/// 100 releases (the pause ends are read from the status, so a sample a second still sees
+/// each 30 s pause; only when a release became Healthy is rounded to it).
+const SAMPLE_PER_100: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Parser)]
 #[command(name = "task_sets")]
@@ -63,6 +69,10 @@ struct Args {
     /// Releases rolling out at once in the fleet run.
     #[arg(long, default_value_t = 100)]
     releases: usize,
+    /// Releases rolling out at once in the large fleet run, with ELB's rate enforced (0: no
+    /// such run).
+    #[arg(long, default_value_t = 1000)]
+    large_releases: usize,
     /// The fleet's two bakes, in seconds each.
     #[arg(long, default_value_t = 30)]
     fleet_bake_s: u64,
@@ -126,10 +136,39 @@ fn main() {
         "task_sets: fleet of {} with ELB's describe rate enforced ...",
         args.releases
     );
+    let large_plan = Plan {
+        releases: args.large_releases,
+        steps: fleet_plan.steps.clone(),
+        latency: fleet_plan.latency,
+        elb_rate_enforced: true,
+    };
     let limited = runtime().block_on(run(&Plan {
         elb_rate_enforced: true,
         ..fleet_plan
     }));
+    let large = (args.large_releases > 0).then(|| {
+        eprintln!(
+            "task_sets: fleet of {} with ELB's describe rate enforced ...",
+            args.large_releases
+        );
+        runtime().block_on(run(&large_plan))
+    });
+    let large_json = large.as_ref().map(|large| {
+        let late = large.due_steps_late_s();
+        json!({
+            "releases": args.large_releases,
+            "all_healthy": large.all_healthy,
+            "virtual_s_to_all_healthy": large.healthy_after_s,
+            "due_steps": late.len(),
+            "due_steps_missed": large.due_steps_missed(),
+            "due_step_late_s": summary(&late),
+            "due_step_late_histogram_s": histogram(&late),
+            "calls_per_release": large.calls_per_release(),
+            "throttled_calls": large.throttled,
+            "calls_by_operation": large.calls,
+            "elb_describe": large.elb_describe_rate(),
+        })
+    });
 
     let minimal = minimal_sequence(&canary_steps());
     let minimal_total: u64 = minimal.values().sum();
@@ -165,6 +204,7 @@ fn main() {
             "due_step": "from the end of a timed pause (the status's pauseEndsAt) to the end of the controller's next weight write on the production listener (its read of the route and ModifyListener done)",
             "minimal_sequence": minimal,
             "elb_describe_rate": format!("token bucket of {ELB_DESCRIBE_BURST} refilled at {ELB_DESCRIBE_REFILL_PER_S}/s over every elbv2:Describe* call of the account and Region"),
+            "api_budget": format!("{:?}", switchyard::controller::BudgetSettings::default().by_service),
         },
         "targets": {
             "calls_over_minimal_max": TARGET_CALL_RATIO,
@@ -208,6 +248,7 @@ fn main() {
                 "calls_by_operation": limited.calls,
                 "elb_describe": limited.elb_describe_rate(),
             },
+            "large_fleet_at_elb_rate": large_json,
         },
     });
     let path = common::write_report("task_sets", &report, args.out.as_deref());
@@ -521,6 +562,9 @@ async fn run(plan: &Plan) -> RunResult {
         _ => None,
     });
     let waited = tokio::time::Instant::now();
+    let hundreds = u32::try_from(plan.releases.div_ceil(100).max(1)).unwrap_or(u32::MAX);
+    let run_limit = RUN_LIMIT_PER_100 * hundreds;
+    let sample = SAMPLE_PER_100 * hundreds;
     loop {
         let mut done = true;
         for (i, name) in names.iter().enumerate() {
@@ -546,12 +590,12 @@ async fn run(plan: &Plan) -> RunResult {
                 .is_some_and(|s| s.task_sets.len() == 1);
             done &= healthy && cleaned_up;
         }
-        if done || waited.elapsed() > RUN_LIMIT {
+        if done || waited.elapsed() > run_limit {
             // The look that reads back the last action (the deletion) comes after it.
             tokio::time::sleep(LINGER).await;
             break;
         }
-        tokio::time::sleep(SAMPLE).await;
+        tokio::time::sleep(sample).await;
     }
     let _ = stop.send(());
     let _ = controller.await;
@@ -684,6 +728,25 @@ impl LoadBalancer for LoggedLoadBalancer {
 
 // ----- output ----------------------------------------------------------------------------
 
+/// How many of `late` fall in each bucket of seconds: `[0,2)`, `[2,5)`, `[5,10)`, `[10,30)`,
+/// `[30,60)`, `[60,120)`, `[120,∞)`.
+fn histogram(late: &[f64]) -> serde_json::Value {
+    let edges = [2.0, 5.0, 10.0, 30.0, 60.0, 120.0, f64::INFINITY];
+    let mut counts = serde_json::Map::new();
+    let mut low = 0.0;
+    for high in edges {
+        let n = late.iter().filter(|l| **l >= low && **l < high).count();
+        let key = if high.is_finite() {
+            format!("{low}-{high}")
+        } else {
+            format!("{low}-")
+        };
+        counts.insert(key, json!(n));
+        low = high;
+    }
+    serde_json::Value::Object(counts)
+}
+
 fn summary(sorted: &[f64]) -> serde_json::Value {
     if sorted.is_empty() {
         return json!(null);
@@ -778,4 +841,23 @@ fn print_summary(report: &serde_json::Value) {
         limited["calls_per_release"].as_f64().unwrap_or(f64::NAN),
     );
     println!("ELB describe: {}", limited["elb_describe"]);
+    let large = &results["large_fleet_at_elb_rate"];
+    if !large.is_null() {
+        println!(
+            "\n{} releases with ELB's describe rate enforced: healthy {} after {:.1} s; due steps late p50 {} / p99 {} / max {} s ({}), {} missed; {} calls throttled; {:.1} calls per release",
+            large["releases"],
+            large["all_healthy"],
+            large["virtual_s_to_all_healthy"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            large["due_step_late_s"]["p50"],
+            large["due_step_late_s"]["p99"],
+            large["due_step_late_s"]["max"],
+            large["due_step_late_histogram_s"],
+            large["due_steps_missed"],
+            large["throttled_calls"],
+            large["calls_per_release"].as_f64().unwrap_or(f64::NAN),
+        );
+        println!("ELB describe: {}", large["elb_describe"]);
+    }
 }

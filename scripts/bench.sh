@@ -19,7 +19,7 @@ mkdir -p "$out"
 
 benchmarks=("$@")
 if [ ${#benchmarks[@]} -eq 0 ]; then
-  benchmarks=(decide scale deployment waits reaction task_sets)
+  benchmarks=(decide scale deployment waits reaction task_sets fleet_budget)
 fi
 
 say "building (release): the binary, the examples and the benchmark"
@@ -34,6 +34,7 @@ for name in "${benchmarks[@]}"; do
     deployment) "$target_dir/release/examples/deployment" ${DEPLOYMENT_ARGS:-} ;;
     waits) "$target_dir/release/examples/waits" ${WAITS_ARGS:-} ;;
     task_sets) "$target_dir/release/examples/task_sets" ${TASK_SETS_ARGS:-} ;;
+    fleet_budget) "$target_dir/release/examples/fleet_budget" ${FLEET_BUDGET_ARGS:-} ;;
     reaction)
       if [ ! -x .venv-moto/bin/moto_server ] && [ -z "${SWITCHYARD_MOTO_SERVER:-}" ]; then
         echo "error: moto is not installed; run ./scripts/test.sh once (it creates .venv-moto)" >&2
@@ -43,7 +44,7 @@ for name in "${benchmarks[@]}"; do
       "$target_dir/release/examples/reaction" ${REACTION_ARGS:-}
       "$target_dir/release/examples/reaction" --keep-in-flight ${REACTION_ARGS:-}
       ;;
-    *) echo "error: unknown benchmark $name (decide, scale, deployment, waits, reaction, task_sets)" >&2; exit 2 ;;
+    *) echo "error: unknown benchmark $name (decide, scale, deployment, waits, reaction, task_sets, fleet_budget)" >&2; exit 2 ;;
   esac
 done
 
@@ -52,7 +53,7 @@ report="$out/report.json"
 {
   printf '{'
   sep=''
-  for name in decide scale deployment waits reaction reaction-loaded task_sets; do
+  for name in decide scale deployment waits reaction reaction-loaded task_sets fleet_budget; do
     if [ -f "$out/$name.json" ]; then
       printf '%s\n"%s": ' "$sep" "${name//-/_}"
       cat "$out/$name.json"

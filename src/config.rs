@@ -55,6 +55,9 @@ pub struct Settings {
     /// The external id the controller gives STS when it assumes a release's `roleArn`: the
     /// deployer roles' trust policies ask for it (`sts:ExternalId`). `None`: none is given.
     pub external_id: Option<String>,
+    /// The rate the whole fleet stays under per account, Region and AWS service
+    /// (`controller::BudgetSettings`; defaults below AWS's published rates).
+    pub api_budgets: crate::controller::BudgetSettings,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             log_level: "info".into(),
             notifications: Vec::new(),
             external_id: None,
+            api_budgets: crate::controller::BudgetSettings::default(),
         }
     }
 }
@@ -106,6 +110,7 @@ struct FileSettings {
     log_level: Option<String>,
     notifications: Option<serde_json::Value>,
     external_id: Option<String>,
+    api_budgets: Option<serde_json::Value>,
 }
 
 /// What is wrong with the configuration.
@@ -320,7 +325,78 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Setti
             )
         })?;
     }
+    let var = env_var_for("apiBudgets");
+    let budgets = match env.get(&var) {
+        Some(text) => Some((
+            serde_saphyr::from_str::<serde_json::Value>(text).map_err(|e| {
+                invalid(
+                    "apiBudgets",
+                    &var,
+                    format!("is not a YAML or JSON map of services: {e}"),
+                )
+            })?,
+            var,
+        )),
+        None => from_file.api_budgets.map(|v| (v, file_name.clone())),
+    };
+    if let Some((value, source)) = budgets {
+        parse_api_budgets(&value, &mut settings.api_budgets)
+            .map_err(|m| invalid("apiBudgets", &source, m))?;
+    }
     Ok(settings)
+}
+
+/// Overlays `apiBudgets` (`SERVICE: {perSecond: N, burst: N}` per service) on the defaults:
+/// a service left out keeps its default.
+fn parse_api_budgets(
+    value: &serde_json::Value,
+    budgets: &mut crate::controller::BudgetSettings,
+) -> Result<(), String> {
+    use crate::controller::BUDGET_SERVICES;
+    let map = value
+        .as_object()
+        .ok_or("must be a map of AWS service to {perSecond, burst}")?;
+    for (service, entry) in map {
+        if !BUDGET_SERVICES.contains(&service.as_str()) {
+            return Err(format!(
+                "{service}: not a service with a budget (one of {})",
+                BUDGET_SERVICES.join(", ")
+            ));
+        }
+        let entry = entry
+            .as_object()
+            .ok_or_else(|| format!("{service}: must be a map with perSecond and burst"))?;
+        if let Some(unknown) = entry.keys().find(|k| *k != "perSecond" && *k != "burst") {
+            return Err(format!(
+                "{service}.{unknown}: unknown field (perSecond, burst)"
+            ));
+        }
+        let default = budgets.by_service[service.as_str()];
+        let number = |field: &str, default: f64| -> Result<f64, String> {
+            match entry.get(field) {
+                None => Ok(default),
+                Some(v) => v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|t| t.trim().parse().ok()))
+                    .ok_or_else(|| format!("{service}.{field}: must be a number")),
+            }
+        };
+        let per_second = number("perSecond", default.per_second)?;
+        let burst = number("burst", default.burst)?;
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return Err(format!(
+                "{service}.perSecond: must be a number of calls per second above 0"
+            ));
+        }
+        if !(burst.is_finite() && burst >= 1.0) {
+            return Err(format!("{service}.burst: must be at least 1 call"));
+        }
+        budgets.by_service.insert(
+            service.clone(),
+            crate::controller::Rate { per_second, burst },
+        );
+    }
+    Ok(())
 }
 
 fn invalid(key: &'static str, source: &str, message: String) -> ConfigError {
@@ -390,6 +466,51 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn api_budgets_overlay_the_defaults_from_the_file_and_the_environment() {
+        let file = write("apiBudgets:\n  elasticloadbalancing: {perSecond: 5, burst: 12}\n");
+        let settings = load(Some(file.path()), &env(&[])).unwrap();
+        let elb = settings.api_budgets.by_service["elasticloadbalancing"];
+        assert_eq!((elb.per_second, elb.burst), (5.0, 12.0));
+        assert_eq!(
+            settings.api_budgets.by_service["ecs"],
+            crate::controller::BudgetSettings::default().by_service["ecs"]
+        );
+        let settings = load(
+            Some(file.path()),
+            &env(&[("SWITCHYARD_API_BUDGETS", "{ecs: {perSecond: 2.5}}")]),
+        )
+        .unwrap();
+        assert_eq!(settings.api_budgets.by_service["ecs"].per_second, 2.5);
+        assert_eq!(
+            settings.api_budgets.by_service["elasticloadbalancing"],
+            crate::controller::BudgetSettings::default().by_service["elasticloadbalancing"],
+            "the environment replaces the file's key"
+        );
+    }
+
+    #[test]
+    fn invalid_api_budgets_name_the_service_and_field() {
+        for (text, expected) in [
+            ("{elb: {perSecond: 1}}", "elb: not a service with a budget"),
+            (
+                "{ecs: {perSecond: 0}}",
+                "ecs.perSecond: must be a number of calls",
+            ),
+            ("{ecs: {burst: 0.5}}", "ecs.burst: must be at least 1"),
+            ("{ecs: {rate: 3}}", "ecs.rate: unknown field"),
+            ("[1]", "must be a map"),
+        ] {
+            let error = load(None, &env(&[("SWITCHYARD_API_BUDGETS", text)])).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.starts_with("apiBudgets (from SWITCHYARD_API_BUDGETS)")
+                    && message.contains(expected),
+                "{text}: {message}"
+            );
+        }
     }
 
     /// A configuration file in the temp dir with this text, removed when dropped.

@@ -184,6 +184,7 @@ fn controller_config(settings: &Settings) -> ControllerConfig {
         resync_period: settings.resync_period,
         concurrency: settings.concurrency,
         drain_timeout: settings.drain_timeout,
+        api_budgets: settings.api_budgets.clone(),
         ..ControllerConfig::default()
     }
 }

@@ -387,6 +387,14 @@ pub struct CallLabels {
     pub account: String,
 }
 
+/// The labels of one API budget: a service in a place.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub service: String,
+    pub region: String,
+    pub account: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub service: String,
@@ -447,6 +455,22 @@ pub struct Metrics {
     /// `switchyard_release_info{release,region,account}`: 1 per release, saying where it
     /// lives (join on `release` to place the other per-release series).
     pub release_info: Family<PlaceLabels, Gauge>,
+    /// `switchyard_api_budget_rate{service,region,account}`: the calls per second this
+    /// replica's budget for the place and service refills at now (its share of the fleet's
+    /// rate, lowered while AWS throttles).
+    pub api_budget_rate: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `switchyard_api_budget_fleet_rate{service,region,account}`: the configured rate the
+    /// whole fleet stays under.
+    pub api_budget_fleet_rate: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `switchyard_api_budget_share{service,region,account}`: this replica's share of it
+    /// (the fraction of the lease shards it holds).
+    pub api_budget_share: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `switchyard_api_budget_admitted_total{service,region,account}`: AWS calls the budget
+    /// let through.
+    pub api_budget_admitted: Family<BudgetLabels, Counter>,
+    /// `switchyard_api_budget_wait_seconds_total{service,region,account}`: time calls waited
+    /// for the budget.
+    pub api_budget_wait: Family<BudgetLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     rollout_series: std::sync::Mutex<std::collections::HashMap<String, RolloutSeries>>,
     release_places: std::sync::Mutex<std::collections::HashMap<String, PlaceLabels>>,
 }
@@ -563,8 +587,48 @@ impl Default for Metrics {
             "Where each release lives: the region and account its AWS calls go to (always 1)",
             release_info.clone(),
         );
+        let api_budget_rate =
+            Family::<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "api_budget_rate",
+            "Calls per second this replica's API budget refills at, per service and place",
+            api_budget_rate.clone(),
+        );
+        let api_budget_fleet_rate =
+            Family::<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "api_budget_fleet_rate",
+            "Calls per second the whole fleet stays under, per service and place",
+            api_budget_fleet_rate.clone(),
+        );
+        let api_budget_share =
+            Family::<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "api_budget_share",
+            "This replica's share of the fleet's API budget (shards held over shards)",
+            api_budget_share.clone(),
+        );
+        let api_budget_admitted = Family::<BudgetLabels, Counter>::default();
+        registry.register(
+            "api_budget_admitted",
+            "AWS calls the API budget let through",
+            api_budget_admitted.clone(),
+        );
+        let api_budget_wait =
+            Family::<BudgetLabels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register_with_unit(
+            "api_budget_wait",
+            "Time AWS calls waited for the API budget",
+            prometheus_client::registry::Unit::Seconds,
+            api_budget_wait.clone(),
+        );
         Self {
             registry,
+            api_budget_rate,
+            api_budget_fleet_rate,
+            api_budget_share,
+            api_budget_admitted,
+            api_budget_wait,
             releases,
             reconcile_duration,
             aws_calls,

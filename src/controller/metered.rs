@@ -3,7 +3,9 @@
 //! A port call is counted once, under its AWS operation; the few that make several AWS calls
 //! are counted under a name of their own: `DescribeRoutes` (DescribeListeners and
 //! DescribeRules per listener), `DescribeRoute` (DescribeListeners or DescribeRules) and
-//! `SetForwardWeights` (a read, then ModifyListener or ModifyRule).
+//! `SetForwardWeights` (a read, then ModifyListener or ModifyRule). Every call about a
+//! release first takes a token of the fleet's API budget for its place and service
+//! (`budget.rs`); the calls beyond the first of those port calls are charged after them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ use crate::ports::{
     UpdateServiceRequest, WeightedTargetGroup,
 };
 use crate::state::ControllerState;
+
+use super::budget::ApiBudgets;
 
 fn outcome<T>(result: &Result<T, AwsError>) -> &'static str {
     match result {
@@ -60,10 +64,47 @@ macro_rules! metered {
     }};
 }
 
-/// Hands out metered ports for every region and account.
+/// Counts one call like `metered!`, after taking a token of the fleet's API budget for its
+/// place and service (at the priority of the work it is made for), and tells the budget
+/// whether AWS throttled it.
+macro_rules! budgeted {
+    ($metered:expr, $service:literal, $operation:literal, $call:expr, $outcome:path) => {{
+        $metered
+            .budgets
+            .acquire(&$metered.place, $service, super::budget::current_priority())
+            .await;
+        let result = if super::budget::may_call() {
+            $call.await
+        } else {
+            Err(AwsError::new(
+                $service,
+                $operation,
+                crate::ports::AwsErrorKind::Transient,
+                "not sent: the lease is no longer safe to act on after waiting for the API budget",
+            ))
+        };
+        $metered.budgets.record(
+            &$metered.place,
+            $service,
+            matches!(&result, Err(e) if e.kind == crate::ports::AwsErrorKind::Throttling),
+        );
+        $metered.state.metrics().record_call(
+            $service,
+            $operation,
+            $outcome(&result),
+            &$metered.place,
+        );
+        result
+    }};
+}
+
+/// Hands out metered ports for every region and account, their calls held to the fleet's
+/// API budget.
 pub struct MeteredProvider {
     pub inner: Arc<dyn AwsProvider>,
     pub state: ControllerState,
+    /// The fleet's API budget, this replica's share (`budget.rs`).
+    pub budgets: Arc<ApiBudgets>,
     /// The controller's own region and account, for the calls made there.
     pub home: Home,
 }
@@ -84,6 +125,7 @@ impl AwsProvider for MeteredProvider {
         let inner = Arc::new(MeteredPorts {
             ports,
             state: self.state.clone(),
+            budgets: self.budgets.clone(),
             place: Place::new(account.as_deref(), region),
         });
         AwsPorts {
@@ -107,6 +149,7 @@ impl AwsProvider for MeteredProvider {
 struct MeteredPorts {
     ports: AwsPorts,
     state: ControllerState,
+    budgets: Arc<ApiBudgets>,
     place: Place,
 }
 
@@ -137,7 +180,7 @@ impl Ecs for MeteredPorts {
         cluster: &str,
         names: &[String],
     ) -> Result<Vec<Service>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "DescribeServices",
@@ -150,7 +193,7 @@ impl Ecs for MeteredPorts {
         &self,
         task_definition: &str,
     ) -> Result<TaskDefinition, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "DescribeTaskDefinition",
@@ -164,7 +207,7 @@ impl Ecs for MeteredPorts {
         family: &str,
         limit: usize,
     ) -> Result<Vec<String>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "ListTaskDefinitions",
@@ -177,7 +220,7 @@ impl Ecs for MeteredPorts {
         &self,
         request: &UpdateServiceRequest,
     ) -> Result<Option<String>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "UpdateService",
@@ -192,7 +235,7 @@ impl Ecs for MeteredPorts {
         service: &str,
         since: Option<jiff::Timestamp>,
     ) -> Result<Vec<String>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "ListServiceDeployments",
@@ -207,7 +250,7 @@ impl Ecs for MeteredPorts {
         &self,
         arns: &[String],
     ) -> Result<Vec<ServiceDeployment>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "DescribeServiceDeployments",
@@ -220,7 +263,7 @@ impl Ecs for MeteredPorts {
         &self,
         arns: &[String],
     ) -> Result<Vec<ServiceRevision>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "DescribeServiceRevisions",
@@ -235,7 +278,7 @@ impl Ecs for MeteredPorts {
         hook_id: &str,
         action: HookAction,
     ) -> Result<(), AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "ContinueServiceDeployment",
@@ -247,7 +290,7 @@ impl Ecs for MeteredPorts {
     }
 
     async fn stop_service_deployment(&self, deployment_arn: &str) -> Result<(), AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "StopServiceDeployment",
@@ -257,7 +300,7 @@ impl Ecs for MeteredPorts {
     }
 
     async fn create_task_set(&self, request: &CreateTaskSetRequest) -> Result<TaskSet, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "CreateTaskSet",
@@ -273,7 +316,7 @@ impl Ecs for MeteredPorts {
         task_set_arn: &str,
         scale_percent: f64,
     ) -> Result<TaskSet, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "UpdateTaskSet",
@@ -290,7 +333,7 @@ impl Ecs for MeteredPorts {
         service: &str,
         task_set_arn: &str,
     ) -> Result<TaskSet, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "UpdateServicePrimaryTaskSet",
@@ -308,7 +351,7 @@ impl Ecs for MeteredPorts {
         task_set_arn: &str,
         force: bool,
     ) -> Result<(), AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "DeleteTaskSet",
@@ -325,7 +368,7 @@ impl Ecs for MeteredPorts {
         containers: &[ContainerDefinition],
         tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<TaskDefinition, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "RegisterTaskDefinition",
@@ -343,7 +386,7 @@ impl Ecs for MeteredPorts {
         tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<serde_json::Value, AwsError> {
         // Nothing is registered: the one AWS call it makes reads the base.
-        metered!(
+        budgeted!(
             self,
             "ecs",
             "DescribeTaskDefinition",
@@ -360,7 +403,7 @@ impl CodeDeploy for MeteredPorts {
         application: &str,
         group: &str,
     ) -> Result<DeploymentGroup, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "codedeploy",
             "GetDeploymentGroup",
@@ -377,7 +420,7 @@ impl CodeDeploy for MeteredPorts {
         group: &str,
         filter: DeploymentFilter,
     ) -> Result<Vec<String>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "codedeploy",
             "ListDeployments",
@@ -389,7 +432,7 @@ impl CodeDeploy for MeteredPorts {
     }
 
     async fn get_deployment(&self, deployment_id: &str) -> Result<Deployment, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "codedeploy",
             "GetDeployment",
@@ -403,7 +446,7 @@ impl CodeDeploy for MeteredPorts {
         deployment_id: &str,
         target_id: &str,
     ) -> Result<DeploymentTarget, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "codedeploy",
             "GetDeploymentTarget",
@@ -418,7 +461,7 @@ impl CodeDeploy for MeteredPorts {
         &self,
         request: &CreateDeploymentRequest,
     ) -> Result<String, AwsError> {
-        let result = metered!(
+        let result = budgeted!(
             self,
             "codedeploy",
             "CreateDeployment",
@@ -432,7 +475,7 @@ impl CodeDeploy for MeteredPorts {
     }
 
     async fn continue_deployment(&self, deployment_id: &str) -> Result<(), AwsError> {
-        metered!(
+        budgeted!(
             self,
             "codedeploy",
             "ContinueDeployment",
@@ -442,7 +485,7 @@ impl CodeDeploy for MeteredPorts {
     }
 
     async fn stop_deployment(&self, deployment_id: &str, rollback: bool) -> Result<(), AwsError> {
-        metered!(
+        budgeted!(
             self,
             "codedeploy",
             "StopDeployment",
@@ -457,7 +500,7 @@ impl CodeDeploy for MeteredPorts {
 #[async_trait]
 impl LoadBalancer for MeteredPorts {
     async fn describe_listener(&self, listener_arn: &str) -> Result<Listener, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "elasticloadbalancing",
             "DescribeListeners",
@@ -470,7 +513,7 @@ impl LoadBalancer for MeteredPorts {
         &self,
         references: &[String],
     ) -> Result<Vec<TargetGroup>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "elasticloadbalancing",
             "DescribeTargetGroups",
@@ -480,17 +523,27 @@ impl LoadBalancer for MeteredPorts {
     }
 
     async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
-        metered!(
+        let result = budgeted!(
             self,
             "elasticloadbalancing",
             "DescribeRoutes",
             self.ports.load_balancer.describe_routes(load_balancer_arn),
             outcome
-        )
+        );
+        // DescribeListeners was the token taken; one DescribeRules per listener follows it.
+        if let Ok(routes) = &result {
+            let listeners = routes.iter().filter(|r| r.rule_priority.is_none()).count();
+            self.budgets.charge(
+                &self.place,
+                "elasticloadbalancing",
+                u32::try_from(listeners).unwrap_or(u32::MAX),
+            );
+        }
+        result
     }
 
     async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "elasticloadbalancing",
             "DescribeRoute",
@@ -503,7 +556,7 @@ impl LoadBalancer for MeteredPorts {
         &self,
         target_group_arn: &str,
     ) -> Result<Vec<TargetHealth>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "elasticloadbalancing",
             "DescribeTargetHealth",
@@ -520,7 +573,7 @@ impl LoadBalancer for MeteredPorts {
         weights: &[WeightedTargetGroup],
         expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
-        metered!(
+        let result = budgeted!(
             self,
             "elasticloadbalancing",
             "SetForwardWeights",
@@ -528,7 +581,12 @@ impl LoadBalancer for MeteredPorts {
                 .load_balancer
                 .set_forward_weights(route_arn, weights, expected),
             outcome
-        )
+        );
+        // The read was the token taken; the modify that followed it is charged now.
+        if result.is_ok() {
+            self.budgets.charge(&self.place, "elasticloadbalancing", 1);
+        }
+        result
     }
 }
 
@@ -538,7 +596,7 @@ impl Alarms for MeteredPorts {
         &self,
         names: &[String],
     ) -> Result<BTreeMap<String, AlarmState>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "cloudwatch",
             "DescribeAlarms",
@@ -554,7 +612,7 @@ impl MetricData for MeteredPorts {
         &self,
         request: &MetricDataRequest,
     ) -> Result<Vec<MetricDatapoint>, AwsError> {
-        metered!(
+        budgeted!(
             self,
             "cloudwatch",
             "GetMetricData",
@@ -733,6 +791,7 @@ mod tests {
         let ports = MeteredProvider {
             inner: Arc::new(aws.clone()),
             state: state.clone(),
+            budgets: Arc::new(ApiBudgets::new(Default::default(), state.clone())),
             home: aws.home(),
         }
         .ports_for("us-east-1", None);

@@ -3,6 +3,7 @@
 
 mod alarms;
 mod analysis;
+mod budget;
 mod caches;
 mod codedeploy;
 mod ecs;
@@ -28,6 +29,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+pub use budget::{
+    ApiBudgets, BUDGET_SERVICES, BudgetSettings, INCREASE_PER_SECOND, MIN_FACTOR, Priority, Rate,
+    current_priority, with_priority,
+};
 pub use caches::{ALARM_POLL, Caches, GROUP_TTL};
 pub use leases::{Leases, RoundOutcome};
 pub use metered::{MeteredProbe, MeteredProvider, MeteredStore};
@@ -57,6 +62,8 @@ pub struct ControllerConfig {
     pub backoff_max: Duration,
     /// Seed for the backoff jitter; fixed in tests so runs repeat exactly.
     pub jitter_seed: Option<u64>,
+    /// The fleet's API budgets per service, for every account and Region (`budget.rs`).
+    pub api_budgets: BudgetSettings,
 }
 
 impl Default for ControllerConfig {
@@ -68,6 +75,7 @@ impl Default for ControllerConfig {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             jitter_seed: None,
+            api_budgets: BudgetSettings::default(),
         }
     }
 }
@@ -92,6 +100,9 @@ pub struct Context {
     pub probe: Arc<dyn HttpProbe>,
     /// Sends the releases' notifications (`notifier.rs`).
     pub notifier: Arc<Notifier>,
+    /// This replica's share of the fleet's API budget, which every AWS call about a release
+    /// takes a token of (`budget.rs`).
+    pub budgets: Arc<ApiBudgets>,
 }
 
 impl Context {
@@ -104,9 +115,15 @@ impl Context {
         state: ControllerState,
     ) -> Self {
         let home = aws.home();
+        let budgets = Arc::new(ApiBudgets::at_speed(
+            config.api_budgets.clone(),
+            state.clone(),
+            clock.speed(),
+        ));
         let metered: Arc<dyn AwsProvider> = Arc::new(MeteredProvider {
             inner: aws,
             state: state.clone(),
+            budgets: budgets.clone(),
             home: home.clone(),
         });
         Self {
@@ -130,6 +147,7 @@ impl Context {
                 place: home.place_of_home(),
             }),
             notifier: Arc::new(Notifier::default()),
+            budgets,
             state,
         }
     }
@@ -183,8 +201,10 @@ impl Context {
         }
     }
 
-    /// Shares the releases with other replicas through `leases`.
+    /// Shares the releases with other replicas through `leases`; the replica's share of
+    /// the API budget follows the shards it holds (none yet: one shard's).
     pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.budgets.set_share(0, leases.shards);
         self.leases = Some(leases);
         self
     }
@@ -289,15 +309,19 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     let mut jitter_counter: u64 = ctx.config.jitter_seed.unwrap_or(0);
     // Background tasks belong to this loop: dropping it (a cancelled run, a crash in a test)
     // aborts them, exactly as a dying process would.
-    let _watcher = AbortOnDrop(tokio::spawn(alarms::watch_alarms(
-        ctx.clone(),
-        events_tx.clone(),
+    // A rollback alarm's look is due work: it goes ahead of routine looks in the budget.
+    let _watcher = AbortOnDrop(tokio::spawn(with_priority(
+        Priority::Due,
+        alarms::watch_alarms(ctx.clone(), events_tx.clone()),
     )));
     let lease_keeper = ctx.leases.clone().map(|leases| {
         let tx = events_tx.clone();
+        let budgets = ctx.budgets.clone();
         AbortOnDrop(tokio::spawn(async move {
             loop {
                 let round = catching_panics("the lease keeper", leases.round()).await;
+                // The budget's share follows the shards held after every round.
+                budgets.set_share(leases.held_safely().len(), leases.shards);
                 let Ok(round) = round else {
                     tokio::time::sleep(leases.renew_period()).await;
                     continue;
@@ -327,11 +351,24 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     };
     tokio::pin!(shutdown);
 
+    // Releases whose next pass is a routine look (the resync's, a lease taken): their calls
+    // yield to due ones in the API budget. Every other pass (its own scheduled look, a
+    // change, an alarm, a delivery, a retry) is due.
+    let mut routine: BTreeSet<String> = BTreeSet::new();
+    // Passes waiting for the API budget hold no slot: others (other places, due work that
+    // goes first in the budget) start meanwhile.
+    let active = |passes: &JoinSet<_>| passes.len().saturating_sub(ctx.budgets.waiting());
+
     loop {
         // Start due passes while there is capacity.
-        while passes.len() < ctx.config.concurrency {
+        while active(&passes) < ctx.config.concurrency {
             let Some(name) = queue.pop_due(Instant::now()) else {
                 break;
+            };
+            let priority = if routine.remove(&name) {
+                Priority::Routine
+            } else {
+                Priority::Due
             };
             let snapshot = snapshots.remove(&name);
             let Ok(fence) = ctx.may_act(&name) else {
@@ -345,7 +382,8 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             let task_name = name.clone();
             let handle = passes.spawn(async move {
                 let started = Instant::now();
-                let result = reconcile_guarded(&ctx, &name, snapshot, fence).await;
+                let result =
+                    with_priority(priority, reconcile_guarded(&ctx, &name, snapshot, fence)).await;
                 ctx.state
                     .metrics()
                     .record_pass(started.elapsed(), result.is_ok());
@@ -381,7 +419,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             (None, false) => resync_due,
             (None, true) => Instant::now() + Duration::from_secs(3600),
         };
-        let capacity = passes.len() < ctx.config.concurrency;
+        let capacity = active(&passes) < ctx.config.concurrency;
         ctx.state.metrics().queue_depth.set(queue.len() as i64);
         ctx.state
             .metrics()
@@ -458,6 +496,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                             .record_measurements(report.new_measurements.iter().copied());
                         if report.deleted {
                             known.remove(&name);
+                            routine.remove(&name);
                             queue.forget(&name);
                             held_looks.remove(&name);
                             woken_after.remove(&name);
@@ -484,7 +523,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 Event::Resynced(Ok(listed)) => {
                     resync_running = false;
                     resync_due = ctx.clock.deadline_after(ctx.config.resync_period);
-                    apply_resync(&ctx, listed, &mut queue, &mut failures, &mut snapshots, &mut known);
+                    apply_resync(&ctx, listed, &mut queue, &mut failures, &mut snapshots, &mut known, &mut routine);
                 }
                 Event::Resynced(Err(error)) => {
                     resync_running = false;
@@ -495,6 +534,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                     if let Some(leases) = &ctx.leases {
                         for name in known.iter().filter(|n| shards.contains(&leases.shard_of(n))) {
                             snapshots.remove(name);
+                            if queue.due(name).is_none() && !queue.is_running(name) {
+                                routine.insert(name.clone());
+                            }
                             queue.enqueue(name, Instant::now());
                         }
                     }
@@ -508,12 +550,14 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                             let held = held_looks.entry(name.clone()).or_insert(due);
                             *held = (*held).min(due);
                         }
+                        routine.remove(&name);
                         queue.enqueue(&name, Instant::now());
                     }
                 }
                 Event::AlarmFired(names) => {
                     for name in names {
                         snapshots.remove(&name);
+                        routine.remove(&name);
                         queue.enqueue(&name, Instant::now());
                     }
                 }
@@ -521,9 +565,12 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             Some(name) = next_change(&mut changes) => {
                 known.insert(name.clone());
                 snapshots.remove(&name);
+                routine.remove(&name);
                 queue.enqueue(&name, Instant::now());
             }
             _ = tokio::time::sleep_until(next_wake), if capacity => {}
+            // A pass that starts waiting for the budget frees its slot.
+            _ = ctx.budgets.wait_started(), if !capacity => {}
         }
     }
 
@@ -570,6 +617,7 @@ fn apply_resync(
     failures: &mut BTreeMap<String, u32>,
     snapshots: &mut BTreeMap<String, Snapshot>,
     known: &mut BTreeSet<String>,
+    routine: &mut BTreeSet<String>,
 ) {
     let names: BTreeSet<String> = listed.iter().map(|s| s.record.name.clone()).collect();
     for gone in known.difference(&names) {
@@ -607,6 +655,10 @@ fn apply_resync(
             continue;
         }
         snapshots.insert(name.clone(), snapshot);
+        // A look the release had scheduled anyway stays due; otherwise the resync's is routine.
+        if queue.due(&name).is_none() {
+            routine.insert(name.clone());
+        }
         queue.enqueue(&name, Instant::now());
     }
     *known = names;

@@ -281,6 +281,15 @@ async fn reconcile_record(
         ..PassReport::default()
     };
     let mut version = record.status_version;
+    // An action's first call takes its budget token before its intent is written: no wait
+    // for the budget between the intent and the call.
+    let prepaid = match &decision.action {
+        Some(action) => {
+            let place = desired.placement.place();
+            ctx.budgets.prepay(&place, action.operation()).await
+        }
+        None => None,
+    };
     // The status is written before any action, even unchanged: the write's condition (same
     // status version, same generation) proves the spec did not change since it was read,
     // and an intent becomes durable before the call it announces.
@@ -324,7 +333,24 @@ async fn reconcile_record(
         ctx.caches
             .forget_route(&desired.placement.scope_key(), route);
     }
-    let result = apply(&ports, &action).await;
+    // The action is due work whatever woke the pass: it goes ahead of routine looks. A
+    // wait for the budget comes between the check above and the call, so the lease is
+    // checked again once the token came, right before each call.
+    let check: super::budget::BeforeCall = match fence {
+        Some(fence) => {
+            let (ctx, name, fence) = (ctx.clone(), record.name.clone(), fence.clone());
+            Arc::new(move || ctx.may_act(&name).ok().flatten().as_ref() == Some(&fence))
+        }
+        None => Arc::new(|| true),
+    };
+    let result = super::budget::with_check(
+        check,
+        super::budget::with_prepaid(
+            prepaid,
+            super::budget::with_priority(super::budget::Priority::Due, apply(&ports, &action)),
+        ),
+    )
+    .await;
     match (&result, &observed.service) {
         (
             Ok(ActionResult::CodeDeploy(codedeploy::ActionResult::Created { deployment_id })),

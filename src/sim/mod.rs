@@ -85,7 +85,7 @@ struct Inner {
     faults: FaultInjector,
     /// When each call reached the simulated AWS, once [`SimAws::keep_call_times`] asked for it
     /// (for the benchmarks' request rates).
-    call_times: Mutex<Option<Vec<CallTime>>>,
+    call_times: Mutex<Option<Vec<PlacedCall>>>,
     /// Request rates enforced as AWS does (see [`SimAws::limit_rate`]).
     rate_limits: Mutex<Vec<RateLimit>>,
     iam: Mutex<sts::Iam>,
@@ -94,29 +94,50 @@ struct Inner {
 /// When a call reached the simulated AWS: `(when, service, operation)`.
 pub type CallTime = (Timestamp, &'static str, &'static str);
 
-/// A token bucket over the calls of one service whose operation starts with a prefix (ELB's
-/// `Describe*` share one per account and Region): a call that finds it empty is throttled.
+/// A call that reached the simulated AWS: when, in which account and Region, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedCall {
+    pub at: Timestamp,
+    pub account: String,
+    pub region: String,
+    pub service: &'static str,
+    pub operation: &'static str,
+}
+
+/// Token buckets over the calls of one service whose operation starts with a prefix (ELB's
+/// `Describe*` share one), one per account and Region as AWS keeps them: a call that finds
+/// its bucket empty is throttled.
 #[derive(Debug, Clone)]
 struct RateLimit {
     service: &'static str,
     prefix: String,
+    /// Only this account and Region's calls (`None`: every one's, each its own bucket).
+    only: Option<Scope>,
     burst: f64,
     per_second: f64,
-    tokens: f64,
-    last: Option<Timestamp>,
+    /// Per account and Region: the tokens left and when they were last counted.
+    buckets: BTreeMap<Scope, (f64, Timestamp)>,
     throttled: u64,
 }
 
 impl RateLimit {
-    /// Takes a token for a call at `now`; `false` when there is none.
-    fn take(&mut self, now: Timestamp) -> bool {
-        if let Some(last) = self.last {
-            let elapsed = crate::clock::elapsed_between(last, now).as_secs_f64();
-            self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
-        }
-        self.last = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+    fn applies(&self, scope: &Scope, service: &str, operation: &str) -> bool {
+        self.service == service
+            && operation.starts_with(self.prefix.as_str())
+            && self.only.as_ref().is_none_or(|only| only == scope)
+    }
+
+    /// Takes a token of `scope`'s bucket for a call at `now`; `false` when there is none.
+    fn take(&mut self, scope: &Scope, now: Timestamp) -> bool {
+        let (tokens, last) = self
+            .buckets
+            .entry(scope.clone())
+            .or_insert((self.burst, now));
+        let elapsed = crate::clock::elapsed_between(*last, now).as_secs_f64();
+        *tokens = (*tokens + elapsed * self.per_second).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
             true
         } else {
             self.throttled += 1;
@@ -415,8 +436,8 @@ impl SimAws {
         self.check_session(service, operation, now)?;
         let throttled = lock(&self.inner.rate_limits)
             .iter_mut()
-            .filter(|l| l.service == service && operation.starts_with(l.prefix.as_str()))
-            .any(|l| !l.take(now));
+            .filter(|l| l.applies(&self.scope, service, operation))
+            .any(|l| !l.take(&self.scope, now));
         if throttled {
             return Err(AwsError::new(
                 service,
@@ -427,7 +448,13 @@ impl SimAws {
             .with_code("Throttling"));
         }
         if let Some(times) = lock(&self.inner.call_times).as_mut() {
-            times.push((now, service, operation));
+            times.push(PlacedCall {
+                at: now,
+                account: self.scope.account.clone(),
+                region: self.scope.region.clone(),
+                service,
+                operation,
+            });
         }
         let result = {
             let mut worlds = lock(&self.inner.worlds);
@@ -633,16 +660,38 @@ impl SimAws {
 
     /// From now on, throttles the calls of `service` whose operation starts with `prefix` as
     /// AWS's request rates do: a bucket of `burst` tokens refilled at `per_second`, one token
-    /// a call (ELB: `limit_rate("elbv2", "Describe", 40.0, 10.0)`, per account and Region).
-    /// Off unless asked for: the scenario tests' worlds are far below AWS's rates.
+    /// a call (ELB: `limit_rate("elbv2", "Describe", 40.0, 10.0)`), one bucket per account
+    /// and Region. Off unless asked for: the scenario tests' worlds are far below AWS's rates.
     pub fn limit_rate(&self, service: &'static str, prefix: &str, burst: f64, per_second: f64) {
+        self.push_rate_limit(service, prefix, None, burst, per_second);
+    }
+
+    /// [`SimAws::limit_rate`] for this handle's account and Region only.
+    pub fn limit_rate_here(
+        &self,
+        service: &'static str,
+        prefix: &str,
+        burst: f64,
+        per_second: f64,
+    ) {
+        self.push_rate_limit(service, prefix, Some(self.scope.clone()), burst, per_second);
+    }
+
+    fn push_rate_limit(
+        &self,
+        service: &'static str,
+        prefix: &str,
+        only: Option<Scope>,
+        burst: f64,
+        per_second: f64,
+    ) {
         lock(&self.inner.rate_limits).push(RateLimit {
             service,
             prefix: prefix.to_string(),
+            only,
             burst,
             per_second,
-            tokens: burst,
-            last: None,
+            buckets: BTreeMap::new(),
             throttled: 0,
         });
     }
@@ -664,6 +713,15 @@ impl SimAws {
     /// `(when, service, operation)` of every call kept since [`SimAws::keep_call_times`],
     /// oldest first.
     pub fn call_times(&self) -> Vec<CallTime> {
+        lock(&self.inner.call_times)
+            .iter()
+            .flatten()
+            .map(|c| (c.at, c.service, c.operation))
+            .collect()
+    }
+
+    /// Every call kept since [`SimAws::keep_call_times`], with its account and Region.
+    pub fn placed_call_times(&self) -> Vec<PlacedCall> {
         lock(&self.inner.call_times).clone().unwrap_or_default()
     }
 

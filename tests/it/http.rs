@@ -32,6 +32,11 @@ const FAMILIES: &[&str] = &[
     "switchyard_queue_depth",
     "switchyard_passes_in_flight",
     "switchyard_analysis_measurements_total",
+    "switchyard_api_budget_rate",
+    "switchyard_api_budget_fleet_rate",
+    "switchyard_api_budget_share",
+    "switchyard_api_budget_admitted_total",
+    "switchyard_api_budget_wait_seconds_total",
 ];
 
 /// How long the demo may take to settle at `--speed 600` before a test gives up.
@@ -447,6 +452,22 @@ fn state_with_every_metric() -> ControllerState {
     metrics.record_outcomes([Outcome::Succeeded, Outcome::RolledBack, Outcome::Failed]);
     metrics.queue_depth.set(2);
     metrics.passes_in_flight.set(1);
+    let budget = switchyard::state::BudgetLabels {
+        service: "elasticloadbalancing".into(),
+        region: "us-east-1".into(),
+        account: "111122223333".into(),
+    };
+    metrics.api_budget_rate.get_or_create(&budget).set(2.5);
+    metrics
+        .api_budget_fleet_rate
+        .get_or_create(&budget)
+        .set(8.0);
+    metrics.api_budget_share.get_or_create(&budget).set(0.625);
+    metrics
+        .api_budget_admitted
+        .get_or_create(&budget)
+        .inc_by(40);
+    metrics.api_budget_wait.get_or_create(&budget).inc_by(1.5);
     state
 }
 
@@ -482,12 +503,12 @@ fn a_running_demo_serves_metrics_that_pass_promtool() {
     let text = response.body;
 
     let samples = sample_names(&text);
-    // The demo never gets throttled, and a family without samples is not exported: the
-    // throttles counter is checked by `metrics_with_every_family_pass_promtool`.
-    for family in FAMILIES
-        .iter()
-        .filter(|f| **f != "switchyard_aws_throttles_total")
-    {
+    // The demo never gets throttled nor waits for its API budget, and a family without
+    // samples is not exported: the throttles counter and the budget's wait are checked by
+    // `metrics_with_every_family_pass_promtool`.
+    for family in FAMILIES.iter().filter(|f| {
+        **f != "switchyard_aws_throttles_total" && **f != "switchyard_api_budget_wait_seconds_total"
+    }) {
         assert!(
             samples.iter().any(|s| s.starts_with(family)),
             "{family} is missing from the demo's /metrics:\n{text}"

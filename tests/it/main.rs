@@ -3,6 +3,7 @@
 
 mod analysis;
 mod analysis_adapters;
+mod api_budget;
 mod aws_adapters;
 mod aws_ecs_deployments;
 mod aws_notify;

@@ -161,6 +161,10 @@ async fn metered_ports_forward_and_count_every_service_deployment_operation() {
     let metered = MeteredProvider {
         inner: Arc::new(sim.clone()),
         state: state.clone(),
+        budgets: Arc::new(switchyard::controller::ApiBudgets::new(
+            Default::default(),
+            state.clone(),
+        )),
         home: sim.home(),
     };
     let ecs = metered.ports_for("us-east-1", None).ecs;

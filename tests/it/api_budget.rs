@@ -1,0 +1,294 @@
+//! The fleet's shared API budget (`controller/budget.rs`), against the simulated AWS in paused
+//! time: the calls AWS sees per account, Region and service stay within the fleet's rate
+//! however many replicas share the releases; one place's burst never holds up another's;
+//! AWS's throttling lowers only its own place's rate, which recovers; due calls go first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use switchyard::controller::{
+    self, ApiBudgets, BudgetSettings, Context, Leases, MeteredProvider, Priority, Rate,
+    with_priority,
+};
+use switchyard::lease::LeaseTiming;
+use switchyard::model::parse::parse_documents;
+use switchyard::model::{AuditAction, Phase};
+use switchyard::ports::{AwsProvider, ReleaseStore, SpecPrecondition, SpecWrite};
+use switchyard::sim::{ACCOUNT, BlueGreenSetup, PlacedCall, REGION, SimAws};
+use switchyard::state::ControllerState;
+
+use crate::harness::{Harness, ReleaseOptions, minutes, release_yaml};
+
+const SHARDS: u32 = 8;
+
+/// A small budget, so that a few dozen releases press on it: ECS and CodeDeploy at 4 calls a
+/// second with a burst of 8 (one per shard, so every replica's share is whole).
+fn tight() -> BudgetSettings {
+    let mut settings = BudgetSettings::default();
+    for service in ["ecs", "codedeploy"] {
+        settings.by_service.insert(
+            service.into(),
+            Rate {
+                per_second: 4.0,
+                burst: 8.0,
+            },
+        );
+    }
+    settings
+}
+
+fn replica(h: &Harness, id: &str) -> Context {
+    let leases = Leases::new(
+        Arc::new(h.store.clone()),
+        id,
+        SHARDS,
+        LeaseTiming {
+            duration: Duration::from_secs(20),
+            renew_period: Duration::from_secs(5),
+            safety_margin: Duration::from_secs(5),
+        },
+        &h.clock,
+    );
+    h.context().with_leases(leases)
+}
+
+/// Writes release `name` with `extra` added to its `spec.service` (`region: ...`).
+async fn apply_in(h: &Harness, name: &str, extra: &str) {
+    let yaml = release_yaml(name, &ReleaseOptions::default()).replace(
+        &format!("service: {{cluster: prod, name: {name}}}"),
+        &format!("service: {{cluster: prod, name: {name}{extra}}}"),
+    );
+    let documents = parse_documents(&yaml).expect("the test document is valid");
+    h.store
+        .put_spec(SpecWrite {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            spec: serde_json::to_value(&documents[0].spec).unwrap(),
+            precondition: SpecPrecondition::Any,
+            written_by: "test".into(),
+            written_at: h.clock.now(),
+            action: AuditAction::Apply,
+            detail: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+/// The most calls of `service` in `region` that reached AWS within any one second.
+fn most_in_any_second(calls: &[PlacedCall], region: &str, service: &str) -> usize {
+    let times: Vec<Timestamp> = calls
+        .iter()
+        .filter(|c| c.region == region && c.service == service)
+        .map(|c| c.at)
+        .collect();
+    let mut most = 0;
+    let mut start = 0;
+    for (end, at) in times.iter().enumerate() {
+        while at.duration_since(times[start]) >= jiff::SignedDuration::from_secs(1) {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    most
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_calls_aws_sees_per_second_stay_within_the_fleet_budget_with_1_3_and_5_replicas() {
+    for replicas in [1, 3, 5] {
+        let mut h = Harness::new();
+        h.config.api_budgets = tight();
+        let names: Vec<String> = (0..32).map(|i| format!("svc-{i:02}")).collect();
+        for name in &names {
+            h.add_service(name, |_| {});
+        }
+        h.aws.keep_call_times();
+        let runs: Vec<_> = (0..replicas)
+            .map(|i| {
+                let ctx = replica(&h, &format!("replica-{i}"));
+                tokio::spawn(controller::run(ctx, tokio::time::sleep(minutes(30))))
+            })
+            .collect();
+        // The leases are spread first; then the burst: every release at once.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        for name in &names {
+            h.apply(name, &ReleaseOptions::default()).await;
+        }
+        for run in runs {
+            run.await.unwrap();
+        }
+        for name in &names {
+            let status = h.status(name).await;
+            assert_eq!(status.phase, Phase::Healthy, "{replicas} replicas, {name}");
+        }
+        let calls = h.aws.placed_call_times();
+        for service in ["ecs", "codedeploy"] {
+            let most = most_in_any_second(&calls, REGION, service);
+            // A second holds the burst and one second's rate at most.
+            assert!(
+                most <= 4 + 8,
+                "{replicas} replicas: {most} {service} calls in one second"
+            );
+            assert!(
+                most >= 4,
+                "{replicas} replicas: the budget was pressed ({most})"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_places_burst_does_not_delay_another_places_release() {
+    // How long the release in Ireland takes alone, and beside a burst of 40 at home.
+    let mut healthy_after = Vec::new();
+    for burst in [0, 40] {
+        let mut h = Harness::new();
+        h.config.api_budgets = tight();
+        let ireland = h.aws.scoped(ACCOUNT, "eu-west-1");
+        ireland.add_bluegreen_service(BlueGreenSetup::new("prod", "api"));
+        for i in 0..burst {
+            let name = format!("svc-{i:02}");
+            h.add_service(&name, |_| {});
+            h.apply(&name, &ReleaseOptions::default()).await;
+        }
+        apply_in(&h, "api", ", region: eu-west-1").await;
+        let start = h.clock.now();
+        let ctx = h.context();
+        let state = ctx.state.clone();
+        let run = tokio::spawn(controller::run(ctx, tokio::time::sleep(minutes(30))));
+        let mut healthy = None;
+        for _ in 0..(30 * 60) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let status = h.store.get("api").await.unwrap().and_then(|r| r.status);
+            if status.is_some_and(|s| s.phase == Phase::Healthy) {
+                healthy = Some(h.clock.now().duration_since(start));
+                break;
+            }
+        }
+        run.abort();
+        healthy_after.push(healthy.expect("api becomes Healthy"));
+        let waited_at_home = waited_seconds(&state, "ecs", REGION);
+        if burst > 0 {
+            assert!(
+                waited_at_home > 1.0,
+                "the home burst waited: {waited_at_home}"
+            );
+        }
+        assert_eq!(waited_seconds(&state, "ecs", "eu-west-1"), 0.0);
+    }
+    assert!(
+        healthy_after[1] <= healthy_after[0] + jiff::SignedDuration::from_secs(2),
+        "alone {:?}, beside the burst {:?}",
+        healthy_after[0],
+        healthy_after[1]
+    );
+}
+
+/// `switchyard_api_budget_wait_seconds_total` of `service` in `region` (0 without a series).
+fn waited_seconds(state: &ControllerState, service: &str, region: &str) -> f64 {
+    let prefix = format!(
+        "switchyard_api_budget_wait_seconds_total{{service=\"{service}\",region=\"{region}\","
+    );
+    state
+        .metrics()
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn aws_throttling_lowers_only_its_own_places_rate_and_it_recovers() {
+    let h = Harness::new();
+    let ireland = h.aws.scoped(ACCOUNT, "eu-west-1");
+    // AWS at home lets through two ECS Describe* calls at once and one a second.
+    h.aws.limit_rate_here("ecs", "Describe", 2.0, 1.0);
+    for i in 0..6 {
+        let home = format!("home-{i}");
+        h.add_service(&home, |_| {});
+        h.apply(&home, &ReleaseOptions::default()).await;
+        let away = format!("away-{i}");
+        ireland.add_bluegreen_service(BlueGreenSetup::new("prod", &away));
+        apply_in(&h, &away, ", region: eu-west-1").await;
+    }
+    let ctx = h.context();
+    let budgets = ctx.budgets.clone();
+    let home = switchyard::model::Place::new(Some(ACCOUNT), REGION);
+    let away = switchyard::model::Place::new(Some(ACCOUNT), "eu-west-1");
+    let configured = BudgetSettings::default().by_service["ecs"].per_second;
+    let run = tokio::spawn(controller::run(ctx, tokio::time::sleep(minutes(40))));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(h.aws.throttled_calls() > 0, "AWS throttled at home");
+    let lowered = budgets.current_rate(&home, "ecs").unwrap();
+    assert!(lowered < configured, "home's rate lowered: {lowered}");
+    assert_eq!(budgets.current_rate(&away, "ecs"), Some(configured));
+    run.await.unwrap();
+    // Once the rollouts are done the calls are few, AWS throttles none, and the successes
+    // bring the rate back.
+    assert_eq!(budgets.current_rate(&home, "ecs"), Some(configured));
+    for i in 0..6 {
+        assert_eq!(h.status(&format!("home-{i}")).await.phase, Phase::Healthy);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_calls_reach_aws_before_routine_calls_that_waited_longer() {
+    let sim = SimAws::new(switchyard::clock::Clock::fixed_epoch());
+    sim.add_bluegreen_service(BlueGreenSetup::new("prod", "web"));
+    let state = ControllerState::new();
+    let mut settings = BudgetSettings::default();
+    settings.by_service.insert(
+        "ecs".into(),
+        Rate {
+            per_second: 1.0,
+            burst: 1.0,
+        },
+    );
+    let provider = MeteredProvider {
+        inner: Arc::new(sim.clone()),
+        state: state.clone(),
+        budgets: Arc::new(ApiBudgets::new(settings, state.clone())),
+        home: sim.home(),
+    };
+    let ecs = provider.ports_for(REGION, None).ecs;
+    let served = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    // Five routine looks queue up first, then one due call.
+    for (i, priority) in [Priority::Routine; 5]
+        .into_iter()
+        .chain([Priority::Due])
+        .enumerate()
+    {
+        let ecs = ecs.clone();
+        let served = served.clone();
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
+            with_priority(priority, async {
+                let _ = ecs.list_task_definitions("web", 1).await;
+            })
+            .await;
+            served.lock().unwrap().push(priority);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    // The first routine look took the one token; the due call is next, ahead of four that
+    // waited longer.
+    assert_eq!(
+        *served.lock().unwrap(),
+        [
+            Priority::Routine,
+            Priority::Due,
+            Priority::Routine,
+            Priority::Routine,
+            Priority::Routine,
+            Priority::Routine
+        ]
+    );
+    assert!(
+        waited_seconds(&state, "ecs", REGION) > 0.0,
+        "the wait is on /metrics"
+    );
+}
