@@ -228,6 +228,7 @@ async fn reconcile_record(
         spec,
         service,
     } = snapshot;
+    debug!("pass starts");
     // An action of an earlier pass of this replica whose outcome could not be written: start
     // from the status that records it, as if the write had succeeded, and write it now.
     let (record, unrecorded) = match known_outcomes(ctx, &record) {
@@ -269,6 +270,7 @@ async fn reconcile_record(
         }
         Err(error) => return Err(PassError::Aws(error)),
     };
+    debug!("observed");
     let mut decision = decide(&desired, &observed, now);
     let notifications = prepare_notifications(ctx, &desired, &record, None, &mut decision.status);
 
@@ -289,6 +291,7 @@ async fn reconcile_record(
         ctx.caches.recorded(&record.name);
         dispatch_notifications(ctx, &record.name, fence, notifications);
         report.status_written = true;
+        debug!("status written");
         if record.status.as_ref().map(|s| s.phase) != Some(decision.status.phase) {
             info!(phase = %decision.status.phase, message = %decision.status.message, "phase changed");
         }
@@ -316,6 +319,7 @@ async fn reconcile_record(
     let ports = ports_for(ctx, &desired).await?;
     info!(action = action.as_str(), "acting");
     let result = apply(&ports, &action).await;
+    debug!(action = action.as_str(), ok = result.is_ok(), "acted");
     match (&result, &observed.service) {
         (
             Ok(ActionResult::CodeDeploy(codedeploy::ActionResult::Created { deployment_id })),
@@ -356,6 +360,7 @@ async fn reconcile_record(
                 return Err(error.into());
             }
         };
+        debug!("outcome written");
         dispatch_notifications(ctx, &record.name, fence, notifications);
     }
     match result {
