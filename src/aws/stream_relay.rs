@@ -141,6 +141,7 @@ pub async fn poll_wakes(
                 })
                 .collect();
             for name in relayed.keys() {
+                tracing::debug!(release = %name, "relayed change picked up");
                 if sender.send(name.clone()).await.is_err() {
                     return false;
                 }

@@ -537,6 +537,7 @@ impl Consumer {
                         };
                         match to {
                             Route::Local => {
+                                tracing::debug!(release = %name, "stream change read");
                                 if sender.send(name).await.is_err() {
                                     // The receiver is gone; the select in `stream_changes`
                                     // ends us.
@@ -544,6 +545,7 @@ impl Consumer {
                                 }
                             }
                             Route::Relay(shard) => {
+                                tracing::debug!(release = %name, shard, "stream change read; relaying it to its owner");
                                 relay(&self.dynamodb, &self.table, shard, &name, &sequence).await
                             }
                         }

@@ -563,6 +563,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 }
             },
             Some(name) = next_change(&mut changes) => {
+                debug!(release = %name, "woken by a change");
                 known.insert(name.clone());
                 snapshots.remove(&name);
                 routine.remove(&name);

@@ -231,6 +231,7 @@ async fn reconcile_record(
         spec,
         service,
     } = snapshot;
+    debug!("pass starts");
     // An action of an earlier pass of this replica whose outcome could not be written: start
     // from the status that records it, as if the write had succeeded, and write it now.
     let (record, unrecorded) = match known_outcomes(ctx, &record) {
@@ -272,6 +273,7 @@ async fn reconcile_record(
         }
         Err(error) => return Err(PassError::Aws(error)),
     };
+    debug!("observed");
     let mut decision = decide(&desired, &observed, now);
     let notifications = prepare_notifications(ctx, &desired, &record, None, &mut decision.status);
 
@@ -301,6 +303,7 @@ async fn reconcile_record(
         ctx.caches.recorded(&record.name);
         dispatch_notifications(ctx, &record.name, fence, notifications);
         report.status_written = true;
+        debug!("status written");
         if record.status.as_ref().map(|s| s.phase) != Some(decision.status.phase) {
             info!(phase = %decision.status.phase, message = %decision.status.message, "phase changed");
         }
@@ -351,6 +354,7 @@ async fn reconcile_record(
         ),
     )
     .await;
+    debug!(action = action.as_str(), ok = result.is_ok(), "acted");
     match (&result, &observed.service) {
         (
             Ok(ActionResult::CodeDeploy(codedeploy::ActionResult::Created { deployment_id })),
@@ -391,6 +395,7 @@ async fn reconcile_record(
                 return Err(error.into());
             }
         };
+        debug!("outcome written");
         dispatch_notifications(ctx, &record.name, fence, notifications);
     }
     match result {

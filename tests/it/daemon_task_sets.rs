@@ -16,6 +16,10 @@
 //! forwarded to it, so here group B counts as attached and the daemon does not need to name
 //! it at weight 0 before `CreateTaskSet` (the simulated AWS, which detaches, covers that).
 //!
+//! The canary with an `analysis` step (issue 17) probes a local HTTP server the test answers
+//! for ([`HealthEndpoint`]): failing, the rollout rolls back at the analysis, never past its
+//! first weight; passing, it goes on after `count` measurements and ends `Healthy`.
+//!
 //! Every wait is on an observed condition with a deadline; nothing sleeps for a fixed time.
 
 use std::collections::BTreeSet;
@@ -973,4 +977,262 @@ async fn promote_ends_a_manual_pause() {
     assert!(past_gate.at > promoted, "{writes:#?}");
     let view = get(&world.moto, "web");
     assert_switched_and_cleaned_up(&world, &view, &log).await;
+}
+
+// ----- analysis end to end (issue 17) ---------------------------------------------------
+
+/// The analysis metric's name, which the status must carry when it fails.
+const PROBE_METRIC: &str = "candidate-health";
+/// Measurements the analysis takes, one a second.
+const PROBE_COUNT: usize = 3;
+
+/// A local HTTP server standing for the candidate's health endpoint: it answers every
+/// request with the status the test sets, and keeps when each request came.
+struct HealthEndpoint {
+    url: String,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    requests: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl HealthEndpoint {
+    async fn start(status: u16) -> HealthEndpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let answer = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (shared_answer, log) = (answer.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (answer, log) = (shared_answer.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 4096];
+                    let mut read = 0;
+                    while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buffer[read..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read += n,
+                        }
+                    }
+                    if !buffer[..read].starts_with(b"GET /health HTTP/1.1\r\n") {
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    log.lock().unwrap().push(Instant::now());
+                    let status = answer.load(Ordering::SeqCst);
+                    let response = format!(
+                        "HTTP/1.1 {status} Status\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        HealthEndpoint {
+            url: format!("http://{address}/health"),
+            status: answer,
+            requests,
+        }
+    }
+
+    fn requests(&self) -> Vec<Instant> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The canary: 10%, then the analysis probing this endpoint (`count` measurements 1 s
+    /// apart, no failure allowed), then 50% for 2 s, then all traffic.
+    fn canary(&self) -> String {
+        format!(
+            "        - setWeight: 10\n        - analysis:\n            interval: 1s\n            count: {PROBE_COUNT}\n            failureLimit: 0\n            metrics:\n              - name: {PROBE_METRIC}\n                http: {{url: \"{}\", timeout: 2s, expectStatus: [200]}}\n        - setWeight: 50\n        - pause: {{duration: 2s}}\n",
+            self.url
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_whose_http_analysis_fails_rolls_back_at_the_analysis_never_past_10_percent() {
+    let world = World::start().await;
+    let endpoint = HealthEndpoint::start(500).await;
+    world.apply(&endpoint.canary());
+    let stand_in = EcsStandIn::start(&world);
+    let daemon = start_daemon_via(world.daemon_env());
+
+    let rolled_back = world.wait_for_phase("RolledBack");
+    let candidate = rolled_back["status"]["deploymentId"]
+        .as_str()
+        .expect("the candidate task set")
+        .to_string();
+    stand_in
+        .wait_until(ROLLOUT_LIMIT, |s| {
+            s.task_sets.iter().all(|(arn, _)| *arn != candidate)
+        })
+        .await;
+    let log = stop_daemon(daemon, Duration::from_secs(15));
+    let samples = stand_in.stop().await;
+    assert_eq!(endpoint.status.load(Ordering::SeqCst), 500);
+
+    // Rolled back by the analysis, which names the metric that failed.
+    let status = &rolled_back["status"];
+    let analysis = &status["analysis"];
+    assert_eq!(analysis["phase"], "Failed", "{rolled_back:#}\n{log}");
+    assert_eq!(
+        analysis["metrics"][0]["name"], PROBE_METRIC,
+        "{rolled_back:#}"
+    );
+    assert!(
+        analysis["metrics"][0]["failed"].as_u64() >= Some(1),
+        "{rolled_back:#}"
+    );
+    assert_eq!(analysis["metrics"][0]["successful"], 0, "{rolled_back:#}");
+    let why = format!(
+        "{} | {} | {}",
+        status["message"].as_str().unwrap_or_default(),
+        status["history"][0]["message"].as_str().unwrap_or_default(),
+        analysis["message"].as_str().unwrap_or_default()
+    );
+    assert!(
+        why.contains(&format!("metric {PROBE_METRIC} failed")) && why.contains("500"),
+        "{why}\n{rolled_back:#}"
+    );
+    assert_eq!(
+        status["history"][0]["outcome"], "RolledBack",
+        "{rolled_back:#}"
+    );
+    // The probe reached the endpoint: failureLimit 0, so one failed measurement is enough
+    // and no more are taken.
+    let probed = endpoint.requests();
+    assert!(!probed.is_empty(), "the endpoint was never probed\n{log}");
+
+    // Never past the first weight, in what the daemon wrote and in what moto showed.
+    let writes = world.writes();
+    let production = [world.production_listener(), world.rule()];
+    let highest = writes
+        .iter()
+        .filter(|w| production.contains(&w.target))
+        .filter_map(|w| w.percent_b)
+        .max();
+    assert_eq!(highest, Some(10), "{writes:#?}");
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.routes.production <= 10 && s.routes.rule <= 10),
+        "{samples:?}"
+    );
+    assert!(
+        samples.iter().any(|s| s.routes.production == 10),
+        "the first step was reached: {samples:?}"
+    );
+    // The analysis ran at 10%: the first probe after the 10% weights were written.
+    let at_10 = last(&writes, "10% on a production route", |w| {
+        production.contains(&w.target) && w.percent_b == Some(10)
+    });
+    assert!(probed[0] > at_10.at, "probed before the 10% step was done");
+
+    // Traffic first: each production route and the test listener back on A (the live
+    // group), then, after abortScaleDownDelay, the candidate scaled down and deleted.
+    let scaled = first(&writes, "the candidate scaled down", |w| {
+        w.operation == "UpdateTaskSet" && w.target == candidate
+    });
+    let deleted = first(&writes, "the candidate deleted", |w| {
+        w.operation == "DeleteTaskSet" && w.target == candidate
+    });
+    assert!(scaled.at <= deleted.at);
+    for route in production.iter().chain([&world.test_listener()]) {
+        let restored = last(&writes, "a route restored", |w| &w.target == route);
+        assert_eq!(restored.percent_b, Some(0), "{route}: {writes:#?}");
+        assert!(
+            restored.at > *probed.last().unwrap(),
+            "{route} restored after the failed measurement"
+        );
+        assert!(
+            scaled.at.duration_since(restored.at) >= ABORT_SCALE_DOWN_DELAY,
+            "{route}: the candidate kept for abortScaleDownDelay after the traffic came back"
+        );
+    }
+    for sample in &samples {
+        let has_candidate = sample.task_sets.iter().any(|(arn, _)| *arn == candidate);
+        assert!(
+            has_candidate || (sample.routes.production == 0 && sample.routes.rule == 0),
+            "{sample:?}"
+        );
+    }
+    assert_eq!(
+        world.percents_now().await,
+        Routes {
+            production: 0,
+            rule: 0,
+            test: 0
+        }
+    );
+    let task_sets = task_sets_now(&world).await;
+    assert_eq!(task_sets.len(), 1, "{task_sets:?}\n{log}");
+    assert_eq!(task_sets[0].0, world.str("primaryTaskSetArn"));
+    assert_eq!(task_sets[0].1, "PRIMARY");
+    assert_eq!(world.proxy.calls("CreateTaskSet"), 1);
+    assert_eq!(world.proxy.calls("UpdateServicePrimaryTaskSet"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_whose_http_analysis_passes_goes_on_after_count_measurements_and_ends_healthy() {
+    let world = World::start().await;
+    let endpoint = HealthEndpoint::start(200).await;
+    world.apply(&endpoint.canary());
+    let stand_in = EcsStandIn::start(&world);
+    let daemon = start_daemon_via(world.daemon_env());
+
+    world.wait_for_phase("Healthy");
+    stand_in
+        .wait_until(ROLLOUT_LIMIT, |s| {
+            s.task_sets.len() == 1 && s.task_sets[0].1 == world.b()
+        })
+        .await;
+    let log = stop_daemon(daemon, Duration::from_secs(15));
+    let samples = stand_in.stop().await;
+    let view = get(&world.moto, "web");
+    assert_switched_and_cleaned_up(&world, &view, &log).await;
+
+    // The analysis took its `count` measurements, all successful, and the status says so.
+    let analysis = &view["status"]["analysis"];
+    assert_eq!(analysis["phase"], "Successful", "{view:#}\n{log}");
+    assert_eq!(analysis["taken"], PROBE_COUNT, "{view:#}");
+    assert_eq!(analysis["count"], PROBE_COUNT, "{view:#}");
+    assert_eq!(analysis["metrics"][0]["name"], PROBE_METRIC, "{view:#}");
+    assert!(
+        analysis["metrics"][0]["successful"].as_u64() >= Some(PROBE_COUNT as u64),
+        "{view:#}"
+    );
+    assert_eq!(analysis["metrics"][0]["failed"], 0, "{view:#}");
+
+    // The endpoint was probed at least `count` times, all at 10%: after the 10% step and
+    // before any production route went past it.
+    let probed = endpoint.requests();
+    assert!(
+        probed.len() >= PROBE_COUNT,
+        "{} probes\n{log}",
+        probed.len()
+    );
+    let writes = world.writes();
+    let production = [world.production_listener(), world.rule()];
+    assert_writes_never_go_down(&writes, &production);
+    let at_10 = last(&writes, "10% on a production route", |w| {
+        production.contains(&w.target) && w.percent_b == Some(10)
+    });
+    let past_10 = first(&writes, "a production route past 10%", |w| {
+        production.contains(&w.target) && w.percent_b.is_some_and(|p| p > 10)
+    });
+    assert_eq!(past_10.percent_b, Some(50), "{writes:#?}");
+    let during: Vec<&Instant> = probed
+        .iter()
+        .filter(|at| **at > at_10.at && **at < past_10.at)
+        .collect();
+    assert!(
+        during.len() >= PROBE_COUNT,
+        "{} of {} probes between 10% and 50%",
+        during.len(),
+        probed.len()
+    );
+    assert_samples_never_go_down(&samples);
+    assert!(samples.iter().any(|s| s.routes.production == 10));
+    assert!(samples.iter().any(|s| s.routes.production == 50));
 }
