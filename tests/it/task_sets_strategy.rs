@@ -1185,3 +1185,57 @@ async fn a_refused_clean_up_backs_off_whatever_wakes_the_release() {
     );
     let _ = handles;
 }
+
+/// A release paused during a timed pause stays there after the pause's end, and waits like
+/// any held rollout: looks spaced by the wait budget, never a pass every 100 ms (the end was
+/// in the past, so the wait until it was zero).
+#[tokio::test(start_paused = true)]
+async fn a_release_paused_past_its_pause_end_waits_without_spinning() {
+    let h = Harness::new();
+    let handles = world(&h);
+    let steps = "        - setWeight: 10\n        - pause: {duration: 60s}\n        - setWeight: 50\n";
+    apply(&h, &release("2.0.0", steps, "")).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
+        let _ = stop_rx.await;
+    }));
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if h.status("web").await.message.contains("baking") {
+            break;
+        }
+    }
+    assert!(
+        h.status("web").await.message.contains("baking"),
+        "{}",
+        h.status("web").await.message
+    );
+    // Paused in the bake (the edit keeps the candidate: the rollout is held, not restarted).
+    apply(&h, &release("2.0.0", steps, "  paused: true\n")).await;
+    // Past the pause's end, then two minutes of the hold.
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let total = |h: &Harness| h.aws.call_counts().values().sum::<u64>();
+    let before = total(&h);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let spent = total(&h) - before;
+    let status = h.status("web").await;
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    assert_eq!(
+        candidate_percent(&h, &handles, &handles.target_group_arns[1]),
+        10,
+        "the paused rollout stays at its step: {}",
+        status.message
+    );
+    assert!(
+        status.message.contains("paused"),
+        "the status says the release is paused: {}",
+        status.message
+    );
+    // The wait budget: at most 2 calls a minute (a resync's look batched or not).
+    assert!(
+        spent <= 6,
+        "{spent} AWS calls in two minutes of a paused release held past its pause's end ({})",
+        status.message
+    );
+}

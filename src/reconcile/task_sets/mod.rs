@@ -1161,9 +1161,13 @@ impl<'a> TaskSets<'_, 'a> {
                                         if gate.paused { " (the release is paused: the rollout stays here after it)" } else { "" }
                                     ),
                                 )
-                                .requeue(
-                                    waiting_until(left, self.look_calls()).max(PAUSE_END_MIN_WAIT),
-                                ),
+                                .requeue(if gate.paused && self.pass.now >= ends {
+                                    // Held past the end: a wait like any hold (`resume`
+                                    // arrives through the stream), not the end's countdown.
+                                    waiting_poll(self.look_calls())
+                                } else {
+                                    waiting_until(left, self.look_calls()).max(PAUSE_END_MIN_WAIT)
+                                }),
                             );
                         }
                         None => {
