@@ -445,3 +445,17 @@ fn the_notification_checks_hold_and_have_work() {
 fn the_seed_that_found_a_stale_intent_after_a_conflict_keeps_one_update_per_intent() {
     assert_seed_free_of(suite_config(329), &[ViolationKind::UpdateServiceTwice]);
 }
+
+/// Seed 465: app-1 (ECS) reverts to the version its first rollout deployed two minutes
+/// earlier; the revert's `UpdateService` intent is written but its reply lost and the call
+/// never made; the replica that takes over looks for what that intent started and adopted
+/// the first rollout's finished deployment of the same task definition (within the search's
+/// slack): the revert was called succeeded, the service stayed on the newer version with its
+/// deployment waiting at a hook for good, and the release Failed as drifted.
+#[test]
+fn the_seed_that_found_an_earlier_rollouts_deployment_adopted_for_a_lost_intent() {
+    assert_seed_free_of(
+        suite_config(465),
+        &[ViolationKind::ActiveDeploymentWhenSettled],
+    );
+}

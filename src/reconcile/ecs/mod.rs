@@ -540,10 +540,15 @@ impl<'a> Ecs<'_, 'a> {
     /// candidate (after a retry, an older one may run it too).
     fn adoptable(&self, since: Timestamp) -> Option<&'a ServiceDeployment> {
         let from = since - INTENT_SEARCH_SLACK;
+        // A deployment an earlier rollout of this release started is not this intent's, even
+        // of the same task definition within the slack (a revert to a version deployed
+        // minutes ago): adopting it would call a rollout that never deployed succeeded.
+        let earlier = self.state().own_deployments;
         let mut found: Vec<&ServiceDeployment> =
             self.observed
                 .deployments
                 .iter()
+                .filter(|d| !earlier.contains(&d.arn))
                 .filter(|d| d.created_at.is_none_or(|at| at >= from))
                 .filter(|d| {
                     d.target_revision_arn.as_deref().is_some_and(|revision| {
