@@ -1193,7 +1193,8 @@ async fn a_refused_clean_up_backs_off_whatever_wakes_the_release() {
 async fn a_release_paused_past_its_pause_end_waits_without_spinning() {
     let h = Harness::new();
     let handles = world(&h);
-    let steps = "        - setWeight: 10\n        - pause: {duration: 60s}\n        - setWeight: 50\n";
+    let steps =
+        "        - setWeight: 10\n        - pause: {duration: 60s}\n        - setWeight: 50\n";
     apply(&h, &release("2.0.0", steps, "")).await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(switchyard::controller::run(h.context(), async move {
