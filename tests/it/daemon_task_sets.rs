@@ -569,6 +569,38 @@ fn candidate_task_sets(samples: &[Sample], world: &World) -> BTreeSet<String> {
 }
 
 /// The service's task sets in moto now: (ARN, status, target group, task definition).
+/// After a rollback: never a moment (as sampled) without the candidate task set while it had
+/// traffic, every route back on the live group, and only the original primary task set left,
+/// from the one CreateTaskSet and no switch.
+async fn assert_back_on_the_primary_alone(
+    world: &World,
+    samples: &[Sample],
+    candidate: &str,
+    log: &str,
+) {
+    for sample in samples {
+        let has_candidate = sample.task_sets.iter().any(|(arn, _)| *arn == candidate);
+        assert!(
+            has_candidate || (sample.routes.production == 0 && sample.routes.rule == 0),
+            "{sample:?}"
+        );
+    }
+    assert_eq!(
+        world.percents_now().await,
+        Routes {
+            production: 0,
+            rule: 0,
+            test: 0
+        }
+    );
+    let task_sets = task_sets_now(world).await;
+    assert_eq!(task_sets.len(), 1, "{task_sets:?}\n{log}");
+    assert_eq!(task_sets[0].0, world.str("primaryTaskSetArn"));
+    assert_eq!(task_sets[0].1, "PRIMARY");
+    assert_eq!(world.proxy.calls("CreateTaskSet"), 1);
+    assert_eq!(world.proxy.calls("UpdateServicePrimaryTaskSet"), 0);
+}
+
 async fn task_sets_now(world: &World) -> Vec<(String, String, String, String)> {
     let services = aws_sdk_ecs::Client::new(&world.sdk)
         .describe_services()
@@ -869,28 +901,7 @@ async fn abort_at_20_percent_restores_all_traffic_before_the_candidate_task_set_
             "{route}: the candidate kept for abortScaleDownDelay after the traffic came back"
         );
     }
-    // As sampled: never a moment without the candidate task set while it had traffic.
-    for sample in &samples {
-        let has_candidate = sample.task_sets.iter().any(|(arn, _)| *arn == candidate);
-        assert!(
-            has_candidate || (sample.routes.production == 0 && sample.routes.rule == 0),
-            "{sample:?}"
-        );
-    }
-    assert_eq!(
-        world.percents_now().await,
-        Routes {
-            production: 0,
-            rule: 0,
-            test: 0
-        }
-    );
-    let task_sets = task_sets_now(&world).await;
-    assert_eq!(task_sets.len(), 1, "{task_sets:?}\n{log}");
-    assert_eq!(task_sets[0].0, world.str("primaryTaskSetArn"));
-    assert_eq!(task_sets[0].1, "PRIMARY");
-    assert_eq!(world.proxy.calls("CreateTaskSet"), 1);
-    assert_eq!(world.proxy.calls("UpdateServicePrimaryTaskSet"), 0);
+    assert_back_on_the_primary_alone(&world, &samples, &candidate, &log).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1150,27 +1161,7 @@ async fn a_canary_whose_http_analysis_fails_rolls_back_at_the_analysis_never_pas
             "{route}: the candidate kept for abortScaleDownDelay after the traffic came back"
         );
     }
-    for sample in &samples {
-        let has_candidate = sample.task_sets.iter().any(|(arn, _)| *arn == candidate);
-        assert!(
-            has_candidate || (sample.routes.production == 0 && sample.routes.rule == 0),
-            "{sample:?}"
-        );
-    }
-    assert_eq!(
-        world.percents_now().await,
-        Routes {
-            production: 0,
-            rule: 0,
-            test: 0
-        }
-    );
-    let task_sets = task_sets_now(&world).await;
-    assert_eq!(task_sets.len(), 1, "{task_sets:?}\n{log}");
-    assert_eq!(task_sets[0].0, world.str("primaryTaskSetArn"));
-    assert_eq!(task_sets[0].1, "PRIMARY");
-    assert_eq!(world.proxy.calls("CreateTaskSet"), 1);
-    assert_eq!(world.proxy.calls("UpdateServicePrimaryTaskSet"), 0);
+    assert_back_on_the_primary_alone(&world, &samples, &candidate, &log).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
