@@ -401,6 +401,15 @@ impl EcsStandIn {
         }
     }
 
+    /// Waits until the candidate's task set (on group B) is the only one left: switched, and
+    /// the old task set cleaned up.
+    async fn wait_for_the_switch_cleaned_up(&self, world: &World) -> Sample {
+        self.wait_until(ROLLOUT_LIMIT, |s| {
+            s.task_sets.len() == 1 && s.task_sets[0].1 == world.b()
+        })
+        .await
+    }
+
     async fn stop(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::SeqCst);
         self.task.await.expect("the stand-in ends");
@@ -728,11 +737,7 @@ async fn a_canary_goes_10_then_50_then_switches_with_one_task_set_and_cleans_up_
     let daemon = start_daemon_via(world.daemon_env());
 
     let healthy = world.wait_for_phase("Healthy");
-    stand_in
-        .wait_until(ROLLOUT_LIMIT, |s| {
-            s.task_sets.len() == 1 && s.task_sets[0].1 == world.b()
-        })
-        .await;
+    stand_in.wait_for_the_switch_cleaned_up(&world).await;
     let log = stop_daemon(daemon, Duration::from_secs(15));
     let samples = stand_in.stop().await;
     let view = get(&world.moto, "web");
@@ -924,11 +929,7 @@ async fn a_daemon_killed_at_10_percent_and_restarted_finishes_without_a_second_t
 
     let daemon = start_daemon_via(world.daemon_env());
     world.wait_for_phase("Healthy");
-    stand_in
-        .wait_until(ROLLOUT_LIMIT, |s| {
-            s.task_sets.len() == 1 && s.task_sets[0].1 == world.b()
-        })
-        .await;
+    stand_in.wait_for_the_switch_cleaned_up(&world).await;
     let log = stop_daemon(daemon, Duration::from_secs(15));
     let samples = stand_in.stop().await;
 
@@ -963,11 +964,7 @@ async fn promote_ends_a_manual_pause() {
 
     let promoted = world.run_ok(&["promote", "web"]);
     let healthy = world.wait_for_phase("Healthy");
-    stand_in
-        .wait_until(ROLLOUT_LIMIT, |s| {
-            s.task_sets.len() == 1 && s.task_sets[0].1 == world.b()
-        })
-        .await;
+    stand_in.wait_for_the_switch_cleaned_up(&world).await;
     let log = stop_daemon(daemon, Duration::from_secs(15));
     stand_in.stop().await;
 
@@ -1173,11 +1170,7 @@ async fn a_canary_whose_http_analysis_passes_goes_on_after_count_measurements_an
     let daemon = start_daemon_via(world.daemon_env());
 
     world.wait_for_phase("Healthy");
-    stand_in
-        .wait_until(ROLLOUT_LIMIT, |s| {
-            s.task_sets.len() == 1 && s.task_sets[0].1 == world.b()
-        })
-        .await;
+    stand_in.wait_for_the_switch_cleaned_up(&world).await;
     let log = stop_daemon(daemon, Duration::from_secs(15));
     let samples = stand_in.stop().await;
     let view = get(&world.moto, "web");
