@@ -4,6 +4,8 @@
 //! Every caller's attempt reads, decides and writes under a condition on what it read; a
 //! failed condition is [`Attempt::Conflict`], and only that is retried. The delays are
 //! tokio's (`backon`'s tokio sleeper), so paused-time tests control them.
+//!
+//! Also: [`counting_attempts`], the requests a call really sent, the SDK's retries included.
 
 use std::future::Future;
 use std::time::Duration;
@@ -112,6 +114,42 @@ where
         })
 }
 
+/// What one port call cost on the wire: the requests it sent (the SDK's own retries and a
+/// port call's several operations included) and how many of them AWS throttled. The fleet's
+/// API budget charges every request and lowers its rate on a throttle the SDK retried away
+/// (`controller/budget.rs`); the AWS adapters (an SDK interceptor) and the simulated AWS note
+/// each request they send.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    pub sent: u32,
+    pub throttled: u32,
+}
+
+tokio::task_local! {
+    static ATTEMPTS: std::cell::Cell<Attempts>;
+}
+
+/// Runs `work`, counting the requests it sends ([`attempt_sent`]).
+pub async fn counting_attempts<F: Future>(work: F) -> (F::Output, Attempts) {
+    ATTEMPTS
+        .scope(std::cell::Cell::new(Attempts::default()), async move {
+            let output = work.await;
+            (output, ATTEMPTS.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// Notes one request sent to AWS, and whether AWS throttled it (nothing outside
+/// [`counting_attempts`]).
+pub fn attempt_sent(throttled: bool) {
+    let _outside = ATTEMPTS.try_with(|attempts| {
+        let mut counted = attempts.get();
+        counted.sent += 1;
+        counted.throttled += u32::from(throttled);
+        attempts.set(counted);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -184,5 +222,25 @@ mod tests {
         .await;
         assert!(matches!(result, Err(GaveUp::Failed("not found"))));
         assert_eq!(*attempts.lock().unwrap(), 1);
+    }
+    #[tokio::test]
+    async fn counting_attempts_counts_the_requests_its_work_sends_and_nothing_outside() {
+        attempt_sent(true);
+        let ((), attempts) = counting_attempts(async {
+            attempt_sent(false);
+            tokio::task::yield_now().await;
+            attempt_sent(true);
+            attempt_sent(false);
+        })
+        .await;
+        assert_eq!(
+            attempts,
+            Attempts {
+                sent: 3,
+                throttled: 1
+            }
+        );
+        let ((), none) = counting_attempts(async {}).await;
+        assert_eq!(none, Attempts::default());
     }
 }

@@ -20,6 +20,11 @@ const THROTTLING_CODES: &[&str] = &[
     "LimitExceededException",
 ];
 
+/// Whether AWS's error `code` means it throttled the request.
+pub fn is_throttling_code(code: &str) -> bool {
+    THROTTLING_CODES.contains(&code)
+}
+
 /// Codes that mean the caller lacks a permission.
 const ACCESS_DENIED_CODES: &[&str] = &[
     "AccessDenied",

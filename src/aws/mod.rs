@@ -2,6 +2,7 @@
 //! `aws_sdk_*` types. Adapters map requests, responses and errors; they decide nothing.
 
 pub mod actions;
+mod attempts;
 mod clients;
 mod cloudwatch;
 mod codedeploy;

@@ -14,10 +14,12 @@
 //!    ones (resyncs, leases taken), first come first served within each. Only the head of the
 //!    queue sleeps, until its token is due; the others wait to be woken. A wait holds up only
 //!    its own bucket: other places and services go on.
-//! 4. A port call that turned out to make several AWS calls (ELB's routes: DescribeListeners
-//!    and DescribeRules per listener; forward weights: a read, then a modify) is charged the
-//!    calls beyond the first after it returns: the bucket goes into debt, and the next call
-//!    waits for it to be repaid.
+//! 4. A port call that turned out to send several requests (ELB's routes: DescribeListeners
+//!    and DescribeRules per listener; forward weights: a read, then a modify; the SDK's own
+//!    retries) is charged the requests beyond the first after it returns, as counted on the
+//!    wire (`crate::retry::counting_attempts`): the bucket goes into debt, and the next call
+//!    waits for it to be repaid. A throttled attempt counts as a throttle even when the
+//!    SDK's retry then succeeded.
 //! 5. A call AWS throttled halves the bucket's `factor` (its rate and its burst; at most
 //!    once a second, never below `MIN_FACTOR`) and empties the bucket; every call that succeeds adds back
 //!    `INCREASE_PER_SECOND` of the configured rate per second since the last change, up to the

@@ -5,7 +5,9 @@
 //! DescribeRules per listener), `DescribeRoute` (DescribeListeners or DescribeRules) and
 //! `SetForwardWeights` (a read, then ModifyListener or ModifyRule). Every call about a
 //! release first takes a token of the fleet's API budget for its place and service
-//! (`budget.rs`); the calls beyond the first of those port calls are charged after them.
+//! (`budget.rs`); the requests it sent beyond the first (a port call that makes several, the
+//! SDK's retries: `crate::retry::counting_attempts`) are charged after it, and a throttle
+//! the SDK retried away lowers the budget's rate as a final one does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,20 +75,27 @@ macro_rules! budgeted {
             .budgets
             .acquire(&$metered.place, $service, super::budget::current_priority())
             .await;
-        let result = if super::budget::may_call() {
-            $call.await
+        let (result, attempts) = if super::budget::may_call() {
+            crate::retry::counting_attempts($call).await
         } else {
-            Err(AwsError::new(
+            let unsent = Err(AwsError::new(
                 $service,
                 $operation,
                 crate::ports::AwsErrorKind::Transient,
                 "not sent: the lease is no longer safe to act on after waiting for the API budget",
-            ))
+            ));
+            (unsent, crate::retry::Attempts::default())
         };
+        // The requests beyond the token taken: the SDK's retries, and the port calls that
+        // make several (ELB's routes; a read, then a modify).
+        $metered
+            .budgets
+            .charge(&$metered.place, $service, attempts.sent.saturating_sub(1));
         $metered.budgets.record(
             &$metered.place,
             $service,
-            matches!(&result, Err(e) if e.kind == crate::ports::AwsErrorKind::Throttling),
+            attempts.throttled > 0
+                || matches!(&result, Err(e) if e.kind == crate::ports::AwsErrorKind::Throttling),
         );
         $metered.state.metrics().record_call(
             $service,
@@ -523,23 +532,13 @@ impl LoadBalancer for MeteredPorts {
     }
 
     async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
-        let result = budgeted!(
+        budgeted!(
             self,
             "elasticloadbalancing",
             "DescribeRoutes",
             self.ports.load_balancer.describe_routes(load_balancer_arn),
             outcome
-        );
-        // DescribeListeners was the token taken; one DescribeRules per listener follows it.
-        if let Ok(routes) = &result {
-            let listeners = routes.iter().filter(|r| r.rule_priority.is_none()).count();
-            self.budgets.charge(
-                &self.place,
-                "elasticloadbalancing",
-                u32::try_from(listeners).unwrap_or(u32::MAX),
-            );
-        }
-        result
+        )
     }
 
     async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
@@ -573,7 +572,7 @@ impl LoadBalancer for MeteredPorts {
         weights: &[WeightedTargetGroup],
         expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
-        let result = budgeted!(
+        budgeted!(
             self,
             "elasticloadbalancing",
             "SetForwardWeights",
@@ -581,12 +580,7 @@ impl LoadBalancer for MeteredPorts {
                 .load_balancer
                 .set_forward_weights(route_arn, weights, expected),
             outcome
-        );
-        // The read was the token taken; the modify that followed it is charged now.
-        if result.is_ok() {
-            self.budgets.charge(&self.place, "elasticloadbalancing", 1);
-        }
-        result
+        )
     }
 }
 

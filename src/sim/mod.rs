@@ -407,8 +407,12 @@ impl SimAws {
                     .with_code(code),
             )
         };
+        // Every request sent counts for the fleet's API budget, throttled or not
+        // (`crate::retry::counting_attempts`), as the SDK interceptor counts them in production.
+        let sent = crate::retry::attempt_sent;
         match decision.failure {
             Some(Fault::Throttle) => {
+                sent(true);
                 return injected(
                     AwsErrorKind::Throttling,
                     "ThrottlingException",
@@ -416,6 +420,7 @@ impl SimAws {
                 );
             }
             Some(Fault::ServerError) => {
+                sent(false);
                 return injected(
                     AwsErrorKind::Transient,
                     "InternalFailure",
@@ -423,6 +428,7 @@ impl SimAws {
                 );
             }
             Some(Fault::AccessDenied) => {
+                sent(false);
                 return injected(
                     AwsErrorKind::AccessDenied,
                     "AccessDeniedException",
@@ -433,11 +439,15 @@ impl SimAws {
             _ => {}
         }
         let now = self.inner.clock.now();
-        self.check_session(service, operation, now)?;
+        if let Err(refused) = self.check_session(service, operation, now) {
+            sent(false);
+            return Err(refused);
+        }
         let throttled = lock(&self.inner.rate_limits)
             .iter_mut()
             .filter(|l| l.applies(&self.scope, service, operation))
             .any(|l| !l.take(&self.scope, now));
+        sent(throttled);
         if throttled {
             return Err(AwsError::new(
                 service,

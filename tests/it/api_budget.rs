@@ -292,3 +292,121 @@ async fn due_calls_reach_aws_before_routine_calls_that_waited_longer() {
         "the wait is on /metrics"
     );
 }
+
+/// A stand-in for ECS on a local port (the JSON protocol): it throttles the first `throttles`
+/// requests as ECS does, then answers DescribeServices with no service. Counts the requests.
+async fn throttling_ecs(throttles: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::StatusCode;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                if n < throttles {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        [(
+                            "x-amzn-ErrorType",
+                            "ThrottlingException:http://internal.amazon.com/",
+                        )],
+                        r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+                    )
+                } else {
+                    (
+                        StatusCode::OK,
+                        [("content-type", "application/x-amz-json-1.1")],
+                        r#"{"services":[],"failures":[]}"#,
+                    )
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{address}"), seen)
+}
+
+/// The SDK's own retries are requests AWS counts: a call the SDK retried twice past ECS's
+/// throttling costs three tokens, and the throttles it retried away lower the place's rate
+/// although the call itself succeeded.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sdks_retries_are_charged_and_a_throttle_they_hid_lowers_the_rate() {
+    use std::sync::atomic::Ordering;
+    let (endpoint, seen) = throttling_ecs(2).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(5))
+                .with_max_backoff(Duration::from_millis(20)),
+        )
+        .load()
+        .await;
+    let home = switchyard::model::Home {
+        region: REGION.to_string(),
+        account: Some(ACCOUNT.to_string()),
+    };
+    let state = ControllerState::new();
+    // A burst of 3 and almost no refill: what the call took is what the bucket lost.
+    let mut settings = BudgetSettings::default();
+    settings.by_service.insert(
+        "ecs".into(),
+        Rate {
+            per_second: 0.01,
+            burst: 3.0,
+        },
+    );
+    let budgets = Arc::new(ApiBudgets::new(settings, state.clone()));
+    let provider = MeteredProvider {
+        inner: Arc::new(switchyard::aws::AwsAdapters::new(
+            config,
+            switchyard::aws::build_ports,
+        )),
+        state: state.clone(),
+        budgets: budgets.clone(),
+        home: home.clone(),
+    };
+    let ports = provider.ports_for(REGION, None);
+    let place = switchyard::model::Place::new(Some(ACCOUNT), REGION);
+
+    let services = ports
+        .ecs
+        .describe_services("prod", &["web".to_string()])
+        .await
+        .expect("the SDK's third attempt succeeds");
+    assert!(services.is_empty());
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "ECS saw three requests");
+    let admitted = state
+        .metrics()
+        .encode()
+        .lines()
+        .find(|l| l.starts_with("switchyard_api_budget_admitted_total{service=\"ecs\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert_eq!(admitted, 3.0, "three tokens paid for three requests");
+    let rate = budgets.current_rate(&place, "ecs").unwrap();
+    assert!(rate < 0.01, "the hidden throttles lowered the rate: {rate}");
+    // The bucket is spent: the next call has to wait for the refill.
+    let next = tokio::time::timeout(
+        Duration::from_millis(200),
+        budgets.acquire(&place, "ecs", Priority::Due),
+    )
+    .await;
+    assert!(
+        next.is_err(),
+        "no token left after paying for three requests"
+    );
+}
