@@ -14,6 +14,11 @@
 //!    after each further one in a row, at most [`REFUSAL_REMEMBERED_MAX`]. The role's
 //!    releases are `Failed` meanwhile, saying so; once the role trusts the controller again,
 //!    the next try after the memory ends succeeds by itself.
+//! 5. A throttled or failed `AssumeRole` is remembered too, briefly: for
+//!    [`THROTTLE_REMEMBERED`], twice as long after each further one in a row, at most
+//!    [`THROTTLE_REMEMBERED_MAX`]. Meanwhile the callers use the session in hand if it still
+//!    works, or get the remembered error (transient: their passes back off), instead of each
+//!    asking a throttled STS again.
 //!
 //! Time is the controller's [`Clock`] (tokio's): paused-time tests drive expiry.
 
@@ -25,7 +30,7 @@ use jiff::{SignedDuration, Timestamp};
 use tracing::{debug, warn};
 
 use crate::clock::Clock;
-use crate::ports::{AssumeRoleRequest, AwsError, RoleSession, Sts};
+use crate::ports::{AssumeRoleRequest, AwsError, AwsErrorKind, RoleSession, Sts};
 
 /// How long a session is asked for: one hour, the most STS grants when the controller's own
 /// credentials are a role's (role chaining), which they are on ECS.
@@ -39,6 +44,10 @@ pub const MIN_REMAINING: Duration = Duration::from_secs(60);
 pub const REFUSAL_REMEMBERED: Duration = Duration::from_secs(10);
 /// The longest a refusal is answered from memory (after several in a row).
 pub const REFUSAL_REMEMBERED_MAX: Duration = Duration::from_secs(300);
+/// How long a throttled (or failed) `AssumeRole` is answered from memory, the first time.
+pub const THROTTLE_REMEMBERED: Duration = Duration::from_secs(1);
+/// The longest a throttled `AssumeRole` is answered from memory (after several in a row).
+pub const THROTTLE_REMEMBERED_MAX: Duration = Duration::from_secs(30);
 
 /// How the controller names itself to STS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +99,20 @@ struct Entry {
 #[derive(Default)]
 struct State {
     session: Option<RoleSession>,
-    /// The last refusal and until when it is answered from memory.
-    refused: Option<(Timestamp, AwsError)>,
+    /// The last refusal or throttle and until when it is answered from memory.
+    remembered: Option<(Timestamp, AwsError)>,
     /// Refusals in a row (since the last session STS issued).
     refusals: u32,
+    /// Throttles and transient failures in a row (since the last session STS issued).
+    throttles: u32,
+}
+
+/// `first`, doubled for each failure in a row after the first, at most `max`.
+fn doubling(first: Duration, in_a_row: u32, max: Duration) -> SignedDuration {
+    let remembered = first
+        .saturating_mul(1 << in_a_row.saturating_sub(1).min(16))
+        .min(max);
+    SignedDuration::try_from(remembered).unwrap_or(SignedDuration::ZERO)
 }
 
 /// A role and the external id it is assumed with.
@@ -169,20 +188,29 @@ impl Sessions {
             Ok(session) => {
                 debug!(role = %role_arn, expires_at = %session.expires_at, "assumed the role");
                 state.session = Some(session.clone());
-                state.refused = None;
+                state.remembered = None;
                 state.refusals = 0;
+                state.throttles = 0;
                 Ok(session)
             }
             Err(error) => {
                 let error = naming_role(error, role_arn);
                 if crate::reconcile::is_refusal(&error) {
                     state.refusals = state.refusals.saturating_add(1);
-                    let remembered = REFUSAL_REMEMBERED
-                        .saturating_mul(1 << state.refusals.saturating_sub(1).min(16))
-                        .min(REFUSAL_REMEMBERED_MAX);
                     let remembered =
-                        SignedDuration::try_from(remembered).unwrap_or(SignedDuration::ZERO);
-                    state.refused = Some((now + remembered, error.clone()));
+                        doubling(REFUSAL_REMEMBERED, state.refusals, REFUSAL_REMEMBERED_MAX);
+                    state.remembered = Some((now + remembered, error.clone()));
+                } else if matches!(
+                    error.kind,
+                    AwsErrorKind::Throttling | AwsErrorKind::Transient | AwsErrorKind::Ambiguous
+                ) {
+                    state.throttles = state.throttles.saturating_add(1);
+                    let remembered = doubling(
+                        THROTTLE_REMEMBERED,
+                        state.throttles,
+                        THROTTLE_REMEMBERED_MAX,
+                    );
+                    state.remembered = Some((now + remembered, error.clone()));
                 }
                 match &state.session {
                     Some(session) if at_least(left(session, now), MIN_REMAINING) => {
@@ -197,7 +225,8 @@ impl Sessions {
     }
 
     /// What the entry holds for a caller that needs `wanted` left: a session, a refusal
-    /// still remembered (when no session works), or nothing (assume the role).
+    /// still remembered (the session in hand while it works, else the error), or nothing
+    /// (assume the role).
     fn usable(
         entry: &Entry,
         now: Timestamp,
@@ -209,16 +238,13 @@ impl Sessions {
         {
             return Some(Ok(session.clone()));
         }
-        match &state.refused {
-            Some((until, error))
-                if now < *until
-                    && !state
-                        .session
-                        .as_ref()
-                        .is_some_and(|s| at_least(left(s, now), MIN_REMAINING)) =>
-            {
-                Some(Err(error.clone()))
-            }
+        match &state.remembered {
+            Some((until, error)) if now < *until => match state.session.as_ref() {
+                Some(session) if at_least(left(session, now), MIN_REMAINING) => {
+                    Some(Ok(session.clone()))
+                }
+                _ => Some(Err(error.clone())),
+            },
             _ => None,
         }
     }
@@ -239,8 +265,6 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use async_trait::async_trait;
-
-    use crate::ports::AwsErrorKind;
 
     /// An STS that counts its calls, answers after `latency`, and fails while told to.
     struct CountingSts {
@@ -349,7 +373,60 @@ mod tests {
         let error = sessions.session(ROLE).await.unwrap_err();
         assert_eq!(error.kind, AwsErrorKind::Throttling);
         *sts.failure.lock().unwrap() = None;
+        // The throttle is remembered for a moment; then the next caller refreshes.
+        tokio::time::advance(THROTTLE_REMEMBERED_MAX).await;
         assert_ne!(sessions.session(ROLE).await.unwrap(), first);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_assume_role_is_remembered_briefly_so_callers_do_not_pile_on_sts() {
+        let (sts, sessions) = sessions(Duration::ZERO);
+        *sts.failure.lock().unwrap() = Some(AwsErrorKind::Throttling);
+        // A hundred releases of the role, one pass each: STS is asked once.
+        for _ in 0..100 {
+            let error = sessions.session(ROLE).await.unwrap_err();
+            assert_eq!(error.kind, AwsErrorKind::Throttling);
+            assert!(error.message.contains(ROLE), "{error}");
+        }
+        assert_eq!(sts.calls.load(Ordering::SeqCst), 1);
+        // Throttled again and again: asked after 1 s, then 2, 4, ... at most 30 s apart.
+        let mut asked_at = Vec::new();
+        for second in 1..=120 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            let before = sts.calls.load(Ordering::SeqCst);
+            assert!(sessions.session(ROLE).await.is_err());
+            if sts.calls.load(Ordering::SeqCst) > before {
+                asked_at.push(second);
+            }
+        }
+        assert_eq!(asked_at[..5], [1, 3, 7, 15, 31], "1 s, then 2, 4, 8, 16 s");
+        assert!(
+            asked_at.windows(2).all(|w| w[1] - w[0] <= 30),
+            "{asked_at:?}"
+        );
+        // STS answers again: the first caller after the memory gets a session, and the
+        // memory is reset.
+        *sts.failure.lock().unwrap() = None;
+        tokio::time::advance(THROTTLE_REMEMBERED_MAX).await;
+        sessions.session(ROLE).await.unwrap();
+        let calls = sts.calls.load(Ordering::SeqCst);
+        for _ in 0..10 {
+            sessions.session(ROLE).await.unwrap();
+        }
+        assert_eq!(sts.calls.load(Ordering::SeqCst), calls);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_refresh_keeps_the_session_in_hand_without_asking_sts_on_every_call() {
+        let (sts, sessions) = sessions(Duration::ZERO);
+        let first = sessions.session(ROLE).await.unwrap();
+        // In the refresh window, with minutes left.
+        tokio::time::advance(Duration::from_secs(52 * 60)).await;
+        *sts.failure.lock().unwrap() = Some(AwsErrorKind::Throttling);
+        for _ in 0..50 {
+            assert_eq!(sessions.session(ROLE).await.unwrap(), first);
+        }
+        assert_eq!(sts.calls.load(Ordering::SeqCst), 2, "one refresh tried");
     }
 
     #[tokio::test(start_paused = true)]
