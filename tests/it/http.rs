@@ -606,6 +606,24 @@ fn the_dashboard_shows_every_demo_release_with_its_phase_in_headless_chromium() 
         "the summary counts releases by phase"
     );
 
+    // Where each release lives: its region and account, as the status says.
+    let checkout = settled["releases"]
+        .as_array()
+        .and_then(|releases| {
+            releases
+                .iter()
+                .find(|r| r["metadata"]["name"] == "checkout")
+        })
+        .expect("checkout in the API");
+    let region = checkout["status"]["region"].as_str().expect("a region");
+    let account = checkout["status"]["account"].as_str().expect("an account");
+    assert!(
+        dom.contains(&format!(
+            r#"<dt>Where</dt><dd><span class="mono">{region} · {account}</span></dd>"#
+        )),
+        "the dashboard shows where checkout lives ({region} · {account})"
+    );
+
     // The analysis that rolled reviews back: its verdict and each metric's measurements.
     assert!(
         dom.contains("Analysis failed at step 2")
