@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::duration::DurationSpec;
 use super::field_error::FieldError;
@@ -389,6 +390,16 @@ impl TaskSetsStatus {
 /// `at` to the second, in UTC (`2026-01-01T10:00:05Z`).
 pub fn to_the_second(at: Timestamp) -> Timestamp {
     Timestamp::from_second(at.as_second()).unwrap_or(at)
+}
+
+/// The digest of a list of steps (`TaskSetsStatus::steps_digest`): an edit of the steps is
+/// seen by it.
+pub fn steps_digest(steps: &[CanaryStep]) -> String {
+    let rendering = serde_json::to_string(steps).unwrap_or_default();
+    Sha256::digest(rendering.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub fn current_spec<'s>(spec: &'s ReleaseSpec, status: &ReleaseStatus) -> Option
                 return None;
             };
             // The steps the index refers to (an edit is followed by the next decision).
-            if super::task_sets::steps_digest(&s.effective_steps()) != state.steps_digest {
+            if crate::model::task_sets::steps_digest(&s.effective_steps()) != state.steps_digest {
                 return None;
             }
             match s.steps.get(state.step_index?)? {

@@ -55,7 +55,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::model::names;
-use crate::model::task_sets::{CleanUp, RollingBack, TaskSetsStage, TaskSetsStatus};
+use crate::model::task_sets::{CleanUp, RollingBack, TaskSetsStage, TaskSetsStatus, steps_digest};
 use crate::model::{
     CanaryStep, ConditionStatus, ConditionType, Outcome, PauseStep, Phase, Reason, ReleaseSpec,
     ReleaseStatus, Rollout, StrategyStatus, TaskSetsStrategy, TrafficWeights,
@@ -298,15 +298,6 @@ pub fn client_token(release: &str, serial: u32) -> String {
     let digest = Sha256::digest(format!("{release}/{serial}").as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("sy-{hex}")
-}
-
-/// The digest of a list of steps: an edit of the steps is seen by it.
-pub fn steps_digest(steps: &[CanaryStep]) -> String {
-    let rendering = serde_json::to_string(steps).unwrap_or_default();
-    Sha256::digest(rendering.as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The rollout's target, normalized: the service, the pair, the listeners, the container.
