@@ -231,11 +231,16 @@ fn budget_service(service: &str) -> &str {
 
 fn report_run(run: &Run, replicas: usize, budgets: &BudgetSettings) -> serde_json::Value {
     let mut by_key: BTreeMap<(String, String, &'static str), Vec<Timestamp>> = BTreeMap::new();
+    let mut by_operation: BTreeMap<(String, String, &'static str), BTreeMap<&'static str, u64>> =
+        BTreeMap::new();
     for call in &run.calls {
-        by_key
-            .entry((call.account.clone(), call.region.clone(), call.service))
+        let key = (call.account.clone(), call.region.clone(), call.service);
+        *by_operation
+            .entry(key.clone())
             .or_default()
-            .push(call.at);
+            .entry(call.operation)
+            .or_default() += 1;
+        by_key.entry(key).or_default().push(call.at);
     }
     let mut places = Vec::new();
     let mut all_within = true;
@@ -251,6 +256,7 @@ fn report_run(run: &Run, replicas: usize, budgets: &BudgetSettings) -> serde_jso
             "region": region,
             "service": service,
             "calls": times.len(),
+            "calls_by_operation": by_operation.get(&(account.clone(), region.clone(), *service)),
             "over_seconds": span,
             "mean_per_second": if span > 0.0 { times.len() as f64 / span } else { 0.0 },
             "most_in_any_second": most,

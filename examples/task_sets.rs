@@ -163,8 +163,13 @@ fn main() {
             "due_steps_missed": large.due_steps_missed(),
             "due_step_late_s": summary(&late),
             "due_step_late_histogram_s": histogram(&late),
+            "due_step_late_parts": large.lateness_parts(),
             "calls_per_release": large.calls_per_release(),
             "throttled_calls": large.throttled,
+            "not_healthy": large.not_healthy,
+            "passes": large.passes,
+            "failed_passes": large.failed_passes,
+            "virtual_s_run": large.virtual_s_run,
             "calls_by_operation": large.calls,
             "elb_describe": large.elb_describe_rate(),
         })
@@ -243,8 +248,12 @@ fn main() {
                 "due_steps": limited_late.len(),
                 "due_steps_missed": limited.due_steps_missed(),
                 "due_step_late_s": summary(&limited_late),
+                "due_step_late_parts": limited.lateness_parts(),
                 "calls_per_release": limited.calls_per_release(),
                 "throttled_calls": limited.throttled,
+                "not_healthy": limited.not_healthy,
+                "passes": limited.passes,
+                "failed_passes": limited.failed_passes,
                 "calls_by_operation": limited.calls,
                 "elb_describe": limited.elb_describe_rate(),
             },
@@ -359,8 +368,25 @@ fn minimal_sequence(steps: &[Step]) -> BTreeMap<String, u64> {
 /// of the route and its ModifyListener or ModifyRule returned).
 #[derive(Debug, Clone)]
 struct Write {
+    /// When the port call began (its budget token taken).
+    started: Timestamp,
     at: Timestamp,
     route: String,
+}
+
+/// A load balancer port call: when it began (after its budget token), and for which release.
+#[derive(Debug, Clone)]
+struct PortCall {
+    at: Timestamp,
+    release: Option<usize>,
+    operation: &'static str,
+}
+
+/// The release an ARN or a target group reference belongs to (`web-NNN` in its name).
+fn release_of(arn: &str) -> Option<usize> {
+    let at = arn.find("web-")? + 4;
+    let digits: String = arn[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 struct RunResult {
@@ -372,13 +398,23 @@ struct RunResult {
     calls: BTreeMap<String, u64>,
     store_calls: BTreeMap<&'static str, u64>,
     call_times: Vec<(Timestamp, &'static str, &'static str)>,
-    /// Per release: its production listener, and every distinct pause end its status showed.
-    pause_ends: Vec<(String, Vec<Timestamp>)>,
+    /// Per release: its production listener, and every distinct pause end its status showed
+    /// (with when the benchmark first saw it).
+    pause_ends: Vec<(String, Vec<(Timestamp, Timestamp)>)>,
     writes: Vec<Write>,
+    /// Every load balancer port call, when it began (after its budget token).
+    port_calls: Vec<PortCall>,
     /// The bake run: when the pause began (its end minus its length) and ended.
     first_pause: Option<(Timestamp, Timestamp)>,
     /// Calls throttled by the enforced ELB describe rate.
     throttled: u64,
+    /// The releases that did not end Healthy, by their last phase and message.
+    not_healthy: BTreeMap<String, usize>,
+    /// The controller loop's passes, and those that failed (retried with backoff).
+    passes: u64,
+    failed_passes: u64,
+    /// Virtual seconds from the writes to the end of the run.
+    virtual_s_run: f64,
 }
 
 impl RunResult {
@@ -389,18 +425,61 @@ impl RunResult {
     /// For each pause end: the seconds until the next weight write on the release's
     /// production listener (`None`: there was none).
     fn due_steps(&self) -> Vec<Option<f64>> {
+        self.acted_steps()
+            .into_iter()
+            .map(|step| step.map(|(end, _, write)| common::between(end, write.at).as_secs_f64()))
+            .collect()
+    }
+
+    /// For each pause end: the end, when the benchmark first saw it in the status, and the
+    /// next weight write on the release's production listener (`None`: there was none).
+    fn acted_steps(&self) -> Vec<Option<(Timestamp, Timestamp, &Write)>> {
         self.pause_ends
             .iter()
             .flat_map(|(route, ends)| {
-                ends.iter().map(move |end| {
+                ends.iter().map(move |(end, seen)| {
                     self.writes
                         .iter()
                         .filter(|w| &w.route == route && w.at >= *end)
-                        .map(|w| common::between(*end, w.at).as_secs_f64())
-                        .reduce(f64::min)
+                        .min_by_key(|w| w.at)
+                        .map(|w| (*end, *seen, w))
                 })
             })
             .collect()
+    }
+
+    /// Where each due step's lateness goes: the part before the status showed the pause
+    /// (the look that started it, and wrote its end, came after the end: its wait for the
+    /// budget was longer than the pause), the wait from then to the write's start (the pass
+    /// at the pause's end, its looks, and its write's token), and the write itself; and the
+    /// load balancer calls of the release in that wait, by port operation.
+    fn lateness_parts(&self) -> serde_json::Value {
+        let mut shown_late = Vec::new();
+        let mut waited = Vec::new();
+        let mut writing = Vec::new();
+        let mut calls_while_waiting: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for (end, seen, write) in self.acted_steps().into_iter().flatten() {
+            let shown = seen.max(end);
+            shown_late.push(common::between(end, shown).as_secs_f64());
+            waited.push(common::between(shown, write.started.max(shown)).as_secs_f64());
+            writing.push(common::between(write.started, write.at).as_secs_f64());
+            let release = release_of(&write.route);
+            for call in &self.port_calls {
+                if call.release == release && call.at >= end && call.at < write.started {
+                    *calls_while_waiting.entry(call.operation).or_default() += 1;
+                }
+            }
+        }
+        for parts in [&mut shown_late, &mut waited, &mut writing] {
+            parts.sort_by(f64::total_cmp);
+        }
+        json!({
+            "status_showed_the_pause_after_its_end_s": summary(&shown_late),
+            "then_until_the_write_began_s": summary(&waited),
+            "the_write_s": summary(&writing),
+            "sampling_s": "the status is sampled every 100 ms per 100 releases: the first part is rounded up to it",
+            "load_balancer_port_calls_while_waiting": calls_while_waiting,
+        })
     }
 
     /// Every call, as `[seconds since the release was written, "service:Operation"]`.
@@ -509,6 +588,7 @@ async fn run(plan: &Plan) -> RunResult {
         );
     }
     let writes = Arc::new(Mutex::new(Vec::new()));
+    let port_calls = Arc::new(Mutex::new(Vec::new()));
     let recorder = Recorder::new(clock.clone(), false);
     let ctx = Context::new(
         Arc::new(RecordingStore {
@@ -519,6 +599,7 @@ async fn run(plan: &Plan) -> RunResult {
             sim: sim.clone(),
             clock: clock.clone(),
             writes: writes.clone(),
+            calls: port_calls.clone(),
         }),
         clock.clone(),
         ControllerConfig {
@@ -554,7 +635,9 @@ async fn run(plan: &Plan) -> RunResult {
             .expect("the spec is written");
     }
 
-    let mut pause_ends: Vec<Vec<Timestamp>> = vec![Vec::new(); names.len()];
+    // Per release: every distinct pause end its status showed, with when the benchmark first
+    // saw it (the sample after the status write that set it).
+    let mut pause_ends: Vec<Vec<(Timestamp, Timestamp)>> = vec![Vec::new(); names.len()];
     let mut first_pause: Option<(Timestamp, Timestamp)> = None;
     let mut healthy_at: Vec<Option<Timestamp>> = vec![None; names.len()];
     let pause_length = plan.steps.iter().find_map(|s| match s {
@@ -572,9 +655,9 @@ async fn run(plan: &Plan) -> RunResult {
             if let Some(StrategyStatus::TaskSets(t)) =
                 status.as_ref().and_then(|s| s.strategy.as_ref())
                 && let Some(end) = t.pause_ends_at
-                && !pause_ends[i].contains(&end)
+                && !pause_ends[i].iter().any(|(e, _)| *e == end)
             {
-                pause_ends[i].push(end);
+                pause_ends[i].push((end, clock.now()));
                 if i == 0 && first_pause.is_none() {
                     let length = jiff::SignedDuration::try_from(pause_length.unwrap_or_default())
                         .unwrap_or_default();
@@ -598,7 +681,17 @@ async fn run(plan: &Plan) -> RunResult {
         tokio::time::sleep(sample).await;
     }
     let _ = stop.send(());
-    let _ = controller.await;
+    let summary = controller.await.unwrap_or_default();
+    // How each release ended, for those that did not end Healthy: its phase and message.
+    let mut not_healthy: BTreeMap<String, usize> = BTreeMap::new();
+    for name in &names {
+        let status = store.peek(name).and_then(|r| r.status);
+        if let Some(status) = status.filter(|s| s.phase != Phase::Healthy) {
+            *not_healthy
+                .entry(format!("{}: {}", status.phase, status.message))
+                .or_default() += 1;
+        }
+    }
 
     let calls_after = sim.call_counts();
     let calls = calls_after
@@ -628,8 +721,13 @@ async fn run(plan: &Plan) -> RunResult {
             .zip(pause_ends)
             .collect(),
         writes,
+        port_calls: port_calls.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         first_pause,
         throttled: sim.throttled_calls(),
+        not_healthy,
+        passes: summary.passes,
+        failed_passes: summary.failed_passes,
+        virtual_s_run: common::between(started, clock.now()).as_secs_f64(),
     }
 }
 
@@ -640,6 +738,7 @@ struct WeightLog {
     sim: SimAws,
     clock: Clock,
     writes: Arc<Mutex<Vec<Write>>>,
+    calls: Arc<Mutex<Vec<PortCall>>>,
 }
 
 impl AwsProvider for WeightLog {
@@ -658,6 +757,7 @@ impl AwsProvider for WeightLog {
                 inner: ports.load_balancer.clone(),
                 clock: self.clock.clone(),
                 writes: self.writes.clone(),
+                calls: self.calls.clone(),
             }),
             ..ports
         }
@@ -672,11 +772,29 @@ struct LoggedLoadBalancer {
     inner: Arc<dyn LoadBalancer>,
     clock: Clock,
     writes: Arc<Mutex<Vec<Write>>>,
+    calls: Arc<Mutex<Vec<PortCall>>>,
+}
+
+impl LoggedLoadBalancer {
+    /// Logs a port call beginning now, for the release `arn` names.
+    fn log(&self, operation: &'static str, arn: &str) -> Timestamp {
+        let at = self.clock.now();
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(PortCall {
+                at,
+                release: release_of(arn),
+                operation,
+            });
+        at
+    }
 }
 
 #[async_trait]
 impl LoadBalancer for LoggedLoadBalancer {
     async fn describe_listener(&self, listener_arn: &str) -> Result<Listener, AwsError> {
+        self.log("describe_listener", listener_arn);
         self.inner.describe_listener(listener_arn).await
     }
 
@@ -684,14 +802,18 @@ impl LoadBalancer for LoggedLoadBalancer {
         &self,
         references: &[String],
     ) -> Result<Vec<TargetGroup>, AwsError> {
+        let first = references.first().map_or("", String::as_str);
+        self.log("describe_target_groups", first);
         self.inner.describe_target_groups(references).await
     }
 
     async fn describe_routes(&self, load_balancer_arn: &str) -> Result<Vec<Route>, AwsError> {
+        self.log("describe_routes", load_balancer_arn);
         self.inner.describe_routes(load_balancer_arn).await
     }
 
     async fn describe_route(&self, arn: &str) -> Result<Route, AwsError> {
+        self.log("describe_route", arn);
         self.inner.describe_route(arn).await
     }
 
@@ -699,6 +821,7 @@ impl LoadBalancer for LoggedLoadBalancer {
         &self,
         target_group_arn: &str,
     ) -> Result<Vec<TargetHealth>, AwsError> {
+        self.log("describe_target_health", target_group_arn);
         self.inner.describe_target_health(target_group_arn).await
     }
 
@@ -708,6 +831,7 @@ impl LoadBalancer for LoggedLoadBalancer {
         weights: &[WeightedTargetGroup],
         expected: Option<&ExpectedShare>,
     ) -> Result<(), AwsError> {
+        let started = self.log("set_forward_weights", route_arn);
         let result = self
             .inner
             .set_forward_weights(route_arn, weights, expected)
@@ -718,6 +842,7 @@ impl LoadBalancer for LoggedLoadBalancer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(Write {
+                    started,
                     at,
                     route: route_arn.to_string(),
                 });
@@ -859,5 +984,9 @@ fn print_summary(report: &serde_json::Value) {
             large["calls_per_release"].as_f64().unwrap_or(f64::NAN),
         );
         println!("ELB describe: {}", large["elb_describe"]);
+        println!(
+            "passes {} ({} failed); not Healthy at the end: {}",
+            large["passes"], large["failed_passes"], large["not_healthy"]
+        );
     }
 }

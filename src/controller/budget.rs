@@ -9,9 +9,10 @@
 //!    this replica holds (1 without leases; never below one shard's, so a replica between
 //!    leases can still finish a call), so the replicas together stay under the fleet's rate
 //!    however many there are.
-//! 3. A call that finds no token waits in the bucket's queue on tokio's clock: due calls (a
-//!    step whose time has come, an action, an operator's request, an alarm) ahead of routine
-//!    ones (resyncs, leases taken), first come first served within each. Only the head of the
+//! 3. A call that finds no token waits in the bucket's queue on tokio's clock: actions and
+//!    the looks that read them back first, then due calls (a step whose time has come, an
+//!    operator's request, an alarm, a release's own scheduled look), then routine ones
+//!    (resyncs, leases taken), first come first served within each. Only the head of the
 //!    queue sleeps, until its token is due; the others wait to be woken. A wait holds up only
 //!    its own bucket: other places and services go on.
 //! 4. A port call that turned out to send several requests (ELB's routes: DescribeListeners
@@ -37,10 +38,17 @@ use tokio::time::Instant;
 use crate::model::Place;
 use crate::state::ControllerState;
 
-/// How urgent a call is: due calls go ahead of routine ones when a bucket is short.
+/// How urgent a call is: a rollout's action and the look that reads it back go ahead of due
+/// calls, and due calls ahead of routine ones, when a bucket is short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
-    /// A step whose time has come, an action, an operator's request, a rollback alarm.
+    /// An action (a mutation whose intent is written: a step's weight at the end of its
+    /// pause, a switch, a rollback), and the look that reads back the action of the pass
+    /// before: a rollout in the middle of a step. Each is one of a bounded few per rollout
+    /// (one look per action), so they cannot starve the looks behind them.
+    Action,
+    /// A step whose time has come, an operator's request, a rollback alarm, a release's own
+    /// scheduled look.
     Due,
     /// A routine look: the resync, a pass for shards just taken.
     Routine,
@@ -49,6 +57,7 @@ pub enum Priority {
 impl Priority {
     pub fn as_str(self) -> &'static str {
         match self {
+            Priority::Action => "action",
             Priority::Due => "due",
             Priority::Routine => "routine",
         }
@@ -269,7 +278,7 @@ impl ApiBudgets {
     /// then runs under [`with_prepaid`].
     pub async fn prepay(&self, place: &Place, operation: &str) -> Option<&'static str> {
         let service = service_of_operation(operation)?;
-        self.acquire(place, service, Priority::Due).await;
+        self.acquire(place, service, Priority::Action).await;
         Some(service)
     }
 
@@ -633,6 +642,33 @@ mod tests {
                 (1, Priority::Routine)
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn actions_are_served_before_due_and_routine_calls_that_waited_longer() {
+        let budgets = budgets(1.0, 1.0);
+        budgets.acquire(&place("1"), "ecs", Priority::Routine).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, priority) in [
+            Priority::Routine,
+            Priority::Due,
+            Priority::Due,
+            Priority::Action,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let budgets = budgets.clone();
+            let order = order.clone();
+            tasks.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
+                budgets.acquire(&place("1"), "ecs", priority).await;
+                lock(&order).push(i);
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        assert_eq!(*lock(&order), vec![3, 1, 2, 0]);
     }
 
     #[tokio::test(start_paused = true)]

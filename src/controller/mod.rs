@@ -355,6 +355,11 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     // yield to due ones in the API budget. Every other pass (its own scheduled look, a
     // change, an alarm, a delivery, a retry) is due.
     let mut routine: BTreeSet<String> = BTreeSet::new();
+    // Releases whose last pass acted: their next pass reads the action back, and goes ahead
+    // of due looks in the budget as the action did (a rollout in the middle of a step: with
+    // a full bucket, a look queued behind every other release's would delay each step by a
+    // round of the whole queue).
+    let mut reading_back: BTreeSet<String> = BTreeSet::new();
     // Passes waiting for the API budget hold no slot: others (other places, due work that
     // goes first in the budget) start meanwhile.
     let active = |passes: &JoinSet<_>| passes.len().saturating_sub(ctx.budgets.waiting());
@@ -365,8 +370,11 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             let Some(name) = queue.pop_due(Instant::now()) else {
                 break;
             };
-            let priority = if routine.remove(&name) {
+            let reads_back = reading_back.remove(&name);
+            let priority = if routine.remove(&name) && !reads_back {
                 Priority::Routine
+            } else if reads_back {
+                Priority::Action
             } else {
                 Priority::Due
             };
@@ -494,6 +502,11 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                         ctx.state
                             .metrics()
                             .record_measurements(report.new_measurements.iter().copied());
+                        if report.action.is_some() && !report.deleted {
+                            reading_back.insert(name.clone());
+                        } else {
+                            reading_back.remove(&name);
+                        }
                         if report.deleted {
                             known.remove(&name);
                             routine.remove(&name);
@@ -509,6 +522,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                         }
                     }
                     Err(error) => {
+                        reading_back.remove(&name);
                         summary.failed_passes += 1;
                         let count = failures.entry(name.clone()).or_insert(0);
                         *count += 1;

@@ -336,7 +336,7 @@ async fn reconcile_record(
         ctx.caches
             .forget_route(&desired.placement.scope_key(), route);
     }
-    // The action is due work whatever woke the pass: it goes ahead of routine looks. A
+    // The action goes ahead of looks whatever woke the pass (`Priority::Action`). A
     // wait for the budget comes between the check above and the call, so the lease is
     // checked again once the token came, right before each call.
     let check: super::budget::BeforeCall = match fence {
@@ -350,7 +350,7 @@ async fn reconcile_record(
         check,
         super::budget::with_prepaid(
             prepaid,
-            super::budget::with_priority(super::budget::Priority::Due, apply(&ports, &action)),
+            super::budget::with_priority(super::budget::Priority::Action, apply(&ports, &action)),
         ),
     )
     .await;

@@ -410,3 +410,189 @@ async fn the_sdks_retries_are_charged_and_a_throttle_they_hid_lowers_the_rate() 
         "no token left after paying for three requests"
     );
 }
+
+/// The simulated AWS, with every load balancer call logged with the budget priority it was
+/// made at.
+struct PriorityLog {
+    sim: SimAws,
+    calls: Arc<std::sync::Mutex<Vec<(&'static str, Priority)>>>,
+}
+
+impl AwsProvider for PriorityLog {
+    fn home(&self) -> switchyard::model::Home {
+        self.sim.home()
+    }
+
+    fn ports_for(
+        &self,
+        region: &str,
+        session: Option<&switchyard::ports::RoleSession>,
+    ) -> switchyard::ports::AwsPorts {
+        let ports = self.sim.ports_for(region, session);
+        switchyard::ports::AwsPorts {
+            load_balancer: Arc::new(LoggedPriorities {
+                inner: ports.load_balancer.clone(),
+                calls: self.calls.clone(),
+            }),
+            ..ports
+        }
+    }
+
+    fn sts(&self) -> Arc<dyn switchyard::ports::Sts> {
+        self.sim.sts()
+    }
+}
+
+struct LoggedPriorities {
+    inner: Arc<dyn switchyard::ports::LoadBalancer>,
+    calls: Arc<std::sync::Mutex<Vec<(&'static str, Priority)>>>,
+}
+
+impl LoggedPriorities {
+    fn log(&self, operation: &'static str) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((operation, controller::current_priority()));
+    }
+}
+
+#[async_trait::async_trait]
+impl switchyard::ports::LoadBalancer for LoggedPriorities {
+    async fn describe_listener(
+        &self,
+        listener_arn: &str,
+    ) -> Result<switchyard::ports::Listener, switchyard::ports::AwsError> {
+        self.log("describe_listener");
+        self.inner.describe_listener(listener_arn).await
+    }
+
+    async fn describe_target_groups(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<switchyard::ports::TargetGroup>, switchyard::ports::AwsError> {
+        self.log("describe_target_groups");
+        self.inner.describe_target_groups(references).await
+    }
+
+    async fn describe_routes(
+        &self,
+        load_balancer_arn: &str,
+    ) -> Result<Vec<switchyard::ports::Route>, switchyard::ports::AwsError> {
+        self.log("describe_routes");
+        self.inner.describe_routes(load_balancer_arn).await
+    }
+
+    async fn describe_route(
+        &self,
+        arn: &str,
+    ) -> Result<switchyard::ports::Route, switchyard::ports::AwsError> {
+        self.log("describe_route");
+        self.inner.describe_route(arn).await
+    }
+
+    async fn describe_target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<switchyard::ports::TargetHealth>, switchyard::ports::AwsError> {
+        self.log("describe_target_health");
+        self.inner.describe_target_health(target_group_arn).await
+    }
+
+    async fn set_forward_weights(
+        &self,
+        route_arn: &str,
+        weights: &[switchyard::ports::WeightedTargetGroup],
+        expected: Option<&switchyard::ports::ExpectedShare>,
+    ) -> Result<(), switchyard::ports::AwsError> {
+        self.log("set_forward_weights");
+        self.inner
+            .set_forward_weights(route_arn, weights, expected)
+            .await
+    }
+}
+
+/// With a bucket full of looks (a thousand canaries share ELB's 8 describes a second), a step
+/// whose look queued behind every other release's would wait a round of the whole queue at
+/// each step: the weight written at a pause's end and the look that reads a write back go
+/// ahead of due looks (`Priority::Action`); the looks that wait for the candidate stay due.
+#[tokio::test(start_paused = true)]
+async fn a_canary_s_weight_writes_and_their_read_backs_go_ahead_of_due_looks() {
+    let h = Harness::new();
+    let handles = h
+        .aws
+        .add_external_service(switchyard::sim::ExternalSetup::new("prod", "web"));
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ctx = Context::new(
+        Arc::new(h.store.clone()),
+        Arc::new(PriorityLog {
+            sim: h.aws.clone(),
+            calls: calls.clone(),
+        }),
+        h.clock.clone(),
+        h.config.clone(),
+        ControllerState::new(),
+    );
+    let yaml = format!(
+        "apiVersion: switchyard.dev/v1\nkind: Release\nmetadata:\n  name: web\nspec:\n  service: {{cluster: prod, name: web}}\n  taskDefinition:\n    from: web\n    containers:\n      web:\n        image: {}/web:2.0.0\n  strategy:\n    taskSets:\n      targetGroups: [web-tg-a, web-tg-b]\n      steps:\n        - setWeight: 10\n        - pause: {{duration: 30s}}\n        - setWeight: 50\n        - pause: {{duration: 30s}}\n      scaleDownDelay: 30s\n",
+        crate::harness::REGISTRY
+    );
+    let documents = parse_documents(&yaml).expect("the test document is valid");
+    h.store
+        .put_spec(SpecWrite {
+            name: "web".into(),
+            labels: BTreeMap::new(),
+            spec: serde_json::to_value(&documents[0].spec).unwrap(),
+            precondition: SpecPrecondition::Any,
+            written_by: "test".into(),
+            written_at: h.clock.now(),
+            action: AuditAction::Apply,
+            detail: String::new(),
+        })
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(minutes(5)).await;
+    let _ = stop.send(());
+    let _ = controller.await;
+    assert_eq!(h.status("web").await.phase, Phase::Healthy);
+    assert!(
+        h.aws
+            .service("prod", "web")
+            .is_some_and(|s| s.task_sets.len() == 1),
+        "cleaned up: {:?}",
+        handles.primary_task_set_arn
+    );
+
+    let calls = calls.lock().unwrap().clone();
+    let writes: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, (op, _))| *op == "set_forward_weights")
+        .map(|(i, _)| i)
+        .collect();
+    // 10, 50 and 100 on the production listener.
+    assert!(writes.len() >= 3, "{calls:?}");
+    for &at in &writes {
+        assert!(
+            calls[at].1 < Priority::Due,
+            "a weight write goes ahead of due looks: {calls:?}"
+        );
+        // The next load balancer call reads the write back.
+        let (op, priority) = calls[at + 1];
+        assert_eq!(op, "describe_route", "{calls:?}");
+        assert!(
+            priority < Priority::Due,
+            "the read-back of the write at {at} goes ahead of due looks: {calls:?}"
+        );
+    }
+    // The look that sees the candidate steady (its targets' health) is no action's read-back.
+    let health = calls
+        .iter()
+        .find(|(op, _)| *op == "describe_target_health")
+        .expect("the candidate's targets are read");
+    assert_eq!(health.1, Priority::Due, "{calls:?}");
+}
