@@ -12,7 +12,7 @@ output "service_name" {
 
 output "task_definition_family" {
   description = "spec.taskDefinition.from (and the controller module's task_definition_families)"
-  value       = aws_ecs_task_definition.initial.family
+  value       = module.core.task_definition_family
 }
 
 output "container_name" {

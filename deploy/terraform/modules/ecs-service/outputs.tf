@@ -12,7 +12,7 @@ output "service_name" {
 
 output "task_definition_family" {
   description = "spec.taskDefinition.from (and the controller module's task_definition_families)"
-  value       = aws_ecs_task_definition.initial.family
+  value       = module.core.task_definition_family
 }
 
 output "container_name" {
@@ -27,12 +27,12 @@ output "deployment_type" {
 
 output "target_group_names" {
   description = "The service's target groups: the one it starts on, then (blueGreen, linear, canary) the alternate one, spec.strategy.ecs.deployment.loadBalancer.alternateTargetGroup"
-  value       = [for k in local.groups : aws_lb_target_group.this[k].name]
+  value       = [for k in local.groups : module.core.target_groups[k].name]
 }
 
 output "target_group_arns" {
   description = "The ARNs of target_group_names, in the same order"
-  value       = [for k in local.groups : aws_lb_target_group.this[k].arn]
+  value       = [for k in local.groups : module.core.target_groups[k].arn]
 }
 
 output "production_listener_arn" {
@@ -67,7 +67,7 @@ output "alarm_names" {
 
 output "security_group_id" {
   description = "The tasks' security group"
-  value       = aws_security_group.tasks.id
+  value       = module.core.security_group_id
 }
 
 output "release_yaml" {
@@ -137,7 +137,7 @@ locals {
       family          = local.family
       container       = local.container_name
       image           = var.container_image
-      alternate       = local.native ? aws_lb_target_group.this["b"].name : null
+      alternate       = local.native ? module.core.target_groups["b"].name : null
       production_rule = one(aws_lb_listener_rule.production[*].arn)
       test_rule       = one(aws_lb_listener_rule.test[*].arn)
       role            = local.load_balancer_role_arn

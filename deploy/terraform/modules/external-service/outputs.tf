@@ -13,7 +13,7 @@ output "service_name" {
 
 output "task_definition_family" {
   description = "spec.taskDefinition.from (and the controller module's task_definition_families)"
-  value       = aws_ecs_task_definition.initial.family
+  value       = module.core.task_definition_family
 }
 
 output "container_name" {
@@ -28,22 +28,22 @@ output "container_port" {
 
 output "target_group_names" {
   description = "spec.strategy.taskSets.targetGroups: the pair, the first task set's group first"
-  value       = [for k in local.pair : aws_lb_target_group.this[k].name]
+  value       = [for k in local.pair : module.core.target_groups[k].name]
 }
 
 output "target_group_arns" {
   description = "The pair's ARNs, in the order of target_group_names (targetGroups takes names or ARNs)"
-  value       = [for k in local.pair : aws_lb_target_group.this[k].arn]
+  value       = [for k in local.pair : module.core.target_groups[k].arn]
 }
 
 output "production_listener_arn" {
   description = "spec.strategy.taskSets.listeners: the listener whose forward action switchyard weights"
-  value       = aws_lb_listener.production.arn
+  value       = module.core.handed_over_listener_arns["production"]
 }
 
 output "test_listener_arn" {
   description = "spec.strategy.taskSets.testListeners (null without a test listener)"
-  value       = one(aws_lb_listener.test[*].arn)
+  value       = lookup(module.core.handed_over_listener_arns, "test", null)
 }
 
 output "alarm_names" {
@@ -53,7 +53,7 @@ output "alarm_names" {
 
 output "security_group_id" {
   description = "The tasks' security group (every task set of the service uses it)"
-  value       = aws_security_group.tasks.id
+  value       = module.core.security_group_id
 }
 
 output "bootstrap_script" {
@@ -122,10 +122,10 @@ locals {
       family     = local.family
       container  = local.container_name
       image      = var.container_image
-      group_a    = aws_lb_target_group.this["a"].name
-      group_b    = aws_lb_target_group.this["b"].name
-      production = aws_lb_listener.production.arn
-      test       = one(aws_lb_listener.test[*].arn)
+      group_a    = module.core.target_groups["a"].name
+      group_b    = module.core.target_groups["b"].name
+      production = module.core.handed_over_listener_arns["production"]
+      test       = lookup(module.core.handed_over_listener_arns, "test", null)
     } :
     k => v == null ? "null" : can(regex(local.yaml_plain, v)) && !contains(local.yaml_words, lower(v)) ? v : jsonencode(v)
   }
