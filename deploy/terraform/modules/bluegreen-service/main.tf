@@ -6,7 +6,6 @@
 locals {
   application_name = coalesce(var.codedeploy_application_name, var.name)
   deployment_group = coalesce(var.deployment_group_name, var.name)
-  release_name     = coalesce(var.release_name, var.name)
   family           = module.core.family
   container_name   = module.core.container_name
   alarm_names      = module.core.alarm_names
@@ -56,6 +55,7 @@ module "core" {
   alarm_5xx_threshold             = var.alarm_5xx_threshold
   alarm_5xx_evaluation_periods    = var.alarm_5xx_evaluation_periods
   extra_alarm_names               = var.extra_alarm_names
+  release_name                    = var.release_name
 }
 
 # ----- the service --------------------------------------------------------------------------

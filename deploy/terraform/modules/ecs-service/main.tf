@@ -6,7 +6,6 @@
 # alarm; the tasks' security group. See README.md.
 
 locals {
-  release_name   = coalesce(var.release_name, var.name)
   family         = module.core.family
   container_name = module.core.container_name
 
@@ -67,6 +66,7 @@ module "core" {
   alarm_5xx_threshold             = var.alarm_5xx_threshold
   alarm_5xx_evaluation_periods    = var.alarm_5xx_evaluation_periods
   extra_alarm_names               = var.extra_alarm_names
+  release_name                    = var.release_name
 }
 
 # ----- load balancing ---------------------------------------------------------------------------

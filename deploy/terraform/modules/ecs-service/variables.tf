@@ -325,11 +325,6 @@ variable "release_name" {
   description = "The release document's name (metadata.name); null: var.name."
   type        = string
   default     = null
-
-  validation {
-    condition     = var.release_name == null || can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.release_name))
-    error_message = "release_name must be lower-case letters, digits and '-', at most 63 characters, not starting or ending with '-'."
-  }
 }
 
 

@@ -5,7 +5,6 @@
 # primary (a script, or run by Terraform with `run_bootstrap`). See README.md.
 
 locals {
-  release_name   = coalesce(var.release_name, var.name)
   family         = module.core.family
   container_name = module.core.container_name
 
@@ -70,6 +69,7 @@ module "core" {
   alarm_5xx_threshold          = var.alarm_5xx_threshold
   alarm_5xx_evaluation_periods = var.alarm_5xx_evaluation_periods
   extra_alarm_names            = var.extra_alarm_names
+  release_name                 = var.release_name
 }
 
 # ----- the service --------------------------------------------------------------------------

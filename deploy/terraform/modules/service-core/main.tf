@@ -1,10 +1,11 @@
 # What the three service modules (bluegreen-service, ecs-service, external-service) share,
 # and only that: the first task definition revision and its log group, the tasks' security
 # group, the target groups, the listeners whose forward action belongs to CodeDeploy or
-# switchyard, and the 5xx alarm over the target groups. Internal: the service modules call it
-# and keep their own public interface; what differs per strategy (the service with its
-# lifecycle, CodeDeploy, ECS's listener rules and role, the bootstrap, the release document)
-# stays in each of them. See README.md.
+# switchyard, the 5xx alarm over the target groups, and the release document's head and tail
+# (release.tf). Internal: the service modules call it and keep their own public interface;
+# what differs per strategy (the service with its lifecycle, CodeDeploy, ECS's listener rules
+# and role, the bootstrap, the release document's strategy section) stays in each of them.
+# See README.md.
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}

@@ -182,3 +182,15 @@ variable "extra_alarm_names" {
   description = "Further CloudWatch alarms (names) that roll back a deployment or release in flight, appended to alarm_names."
   type        = list(string)
 }
+
+# ----- release document ---------------------------------------------------------------------
+
+variable "release_name" {
+  description = "The release document's name (metadata.name); null: var.name."
+  type        = string
+
+  validation {
+    condition     = var.release_name == null || can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.release_name))
+    error_message = "release_name must be lower-case letters, digits and '-', at most 63 characters, not starting or ending with '-'."
+  }
+}
