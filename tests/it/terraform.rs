@@ -900,7 +900,7 @@ fn state_addresses(state: &Value) -> BTreeSet<String> {
 /// or, through the modules' `moved` blocks, at its new one under `module.core`. Without the
 /// moved blocks the plan destroys and recreates each moved object; with a shared resource
 /// that is not exactly what it was (a description, a container definition), it updates it.
-/// And the release documents the modules render (the root's outputs) are the old ones.
+/// And the release documents the modules render (the root's output) are the old ones.
 #[test]
 fn the_service_modules_plan_no_change_from_a_state_of_their_layout_before_service_core() {
     let Some(tf) = Terraform::new() else { return };
@@ -953,11 +953,13 @@ fn the_service_modules_plan_no_change_from_a_state_of_their_layout_before_servic
     );
 
     // The release documents the modules render are, to the byte, what they rendered before.
-    let outputs = plan["planned_values"]["outputs"].as_object().unwrap();
-    let old_outputs = old_state["outputs"].as_object().unwrap();
-    assert_eq!(old_outputs.len(), 6, "{old_outputs:?}");
-    for (name, old) in old_outputs {
-        assert_eq!(outputs[name]["value"], old["value"], "{name}");
+    let documents = &plan["planned_values"]["outputs"]["release_yaml"]["value"];
+    let old_documents = old_state["outputs"]["release_yaml"]["value"]
+        .as_object()
+        .unwrap();
+    assert_eq!(old_documents.len(), 6, "{old_documents:?}");
+    for (service, old) in old_documents {
+        assert_eq!(&documents[service], old, "{service}");
     }
 }
 
