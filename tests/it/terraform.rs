@@ -4,8 +4,10 @@
 //! (CodeDeploy resources can be planned but not applied against moto), an apply of the
 //! controller module whose table the `switchyard` binary then uses, an apply of the
 //! external-service and ecs-service modules (their rendered releases, the bootstrap of the
-//! first task set, and plans showing that Terraform leaves what releases change alone), and
-//! the controller's IAM policy compared with the actions the code calls.
+//! first task set, and plans showing that Terraform leaves what releases change alone), a
+//! plan of the service modules from a state of their layout before `service-core` (nothing
+//! destroyed, created or changed), and the controller's IAM policy compared with the actions
+//! the code calls.
 //!
 //! Terraform is expected on these machines (test-world.md) but is not installable from the
 //! package registries: without it (or without the provider mirror) these tests fail, saying
@@ -401,6 +403,7 @@ fn every_module_and_the_example_validate_without_warnings() {
         "modules/gitops",
         "modules/external-service",
         "modules/ecs-service",
+        "modules/service-core",
         "examples/complete",
     ] {
         let dir = tf.dir(relative);
@@ -501,27 +504,30 @@ fn the_example_plans_against_moto_and_renders_its_release_yaml() {
     let source = std::fs::read_to_string(tf.dir("modules/bluegreen-service/main.tf")).unwrap();
     assert!(source.contains("ignore_changes = [task_definition, load_balancer]\n"));
     assert!(source.contains("ignore_changes = [task_definition, load_balancer, desired_count]\n"));
-    assert_eq!(
-        source
-            .matches("ignore_changes = [default_action]\n")
-            .count(),
-        2
-    );
+    // Both listeners are the shared core's handed-over ones, whose forward action Terraform
+    // ignores; the module makes no listener of its own that could escape the ignore.
+    assert_handed_over_listeners_only(&tf, "bluegreen-service");
 
     for color in ["blue", "green"] {
         let group = values(
             &resources,
-            &format!("module.web.aws_lb_target_group.this[\"{color}\"]"),
+            &format!("module.web.module.core.aws_lb_target_group.this[\"{color}\"]"),
         );
         assert_eq!(group["target_type"], "ip", "{color}");
         assert_eq!(group["name"], format!("web-{color}"));
     }
     assert_eq!(
-        values(&resources, "module.web.aws_lb_listener.production")["port"],
+        values(
+            &resources,
+            "module.web.module.core.aws_lb_listener.handed_over[\"production\"]"
+        )["port"],
         80
     );
     assert_eq!(
-        values(&resources, "module.web.aws_lb_listener.test")["port"],
+        values(
+            &resources,
+            "module.web.module.core.aws_lb_listener.handed_over[\"test\"]"
+        )["port"],
         8080
     );
 
@@ -583,7 +589,7 @@ fn the_example_plans_against_moto_and_renders_its_release_yaml() {
     );
     let alarm = values(
         &resources,
-        "module.web.aws_cloudwatch_metric_alarm.target_5xx[0]",
+        "module.web.module.core.aws_cloudwatch_metric_alarm.target_5xx[0]",
     );
     assert_eq!(alarm["alarm_name"], "web-5xx");
     let metrics: BTreeSet<&str> = alarm["metric_query"]
@@ -691,6 +697,25 @@ fn module_source(tf: &Terraform, module: &str) -> String {
     std::fs::read_to_string(tf.dir(&format!("modules/{module}/main.tf"))).unwrap()
 }
 
+/// `module` makes no listener of its own: its listeners are service-core's handed-over ones,
+/// whose one resource block ignores the forward action (CodeDeploy's or switchyard's).
+fn assert_handed_over_listeners_only(tf: &Terraform, module: &str) {
+    assert!(
+        !module_source(tf, module).contains("resource \"aws_lb_listener\""),
+        "{module} makes a listener outside service-core's handed-over ones"
+    );
+    let core = module_source(tf, "service-core");
+    assert_eq!(core.matches("resource \"aws_lb_listener\"").count(), 1);
+    let listener = &core[core
+        .find("resource \"aws_lb_listener\" \"handed_over\"")
+        .unwrap()..];
+    let listener = &listener[..listener.find("\n}\n").unwrap()];
+    assert!(
+        listener.contains("ignore_changes = [default_action]\n"),
+        "{listener}"
+    );
+}
+
 #[test]
 fn the_example_plans_its_task_set_and_ecs_services_against_moto() {
     let Some(tf) = Terraform::new() else { return };
@@ -732,15 +757,17 @@ fn the_example_plans_its_task_set_and_ecs_services_against_moto() {
     for group in ["a", "b"] {
         let target_group = values(
             &resources,
-            &format!("module.web_canary[0].aws_lb_target_group.this[\"{group}\"]"),
+            &format!("module.web_canary[0].module.core.aws_lb_target_group.this[\"{group}\"]"),
         );
         assert_eq!(target_group["name"], format!("web-canary-{group}"));
         assert_eq!(target_group["target_type"], "ip");
     }
-    for (listener, port) in [("production", 81), ("test[0]", 8081)] {
+    for (listener, port) in [("production", 81), ("test", 8081)] {
         let listener = values(
             &resources,
-            &format!("module.web_canary[0].aws_lb_listener.{listener}"),
+            &format!(
+                "module.web_canary[0].module.core.aws_lb_listener.handed_over[\"{listener}\"]"
+            ),
         );
         assert_eq!(listener["port"], port);
         assert_eq!(listener["default_action"][0]["type"], "forward");
@@ -759,13 +786,8 @@ fn the_example_plans_its_task_set_and_ecs_services_against_moto() {
     );
     let external = module_source(&tf, "external-service");
     assert!(!external.contains("resource \"aws_ecs_task_set\""));
-    assert_eq!(
-        external
-            .matches("ignore_changes = [default_action]\n")
-            .count(),
-        2,
-        "both listeners leave their forward action to switchyard"
-    );
+    // Both listeners leave their forward action to switchyard.
+    assert_handed_over_listeners_only(&tf, "external-service");
     assert!(external.contains(
         "ignore_changes = [task_definition, load_balancer, network_configuration, capacity_provider_strategy]\n"
     ));
@@ -793,7 +815,7 @@ fn the_example_plans_its_task_set_and_ecs_services_against_moto() {
         assert_eq!(
             values(
                 &resources,
-                &format!("module.web_ecs[0].aws_lb_target_group.this[\"{group}\"]"),
+                &format!("module.web_ecs[0].module.core.aws_lb_target_group.this[\"{group}\"]"),
             )["name"],
             format!("web-ecs-{group}")
         );
@@ -844,6 +866,101 @@ fn the_example_plans_its_task_set_and_ecs_services_against_moto() {
         !ecs.contains("deployment_configuration {"),
         "provider 5.100 has no deployment_configuration block"
     );
+}
+
+/// The address of every object of a Terraform state (`terraform.tfstate`, version 4).
+fn state_addresses(state: &Value) -> BTreeSet<String> {
+    let mut addresses = BTreeSet::new();
+    for resource in state["resources"].as_array().unwrap() {
+        let module = resource["module"]
+            .as_str()
+            .map(|m| format!("{m}."))
+            .unwrap_or_default();
+        let base = format!(
+            "{module}{}.{}",
+            resource["type"].as_str().unwrap(),
+            resource["name"].as_str().unwrap()
+        );
+        for instance in resource["instances"].as_array().unwrap() {
+            addresses.insert(match &instance["index_key"] {
+                Value::Null => base.clone(),
+                Value::String(key) => format!("{base}[\"{key}\"]"),
+                key => format!("{base}[{key}]"),
+            });
+        }
+    }
+    addresses
+}
+
+/// Upgrading keeps every object: the service modules, given the state their configurations
+/// had before they shared `modules/service-core` (`tests/fixtures/terraform_upgrade`: the
+/// three modules in the variants whose addresses differ, and `old_layout_state.json`, made
+/// from that layout by `make_old_layout_state.py`, which the old modules plan as unchanged),
+/// plan no change at all: every object of the old state is planned no-op, at its old address
+/// or, through the modules' `moved` blocks, at its new one under `module.core`. Without the
+/// moved blocks the plan destroys and recreates each moved object; with a shared resource
+/// that is not exactly what it was (a description, a container definition), it updates it.
+/// And the release documents the modules render (the root's output) are the old ones.
+#[test]
+fn the_service_modules_plan_no_change_from_a_state_of_their_layout_before_service_core() {
+    let Some(tf) = Terraform::new() else { return };
+    let moto = Moto::start();
+    let fixtures = repo().join("tests/fixtures/terraform_upgrade");
+    let dir = tf.dir("upgrade");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixtures.join("main.tf"), dir.join("main.tf")).unwrap();
+    // The data sources (caller identity, region) ask moto; nothing else is read or written.
+    std::fs::write(dir.join("provider.tf"), moto_provider(&moto, true)).unwrap();
+    let old_state = std::fs::read_to_string(fixtures.join("old_layout_state.json")).unwrap();
+    std::fs::write(dir.join("terraform.tfstate"), &old_state).unwrap();
+    let old_state: Value = serde_json::from_str(&old_state).unwrap();
+    let old_addresses = state_addresses(&old_state);
+    tf.init(&dir);
+    let plan = tf.plan_json(&dir, &["-refresh=false".into()]);
+
+    let mut changed = Vec::new();
+    let mut not_moved = Vec::new();
+    let mut kept = BTreeSet::new();
+    for change in plan["resource_changes"].as_array().unwrap() {
+        if change["mode"] != "managed" {
+            continue;
+        }
+        let address = change["address"].as_str().unwrap();
+        let actions = strings(&change["change"]["actions"]);
+        if actions != ["no-op"] {
+            changed.push(format!("{address}: {actions:?}"));
+        }
+        let previous = change["previous_address"].as_str();
+        // What the core holds now was each module's own before: only moved blocks bring it.
+        if address.contains(".module.core.") != previous.is_some() {
+            not_moved.push(format!("{address} (moved from {previous:?})"));
+        }
+        kept.insert(previous.unwrap_or(address).to_string());
+    }
+    assert!(
+        changed.is_empty(),
+        "upgrading would change these objects:\n{}",
+        changed.join("\n")
+    );
+    assert!(
+        not_moved.is_empty(),
+        "in service-core, and not moved there (or moved, and not in it):\n{}",
+        not_moved.join("\n")
+    );
+    assert_eq!(
+        kept, old_addresses,
+        "the objects planned (by their old addresses) are exactly the old state's"
+    );
+
+    // The release documents the modules render are, to the byte, what they rendered before.
+    let documents = &plan["planned_values"]["outputs"]["release_yaml"]["value"];
+    let old_documents = old_state["outputs"]["release_yaml"]["value"]
+        .as_object()
+        .unwrap();
+    assert_eq!(old_documents.len(), 6, "{old_documents:?}");
+    for (service, old) in old_documents {
+        assert_eq!(&documents[service], old, "{service}");
+    }
 }
 
 /// The AWS CLI, for the external-service module's bootstrap script: on the PATH, or in the
@@ -1066,11 +1183,15 @@ async fn the_task_set_and_ecs_modules_apply_against_moto_and_terraform_leaves_re
     );
     assert_eq!(
         task_sets["listeners"],
-        serde_json::json!([arn("module.canary.aws_lb_listener.production")])
+        serde_json::json!([arn(
+            "module.canary.module.core.aws_lb_listener.handed_over[\"production\"]"
+        )])
     );
     assert_eq!(
         task_sets["testListeners"],
-        serde_json::json!([arn("module.canary.aws_lb_listener.test[0]")])
+        serde_json::json!([arn(
+            "module.canary.module.core.aws_lb_listener.handed_over[\"test\"]"
+        )])
     );
     assert_eq!(
         task_sets["container"],
@@ -1170,11 +1291,11 @@ async fn the_task_set_and_ecs_modules_apply_against_moto_and_terraform_leaves_re
     assert_eq!(first_task_set.status(), Some("PRIMARY"));
     assert_eq!(
         first_task_set.task_definition(),
-        Some(arn("module.canary.aws_ecs_task_definition.initial").as_str())
+        Some(arn("module.canary.module.core.aws_ecs_task_definition.initial").as_str())
     );
     assert_eq!(
         first_task_set.load_balancers()[0].target_group_arn(),
-        Some(arn("module.canary.aws_lb_target_group.this[\"a\"]").as_str())
+        Some(arn("module.canary.module.core.aws_lb_target_group.this[\"a\"]").as_str())
     );
     assert_eq!(
         first_task_set.load_balancers()[0].container_port(),
@@ -1236,7 +1357,7 @@ async fn the_task_set_and_ecs_modules_apply_against_moto_and_terraform_leaves_re
         let group = |key: &str, weight: u8| {
             elb::TargetGroupTuple::builder()
                 .target_group_arn(arn(&format!(
-                    "module.{prefix}.aws_lb_target_group.this[\"{key}\"]"
+                    "module.{prefix}.module.core.aws_lb_target_group.this[\"{key}\"]"
                 )))
                 .weight(i32::from(weight))
                 .build()
@@ -1258,7 +1379,9 @@ async fn the_task_set_and_ecs_modules_apply_against_moto_and_terraform_leaves_re
         .await
         .unwrap();
     elb.modify_listener()
-        .listener_arn(arn("module.canary.aws_lb_listener.production"))
+        .listener_arn(arn(
+            "module.canary.module.core.aws_lb_listener.handed_over[\"production\"]",
+        ))
         .default_actions(weighted(90, 10, "canary"))
         .send()
         .await
@@ -1269,9 +1392,9 @@ async fn the_task_set_and_ecs_modules_apply_against_moto_and_terraform_leaves_re
         "module.ecs.aws_lb_listener_rule.production[0]",
         "module.ecs.aws_lb_listener_rule.test[0]",
         "module.rolling.aws_ecs_service.autoscaled[0]",
-        "module.canary.aws_lb_listener.production",
-        "module.canary.aws_lb_listener.test[0]",
-        "module.canary.aws_ecs_task_definition.initial",
+        "module.canary.module.core.aws_lb_listener.handed_over[\"production\"]",
+        "module.canary.module.core.aws_lb_listener.handed_over[\"test\"]",
+        "module.canary.module.core.aws_ecs_task_definition.initial",
     ] {
         let (actions, differences) = changes
             .get(address)

@@ -5,18 +5,9 @@
 # group, the listener rules ECS shifts and the infrastructure role it shifts them with; a 5xx
 # alarm; the tasks' security group. See README.md.
 
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-
 locals {
-  region = data.aws_region.current.name
-
-  family            = coalesce(var.family, var.name)
-  container_name    = coalesce(var.container_name, var.name)
-  release_name      = coalesce(var.release_name, var.name)
-  listener_protocol = var.certificate_arn == null ? "HTTP" : "HTTPS"
-  cluster_arn       = "arn:${data.aws_partition.current.partition}:ecs:${local.region}:${data.aws_caller_identity.current.account_id}:cluster/${var.cluster_name}"
+  family         = module.core.family
+  container_name = module.core.container_name
 
   # blueGreen, linear and canary deployments shift traffic between two target groups through
   # listener rules; a rolling update replaces tasks behind one group.
@@ -29,133 +20,56 @@ locals {
     local.create_load_balancer_role ? aws_iam_role.load_balancers[0].arn : var.load_balancer_role_arn
   )
 
-  # arn:...:loadbalancer/app/NAME/ID -> app/NAME/ID, the LoadBalancer dimension of its metrics.
-  load_balancer_dimension = split(":loadbalancer/", var.load_balancer_arn)[1]
-
-  alarm_names = concat(
-    aws_cloudwatch_metric_alarm.target_5xx[*].alarm_name,
-    var.extra_alarm_names,
-  )
+  alarm_names = module.core.alarm_names
 }
 
-resource "aws_cloudwatch_log_group" "service" {
-  name              = "/ecs/${var.name}"
-  retention_in_days = var.log_retention_in_days
-  kms_key_id        = var.log_kms_key_arn
-  tags              = var.tags
-}
-
-# The first revision. Later revisions are registered by switchyard (a copy of the family's
-# latest ACTIVE revision that switchyard did not register, with the release's image and
-# environment) and deployed by ECS. Terraform keeps pointing at its own revision and ignores
-# the service's (below), so it never fights those: change the image with a release, and the
-# shape (cpu, memory, roles, ports) here, which registers a new revision that the next
-# release copies.
-resource "aws_ecs_task_definition" "initial" {
-  family                   = local.family
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
-  execution_role_arn       = var.execution_role_arn
-  task_role_arn            = var.task_role_arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = var.cpu_architecture
-  }
-
-  container_definitions = jsonencode([
-    {
-      name         = local.container_name
-      image        = var.container_image
-      essential    = true
-      portMappings = [{ containerPort = var.container_port, protocol = "tcp" }]
-      environment  = [for k, v in var.container_environment : { name = k, value = v }]
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.service.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = var.name
-        }
-      }
-    },
-  ])
-
-  # A revision the service (or a rollback) may still run is never deregistered by Terraform.
-  skip_destroy = true
-
-  tags = var.tags
-}
-
-# ----- network --------------------------------------------------------------------------------
-
-resource "aws_security_group" "tasks" {
-  name_prefix = "${var.name}-tasks-"
-  description = "${var.name}: the load balancer in on the container port"
-  vpc_id      = var.vpc_id
-  tags        = merge(var.tags, { Name = "${var.name}-tasks" })
-
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_vpc_security_group_ingress_rule" "from_load_balancer" {
-  security_group_id            = aws_security_group.tasks.id
-  description                  = "HTTP from the load balancer"
-  ip_protocol                  = "tcp"
-  from_port                    = var.container_port
-  to_port                      = var.container_port
-  referenced_security_group_id = var.load_balancer_security_group_id
-  tags                         = var.tags
-}
-
-resource "aws_vpc_security_group_egress_rule" "tasks_all" {
-  security_group_id = aws_security_group.tasks.id
-  description       = "The application's own dependencies"
-  ip_protocol       = "-1"
-  cidr_ipv4         = "0.0.0.0/0"
-  tags              = var.tags
-}
-
-resource "aws_vpc_security_group_egress_rule" "load_balancer_to_tasks" {
-  security_group_id            = var.load_balancer_security_group_id
-  description                  = "${var.name}: HTTP to the tasks"
-  ip_protocol                  = "tcp"
-  from_port                    = var.container_port
-  to_port                      = var.container_port
-  referenced_security_group_id = aws_security_group.tasks.id
-  tags                         = var.tags
-}
-
-# ----- load balancing ---------------------------------------------------------------------------
-
+# The task definition, log group, security group, target groups and the 5xx alarm: what every
+# service module shares (modules/service-core). The listeners are this module's own (below):
+# ECS shifts listener rules, not a listener's forward action, so Terraform keeps them.
+#
 # "a" is the group the service starts on. With a blue/green, linear or canary deployment "b"
 # is the alternate group (the release's deployment.loadBalancer.alternateTargetGroup): ECS
 # starts the new revision there and, once it succeeds, the roles swap for the next one.
-resource "aws_lb_target_group" "this" {
-  for_each = toset(local.groups)
+# The 5xx alarm sums the groups: whichever one the new revision runs in, it sees it; ECS (the
+# service's deployment alarms) and switchyard (the release's rollback.alarms) roll a
+# deployment back when it fires.
+module "core" {
+  source = "../service-core"
 
-  name                 = "${var.name}-${each.key}"
-  target_type          = "ip"
-  protocol             = "HTTP"
-  port                 = var.container_port
-  vpc_id               = var.vpc_id
-  deregistration_delay = var.deregistration_delay
-
-  health_check {
-    path                = var.health_check_path
-    matcher             = var.health_check_matcher
-    interval            = 15
-    timeout             = 5
-    healthy_threshold   = 2
-    unhealthy_threshold = 3
-  }
-
-  tags = var.tags
+  name                            = var.name
+  cluster_name                    = var.cluster_name
+  tags                            = var.tags
+  family                          = var.family
+  container_name                  = var.container_name
+  container_image                 = var.container_image
+  container_port                  = var.container_port
+  container_environment           = var.container_environment
+  cpu                             = var.cpu
+  memory                          = var.memory
+  cpu_architecture                = var.cpu_architecture
+  execution_role_arn              = var.execution_role_arn
+  task_role_arn                   = var.task_role_arn
+  log_retention_in_days           = var.log_retention_in_days
+  log_kms_key_arn                 = var.log_kms_key_arn
+  vpc_id                          = var.vpc_id
+  security_group_ids              = var.security_group_ids
+  load_balancer_arn               = var.load_balancer_arn
+  load_balancer_security_group_id = var.load_balancer_security_group_id
+  certificate_arn                 = var.certificate_arn
+  ssl_policy                      = var.ssl_policy
+  target_group_keys               = local.groups
+  health_check_path               = var.health_check_path
+  health_check_matcher            = var.health_check_matcher
+  deregistration_delay            = var.deregistration_delay
+  create_5xx_alarm                = var.create_5xx_alarm
+  alarm_description               = "5xx responses from the targets of ${var.name}; rolls back a deployment in flight"
+  alarm_5xx_threshold             = var.alarm_5xx_threshold
+  alarm_5xx_evaluation_periods    = var.alarm_5xx_evaluation_periods
+  extra_alarm_names               = var.extra_alarm_names
+  release_name                    = var.release_name
 }
+
+# ----- load balancing ---------------------------------------------------------------------------
 
 # Rolling updates: the listener forwards to the service's only group, and ECS replaces the
 # tasks behind it. Blue/green, linear, canary: production traffic goes through the rule
@@ -164,7 +78,7 @@ resource "aws_lb_target_group" "this" {
 resource "aws_lb_listener" "production" {
   load_balancer_arn = var.load_balancer_arn
   port              = var.production_listener_port
-  protocol          = local.listener_protocol
+  protocol          = module.core.listener_protocol
   certificate_arn   = var.certificate_arn
   ssl_policy        = var.certificate_arn == null ? null : var.ssl_policy
 
@@ -172,7 +86,7 @@ resource "aws_lb_listener" "production" {
     for_each = local.native ? [] : [1]
     content {
       type             = "forward"
-      target_group_arn = aws_lb_target_group.this["a"].arn
+      target_group_arn = module.core.target_groups["a"].arn
     }
   }
 
@@ -207,11 +121,11 @@ resource "aws_lb_listener_rule" "production" {
     type = "forward"
     forward {
       target_group {
-        arn    = aws_lb_target_group.this["a"].arn
+        arn    = module.core.target_groups["a"].arn
         weight = 100
       }
       target_group {
-        arn    = aws_lb_target_group.this["b"].arn
+        arn    = module.core.target_groups["b"].arn
         weight = 0
       }
     }
@@ -242,7 +156,7 @@ resource "aws_lb_listener" "test" {
 
   load_balancer_arn = var.load_balancer_arn
   port              = var.test_listener_port
-  protocol          = local.listener_protocol
+  protocol          = module.core.listener_protocol
   certificate_arn   = var.certificate_arn
   ssl_policy        = var.certificate_arn == null ? null : var.ssl_policy
 
@@ -269,11 +183,11 @@ resource "aws_lb_listener_rule" "test" {
     type = "forward"
     forward {
       target_group {
-        arn    = aws_lb_target_group.this["a"].arn
+        arn    = module.core.target_groups["a"].arn
         weight = 100
       }
       target_group {
-        arn    = aws_lb_target_group.this["b"].arn
+        arn    = module.core.target_groups["b"].arn
         weight = 0
       }
     }
@@ -322,7 +236,7 @@ resource "aws_iam_role_policy_attachment" "load_balancers" {
   count = local.create_load_balancer_role ? 1 : 0
 
   role       = aws_iam_role.load_balancers[0].name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+  policy_arn = "arn:${module.core.partition}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
 }
 
 # ----- the service --------------------------------------------------------------------------
@@ -345,8 +259,8 @@ resource "aws_ecs_service" "this" {
   count = var.ignore_desired_count ? 0 : 1
 
   name                               = var.name
-  cluster                            = local.cluster_arn
-  task_definition                    = aws_ecs_task_definition.initial.arn
+  cluster                            = module.core.cluster_arn
+  task_definition                    = module.core.task_definition_arn
   desired_count                      = var.desired_count
   launch_type                        = "FARGATE"
   platform_version                   = "LATEST"
@@ -375,14 +289,14 @@ resource "aws_ecs_service" "this" {
   }
 
   load_balancer {
-    target_group_arn = aws_lb_target_group.this["a"].arn
+    target_group_arn = module.core.target_groups["a"].arn
     container_name   = local.container_name
     container_port   = var.container_port
   }
 
   network_configuration {
     subnets          = var.subnet_ids
-    security_groups  = concat([aws_security_group.tasks.id], var.security_group_ids)
+    security_groups  = module.core.task_security_group_ids
     assign_public_ip = var.assign_public_ip
   }
 
@@ -400,8 +314,8 @@ resource "aws_ecs_service" "autoscaled" {
   count = var.ignore_desired_count ? 1 : 0
 
   name                               = var.name
-  cluster                            = local.cluster_arn
-  task_definition                    = aws_ecs_task_definition.initial.arn
+  cluster                            = module.core.cluster_arn
+  task_definition                    = module.core.task_definition_arn
   desired_count                      = var.desired_count
   launch_type                        = "FARGATE"
   platform_version                   = "LATEST"
@@ -430,14 +344,14 @@ resource "aws_ecs_service" "autoscaled" {
   }
 
   load_balancer {
-    target_group_arn = aws_lb_target_group.this["a"].arn
+    target_group_arn = module.core.target_groups["a"].arn
     container_name   = local.container_name
     container_port   = var.container_port
   }
 
   network_configuration {
     subnets          = var.subnet_ids
-    security_groups  = concat([aws_security_group.tasks.id], var.security_group_ids)
+    security_groups  = module.core.task_security_group_ids
     assign_public_ip = var.assign_public_ip
   }
 
@@ -448,47 +362,4 @@ resource "aws_ecs_service" "autoscaled" {
   lifecycle {
     ignore_changes = [task_definition, load_balancer, desired_count]
   }
-}
-
-# ----- rollback alarm -----------------------------------------------------------------------
-
-# 5xx responses of the service's targets, summed over its target groups: whichever one the
-# new revision runs in, the alarm sees it. ECS (the service's deployment alarms) and
-# switchyard (the release's rollback.alarms) roll a deployment back when it fires.
-resource "aws_cloudwatch_metric_alarm" "target_5xx" {
-  count = var.create_5xx_alarm ? 1 : 0
-
-  alarm_name          = "${var.name}-5xx"
-  alarm_description   = "5xx responses from the targets of ${var.name}; rolls back a deployment in flight"
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = var.alarm_5xx_threshold
-  evaluation_periods  = var.alarm_5xx_evaluation_periods
-  datapoints_to_alarm = var.alarm_5xx_evaluation_periods
-  treat_missing_data  = "notBreaching"
-
-  metric_query {
-    id          = "total"
-    label       = "5xx responses from ${var.name}'s targets"
-    expression  = join(" + ", [for k in local.groups : "FILL(${k}, 0)"])
-    return_data = true
-  }
-
-  dynamic "metric_query" {
-    for_each = aws_lb_target_group.this
-    content {
-      id = metric_query.key
-      metric {
-        namespace   = "AWS/ApplicationELB"
-        metric_name = "HTTPCode_Target_5XX_Count"
-        stat        = "Sum"
-        period      = 60
-        dimensions = {
-          LoadBalancer = local.load_balancer_dimension
-          TargetGroup  = metric_query.value.arn_suffix
-        }
-      }
-    }
-  }
-
-  tags = var.tags
 }

@@ -12,7 +12,7 @@ output "service_name" {
 
 output "task_definition_family" {
   description = "spec.taskDefinition.from (and the controller module's task_definition_families)"
-  value       = aws_ecs_task_definition.initial.family
+  value       = module.core.task_definition_family
 }
 
 output "container_name" {
@@ -27,12 +27,12 @@ output "deployment_type" {
 
 output "target_group_names" {
   description = "The service's target groups: the one it starts on, then (blueGreen, linear, canary) the alternate one, spec.strategy.ecs.deployment.loadBalancer.alternateTargetGroup"
-  value       = [for k in local.groups : aws_lb_target_group.this[k].name]
+  value       = [for k in local.groups : module.core.target_groups[k].name]
 }
 
 output "target_group_arns" {
   description = "The ARNs of target_group_names, in the same order"
-  value       = [for k in local.groups : aws_lb_target_group.this[k].arn]
+  value       = [for k in local.groups : module.core.target_groups[k].arn]
 }
 
 output "production_listener_arn" {
@@ -67,27 +67,14 @@ output "alarm_names" {
 
 output "security_group_id" {
   description = "The tasks' security group"
-  value       = aws_security_group.tasks.id
+  value       = module.core.security_group_id
 }
 
 output "release_yaml" {
   description = "A release document for this service (ecs strategy), deploying the initial image: save it as release.yaml, change the image, `switchyard apply -f release.yaml`."
   value = join("\n", concat(
+    module.core.release_document_head,
     [
-      "apiVersion: switchyard.dev/v1",
-      "kind: Release",
-      "metadata:",
-      "  name: ${local.release_name}",
-      "spec:",
-      "  service:",
-      "    cluster: ${local.yaml.cluster}",
-      "    name: ${local.yaml.service}",
-      "  taskDefinition:",
-      "    from: ${local.yaml.family}",
-      "    containers:",
-      "      ${local.yaml.container}:",
-      "        image: ${local.yaml.image}",
-      "  strategy:",
       "    ecs:",
       "      promotion: ${var.release_promotion}",
     ],
@@ -112,40 +99,19 @@ output "release_yaml" {
         ["          roleArn: ${local.yaml.role}"],
       ),
     ),
-    length(local.alarm_names) == 0 ? [] : concat(
-      ["  rollback:", "    alarms:"],
-      [for a in local.yaml_alarms : "      - ${a}"],
-    ),
-    [""],
+    module.core.release_document_tail,
   ))
-
-  precondition {
-    condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", local.release_name))
-    error_message = "The release name (release_name, or name) must be 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit."
-  }
 }
 
 locals {
-  # YAML scalars for the release document: plain where that is unambiguous (names, image
-  # references, ARNs), double-quoted (JSON strings are valid YAML) otherwise.
-  yaml_plain = "^[A-Za-z_/][A-Za-z0-9_./:@-]*$"
-  yaml_words = ["true", "false", "null", "yes", "no", "on", "off", "y", "n"]
+  # The strategy's values in the release document, quoted as service-core quotes the rest.
   yaml = {
     for k, v in {
-      cluster         = var.cluster_name
-      service         = var.name
-      family          = local.family
-      container       = local.container_name
-      image           = var.container_image
-      alternate       = local.native ? aws_lb_target_group.this["b"].name : null
+      alternate       = local.native ? module.core.target_groups["b"].name : null
       production_rule = one(aws_lb_listener_rule.production[*].arn)
       test_rule       = one(aws_lb_listener_rule.test[*].arn)
       role            = local.load_balancer_role_arn
     } :
-    k => v == null ? "null" : can(regex(local.yaml_plain, v)) && !contains(local.yaml_words, lower(v)) ? v : jsonencode(v)
+    k => v == null ? "null" : can(regex(module.core.yaml_plain, v)) && !contains(module.core.yaml_words, lower(v)) ? v : jsonencode(v)
   }
-  yaml_alarms = [
-    for a in local.alarm_names :
-    can(regex(local.yaml_plain, a)) && !contains(local.yaml_words, lower(a)) ? a : jsonencode(a)
-  ]
 }

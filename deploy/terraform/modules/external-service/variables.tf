@@ -86,11 +86,6 @@ variable "cpu_architecture" {
   description = "X86_64 or ARM64; must match the image."
   type        = string
   default     = "X86_64"
-
-  validation {
-    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
-    error_message = "cpu_architecture must be X86_64 or ARM64."
-  }
 }
 
 variable "execution_role_arn" {
@@ -135,7 +130,7 @@ variable "assign_public_ip" {
 }
 
 variable "security_group_ids" {
-  description = "Further security groups for the tasks (databases, caches). The module's own group allows the load balancer in on the container port and all traffic out."
+  description = "Further security groups for the tasks (databases, caches), besides the module's own."
   type        = list(string)
   default     = []
 }
@@ -143,12 +138,12 @@ variable "security_group_ids" {
 # ----- load balancer ------------------------------------------------------------------------
 
 variable "load_balancer_arn" {
-  description = "The Application Load Balancer to add the production (and test) listener to. The module does not create the load balancer: one ALB usually serves several services, and its subnets, access logs and WAF are the platform's choices."
+  description = "The Application Load Balancer to add the production (and test) listener to (the module does not create it: README.md)."
   type        = string
 }
 
 variable "load_balancer_security_group_id" {
-  description = "The load balancer's security group: the module lets it reach the tasks on the container port (egress rule on it, ingress rule on the tasks' group)."
+  description = "The load balancer's security group, which the module lets reach the tasks on the container port."
   type        = string
 }
 
@@ -226,11 +221,6 @@ variable "release_name" {
   description = "The release document's name (metadata.name); null: var.name."
   type        = string
   default     = null
-
-  validation {
-    condition     = var.release_name == null || can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.release_name))
-    error_message = "release_name must be lower-case letters, digits and '-', at most 63 characters, not starting or ending with '-'."
-  }
 }
 
 variable "release_canary_weights" {
