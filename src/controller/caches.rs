@@ -307,12 +307,63 @@ impl Caches {
         if cached.len() >= TASK_DEFINITIONS_CACHED {
             cached.retain(|_, (expires, _)| *expires > now);
         }
-        if cached.len() >= TASK_DEFINITIONS_CACHED {
-            cached.pop_first();
+        // Full of fresh ones: the oldest goes (not the first by ARN, which would evict the
+        // same families over and over and leave others cached for ever).
+        if cached.len() >= TASK_DEFINITIONS_CACHED
+            && let Some(oldest) = cached
+                .iter()
+                .min_by_key(|(_, (expires, _))| *expires)
+                .map(|(arn, _)| arn.clone())
+        {
+            cached.remove(&oldest);
         }
         cached.insert(
             task_definition.arn.clone(),
             (clock.deadline_after(GROUP_TTL), task_definition.clone()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task_definition(family: &str) -> TaskDefinition {
+        TaskDefinition {
+            arn: format!("arn:aws:ecs:us-east-1:111122223333:task-definition/{family}:1"),
+            family: family.to_string(),
+            revision: 1,
+            status: "ACTIVE".to_string(),
+            containers: Vec::new(),
+            other_fields_digest: String::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_task_definition_cache_lets_the_oldest_go() {
+        let caches = Caches::default();
+        let clock = Clock::fixed_epoch();
+        // Filled in reverse order of ARN: the first cached is the last by ARN.
+        let families: Vec<String> = (0..TASK_DEFINITIONS_CACHED)
+            .rev()
+            .map(|i| format!("family-{i:04}"))
+            .collect();
+        for family in &families {
+            caches.put_task_definition(&clock, &task_definition(family));
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        caches.put_task_definition(&clock, &task_definition("newcomer"));
+        let cached = |family: &str| {
+            caches
+                .task_definition(&task_definition(family).arn)
+                .is_some()
+        };
+        assert!(cached("newcomer"));
+        assert!(!cached(&families[0]), "the oldest entry went");
+        assert!(
+            families[1..].iter().all(|f| cached(f)),
+            "every other entry stays, the first by ARN included"
         );
     }
 }
