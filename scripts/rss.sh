@@ -6,9 +6,17 @@
 # For each N: a fresh moto server, N CodeDeploy blue/green services made by
 # tests/fixtures/moto_world.py, the table, N releases applied whose candidate is the live
 # version (so every release is Healthy: the fleet at rest), then `switchyard run` until every
-# release has a status (at most 30 min) and three more resync periods; then VmRSS and VmHWM from /proc/<pid>/status and the
+# release has a status (at most RSS_SETTLE_MINUTES, 60 by default) and three more resync
+# periods; then VmRSS and VmHWM from /proc/<pid>/status, the anonymous memory from
+# /proc/<pid>/smaps_rollup, glibc's own account of its heap (`malloc_stats()` called in the
+# daemon through gdb, when gdb is installed: the bytes its arenas hold from the system and the
+# bytes in use, so RSS that is free memory the allocator keeps shows as the difference) and the
 # phases from the status API. Prints one JSON object per N, and writes them all to
 # target/bench/rss.json.
+#
+# RSS_WRAPPER runs the daemon under a tool, e.g. RSS_WRAPPER="heaptrack -o /tmp/ht.%p";
+# the figures are then the daemon's own (the wrapper's child), with the tool's cost in them.
+# The environment passes through (e.g. MALLOC_ARENA_MAX=2 to compare glibc's arenas).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${1:-$repo/target/release/switchyard}"
@@ -17,6 +25,7 @@ sizes=("${@:-100 1000}")
 # shellcheck disable=SC2206
 sizes=(${sizes[*]})
 resync=10
+settle_minutes="${RSS_SETTLE_MINUTES:-60}"
 python="$repo/.venv-moto/bin/python"
 moto="$repo/.venv-moto/bin/moto_server"
 out="$repo/target/bench/rss.json"
@@ -47,8 +56,9 @@ for n in "${sizes[@]}"; do
   names=()
   for i in $(seq 0 $((n - 1))); do names+=("svc-$i"); done
   started=$(date +%s)
-  # moto_world.py takes names on the command line; a few hundred at a time.
-  printf '%s\n' "${names[@]}" | xargs -n 200 "$python" "$repo/tests/fixtures/moto_world.py" "$endpoint" >/dev/null
+  # moto_world.py takes names on the command line; 100 at a time, two clients at once (moto
+  # answers requests in threads).
+  printf '%s\n' "${names[@]}" | xargs -P 2 -n 100 "$python" "$repo/tests/fixtures/moto_world.py" "$endpoint" >/dev/null
   echo "rss: $n services in $(( $(date +%s) - started )) s" >&2
   "$binary" table create >/dev/null
   docs="$work/releases-$n.yaml"
@@ -75,31 +85,57 @@ EOF
   done
   "$binary" apply -f "$docs" >/dev/null
   listen_port="$(free_port)"
+  # shellcheck disable=SC2086
   SWITCHYARD_RESYNC_PERIOD="${resync}s" SWITCHYARD_LISTEN="127.0.0.1:$listen_port" \
-    SWITCHYARD_LOG_LEVEL=warn "$binary" run >"$work/daemon-$n.log" 2>&1 &
-  daemon=$!
-  pids+=("$daemon")
+    SWITCHYARD_LOG_LEVEL=warn ${RSS_WRAPPER:-} "$binary" run >"$work/daemon-$n.log" 2>&1 &
+  launched=$!
+  pids+=("$launched")
+  daemon=$launched
+  started=$(date +%s)
   for _ in $(seq 600); do
     if curl -fs "http://127.0.0.1:$listen_port/readyz" >/dev/null 2>&1; then break; fi
     sleep 0.5
   done
+  if [ -n "${RSS_WRAPPER:-}" ]; then
+    # The daemon is the wrapper's child running the binary.
+    for child in $(pgrep -P "$launched" || true); do
+      if [ "$(readlink -f "/proc/$child/exe")" = "$(readlink -f "$binary")" ]; then daemon=$child; fi
+    done
+    pids+=("$daemon")
+  fi
   # At rest: every release has a status (a pass has looked at it), then three resync periods.
-  for _ in $(seq 360); do
+  for _ in $(seq $((settle_minutes * 12))); do
     unseen=$(curl -fs "http://127.0.0.1:$listen_port/api/v1/releases" |
       "$python" -c 'import json,sys; d=json.load(sys.stdin); d=d.get("releases",d) if isinstance(d,dict) else d; print(sum(1 for r in d if not (r.get("status") or {}).get("phase")))' || echo unknown)
     [ "$unseen" = 0 ] && break
     sleep 5
   done
+  settled_s=$(( $(date +%s) - started ))
   sleep $((3 * resync))
   rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")
   hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$daemon/status")
+  anon_kib=$(awk '/^Anonymous:/ {print $2}' "/proc/$daemon/smaps_rollup")
+  heap_system=null heap_in_use=null arenas=null
+  if command -v gdb >/dev/null; then
+    # glibc prints its statistics to the daemon's stderr: per arena, then the total.
+    before=$(wc -l <"$work/daemon-$n.log")
+    gdb -p "$daemon" -batch -ex 'call (void)malloc_stats()' >/dev/null 2>&1 || true
+    stats=$(tail -n +"$((before + 1))" "$work/daemon-$n.log")
+    heap_system=$(awk '/^Total/ {t=1} t && /system bytes/ {print int($4/1024); exit}' <<<"$stats")
+    heap_in_use=$(awk '/^Total/ {t=1} t && /in use bytes/ {print int($5/1024); exit}' <<<"$stats")
+    arenas=$(grep -c '^Arena' <<<"$stats" || true)
+    [ -n "$heap_system" ] || heap_system=null
+    [ -n "$heap_in_use" ] || heap_in_use=null
+  fi
   phases=$(curl -fs "http://127.0.0.1:$listen_port/api/v1/releases" |
     "$python" -c 'import json,sys,collections; d=json.load(sys.stdin); d=d.get("releases",d) if isinstance(d,dict) else d; print(json.dumps(collections.Counter((r.get("status") or {}).get("phase","none") for r in d)))')
-  result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_hwm_kib\": $hwm_kib, \"phases\": $phases, \"binary\": \"$binary\"}"
+  result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_hwm_kib\": $hwm_kib, \"anonymous_kib\": $anon_kib, \"malloc_system_kib\": $heap_system, \"malloc_in_use_kib\": $heap_in_use, \"malloc_arenas\": $arenas, \"settled_s\": $settled_s, \"phases\": $phases, \"binary\": \"$binary\", \"wrapper\": \"${RSS_WRAPPER:-}\", \"malloc_arena_max\": \"${MALLOC_ARENA_MAX:-}\"}"
   echo "$result"
   results+=("$result")
   kill "$daemon" "$moto_pid" 2>/dev/null || true
-  wait "$daemon" "$moto_pid" 2>/dev/null || true
+  # The wrapper (heaptrack) writes its file after the daemon exits; moto may be slow to stop.
+  wait "$launched" 2>/dev/null || true
+  kill -9 "$moto_pid" 2>/dev/null || true
 done
 (IFS=,; echo "[${results[*]}]") >"$out"
 echo "rss: report: $out" >&2

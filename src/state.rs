@@ -214,6 +214,11 @@ impl ControllerState {
             .collect()
     }
 
+    /// Every release, sorted by name, shared (no record is copied).
+    pub fn releases_shared(&self) -> Vec<Arc<StoredRelease>> {
+        self.read().by_name.values().cloned().collect()
+    }
+
     pub fn release(&self, name: &str) -> Option<StoredRelease> {
         self.read()
             .by_name

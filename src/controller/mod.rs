@@ -64,6 +64,13 @@ pub struct ControllerConfig {
     pub jitter_seed: Option<u64>,
     /// The fleet's API budgets per service, for every account and Region (`budget.rs`).
     pub api_budgets: BudgetSettings,
+    /// At most this many routine passes (the resync's looks, a lease taken) exist at once,
+    /// running or waiting for the API budget; the others wait in the queue, where a due
+    /// release is still found behind them. A pass waiting for the budget holds no slot of
+    /// `concurrency`, so without this bound a resync or a start with every release due
+    /// spawned a pass per release at once (a task of about 60 KB each, whose memory the
+    /// allocator then keeps): memory grew with the fleet. Due passes are never held by it.
+    pub max_routine_passes: usize,
 }
 
 impl Default for ControllerConfig {
@@ -76,9 +83,14 @@ impl Default for ControllerConfig {
             backoff_max: Duration::from_secs(300),
             jitter_seed: None,
             api_budgets: BudgetSettings::default(),
+            max_routine_passes: MAX_ROUTINE_PASSES,
         }
     }
 }
+
+/// The default of [`ControllerConfig::max_routine_passes`]: enough routine looks waiting to
+/// keep every place's budget busy, a few megabytes at most whatever the fleet's size.
+pub const MAX_ROUTINE_PASSES: usize = 64;
 
 /// Everything a pass needs, injected.
 #[derive(Clone)]
@@ -360,14 +372,28 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     // a full bucket, a look queued behind every other release's would delay each step by a
     // round of the whole queue).
     let mut reading_back: BTreeSet<String> = BTreeSet::new();
+    // The routine passes spawned and not yet ended (`ControllerConfig::max_routine_passes`).
+    let mut routine_passes: BTreeSet<tokio::task::Id> = BTreeSet::new();
     // Passes waiting for the API budget hold no slot: others (other places, due work that
     // goes first in the budget) start meanwhile.
     let active = |passes: &JoinSet<_>| passes.len().saturating_sub(ctx.budgets.waiting());
 
     loop {
-        // Start due passes while there is capacity.
+        // Start due passes while there is capacity. Routine passes at their limit: only due
+        // work starts, found behind them; the routine looks left wait for one to end (and the
+        // loop does not wake for them until then).
+        let mut routine_held = false;
         while active(&passes) < ctx.config.concurrency {
-            let Some(name) = queue.pop_due(Instant::now()) else {
+            let popped = if routine_passes.len() < ctx.config.max_routine_passes.max(1) {
+                queue.pop_due(Instant::now())
+            } else {
+                routine_held = true;
+                // A release reading its action back is not held, whatever its mark.
+                queue.pop_due_where(Instant::now(), |name| {
+                    !routine.contains(name) || reading_back.contains(name)
+                })
+            };
+            let Some(name) = popped else {
                 break;
             };
             let reads_back = reading_back.remove(&name);
@@ -398,6 +424,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 (name, started, result)
             });
             pass_names.insert(handle.id(), task_name);
+            if priority == Priority::Routine {
+                routine_passes.insert(handle.id());
+            }
         }
         if !resync_running && Instant::now() >= resync_due {
             resync_running = true;
@@ -421,7 +450,12 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 let _ = tx.send(Event::Resynced(listed));
             })));
         }
-        let next_wake = match (queue.next_due(), resync_running) {
+        let next_queued = if routine_held {
+            queue.next_due_after(Instant::now())
+        } else {
+            queue.next_due()
+        };
+        let next_wake = match (next_queued, resync_running) {
             (Some(due), false) => due.min(resync_due),
             (Some(due), true) => due,
             (None, false) => resync_due,
@@ -441,9 +475,11 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 let (name, started, result) = match joined {
                     Ok((id, outcome)) => {
                         pass_names.remove(&id);
+                        routine_passes.remove(&id);
                         outcome
                     }
                     Err(error) => {
+                        routine_passes.remove(&error.id());
                         let Some(name) = pass_names.remove(&error.id()) else { continue };
                         let why = if error.is_panic() { "the pass task panicked" } else { "the pass task was cancelled" };
                         (name, Instant::now(), Err(PassError::Panicked(why.into())))

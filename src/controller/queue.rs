@@ -53,6 +53,37 @@ impl WorkQueue {
         Some(name)
     }
 
+    /// Takes the release due earliest among those due by `now` that `eligible` accepts, and
+    /// marks it running. Walks the due releases in order until one is accepted: the loop uses
+    /// it only while routine passes are at their limit, to find due work behind routine looks.
+    pub fn pop_due_where(
+        &mut self,
+        now: Instant,
+        mut eligible: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        let (at, name) = self
+            .by_due
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .find(|(_, name)| eligible(name))
+            .cloned()?;
+        self.by_due.remove(&(at, name.clone()));
+        self.due_of.remove(&name);
+        self.running.insert(name.clone());
+        Some(name)
+    }
+
+    /// The earliest due time later than `now`: what the loop waits for when every release
+    /// due by `now` is one it may not start yet.
+    pub fn next_due_after(&self, now: Instant) -> Option<Instant> {
+        // Instants count nanoseconds: the first entry from a nanosecond after `now`.
+        let after = now + std::time::Duration::from_nanos(1);
+        self.by_due
+            .range((after, String::new())..)
+            .next()
+            .map(|(at, _)| *at)
+    }
+
     /// When `name` is due, if it is waiting (not running).
     pub fn due(&self, name: &str) -> Option<Instant> {
         self.due_of.get(name).copied()
@@ -116,6 +147,36 @@ mod tests {
         q.enqueue("a", now + Duration::from_secs(20));
         assert_eq!(q.len(), 1);
         assert_eq!(q.next_due(), Some(now + Duration::from_secs(1)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_filtered_pop_takes_the_earliest_due_release_accepted_and_nothing_not_due() {
+        let mut q = WorkQueue::new();
+        let now = Instant::now();
+        q.enqueue("routine-1", now);
+        q.enqueue("routine-2", now);
+        q.enqueue("due", now + Duration::from_secs(1));
+        q.enqueue("later", now + Duration::from_secs(60));
+        let not_routine = |name: &str| !name.starts_with("routine");
+        assert_eq!(
+            q.pop_due_where(now, not_routine),
+            None,
+            "due is not due yet"
+        );
+        let soon = now + Duration::from_secs(1);
+        assert_eq!(q.pop_due_where(soon, not_routine).as_deref(), Some("due"));
+        assert!(q.is_running("due"));
+        assert_eq!(q.pop_due_where(soon, not_routine), None, "later is not due");
+        // The routine looks due now are skipped: the next wake is the later release's.
+        let later = now + Duration::from_secs(60);
+        assert_eq!(q.next_due_after(now), Some(later));
+        assert_eq!(q.next_due_after(later), None);
+        assert_eq!(
+            q.pop_due(soon).as_deref(),
+            Some("routine-1"),
+            "the others stay queued"
+        );
+        assert_eq!(q.len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

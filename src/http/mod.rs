@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
-use serde::Serialize;
 
 use crate::state::ControllerState;
 use crate::view::ReleaseView;
@@ -132,63 +131,31 @@ pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_healthcheck_url_reaches_a_wildcard_listener_on_loopback() {
-        for (listen, url) in [
-            // Specific addresses are kept as they are, even when they contain `0.0.0.0`.
-            ("10.0.0.0:8080", "http://10.0.0.0:8080/healthz"),
-            ("0.0.0.0:8080", "http://127.0.0.1:8080/healthz"),
-            ("[::]:8080", "http://[::1]:8080/healthz"),
-            ("127.0.0.1:9000", "http://127.0.0.1:9000/healthz"),
-            // As the configuration reads it.
-            (" 0.0.0.0:8080 ", "http://127.0.0.1:8080/healthz"),
-            ("100.0.0.0:80", "http://100.0.0.0:80/healthz"),
-            (
-                "[::ffff:10.0.0.0]:8080",
-                "http://[::ffff:10.0.0.0]:8080/healthz",
-            ),
-            ("[fd00::1]:8080", "http://[fd00::1]:8080/healthz"),
-            ("[0:0:0:0:0:0:0:0]:8080", "http://[::1]:8080/healthz"),
-        ] {
-            assert_eq!(
-                default_healthcheck_url(listen).as_deref(),
-                Ok(url),
-                "{listen:?}"
-            );
+/// `{"releases": [...]}`, written one release at a time from the records the state shares:
+/// the fleet is never copied whole for a listing (its views, each with the spec parsed and
+/// written again, were several times the fleet), only the JSON text is. The dashboard asks
+/// every two seconds.
+async fn list_releases(State(state): State<ControllerState>) -> Response {
+    let releases = state.releases_shared();
+    let mut body = Vec::with_capacity(64 + releases.len() * 1024);
+    body.extend_from_slice(b"{\"releases\":[");
+    for (index, release) in releases.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
         }
-        for listen in ["localhost:8080", "0.0.0.0", "", "http://0.0.0.0:8080"] {
-            let error = default_healthcheck_url(listen).unwrap_err();
-            assert!(error.contains("SWITCHYARD_LISTEN"), "{error}");
+        let view = ReleaseView::from(crate::ports::StoredRelease::clone(release));
+        if let Err(error) = serde_json::to_writer(&mut body, &view) {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(
+                    serde_json::json!({"error": format!("cannot write the release list: {error}")}),
+                ),
+            )
+                .into_response();
         }
     }
-
-    #[test]
-    fn counters_get_their_total_suffix_and_openmetrics_only_lines_go() {
-        let openmetrics = "# HELP x_calls Calls.\n# TYPE x_calls counter\nx_calls_total{a=\"b\"} 1\n# HELP x_seconds Time.\n# TYPE x_seconds histogram\n# UNIT x_seconds seconds\nx_seconds_count 1\n# EOF\n";
-        assert_eq!(
-            openmetrics_to_prometheus_text(openmetrics),
-            "# HELP x_calls_total Calls.\n# TYPE x_calls_total counter\nx_calls_total{a=\"b\"} 1\n# HELP x_seconds Time.\n# TYPE x_seconds histogram\nx_seconds_count 1\n"
-        );
-    }
-}
-
-#[derive(Serialize)]
-struct ReleaseList {
-    releases: Vec<ReleaseView>,
-}
-
-async fn list_releases(State(state): State<ControllerState>) -> Json<ReleaseList> {
-    Json(ReleaseList {
-        releases: state
-            .releases()
-            .into_iter()
-            .map(ReleaseView::from)
-            .collect(),
-    })
+    body.extend_from_slice(b"]}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn get_release(State(state): State<ControllerState>, Path(name): Path<String>) -> Response {
@@ -260,4 +227,48 @@ pub async fn healthcheck(url: &str) -> Result<(), String> {
     tokio::time::timeout(std::time::Duration::from_secs(5), request)
         .await
         .map_err(|_| format!("{url} did not answer within 5 s"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_healthcheck_url_reaches_a_wildcard_listener_on_loopback() {
+        for (listen, url) in [
+            // Specific addresses are kept as they are, even when they contain `0.0.0.0`.
+            ("10.0.0.0:8080", "http://10.0.0.0:8080/healthz"),
+            ("0.0.0.0:8080", "http://127.0.0.1:8080/healthz"),
+            ("[::]:8080", "http://[::1]:8080/healthz"),
+            ("127.0.0.1:9000", "http://127.0.0.1:9000/healthz"),
+            // As the configuration reads it.
+            (" 0.0.0.0:8080 ", "http://127.0.0.1:8080/healthz"),
+            ("100.0.0.0:80", "http://100.0.0.0:80/healthz"),
+            (
+                "[::ffff:10.0.0.0]:8080",
+                "http://[::ffff:10.0.0.0]:8080/healthz",
+            ),
+            ("[fd00::1]:8080", "http://[fd00::1]:8080/healthz"),
+            ("[0:0:0:0:0:0:0:0]:8080", "http://[::1]:8080/healthz"),
+        ] {
+            assert_eq!(
+                default_healthcheck_url(listen).as_deref(),
+                Ok(url),
+                "{listen:?}"
+            );
+        }
+        for listen in ["localhost:8080", "0.0.0.0", "", "http://0.0.0.0:8080"] {
+            let error = default_healthcheck_url(listen).unwrap_err();
+            assert!(error.contains("SWITCHYARD_LISTEN"), "{error}");
+        }
+    }
+
+    #[test]
+    fn counters_get_their_total_suffix_and_openmetrics_only_lines_go() {
+        let openmetrics = "# HELP x_calls Calls.\n# TYPE x_calls counter\nx_calls_total{a=\"b\"} 1\n# HELP x_seconds Time.\n# TYPE x_seconds histogram\n# UNIT x_seconds seconds\nx_seconds_count 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(openmetrics),
+            "# HELP x_calls_total Calls.\n# TYPE x_calls_total counter\nx_calls_total{a=\"b\"} 1\n# HELP x_seconds Time.\n# TYPE x_seconds histogram\nx_seconds_count 1\n"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The fleet's shared API budget (`controller/budget.rs`), against the simulated AWS in paused
 //! time: the calls AWS sees per account, Region and service stay within the fleet's rate
 //! however many replicas share the releases; one place's burst never holds up another's;
-//! AWS's throttling lowers only its own place's rate, which recovers; due calls go first.
+//! AWS's throttling lowers only its own place's rate, which recovers; due calls go first;
+//! routine passes waiting for the budget are bounded, whatever the fleet's size.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -595,4 +596,69 @@ async fn a_canary_s_weight_writes_and_their_read_backs_go_ahead_of_due_looks() {
         .find(|(op, _)| *op == "describe_target_health")
         .expect("the candidate's targets are read");
     assert_eq!(health.1, Priority::Due, "{calls:?}");
+}
+
+/// The most passes that existed at once (`switchyard_passes_in_flight`) while 40 releases,
+/// each at its live version (so each needs a first look of several calls and no
+/// deployment), were looked at for the first time under a tight budget, with 2 passes at
+/// once and at most `max_routine_passes` routine ones; all 40 end Healthy.
+async fn most_passes_at_once_over_a_first_look_of_40_releases(max_routine_passes: usize) -> i64 {
+    let mut h = Harness::new();
+    h.config.api_budgets = tight();
+    h.config.concurrency = 2;
+    h.config.max_routine_passes = max_routine_passes;
+    let names: Vec<String> = (0..40).map(|i| format!("svc-{i:02}")).collect();
+    let live = ReleaseOptions {
+        image_tag: "1.0.0".into(),
+        ..ReleaseOptions::default()
+    };
+    for name in &names {
+        h.add_service(name, |_| {});
+        h.apply(name, &live).await;
+    }
+    let ctx = h.context();
+    let state = ctx.state.clone();
+    let run = tokio::spawn(controller::run(ctx, tokio::time::sleep(minutes(10))));
+    let mut most = 0;
+    let mut all_healthy = false;
+    for _ in 0..(10 * 60 * 20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        most = most.max(state.metrics().passes_in_flight.get());
+        let view = state.releases();
+        if view.len() == names.len()
+            && view
+                .iter()
+                .all(|r| r.status.as_ref().is_some_and(|s| s.phase == Phase::Healthy))
+        {
+            all_healthy = true;
+            break;
+        }
+    }
+    run.abort();
+    assert!(
+        all_healthy,
+        "every release ends Healthy (limit {max_routine_passes})"
+    );
+    assert_eq!(
+        h.calls("CreateDeployment"),
+        0,
+        "at its live version: no deployment"
+    );
+    most
+}
+
+#[tokio::test(start_paused = true)]
+async fn routine_passes_waiting_for_the_budget_are_bounded_whatever_the_fleets_size() {
+    // Passes waiting for the budget hold no slot of `concurrency`: unbounded, every release
+    // of the first look had a pass (a task of tens of KB) at once.
+    let unbounded = most_passes_at_once_over_a_first_look_of_40_releases(usize::MAX).await;
+    assert!(
+        unbounded > 20,
+        "without a limit the first look piles up passes: {unbounded}"
+    );
+    let bounded = most_passes_at_once_over_a_first_look_of_40_releases(5).await;
+    assert!(
+        bounded <= 5,
+        "at most 5 routine passes at once (no due pass here): {bounded}"
+    );
 }
