@@ -188,14 +188,21 @@ async fn one_places_burst_does_not_delay_another_places_release() {
 
 /// `switchyard_api_budget_wait_seconds_total` of `service` in `region` (0 without a series).
 fn waited_seconds(state: &ControllerState, service: &str, region: &str) -> f64 {
-    let prefix = format!(
-        "switchyard_api_budget_wait_seconds_total{{service=\"{service}\",region=\"{region}\","
-    );
+    first_sample(
+        state,
+        &format!(
+            "switchyard_api_budget_wait_seconds_total{{service=\"{service}\",region=\"{region}\","
+        ),
+    )
+}
+
+/// The value of the first series on /metrics whose line starts with `prefix` (0 without one).
+fn first_sample(state: &ControllerState, prefix: &str) -> f64 {
     state
         .metrics()
         .encode()
         .lines()
-        .find(|l| l.starts_with(&prefix))
+        .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
@@ -389,14 +396,10 @@ async fn the_sdks_retries_are_charged_and_a_throttle_they_hid_lowers_the_rate() 
         .expect("the SDK's third attempt succeeds");
     assert!(services.is_empty());
     assert_eq!(seen.load(Ordering::SeqCst), 3, "ECS saw three requests");
-    let admitted = state
-        .metrics()
-        .encode()
-        .lines()
-        .find(|l| l.starts_with("switchyard_api_budget_admitted_total{service=\"ecs\""))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let admitted = first_sample(
+        &state,
+        "switchyard_api_budget_admitted_total{service=\"ecs\"",
+    );
     assert_eq!(admitted, 3.0, "three tokens paid for three requests");
     let rate = budgets.current_rate(&place, "ecs").unwrap();
     assert!(rate < 0.01, "the hidden throttles lowered the rate: {rate}");
