@@ -31,6 +31,13 @@ struct Inner {
     seen: BTreeMap<u32, Seen>,
 }
 
+/// What one lease write changed, for the round's outcome.
+enum Changed {
+    Nothing,
+    Taken,
+    Lost,
+}
+
 /// What one round changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RoundOutcome {
@@ -107,66 +114,116 @@ impl Leases {
     }
 
     /// One round: read every lease, renew ours, take or steal up to a fair share.
+    ///
+    /// The writes go out together, and each is given up after a renew period: one shard's
+    /// call stalling (a DynamoDB request can hang until the SDK's attempt timeout, and retry)
+    /// must not keep the others from being renewed before they stop being safe. A write given
+    /// up has an unknown outcome, as any failed one: a renewal keeps the lease until
+    /// `fence_for` finds it unsafe; a take is decided again by the next round's read.
     pub async fn round(&self) -> Result<RoundOutcome, StoreError> {
-        let records = self.store.leases(self.shards).await?;
+        let limit = self.timing.renew_period;
+        let records = tokio::time::timeout(limit, self.store.leases(self.shards))
+            .await
+            .map_err(|_| StoreError::Unavailable {
+                message: format!("reading the leases took longer than {limit:?}"),
+                throttled: false,
+            })??;
         let now = Instant::now();
         let actions = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             let Inner { held, seen } = &mut *inner;
             plan(&self.me, now, self.timing, &records, held, seen)
         };
+        let done = futures::future::join_all(
+            actions
+                .into_iter()
+                .map(|action| async move { (action.clone(), self.apply(action, limit).await) }),
+        )
+        .await;
         let mut outcome = RoundOutcome::default();
-        for action in actions {
-            let sent_at = Instant::now();
-            match action {
-                LeaseAction::Renew {
-                    shard,
-                    expected_counter,
-                } => {
-                    match self
-                        .store
-                        .renew_lease(shard, &self.me, expected_counter)
-                        .await
-                    {
-                        Ok(record) => self.hold(shard, record.counter, record.term, sent_at),
-                        Err(StoreError::ConditionFailed { .. }) => {
-                            warn!(shard, "lease lost: another replica took it");
-                            self.drop_lease(shard);
-                            outcome.lost.push(shard);
-                        }
-                        // Unknown outcome: keep the lease; `fence_for` stops acting on it
-                        // once it is no longer safe.
-                        Err(error) => debug!(shard, cause = %error, "lease renewal failed"),
+        for (action, changed) in done {
+            match (action, changed) {
+                (LeaseAction::Renew { shard, .. }, Changed::Lost) => outcome.lost.push(shard),
+                (
+                    LeaseAction::Take { shard, .. } | LeaseAction::Steal { shard, .. },
+                    Changed::Taken,
+                ) => outcome.taken.push(shard),
+                _ => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Sends one lease write, given up after `limit`, and records what it changed.
+    async fn apply(&self, action: LeaseAction, limit: std::time::Duration) -> Changed {
+        let sent_at = Instant::now();
+        match action {
+            LeaseAction::Renew {
+                shard,
+                expected_counter,
+            } => {
+                let renewed = tokio::time::timeout(
+                    limit,
+                    self.store.renew_lease(shard, &self.me, expected_counter),
+                )
+                .await;
+                match renewed {
+                    Ok(Ok(record)) => {
+                        self.hold(shard, record.counter, record.term, sent_at);
+                        Changed::Nothing
+                    }
+                    Ok(Err(StoreError::ConditionFailed { .. })) => {
+                        warn!(shard, "lease lost: another replica took it");
+                        self.drop_lease(shard);
+                        Changed::Lost
+                    }
+                    // Unknown outcome: keep the lease; `fence_for` stops acting on it once it
+                    // is no longer safe.
+                    Ok(Err(error)) => {
+                        debug!(shard, cause = %error, "lease renewal failed");
+                        Changed::Nothing
+                    }
+                    Err(_) => {
+                        warn!(shard, limit = ?limit, "lease renewal unanswered; given up");
+                        Changed::Nothing
                     }
                 }
-                LeaseAction::Take {
-                    shard,
-                    expected_counter,
-                }
-                | LeaseAction::Steal {
-                    shard,
-                    expected_counter,
-                    ..
-                } => {
-                    match self
-                        .store
-                        .take_lease(shard, &self.me, expected_counter)
-                        .await
-                    {
-                        Ok(record) => {
-                            info!(shard, term = record.term, "lease taken");
-                            self.hold(shard, record.counter, record.term, sent_at);
-                            outcome.taken.push(shard);
-                        }
-                        Err(StoreError::ConditionFailed { .. }) => {
-                            debug!(shard, "lease taken by someone else first");
-                        }
-                        Err(error) => debug!(shard, cause = %error, "taking a lease failed"),
+            }
+            LeaseAction::Take {
+                shard,
+                expected_counter,
+            }
+            | LeaseAction::Steal {
+                shard,
+                expected_counter,
+                ..
+            } => {
+                let taken = tokio::time::timeout(
+                    limit,
+                    self.store.take_lease(shard, &self.me, expected_counter),
+                )
+                .await;
+                match taken {
+                    Ok(Ok(record)) => {
+                        info!(shard, term = record.term, "lease taken");
+                        self.hold(shard, record.counter, record.term, sent_at);
+                        Changed::Taken
+                    }
+                    Ok(Err(StoreError::ConditionFailed { .. })) => {
+                        debug!(shard, "lease taken by someone else first");
+                        Changed::Nothing
+                    }
+                    Ok(Err(error)) => {
+                        debug!(shard, cause = %error, "taking a lease failed");
+                        Changed::Nothing
+                    }
+                    Err(_) => {
+                        warn!(shard, limit = ?limit, "taking a lease unanswered; given up");
+                        Changed::Nothing
                     }
                 }
             }
         }
-        Ok(outcome)
     }
 
     fn hold(&self, shard: u32, counter: u64, term: u64, renewed_at: Instant) {
@@ -188,7 +245,8 @@ impl Leases {
     }
 
     /// Releases every held lease (on graceful shutdown), so the next owner need not wait for
-    /// them to expire. Best effort: a lease that fails to release simply expires.
+    /// them to expire. Best effort, all at once and each given up after a renew period: a
+    /// lease that fails to release simply expires.
     pub async fn release_all(&self) {
         let held: Vec<(u32, u64)> = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -197,14 +255,22 @@ impl Leases {
                 .map(|(shard, held)| (shard, held.counter))
                 .collect()
         };
-        for (shard, counter) in held {
-            match self.store.release_lease(shard, &self.me, counter).await {
-                Ok(()) => info!(shard, "lease released"),
-                Err(error) => {
+        let limit = self.timing.renew_period;
+        futures::future::join_all(held.into_iter().map(|(shard, counter)| async move {
+            let released =
+                tokio::time::timeout(limit, self.store.release_lease(shard, &self.me, counter))
+                    .await;
+            match released {
+                Ok(Ok(())) => info!(shard, "lease released"),
+                Ok(Err(error)) => {
                     warn!(shard, cause = %error, "releasing a lease failed; it will expire")
                 }
+                Err(_) => {
+                    warn!(shard, limit = ?limit, "releasing a lease unanswered; it will expire")
+                }
             }
-        }
+        }))
+        .await;
     }
 }
 

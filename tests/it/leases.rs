@@ -137,6 +137,105 @@ async fn a_graceful_shutdown_hands_the_leases_over_at_once() {
     run_b.await.unwrap();
 }
 
+/// A lease store whose calls about one shard never answer once `hang` is set, as a
+/// DynamoDB request can stall until the SDK's attempt timeout and beyond.
+struct OneShardHangs {
+    inner: switchyard::sim::SimStore,
+    shard: u32,
+    hang: std::sync::atomic::AtomicBool,
+}
+
+impl OneShardHangs {
+    async fn maybe_hang(&self, shard: u32) {
+        if shard == self.shard && self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for OneShardHangs {
+    async fn leases(&self, shards: u32) -> Result<Vec<switchyard::lease::LeaseRecord>, StoreError> {
+        self.inner.leases(shards).await
+    }
+    async fn renew_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<switchyard::lease::LeaseRecord, StoreError> {
+        self.maybe_hang(shard).await;
+        self.inner.renew_lease(shard, owner, expected_counter).await
+    }
+    async fn take_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<switchyard::lease::LeaseRecord, StoreError> {
+        self.maybe_hang(shard).await;
+        self.inner.take_lease(shard, owner, expected_counter).await
+    }
+    async fn release_lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        expected_counter: u64,
+    ) -> Result<(), StoreError> {
+        self.maybe_hang(shard).await;
+        self.inner
+            .release_lease(shard, owner, expected_counter)
+            .await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_call_that_never_answers_delays_neither_the_other_shards_nor_the_shutdown() {
+    let h = Harness::new();
+    let hung = 2;
+    let store = Arc::new(OneShardHangs {
+        inner: h.store.clone(),
+        shard: hung,
+        hang: false.into(),
+    });
+    let leases = Leases::new(store.clone(), "replica-a", SHARDS, timing(), &h.clock);
+    let ctx = h.context().with_leases(leases.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(controller::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(timing().renew_period * 2).await;
+    assert_eq!(
+        leases.held_safely().len(),
+        SHARDS as usize,
+        "all shards taken"
+    );
+
+    // From now on every call about the hung shard stalls; the others must still be renewed.
+    store.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(timing().duration * 3).await;
+    let expected: BTreeSet<u32> = (0..SHARDS).filter(|s| *s != hung).collect();
+    assert_eq!(
+        leases.held_safely(),
+        expected,
+        "every other shard kept safe"
+    );
+
+    // Shutdown releases what it can and does not wait forever for the hung shard.
+    let _ = stop.send(());
+    tokio::time::timeout(timing().duration, run)
+        .await
+        .expect("the controller stops although one release never answers")
+        .unwrap();
+    let records = h.store.leases(SHARDS).await.unwrap();
+    let released: BTreeSet<u32> = records
+        .iter()
+        .filter(|r| r.owner.is_none())
+        .map(|r| r.shard)
+        .collect();
+    assert_eq!(released, expected, "the others handed over at once");
+}
+
 /// The fencing contract, against any `ReleaseStore + LeaseStore`.
 async fn fenced_writes_stop_when_the_lease_moves<S: ReleaseStore + LeaseStore>(
     store: &S,
@@ -253,7 +352,9 @@ async fn the_dynamodb_store_fences_status_writes_by_lease_term() {
 const LEASE_DURATION: Duration = Duration::from_secs(6);
 const RENEW_PERIOD: Duration = Duration::from_secs(2);
 
-fn daemon(moto: &Moto, table: &str) -> Child {
+/// A `switchyard run` replica; its log (lease lines included) goes to `log`, for the failure
+/// message of a test that waited in vain.
+fn daemon(moto: &Moto, table: &str, log: &std::path::Path) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
     command
         .arg("run")
@@ -268,21 +369,23 @@ fn daemon(moto: &Moto, table: &str) -> Child {
             "SWITCHYARD_LEASE_RENEW_PERIOD",
             format!("{}s", RENEW_PERIOD.as_secs()),
         )
-        .env("SWITCHYARD_LOG_LEVEL", "warn")
+        .env("SWITCHYARD_LOG_LEVEL", "info")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(log).expect("a daemon log file"));
     for (key, value) in moto.env() {
         command.env(key, value);
     }
     command.spawn().expect("switchyard run starts")
 }
 
-/// The owner of `shard` as the table says, polled until `done` holds or `limit` passes.
+/// The owner of `shard` as the table says, polled until `done` holds or `limit` passes. On
+/// timeout it fails with the replicas' logs under `logs`.
 async fn wait_for_owner(
     store: &switchyard::aws::DynamoStore,
     shard: u32,
     limit: Duration,
+    logs: &std::path::Path,
     done: impl Fn(Option<&str>) -> bool,
 ) -> Option<String> {
     let deadline = StdInstant::now() + limit;
@@ -293,12 +396,35 @@ async fn wait_for_owner(
         if done(owner.as_deref()) {
             return owner;
         }
-        assert!(
-            StdInstant::now() < deadline,
-            "lease of shard {shard} still owned by {owner:?}"
-        );
+        if StdInstant::now() >= deadline {
+            panic!(
+                "lease of shard {shard} still owned by {owner:?} after {limit:?}\n{}",
+                daemon_logs(logs)
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The last lines of every replica's log.
+fn daemon_logs(dir: &std::path::Path) -> String {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            format!("--- {} ---\n{tail}", path.display())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn pid_of(owner: &str) -> u32 {
@@ -326,11 +452,14 @@ async fn killing_the_owner_of_a_release_mid_deployment_hands_it_over_without_a_s
     );
     let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
 
-    let mut daemons: Vec<Child> = (0..3).map(|_| daemon(&moto, table)).collect();
     let dir = tempfile::Builder::new()
         .prefix("switchyard-ha-")
         .tempdir()
         .unwrap();
+    let logs = dir.path();
+    let mut daemons: Vec<Child> = (0..3)
+        .map(|i| daemon(&moto, table, &logs.join(format!("replica-{i}.log"))))
+        .collect();
     let release = crate::daemon::write_release(dir.path(), "web", "2.0.0");
     crate::daemon::apply(&moto, table, &release);
 
@@ -350,7 +479,7 @@ async fn killing_the_owner_of_a_release_mid_deployment_hands_it_over_without_a_s
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let shard = shard_of("web", 16);
-    let owner = wait_for_owner(&store, shard, Duration::from_secs(5), |o| o.is_some())
+    let owner = wait_for_owner(&store, shard, Duration::from_secs(5), logs, |o| o.is_some())
         .await
         .unwrap();
 
@@ -364,15 +493,20 @@ async fn killing_the_owner_of_a_release_mid_deployment_hands_it_over_without_a_s
     killed.kill().unwrap();
     killed.wait().unwrap();
     let killed_at = StdInstant::now();
-    let next = wait_for_owner(&store, shard, LEASE_DURATION + RENEW_PERIOD * 3, |o| {
-        o.is_some_and(|o| o != owner)
-    })
+    let next = wait_for_owner(
+        &store,
+        shard,
+        LEASE_DURATION + RENEW_PERIOD * 3,
+        logs,
+        |o| o.is_some_and(|o| o != owner),
+    )
     .await
     .unwrap();
     let took = killed_at.elapsed();
     assert!(
         took <= LEASE_DURATION + RENEW_PERIOD + Duration::from_secs(2),
-        "taken over after {took:?} (lease {LEASE_DURATION:?} + renew {RENEW_PERIOD:?})"
+        "taken over after {took:?} (lease {LEASE_DURATION:?} + renew {RENEW_PERIOD:?})\n{}",
+        daemon_logs(logs)
     );
     // The new owner looks at the release, and adopts rather than creates.
     tokio::time::sleep(RENEW_PERIOD * 3).await;
@@ -403,7 +537,7 @@ async fn killing_the_owner_of_a_release_mid_deployment_hands_it_over_without_a_s
         .status()
         .unwrap();
     assert!(stopping.wait().unwrap().success());
-    let last = wait_for_owner(&store, shard, LEASE_DURATION, |o| {
+    let last = wait_for_owner(&store, shard, LEASE_DURATION, logs, |o| {
         o.is_some_and(|o| o != next && o != owner)
     })
     .await
@@ -411,7 +545,8 @@ async fn killing_the_owner_of_a_release_mid_deployment_hands_it_over_without_a_s
     let took = terminated_at.elapsed();
     assert!(
         took < LEASE_DURATION,
-        "handed over after {took:?}, without waiting for expiry"
+        "handed over after {took:?}, without waiting for expiry\n{}",
+        daemon_logs(logs)
     );
     assert_eq!(pid_of(&last), daemons[0].id());
     for mut daemon in daemons {
