@@ -3,7 +3,7 @@
 #
 #   ./scripts/rss.sh [BINARY] [N ...]     # default: target/release/switchyard, 100 1000
 #
-# For each N: a fresh moto server, N CodeDeploy blue/green services made by
+# For each N: fresh moto servers (one for the table, one for the rest), N CodeDeploy blue/green services made by
 # tests/fixtures/moto_world.py, the table, N releases applied whose candidate is the live
 # version (so every release is Healthy: the fleet at rest), then `switchyard run` until every
 # release has a status (at most RSS_SETTLE_MINUTES, 60 by default) and three more resync
@@ -42,17 +42,29 @@ free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 
 results=()
 for n in "${sizes[@]}"; do
-  port="$(free_port)"
-  "$moto" -p "$port" >"$work/moto-$n.log" 2>&1 &
-  moto_pid=$!
-  pids+=("$moto_pid")
-  endpoint="http://127.0.0.1:$port"
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-    sleep 0.2
+  # Two moto servers: one for the table and its stream, one for ECS, ELB, CodeDeploy and
+  # CloudWatch. moto answers in threads under one interpreter lock, and its DynamoDB copies
+  # the whole table for every transaction (TransactWriteItems, the status writes): with one
+  # server, a fleet of 500 starved the store calls of time and they timed out.
+  moto_pids=()
+  ports=()
+  for role in aws table; do
+    port="$(free_port)"
+    "$moto" -p "$port" >"$work/moto-$role-$n.log" 2>&1 &
+    moto_pids+=($!)
+    pids+=($!)
+    ports+=("$port")
+    for _ in $(seq 100); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+      sleep 0.2
+    done
   done
-  export AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-    AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true SWITCHYARD_TABLE=switchyard-rss
+  endpoint="http://127.0.0.1:${ports[0]}"
+  table_endpoint="http://127.0.0.1:${ports[1]}"
+  export AWS_ENDPOINT_URL="$endpoint" AWS_ENDPOINT_URL_DYNAMODB="$table_endpoint" \
+    AWS_ENDPOINT_URL_DYNAMODB_STREAMS="$table_endpoint" AWS_ACCESS_KEY_ID=test \
+    AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+    SWITCHYARD_TABLE=switchyard-rss
   names=()
   for i in $(seq 0 $((n - 1))); do names+=("svc-$i"); done
   started=$(date +%s)
@@ -132,10 +144,10 @@ EOF
   result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_hwm_kib\": $hwm_kib, \"anonymous_kib\": $anon_kib, \"malloc_system_kib\": $heap_system, \"malloc_in_use_kib\": $heap_in_use, \"malloc_arenas\": $arenas, \"settled_s\": $settled_s, \"phases\": $phases, \"binary\": \"$binary\", \"wrapper\": \"${RSS_WRAPPER:-}\", \"malloc_arena_max\": \"${MALLOC_ARENA_MAX:-}\"}"
   echo "$result"
   results+=("$result")
-  kill "$daemon" "$moto_pid" 2>/dev/null || true
+  kill "$daemon" "${moto_pids[@]}" 2>/dev/null || true
   # The wrapper (heaptrack) writes its file after the daemon exits; moto may be slow to stop.
   wait "$launched" 2>/dev/null || true
-  kill -9 "$moto_pid" 2>/dev/null || true
+  kill -9 "${moto_pids[@]}" 2>/dev/null || true
 done
 (IFS=,; echo "[${results[*]}]") >"$out"
 echo "rss: report: $out" >&2
