@@ -8,15 +8,13 @@
 # version (so every release is Healthy: the fleet at rest), then `switchyard run` until every
 # release has a status (at most RSS_SETTLE_MINUTES, 60 by default) and three more resync
 # periods; then VmRSS and VmHWM from /proc/<pid>/status, the anonymous memory from
-# /proc/<pid>/smaps_rollup, glibc's own account of its heap (`malloc_stats()` called in the
-# daemon through gdb, when gdb is installed: the bytes its arenas hold from the system and the
-# bytes in use, so RSS that is free memory the allocator keeps shows as the difference) and the
-# phases from the status API. Prints one JSON object per N, and writes them all to
-# target/bench/rss.json.
+# /proc/<pid>/smaps_rollup, the allocator's own account of its heap (jemalloc's, from the
+# daemon's /metrics: the bytes it holds, and the allocator's resident bytes, so that RSS that
+# is free memory the allocator keeps shows as the difference) and the phases from the status
+# API. Prints one JSON object per N, and writes them all to target/bench/rss.json.
 #
 # RSS_WRAPPER runs the daemon under a tool, e.g. RSS_WRAPPER="heaptrack -o /tmp/ht.%p";
 # the figures are then the daemon's own (the wrapper's child), with the tool's cost in them.
-# The environment passes through (e.g. MALLOC_ARENA_MAX=2 to compare glibc's arenas).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${1:-$repo/target/release/switchyard}"
@@ -44,13 +42,19 @@ results=()
 for n in "${sizes[@]}"; do
   # Two moto servers: one for the table and its stream, one for ECS, ELB, CodeDeploy and
   # CloudWatch. moto answers in threads under one interpreter lock, and its DynamoDB copies
-  # the whole table for every transaction (TransactWriteItems, the status writes): with one
-  # server, a fleet of 500 starved the store calls of time and they timed out.
+  # the whole table with its stream history for every transaction (TransactWriteItems, the
+  # status writes): with one plain server, a fleet of 500 starved the store calls and they
+  # timed out. The table's server is scripts/moto_table_server.py, which copies less.
   moto_pids=()
   ports=()
   for role in aws table; do
     port="$(free_port)"
-    "$moto" -p "$port" >"$work/moto-$role-$n.log" 2>&1 &
+    if [ "$role" = table ]; then
+      # moto, its transactions linear in what they touch (see the script).
+      "$python" "$repo/scripts/moto_table_server.py" -p "$port" >"$work/moto-$role-$n.log" 2>&1 &
+    else
+      "$moto" -p "$port" >"$work/moto-$role-$n.log" 2>&1 &
+    fi
     moto_pids+=($!)
     pids+=($!)
     ports+=("$port")
@@ -127,21 +131,16 @@ EOF
   rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")
   hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$daemon/status")
   anon_kib=$(awk '/^Anonymous:/ {print $2}' "/proc/$daemon/smaps_rollup")
-  heap_system=null heap_in_use=null arenas=null
-  if command -v gdb >/dev/null; then
-    # glibc prints its statistics to the daemon's stderr: per arena, then the total.
-    before=$(wc -l <"$work/daemon-$n.log")
-    gdb -p "$daemon" -batch -ex 'call (void)malloc_stats()' >/dev/null 2>&1 || true
-    stats=$(tail -n +"$((before + 1))" "$work/daemon-$n.log")
-    heap_system=$(awk '/^Total/ {t=1} t && /system bytes/ {print int($4/1024); exit}' <<<"$stats")
-    heap_in_use=$(awk '/^Total/ {t=1} t && /in use bytes/ {print int($5/1024); exit}' <<<"$stats")
-    arenas=$(grep -c '^Arena' <<<"$stats" || true)
-    [ -n "$heap_system" ] || heap_system=null
-    [ -n "$heap_in_use" ] || heap_in_use=null
-  fi
+  # jemalloc's own account (the daemon's /metrics): what the daemon holds, and what of the
+  # allocator's memory is resident (held, metadata, and free memory not yet returned).
+  metrics=$(curl -fs "http://127.0.0.1:$listen_port/metrics" || true)
+  heap_allocated=$(awk '/^switchyard_heap_allocated_bytes / {print int($2/1024)}' <<<"$metrics")
+  heap_resident=$(awk '/^switchyard_heap_resident_bytes / {print int($2/1024)}' <<<"$metrics")
+  [ -n "$heap_allocated" ] || heap_allocated=null
+  [ -n "$heap_resident" ] || heap_resident=null
   phases=$(curl -fs "http://127.0.0.1:$listen_port/api/v1/releases" |
     "$python" -c 'import json,sys,collections; d=json.load(sys.stdin); d=d.get("releases",d) if isinstance(d,dict) else d; print(json.dumps(collections.Counter((r.get("status") or {}).get("phase","none") for r in d)))')
-  result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_hwm_kib\": $hwm_kib, \"anonymous_kib\": $anon_kib, \"malloc_system_kib\": $heap_system, \"malloc_in_use_kib\": $heap_in_use, \"malloc_arenas\": $arenas, \"settled_s\": $settled_s, \"phases\": $phases, \"binary\": \"$binary\", \"wrapper\": \"${RSS_WRAPPER:-}\", \"malloc_arena_max\": \"${MALLOC_ARENA_MAX:-}\"}"
+  result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_hwm_kib\": $hwm_kib, \"anonymous_kib\": $anon_kib, \"heap_allocated_kib\": $heap_allocated, \"heap_resident_kib\": $heap_resident, \"settled_s\": $settled_s, \"phases\": $phases, \"binary\": \"$binary\", \"wrapper\": \"${RSS_WRAPPER:-}\"}"
   echo "$result"
   results+=("$result")
   kill "$daemon" "${moto_pids[@]}" 2>/dev/null || true

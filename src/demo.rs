@@ -48,6 +48,8 @@ pub struct DemoOptions {
     pub json: bool,
     /// Where the dashboard and API listen; `None`: 127.0.0.1:8080, or a free port if taken.
     pub listen: Option<std::net::SocketAddr>,
+    /// How to read the process's heap for `/metrics` (the binary's allocator), if it can.
+    pub heap: Option<fn() -> Option<crate::state::HeapStats>>,
 }
 
 /// One release in the demo's final report.
@@ -186,6 +188,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let world = build_world(clock.clone()).await?;
     let store: Arc<dyn ReleaseStore> = Arc::new(world.store.clone());
     let state = ControllerState::new();
+    if let Some(heap) = options.heap {
+        state.metrics().read_heap_with(heap);
+    }
     let ctx = Context::new(
         store.clone(),
         Arc::new(world.aws.clone()),

@@ -20,6 +20,23 @@ use switchyard::config::{self, LogFormat, Settings};
 use switchyard::controller::{self, Context, ControllerConfig, Leases};
 use switchyard::state::ControllerState;
 
+/// jemalloc, not the system's allocator: a daemon whose fleet is read, compared and dropped
+/// every resync frees memory among long-lived records, and glibc kept that free memory
+/// resident (BENCHMARKS 2b: at 500 releases, 55.8 MiB of RSS under glibc, 43.4 under jemalloc,
+/// 56.2 under mimalloc). It also reports its heap, for `switchyard_heap_*_bytes`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's figures (refreshed first: they are cached until the epoch advances).
+fn jemalloc_heap() -> Option<switchyard::state::HeapStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    Some(switchyard::state::HeapStats {
+        allocated: stats::allocated::read().ok()? as u64,
+        resident: stats::resident::read().ok()? as u64,
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -62,7 +79,14 @@ async fn run_command(command: Command) -> Result<(), CliError> {
             listen,
         } => {
             init_telemetry("warn", LogFormat::Text);
-            cli::demo(speed, exit_when_settled, output, listen).await
+            cli::demo(
+                speed,
+                exit_when_settled,
+                output,
+                listen,
+                Some(jemalloc_heap),
+            )
+            .await
         }
         Command::Healthcheck { url } => {
             init_telemetry("warn", LogFormat::Text);
@@ -152,6 +176,7 @@ async fn run_controller(
         settings.notifications.clone(),
     );
     let state = ctx.state.clone();
+    state.metrics().read_heap_with(jemalloc_heap);
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = switchyard::http::serve(state, settings.listen, async move {
         let _ = server_stopped.await;

@@ -478,6 +478,69 @@ pub struct Metrics {
     pub api_budget_wait: Family<BudgetLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     rollout_series: std::sync::Mutex<std::collections::HashMap<String, RolloutSeries>>,
     release_places: std::sync::Mutex<std::collections::HashMap<String, PlaceLabels>>,
+    /// `switchyard_heap_allocated_bytes` and `switchyard_heap_resident_bytes`, read from the
+    /// allocator on each scrape once the binary says how ([`Metrics::read_heap_with`]).
+    heap: std::sync::Arc<HeapCollector>,
+}
+
+/// What the process's allocator says of its heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Bytes the program holds.
+    pub allocated: u64,
+    /// Bytes of the allocator's memory resident in RAM: what it holds, its metadata, and
+    /// free memory it has not yet given back.
+    pub resident: u64,
+}
+
+type HeapReader = Box<dyn Fn() -> Option<HeapStats> + Send + Sync>;
+
+/// Encodes the heap's two gauges on each scrape, if a reader is set (the binary's allocator
+/// can tell; the library's users, tests among them, may run on another that cannot).
+#[derive(Default)]
+struct HeapCollector {
+    reader: std::sync::OnceLock<HeapReader>,
+}
+
+impl std::fmt::Debug for HeapCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeapCollector")
+            .field("reader", &self.reader.get().is_some())
+            .finish()
+    }
+}
+
+impl prometheus_client::collector::Collector for HeapCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        let Some(stats) = self.reader.get().and_then(|read| read()) else {
+            return Ok(());
+        };
+        let bytes = prometheus_client::registry::Unit::Bytes;
+        for (name, help, value) in [
+            (
+                "heap_allocated",
+                "Heap memory the controller holds, as its allocator counts it",
+                stats.allocated,
+            ),
+            (
+                "heap_resident",
+                "The allocator's memory resident in RAM (held, metadata, and free memory not yet returned)",
+                stats.resident,
+            ),
+        ] {
+            let gauge = prometheus_client::metrics::gauge::ConstGauge::new(
+                i64::try_from(value).unwrap_or(i64::MAX),
+            );
+            let metric =
+                encoder.encode_descriptor(name, help, Some(&bytes), gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -627,8 +690,11 @@ impl Default for Metrics {
             prometheus_client::registry::Unit::Seconds,
             api_budget_wait.clone(),
         );
+        let heap = std::sync::Arc::new(HeapCollector::default());
+        registry.register_collector(Box::new(heap.clone()));
         Self {
             registry,
+            heap,
             api_budget_rate,
             api_budget_fleet_rate,
             api_budget_share,
@@ -665,6 +731,12 @@ impl Metrics {
                 })
                 .inc_by(count);
         }
+    }
+
+    /// Says how to read the allocator's figures for `switchyard_heap_*_bytes` (the binary
+    /// sets this once; a second reader is ignored).
+    pub fn read_heap_with(&self, reader: impl Fn() -> Option<HeapStats> + Send + Sync + 'static) {
+        let _ = self.heap.reader.set(Box::new(reader));
     }
 
     /// The Prometheus text exposition (OpenMetrics text format).

@@ -128,12 +128,13 @@ pub async fn execute(command: StoreCommand) -> Result<(), CliError> {
 }
 
 /// `switchyard demo`: the controller against the simulated AWS; with `-o json`, the report
-/// on stdout at the end.
+/// on stdout at the end. `heap` reads the binary's allocator for `/metrics`.
 pub async fn demo(
     speed: f64,
     exit_when_settled: bool,
     output: DemoOutput,
     listen: Option<std::net::SocketAddr>,
+    heap: Option<fn() -> Option<crate::state::HeapStats>>,
 ) -> Result<(), CliError> {
     let json = output == DemoOutput::Json;
     let report = demo::run(DemoOptions {
@@ -141,6 +142,7 @@ pub async fn demo(
         exit_when_settled,
         json,
         listen,
+        heap,
     })
     .await
     .map_err(|e| CliError::Invalid(e.to_string()))?;

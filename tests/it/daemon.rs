@@ -425,6 +425,13 @@ async fn the_daemon_deploys_a_release_through_moto_exactly_once_across_a_restart
         std::thread::sleep(Duration::from_millis(200));
     };
     let log = stop_daemon(daemon, Duration::from_secs(15));
+    // The daemon's allocator reports its heap: what it holds, within what is resident.
+    let allocated = metric(&metrics, "switchyard_heap_allocated_bytes", &[]);
+    let resident = metric(&metrics, "switchyard_heap_resident_bytes", &[]);
+    assert!(
+        allocated > 0.0 && resident >= allocated,
+        "heap allocated {allocated}, resident {resident}\n{metrics}"
+    );
     for (operation, why) in [
         ("CreateDeployment", "the deployment in flight is adopted"),
         (

@@ -37,6 +37,8 @@ const FAMILIES: &[&str] = &[
     "switchyard_api_budget_share",
     "switchyard_api_budget_admitted_total",
     "switchyard_api_budget_wait_seconds_total",
+    "switchyard_heap_allocated_bytes",
+    "switchyard_heap_resident_bytes",
 ];
 
 /// How long the demo may take to settle at `--speed 600` before a test gives up.
@@ -442,6 +444,12 @@ fn state_with_every_metric() -> ControllerState {
         state.update_release(release);
     }
     let metrics = state.metrics();
+    metrics.read_heap_with(|| {
+        Some(switchyard::state::HeapStats {
+            allocated: 3 << 20,
+            resident: 5 << 20,
+        })
+    });
     let home = switchyard::model::Place::new(Some("111122223333"), "us-east-1");
     metrics.record_call("ecs", "DescribeServices", "ok", &home);
     metrics.record_call("codedeploy", "CreateDeployment", "throttling", &home);
@@ -485,6 +493,14 @@ async fn metrics_with_every_family_pass_promtool() {
         );
     }
     assert!(text.contains(r#"switchyard_releases{phase="RolledBack"} 1"#));
+    assert!(
+        text.contains("switchyard_heap_allocated_bytes 3145728\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchyard_heap_resident_bytes 5242880\n"),
+        "{text}"
+    );
     assert!(text.contains(r#"switchyard_releases{phase="Pending"} 1"#));
     assert!(text.contains(
         r#"switchyard_aws_throttles_total{service="codedeploy",operation="CreateDeployment",region="us-east-1",account="111122223333"} 1"#
