@@ -298,6 +298,35 @@ impl Caches {
             .map(|(_, t)| t.clone())
     }
 
+    /// Drops what no pass can use any more, so that a fleet at rest holds no cache entry per
+    /// release (the resync calls it): deployment groups expired for longer than
+    /// [`GROUP_TTL`] (a deployment followed meanwhile uses one of any age, then reads it
+    /// again once it is gone), and expired alarm states, target groups, discovered routes and
+    /// task definitions (only fresh ones are used).
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (expires, _)| *expires + GROUP_TTL > now);
+        self.alarms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (expires, _)| *expires > now);
+        self.target_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (expires, _)| *expires > now);
+        self.discovered_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (expires, _)| *expires > now);
+        self.task_definitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (expires, _)| *expires > now);
+    }
+
     pub fn put_task_definition(&self, clock: &Clock, task_definition: &TaskDefinition) {
         let mut cached = self
             .task_definitions
@@ -338,6 +367,43 @@ mod tests {
             other_fields_digest: String::new(),
             tags: BTreeMap::new(),
         }
+    }
+
+    fn group(name: &str) -> DeploymentGroup {
+        DeploymentGroup {
+            application: name.to_string(),
+            name: format!("{name}-prod"),
+            ecs_service: None,
+            deployment_config: "CodeDeployDefault.ECSAllAtOnce".to_string(),
+            ready_action: crate::ports::ReadyAction::ContinueDeployment,
+            termination_wait_minutes: 5,
+            target_group_names: Vec::new(),
+            production_listener_arns: Vec::new(),
+            test_listener_arns: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_keeps_a_group_a_followed_deployment_may_use_and_drops_older_ones() {
+        let caches = Caches::default();
+        let clock = Clock::fixed_epoch();
+        let scope = "111122223333/us-east-1";
+        caches.put_group(&clock, scope, &group("old"));
+        caches.put_task_definition(&clock, &task_definition("web"));
+        tokio::time::advance(GROUP_TTL).await;
+        caches.put_group(&clock, scope, &group("expired"));
+        tokio::time::advance(GROUP_TTL + Duration::from_secs(1)).await;
+        caches.put_group(&clock, scope, &group("fresh"));
+
+        caches.sweep();
+        let any_age = |name: &str| caches.group_any_age(scope, name, &format!("{name}-prod"));
+        assert!(any_age("old").is_none(), "expired for longer than its TTL: dropped");
+        assert!(any_age("expired").is_some(), "expired lately: kept for a followed deployment");
+        assert!(caches.group(scope, "fresh", "fresh-prod").is_some());
+        assert!(
+            caches.task_definitions.lock().unwrap().is_empty(),
+            "an expired task definition is dropped"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -670,6 +670,7 @@ fn apply_resync(
     known: &mut BTreeSet<String>,
     routine: &mut BTreeSet<String>,
 ) {
+    ctx.caches.sweep();
     let names: BTreeSet<String> = listed.iter().map(|s| s.record.name.clone()).collect();
     for gone in known.difference(&names) {
         debug!(release = %gone, "release deleted; management stops");
