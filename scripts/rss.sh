@@ -7,7 +7,8 @@
 # tests/fixtures/moto_world.py, the table, N releases applied whose candidate is the live
 # version (so every release is Healthy: the fleet at rest), then `switchyard run` until every
 # release has a status (at most RSS_SETTLE_MINUTES, 60 by default) and three more resync
-# periods; then VmRSS and VmHWM from /proc/<pid>/status, the anonymous memory from
+# periods, sampled every second (the least, the most and the last VmRSS and heap); then VmHWM
+# from /proc/<pid>/status, the anonymous memory from
 # /proc/<pid>/smaps_rollup, the allocator's own account of its heap (jemalloc's, from the
 # daemon's /metrics: the bytes it holds, and the allocator's resident bytes, so that RSS that
 # is free memory the allocator keeps shows as the difference) and the phases from the status
@@ -127,8 +128,22 @@ EOF
     sleep 5
   done
   settled_s=$(( $(date +%s) - started ))
-  sleep $((3 * resync))
-  rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")
+  # Three resync periods, sampled every second: a resync reads the whole fleet and holds it
+  # for a moment, so the figures are reported as the least and the most seen (at rest between
+  # resyncs, and at a resync's peak), and the last.
+  rss_samples=() heap_samples=()
+  for _ in $(seq $((3 * resync))); do
+    sleep 1
+    rss_samples+=("$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")")
+    heap=$(curl -fs "http://127.0.0.1:$listen_port/metrics" |
+      awk '/^switchyard_heap_allocated_bytes / {print int($2/1024)}' || true)
+    [ -n "$heap" ] && heap_samples+=("$heap")
+  done
+  least() { printf '%s\n' "$@" | sort -n | head -1; }
+  most() { printf '%s\n' "$@" | sort -n | tail -1; }
+  rss_kib=${rss_samples[-1]}
+  rss_min_kib=$(least "${rss_samples[@]}")
+  rss_max_kib=$(most "${rss_samples[@]}")
   hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$daemon/status")
   anon_kib=$(awk '/^Anonymous:/ {print $2}' "/proc/$daemon/smaps_rollup")
   # jemalloc's own account (the daemon's /metrics): what the daemon holds, and what of the
@@ -138,9 +153,14 @@ EOF
   heap_resident=$(awk '/^switchyard_heap_resident_bytes / {print int($2/1024)}' <<<"$metrics")
   [ -n "$heap_allocated" ] || heap_allocated=null
   [ -n "$heap_resident" ] || heap_resident=null
+  heap_min=null heap_max=null
+  if [ "${#heap_samples[@]}" -gt 0 ]; then
+    heap_min=$(least "${heap_samples[@]}")
+    heap_max=$(most "${heap_samples[@]}")
+  fi
   phases=$(curl -fs "http://127.0.0.1:$listen_port/api/v1/releases" |
     "$python" -c 'import json,sys,collections; d=json.load(sys.stdin); d=d.get("releases",d) if isinstance(d,dict) else d; print(json.dumps(collections.Counter((r.get("status") or {}).get("phase","none") for r in d)))')
-  result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_hwm_kib\": $hwm_kib, \"anonymous_kib\": $anon_kib, \"heap_allocated_kib\": $heap_allocated, \"heap_resident_kib\": $heap_resident, \"settled_s\": $settled_s, \"phases\": $phases, \"binary\": \"$binary\", \"wrapper\": \"${RSS_WRAPPER:-}\"}"
+  result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_rss_least_kib\": $rss_min_kib, \"vm_rss_most_kib\": $rss_max_kib, \"vm_hwm_kib\": $hwm_kib, \"anonymous_kib\": $anon_kib, \"heap_allocated_kib\": $heap_allocated, \"heap_allocated_least_kib\": $heap_min, \"heap_allocated_most_kib\": $heap_max, \"heap_resident_kib\": $heap_resident, \"settled_s\": $settled_s, \"phases\": $phases, \"binary\": \"$binary\", \"wrapper\": \"${RSS_WRAPPER:-}\"}"
   echo "$result"
   results+=("$result")
   kill "$daemon" "${moto_pids[@]}" 2>/dev/null || true

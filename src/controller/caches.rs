@@ -397,8 +397,14 @@ mod tests {
 
         caches.sweep();
         let any_age = |name: &str| caches.group_any_age(scope, name, &format!("{name}-prod"));
-        assert!(any_age("old").is_none(), "expired for longer than its TTL: dropped");
-        assert!(any_age("expired").is_some(), "expired lately: kept for a followed deployment");
+        assert!(
+            any_age("old").is_none(),
+            "expired for longer than its TTL: dropped"
+        );
+        assert!(
+            any_age("expired").is_some(),
+            "expired lately: kept for a followed deployment"
+        );
         assert!(caches.group(scope, "fresh", "fresh-prod").is_some());
         assert!(
             caches.task_definitions.lock().unwrap().is_empty(),

@@ -173,7 +173,10 @@ impl Leases {
                         Changed::Nothing
                     }
                     Ok(Err(StoreError::ConditionFailed { .. })) => {
-                        warn!(shard, "lease lost: another replica took it");
+                        warn!(
+                            shard,
+                            "lease lost: another replica took it, or a renewal given up earlier went through (taken again next round if free)"
+                        );
                         self.drop_lease(shard);
                         Changed::Lost
                     }
