@@ -36,7 +36,9 @@ const SCAN_PAGE_BYTES: u64 = 1024 * 1024;
 /// ECS DescribeServices takes at most 10 services per call.
 const DESCRIBE_SERVICES_BATCH: usize = 10;
 /// How long the controller may take to bring every release to Healthy (virtual time).
-const CONVERGENCE_LIMIT: Duration = Duration::from_secs(4 * 3600);
+// The fleet's API budget (CodeDeploy 8 calls a second in one account and region) paces the
+// first deployments: 10,000 releases take about 5 hours of virtual time to reach Healthy.
+const CONVERGENCE_LIMIT: Duration = Duration::from_secs(12 * 3600);
 
 /// Steady state at scale in the simulation: calls, CPU and memory per full resync pass.
 #[derive(Debug, Parser)]

@@ -14,6 +14,7 @@
 # is free memory the allocator keeps shows as the difference) and the phases from the status
 # API. Prints one JSON object per N, and writes them all to target/bench/rss.json.
 #
+# RSS_REST_MINUTES waits that long at rest before sampling (see below).
 # RSS_WRAPPER runs the daemon under a tool, e.g. RSS_WRAPPER="heaptrack -o /tmp/ht.%p";
 # the figures are then the daemon's own (the wrapper's child), with the tool's cost in them.
 set -euo pipefail
@@ -128,6 +129,10 @@ EOF
     sleep 5
   done
   settled_s=$(( $(date +%s) - started ))
+  # RSS_REST_MINUTES more at rest first (0 by default): the caches' entries from the start
+  # (deployment groups, task definitions) are swept by the resyncs after their TTL (10 and 5
+  # minutes), so 11 minutes measures the fleet at rest for good.
+  sleep $(( ${RSS_REST_MINUTES:-0} * 60 ))
   # Three resync periods, sampled every second: a resync reads the whole fleet and holds it
   # for a moment, so the figures are reported as the least and the most seen (at rest between
   # resyncs, and at a resync's peak), and the last.
@@ -160,7 +165,7 @@ EOF
   fi
   phases=$(curl -fs "http://127.0.0.1:$listen_port/api/v1/releases" |
     "$python" -c 'import json,sys,collections; d=json.load(sys.stdin); d=d.get("releases",d) if isinstance(d,dict) else d; print(json.dumps(collections.Counter((r.get("status") or {}).get("phase","none") for r in d)))')
-  result="{\"releases\": $n, \"vm_rss_kib\": $rss_kib, \"vm_rss_least_kib\": $rss_min_kib, \"vm_rss_most_kib\": $rss_max_kib, \"vm_hwm_kib\": $hwm_kib, \"anonymous_kib\": $anon_kib, \"heap_allocated_kib\": $heap_allocated, \"heap_allocated_least_kib\": $heap_min, \"heap_allocated_most_kib\": $heap_max, \"heap_resident_kib\": $heap_resident, \"settled_s\": $settled_s, \"phases\": $phases, \"binary\": \"$binary\", \"wrapper\": \"${RSS_WRAPPER:-}\"}"
+  result="{\"releases\": $n, \"rest_minutes\": ${RSS_REST_MINUTES:-0}, \"vm_rss_kib\": $rss_kib, \"vm_rss_least_kib\": $rss_min_kib, \"vm_rss_most_kib\": $rss_max_kib, \"vm_hwm_kib\": $hwm_kib, \"anonymous_kib\": $anon_kib, \"heap_allocated_kib\": $heap_allocated, \"heap_allocated_least_kib\": $heap_min, \"heap_allocated_most_kib\": $heap_max, \"heap_resident_kib\": $heap_resident, \"settled_s\": $settled_s, \"phases\": $phases, \"binary\": \"$binary\", \"wrapper\": \"${RSS_WRAPPER:-}\"}"
   echo "$result"
   results+=("$result")
   kill "$daemon" "${moto_pids[@]}" 2>/dev/null || true
