@@ -43,7 +43,8 @@ pub const DISCOVERED_ROUTES_TTL: Duration = Duration::from_secs(5);
 /// The caches; one per controller.
 #[derive(Default)]
 pub struct Caches {
-    groups: Mutex<BTreeMap<GroupKey, (Instant, DeploymentGroup)>>,
+    /// Deployment groups: (fresh until, last used by a followed deployment, the group).
+    groups: Mutex<BTreeMap<GroupKey, (Instant, Instant, DeploymentGroup)>>,
     /// Alarm states by name; `None`: the alarm does not exist (its absence is cached too).
     alarms: Mutex<BTreeMap<AlarmKey, (Instant, Option<AlarmState>)>>,
     /// Task definitions by full ARN (a revision's content never changes), as registered or
@@ -74,14 +75,24 @@ impl Caches {
     }
 
     /// A cached deployment group, however old: good enough while following a deployment,
-    /// which needs the group only for its termination wait and listener.
+    /// which needs the group only for its termination wait and listener. The use keeps it
+    /// from the sweep.
     pub fn group_any_age(
         &self,
         scope: &str,
         application: &str,
         group: &str,
     ) -> Option<DeploymentGroup> {
-        self.group_entry(scope, application, group).map(|(_, g)| g)
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (
+            scope.to_string(),
+            application.to_string(),
+            group.to_string(),
+        );
+        groups.get_mut(&key).map(|(_, used, group)| {
+            *used = Instant::now();
+            group.clone()
+        })
     }
 
     fn group_entry(
@@ -96,7 +107,9 @@ impl Caches {
             application.to_string(),
             group.to_string(),
         );
-        groups.get(&key).cloned()
+        groups
+            .get(&key)
+            .map(|(expires, _, group)| (*expires, group.clone()))
     }
 
     pub fn put_group(&self, clock: &Clock, scope: &str, group: &DeploymentGroup) {
@@ -106,7 +119,14 @@ impl Caches {
             group.application.clone(),
             group.name.clone(),
         );
-        groups.insert(key, (clock.deadline_after(GROUP_TTL), group.clone()));
+        groups.insert(
+            key,
+            (
+                clock.deadline_after(GROUP_TTL),
+                Instant::now(),
+                group.clone(),
+            ),
+        );
     }
 
     /// Alarm states known fresh for all of `names` (alarms known not to exist are absent
@@ -300,15 +320,15 @@ impl Caches {
 
     /// Drops what no pass can use any more, so that a fleet at rest holds no cache entry per
     /// release (the resync calls it): deployment groups expired for longer than
-    /// [`GROUP_TTL`] (a deployment followed meanwhile uses one of any age, then reads it
-    /// again once it is gone), and expired alarm states, target groups, discovered routes and
+    /// [`GROUP_TTL`] and not used by a followed deployment within it (a followed deployment
+    /// uses one of any age, so a long wait never reads it again), and expired alarm states, target groups, discovered routes and
     /// task definitions (only fresh ones are used).
     pub fn sweep(&self) {
         let now = Instant::now();
         self.groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (expires, _)| *expires + GROUP_TTL > now);
+            .retain(|_, (expires, used, _)| *expires + GROUP_TTL > now || *used + GROUP_TTL > now);
         self.alarms
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -389,10 +409,17 @@ mod tests {
         let clock = Clock::fixed_epoch();
         let scope = "111122223333/us-east-1";
         caches.put_group(&clock, scope, &group("old"));
+        caches.put_group(&clock, scope, &group("followed"));
         caches.put_task_definition(&clock, &task_definition("web"));
         tokio::time::advance(GROUP_TTL).await;
         caches.put_group(&clock, scope, &group("expired"));
         tokio::time::advance(GROUP_TTL + Duration::from_secs(1)).await;
+        // A deployment followed through a long wait uses its group on every look.
+        assert!(
+            caches
+                .group_any_age(scope, "followed", "followed-prod")
+                .is_some()
+        );
         caches.put_group(&clock, scope, &group("fresh"));
 
         caches.sweep();
@@ -401,6 +428,7 @@ mod tests {
             any_age("old").is_none(),
             "expired for longer than its TTL: dropped"
         );
+        assert!(any_age("followed").is_some(), "as old, but in use: kept");
         assert!(
             any_age("expired").is_some(),
             "expired lately: kept for a followed deployment"
