@@ -40,6 +40,14 @@ type RoutesKey = (String, String);
 /// later look reads them again, and a weight this controller writes drops them.
 pub const DISCOVERED_ROUTES_TTL: Duration = Duration::from_secs(5);
 
+/// Drops the entries of `cache` that expired before `now`.
+fn drop_expired<K: Ord, V>(cache: &Mutex<BTreeMap<K, (Instant, V)>>, now: Instant) {
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|_, (expires, _)| *expires > now);
+}
+
 /// The caches; one per controller.
 #[derive(Default)]
 pub struct Caches {
@@ -329,22 +337,10 @@ impl Caches {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, (expires, used, _)| *expires + GROUP_TTL > now || *used + GROUP_TTL > now);
-        self.alarms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (expires, _)| *expires > now);
-        self.target_groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (expires, _)| *expires > now);
-        self.discovered_routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (expires, _)| *expires > now);
-        self.task_definitions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (expires, _)| *expires > now);
+        drop_expired(&self.alarms, now);
+        drop_expired(&self.target_groups, now);
+        drop_expired(&self.discovered_routes, now);
+        drop_expired(&self.task_definitions, now);
     }
 
     pub fn put_task_definition(&self, clock: &Clock, task_definition: &TaskDefinition) {

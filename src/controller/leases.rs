@@ -31,6 +31,21 @@ struct Inner {
     seen: BTreeMap<u32, Seen>,
 }
 
+/// `call`, given up after `limit`: an unanswered call is an unavailable store, its outcome
+/// unknown like any failed write's.
+async fn within<T>(
+    limit: std::time::Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable {
+            message: format!("{what} took longer than {limit:?}; given up"),
+            throttled: false,
+        })
+    })
+}
+
 /// What one lease write changed, for the round's outcome.
 enum Changed {
     Nothing,
@@ -122,12 +137,7 @@ impl Leases {
     /// `fence_for` finds it unsafe; a take is decided again by the next round's read.
     pub async fn round(&self) -> Result<RoundOutcome, StoreError> {
         let limit = self.timing.renew_period;
-        let records = tokio::time::timeout(limit, self.store.leases(self.shards))
-            .await
-            .map_err(|_| StoreError::Unavailable {
-                message: format!("reading the leases took longer than {limit:?}"),
-                throttled: false,
-            })??;
+        let records = within(limit, "reading the leases", self.store.leases(self.shards)).await?;
         let now = Instant::now();
         let actions = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -162,17 +172,18 @@ impl Leases {
                 shard,
                 expected_counter,
             } => {
-                let renewed = tokio::time::timeout(
+                let renewed = within(
                     limit,
+                    "renewing a lease",
                     self.store.renew_lease(shard, &self.me, expected_counter),
                 )
                 .await;
                 match renewed {
-                    Ok(Ok(record)) => {
+                    Ok(record) => {
                         self.hold(shard, record.counter, record.term, sent_at);
                         Changed::Nothing
                     }
-                    Ok(Err(StoreError::ConditionFailed { .. })) => {
+                    Err(StoreError::ConditionFailed { .. }) => {
                         warn!(
                             shard,
                             "lease lost: another replica took it, or a renewal given up earlier went through (taken again next round if free)"
@@ -180,14 +191,10 @@ impl Leases {
                         self.drop_lease(shard);
                         Changed::Lost
                     }
-                    // Unknown outcome: keep the lease; `fence_for` stops acting on it once it
-                    // is no longer safe.
-                    Ok(Err(error)) => {
+                    // Unknown outcome (failed, or given up): keep the lease; `fence_for` stops
+                    // acting on it once it is no longer safe.
+                    Err(error) => {
                         debug!(shard, cause = %error, "lease renewal failed");
-                        Changed::Nothing
-                    }
-                    Err(_) => {
-                        warn!(shard, limit = ?limit, "lease renewal unanswered; given up");
                         Changed::Nothing
                     }
                 }
@@ -201,27 +208,24 @@ impl Leases {
                 expected_counter,
                 ..
             } => {
-                let taken = tokio::time::timeout(
+                let taken = within(
                     limit,
+                    "taking a lease",
                     self.store.take_lease(shard, &self.me, expected_counter),
                 )
                 .await;
                 match taken {
-                    Ok(Ok(record)) => {
+                    Ok(record) => {
                         info!(shard, term = record.term, "lease taken");
                         self.hold(shard, record.counter, record.term, sent_at);
                         Changed::Taken
                     }
-                    Ok(Err(StoreError::ConditionFailed { .. })) => {
+                    Err(StoreError::ConditionFailed { .. }) => {
                         debug!(shard, "lease taken by someone else first");
                         Changed::Nothing
                     }
-                    Ok(Err(error)) => {
+                    Err(error) => {
                         debug!(shard, cause = %error, "taking a lease failed");
-                        Changed::Nothing
-                    }
-                    Err(_) => {
-                        warn!(shard, limit = ?limit, "taking a lease unanswered; given up");
                         Changed::Nothing
                     }
                 }
@@ -260,16 +264,16 @@ impl Leases {
         };
         let limit = self.timing.renew_period;
         futures::future::join_all(held.into_iter().map(|(shard, counter)| async move {
-            let released =
-                tokio::time::timeout(limit, self.store.release_lease(shard, &self.me, counter))
-                    .await;
+            let released = within(
+                limit,
+                "releasing a lease",
+                self.store.release_lease(shard, &self.me, counter),
+            )
+            .await;
             match released {
-                Ok(Ok(())) => info!(shard, "lease released"),
-                Ok(Err(error)) => {
+                Ok(()) => info!(shard, "lease released"),
+                Err(error) => {
                     warn!(shard, cause = %error, "releasing a lease failed; it will expire")
-                }
-                Err(_) => {
-                    warn!(shard, limit = ?limit, "releasing a lease unanswered; it will expire")
                 }
             }
         }))
