@@ -4,8 +4,8 @@
 //!
 //! Method: N CODE_DEPLOY services spread over clusters (50 a cluster by default) and one
 //! release each; the controller deploys them all (AllAtOnce) until every release is Healthy;
-//! then, starting half a period after a resync, exactly K resync periods are measured and
-//! divided by K. Each N runs in a child process of its own, so its peak RSS is its own.
+//! then exactly K full resyncs are measured, from the start of one to the start of the one
+//! after the last, and divided by K. Each N runs in a child process of its own, so its peak RSS is its own.
 //!
 //! `cargo run --release --example scale -- --releases 100,1000,10000`
 
@@ -53,8 +53,8 @@ struct Args {
     /// The controller's resync period, in virtual seconds.
     #[arg(long, default_value_t = 60)]
     resync_secs: u64,
-    /// Full resync periods measured (the figures are divided by this); more periods, less
-    /// noise in the CPU figures of small fleets.
+    /// Full resyncs measured (the figures are divided by this); more resyncs, less noise in
+    /// the CPU figures of small fleets.
     #[arg(long, default_value_t = 20)]
     periods: u32,
     /// Passes at once (the daemon's default).
@@ -112,7 +112,7 @@ fn main() {
         "method": {
             "services_per_cluster": args.services_per_cluster,
             "resync_period_secs": args.resync_secs,
-            "periods_measured": args.periods,
+            "resyncs_measured": args.periods,
             "concurrency": args.concurrency,
             "scan_page_bytes": SCAN_PAGE_BYTES,
             "floor": "per pass: sum over clusters of ceil(n/10) DescribeServices + ceil(item bytes / 1 MB) Scan pages; nothing else",
@@ -203,14 +203,21 @@ async fn measure(n: usize, args: &Args) -> serde_json::Value {
     let converge_calls = recorder.counts();
     let peak_converge_kib = common::proc_status_kib("VmHWM").unwrap_or(0);
 
-    // 2. Wait for a resync after convergence, then start measuring half a period later, so
-    //    the window holds exactly `periods` resyncs and no pass is cut in two.
-    let scans = recorder.count("dynamodb:Scan");
-    while recorder.count("dynamodb:Scan") == scans {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let period = Duration::from_secs(args.resync_secs);
-    tokio::time::sleep(period / 2).await;
+    // 2. Measure exactly `periods` full resyncs, from the start of one (its listing) to the
+    //    start of the one after the last: resyncs never overlap, so the window holds each
+    //    one's describes and passes whole. A resync rests `resync_secs` after it ends; a
+    //    fleet whose describes take longer than that at its budget's pace (10,000 services
+    //    in one place: 1,000 DescribeServices at ECS's 10 a second) is resynced less often
+    //    than every `resync_secs`, which the window's length shows.
+    let scans = || recorder.count("dynamodb:Scan");
+    let wait_for_scans = |target: u64| async move {
+        while scans() < target {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let first = scans() + 1;
+    wait_for_scans(first).await;
+    let window_start = tokio::time::Instant::now();
 
     let passes_before = reconcile_passes(&state);
     common::reset_peak_rss();
@@ -220,7 +227,8 @@ async fn measure(n: usize, args: &Args) -> serde_json::Value {
     let alloc_before = common::alloc_snapshot();
     let cpu_before = common::process_cpu();
 
-    tokio::time::sleep(period * args.periods).await;
+    wait_for_scans(first + u64::from(args.periods)).await;
+    let window = window_start.elapsed();
 
     let cpu = common::process_cpu() - cpu_before;
     let alloc_after = common::alloc_snapshot();
@@ -249,6 +257,8 @@ async fn measure(n: usize, args: &Args) -> serde_json::Value {
     let floor_per_pass = describe_floor + scan_pages_per_list;
 
     let k = f64::from(args.periods);
+    // K listings (the first's was before the window, the one after the last's at its end)
+    // and K resyncs' describes and passes.
     let delta = common::count_delta(&calls_after, &calls_before);
     let mut per_pass: BTreeMap<String, f64> = BTreeMap::new();
     for (op, count) in &delta {
@@ -293,6 +303,7 @@ async fn measure(n: usize, args: &Args) -> serde_json::Value {
             "cpu_s": converge_cpu.as_secs_f64(),
             "calls": common::count_delta(&converge_calls, &BTreeMap::new()),
         },
+        "resync_interval_virtual_s": window.as_secs_f64() / k,
         "per_pass": {
             "calls_by_operation": per_pass,
             "calls_total": total_per_pass,
@@ -460,8 +471,8 @@ fn print_summary(report: &serde_json::Value) {
         None => "-".into(),
     };
     println!(
-        "steady state: per full resync pass (resync {} s virtual, {} periods measured)",
-        report["method"]["resync_period_secs"], report["method"]["periods_measured"]
+        "steady state: per full resync pass (resync {} s virtual, {} resyncs measured)",
+        report["method"]["resync_period_secs"], report["method"]["resyncs_measured"]
     );
     let rows: Vec<Vec<String>> = results
         .iter()
@@ -479,6 +490,7 @@ fn print_summary(report: &serde_json::Value) {
                 f(&r["memory"]["peak_rss_mib"], 1),
                 f(&r["memory"]["heap_world_end_mib"], 1),
                 f(&r["memory"]["heap_controller_peak_steady_mib"], 1),
+                f(&r["resync_interval_virtual_s"], 0),
             ]
         })
         .collect();
@@ -495,6 +507,7 @@ fn print_summary(report: &serde_json::Value) {
             "peak RSS MiB",
             "sim heap",
             "ctl heap peak",
+            "resync every s",
         ],
         &rows,
     );

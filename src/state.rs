@@ -197,6 +197,40 @@ impl ControllerState {
         self.set_phase_gauges(&releases, Phase::ALL);
     }
 
+    /// Takes in records a resync listed (a part of the fleet): a record already held (the
+    /// same `Arc`) costs nothing; one written by another replica, or changed in the store by
+    /// hand, moves its series too.
+    pub fn refresh_releases(&self, listed: Vec<Arc<StoredRelease>>) {
+        let mut releases = self.write();
+        let mut phases = Vec::new();
+        for release in listed {
+            match releases.by_name.get(&release.name) {
+                Some(held) if Arc::ptr_eq(held, &release) => continue,
+                Some(held) if held.status == release.status => {}
+                _ => self.inner.metrics.set_release_series(&release),
+            }
+            phases.extend(releases.put(release).into_iter().flatten());
+        }
+        self.set_phase_gauges(&releases, phases);
+    }
+
+    /// Forgets every release not in `listed` (deleted since): the end of a full resync.
+    pub fn retain_releases(&self, listed: &std::collections::BTreeSet<String>) {
+        let mut releases = self.write();
+        let gone: Vec<String> = releases
+            .by_name
+            .keys()
+            .filter(|name| !listed.contains(*name))
+            .cloned()
+            .collect();
+        let mut phases = Vec::new();
+        for name in gone {
+            self.inner.metrics.forget_release(&name);
+            phases.extend(releases.remove(&name));
+        }
+        self.set_phase_gauges(&releases, phases);
+    }
+
     pub fn remove_release(&self, name: &str) {
         self.inner.metrics.forget_release(name);
         let mut releases = self.write();

@@ -279,8 +279,11 @@ impl std::fmt::Display for ErrorChain<'_> {
 
 /// Messages from spawned tasks back to the loop.
 enum Event {
-    /// A full resync finished.
-    Resynced(Result<Vec<Snapshot>, crate::ports::StoreError>),
+    /// A full resync described these releases' services (or will not): their passes now.
+    ResyncPart(Vec<Snapshot>),
+    /// A full resync finished: every release it listed was in a part before; these are
+    /// their names (the releases that still exist).
+    Resynced(Result<Vec<String>, crate::ports::StoreError>),
     /// The alarm watcher saw a watched alarm in ALARM: look at these releases now.
     AlarmFired(Vec<String>),
     /// This replica took these shards' leases: their releases need a pass now (a new owner
@@ -317,6 +320,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     };
     let mut resync_due = Instant::now();
     let mut resync_running = false;
+    // Releases the change feed woke while a resync ran: written after it listed the store,
+    // perhaps, so it cannot tell that they were deleted (their own passes will).
+    let mut changed_in_resync: BTreeSet<String> = BTreeSet::new();
     let mut resync_task: Option<AbortOnDrop> = None;
     let mut jitter_counter: u64 = ctx.config.jitter_seed.unwrap_or(0);
     // Background tasks belong to this loop: dropping it (a cancelled run, a crash in a test)
@@ -430,6 +436,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         }
         if !resync_running && Instant::now() >= resync_due {
             resync_running = true;
+            changed_in_resync.clear();
             let ctx = ctx.clone();
             let tx = events_tx.clone();
             // Releases in flight with a look of their own scheduled (or in one now) are not
@@ -437,16 +444,21 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             let mut scheduled = queue.scheduled_or_running();
             scheduled.retain(|name| ctx.state.is_in_flight(name));
             resync_task = Some(AbortOnDrop(tokio::spawn(async move {
+                let parts = tx.clone();
+                let hand_over = move |part: Vec<Snapshot>| {
+                    let _ = parts.send(Event::ResyncPart(part));
+                };
                 // A resync that panics (a bug) fails like one that cannot list: the loop
                 // tries again soon. Ending silently would leave `resync_running` set, and no
                 // resync would ever run again.
-                let listed = catching_panics("the resync", take_snapshot(&ctx, &scheduled))
-                    .await
-                    .unwrap_or_else(|what| {
-                        Err(crate::ports::StoreError::Other {
-                            message: format!("the resync panicked: {what}"),
-                        })
-                    });
+                let listed =
+                    catching_panics("the resync", take_snapshot(&ctx, &scheduled, &hand_over))
+                        .await
+                        .unwrap_or_else(|what| {
+                            Err(crate::ports::StoreError::Other {
+                                message: format!("the resync panicked: {what}"),
+                            })
+                        });
                 let _ = tx.send(Event::Resynced(listed));
             })));
         }
@@ -570,10 +582,15 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 }
             }
             Some(event) = events_rx.recv() => match event {
-                Event::Resynced(Ok(listed)) => {
+                Event::ResyncPart(part) => {
+                    take_in_resync_part(&ctx, part, &mut queue, &failures, &mut snapshots, &mut routine);
+                }
+                Event::Resynced(Ok(names)) => {
                     resync_running = false;
                     resync_due = ctx.clock.deadline_after(ctx.config.resync_period);
-                    apply_resync(&ctx, listed, &mut queue, &mut failures, &mut snapshots, &mut known, &mut routine);
+                    let mut names: BTreeSet<String> = names.into_iter().collect();
+                    names.append(&mut changed_in_resync);
+                    finish_resync(&ctx, names, &mut queue, &mut failures, &mut snapshots, &mut known);
                 }
                 Event::Resynced(Err(error)) => {
                     resync_running = false;
@@ -614,6 +631,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             },
             Some(name) = next_change(&mut changes) => {
                 debug!(release = %name, "woken by a change");
+                if resync_running {
+                    changed_in_resync.insert(name.clone());
+                }
                 known.insert(name.clone());
                 snapshots.remove(&name);
                 routine.remove(&name);
@@ -656,54 +676,43 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     summary
 }
 
-/// Takes in a full resync's snapshot: forgets deleted releases, refreshes the shared state,
-/// and schedules a pass now for every release, except those in flight with a look of their
-/// own scheduled and nothing new in the store (the resync would only add a look, and did not
-/// describe their services; their record from their last pass is at least as new), those in
-/// backoff (they keep it) and those running (they read afresh).
-fn apply_resync(
+/// Takes in a part of a full resync (releases listed, and their services described): refreshes
+/// the shared state, and schedules a pass now for every release, except those in flight with
+/// a look of their own scheduled and nothing new in the store (the resync would only add a
+/// look, and did not describe their services; their record from their last pass is at least
+/// as new), those in backoff (they keep it) and those running (they read afresh).
+fn take_in_resync_part(
     ctx: &Context,
-    listed: Vec<Snapshot>,
+    part: Vec<Snapshot>,
     queue: &mut WorkQueue,
-    failures: &mut BTreeMap<String, u32>,
+    failures: &BTreeMap<String, u32>,
     snapshots: &mut BTreeMap<String, Snapshot>,
-    known: &mut BTreeSet<String>,
     routine: &mut BTreeSet<String>,
 ) {
-    ctx.caches.sweep();
-    let names: BTreeSet<String> = listed.iter().map(|s| s.record.name.clone()).collect();
-    for gone in known.difference(&names) {
-        debug!(release = %gone, "release deleted; management stops");
-        queue.forget(gone);
-        failures.remove(gone);
-        ctx.caches.unfollow(gone);
-    }
-    let mut previous = std::mem::take(snapshots);
-    let mut records = Vec::with_capacity(listed.len());
-    let mut fresh = Vec::with_capacity(listed.len());
-    for snapshot in listed {
-        let name = snapshot.record.name.clone();
+    let mut records = Vec::with_capacity(part.len());
+    let mut fresh = Vec::with_capacity(part.len());
+    for snapshot in part {
+        let name = &snapshot.record.name;
         let kept = queue
-            .due(&name)
-            .filter(|_| ctx.state.is_in_flight(&name))
-            .and_then(|_| ctx.state.release_shared(&name))
+            .due(name)
+            .filter(|_| ctx.state.is_in_flight(name))
+            .and_then(|_| ctx.state.release_shared(name))
             .filter(|held| nothing_new(&snapshot.record, held));
-        if let Some(held) = kept {
-            records.push(held);
-            if let Some(old) = previous.remove(&name) {
-                snapshots.insert(name, old);
+        match kept {
+            // Its snapshot from its last pass, if any, stays.
+            Some(held) => records.push(held),
+            None => {
+                records.push(snapshot.record.clone());
+                fresh.push(snapshot);
             }
-            continue;
         }
-        records.push(snapshot.record.clone());
-        fresh.push(snapshot);
     }
-    ctx.state.replace_releases(records);
-    ctx.state.mark_synced();
+    ctx.state.refresh_releases(records);
     for snapshot in fresh {
         let name = snapshot.record.name.clone();
         // A release in backoff keeps its backoff; a running one gets a fresh read.
         if failures.contains_key(&name) || queue.is_running(&name) {
+            snapshots.remove(&name);
             continue;
         }
         snapshots.insert(name.clone(), snapshot);
@@ -713,6 +722,29 @@ fn apply_resync(
         }
         queue.enqueue(&name, Instant::now());
     }
+}
+
+/// Ends a full resync whose parts were all taken in: forgets the releases deleted since the
+/// last one (`names`: those listed, and those written since), sweeps the caches, and marks
+/// the controller synced.
+fn finish_resync(
+    ctx: &Context,
+    names: BTreeSet<String>,
+    queue: &mut WorkQueue,
+    failures: &mut BTreeMap<String, u32>,
+    snapshots: &mut BTreeMap<String, Snapshot>,
+    known: &mut BTreeSet<String>,
+) {
+    for gone in known.difference(&names) {
+        debug!(release = %gone, "release deleted; management stops");
+        queue.forget(gone);
+        failures.remove(gone);
+        ctx.caches.unfollow(gone);
+    }
+    snapshots.retain(|name, _| names.contains(name));
+    ctx.state.retain_releases(&names);
+    ctx.caches.sweep();
+    ctx.state.mark_synced();
     *known = names;
 }
 

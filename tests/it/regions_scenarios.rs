@@ -168,3 +168,65 @@ async fn every_release_is_deployed_where_it_lives_and_a_refused_role_fails_only_
     );
     h.assert_one_deployment_per_rollout();
 }
+
+/// A resync described one place's services after another's: a place whose calls are slow
+/// (throttled, far away, paced by its budget) held back the resync of every place after it.
+/// The places are now described side by side.
+#[tokio::test(start_paused = true)]
+async fn a_resync_describes_each_place_beside_the_others_not_after_them() {
+    use std::time::Duration;
+    use switchyard::sim::{Fault, FaultRule};
+
+    let h = Harness::new();
+    let ireland = h.aws.scoped(ACCOUNT, "eu-west-1");
+    let mut names = Vec::new();
+    for i in 0..30 {
+        let (home, away) = (format!("home-{i:02}"), format!("away-{i:02}"));
+        h.add_service(&home, |_| {});
+        ireland.add_bluegreen_service(BlueGreenSetup::new("prod", &away));
+        apply(&h, &home, "").await;
+        apply(&h, &away, "region: eu-west-1").await;
+        names.extend([home, away]);
+    }
+    let controller = tokio::spawn(controller::run(
+        h.context(),
+        tokio::time::sleep(minutes(30)),
+    ));
+    tokio::time::sleep(minutes(15)).await;
+    for name in &names {
+        assert_eq!(h.status(name).await.phase, Phase::Healthy, "{name}");
+    }
+
+    // Every describe now takes 20 s: each place's three batches take a minute.
+    h.aws.inject(FaultRule::always(
+        "ecs:DescribeServices",
+        Fault::Latency(Duration::from_secs(20)),
+    ));
+    let scans = || {
+        h.store
+            .call_counts()
+            .get("dynamodb:Scan")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = scans();
+    while scans() == before {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.aws.keep_call_times();
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    let described = |region: &str| {
+        h.aws
+            .placed_call_times()
+            .iter()
+            .filter(|c| c.operation == "DescribeServices" && c.region == region)
+            .count()
+    };
+    assert_eq!(
+        (described(REGION), described("eu-west-1")),
+        (3, 3),
+        "65 s into the resync both places' three batches are described"
+    );
+    h.aws.clear_faults();
+    controller.await.unwrap();
+}

@@ -754,3 +754,100 @@ async fn a_panic_in_the_resync_does_not_end_the_resyncs() {
         "resyncs go on after one panicked: {before} DescribeServices before, {after} after ten minutes"
     );
 }
+
+/// The number of passes that have ended well, from `/metrics`.
+fn passes_ended(state: &switchyard::state::ControllerState) -> u64 {
+    let metrics = state.metrics().encode();
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("switchyard_reconcile_duration_seconds_count{outcome=\"ok\"} ")
+        })
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+/// 30 Healthy releases under one controller (running for 30 minutes from the start), then
+/// every DescribeServices made to take 20 s: returns once the next resync has listed the
+/// store, whose three batches then take a minute.
+async fn healthy_fleet_in_a_slow_resync() -> (
+    Harness,
+    switchyard::state::ControllerState,
+    tokio::task::JoinHandle<switchyard::controller::RunSummary>,
+) {
+    let h = Harness::new();
+    let names: Vec<String> = (0..30).map(|i| format!("svc-{i:02}")).collect();
+    for name in &names {
+        h.add_service(name, |_| {});
+        h.apply(name, &ReleaseOptions::default()).await;
+    }
+    let ctx = h.context();
+    let state = ctx.state.clone();
+    let controller = tokio::spawn(switchyard::controller::run(
+        ctx,
+        tokio::time::sleep(minutes(30)),
+    ));
+    tokio::time::sleep(minutes(15)).await;
+    for name in &names {
+        assert_eq!(h.status(name).await.phase, Phase::Healthy, "{name}");
+    }
+    h.aws.inject(FaultRule::always(
+        "ecs:DescribeServices",
+        Fault::Latency(Duration::from_secs(20)),
+    ));
+    let scans = || {
+        h.store
+            .call_counts()
+            .get("dynamodb:Scan")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = scans();
+    while scans() == before {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (h, state, controller)
+}
+
+/// A resync used to describe every service of the fleet before any release's pass ran, and
+/// held a snapshot (with its described service) per release until then: a resync's memory
+/// peak grew with the fleet, and the first batch's releases waited for the last batch's
+/// describe. Each batch now goes to its passes as soon as it is described.
+#[tokio::test(start_paused = true)]
+async fn a_resync_hands_each_described_batch_to_its_passes_before_describing_the_next() {
+    let (h, state, controller) = healthy_fleet_in_a_slow_resync().await;
+    let before = passes_ended(&state);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let after_first_batch = passes_ended(&state) - before;
+    assert!(
+        (10..30).contains(&after_first_batch),
+        "30 s into a resync whose describes take 20 s each, the first batch's 10 releases \
+         have had their passes and the last batch's not: {after_first_batch} passes"
+    );
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(passes_ended(&state) - before, 30, "then every release's");
+    h.aws.clear_faults();
+    controller.await.unwrap();
+}
+
+/// A release written after a resync had listed the store was taken for deleted when that
+/// resync ended: the controller dropped it from its view (the API, `/metrics`) and forgot
+/// its scheduled look until the next resync.
+#[tokio::test(start_paused = true)]
+async fn a_release_written_during_a_resync_is_not_taken_for_deleted_when_it_ends() {
+    let (h, state, controller) = healthy_fleet_in_a_slow_resync().await;
+    h.add_service("late", |_| {});
+    h.apply("late", &ReleaseOptions::default()).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(state.release("late").is_some(), "its first pass has run");
+    // The resync (listed before "late" was written) ends at about 60 s.
+    for second in 30..120 {
+        assert!(
+            state.release("late").is_some(),
+            "{second} s into the resync, a release written during it is still in the \
+             controller's view"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    h.aws.clear_faults();
+    controller.await.unwrap();
+}
