@@ -436,7 +436,7 @@ impl ScriptedOperator {
 
 /// Sets `spec.paused` as `switchyard pause` / `resume` would (a spec edit).
 async fn set_paused(world: &DemoWorld, release: &StoredRelease, paused: bool) -> bool {
-    let mut spec = release.spec.clone();
+    let mut spec = release.spec.value();
     spec["paused"] = serde_json::Value::Bool(paused);
     world
         .store

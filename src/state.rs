@@ -111,7 +111,7 @@ fn watched(release: &StoredRelease) -> Option<Watched> {
     if !is_in_flight(phase_of(release)) {
         return None;
     }
-    let spec = crate::model::parse::parse_spec_value(&release.spec).ok()?;
+    let spec = crate::model::parse::parse_spec_value(&release.spec.value()).ok()?;
     let alarms = spec.rollback_alarms();
     (!alarms.is_empty()).then(|| Watched {
         region: spec.service.region.clone(),

@@ -39,7 +39,7 @@ impl From<StoredRelease> for ReleaseView {
                 updated_by: release.spec_updated_by,
                 updated_at: release.spec_updated_at,
             },
-            spec: canonical_spec(release.spec),
+            spec: canonical_spec(release.spec.value()),
             status: release.status,
         }
     }

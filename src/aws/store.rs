@@ -191,7 +191,7 @@ impl From<ReleaseItem> for StoredRelease {
             name: item.name,
             generation: item.generation,
             labels: item.labels,
-            spec: item.spec,
+            spec: item.spec.into(),
             requests: Requests {
                 promote: item.request_promote,
                 abort: item.request_abort,

@@ -319,7 +319,7 @@ pub fn document_diff(
     let old_labels = serde_json::to_value(&current.labels).unwrap_or(Value::Null);
     let new_labels = serde_json::to_value(labels).unwrap_or(Value::Null);
     diff_values("metadata.labels", &old_labels, &new_labels, &mut lines);
-    diff_values("spec", &current.spec, spec, &mut lines);
+    diff_values("spec", &current.spec.value(), spec, &mut lines);
     lines
 }
 

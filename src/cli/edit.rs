@@ -205,7 +205,8 @@ async fn edit_spec(
         let edit = &edit;
         async move {
             let current = get_release(store, name).await?;
-            let mut edited = current.spec.clone();
+            let current_spec = current.spec.value();
+            let mut edited = current_spec.clone();
             edit(&mut edited)?;
             let spec = parse_spec_value(&edited).map_err(|errors| {
                 // One problem per line, each escaped: the line breaks are the only control
@@ -225,7 +226,7 @@ async fn edit_spec(
             let spec = serde_json::to_value(&spec)
                 .map_err(|e| CliError::Invalid(format!("release/{name}: cannot encode: {e}")))?;
             let mut diff = Vec::new();
-            diff_values("spec", &current.spec, &spec, &mut diff);
+            diff_values("spec", &current_spec, &spec, &mut diff);
             if diff.is_empty() {
                 return Ok(EditOutcome {
                     name: name.to_string(),

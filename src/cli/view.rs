@@ -317,7 +317,7 @@ mod tests {
             name: "web".into(),
             generation: 7,
             labels: Default::default(),
-            spec: serde_json::json!({}),
+            spec: serde_json::json!({}).into(),
             requests: Default::default(),
             status: Some(ReleaseStatus {
                 observed_generation: 6,

@@ -200,9 +200,9 @@ impl Context {
     /// controller's own left out (`Home::normalize`: not a new rollout target).
     pub(crate) fn parse_spec(
         &self,
-        value: &serde_json::Value,
+        stored: &crate::ports::StoredSpec,
     ) -> Result<crate::model::ReleaseSpec, Vec<crate::model::validate::FieldError>> {
-        let mut spec = crate::model::parse::parse_spec_value(value)?;
+        let mut spec = crate::model::parse::parse_spec_value(&stored.value())?;
         let home = self.aws.home();
         let errors = home.check(&spec);
         if errors.is_empty() {

@@ -29,9 +29,9 @@ pub struct StoredRelease {
     pub generation: u64,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// The spec exactly as stored. The controller validates it: a store can hold a document
-    /// written by hand, and such a document must surface as `Invalid`, never reach AWS.
-    pub spec: serde_json::Value,
+    /// The spec as stored. The controller validates it: a store can hold a document written
+    /// by hand, and such a document must surface as `Invalid`, never reach AWS.
+    pub spec: StoredSpec,
     #[serde(default)]
     pub requests: Requests,
     #[serde(default)]
@@ -48,6 +48,67 @@ pub struct StoredRelease {
     /// [`AUDIT_LIMIT`](crate::model::AUDIT_LIMIT) entries (see the module documentation).
     #[serde(default)]
     pub audit: Vec<AuditEntry>,
+}
+
+/// A stored spec, held as its compact JSON text with every object's keys sorted.
+///
+/// The controller holds one per release for as long as it runs: as a `serde_json::Value`
+/// a spec took eight to twelve times its text (each object a map of its own, each key and
+/// string a heap allocation: 2.9 KB for a 354-byte CodeDeploy spec, 10.9 KB for a 982-byte
+/// canary with analysis), most of what the daemon held per release (`BENCHMARKS.md` 2b).
+/// The text is parsed where it is read (a pass parses its spec anyway). Sorted keys make
+/// two equal specs equal texts, whatever order the store gave their keys in (DynamoDB's
+/// maps have none); the order shown to people is the document's (`crate::view`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSpec(Box<str>);
+
+impl StoredSpec {
+    pub fn new(mut value: serde_json::Value) -> Self {
+        value.sort_all_objects();
+        Self(value.to_string().into_boxed_str())
+    }
+
+    /// The spec as a JSON value (parsed from the text).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0)
+            .expect("a stored spec's text is JSON: it was written from a value")
+    }
+
+    /// The compact JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<serde_json::Value> for StoredSpec {
+    fn from(value: serde_json::Value) -> Self {
+        Self::new(value)
+    }
+}
+
+/// Equal when the value is the same spec (the order of keys aside).
+impl PartialEq<serde_json::Value> for StoredSpec {
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        *self == Self::new(other.clone())
+    }
+}
+
+impl std::fmt::Debug for StoredSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for StoredSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoredSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(Self::new)
+    }
 }
 
 /// The condition of a spec write.
@@ -187,4 +248,42 @@ pub trait ReleaseStore: Send + Sync {
 pub trait HeldShards: Send + Sync {
     fn shards(&self) -> u32;
     fn held_safely(&self) -> std::collections::BTreeSet<u32>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoredSpec;
+    use serde_json::json;
+
+    /// DynamoDB's maps have no order: one spec read twice can come with its keys in two
+    /// orders, and must be the same spec (a resync keeps the record it holds when the listed
+    /// one is equal: otherwise every resync would copy the fleet).
+    #[test]
+    fn a_spec_is_the_same_whatever_order_its_keys_come_in() {
+        let one = json!({"service": {"cluster": "prod", "name": "web"}, "paused": true});
+        let other = json!({"paused": true, "service": {"name": "web", "cluster": "prod"}});
+        assert_ne!(one.to_string(), other.to_string(), "two orders");
+        assert_eq!(
+            StoredSpec::from(one.clone()),
+            StoredSpec::from(other.clone())
+        );
+        assert_eq!(StoredSpec::from(one.clone()), other);
+        assert_ne!(StoredSpec::from(one), json!({"paused": false}));
+    }
+
+    #[test]
+    fn a_spec_goes_through_every_format_it_is_stored_or_shown_in_unchanged() {
+        let value = json!({"service": {"cluster": "prod", "name": "web"}, "weights": [1, 2.5]});
+        let spec = StoredSpec::from(value.clone());
+        assert_eq!(spec.value(), value);
+        let item = serde_dynamo::to_attribute_value::<_, serde_dynamo::AttributeValue>(&spec)
+            .expect("to DynamoDB");
+        let back: StoredSpec = serde_dynamo::from_attribute_value(item).expect("from DynamoDB");
+        assert_eq!(back, spec);
+        let yaml = serde_saphyr::to_string(&spec).expect("to YAML");
+        assert!(yaml.contains("cluster: prod"), "{yaml}");
+        let json: StoredSpec =
+            serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(json, spec);
+    }
 }

@@ -312,7 +312,7 @@ impl ReleaseStore for SimStore {
                 Some(Item::Release(mut r)) => {
                     r.generation = generation;
                     r.labels = write.labels;
-                    r.spec = write.spec;
+                    r.spec = write.spec.into();
                     r.spec_updated_by = Some(write.written_by);
                     r.spec_updated_at = Some(write.written_at);
                     r
@@ -321,7 +321,7 @@ impl ReleaseStore for SimStore {
                     name: write.name.clone(),
                     generation,
                     labels: write.labels,
-                    spec: write.spec,
+                    spec: write.spec.into(),
                     requests: Requests::default(),
                     status: None,
                     status_version: 0,

@@ -415,7 +415,7 @@ fn stored_release() -> impl Strategy<Value = StoredRelease> {
                 name,
                 generation,
                 labels: labels.into_iter().collect::<BTreeMap<_, _>>(),
-                spec,
+                spec: spec.into(),
                 requests: Requests {
                     promote,
                     abort,
