@@ -12,7 +12,8 @@
 # /proc/<pid>/smaps_rollup, the allocator's own account of its heap (jemalloc's, from the
 # daemon's /metrics: the bytes it holds, and the allocator's resident bytes, so that RSS that
 # is free memory the allocator keeps shows as the difference) and the phases from the status
-# API. Prints one JSON object per N, and writes them all to target/bench/rss.json.
+# API. Prints one JSON object per N, and writes them all to target/bench/rss.json (and the
+# daemon's log, warnings and errors, to target/bench/rss-daemon-N.log).
 #
 # RSS_REST_MINUTES waits that long at rest before sampling (see below).
 # RSS_WRAPPER runs the daemon under a tool, e.g. RSS_WRAPPER="heaptrack -o /tmp/ht.%p";
@@ -171,6 +172,8 @@ EOF
   kill "$daemon" "${moto_pids[@]}" 2>/dev/null || true
   # The wrapper (heaptrack) writes its file after the daemon exits; moto may be slow to stop.
   wait "$launched" 2>/dev/null || true
+  # The daemon's warnings and errors, beside the report.
+  cp "$work/daemon-$n.log" "$repo/target/bench/rss-daemon-$n.log"
   kill -9 "${moto_pids[@]}" 2>/dev/null || true
 done
 (IFS=,; echo "[${results[*]}]") >"$out"

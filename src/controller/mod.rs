@@ -691,7 +691,15 @@ fn take_in_resync_part(
 ) {
     let mut records = Vec::with_capacity(part.len());
     let mut fresh = Vec::with_capacity(part.len());
-    for snapshot in part {
+    for mut snapshot in part {
+        // A resync lists first and describes after, for as long as its place's budget takes:
+        // a pass may have written a newer record since. That one stands, with the service
+        // just described.
+        if let Some(held) = ctx.state.release_shared(&snapshot.record.name)
+            && newer(&held, &snapshot.record)
+        {
+            snapshot.record = held;
+        }
         let name = &snapshot.record.name;
         let kept = queue
             .due(name)
@@ -746,6 +754,13 @@ fn finish_resync(
     ctx.caches.sweep();
     ctx.state.mark_synced();
     *known = names;
+}
+
+/// Whether `held` (from a pass) is newer than `listed` (from a resync that listed the store
+/// before that pass wrote): a later spec, or a later status of the same spec.
+fn newer(held: &crate::ports::StoredRelease, listed: &crate::ports::StoredRelease) -> bool {
+    held.generation > listed.generation
+        || (held.generation == listed.generation && held.status_version > listed.status_version)
 }
 
 /// Whether a listed record brings nothing the controller has not seen in `known`, its record

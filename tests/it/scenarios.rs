@@ -851,3 +851,45 @@ async fn a_release_written_during_a_resync_is_not_taken_for_deleted_when_it_ends
     h.aws.clear_faults();
     controller.await.unwrap();
 }
+
+/// A resync lists the store, then describes for a while (here a minute): a record a pass
+/// wrote in between is newer than the listed one. The listed one used to replace it: the
+/// controller's view went back a generation (the API showed the old spec and status) and the
+/// release's next pass ran on the old record, its conditional status write refused.
+#[tokio::test(start_paused = true)]
+async fn a_record_written_after_a_resync_listed_it_is_not_replaced_by_the_listed_one() {
+    let (h, state, controller) = healthy_fleet_in_a_slow_resync().await;
+    // The last batch's release, described about a minute from now.
+    h.apply(
+        "svc-29",
+        &ReleaseOptions {
+            image_tag: "3.0.0".into(),
+            ..ReleaseOptions::default()
+        },
+    )
+    .await;
+    let mut seen_generation = 1;
+    for second in 0..120 {
+        let held = state.release("svc-29").expect("held");
+        assert!(
+            held.generation >= seen_generation,
+            "{second} s into the resync the controller's view of svc-29 went back from \
+             generation {seen_generation} to {}",
+            held.generation
+        );
+        seen_generation = held.generation;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(seen_generation, 2);
+    h.aws.clear_faults();
+    let summary = controller.await.unwrap();
+    assert_eq!(
+        summary.failed_passes, 0,
+        "no pass ran on a listed record older than held"
+    );
+    let status = h.status("svc-29").await;
+    assert_eq!(
+        (status.phase, status.observed_generation),
+        (Phase::Healthy, 2)
+    );
+}
