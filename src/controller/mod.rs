@@ -369,10 +369,9 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
     };
     tokio::pin!(shutdown);
 
-    // Releases whose next pass is a routine look (the resync's, a lease taken): their calls
-    // yield to due ones in the API budget. Every other pass (its own scheduled look, a
-    // change, an alarm, a delivery, a retry) is due.
-    let mut routine: BTreeSet<String> = BTreeSet::new();
+    // A pass for a routine look (the resync's, a lease taken: `WorkQueue::enqueue_routine`)
+    // yields its calls to due ones in the API budget. Every other pass (its own scheduled
+    // look, a change, an alarm, a delivery, a retry) is due.
     // Releases whose last pass acted: their next pass reads the action back, and goes ahead
     // of due looks in the budget as the action did (a rollout in the middle of a step: with
     // a full bucket, a look queued behind every other release's would delay each step by a
@@ -390,20 +389,13 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
         // loop does not wake for them until then).
         let mut routine_held = false;
         while active(&passes) < ctx.config.concurrency {
-            let popped = if routine_passes.len() < ctx.config.max_routine_passes.max(1) {
-                queue.pop_due(Instant::now())
-            } else {
-                routine_held = true;
-                // A release reading its action back is not held, whatever its mark.
-                queue.pop_due_where(Instant::now(), |name| {
-                    !routine.contains(name) || reading_back.contains(name)
-                })
-            };
-            let Some(name) = popped else {
+            let routine_too = routine_passes.len() < ctx.config.max_routine_passes.max(1);
+            routine_held = !routine_too;
+            let Some((name, routine)) = queue.pop_due(Instant::now(), routine_too) else {
                 break;
             };
             let reads_back = reading_back.remove(&name);
-            let priority = if routine.remove(&name) && !reads_back {
+            let priority = if routine && !reads_back {
                 Priority::Routine
             } else if reads_back {
                 Priority::Action
@@ -462,11 +454,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 let _ = tx.send(Event::Resynced(listed));
             })));
         }
-        let next_queued = if routine_held {
-            queue.next_due_after(Instant::now())
-        } else {
-            queue.next_due()
-        };
+        let next_queued = queue.next_due(!routine_held);
         let next_wake = match (next_queued, resync_running) {
             (Some(due), false) => due.min(resync_due),
             (Some(due), true) => due,
@@ -557,7 +545,6 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                         }
                         if report.deleted {
                             known.remove(&name);
-                            routine.remove(&name);
                             queue.forget(&name);
                             held_looks.remove(&name);
                             woken_after.remove(&name);
@@ -583,7 +570,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
             }
             Some(event) = events_rx.recv() => match event {
                 Event::ResyncPart(part) => {
-                    take_in_resync_part(&ctx, part, &mut queue, &failures, &mut snapshots, &mut routine);
+                    take_in_resync_part(&ctx, part, &mut queue, &failures, &mut snapshots);
                 }
                 Event::Resynced(Ok(names)) => {
                     resync_running = false;
@@ -601,10 +588,7 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                     if let Some(leases) = &ctx.leases {
                         for name in known.iter().filter(|n| shards.contains(&leases.shard_of(n))) {
                             snapshots.remove(name);
-                            if queue.due(name).is_none() && !queue.is_running(name) {
-                                routine.insert(name.clone());
-                            }
-                            queue.enqueue(name, Instant::now());
+                            queue.enqueue_routine(name, Instant::now());
                         }
                     }
                 }
@@ -617,14 +601,12 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                             let held = held_looks.entry(name.clone()).or_insert(due);
                             *held = (*held).min(due);
                         }
-                        routine.remove(&name);
                         queue.enqueue(&name, Instant::now());
                     }
                 }
                 Event::AlarmFired(names) => {
                     for name in names {
                         snapshots.remove(&name);
-                        routine.remove(&name);
                         queue.enqueue(&name, Instant::now());
                     }
                 }
@@ -636,7 +618,6 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()>) -> RunSummary
                 }
                 known.insert(name.clone());
                 snapshots.remove(&name);
-                routine.remove(&name);
                 queue.enqueue(&name, Instant::now());
             }
             _ = tokio::time::sleep_until(next_wake), if capacity => {}
@@ -687,7 +668,6 @@ fn take_in_resync_part(
     queue: &mut WorkQueue,
     failures: &BTreeMap<String, u32>,
     snapshots: &mut BTreeMap<String, Snapshot>,
-    routine: &mut BTreeSet<String>,
 ) {
     let mut records = Vec::with_capacity(part.len());
     let mut fresh = Vec::with_capacity(part.len());
@@ -723,12 +703,9 @@ fn take_in_resync_part(
             snapshots.remove(&name);
             continue;
         }
-        snapshots.insert(name.clone(), snapshot);
         // A look the release had scheduled anyway stays due; otherwise the resync's is routine.
-        if queue.due(&name).is_none() {
-            routine.insert(name.clone());
-        }
-        queue.enqueue(&name, Instant::now());
+        queue.enqueue_routine(&name, Instant::now());
+        snapshots.insert(name, snapshot);
     }
 }
 

@@ -1,5 +1,11 @@
 //! The per-release work queue: one entry per release, the earliest due time wins, and a
 //! release that is being reconciled is never handed out again until its pass ends.
+//!
+//! An entry is routine (a resync's look, a lease taken) or due (anything else: its own
+//! scheduled look, a change, an alarm, a retry); due entries are also kept in an order of
+//! their own, so that while routine passes are at their limit the loop finds the due work
+//! behind a fleet's routine looks in one step, not by walking them (a walk per wake of the
+//! loop made a resync quadratic in the fleet: `BENCHMARKS.md` 2).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -8,10 +14,15 @@ use tokio::time::Instant;
 /// Releases waiting for a pass, by due time.
 #[derive(Debug, Default)]
 pub struct WorkQueue {
+    /// Every waiting release.
     by_due: BTreeSet<(Instant, String)>,
+    /// The waiting releases that are not routine.
+    due_work: BTreeSet<(Instant, String)>,
     due_of: HashMap<String, Instant>,
+    /// The waiting releases whose entry is routine.
+    routine: HashSet<String>,
     running: HashSet<String>,
-    /// Asked for while running: scheduled when the running pass ends.
+    /// Asked for while running: scheduled (as due) when the running pass ends.
     deferred: HashMap<String, Instant>,
 }
 
@@ -20,68 +31,81 @@ impl WorkQueue {
         Self::default()
     }
 
-    /// Schedules a pass for `name` at `at`, keeping the earlier time if one is already due.
+    /// Schedules a due pass for `name` at `at`, keeping the earlier time if one is already
+    /// scheduled; a routine entry becomes due.
     pub fn enqueue(&mut self, name: &str, at: Instant) {
+        self.schedule(name, at, false);
+    }
+
+    /// Schedules a routine pass for `name` at `at`, unless it has one scheduled anyway (which
+    /// stays as it is, due or routine, at the earlier of the two times) or is running.
+    pub fn enqueue_routine(&mut self, name: &str, at: Instant) {
+        self.schedule(name, at, true);
+    }
+
+    fn schedule(&mut self, name: &str, at: Instant, routine: bool) {
         if self.running.contains(name) {
             let entry = self.deferred.entry(name.to_string()).or_insert(at);
             *entry = (*entry).min(at);
             return;
         }
-        match self.due_of.get(name) {
-            Some(&existing) if existing <= at => {}
+        let was_routine = self.routine.contains(name);
+        let routine = match self.due_of.get(name) {
+            Some(_) => was_routine && routine,
+            None => routine,
+        };
+        let at = match self.due_of.get(name) {
             Some(&existing) => {
-                self.by_due.remove(&(existing, name.to_string()));
-                self.by_due.insert((at, name.to_string()));
-                self.due_of.insert(name.to_string(), at);
+                if existing <= at && routine == was_routine {
+                    return;
+                }
+                self.remove_waiting(name, existing);
+                existing.min(at)
             }
-            None => {
-                self.by_due.insert((at, name.to_string()));
-                self.due_of.insert(name.to_string(), at);
-            }
+            None => at,
+        };
+        self.by_due.insert((at, name.to_string()));
+        if routine {
+            self.routine.insert(name.to_string());
+        } else {
+            self.due_work.insert((at, name.to_string()));
         }
+        self.due_of.insert(name.to_string(), at);
     }
 
-    /// Takes the release due earliest, if it is due by `now`, and marks it running.
-    pub fn pop_due(&mut self, now: Instant) -> Option<String> {
-        let (at, _) = self.by_due.first()?;
-        if *at > now {
-            return None;
+    fn remove_waiting(&mut self, name: &str, at: Instant) {
+        let key = (at, name.to_string());
+        self.by_due.remove(&key);
+        if !self.routine.remove(name) {
+            self.due_work.remove(&key);
         }
-        let (_, name) = self.by_due.pop_first()?;
-        self.due_of.remove(&name);
-        self.running.insert(name.clone());
-        Some(name)
+        self.due_of.remove(name);
     }
 
-    /// Takes the release due earliest among those due by `now` that `eligible` accepts, and
-    /// marks it running. Walks the due releases in order until one is accepted: the loop uses
-    /// it only while routine passes are at their limit, to find due work behind routine looks.
-    pub fn pop_due_where(
-        &mut self,
-        now: Instant,
-        mut eligible: impl FnMut(&str) -> bool,
-    ) -> Option<String> {
-        let (at, name) = self
-            .by_due
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .find(|(_, name)| eligible(name))
-            .cloned()?;
-        self.by_due.remove(&(at, name.clone()));
-        self.due_of.remove(&name);
+    /// Takes the release due earliest, if it is due by `now`, among every entry or (without
+    /// `routine_too`) the due ones only, and marks it running; with whether it was routine.
+    pub fn pop_due(&mut self, now: Instant, routine_too: bool) -> Option<(String, bool)> {
+        let order = if routine_too {
+            &self.by_due
+        } else {
+            &self.due_work
+        };
+        let (at, name) = order.first().filter(|(at, _)| *at <= now)?.clone();
+        let routine = self.routine.contains(&name);
+        self.remove_waiting(&name, at);
         self.running.insert(name.clone());
-        Some(name)
+        Some((name, routine))
     }
 
-    /// The earliest due time later than `now`: what the loop waits for when every release
-    /// due by `now` is one it may not start yet.
-    pub fn next_due_after(&self, now: Instant) -> Option<Instant> {
-        // Instants count nanoseconds: the first entry from a nanosecond after `now`.
-        let after = now + std::time::Duration::from_nanos(1);
-        self.by_due
-            .range((after, String::new())..)
-            .next()
-            .map(|(at, _)| *at)
+    /// The earliest due time of a waiting release, among every entry or (without
+    /// `routine_too`) the due ones only.
+    pub fn next_due(&self, routine_too: bool) -> Option<Instant> {
+        let order = if routine_too {
+            &self.by_due
+        } else {
+            &self.due_work
+        };
+        order.first().map(|(at, _)| *at)
     }
 
     /// When `name` is due, if it is waiting (not running).
@@ -94,11 +118,6 @@ impl WorkQueue {
         self.due_of.keys().chain(&self.running).cloned().collect()
     }
 
-    /// The earliest due time of a release that is not running.
-    pub fn next_due(&self) -> Option<Instant> {
-        self.by_due.first().map(|(at, _)| *at)
-    }
-
     /// Ends a pass; a request that arrived meanwhile is scheduled now.
     pub fn finish(&mut self, name: &str) {
         self.running.remove(name);
@@ -109,8 +128,8 @@ impl WorkQueue {
 
     /// Forgets a release entirely (it was deleted).
     pub fn forget(&mut self, name: &str) {
-        if let Some(at) = self.due_of.remove(name) {
-            self.by_due.remove(&(at, name.to_string()));
+        if let Some(at) = self.due_of.get(name).copied() {
+            self.remove_waiting(name, at);
         }
         self.deferred.remove(name);
     }
@@ -146,37 +165,64 @@ mod tests {
         q.enqueue("a", now + Duration::from_secs(1));
         q.enqueue("a", now + Duration::from_secs(20));
         assert_eq!(q.len(), 1);
-        assert_eq!(q.next_due(), Some(now + Duration::from_secs(1)));
+        assert_eq!(q.next_due(true), Some(now + Duration::from_secs(1)));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_filtered_pop_takes_the_earliest_due_release_accepted_and_nothing_not_due() {
+    async fn without_routine_a_pop_takes_the_earliest_due_entry_and_nothing_not_due() {
         let mut q = WorkQueue::new();
         let now = Instant::now();
-        q.enqueue("routine-1", now);
-        q.enqueue("routine-2", now);
+        q.enqueue_routine("routine-1", now);
+        q.enqueue_routine("routine-2", now);
         q.enqueue("due", now + Duration::from_secs(1));
         q.enqueue("later", now + Duration::from_secs(60));
-        let not_routine = |name: &str| !name.starts_with("routine");
-        assert_eq!(
-            q.pop_due_where(now, not_routine),
-            None,
-            "due is not due yet"
-        );
+        assert_eq!(q.pop_due(now, false), None, "due is not due yet");
         let soon = now + Duration::from_secs(1);
-        assert_eq!(q.pop_due_where(soon, not_routine).as_deref(), Some("due"));
+        assert_eq!(q.pop_due(soon, false), Some(("due".into(), false)));
         assert!(q.is_running("due"));
-        assert_eq!(q.pop_due_where(soon, not_routine), None, "later is not due");
-        // The routine looks due now are skipped: the next wake is the later release's.
+        assert_eq!(q.pop_due(soon, false), None, "later is not due");
+        // The routine looks due now are not waited for: the next wake is the later release's.
         let later = now + Duration::from_secs(60);
-        assert_eq!(q.next_due_after(now), Some(later));
-        assert_eq!(q.next_due_after(later), None);
+        assert_eq!(q.next_due(false), Some(later));
+        assert_eq!(q.next_due(true), Some(now));
         assert_eq!(
-            q.pop_due(soon).as_deref(),
-            Some("routine-1"),
+            q.pop_due(soon, true),
+            Some(("routine-1".into(), true)),
             "the others stay queued"
         );
         assert_eq!(q.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_routine_look_leaves_a_scheduled_one_due_and_a_due_one_makes_it_due() {
+        let mut q = WorkQueue::new();
+        let now = Instant::now();
+        q.enqueue("step", now + Duration::from_secs(30));
+        q.enqueue_routine("step", now);
+        assert_eq!(q.due("step"), Some(now), "at the earlier time");
+        assert_eq!(
+            q.pop_due(now, false),
+            Some(("step".into(), false)),
+            "still due"
+        );
+
+        q.enqueue_routine("look", now + Duration::from_secs(5));
+        q.enqueue("look", now + Duration::from_secs(10));
+        assert_eq!(q.due("look"), Some(now + Duration::from_secs(5)));
+        assert_eq!(
+            q.pop_due(now + Duration::from_secs(5), false),
+            Some(("look".into(), false)),
+            "a change made it due"
+        );
+
+        // Asked for while running: due when the pass ends.
+        q.enqueue_routine("step", now);
+        q.finish("step");
+        assert_eq!(q.pop_due(now, false), Some(("step".into(), false)));
+        q.enqueue_routine("gone", now);
+        q.forget("gone");
+        assert!(q.is_empty());
+        assert_eq!((q.next_due(true), q.next_due(false)), (None, None));
     }
 
     #[tokio::test(start_paused = true)]
@@ -184,11 +230,11 @@ mod tests {
         let mut q = WorkQueue::new();
         let now = Instant::now();
         q.enqueue("a", now);
-        assert_eq!(q.pop_due(now).as_deref(), Some("a"));
+        assert_eq!(q.pop_due(now, true), Some(("a".into(), false)));
         q.enqueue("a", now);
-        assert_eq!(q.pop_due(now), None, "a is running");
+        assert_eq!(q.pop_due(now, true), None, "a is running");
         q.finish("a");
-        assert_eq!(q.pop_due(now).as_deref(), Some("a"));
+        assert_eq!(q.pop_due(now, true), Some(("a".into(), false)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -196,10 +242,10 @@ mod tests {
         let mut q = WorkQueue::new();
         let now = Instant::now();
         q.enqueue("b", now + Duration::from_secs(5));
-        assert_eq!(q.pop_due(now), None);
+        assert_eq!(q.pop_due(now, true), None);
         assert_eq!(
-            q.pop_due(now + Duration::from_secs(5)).as_deref(),
-            Some("b")
+            q.pop_due(now + Duration::from_secs(5), true),
+            Some(("b".into(), false))
         );
     }
 }
