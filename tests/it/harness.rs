@@ -179,6 +179,26 @@ impl Harness {
         controller::run(self.context(), tokio::time::sleep(duration)).await
     }
 
+    /// Makes every DescribeServices take `latency` from now on, and returns once the next
+    /// resync has listed the store (its describes then take that long each).
+    pub async fn slow_describes_from_the_next_resync(&self, latency: Duration) {
+        self.aws.inject(switchyard::sim::FaultRule::always(
+            "ecs:DescribeServices",
+            switchyard::sim::Fault::Latency(latency),
+        ));
+        let scans = || {
+            self.store
+                .call_counts()
+                .get("dynamodb:Scan")
+                .copied()
+                .unwrap_or(0)
+        };
+        let before = scans();
+        while scans() == before {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn status(&self, name: &str) -> ReleaseStatus {
         self.store
             .get(name)

@@ -175,7 +175,6 @@ async fn every_release_is_deployed_where_it_lives_and_a_refused_role_fails_only_
 #[tokio::test(start_paused = true)]
 async fn a_resync_describes_each_place_beside_the_others_not_after_them() {
     use std::time::Duration;
-    use switchyard::sim::{Fault, FaultRule};
 
     let h = Harness::new();
     let ireland = h.aws.scoped(ACCOUNT, "eu-west-1");
@@ -198,21 +197,8 @@ async fn a_resync_describes_each_place_beside_the_others_not_after_them() {
     }
 
     // Every describe now takes 20 s: each place's three batches take a minute.
-    h.aws.inject(FaultRule::always(
-        "ecs:DescribeServices",
-        Fault::Latency(Duration::from_secs(20)),
-    ));
-    let scans = || {
-        h.store
-            .call_counts()
-            .get("dynamodb:Scan")
-            .copied()
-            .unwrap_or(0)
-    };
-    let before = scans();
-    while scans() == before {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.slow_describes_from_the_next_resync(Duration::from_secs(20))
+        .await;
     h.aws.keep_call_times();
     tokio::time::sleep(Duration::from_secs(65)).await;
     let described = |region: &str| {

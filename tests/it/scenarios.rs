@@ -790,21 +790,8 @@ async fn healthy_fleet_in_a_slow_resync() -> (
     for name in &names {
         assert_eq!(h.status(name).await.phase, Phase::Healthy, "{name}");
     }
-    h.aws.inject(FaultRule::always(
-        "ecs:DescribeServices",
-        Fault::Latency(Duration::from_secs(20)),
-    ));
-    let scans = || {
-        h.store
-            .call_counts()
-            .get("dynamodb:Scan")
-            .copied()
-            .unwrap_or(0)
-    };
-    let before = scans();
-    while scans() == before {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.slow_describes_from_the_next_resync(Duration::from_secs(20))
+        .await;
     (h, state, controller)
 }
 
