@@ -179,6 +179,27 @@ impl Harness {
         controller::run(self.context(), tokio::time::sleep(duration)).await
     }
 
+    /// Starts one controller on `ctx` for 30 minutes (the test's whole run) and returns,
+    /// 15 minutes in, once every release of `names` is Healthy.
+    pub async fn run_until_healthy(
+        &self,
+        ctx: Context,
+        names: &[String],
+    ) -> tokio::task::JoinHandle<RunSummary> {
+        let controller = tokio::spawn(controller::run(ctx, tokio::time::sleep(minutes(30))));
+        tokio::time::sleep(minutes(15)).await;
+        for name in names {
+            let status = self.status(name).await;
+            assert_eq!(
+                status.phase,
+                switchyard::model::Phase::Healthy,
+                "{name}: {}",
+                status.message
+            );
+        }
+        controller
+    }
+
     /// Makes every DescribeServices take `latency` from now on, and returns once the next
     /// resync has listed the store (its describes then take that long each).
     pub async fn slow_describes_from_the_next_resync(&self, latency: Duration) {

@@ -187,14 +187,7 @@ async fn a_resync_describes_each_place_beside_the_others_not_after_them() {
         apply(&h, &away, "region: eu-west-1").await;
         names.extend([home, away]);
     }
-    let controller = tokio::spawn(controller::run(
-        h.context(),
-        tokio::time::sleep(minutes(30)),
-    ));
-    tokio::time::sleep(minutes(15)).await;
-    for name in &names {
-        assert_eq!(h.status(name).await.phase, Phase::Healthy, "{name}");
-    }
+    let controller = h.run_until_healthy(h.context(), &names).await;
 
     // Every describe now takes 20 s: each place's three batches take a minute.
     h.slow_describes_from_the_next_resync(Duration::from_secs(20))

@@ -782,14 +782,7 @@ async fn healthy_fleet_in_a_slow_resync() -> (
     }
     let ctx = h.context();
     let state = ctx.state.clone();
-    let controller = tokio::spawn(switchyard::controller::run(
-        ctx,
-        tokio::time::sleep(minutes(30)),
-    ));
-    tokio::time::sleep(minutes(15)).await;
-    for name in &names {
-        assert_eq!(h.status(name).await.phase, Phase::Healthy, "{name}");
-    }
+    let controller = h.run_until_healthy(ctx, &names).await;
     h.slow_describes_from_the_next_resync(Duration::from_secs(20))
         .await;
     (h, state, controller)
